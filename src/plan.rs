@@ -1,0 +1,810 @@
+//! Planning: a pure function from (profile, live state) to what would change.
+//!
+//! `plan` decides, for every key, limit and file, whether it is in sync, would be set, or is
+//! skipped and why; it runs every check that needs the live system (unknown keys, nofile against
+//! fs.nr_open, soft above hard, listening ports in the new ephemeral range, files that override
+//! the drop-in at boot). It never performs I/O: live.rs reads, transaction code writes.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::dropin;
+use crate::error::{Error, Problem, Result};
+use crate::keys::{self, KeyName, Scope};
+use crate::limits::{self, Item, LimitValue, Resolved};
+use crate::live::{self, LiveState};
+use crate::profile::{Origin, Profile, Want};
+use crate::root::{Namespace, Root};
+use crate::sysctld::{self, Assignment, BootFile};
+use crate::value;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Action {
+    /// Already as wanted.
+    Keep,
+    /// Would be written.
+    Set,
+    /// `optional = true` and this kernel lacks the key.
+    SkipAbsent,
+    /// A global key in a private network namespace.
+    SkipGlobal,
+}
+
+impl Action {
+    #[must_use]
+    pub fn label(self) -> &'static str {
+        match self {
+            Action::Keep => "ok",
+            Action::Set => "set",
+            Action::SkipAbsent => "skip (absent)",
+            Action::SkipGlobal => "skip (global)",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Source {
+    pub file: String,
+    pub line: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BootValue {
+    pub value: String,
+    pub source: Source,
+}
+
+impl From<Assignment> for BootValue {
+    fn from(a: Assignment) -> Self {
+        BootValue {
+            value: a.value,
+            source: Source {
+                file: a.file,
+                line: a.line,
+            },
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SysctlRow {
+    pub key: KeyName,
+    pub scope: Scope,
+    /// The value now; `None` when the kernel lacks the key.
+    pub live: Option<String>,
+    /// What the boot files set now, if any does.
+    pub boot: Option<BootValue>,
+    /// What the profile asks for, as written (`65535`, `>= 8192`, `<= 30`).
+    pub wanted: String,
+    /// The value after apply (`None` when skipped).
+    pub target: Option<String>,
+    pub action: Action,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LimitRow {
+    pub domain: String,
+    pub item: String,
+    #[serde(rename = "type")]
+    pub half: &'static str,
+    /// The value in force for this domain now (pam_limits precedence), and where it is set.
+    pub live: Option<String>,
+    pub source: Option<Source>,
+    pub wanted: String,
+    pub action: Action,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SystemdRow {
+    pub setting: &'static str,
+    pub live: String,
+    pub source: Option<Source>,
+    pub wanted: String,
+    pub action: Action,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FileChange {
+    /// Root-relative path (`etc/sysctl.d/90-netprofile.conf`).
+    #[serde(skip)]
+    pub rel: String,
+    /// As shown to the user (`/etc/sysctl.d/90-netprofile.conf`).
+    pub path: String,
+    pub old: Option<String>,
+    pub new: Option<String>,
+}
+
+impl FileChange {
+    #[must_use]
+    pub fn changes(&self) -> bool {
+        self.old != self.new
+    }
+
+    #[must_use]
+    pub fn verb(&self) -> &'static str {
+        match (&self.old, &self.new) {
+            (a, b) if a == b => "unchanged",
+            (None, Some(_)) => "create",
+            (Some(_), None) => "remove",
+            _ => "modify",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Plan {
+    pub profile: String,
+    pub source: String,
+    pub namespace: Namespace,
+    pub sysctl: Vec<SysctlRow>,
+    pub limits: Vec<LimitRow>,
+    pub systemd: Vec<SystemdRow>,
+    pub files: Vec<FileChange>,
+    pub warnings: Vec<String>,
+}
+
+impl Plan {
+    /// True when apply would change anything (a live value or a file).
+    #[must_use]
+    pub fn differs(&self) -> bool {
+        self.sysctl.iter().any(|r| r.action == Action::Set)
+            || self.limits.iter().any(|r| r.action == Action::Set)
+            || self.systemd.iter().any(|r| r.action == Action::Set)
+            || self.files.iter().any(FileChange::changes)
+    }
+
+    /// The keys apply would write, in the order it writes them.
+    #[must_use]
+    pub fn to_set(&self) -> Vec<&SysctlRow> {
+        let mut rows: Vec<&SysctlRow> = self
+            .sysctl
+            .iter()
+            .filter(|r| r.action == Action::Set)
+            .collect();
+        // fs.nr_open bounds what nofile may be; fs.file-max bounds the whole machine. Raise
+        // them first so that nothing later is refused for lack of them.
+        rows.sort_by_key(|r| match r.key.as_str() {
+            "fs.nr_open" => 0,
+            "fs.file-max" => 1,
+            _ => 2,
+        });
+        rows
+    }
+}
+
+fn problem(origin: &Origin, key: String, message: String) -> Problem {
+    Problem {
+        file: origin.file.clone(),
+        line: Some(origin.line),
+        key: Some(key),
+        message,
+    }
+}
+
+/// The plan for `profile` against `live`, or every problem that stops it.
+pub fn plan(profile: &Profile, live: &LiveState) -> Result<Plan> {
+    let namespace = live.namespace.unwrap_or(Namespace::Initial);
+    let mut problems = Vec::new();
+    let mut warnings = Vec::new();
+    let mut rows = Vec::new();
+
+    for (key, setting) in &profile.sysctl {
+        let scope = keys::scope(key);
+        let shape = keys::known(key.as_str()).map(|k| k.shape);
+        let current = live.sysctl.get(key).cloned().flatten();
+        let boot = sysctld::boot_value(&live.boot_files, key.as_str()).map(BootValue::from);
+        let wanted = match &setting.want {
+            Want::Exact(v) => v.clone(),
+            Want::Min(n) => format!(">= {n}"),
+            Want::Max(n) => format!("<= {n}"),
+        };
+        let mut row = SysctlRow {
+            key: key.clone(),
+            scope,
+            live: current.clone(),
+            boot,
+            wanted,
+            target: None,
+            action: Action::Keep,
+        };
+        if namespace == Namespace::Private && scope == Scope::Global {
+            row.action = Action::SkipGlobal;
+            rows.push(row);
+            continue;
+        }
+        let Some(current) = current else {
+            if setting.optional {
+                row.action = Action::SkipAbsent;
+                rows.push(row);
+            } else {
+                problems.push(unknown_key(key, &setting.origin, live));
+            }
+            continue;
+        };
+        let target = match &setting.want {
+            Want::Exact(v) => v.clone(),
+            Want::Min(n) | Want::Max(n) => {
+                let Ok(now) = current.parse::<i64>() else {
+                    problems.push(problem(
+                        &setting.origin,
+                        format!("[sysctl] {key:?}"),
+                        format!(
+                            "min and max need a single-integer key, but the kernel reads {current:?}; \
+                             give the exact value"
+                        ),
+                    ));
+                    continue;
+                };
+                let keep = if matches!(setting.want, Want::Min(_)) {
+                    now >= *n
+                } else {
+                    now <= *n
+                };
+                if keep { current.clone() } else { n.to_string() }
+            }
+        };
+        row.action = if value::normal_form(shape, &target) == current {
+            Action::Keep
+        } else {
+            Action::Set
+        };
+        row.target = Some(target);
+        rows.push(row);
+    }
+
+    let nr_open = effective_nr_open(live, &rows);
+    let mut limit_rows = Vec::new();
+    let old_entries = live::entries(&live.limit_files);
+    for limit in &profile.limits {
+        let label = format!("[[limits]] {} {}", limit.domain, limit.item);
+        if limit.item == Item::Nofile
+            && let (Some(LimitValue::Num(hard)), Some(nr_open)) = (limit.hard, nr_open)
+            && hard > nr_open
+        {
+            problems.push(problem(
+                &limit.origin,
+                label.clone(),
+                format!(
+                    "hard nofile {hard} is above fs.nr_open {nr_open}: pam_limits would fail at \
+                     login and lock users out. Lower it, or raise fs.nr_open in [sysctl]"
+                ),
+            ));
+        }
+        let subject = live.subject(&limit.domain);
+        let (soft_now, hard_now) = limits::resolve(&old_entries, &subject, limit.item);
+        if let (Some(soft), None, Some(hard_now)) = (limit.soft, limit.hard, &hard_now)
+            && soft > hard_now.value
+        {
+            problems.push(problem(
+                &limit.origin,
+                label.clone(),
+                format!(
+                    "soft {soft} is above the hard limit {} set at {}:{}; set a hard value too",
+                    hard_now.value, hard_now.file, hard_now.line
+                ),
+            ));
+        }
+        for (half, want, now) in [
+            ("soft", limit.soft, soft_now),
+            ("hard", limit.hard, hard_now),
+        ] {
+            let Some(want) = want else { continue };
+            limit_rows.push(LimitRow {
+                domain: limit.domain.to_string(),
+                item: limit.item.to_string(),
+                half,
+                live: now.as_ref().map(|r| r.value.to_string()),
+                source: now.as_ref().map(|r| Source {
+                    file: r.file.clone(),
+                    line: r.line,
+                }),
+                wanted: want.to_string(),
+                action: if now.as_ref().map(|r| r.value) == Some(want) {
+                    Action::Keep
+                } else {
+                    Action::Set
+                },
+            });
+        }
+    }
+
+    let mut systemd_rows = Vec::new();
+    if let Some((pair, origin)) = &profile.systemd_nofile {
+        if let Some(nr_open) = nr_open
+            && pair.hard > u64::try_from(nr_open).unwrap_or(0)
+        {
+            problems.push(problem(
+                origin,
+                "[systemd] default_limit_nofile".into(),
+                format!(
+                    "hard {} is above fs.nr_open {nr_open}; services would fail to start. Lower \
+                     it, or raise fs.nr_open in [sysctl]",
+                    pair.hard
+                ),
+            ));
+        }
+        let wanted = dropin::nofile_value(*pair);
+        let (now, source) = match &live.systemd_nofile {
+            Some(s) => (
+                s.value.clone(),
+                Some(Source {
+                    file: s.file.clone(),
+                    line: s.line,
+                }),
+            ),
+            // systemd's built-in default since v240.
+            None => ("1024:524288".to_string(), None),
+        };
+        fn same(v: &str) -> (&str, &str) {
+            v.split_once(':').unwrap_or((v, v))
+        }
+        systemd_rows.push(SystemdRow {
+            setting: "DefaultLimitNOFILE",
+            action: if same(&now) == same(&wanted) {
+                Action::Keep
+            } else {
+                Action::Set
+            },
+            live: now,
+            source,
+            wanted,
+        });
+    }
+
+    if !problems.is_empty() {
+        return Err(Error::Invalid(problems));
+    }
+
+    let files = if namespace == Namespace::Initial {
+        planned_files(profile, live, &rows)
+    } else {
+        Vec::new()
+    };
+    warnings.extend(port_warnings(&rows, live));
+    if namespace == Namespace::Initial {
+        warnings.extend(boot_warnings(&rows, live, &files));
+        warnings.extend(limit_warnings(profile, live, &files));
+    } else if rows.iter().any(|r| r.action == Action::SkipGlobal) {
+        warnings.push(
+            "this is a private network namespace: global keys are skipped and nothing is \
+             persisted (boot files configure the initial namespace only)"
+                .to_string(),
+        );
+    }
+
+    Ok(Plan {
+        profile: profile.name.clone(),
+        source: profile.source.clone(),
+        namespace,
+        sysctl: rows,
+        limits: limit_rows,
+        systemd: systemd_rows,
+        files,
+        warnings,
+    })
+}
+
+fn unknown_key(key: &KeyName, origin: &Origin, live: &LiveState) -> Problem {
+    let parent = key.as_str().rsplit_once('.').map_or("", |(p, _)| p);
+    let siblings: Vec<String> = live
+        .siblings
+        .get(key)
+        .into_iter()
+        .flatten()
+        .map(|name| format!("{parent}.{name}"))
+        .collect();
+    let candidates = keys::CATALOGUE
+        .iter()
+        .map(|k| k.name)
+        .chain(siblings.iter().map(String::as_str));
+    let hint = keys::nearest(key.as_str(), candidates).map_or_else(
+        || " If it comes from a module that is not loaded, add `optional = true`.".to_string(),
+        |n| format!(" Did you mean {n:?}?"),
+    );
+    problem(
+        origin,
+        format!("[sysctl] {key:?}"),
+        format!(
+            "unknown key: this kernel has no {}.{hint}",
+            Root::display(&Root::sysctl_rel(key))
+        ),
+    )
+}
+
+/// fs.nr_open as it will be after apply: the profile's target, else the live value.
+fn effective_nr_open(live: &LiveState, rows: &[SysctlRow]) -> Option<i64> {
+    let key = KeyName::parse("fs.nr_open").ok()?;
+    let planned = rows
+        .iter()
+        .find(|r| r.key == key)
+        .and_then(|r| r.target.clone());
+    planned
+        .or_else(|| live.sysctl.get(&key).cloned().flatten())
+        .and_then(|v| v.parse().ok())
+}
+
+fn planned_files(profile: &Profile, live: &LiveState, rows: &[SysctlRow]) -> Vec<FileChange> {
+    let values: Vec<(String, String)> = rows
+        .iter()
+        .filter_map(|r| Some((r.key.to_string(), r.target.clone()?)))
+        .collect();
+    let wanted = [
+        (Root::sysctl_dropin(), dropin::sysctl(profile, &values)),
+        (
+            Root::limits_dropin(),
+            dropin::limits(profile, &profile.limits),
+        ),
+        (Root::systemd_dropin(), dropin::systemd(profile)),
+    ];
+    wanted
+        .into_iter()
+        .map(|(rel, new)| FileChange {
+            path: Root::display(&rel),
+            old: live.dropins.get(&rel).cloned().flatten(),
+            rel,
+            new,
+        })
+        .collect()
+}
+
+/// Listening ports that the new ephemeral range would cover without reserving them.
+fn port_warnings(rows: &[SysctlRow], live: &LiveState) -> Vec<String> {
+    let find = |name: &str| rows.iter().find(|r| r.key.as_str() == name);
+    let Some(range) = find("net.ipv4.ip_local_port_range").and_then(|r| r.target.clone()) else {
+        return Vec::new();
+    };
+    let bounds: Vec<u16> = range
+        .split_whitespace()
+        .filter_map(|f| f.parse().ok())
+        .collect();
+    let [lo, hi] = bounds[..] else {
+        return Vec::new();
+    };
+    let reserved_text = find("net.ipv4.ip_local_reserved_ports")
+        .and_then(|r| r.target.clone().or_else(|| r.live.clone()))
+        .or_else(|| {
+            live.sysctl
+                .iter()
+                .find(|(k, _)| k.as_str() == "net.ipv4.ip_local_reserved_ports")
+                .and_then(|(_, v)| v.clone())
+        })
+        .unwrap_or_default();
+    let reserved = value::parse_port_list(&reserved_text).unwrap_or_default();
+    let exposed: Vec<String> = live
+        .listening
+        .iter()
+        .filter(|p| (lo..=hi).contains(*p) && !value::port_in(&reserved, **p))
+        .map(ToString::to_string)
+        .collect();
+    if exposed.is_empty() {
+        return Vec::new();
+    }
+    vec![format!(
+        "listening port(s) {} lie inside the new ephemeral range {lo}-{hi}: an outgoing \
+         connection can take such a port and the service then fails to bind after a restart. \
+         Add them to [ports] reserved = [{}]",
+        exposed.join(", "),
+        exposed
+            .iter()
+            .map(|p| format!("\"{p}\""))
+            .collect::<Vec<_>>()
+            .join(", ")
+    )]
+}
+
+/// Boot files that would set a managed key to something else after netprofile's drop-in.
+fn boot_warnings(rows: &[SysctlRow], live: &LiveState, files: &[FileChange]) -> Vec<String> {
+    let dropin = Root::display(&Root::sysctl_dropin());
+    let Some(change) = files.iter().find(|f| f.path == dropin) else {
+        return Vec::new();
+    };
+    let mut boot: Vec<BootFile> = live
+        .boot_files
+        .iter()
+        .filter(|f| f.path != dropin)
+        .cloned()
+        .collect();
+    if let Some(text) = &change.new {
+        let name = dropin.rsplit('/').next().unwrap_or_default().to_string();
+        let at = boot
+            .iter()
+            .position(|f| {
+                f.path.rsplit('/').next().unwrap_or_default() > name.as_str()
+                    || f.path == Root::display(Root::SYSCTL_CONF)
+            })
+            .unwrap_or(boot.len());
+        boot.insert(
+            at,
+            BootFile {
+                path: dropin.clone(),
+                text: text.clone(),
+            },
+        );
+    }
+    let mut warnings = Vec::new();
+    for row in rows {
+        let Some(target) = &row.target else { continue };
+        let shape = keys::known(row.key.as_str()).map(|k| k.shape);
+        if let Some(at_boot) = sysctld::boot_value(&boot, row.key.as_str())
+            && at_boot.file != dropin
+            && value::normal_form(shape, &at_boot.value) != *target
+        {
+            warnings.push(format!(
+                "{}:{} sets {} = {} after netprofile's drop-in: at boot the value would be {}, \
+                 not {target}. Remove that line or the file",
+                at_boot.file, at_boot.line, row.key, at_boot.value, at_boot.value
+            ));
+        }
+    }
+    warnings
+}
+
+/// Limits files that would override the profile's limits for their own domain.
+fn limit_warnings(profile: &Profile, live: &LiveState, files: &[FileChange]) -> Vec<String> {
+    let dropin = Root::display(&Root::limits_dropin());
+    let Some(change) = files.iter().find(|f| f.path == dropin) else {
+        return Vec::new();
+    };
+    let mut all: Vec<BootFile> = live
+        .limit_files
+        .iter()
+        .filter(|f| f.path != dropin)
+        .cloned()
+        .collect();
+    if let Some(text) = &change.new {
+        let at = all
+            .iter()
+            .position(|f| f.path.starts_with("/etc/security/limits.d/") && f.path > dropin)
+            .unwrap_or(all.len());
+        all.insert(
+            at,
+            BootFile {
+                path: dropin.clone(),
+                text: text.clone(),
+            },
+        );
+    }
+    let entries = live::entries(&all);
+    let mut warnings = Vec::new();
+    let mut seen = BTreeMap::new();
+    for limit in &profile.limits {
+        let (soft, hard) = limits::resolve(&entries, &live.subject(&limit.domain), limit.item);
+        for (half, want, got) in [("soft", limit.soft, soft), ("hard", limit.hard, hard)] {
+            let (Some(want), Some(Resolved { value, file, line })) = (want, got) else {
+                continue;
+            };
+            if value != want && file != dropin && seen.insert((file.clone(), line), ()).is_none() {
+                warnings.push(format!(
+                    "{file}:{line} overrides {} {half} {} with {value} (wanted {want}); remove \
+                     that line",
+                    limit.domain, limit.item
+                ));
+            }
+        }
+    }
+    warnings
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::profile::{Setting, Want};
+
+    fn origin() -> Origin {
+        Origin {
+            file: "p.toml".into(),
+            line: 1,
+        }
+    }
+
+    fn profile(settings: &[(&str, Want, bool)]) -> Profile {
+        Profile {
+            name: "p".into(),
+            description: String::new(),
+            source: "p.toml".into(),
+            text: String::new(),
+            sysctl: settings
+                .iter()
+                .map(|(k, want, optional)| {
+                    (
+                        KeyName::parse(k).unwrap(),
+                        Setting {
+                            want: want.clone(),
+                            optional: *optional,
+                            origin: origin(),
+                        },
+                    )
+                })
+                .collect(),
+            limits: Vec::new(),
+            systemd_nofile: None,
+        }
+    }
+
+    fn live(values: &[(&str, Option<&str>)], namespace: Namespace) -> LiveState {
+        LiveState {
+            namespace: Some(namespace),
+            sysctl: values
+                .iter()
+                .map(|(k, v)| (KeyName::parse(k).unwrap(), v.map(String::from)))
+                .collect(),
+            ..LiveState::default()
+        }
+    }
+
+    #[test]
+    #[allow(clippy::type_complexity)]
+    fn actions_by_table() {
+        use Want::{Exact, Max, Min};
+        let e = |s: &str| Exact(s.to_string());
+        // (key, want, optional, live, namespace, expected action, expected target)
+        let cases: Vec<(
+            &str,
+            Want,
+            bool,
+            Option<&str>,
+            Namespace,
+            Action,
+            Option<&str>,
+        )> = vec![
+            (
+                "net.core.somaxconn",
+                e("4096"),
+                false,
+                Some("4096"),
+                Namespace::Initial,
+                Action::Keep,
+                Some("4096"),
+            ),
+            (
+                "net.core.somaxconn",
+                e("65535"),
+                false,
+                Some("4096"),
+                Namespace::Initial,
+                Action::Set,
+                Some("65535"),
+            ),
+            (
+                "net.ipv4.tcp_max_syn_backlog",
+                Min(8192),
+                false,
+                Some("2048"),
+                Namespace::Initial,
+                Action::Set,
+                Some("8192"),
+            ),
+            (
+                "net.ipv4.tcp_max_syn_backlog",
+                Min(8192),
+                false,
+                Some("16384"),
+                Namespace::Initial,
+                Action::Keep,
+                Some("16384"),
+            ),
+            (
+                "net.ipv4.tcp_fin_timeout",
+                Max(30),
+                false,
+                Some("60"),
+                Namespace::Initial,
+                Action::Set,
+                Some("30"),
+            ),
+            (
+                "net.ipv4.tcp_fin_timeout",
+                Max(30),
+                false,
+                Some("15"),
+                Namespace::Initial,
+                Action::Keep,
+                Some("15"),
+            ),
+            (
+                "net.ipv4.ip_local_port_range",
+                e("1024 65535"),
+                false,
+                Some("1024 65535"),
+                Namespace::Initial,
+                Action::Keep,
+                Some("1024 65535"),
+            ),
+            (
+                "net.netfilter.nf_conntrack_max",
+                e("1048576"),
+                true,
+                None,
+                Namespace::Initial,
+                Action::SkipAbsent,
+                None,
+            ),
+            (
+                "fs.file-max",
+                e("2097152"),
+                false,
+                Some("100"),
+                Namespace::Private,
+                Action::SkipGlobal,
+                None,
+            ),
+            (
+                "net.core.somaxconn",
+                e("65535"),
+                false,
+                Some("4096"),
+                Namespace::Private,
+                Action::Set,
+                Some("65535"),
+            ),
+        ];
+        for (key, want, optional, now, ns, action, target) in cases {
+            let p = profile(&[(key, want.clone(), optional)]);
+            let l = live(&[(key, now)], ns);
+            let plan = plan(&p, &l).unwrap_or_else(|e| panic!("{key} {want:?}: {e}"));
+            let row = &plan.sysctl[0];
+            assert_eq!(
+                (row.action, row.target.as_deref()),
+                (action, target),
+                "{key} {want:?} live {now:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn unknown_key_suggests_the_nearest() {
+        let p = profile(&[("net.core.somaxcon", Want::Exact("1".into()), false)]);
+        let mut l = live(&[("net.core.somaxcon", None)], Namespace::Initial);
+        l.siblings.insert(
+            KeyName::parse("net.core.somaxcon").unwrap(),
+            vec!["somaxconn".into(), "rmem_max".into()],
+        );
+        let err = plan(&p, &l).unwrap_err().to_string();
+        assert!(err.contains("unknown key"), "{err}");
+        assert!(
+            err.contains("Did you mean \"net.core.somaxconn\"?"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn private_namespace_persists_nothing() {
+        let p = profile(&[("net.core.somaxconn", Want::Exact("4096".into()), false)]);
+        let l = live(&[("net.core.somaxconn", Some("4096"))], Namespace::Private);
+        let plan = plan(&p, &l).unwrap();
+        assert!(plan.files.is_empty());
+        assert!(!plan.differs());
+    }
+
+    #[test]
+    fn missing_dropin_counts_as_a_difference() {
+        let p = profile(&[("net.core.somaxconn", Want::Exact("4096".into()), false)]);
+        let l = live(&[("net.core.somaxconn", Some("4096"))], Namespace::Initial);
+        let plan = plan(&p, &l).unwrap();
+        assert_eq!(plan.sysctl[0].action, Action::Keep);
+        assert!(plan.differs());
+        assert_eq!(plan.files[0].verb(), "create");
+    }
+
+    #[test]
+    fn nr_open_is_raised_before_anything_else() {
+        let p = profile(&[
+            ("fs.file-max", Want::Exact("3000000".into()), false),
+            ("fs.nr_open", Want::Exact("2000000".into()), false),
+            ("net.core.somaxconn", Want::Exact("65535".into()), false),
+        ]);
+        let l = live(
+            &[
+                ("fs.file-max", Some("100")),
+                ("fs.nr_open", Some("1048576")),
+                ("net.core.somaxconn", Some("4096")),
+            ],
+            Namespace::Initial,
+        );
+        let plan = plan(&p, &l).unwrap();
+        let order: Vec<&str> = plan.to_set().iter().map(|r| r.key.as_str()).collect();
+        assert_eq!(order, ["fs.nr_open", "fs.file-max", "net.core.somaxconn"]);
+    }
+}

@@ -1,0 +1,887 @@
+//! Profiles: the TOML format, `extends`, and every check that needs only the profile itself.
+//!
+//! `load` turns a path or a shipped name into one merged, validated `Profile`, or a list of
+//! problems that each name the file, line and key. Checks that need the live system (unknown
+//! keys, `fs.nr_open`) belong to `plan`. This module reads profile files and nothing else.
+//! The format is documented in docs/profiles.md.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::error::{Error, Problem, Result};
+use crate::keys::{self, KeyName, Shape};
+use crate::limits::{Domain, Item, LimitValue};
+use crate::value;
+
+/// Profiles shipped inside the binary, so `netprofile diff high-conn` works anywhere.
+pub const SHIPPED: &[(&str, &str)] = &[
+    ("base", include_str!("../profiles/base.toml")),
+    ("high-conn", include_str!("../profiles/high-conn.toml")),
+    (
+        "load-generator",
+        include_str!("../profiles/load-generator.toml"),
+    ),
+    (
+        "legacy-defaults",
+        include_str!("../profiles/legacy-defaults.toml"),
+    ),
+];
+
+/// Where a setting was written, for messages at plan time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Origin {
+    pub file: String,
+    pub line: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Want {
+    /// Exactly this value (in normal form).
+    Exact(String),
+    /// Raise to at least this; never lower.
+    Min(i64),
+    /// Lower to at most this; never raise.
+    Max(i64),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Setting {
+    pub want: Want,
+    /// Skip the key when this kernel does not have it (a module not loaded).
+    pub optional: bool,
+    pub origin: Origin,
+}
+
+/// One `[[limits]]` entry after `-` is split: the soft and hard halves for a domain and item.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limit {
+    pub domain: Domain,
+    pub item: Item,
+    pub soft: Option<LimitValue>,
+    pub hard: Option<LimitValue>,
+    pub origin: Origin,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NofilePair {
+    pub soft: u64,
+    pub hard: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Profile {
+    pub name: String,
+    pub description: String,
+    /// The file or `shipped:NAME` the profile was loaded from.
+    pub source: String,
+    /// The text of the top-level file, for hashing into history.
+    pub text: String,
+    pub sysctl: BTreeMap<KeyName, Setting>,
+    pub limits: Vec<Limit>,
+    pub systemd_nofile: Option<(NofilePair, Origin)>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    profile: Option<RawMeta>,
+    #[serde(default)]
+    sysctl: BTreeMap<Spanned<String>, Spanned<toml::Value>>,
+    ports: Option<RawPorts>,
+    #[serde(default)]
+    limits: Vec<Spanned<RawLimit>>,
+    systemd: Option<RawSystemd>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMeta {
+    name: Option<String>,
+    description: Option<String>,
+    #[serde(default)]
+    extends: Vec<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPorts {
+    local_range: Option<Spanned<Vec<i64>>>,
+    reserved: Option<Spanned<Vec<toml::Value>>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLimit {
+    domain: Spanned<String>,
+    #[serde(rename = "type")]
+    kind: Spanned<String>,
+    item: Spanned<String>,
+    value: Spanned<toml::Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSystemd {
+    default_limit_nofile: Option<Spanned<toml::Value>>,
+}
+
+/// Where a profile comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Source {
+    Shipped(&'static str, &'static str),
+    File(PathBuf),
+}
+
+impl Source {
+    fn display(&self) -> String {
+        match self {
+            Source::Shipped(name, _) => format!("shipped:{name}"),
+            Source::File(path) => path.display().to_string(),
+        }
+    }
+}
+
+/// Whether a profile reference is a path (it has a `/`, ends in `.toml`, or names a file in
+/// `dir`) rather than a shipped name.
+fn looks_like_path(reference: &str, dir: &Path) -> bool {
+    reference.contains('/') || reference.ends_with(".toml") || dir.join(reference).is_file()
+}
+
+fn shipped(name: &str) -> Option<Source> {
+    SHIPPED
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(n, text)| Source::Shipped(n, text))
+}
+
+fn not_found(reference: &str, from: Option<&str>) -> Error {
+    let names: Vec<&str> = SHIPPED.iter().map(|(n, _)| *n).collect();
+    let hint = keys::nearest(reference, names.iter().copied())
+        .map_or_else(String::new, |n| format!("; did you mean {n:?}?"));
+    let place = from.map_or_else(String::new, |f| format!("{f}: extends: "));
+    Error::Usage(format!(
+        "{place}no profile file or shipped profile named {reference:?}{hint} \
+         (shipped: {}; a file name needs a '/' or a .toml ending)",
+        names.join(", ")
+    ))
+}
+
+/// Loads a profile by path or shipped name, follows `extends`, and validates everything that
+/// does not need the live system.
+pub fn load(reference: &str) -> Result<Profile> {
+    let source = if looks_like_path(reference, Path::new(".")) {
+        Source::File(PathBuf::from(reference))
+    } else {
+        shipped(reference).ok_or_else(|| not_found(reference, None))?
+    };
+    let mut stack = Vec::new();
+    let mut problems = Vec::new();
+    let layers = load_layers(&source, &mut stack, &mut problems)?;
+    if !problems.is_empty() {
+        return Err(Error::Invalid(problems));
+    }
+    let profile = merge(layers);
+    let problems = cross_checks(&profile);
+    if problems.is_empty() {
+        Ok(profile)
+    } else {
+        Err(Error::Invalid(problems))
+    }
+}
+
+/// One parsed file, before merging.
+struct Layer {
+    name: Option<String>,
+    description: Option<String>,
+    source: String,
+    text: String,
+    sysctl: BTreeMap<KeyName, Setting>,
+    limits: Vec<Limit>,
+    systemd_nofile: Option<(NofilePair, Origin)>,
+}
+
+/// Loads `source` and, depth first, what it extends; returns the layers base-first.
+fn load_layers(
+    source: &Source,
+    stack: &mut Vec<Source>,
+    problems: &mut Vec<Problem>,
+) -> Result<Vec<Layer>> {
+    let key = match source {
+        Source::File(path) => Source::File(path.canonicalize().unwrap_or_else(|_| path.clone())),
+        shipped => shipped.clone(),
+    };
+    if stack.contains(&key) {
+        let mut chain: Vec<String> = stack.iter().map(Source::display).collect();
+        chain.push(key.display());
+        return Err(Error::Usage(format!(
+            "profiles extend each other in a cycle: {}; remove one of the extends",
+            chain.join(" -> ")
+        )));
+    }
+    let (text, display) = match source {
+        Source::Shipped(_, text) => ((*text).to_string(), source.display()),
+        Source::File(path) => (
+            std::fs::read_to_string(path).map_err(|e| Error::read(path, e))?,
+            path.display().to_string(),
+        ),
+    };
+    let raw: RawFile = parse_toml(&text, &display)?;
+    stack.push(key);
+    let mut layers = Vec::new();
+    if let Some(meta) = &raw.profile {
+        for parent in &meta.extends {
+            let reference = parent.get_ref();
+            let parent_source = match source {
+                Source::File(path)
+                    if looks_like_path(reference, path.parent().unwrap_or(Path::new("."))) =>
+                {
+                    let dir = path.parent().unwrap_or_else(|| Path::new("."));
+                    let candidate = dir.join(reference);
+                    if !candidate.is_file() {
+                        return Err(Error::Usage(format!(
+                            "{display}:{}: extends: no file {} (paths are relative to the \
+                             profile's folder)",
+                            line_of(&text, parent.span().start),
+                            candidate.display()
+                        )));
+                    }
+                    Source::File(candidate)
+                }
+                _ => shipped(reference).ok_or_else(|| {
+                    not_found(
+                        reference,
+                        Some(&format!(
+                            "{display}:{}",
+                            line_of(&text, parent.span().start)
+                        )),
+                    )
+                })?,
+            };
+            layers.extend(load_layers(&parent_source, stack, problems)?);
+        }
+    }
+    stack.pop();
+    layers.push(convert(raw, &text, &display, problems));
+    Ok(layers)
+}
+
+fn parse_toml(text: &str, display: &str) -> Result<RawFile> {
+    toml::from_str(text).map_err(|e| {
+        let offset = e.span().map_or(0, |s| s.start);
+        let line = line_of(text, offset);
+        let line_start = text[..offset.min(text.len())]
+            .rfind('\n')
+            .map_or(0, |i| i + 1);
+        let column = text[line_start..offset.min(text.len())].chars().count() + 1;
+        let line_text = text[line_start..]
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .to_string();
+        Error::Toml {
+            file: display.to_string(),
+            line,
+            column,
+            message: e.message().trim().to_string(),
+            caret: format!("{}^", " ".repeat(column - 1)),
+            line_text,
+        }
+    })
+}
+
+/// 1-based line number of a byte offset.
+#[must_use]
+pub fn line_of(text: &str, offset: usize) -> usize {
+    text.as_bytes()[..offset.min(text.len())]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
+}
+
+fn convert(raw: RawFile, text: &str, file: &str, problems: &mut Vec<Problem>) -> Layer {
+    let origin = |offset: usize| Origin {
+        file: file.to_string(),
+        line: line_of(text, offset),
+    };
+    let mut problem = |offset: usize, key: String, message: String| {
+        problems.push(Problem {
+            file: file.to_string(),
+            line: Some(line_of(text, offset)),
+            key: Some(key),
+            message,
+        });
+    };
+
+    let mut sysctl = BTreeMap::new();
+    for (raw_key, raw_value) in &raw.sysctl {
+        let label = format!("[sysctl] {:?}", raw_key.get_ref());
+        let at = raw_key.span().start;
+        let key = match KeyName::parse(raw_key.get_ref()) {
+            Ok(key) => key,
+            Err(why) => {
+                problem(at, label, why);
+                continue;
+            }
+        };
+        if let Some(why) = keys::removed(key.as_str()) {
+            problem(at, label, why.to_string());
+            continue;
+        }
+        match setting(&key, raw_value.get_ref()) {
+            Ok((want, optional)) => {
+                sysctl.insert(
+                    key,
+                    Setting {
+                        want,
+                        optional,
+                        origin: origin(at),
+                    },
+                );
+            }
+            Err(why) => problem(raw_value.span().start, label, why),
+        }
+    }
+
+    if let Some(ports) = &raw.ports {
+        let fields = [
+            (
+                "local_range",
+                "net.ipv4.ip_local_port_range",
+                ports
+                    .local_range
+                    .as_ref()
+                    .map(|r| (r.span().start, local_range(r.get_ref()))),
+            ),
+            (
+                "reserved",
+                "net.ipv4.ip_local_reserved_ports",
+                ports
+                    .reserved
+                    .as_ref()
+                    .map(|r| (r.span().start, reserved_ports(r.get_ref()))),
+            ),
+        ];
+        for (field, key, parsed) in fields {
+            let Some((at, parsed)) = parsed else { continue };
+            let label = format!("[ports] {field}");
+            let value = match parsed {
+                Ok(value) => value,
+                Err(why) => {
+                    problem(at, label, why);
+                    continue;
+                }
+            };
+            match sysctl.entry(KeyName::parse(key).expect("valid key")) {
+                std::collections::btree_map::Entry::Occupied(_) => problem(
+                    at,
+                    label,
+                    format!("{key} is also set in [sysctl]; keep one"),
+                ),
+                std::collections::btree_map::Entry::Vacant(slot) => {
+                    slot.insert(Setting {
+                        want: Want::Exact(value),
+                        optional: false,
+                        origin: origin(at),
+                    });
+                }
+            }
+        }
+    }
+
+    let mut limits: Vec<Limit> = Vec::new();
+    for entry in &raw.limits {
+        let at = entry.span().start;
+        let e = entry.get_ref();
+        let label = format!(
+            "[[limits]] {} {} {}",
+            e.domain.get_ref(),
+            e.kind.get_ref(),
+            e.item.get_ref()
+        );
+        let domain = match Domain::parse(e.domain.get_ref()) {
+            Ok(d) => d,
+            Err(why) => {
+                problem(e.domain.span().start, label, why);
+                continue;
+            }
+        };
+        let item = match Item::parse(e.item.get_ref()) {
+            Ok(i) => i,
+            Err(why) => {
+                problem(e.item.span().start, label, why);
+                continue;
+            }
+        };
+        let (soft, hard) = match e.kind.get_ref().as_str() {
+            "soft" => (true, false),
+            "hard" => (false, true),
+            "-" => (true, true),
+            other => {
+                problem(
+                    e.kind.span().start,
+                    label,
+                    format!("type {other:?} is not one of \"soft\", \"hard\" or \"-\" (both)"),
+                );
+                continue;
+            }
+        };
+        let value = match LimitValue::from_toml(item, e.value.get_ref()) {
+            Ok(v) => v,
+            Err(why) => {
+                problem(e.value.span().start, label, why);
+                continue;
+            }
+        };
+        if let Some(existing) = limits
+            .iter_mut()
+            .find(|l| l.domain == domain && l.item == item)
+        {
+            if (soft && existing.soft.is_some()) || (hard && existing.hard.is_some()) {
+                problem(
+                    at,
+                    label,
+                    format!(
+                        "set twice in this file (first at line {}); keep one",
+                        existing.origin.line
+                    ),
+                );
+                continue;
+            }
+            if soft {
+                existing.soft = Some(value);
+            }
+            if hard {
+                existing.hard = Some(value);
+            }
+        } else {
+            limits.push(Limit {
+                domain,
+                item,
+                soft: soft.then_some(value),
+                hard: hard.then_some(value),
+                origin: origin(at),
+            });
+        }
+    }
+
+    let systemd_nofile = raw.systemd.as_ref().and_then(|s| {
+        let v = s.default_limit_nofile.as_ref()?;
+        match nofile_pair(v.get_ref()) {
+            Ok(pair) => Some((pair, origin(v.span().start))),
+            Err(why) => {
+                problem(v.span().start, "[systemd] default_limit_nofile".into(), why);
+                None
+            }
+        }
+    });
+
+    let (name, description) = raw
+        .profile
+        .map(|m| (m.name, m.description))
+        .unwrap_or_default();
+    Layer {
+        name,
+        description,
+        source: file.to_string(),
+        text: text.to_string(),
+        sysctl,
+        limits,
+        systemd_nofile,
+    }
+}
+
+/// Converts one `[sysctl]` value into what is wanted and whether the key is optional.
+fn setting(key: &KeyName, raw: &toml::Value) -> Result<(Want, bool), String> {
+    let shape = keys::known(key.as_str()).map(|k| k.shape);
+    let (want, optional) = match raw {
+        toml::Value::Table(table) => {
+            for field in table.keys() {
+                if !["value", "min", "max", "optional"].contains(&field.as_str()) {
+                    return Err(format!(
+                        "unknown field {field:?}; a table takes value, min, max and optional"
+                    ));
+                }
+            }
+            let optional = match table.get("optional") {
+                None => false,
+                Some(toml::Value::Boolean(b)) => *b,
+                Some(_) => return Err("optional must be true or false".into()),
+            };
+            let given: Vec<&str> = ["value", "min", "max"]
+                .into_iter()
+                .filter(|f| table.contains_key(*f))
+                .collect();
+            if given.len() != 1 {
+                return Err("give exactly one of value, min or max".into());
+            }
+            let bound = |field: &str| match table.get(field) {
+                Some(toml::Value::Integer(i)) => Ok(*i),
+                _ => Err(format!("{field} must be an integer")),
+            };
+            let want = match given[0] {
+                "min" => Want::Min(bound("min")?),
+                "max" => Want::Max(bound("max")?),
+                _ => Want::Exact(scalar(&table["value"])?),
+            };
+            (want, optional)
+        }
+        other => (Want::Exact(scalar(other)?), false),
+    };
+    match (&want, shape) {
+        (Want::Exact(v), Some(shape)) => value::check_shape(shape, v)?,
+        (Want::Min(_) | Want::Max(_), Some(shape)) if shape != Shape::Int => {
+            return Err(
+                "min and max work on single-integer keys only; give the exact value".into(),
+            );
+        }
+        _ => {}
+    }
+    let want = match want {
+        Want::Exact(v) => Want::Exact(value::normal_form(shape, &v)),
+        other => other,
+    };
+    Ok((want, optional))
+}
+
+/// A plain value: integer, string, or an array of them (fields joined by spaces).
+fn scalar(raw: &toml::Value) -> Result<String, String> {
+    match raw {
+        toml::Value::Integer(i) => Ok(i.to_string()),
+        toml::Value::String(s) => {
+            if s.contains('\n') {
+                Err("a value cannot span lines".into())
+            } else {
+                Ok(s.clone())
+            }
+        }
+        toml::Value::Array(items) => items
+            .iter()
+            .map(|item| match item {
+                toml::Value::Integer(i) => Ok(i.to_string()),
+                toml::Value::String(s) if !s.trim().is_empty() => Ok(s.trim().to_string()),
+                _ => Err("array fields must be integers or non-empty strings".to_string()),
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(|fields| fields.join(" ")),
+        toml::Value::Boolean(_) => {
+            Err("sysctl values are numbers: write 1 or 0 instead of true or false".into())
+        }
+        toml::Value::Float(_) => Err("sysctl values are integers or text, not decimals".into()),
+        _ => Err("expected an integer, a string or an array".into()),
+    }
+}
+
+fn local_range(raw: &[i64]) -> Result<String, String> {
+    let [lo, hi] = raw else {
+        return Err("local_range takes two ports: [first, last]".into());
+    };
+    if !(1..=65535).contains(lo) || !(1..=65535).contains(hi) {
+        return Err(format!("ports must lie in 1-65535, got [{lo}, {hi}]"));
+    }
+    if lo >= hi {
+        return Err(format!(
+            "the first port must be below the last, got [{lo}, {hi}]"
+        ));
+    }
+    if *lo < 1024 {
+        return Err(format!(
+            "the range starts at {lo}, among the privileged ports where system services listen; \
+             start at 1024 or above"
+        ));
+    }
+    Ok(format!("{lo} {hi}"))
+}
+
+fn reserved_ports(raw: &[toml::Value]) -> Result<String, String> {
+    let mut items = Vec::new();
+    for item in raw {
+        match item {
+            toml::Value::Integer(i) => items.push(i.to_string()),
+            toml::Value::String(s) => items.push(s.clone()),
+            _ => {
+                return Err(
+                    "reserved takes ports and ranges such as \"8080\" or \"9000-9010\"".into(),
+                );
+            }
+        }
+    }
+    let ranges = value::parse_port_list(&items.join(","))?;
+    Ok(value::format_port_list(&ranges))
+}
+
+fn nofile_pair(raw: &toml::Value) -> Result<NofilePair, String> {
+    let number = |s: &str| -> Result<u64, String> {
+        s.trim()
+            .parse::<u64>()
+            .ok()
+            .filter(|n| *n > 0)
+            .ok_or_else(|| format!("{s:?} is not a positive number of files"))
+    };
+    let pair = match raw {
+        toml::Value::Integer(i) if *i > 0 => NofilePair {
+            soft: i.unsigned_abs(),
+            hard: i.unsigned_abs(),
+        },
+        toml::Value::String(s) => match s.split_once(':') {
+            Some((soft, hard)) => NofilePair {
+                soft: number(soft)?,
+                hard: number(hard)?,
+            },
+            None => {
+                let n = number(s)?;
+                NofilePair { soft: n, hard: n }
+            }
+        },
+        _ => {
+            return Err(
+                "give a positive number or \"SOFT:HARD\"; infinity is refused because the \
+                 kernel caps open files at fs.nr_open"
+                    .into(),
+            );
+        }
+    };
+    if pair.soft > pair.hard {
+        return Err(format!(
+            "soft {} is above hard {}; setrlimit would refuse it",
+            pair.soft, pair.hard
+        ));
+    }
+    Ok(pair)
+}
+
+/// Later layers win per key, per limit half and per field.
+fn merge(layers: Vec<Layer>) -> Profile {
+    let mut profile = Profile {
+        name: String::new(),
+        description: String::new(),
+        source: String::new(),
+        text: String::new(),
+        sysctl: BTreeMap::new(),
+        limits: Vec::new(),
+        systemd_nofile: None,
+    };
+    for layer in layers {
+        profile.name = layer.name.unwrap_or_else(|| stem(&layer.source));
+        profile.description = layer.description.unwrap_or_default();
+        profile.source = layer.source;
+        profile.text = layer.text;
+        profile.sysctl.extend(layer.sysctl);
+        for limit in layer.limits {
+            match profile
+                .limits
+                .iter_mut()
+                .find(|l| l.domain == limit.domain && l.item == limit.item)
+            {
+                Some(existing) => {
+                    existing.soft = limit.soft.or(existing.soft);
+                    existing.hard = limit.hard.or(existing.hard);
+                    existing.origin = limit.origin;
+                }
+                None => profile.limits.push(limit),
+            }
+        }
+        if layer.systemd_nofile.is_some() {
+            profile.systemd_nofile = layer.systemd_nofile;
+        }
+    }
+    profile
+}
+
+fn stem(source: &str) -> String {
+    let name = source.strip_prefix("shipped:").unwrap_or(source);
+    Path::new(name)
+        .file_stem()
+        .map_or_else(|| name.to_string(), |s| s.to_string_lossy().into_owned())
+}
+
+/// Checks across keys that need only the merged profile.
+fn cross_checks(profile: &Profile) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    for limit in &profile.limits {
+        if let (Some(soft), Some(hard)) = (limit.soft, limit.hard)
+            && soft > hard
+        {
+            problems.push(Problem {
+                file: limit.origin.file.clone(),
+                line: Some(limit.origin.line),
+                key: Some(format!("[[limits]] {} {}", limit.domain, limit.item)),
+                message: format!(
+                    "soft {soft} is above hard {hard}; pam_limits would fail to set it and \
+                     logins could fail. Raise hard or lower soft"
+                ),
+            });
+        }
+    }
+    problems
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Profile> {
+        let mut problems = Vec::new();
+        let raw = parse_toml(text, "t.toml")?;
+        let layer = convert(raw, text, "t.toml", &mut problems);
+        if !problems.is_empty() {
+            return Err(Error::Invalid(problems));
+        }
+        let profile = merge(vec![layer]);
+        let problems = cross_checks(&profile);
+        if problems.is_empty() {
+            Ok(profile)
+        } else {
+            Err(Error::Invalid(problems))
+        }
+    }
+
+    fn want(text: &str, key: &str) -> Want {
+        let p = parse(text).unwrap_or_else(|e| panic!("{text}: {e}"));
+        p.sysctl[&KeyName::parse(key).unwrap()].want.clone()
+    }
+
+    #[test]
+    fn sysctl_values() {
+        let cases: &[(&str, &str, Want)] = &[
+            (
+                "[sysctl]\n\"net.core.somaxconn\" = 65535",
+                "net.core.somaxconn",
+                Want::Exact("65535".into()),
+            ),
+            (
+                "[sysctl]\n\"net.ipv4.tcp_rmem\" = \"4096  87380\t16777216\"",
+                "net.ipv4.tcp_rmem",
+                Want::Exact("4096 87380 16777216".into()),
+            ),
+            (
+                "[sysctl]\n\"net.ipv4.tcp_wmem\" = [4096, 16384, 16777216]",
+                "net.ipv4.tcp_wmem",
+                Want::Exact("4096 16384 16777216".into()),
+            ),
+            (
+                "[sysctl]\n\"net.ipv4.tcp_max_syn_backlog\" = { min = 8192 }",
+                "net.ipv4.tcp_max_syn_backlog",
+                Want::Min(8192),
+            ),
+            (
+                "[sysctl]\n\"net.ipv4.tcp_fin_timeout\" = { max = 30 }",
+                "net.ipv4.tcp_fin_timeout",
+                Want::Max(30),
+            ),
+            (
+                "[sysctl]\n\"net.ipv4.ip_local_reserved_ports\" = \"9000-9010,8080\"",
+                "net.ipv4.ip_local_reserved_ports",
+                Want::Exact("8080,9000-9010".into()),
+            ),
+            (
+                "[ports]\nlocal_range = [1024, 65535]",
+                "net.ipv4.ip_local_port_range",
+                Want::Exact("1024 65535".into()),
+            ),
+            (
+                "[ports]\nreserved = [\"9000-9010\", 8080]",
+                "net.ipv4.ip_local_reserved_ports",
+                Want::Exact("8080,9000-9010".into()),
+            ),
+            (
+                "[sysctl]\n\"net.ipv4.tcp_congestion_control\" = \"bbr\"",
+                "net.ipv4.tcp_congestion_control",
+                Want::Exact("bbr".into()),
+            ),
+        ];
+        for (text, key, expected) in cases {
+            assert_eq!(&want(text, key), expected, "{text}");
+        }
+    }
+
+    #[test]
+    fn optional_and_origin() {
+        let p = parse("[sysctl]\n\n\"net.netfilter.nf_conntrack_max\" = { value = 1048576, optional = true }\n")
+            .unwrap();
+        let s = &p.sysctl[&KeyName::parse("net.netfilter.nf_conntrack_max").unwrap()];
+        assert!(s.optional);
+        assert_eq!(s.origin.line, 3);
+    }
+
+    #[test]
+    fn bad_values_name_the_line_and_key() {
+        let cases: &[(&str, &str)] = &[
+            (
+                "[sysctl]\n\"net.core.somaxconn\" = true",
+                "t.toml:2: [sysctl] \"net.core.somaxconn\": sysctl values are numbers",
+            ),
+            (
+                "[sysctl]\n\"net.core.somaxconn\" = \"lots\"",
+                "t.toml:2: [sysctl] \"net.core.somaxconn\": expects one integer",
+            ),
+            (
+                "[sysctl]\n\"net.ipv4.tcp_rmem\" = \"1 2\"",
+                "expects 3 integers",
+            ),
+            (
+                "[sysctl]\n\"net.ipv4.tcp_tw_recycle\" = 1",
+                "removed in Linux 4.12",
+            ),
+            ("[sysctl]\n\"net..x\" = 1", "empty segment"),
+            (
+                "[sysctl]\n\"net.core.somaxconn\" = { min = 1, max = 2 }",
+                "exactly one of",
+            ),
+            (
+                "[sysctl]\n\"net.ipv4.tcp_rmem\" = { min = 1 }",
+                "single-integer keys",
+            ),
+            ("[ports]\nlocal_range = [60000, 1024]", "below the last"),
+            ("[ports]\nlocal_range = [80, 1024]", "privileged ports"),
+            ("[ports]\nlocal_range = [1024]", "two ports"),
+            ("[ports]\nreserved = [\"70000\"]", "not a port"),
+            (
+                "[[limits]]\ndomain = \"*\"\ntype = \"both\"\nitem = \"nofile\"\nvalue = 1",
+                "type \"both\"",
+            ),
+            (
+                "[[limits]]\ndomain = \"*\"\ntype = \"-\"\nitem = \"nofiles\"\nvalue = 1",
+                "did you mean \"nofile\"",
+            ),
+            (
+                "[[limits]]\ndomain = \"*\"\ntype = \"soft\"\nitem = \"nofile\"\nvalue = 10\n[[limits]]\ndomain = \"*\"\ntype = \"hard\"\nitem = \"nofile\"\nvalue = 5",
+                "soft 10 is above hard 5",
+            ),
+            (
+                "[systemd]\ndefault_limit_nofile = \"9:3\"",
+                "soft 9 is above hard 3",
+            ),
+        ];
+        for (text, expected) in cases {
+            let err = parse(text).expect_err(text).to_string();
+            assert!(
+                err.contains(expected),
+                "{text}\n  got: {err}\n  want: {expected}"
+            );
+        }
+    }
+
+    #[test]
+    fn toml_errors_point_at_line_and_column() {
+        let err = parse("[sysctl]\n\"net.core.somaxconn\" = = 5\n").unwrap_err();
+        let text = err.to_string();
+        assert!(text.starts_with("t.toml:2:"), "{text}");
+        assert!(text.contains("\"net.core.somaxconn\" = = 5"), "{text}");
+    }
+
+    #[test]
+    fn limits_merge_halves() {
+        let p = parse(
+            "[[limits]]\ndomain = \"*\"\ntype = \"soft\"\nitem = \"nofile\"\nvalue = 1024\n\
+             [[limits]]\ndomain = \"*\"\ntype = \"hard\"\nitem = \"nofile\"\nvalue = 4096\n",
+        )
+        .unwrap();
+        assert_eq!(p.limits.len(), 1);
+        assert_eq!(p.limits[0].soft, Some(LimitValue::Num(1024)));
+        assert_eq!(p.limits[0].hard, Some(LimitValue::Num(4096)));
+    }
+}

@@ -1,0 +1,342 @@
+//! Turning a `Plan` into what a person reads (a table and unified file diffs) or what a program
+//! reads (`--json`, documented in docs/json.md). Pure string building; the caller prints.
+
+use std::fmt::Write as _;
+
+use serde::Serialize;
+use similar::TextDiff;
+
+use crate::plan::{Action, FileChange, Plan};
+use crate::root::Namespace;
+
+/// ANSI colour, on or off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Paint(pub bool);
+
+impl Paint {
+    fn wrap(self, code: &str, text: &str) -> String {
+        if self.0 {
+            format!("\x1b[{code}m{text}\x1b[0m")
+        } else {
+            text.to_string()
+        }
+    }
+    #[must_use]
+    pub fn green(self, t: &str) -> String {
+        self.wrap("32", t)
+    }
+    #[must_use]
+    pub fn red(self, t: &str) -> String {
+        self.wrap("31", t)
+    }
+    #[must_use]
+    pub fn yellow(self, t: &str) -> String {
+        self.wrap("33", t)
+    }
+    #[must_use]
+    pub fn bold(self, t: &str) -> String {
+        self.wrap("1", t)
+    }
+    #[must_use]
+    pub fn dim(self, t: &str) -> String {
+        self.wrap("2", t)
+    }
+    fn action(self, action: Action) -> String {
+        match action {
+            Action::Keep => self.green(action.label()),
+            Action::Set => self.yellow(action.label()),
+            _ => self.dim(action.label()),
+        }
+    }
+}
+
+/// Lays out rows in columns; the last column is not padded. Widths ignore colour codes.
+fn table(out: &mut String, header: &[&str], rows: &[Vec<String>], paint: Paint) {
+    let visible = |s: &str| {
+        let mut n = 0;
+        let mut in_escape = false;
+        for c in s.chars() {
+            match (in_escape, c) {
+                (false, '\x1b') => in_escape = true,
+                (true, 'm') => in_escape = false,
+                (false, _) => n += 1,
+                _ => {}
+            }
+        }
+        n
+    };
+    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+    for row in rows {
+        for (i, cell) in row.iter().enumerate() {
+            widths[i] = widths[i].max(visible(cell));
+        }
+    }
+    let line = |cells: Vec<String>| {
+        let last = cells.len() - 1;
+        let mut text = String::new();
+        for (i, cell) in cells.into_iter().enumerate() {
+            let pad = if i == last {
+                0
+            } else {
+                widths[i] - visible(&cell) + 2
+            };
+            text.push_str(&cell);
+            text.push_str(&" ".repeat(pad));
+        }
+        text.trim_end().to_string()
+    };
+    let _ = writeln!(
+        out,
+        "{}",
+        paint.bold(&line(header.iter().map(|h| (*h).to_string()).collect()))
+    );
+    for row in rows {
+        let _ = writeln!(out, "{}", line(row.clone()));
+    }
+}
+
+fn or_dash(v: Option<&str>) -> String {
+    match v {
+        Some("") => "\"\"".to_string(),
+        Some(v) => v.to_string(),
+        None => "-".to_string(),
+    }
+}
+
+/// The unified diff of one file change, with `---`/`+++` headers naming the real path.
+#[must_use]
+pub fn file_diff(change: &FileChange, paint: Paint) -> String {
+    let old = change.old.as_deref().unwrap_or("");
+    let new = change.new.as_deref().unwrap_or("");
+    let a = if change.old.is_some() {
+        change.path.clone()
+    } else {
+        "/dev/null".to_string()
+    };
+    let b = if change.new.is_some() {
+        change.path.clone()
+    } else {
+        "/dev/null".to_string()
+    };
+    let diff = TextDiff::from_lines(old, new);
+    let text = diff
+        .unified_diff()
+        .context_radius(3)
+        .header(&a, &b)
+        .to_string();
+    text.lines()
+        .map(|l| {
+            if l.starts_with("+++") || l.starts_with("---") {
+                paint.bold(l)
+            } else if l.starts_with('+') {
+                paint.green(l)
+            } else if l.starts_with('-') {
+                paint.red(l)
+            } else {
+                l.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+        + "\n"
+}
+
+/// The human form of a plan: tables, file diffs and a summary line.
+#[must_use]
+pub fn human(plan: &Plan, paint: Paint) -> String {
+    let mut out = String::new();
+    let ns = match plan.namespace {
+        Namespace::Initial => "initial network namespace",
+        Namespace::Private => "private network namespace",
+    };
+    let _ = writeln!(out, "profile {} ({}), {ns}", plan.profile, plan.source);
+    if !plan.sysctl.is_empty() {
+        out.push('\n');
+        let rows: Vec<Vec<String>> = plan
+            .sysctl
+            .iter()
+            .map(|r| {
+                vec![
+                    r.key.to_string(),
+                    or_dash(r.live.as_deref()),
+                    r.boot.as_ref().map_or_else(
+                        || "-".to_string(),
+                        |b| {
+                            format!(
+                                "{} ({}:{})",
+                                or_dash(Some(&b.value)),
+                                b.source.file,
+                                b.source.line
+                            )
+                        },
+                    ),
+                    r.wanted.clone(),
+                    paint.action(r.action),
+                ]
+            })
+            .collect();
+        table(
+            &mut out,
+            &["SYSCTL", "LIVE", "AT BOOT", "WANTED", "ACTION"],
+            &rows,
+            paint,
+        );
+    }
+    if !plan.limits.is_empty() {
+        out.push('\n');
+        let rows: Vec<Vec<String>> = plan
+            .limits
+            .iter()
+            .map(|r| {
+                vec![
+                    format!("{} {} {}", r.domain, r.half, r.item),
+                    or_dash(r.live.as_deref()),
+                    r.source
+                        .as_ref()
+                        .map_or_else(|| "-".to_string(), |s| format!("{}:{}", s.file, s.line)),
+                    r.wanted.clone(),
+                    paint.action(r.action),
+                ]
+            })
+            .collect();
+        table(
+            &mut out,
+            &["LIMIT", "LIVE", "SET IN", "WANTED", "ACTION"],
+            &rows,
+            paint,
+        );
+    }
+    if !plan.systemd.is_empty() {
+        out.push('\n');
+        let rows: Vec<Vec<String>> = plan
+            .systemd
+            .iter()
+            .map(|r| {
+                vec![
+                    r.setting.to_string(),
+                    r.live.clone(),
+                    r.source.as_ref().map_or_else(
+                        || "systemd default".to_string(),
+                        |s| format!("{}:{}", s.file, s.line),
+                    ),
+                    r.wanted.clone(),
+                    paint.action(r.action),
+                ]
+            })
+            .collect();
+        table(
+            &mut out,
+            &["SYSTEMD", "LIVE", "SET IN", "WANTED", "ACTION"],
+            &rows,
+            paint,
+        );
+    }
+    let changed: Vec<&FileChange> = plan.files.iter().filter(|f| f.changes()).collect();
+    for change in &changed {
+        out.push('\n');
+        out.push_str(&file_diff(change, paint));
+    }
+    out.push('\n');
+    out.push_str(&summary(plan));
+    out.push('\n');
+    out
+}
+
+/// One line: what differs, or that everything is in sync.
+#[must_use]
+pub fn summary(plan: &Plan) -> String {
+    let set = plan
+        .sysctl
+        .iter()
+        .filter(|r| r.action == Action::Set)
+        .count();
+    let limits = plan
+        .limits
+        .iter()
+        .chain([])
+        .filter(|r| r.action == Action::Set)
+        .count()
+        + plan
+            .systemd
+            .iter()
+            .filter(|r| r.action == Action::Set)
+            .count();
+    let files = plan.files.iter().filter(|f| f.changes()).count();
+    let skipped = plan
+        .sysctl
+        .iter()
+        .filter(|r| matches!(r.action, Action::SkipAbsent | Action::SkipGlobal))
+        .count();
+    if !plan.differs() {
+        let mut s = format!("in sync: {} keys as wanted", plan.sysctl.len() - skipped);
+        if skipped > 0 {
+            let _ = write!(s, ", {skipped} skipped");
+        }
+        return s;
+    }
+    let mut parts = Vec::new();
+    if set > 0 {
+        parts.push(format!(
+            "{set} key{} to set",
+            if set == 1 { "" } else { "s" }
+        ));
+    }
+    if limits > 0 {
+        parts.push(format!(
+            "{limits} limit{} to set",
+            if limits == 1 { "" } else { "s" }
+        ));
+    }
+    if files > 0 {
+        parts.push(format!(
+            "{files} file{} to write",
+            if files == 1 { "" } else { "s" }
+        ));
+    }
+    if skipped > 0 {
+        parts.push(format!("{skipped} skipped"));
+    }
+    format!("differs: {}", parts.join(", "))
+}
+
+#[derive(Serialize)]
+struct JsonPlan<'a> {
+    schema: u32,
+    command: &'a str,
+    in_sync: bool,
+    #[serde(flatten)]
+    plan: &'a Plan,
+    diffs: Vec<JsonDiff<'a>>,
+}
+
+#[derive(Serialize)]
+struct JsonDiff<'a> {
+    path: &'a str,
+    action: &'static str,
+    diff: String,
+}
+
+/// The `--json` form of a plan (schema 1, docs/json.md).
+#[must_use]
+pub fn json(plan: &Plan, command: &str) -> String {
+    let doc = JsonPlan {
+        schema: 1,
+        command,
+        in_sync: !plan.differs(),
+        plan,
+        diffs: plan
+            .files
+            .iter()
+            .map(|f| JsonDiff {
+                path: &f.path,
+                action: f.verb(),
+                diff: if f.changes() {
+                    file_diff(f, Paint(false))
+                } else {
+                    String::new()
+                },
+            })
+            .collect(),
+    };
+    serde_json::to_string_pretty(&doc).unwrap_or_default() + "\n"
+}
