@@ -229,7 +229,7 @@ pub fn plan(profile: &Profile, live: &LiveState) -> Result<Plan> {
                 let Ok(now) = current.parse::<i64>() else {
                     problems.push(problem(
                         &setting.origin,
-                        format!("[sysctl] {key:?}"),
+                        format!("[sysctl] {:?}", key.as_str()),
                         format!(
                             "min and max need a single-integer key, but the kernel reads {current:?}; \
                              give the exact value"
@@ -257,9 +257,13 @@ pub fn plan(profile: &Profile, live: &LiveState) -> Result<Plan> {
     let nr_open = effective_nr_open(live, &rows);
     let mut limit_rows = Vec::new();
     let old_entries = live::entries(&live.limit_files);
+    // limits.conf and systemd are machine-wide files: a private namespace neither reads nor
+    // persists them, so they are shown as skipped and not checked.
+    let private = namespace == Namespace::Private;
     for limit in &profile.limits {
         let label = format!("[[limits]] {} {}", limit.domain, limit.item);
-        if limit.item == Item::Nofile
+        if !private
+            && limit.item == Item::Nofile
             && let (Some(LimitValue::Num(hard)), Some(nr_open)) = (limit.hard, nr_open)
             && hard > nr_open
         {
@@ -274,7 +278,8 @@ pub fn plan(profile: &Profile, live: &LiveState) -> Result<Plan> {
         }
         let subject = live.subject(&limit.domain);
         let (soft_now, hard_now) = limits::resolve(&old_entries, &subject, limit.item);
-        if let (Some(soft), None, Some(hard_now)) = (limit.soft, limit.hard, &hard_now)
+        if !private
+            && let (Some(soft), None, Some(hard_now)) = (limit.soft, limit.hard, &hard_now)
             && soft > hard_now.value
         {
             problems.push(problem(
@@ -301,7 +306,9 @@ pub fn plan(profile: &Profile, live: &LiveState) -> Result<Plan> {
                     line: r.line,
                 }),
                 wanted: want.to_string(),
-                action: if now.as_ref().map(|r| r.value) == Some(want) {
+                action: if private {
+                    Action::SkipGlobal
+                } else if now.as_ref().map(|r| r.value) == Some(want) {
                     Action::Keep
                 } else {
                     Action::Set
@@ -312,7 +319,8 @@ pub fn plan(profile: &Profile, live: &LiveState) -> Result<Plan> {
 
     let mut systemd_rows = Vec::new();
     if let Some((pair, origin)) = &profile.systemd_nofile {
-        if let Some(nr_open) = nr_open
+        if !private
+            && let Some(nr_open) = nr_open
             && pair.hard > u64::try_from(nr_open).unwrap_or(0)
         {
             problems.push(problem(
@@ -342,7 +350,9 @@ pub fn plan(profile: &Profile, live: &LiveState) -> Result<Plan> {
         }
         systemd_rows.push(SystemdRow {
             setting: "DefaultLimitNOFILE",
-            action: if same(&now) == same(&wanted) {
+            action: if private {
+                Action::SkipGlobal
+            } else if same(&now) == same(&wanted) {
                 Action::Keep
             } else {
                 Action::Set
@@ -366,10 +376,10 @@ pub fn plan(profile: &Profile, live: &LiveState) -> Result<Plan> {
     if namespace == Namespace::Initial {
         warnings.extend(boot_warnings(&rows, live, &files));
         warnings.extend(limit_warnings(profile, live, &files));
-    } else if rows.iter().any(|r| r.action == Action::SkipGlobal) {
+    } else {
         warnings.push(
-            "this is a private network namespace: global keys are skipped and nothing is \
-             persisted (boot files configure the initial namespace only)"
+            "this is a private network namespace: global keys, limits and systemd settings are \
+             skipped and nothing is persisted (boot files configure the initial namespace only)"
                 .to_string(),
         );
     }
@@ -405,7 +415,7 @@ fn unknown_key(key: &KeyName, origin: &Origin, live: &LiveState) -> Problem {
     );
     problem(
         origin,
-        format!("[sysctl] {key:?}"),
+        format!("[sysctl] {:?}", key.as_str()),
         format!(
             "unknown key: this kernel has no {}.{hint}",
             Root::display(&Root::sysctl_rel(key))

@@ -206,16 +206,16 @@ struct Layer {
 /// Loads `source` and, depth first, what it extends; returns the layers base-first.
 fn load_layers(
     source: &Source,
-    stack: &mut Vec<Source>,
+    stack: &mut Vec<(Source, String)>,
     problems: &mut Vec<Problem>,
 ) -> Result<Vec<Layer>> {
     let key = match source {
         Source::File(path) => Source::File(path.canonicalize().unwrap_or_else(|_| path.clone())),
         shipped => shipped.clone(),
     };
-    if stack.contains(&key) {
-        let mut chain: Vec<String> = stack.iter().map(Source::display).collect();
-        chain.push(key.display());
+    if stack.iter().any(|(seen, _)| *seen == key) {
+        let mut chain: Vec<String> = stack.iter().map(|(_, shown)| shown.clone()).collect();
+        chain.push(source.display());
         return Err(Error::Usage(format!(
             "profiles extend each other in a cycle: {}; remove one of the extends",
             chain.join(" -> ")
@@ -229,7 +229,7 @@ fn load_layers(
         ),
     };
     let raw: RawFile = parse_toml(&text, &display)?;
-    stack.push(key);
+    stack.push((key, display.clone()));
     let mut layers = Vec::new();
     if let Some(meta) = &raw.profile {
         for parent in &meta.extends {
@@ -457,6 +457,8 @@ fn convert(raw: RawFile, text: &str, file: &str, problems: &mut Vec<Problem>) ->
             if hard {
                 existing.hard = Some(value);
             }
+            // Point later messages at the entry that completed the pair.
+            existing.origin = origin(at);
         } else {
             limits.push(Limit {
                 domain,

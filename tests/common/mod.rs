@@ -1,0 +1,226 @@
+//! The integration-test builder: a temporary root with a stock kernel's `proc/sys`, files the
+//! test adds, and the real `netprofile` binary run against it with `--root`.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use tempfile::TempDir;
+
+/// `proc/sys` of a stock 6.x kernel in the initial network namespace (tcp_mem present).
+pub const STOCK_SYSCTL: &[(&str, &str)] = &[
+    ("net.core.somaxconn", "4096"),
+    ("net.core.netdev_max_backlog", "1000"),
+    ("net.core.rmem_max", "212992"),
+    ("net.ipv4.tcp_max_syn_backlog", "2048"),
+    ("net.ipv4.tcp_syncookies", "1"),
+    ("net.ipv4.tcp_tw_reuse", "2"),
+    ("net.ipv4.tcp_timestamps", "1"),
+    ("net.ipv4.tcp_max_tw_buckets", "131072"),
+    ("net.ipv4.tcp_fin_timeout", "60"),
+    ("net.ipv4.ip_local_port_range", "32768\t60999"),
+    ("net.ipv4.ip_local_reserved_ports", ""),
+    ("net.ipv4.tcp_rmem", "4096\t131072\t6291456"),
+    ("net.ipv4.tcp_wmem", "4096\t16384\t4194304"),
+    ("net.ipv4.tcp_mem", "190863\t254485\t381726"),
+    ("fs.file-max", "9223372036854775807"),
+    ("fs.nr_open", "1048576"),
+];
+
+pub struct Test {
+    dir: TempDir,
+    args: Vec<String>,
+    env: Vec<(String, String)>,
+}
+
+pub struct Outcome {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+    pub dir: TempDir,
+}
+
+impl Test {
+    /// A root with the stock `proc/sys` above.
+    pub fn new() -> Self {
+        let t = Test::bare();
+        STOCK_SYSCTL
+            .iter()
+            .fold(t, |t, (key, value)| t.sysctl(key, value))
+    }
+
+    /// A root with nothing in it.
+    pub fn bare() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir(dir.path().join("root")).expect("root dir");
+        Test {
+            dir,
+            args: Vec::new(),
+            env: Vec::new(),
+        }
+    }
+
+    pub fn root(&self) -> PathBuf {
+        self.dir.path().join("root")
+    }
+
+    /// Writes a file under the root (`etc/sysctl.d/99-x.conf`).
+    pub fn file(self, rel: &str, text: &str) -> Self {
+        write(&self.root().join(rel), text);
+        self
+    }
+
+    /// Sets a key's file in the fake `proc/sys`, as the kernel prints it (with a newline).
+    pub fn sysctl(self, key: &str, value: &str) -> Self {
+        let rel = format!("proc/sys/{}", key.replace('.', "/"));
+        self.file(&rel, &format!("{value}\n"))
+    }
+
+    pub fn remove(self, rel: &str) -> Self {
+        std::fs::remove_file(self.root().join(rel)).expect("remove");
+        self
+    }
+
+    /// Writes a profile next to the root (the working directory of the run).
+    pub fn profile(self, name: &str, text: &str) -> Self {
+        write(&self.dir.path().join(name), text);
+        self
+    }
+
+    pub fn args(mut self, args: &[&str]) -> Self {
+        self.args.extend(args.iter().map(|a| (*a).to_string()));
+        self
+    }
+
+    pub fn env(mut self, key: &str, value: &str) -> Self {
+        self.env.push((key.into(), value.into()));
+        self
+    }
+
+    pub fn run(self) -> Outcome {
+        let output = Command::new(env!("CARGO_BIN_EXE_netprofile"))
+            .current_dir(self.dir.path())
+            .arg("--root")
+            .arg(self.root())
+            .args(&self.args)
+            .env_remove("NO_COLOR")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .output()
+            .expect("run netprofile");
+        Outcome {
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+            dir: self.dir,
+        }
+    }
+}
+
+impl Outcome {
+    pub fn code(self, want: i32) -> Self {
+        assert_eq!(
+            self.code, want,
+            "exit code\n--- stdout\n{}\n--- stderr\n{}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+
+    pub fn stdout(self, want: &str) -> Self {
+        assert_eq!(
+            self.stdout,
+            unindent(want),
+            "stdout\n--- stderr\n{}",
+            self.stderr
+        );
+        self
+    }
+
+    pub fn stdout_has(self, want: &str) -> Self {
+        assert!(
+            self.stdout.contains(want),
+            "stdout lacks {want:?}\n--- stdout\n{}",
+            self.stdout
+        );
+        self
+    }
+
+    pub fn stderr(self, want: &str) -> Self {
+        assert_eq!(
+            self.stderr,
+            unindent(want),
+            "stderr\n--- stdout\n{}",
+            self.stdout
+        );
+        self
+    }
+
+    pub fn stderr_has(self, want: &str) -> Self {
+        assert!(
+            self.stderr.contains(want),
+            "stderr lacks {want:?}\n--- stderr\n{}",
+            self.stderr
+        );
+        self
+    }
+
+    pub fn root(&self) -> PathBuf {
+        self.dir.path().join("root")
+    }
+}
+
+pub fn write(path: &Path, text: &str) {
+    std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+    std::fs::write(path, text).expect("write");
+}
+
+/// Removes the common indentation of an inline expectation and its first newline.
+pub fn unindent(text: &str) -> String {
+    let mut text = text.strip_prefix('\n').unwrap_or(text);
+    if let Some(cut) = text.rfind('\n')
+        && text[cut + 1..].trim().is_empty()
+    {
+        text = &text[..=cut];
+    }
+    let indent = text
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| l.len() - l.trim_start().len())
+        .min()
+        .unwrap_or(0);
+    let mut out: String = text
+        .lines()
+        .map(|l| {
+            if l.len() >= indent {
+                &l[indent..]
+            } else {
+                l.trim_start()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    if text.ends_with('\n') {
+        out.push('\n');
+    }
+    out
+}
+
+/// Every file under a directory with its content, for "nothing was changed" checks.
+pub fn snapshot(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).expect("read_dir") {
+            let path = entry.expect("entry").path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                let bytes = std::fs::read(&path).unwrap_or_default();
+                out.push((path, bytes));
+            }
+        }
+    }
+    out.sort();
+    out
+}

@@ -1,0 +1,300 @@
+//! `netprofile diff`, `check` and `profiles` on temporary roots: what a user sees.
+
+mod common;
+
+use common::{Test, snapshot};
+
+const SMALL: &str = r#"
+[profile]
+name = "small"
+description = "two keys and a limit"
+
+[sysctl]
+"net.core.somaxconn" = 65535
+"net.ipv4.tcp_max_syn_backlog" = { min = 1024 }
+
+[[limits]]
+domain = "*"
+type = "-"
+item = "nofile"
+value = 65536
+"#;
+
+#[test]
+fn diff_shows_table_and_file_diffs_and_exits_1() {
+    Test::new()
+        .profile("small.toml", SMALL)
+        .args(&["diff", "small.toml"])
+        .run()
+        .code(1)
+        .stderr("")
+        .stdout(
+            r#"
+            profile small (small.toml), initial network namespace
+
+            SYSCTL                        LIVE  AT BOOT  WANTED   ACTION
+            net.core.somaxconn            4096  -        65535    set
+            net.ipv4.tcp_max_syn_backlog  2048  -        >= 1024  ok
+
+            LIMIT          LIVE  SET IN  WANTED  ACTION
+            * soft nofile  -     -       65536   set
+            * hard nofile  -     -       65536   set
+
+            --- /dev/null
+            +++ /etc/sysctl.d/90-netprofile.conf
+            @@ -0,0 +1,4 @@
+            +# Written by netprofile from profile "small" (small.toml).
+            +# Do not edit: the next `netprofile apply` replaces this file.
+            +net.core.somaxconn = 65535
+            +net.ipv4.tcp_max_syn_backlog = 2048
+
+            --- /dev/null
+            +++ /etc/security/limits.d/90-netprofile.conf
+            @@ -0,0 +1,3 @@
+            +# Written by netprofile from profile "small" (small.toml).
+            +# Do not edit: the next `netprofile apply` replaces this file.
+            +*            -     nofile     65536
+
+            differs: 1 key to set, 2 limits to set, 2 files to write
+            "#,
+        );
+}
+
+#[test]
+fn diff_in_sync_exits_0() {
+    let sysctl_dropin = "# Written by netprofile from profile \"small\" (small.toml).\n\
+        # Do not edit: the next `netprofile apply` replaces this file.\n\
+        net.core.somaxconn = 65535\nnet.ipv4.tcp_max_syn_backlog = 2048\n";
+    let limits_dropin = "# Written by netprofile from profile \"small\" (small.toml).\n\
+        # Do not edit: the next `netprofile apply` replaces this file.\n\
+        *            -     nofile     65536\n";
+    Test::new()
+        .sysctl("net.core.somaxconn", "65535")
+        .file("etc/sysctl.d/90-netprofile.conf", sysctl_dropin)
+        .file("etc/security/limits.d/90-netprofile.conf", limits_dropin)
+        .profile("small.toml", SMALL)
+        .args(&["diff", "small.toml"])
+        .run()
+        .code(0)
+        .stdout_has(
+            "net.core.somaxconn            65535  65535 (/etc/sysctl.d/90-netprofile.conf:3)",
+        )
+        .stdout_has("* soft nofile  65536  /etc/security/limits.d/90-netprofile.conf:3  65536   ok")
+        .stdout_has("\nin sync: 2 keys as wanted\n");
+}
+
+#[test]
+fn check_prints_one_line() {
+    Test::new()
+        .profile("small.toml", SMALL)
+        .args(&["check", "small.toml"])
+        .run()
+        .code(1)
+        .stdout("differs: 1 key to set, 2 limits to set, 2 files to write (net.core.somaxconn)\n");
+}
+
+#[test]
+fn json_carries_the_same_facts() {
+    let out = Test::new()
+        .profile("small.toml", SMALL)
+        .args(&["--json", "diff", "small.toml"])
+        .run()
+        .code(1);
+    let doc: serde_json::Value = serde_json::from_str(&out.stdout).expect("valid JSON");
+    assert_eq!(doc["schema"], 1);
+    assert_eq!(doc["in_sync"], false);
+    assert_eq!(doc["namespace"], "initial");
+    assert_eq!(doc["sysctl"][0]["key"], "net.core.somaxconn");
+    assert_eq!(doc["sysctl"][0]["live"], "4096");
+    assert_eq!(doc["sysctl"][0]["target"], "65535");
+    assert_eq!(doc["sysctl"][0]["action"], "set");
+    assert_eq!(doc["sysctl"][1]["wanted"], ">= 1024");
+    assert_eq!(doc["sysctl"][1]["action"], "keep");
+    assert_eq!(doc["limits"][0]["type"], "soft");
+    assert_eq!(doc["diffs"][0]["path"], "/etc/sysctl.d/90-netprofile.conf");
+    assert_eq!(doc["diffs"][0]["action"], "create");
+    assert!(
+        doc["diffs"][0]["diff"]
+            .as_str()
+            .unwrap()
+            .contains("+net.core.somaxconn = 65535")
+    );
+}
+
+#[test]
+fn shipped_high_conn_differs_on_a_stock_machine() {
+    Test::new()
+        .args(&["diff", "high-conn"])
+        .run()
+        .code(1)
+        .stdout_has("profile high-conn (shipped:high-conn), initial network namespace")
+        .stdout_has(&common::unindent(
+            "
+            SYSCTL                          LIVE                 AT BOOT  WANTED      ACTION
+            fs.file-max                     9223372036854775807  -        >= 2097152  ok
+            fs.nr_open                      1048576              -        >= 1048576  ok
+            net.core.netdev_max_backlog     1000                 -        >= 16384    set
+            net.core.somaxconn              4096                 -        65535       set
+            net.ipv4.ip_local_port_range    32768 60999          -        1024 65535  set
+            net.ipv4.tcp_max_syn_backlog    2048                 -        >= 65535    set
+            net.ipv4.tcp_max_tw_buckets     131072               -        >= 262144   set
+            net.ipv4.tcp_syncookies         1                    -        1           ok
+            net.ipv4.tcp_tw_reuse           2                    -        1           set
+            net.netfilter.nf_conntrack_max  -                    -        >= 1048576  skip (absent)
+            ",
+        ))
+        .stdout_has("+++ /etc/systemd/system.conf.d/90-netprofile.conf");
+}
+
+#[test]
+fn profiles_lists_shipped_profiles() {
+    Test::new().args(&["profiles"]).run().code(0).stdout(
+        "
+        base             Floor for any host with many TCP connections: SYN cookies, fd headroom
+        high-conn        Servers that accept many short-lived or long-held TCP connections
+        load-generator   Clients that open many outbound connections to few destinations
+        legacy-defaults  Older-kernel defaults (somaxconn 128) to reproduce the classic failures
+        ",
+    );
+}
+
+#[test]
+fn boot_column_names_the_file_and_later_files_that_override() {
+    Test::new()
+        .file(
+            "usr/lib/sysctl.d/50-default.conf",
+            "net.core.somaxconn = 1024\n",
+        )
+        .file(
+            "etc/sysctl.d/99-local.conf",
+            "# ops\nnet.core.somaxconn=2048\n",
+        )
+        .profile("small.toml", SMALL)
+        .args(&["diff", "small.toml"])
+        .run()
+        .code(1)
+        .stdout_has(
+            "net.core.somaxconn            4096  2048 (/etc/sysctl.d/99-local.conf:2)  65535",
+        )
+        .stderr_has(
+            "warning: /etc/sysctl.d/99-local.conf:2 sets net.core.somaxconn = 2048 after \
+             netprofile's drop-in: at boot the value would be 2048, not 65535",
+        );
+}
+
+#[test]
+fn sysctl_conf_is_applied_last() {
+    Test::new()
+        .file("etc/sysctl.d/10-a.conf", "net.core.somaxconn = 1024\n")
+        .file("etc/sysctl.conf", "net.core.somaxconn = 512\n")
+        .profile("small.toml", SMALL)
+        .args(&["diff", "small.toml"])
+        .run()
+        .stdout_has("512 (/etc/sysctl.conf:1)")
+        .stderr_has("warning: /etc/sysctl.conf:1 sets net.core.somaxconn = 512");
+}
+
+#[test]
+fn limits_follow_pam_precedence_and_name_overrides() {
+    Test::new()
+        .file(
+            "etc/security/limits.conf",
+            "*   soft nofile 1024\n*   hard nofile 4096\n",
+        )
+        .file("etc/security/limits.d/99-zzz.conf", "* hard nofile 8192\n")
+        .profile("small.toml", SMALL)
+        .args(&["diff", "small.toml"])
+        .run()
+        .code(1)
+        .stdout_has("* soft nofile  1024  /etc/security/limits.conf:1           65536   set")
+        .stdout_has("* hard nofile  8192  /etc/security/limits.d/99-zzz.conf:1  65536   set")
+        .stderr_has(
+            "warning: /etc/security/limits.d/99-zzz.conf:1 overrides * hard nofile with 8192 \
+             (wanted 65536)",
+        );
+}
+
+#[test]
+fn listening_port_in_new_range_is_flagged_with_a_fix() {
+    let tcp = "  sl  local_address rem_address   st\n   0: 00000000:1F90 00000000:0000 0A 0\n";
+    Test::new()
+        .file("proc/net/tcp", tcp)
+        .args(&["diff", "high-conn"])
+        .run()
+        .code(1)
+        .stderr_has("listening port(s) 8080 lie inside the new ephemeral range 1024-65535")
+        .stderr_has("reserved = [\"8080\"]");
+}
+
+#[test]
+fn reserved_port_is_not_flagged() {
+    let tcp = "  sl  local_address rem_address   st\n   0: 00000000:1F90 00000000:0000 0A 0\n";
+    Test::new()
+        .file("proc/net/tcp", tcp)
+        .profile(
+            "p.toml",
+            "[profile]\nextends = [\"high-conn\"]\n[ports]\nreserved = [\"8080\"]\n",
+        )
+        .args(&["diff", "p.toml"])
+        .run()
+        .code(1)
+        .stderr("");
+}
+
+#[test]
+fn private_namespace_skips_global_keys_and_persists_nothing() {
+    Test::new()
+        .remove("proc/sys/net/ipv4/tcp_mem")
+        .sysctl("net.core.somaxconn", "65535")
+        .args(&["diff", "high-conn"])
+        .run()
+        .code(1)
+        .stdout_has("private network namespace")
+        .stdout_has("fs.file-max")
+        .stdout_has("skip (global)")
+        .stdout_has("net.core.somaxconn              65535")
+        .stderr_has("nothing is persisted");
+}
+
+#[test]
+fn extends_relative_path_later_wins() {
+    let out = Test::new()
+        .profile(
+            "lib/parent.toml",
+            "[sysctl]\n\"net.core.somaxconn\" = 1000\n\"net.ipv4.tcp_fin_timeout\" = 30\n",
+        )
+        .profile(
+            "child.toml",
+            "[profile]\nextends = [\"lib/parent.toml\"]\n[sysctl]\n\"net.core.somaxconn\" = 2000\n",
+        )
+        .args(&["--json", "diff", "child.toml"])
+        .run()
+        .code(1);
+    let doc: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    let rows = doc["sysctl"].as_array().unwrap();
+    let find = |k: &str| rows.iter().find(|r| r["key"] == k).unwrap()["target"].clone();
+    assert_eq!(find("net.core.somaxconn"), "2000");
+    assert_eq!(find("net.ipv4.tcp_fin_timeout"), "30");
+}
+
+#[test]
+fn colour_only_when_asked_or_on_a_terminal() {
+    Test::new()
+        .profile("small.toml", SMALL)
+        .args(&["--color", "always", "diff", "small.toml"])
+        .run()
+        .stdout_has("\x1b[33mset\x1b[0m");
+    let plain = Test::new()
+        .profile("small.toml", SMALL)
+        .args(&["diff", "small.toml"])
+        .run();
+    assert!(!plain.stdout.contains('\x1b'));
+}
+
+#[test]
+fn diff_never_writes() {
+    let t = Test::new().profile("small.toml", SMALL);
+    let before = snapshot(&t.root());
+    let out = t.args(&["diff", "small.toml"]).run().code(1);
+    assert_eq!(snapshot(&out.root()), before);
+}
