@@ -150,10 +150,6 @@ pub const REMOVED: &[(&str, &str)] = &[
          net.ipv4.ip_local_port_range",
     ),
     (
-        "net.ipv4.tcp_fack",
-        "removed in Linux 4.15 (RACK replaced FACK); delete the line",
-    ),
-    (
         "net.ipv4.tcp_dma_copybreak",
         "removed in Linux 3.18 with the NET_DMA engine; delete the line",
     ),

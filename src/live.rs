@@ -54,6 +54,21 @@ pub fn read_optional(root: &Root, rel: &str) -> Result<Option<String>> {
     }
 }
 
+/// Reads a `/proc/net` table with a large buffer: every read() walks the socket hash again.
+fn read_proc_table(root: &Root, rel: &str) -> Result<Option<String>> {
+    use std::io::Read;
+    let path = root.path(rel);
+    let mut file = match std::fs::File::open(&path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::read(path, e)),
+    };
+    let mut bytes = Vec::with_capacity(1 << 18);
+    file.read_to_end(&mut bytes)
+        .map_err(|e| Error::read(&path, e))?;
+    Ok(Some(String::from_utf8_lossy(&bytes).into_owned()))
+}
+
 /// The current value of one key in normal form, or `None` when the kernel lacks it.
 pub fn read_sysctl(root: &Root, key: &KeyName) -> Result<Option<String>> {
     let shape = keys::known(key.as_str()).map(|k| k.shape);
@@ -263,11 +278,20 @@ impl LiveState {
                 }
             }
         }
-        let mut tables = Vec::new();
-        for rel in Root::PROC_NET_TCP {
-            tables.extend(read_optional(root, rel)?);
+        // Listening ports matter only when the profile moves the ephemeral range, and walking
+        // the kernel's socket tables is the slowest read here (about 1 ms per read() call on a
+        // machine with a large ehash), so read them only then, in few large reads.
+        if profile
+            .sysctl
+            .keys()
+            .any(|k| k.as_str() == "net.ipv4.ip_local_port_range")
+        {
+            let mut tables = Vec::new();
+            for rel in Root::PROC_NET_TCP {
+                tables.extend(read_proc_table(root, rel)?);
+            }
+            live.listening = listening_ports(&tables);
         }
-        live.listening = listening_ports(&tables);
         for rel in [
             Root::sysctl_dropin(),
             Root::limits_dropin(),
