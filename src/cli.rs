@@ -54,8 +54,33 @@ pub enum Command {
     },
     /// Drift check for monitoring: one line, exit 0 in sync, 1 drifted, 2 error.
     Check { profile: String },
+    /// Plan, apply all-or-nothing with rollback, persist, and record a generation.
+    Apply {
+        profile: String,
+        /// Print the plan and the file diffs; touch nothing (exit as diff).
+        #[arg(long)]
+        dry_run: bool,
+        /// Revert by itself after SECONDS unless `netprofile confirm` comes in time. Files are
+        /// written only when confirmed, so a reboot meanwhile also returns to the old values.
+        #[arg(long, value_name = "SECONDS")]
+        confirm: Option<u64>,
+        /// Change live values only; write no files.
+        #[arg(long)]
+        no_persist: bool,
+    },
+    /// Keep a pending `apply --confirm`.
+    Confirm,
+    /// Return to the state before the last (or the given) generation.
+    Rollback { generation: Option<u64> },
+    /// Generations: when, profile, hash, what changed, outcome.
+    History,
+    /// Managed keys now; an open journal or pending confirmation.
+    Status,
     /// List the shipped profiles.
     Profiles,
+    /// Internal: the detached watcher of `apply --confirm`.
+    #[command(name = "__watch", hide = true)]
+    Watch { generation: u64 },
 }
 
 /// Settings every command runs with, resolved from `Cli` and the environment.

@@ -22,22 +22,27 @@ fn plan_for(config: &Config, reference: &str) -> Result<plan::Plan> {
     plan::plan(&profile, &live)
 }
 
+/// A plan as diff prints it; exit 0 in sync, 1 differs.
+#[must_use]
+pub fn render_plan(config: &Config, plan: &plan::Plan, command: &str) -> Output {
+    let stdout = if config.json {
+        render::json(plan, command)
+    } else if config.quiet {
+        render::summary(plan) + "\n"
+    } else {
+        render::human(plan, config.paint)
+    };
+    Output {
+        code: i32::from(plan.differs()),
+        stdout,
+        stderr: warnings(plan),
+    }
+}
+
 /// `netprofile diff PROFILE`: exit 0 in sync, 1 differs.
 pub fn diff(config: &Config, reference: &str) -> Result<Output> {
     let plan = plan_for(config, reference)?;
-    let code = i32::from(plan.differs());
-    let stdout = if config.json {
-        render::json(&plan, "diff")
-    } else if config.quiet {
-        render::summary(&plan) + "\n"
-    } else {
-        render::human(&plan, config.paint)
-    };
-    Ok(Output {
-        code,
-        stdout,
-        stderr: warnings(&plan),
-    })
+    Ok(render_plan(config, &plan, "diff"))
 }
 
 /// `netprofile check PROFILE`: the one-line form of diff.
@@ -102,6 +107,181 @@ pub fn profiles(config: &Config) -> Result<Output> {
     Ok(Output {
         code: 0,
         stdout,
+        stderr: Vec::new(),
+    })
+}
+
+/// `netprofile history`: one line per generation, oldest first.
+pub fn history(config: &Config) -> Result<Output> {
+    let all = crate::state::generations(&config.root)?;
+    if config.json {
+        let doc = serde_json::json!({ "schema": 1, "generations": all });
+        return Ok(Output {
+            code: 0,
+            stdout: serde_json::to_string_pretty(&doc).unwrap_or_default() + "\n",
+            stderr: Vec::new(),
+        });
+    }
+    if all.is_empty() {
+        return Ok(Output {
+            code: 0,
+            stdout: "no generations yet\n".into(),
+            stderr: Vec::new(),
+        });
+    }
+    let mut out = String::new();
+    for g in &all {
+        let profile = g.profile.as_ref().map_or_else(
+            || "-".to_string(),
+            |p| {
+                format!(
+                    "{} {} sha256:{}",
+                    p.name,
+                    p.source,
+                    &p.sha256[..12.min(p.sha256.len())]
+                )
+            },
+        );
+        let what: Vec<String> = g.changes.iter().map(crate::state::Change::label).collect();
+        let op = match g.rollback_of {
+            Some(n) => format!("{} of {n}", g.op),
+            None => g.op.clone(),
+        };
+        out.push_str(&format!(
+            "{:>4}  {}  {:<14}  {:<10}  {}\n      {}\n",
+            g.number,
+            g.time,
+            op,
+            serde_json::to_value(g.outcome)
+                .ok()
+                .and_then(|v| v.as_str().map(String::from))
+                .unwrap_or_default(),
+            profile,
+            if what.is_empty() {
+                "(no changes)".to_string()
+            } else {
+                what.join(", ")
+            }
+        ));
+        if config.verbose > 0 {
+            for change in &g.changes {
+                out.push_str(&format!("        {}\n", describe(change)));
+            }
+        }
+    }
+    Ok(Output {
+        code: 0,
+        stdout: out,
+        stderr: Vec::new(),
+    })
+}
+
+fn describe(change: &crate::state::Change) -> String {
+    match change {
+        crate::state::Change::Sysctl { key, before, after } => {
+            format!("{key}: {before} -> {after}")
+        }
+        crate::state::Change::File {
+            path,
+            before,
+            after,
+        } => format!(
+            "{}: {}",
+            crate::root::Root::display(path),
+            match (before, after) {
+                (None, Some(_)) => "created",
+                (Some(_), None) => "removed",
+                _ => "rewritten",
+            }
+        ),
+    }
+}
+
+/// `netprofile status`: managed keys now, and any pending confirmation.
+pub fn status(config: &Config) -> Result<Output> {
+    use crate::state::{Change, Outcome};
+    let root = &config.root;
+    let all = crate::state::generations(root)?;
+    // The value netprofile last set for each key, in generation order.
+    let mut managed: std::collections::BTreeMap<String, String> = std::collections::BTreeMap::new();
+    for g in all
+        .iter()
+        .filter(|g| matches!(g.outcome, Outcome::Applied | Outcome::Pending))
+    {
+        for change in &g.changes {
+            if let Change::Sysctl { key, after, .. } = change {
+                managed.insert(key.clone(), after.clone());
+            }
+        }
+    }
+    let mut rows = Vec::new();
+    let mut drifted = 0;
+    for (key, want) in &managed {
+        let name = crate::keys::KeyName::parse(key).map_err(crate::error::Error::State)?;
+        let shape = crate::keys::known(key).map(|k| k.shape);
+        let now = crate::live::read_sysctl(root, &name)?;
+        let ok = now.as_deref() == Some(crate::value::normal_form(shape, want).as_str());
+        if !ok {
+            drifted += 1;
+        }
+        rows.push((key.clone(), now, want.clone(), ok));
+    }
+    let pending = crate::state::read_pending(root)?;
+    if config.json {
+        let doc = serde_json::json!({
+            "schema": 1,
+            "managed": rows.iter().map(|(k, now, want, ok)| serde_json::json!({
+                "key": k, "live": now, "last_set": want, "in_sync": ok,
+            })).collect::<Vec<_>>(),
+            "pending": pending.as_ref().map(|p| serde_json::json!({
+                "generation": p.generation,
+                "seconds_left": p.deadline.saturating_sub(crate::state::epoch_seconds()),
+            })),
+            "open_journal": root.path(crate::state::JOURNAL).exists(),
+            "generations": all.len(),
+        });
+        return Ok(Output {
+            code: 0,
+            stdout: serde_json::to_string_pretty(&doc).unwrap_or_default() + "\n",
+            stderr: Vec::new(),
+        });
+    }
+    let mut out = String::new();
+    if rows.is_empty() {
+        out.push_str("no keys managed yet (no applied generation)\n");
+    } else {
+        let width = rows.iter().map(|r| r.0.len()).max().unwrap_or(0);
+        for (key, now, want, ok) in &rows {
+            let state = if *ok {
+                config.paint.green("ok")
+            } else {
+                config
+                    .paint
+                    .yellow(&format!("drifted (netprofile set {want})"))
+            };
+            out.push_str(&format!(
+                "{key:<width$}  {:<20}  {state}\n",
+                now.clone().unwrap_or_else(|| "-".into())
+            ));
+        }
+    }
+    if let Some(p) = &pending {
+        out.push_str(&format!(
+            "pending: generation {} reverts in {} s unless `netprofile confirm`\n",
+            p.generation,
+            p.deadline.saturating_sub(crate::state::epoch_seconds())
+        ));
+    }
+    out.push_str(&format!(
+        "{} managed key{}, {drifted} drifted, {} generation{}\n",
+        rows.len(),
+        if rows.len() == 1 { "" } else { "s" },
+        all.len(),
+        if all.len() == 1 { "" } else { "s" }
+    ));
+    Ok(Output {
+        code: 0,
+        stdout: out,
         stderr: Vec::new(),
     })
 }

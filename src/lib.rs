@@ -4,18 +4,23 @@
 //! order data flows (DESIGN.md, "Architecture"): a `profile` is loaded and checked, the `live`
 //! state is read through `root`, `plan` compares them without I/O, `render` shows the result.
 
+pub mod apply;
 pub mod cli;
 pub mod cmd;
 pub mod dropin;
 pub mod error;
+pub mod fault;
 pub mod keys;
 pub mod limits;
 pub mod live;
+pub mod persist;
 pub mod plan;
 pub mod profile;
 pub mod render;
 pub mod root;
+pub mod state;
 pub mod sysctld;
+pub mod transaction;
 pub mod value;
 
 use std::ffi::OsString;
@@ -36,11 +41,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> i32 {
         }
     };
     let config = Config::resolve(&cli);
-    let result = match &cli.command {
-        Command::Diff { profile } => cmd::diff(&config, profile),
-        Command::Check { profile } => cmd::check(&config, profile),
-        Command::Profiles => cmd::profiles(&config),
-    };
+    let result = dispatch(&config, &cli.command);
     match result {
         Ok(output) => {
             let mut stderr = std::io::stderr().lock();
@@ -54,6 +55,41 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> i32 {
             let _ = writeln!(std::io::stderr().lock(), "error: {e}");
             e.exit_code()
         }
+    }
+}
+
+fn dispatch(config: &Config, command: &Command) -> error::Result<cmd::Output> {
+    // Before anything else, restore what an interrupted run left behind (DESIGN.md: a crash
+    // leaves an open journal, which the next run finds and recovers from).
+    if !matches!(command, Command::Profiles | Command::Watch { .. }) {
+        let mut stderr = std::io::stderr().lock();
+        for line in apply::recover(&config.root)? {
+            let _ = writeln!(stderr, "{line}");
+        }
+    }
+    match command {
+        Command::Diff { profile } => cmd::diff(config, profile),
+        Command::Check { profile } => cmd::check(config, profile),
+        Command::Apply {
+            profile,
+            dry_run,
+            confirm,
+            no_persist,
+        } => apply::apply(
+            config,
+            profile,
+            &apply::ApplyOptions {
+                dry_run: *dry_run,
+                confirm: *confirm,
+                no_persist: *no_persist,
+            },
+        ),
+        Command::Confirm => apply::confirm(config),
+        Command::Rollback { generation } => apply::rollback(config, *generation),
+        Command::History => cmd::history(config),
+        Command::Status => cmd::status(config),
+        Command::Profiles => cmd::profiles(config),
+        Command::Watch { generation } => apply::watch(config, *generation),
     }
 }
 

@@ -81,6 +81,13 @@ pub fn read_sysctl(root: &Root, key: &KeyName) -> Result<Option<String>> {
     }
 }
 
+/// A key's value exactly as the kernel prints it, less the final newline (tabs kept), for
+/// restoring byte for byte; `None` when the kernel lacks the key.
+pub fn read_sysctl_raw(root: &Root, key: &KeyName) -> Result<Option<String>> {
+    Ok(read_optional(root, &Root::sysctl_rel(key))?
+        .map(|text| text.strip_suffix('\n').unwrap_or(&text).to_string()))
+}
+
 /// `*.conf` names in a folder, sorted in C-locale (byte) order.
 fn conf_names(root: &Root, rel_dir: &str) -> Result<Vec<String>> {
     let dir = root.path(rel_dir);

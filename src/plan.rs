@@ -566,7 +566,7 @@ fn limit_warnings(profile: &Profile, live: &LiveState, files: &[FileChange]) -> 
     if let Some(text) = &change.new {
         let at = all
             .iter()
-            .position(|f| f.path.starts_with("/etc/security/limits.d/") && f.path > dropin)
+            .position(|f| f.path.starts_with(&Root::display(Root::LIMITS_D)) && f.path > dropin)
             .unwrap_or(all.len());
         all.insert(
             at,

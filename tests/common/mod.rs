@@ -36,6 +36,8 @@ pub struct Test {
 
 pub struct Outcome {
     pub code: i32,
+    /// The signal that ended the process, if one did (a fault point's SIGKILL).
+    pub signal: Option<i32>,
     pub stdout: String,
     pub stderr: String,
     pub dir: TempDir,
@@ -99,25 +101,52 @@ impl Test {
     }
 
     pub fn run(self) -> Outcome {
-        let output = Command::new(env!("CARGO_BIN_EXE_netprofile"))
-            .current_dir(self.dir.path())
-            .arg("--root")
-            .arg(self.root())
-            .args(&self.args)
-            .env_remove("NO_COLOR")
-            .envs(self.env.iter().map(|(k, v)| (k, v)))
-            .output()
-            .expect("run netprofile");
-        Outcome {
-            code: output.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-            dir: self.dir,
-        }
+        run_in(self.dir, &self.args, &self.env)
+    }
+}
+
+fn run_in(dir: TempDir, args: &[String], env: &[(String, String)]) -> Outcome {
+    let output = Command::new(env!("CARGO_BIN_EXE_netprofile"))
+        .current_dir(dir.path())
+        .arg("--root")
+        .arg(dir.path().join("root"))
+        .args(args)
+        .env_remove("NO_COLOR")
+        .env_remove("NETPROFILE_FAULT")
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .output()
+        .expect("run netprofile");
+    Outcome {
+        code: output.status.code().unwrap_or(-1),
+        signal: std::os::unix::process::ExitStatusExt::signal(&output.status),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        dir,
     }
 }
 
 impl Outcome {
+    /// Runs netprofile again on the same root and working directory.
+    pub fn then(self, args: &[&str]) -> Outcome {
+        let args: Vec<String> = args.iter().map(|a| (*a).to_string()).collect();
+        run_in(self.dir, &args, &[])
+    }
+
+    /// Runs again with extra environment (`NETPROFILE_FAULT`).
+    pub fn then_env(self, args: &[&str], env: &[(&str, &str)]) -> Outcome {
+        let args: Vec<String> = args.iter().map(|a| (*a).to_string()).collect();
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| ((*k).into(), (*v).into()))
+            .collect();
+        run_in(self.dir, &args, &env)
+    }
+
+    /// Files under the root except netprofile's own state (var/lib/netprofile, run).
+    pub fn system_files(&self) -> Vec<(PathBuf, String)> {
+        system_files(&self.root())
+    }
+
     pub fn code(self, want: i32) -> Self {
         assert_eq!(
             self.code, want,
@@ -223,4 +252,16 @@ pub fn snapshot(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
     }
     out.sort();
     out
+}
+
+/// Files under a root except netprofile's own state (var/lib/netprofile, run).
+pub fn system_files(root: &Path) -> Vec<(PathBuf, String)> {
+    snapshot(root)
+        .into_iter()
+        .map(|(p, bytes)| (p, String::from_utf8_lossy(&bytes).into_owned()))
+        .filter(|(p, _)| {
+            let rel = p.strip_prefix(root).unwrap_or(p);
+            !(rel.starts_with("var/lib/netprofile") || rel.starts_with("run"))
+        })
+        .collect()
 }

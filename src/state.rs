@@ -1,0 +1,317 @@
+//! netprofile's own state under the root: the writer lock (`run/netprofile.lock`), the journal
+//! of an open transaction, the generations (`var/lib/netprofile/generations/`), and a pending
+//! `--confirm` (`run/netprofile/pending.json`). Files are written through persist.rs (atomic,
+//! mode 0600). Records carry a timestamp and a sha256 checksum of their changes.
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, Write};
+use std::os::unix::fs::OpenOptionsExt;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::error::{Error, Result};
+use crate::live::read_optional;
+use crate::persist;
+use crate::root::Root;
+
+/// One thing a transaction changes: a sysctl key or a file, with its value before and after.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum Change {
+    Sysctl {
+        key: String,
+        before: String,
+        after: String,
+    },
+    File {
+        /// Root-relative path.
+        path: String,
+        /// Content; `None` when the file does not exist.
+        before: Option<String>,
+        after: Option<String>,
+    },
+}
+
+impl Change {
+    #[must_use]
+    pub fn label(&self) -> String {
+        match self {
+            Change::Sysctl { key, .. } => key.clone(),
+            Change::File { path, .. } => Root::display(path),
+        }
+    }
+
+    /// The same change, undone.
+    #[must_use]
+    pub fn inverse(&self) -> Change {
+        match self.clone() {
+            Change::Sysctl { key, before, after } => Change::Sysctl {
+                key,
+                before: after,
+                after: before,
+            },
+            Change::File {
+                path,
+                before,
+                after,
+            } => Change::File {
+                path,
+                before: after,
+                after: before,
+            },
+        }
+    }
+}
+
+#[must_use]
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn checksum(changes: &[Change]) -> String {
+    sha256_hex(&serde_json::to_vec(changes).unwrap_or_default())
+}
+
+#[must_use]
+pub fn now() -> String {
+    humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
+}
+
+/// What a transaction is doing; written before its first change, removed after it commits.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Journal {
+    pub generation: u64,
+    pub started: String,
+    pub changes: Vec<Change>,
+    pub checksum: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProfileRef {
+    pub name: String,
+    pub source: String,
+    pub sha256: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Outcome {
+    /// Live values and files changed.
+    Applied,
+    /// Live values changed; waiting for `netprofile confirm`, files not yet written.
+    Pending,
+    /// `--confirm` ran out without `confirm`: live values restored.
+    Reverted,
+    /// Failed and rolled back; nothing changed.
+    Failed,
+    /// An interrupted transaction, restored by a later run.
+    Recovered,
+}
+
+/// One entry of `netprofile history`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Generation {
+    pub number: u64,
+    pub time: String,
+    /// `apply`, `rollback` or `confirm`.
+    pub op: String,
+    pub profile: Option<ProfileRef>,
+    /// For a rollback: the generation whose state before it was restored.
+    pub rollback_of: Option<u64>,
+    pub changes: Vec<Change>,
+    pub outcome: Outcome,
+    pub message: Option<String>,
+    pub checksum: String,
+}
+
+impl Generation {
+    #[must_use]
+    pub fn new(number: u64, op: &str, profile: Option<ProfileRef>, changes: Vec<Change>) -> Self {
+        Generation {
+            number,
+            time: now(),
+            op: op.to_string(),
+            profile,
+            rollback_of: None,
+            checksum: checksum(&changes),
+            changes,
+            outcome: Outcome::Applied,
+            message: None,
+        }
+    }
+}
+
+pub const JOURNAL: &str = "var/lib/netprofile/journal.json";
+pub const GENERATIONS: &str = "var/lib/netprofile/generations";
+pub const PENDING: &str = "run/netprofile/pending.json";
+
+fn generation_rel(number: u64) -> String {
+    format!("{GENERATIONS}/{number:06}.json")
+}
+
+fn to_json<T: Serialize>(value: &T) -> String {
+    serde_json::to_string_pretty(value).unwrap_or_default() + "\n"
+}
+
+fn parse<T: for<'de> Deserialize<'de>>(root: &Root, rel: &str, text: &str) -> Result<T> {
+    serde_json::from_str(text).map_err(|e| {
+        Error::State(format!(
+            "{} is damaged ({e}); move it aside to continue",
+            root.path(rel).display()
+        ))
+    })
+}
+
+pub fn write_journal(root: &Root, journal: &Journal) -> Result<()> {
+    persist::write_file(root, JOURNAL, &to_json(journal), 0o600)
+}
+
+pub fn read_journal(root: &Root) -> Result<Option<Journal>> {
+    let Some(text) = read_optional(root, JOURNAL)? else {
+        return Ok(None);
+    };
+    let journal: Journal = parse(root, JOURNAL, &text)?;
+    if journal.checksum != checksum(&journal.changes) {
+        return Err(Error::State(format!(
+            "{} fails its checksum; it was edited or damaged. Move it aside to continue",
+            root.path(JOURNAL).display()
+        )));
+    }
+    Ok(Some(journal))
+}
+
+pub fn close_journal(root: &Root) -> Result<()> {
+    persist::remove_file(root, JOURNAL)
+}
+
+pub fn write_generation(root: &Root, generation: &Generation) -> Result<()> {
+    persist::write_file(
+        root,
+        &generation_rel(generation.number),
+        &to_json(generation),
+        0o600,
+    )
+}
+
+pub fn read_generation(root: &Root, number: u64) -> Result<Option<Generation>> {
+    let rel = generation_rel(number);
+    read_optional(root, &rel)?
+        .map(|text| parse(root, &rel, &text))
+        .transpose()
+}
+
+/// All generations, oldest first.
+pub fn generations(root: &Root) -> Result<Vec<Generation>> {
+    let dir = root.path(GENERATIONS);
+    let mut numbers: Vec<u64> = match std::fs::read_dir(&dir) {
+        Ok(entries) => entries
+            .filter_map(|e| e.ok())
+            .filter_map(|e| {
+                e.file_name()
+                    .to_string_lossy()
+                    .strip_suffix(".json")
+                    .and_then(|n| n.parse().ok())
+            })
+            .collect(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => return Err(Error::read(dir, e)),
+    };
+    numbers.sort_unstable();
+    let mut out = Vec::new();
+    for n in numbers {
+        out.extend(read_generation(root, n)?);
+    }
+    Ok(out)
+}
+
+pub fn next_generation(root: &Root) -> Result<u64> {
+    Ok(generations(root)?.last().map_or(1, |g| g.number + 1))
+}
+
+/// A `--confirm` waiting for `netprofile confirm`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Pending {
+    pub generation: u64,
+    /// Seconds since the epoch after which the watcher reverts.
+    pub deadline: u64,
+    pub watcher: Option<u32>,
+    /// The drop-ins to write when confirmed (a reboot before then keeps the old boot files).
+    #[serde(default)]
+    pub files: Vec<Change>,
+}
+
+pub fn write_pending(root: &Root, pending: &Pending) -> Result<()> {
+    persist::write_file(root, PENDING, &to_json(pending), 0o600)
+}
+
+pub fn read_pending(root: &Root) -> Result<Option<Pending>> {
+    read_optional(root, PENDING)?
+        .map(|text| parse(root, PENDING, &text))
+        .transpose()
+}
+
+pub fn clear_pending(root: &Root) -> Result<()> {
+    persist::remove_file(root, PENDING)
+}
+
+#[must_use]
+pub fn epoch_seconds() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// The writer lock: an exclusive `flock` on run/netprofile.lock holding the owner's pid. It is
+/// released when this value is dropped or the process dies, so a killed writer never leaves
+/// a stale lock.
+pub struct Lock {
+    _file: File,
+}
+
+impl Lock {
+    pub fn take(root: &Root) -> Result<Lock> {
+        let path = root.path(Root::LOCK);
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| Error::write(dir, e))?;
+        }
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(&path)
+            .map_err(|e| Error::write(&path, e))?;
+        match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+            Ok(()) => {}
+            Err(rustix::io::Errno::WOULDBLOCK) => {
+                let mut holder = String::new();
+                let _ = file.read_to_string(&mut holder);
+                let holder = holder.trim();
+                let who = if holder.is_empty() {
+                    "another netprofile".to_string()
+                } else {
+                    format!("another netprofile (pid {holder})")
+                };
+                return Err(Error::Locked {
+                    message: format!(
+                        "{who} holds {}; wait for it to finish and try again. Nothing was changed",
+                        Root::display(Root::LOCK)
+                    ),
+                });
+            }
+            Err(e) => return Err(Error::write(&path, e.into())),
+        }
+        let pid = std::process::id().to_string();
+        let written = file
+            .set_len(0)
+            .and_then(|()| file.rewind())
+            .and_then(|()| file.write_all(pid.as_bytes()));
+        written.map_err(|e| Error::write(&path, e))?;
+        Ok(Lock { _file: file })
+    }
+}

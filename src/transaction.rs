@@ -1,0 +1,175 @@
+//! Applying a list of changes as one transaction: journal first, then each change written and
+//! read back, then commit; on any failure every change already made is undone in reverse order.
+//!
+//! The journal (state.rs) holds every original value and file content before the first write,
+//! so a process killed at any point leaves enough to restore: `recover` finds an open journal
+//! and puts everything back, unless the transaction had already recorded its generation (then
+//! only the journal's removal was interrupted). This module never decides *what* to change;
+//! plan.rs and the commands do.
+
+use std::fmt::Write as _;
+
+use crate::error::{Error, Result};
+use crate::fault;
+use crate::keys::{self, KeyName};
+use crate::live;
+use crate::persist;
+use crate::root::Root;
+use crate::state::{self, Change, Generation, Journal, Outcome};
+use crate::value;
+
+/// Performs one change and checks it took effect.
+fn perform(root: &Root, change: &Change, step: &str) -> Result<()> {
+    if fault::fail(step) {
+        return Err(Error::State(format!(
+            "{}: fault injected at {step}",
+            change.label()
+        )));
+    }
+    match change {
+        Change::Sysctl { key, after, .. } => {
+            let name = KeyName::parse(key).map_err(Error::State)?;
+            let rel = Root::sysctl_rel(&name);
+            persist::write_sysctl(root, &rel, after)?;
+            let shape = keys::known(key).map(|k| k.shape);
+            let now = live::read_sysctl(root, &name)?.unwrap_or_default();
+            let want = value::normal_form(shape, after);
+            if now != want {
+                return Err(Error::State(format!(
+                    "{key}: wrote {want:?} but the kernel reads back {now:?}"
+                )));
+            }
+            Ok(())
+        }
+        Change::File { path, after, .. } => persist::put(root, path, after.as_deref()),
+    }
+}
+
+/// Undoes `done` in reverse order. Returns a line per change saying what state it is in, and
+/// whether every undo succeeded.
+fn undo(root: &Root, done: &[Change]) -> (Vec<String>, bool) {
+    let mut lines = Vec::new();
+    let mut ok = true;
+    for (i, change) in done.iter().enumerate().rev() {
+        let step = format!("undo:{}", i + 1);
+        let result = perform(root, &change.inverse(), &step);
+        fault::point(&step);
+        match result {
+            Ok(()) => lines.push(format!("  restored {}", describe_before(change))),
+            Err(e) => {
+                ok = false;
+                lines.push(format!("  NOT RESTORED {}: {e}", change.label()));
+            }
+        }
+    }
+    lines.reverse();
+    (lines, ok)
+}
+
+fn describe_before(change: &Change) -> String {
+    match change {
+        Change::Sysctl { key, before, .. } => match value::normalise(before).as_str() {
+            "" => format!("{key} = \"\""),
+            shown => format!("{key} = {shown}"),
+        },
+        Change::File { path, before, .. } => match before {
+            Some(_) => format!("{} (previous content)", Root::display(path)),
+            None => format!("{} (removed; it did not exist)", Root::display(path)),
+        },
+    }
+}
+
+/// Runs `changes` as generation `number`. On success the journal is still open: the caller
+/// records the generation and then calls `state::close_journal`, so a crash between the two
+/// is recognised as committed.
+pub fn execute(root: &Root, number: u64, changes: &[Change]) -> Result<()> {
+    let journal = Journal {
+        generation: number,
+        started: state::now(),
+        checksum: state::sha256_hex(&serde_json::to_vec(changes).unwrap_or_default()),
+        changes: changes.to_vec(),
+    };
+    state::write_journal(root, &journal)?;
+    fault::point("journal");
+    for (i, change) in changes.iter().enumerate() {
+        let step = format!("change:{}", i + 1);
+        let result = perform(root, change, &step);
+        fault::point(&step);
+        if let Err(error) = result {
+            // The failed change is undone too: a read-back mismatch means it did change.
+            let (lines, ok) = undo(root, &changes[..=i]);
+            let mut message = format!("{error}\n");
+            if ok {
+                let _ = writeln!(
+                    message,
+                    "every change was rolled back; the system is as before:"
+                );
+                message.push_str(&lines.join("\n"));
+                state::close_journal(root)?;
+                return Err(Error::ApplyFailed { message });
+            }
+            let _ = writeln!(
+                message,
+                "rolling back failed too; the state of each change (the journal {} is kept):",
+                Root::display(state::JOURNAL)
+            );
+            message.push_str(&lines.join("\n"));
+            return Err(Error::RollbackFailed { message });
+        }
+    }
+    Ok(())
+}
+
+/// Records `generation` and closes the journal: the commit point of a transaction.
+pub fn commit(root: &Root, generation: &Generation) -> Result<()> {
+    state::write_generation(root, generation)?;
+    fault::point("generation");
+    state::close_journal(root)
+}
+
+/// Finds an open journal and restores the state before it. Returns what it did, for the user.
+pub fn recover(root: &Root) -> Result<Option<String>> {
+    let Some(journal) = state::read_journal(root)? else {
+        return Ok(None);
+    };
+    if let Some(done) = state::read_generation(root, journal.generation)?
+        && done.checksum == journal.checksum
+    {
+        state::close_journal(root)?;
+        let what = if done.outcome == Outcome::Recovered {
+            "had already been restored"
+        } else {
+            "had committed"
+        };
+        return Ok(Some(format!(
+            "generation {} {what}; closed its journal",
+            journal.generation
+        )));
+    }
+    let (lines, ok) = undo(root, &journal.changes);
+    if !ok {
+        return Err(Error::RollbackFailed {
+            message: format!(
+                "an interrupted run (generation {}) left an open journal, and restoring it \
+                 failed; the state of each change:\n{}",
+                journal.generation,
+                lines.join("\n")
+            ),
+        });
+    }
+    let mut generation = Generation::new(journal.generation, "recover", None, journal.changes);
+    generation.outcome = Outcome::Recovered;
+    generation.message = Some(format!(
+        "interrupted run started {} restored",
+        journal.started
+    ));
+    state::write_generation(root, &generation)?;
+    state::close_journal(root)?;
+    Ok(Some(format!(
+        "an interrupted run (generation {}, started {}) was found and everything it touched \
+         was restored:\n{}",
+        journal.generation,
+        journal.started,
+        lines.join("\n")
+    )))
+}
