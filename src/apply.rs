@@ -41,7 +41,7 @@ pub fn recover(root: &Root) -> Result<Vec<String>> {
     let pending = state::read_pending(root)?;
     let expired = pending
         .as_ref()
-        .is_some_and(|p| state::epoch_seconds() > p.deadline + 2);
+        .is_some_and(|p| state::epoch_millis() > p.deadline_ms + 2000);
     if !journal && !expired {
         return Ok(Vec::new());
     }
@@ -203,7 +203,7 @@ pub fn apply(config: &Config, reference: &str, opts: &ApplyOptions) -> Result<Ou
         transaction::commit(root, &generation)?;
         let mut pending = Pending {
             generation: number,
-            deadline: state::epoch_seconds() + seconds,
+            deadline_ms: state::epoch_millis() + seconds.saturating_mul(1000),
             watcher: None,
             files: deferred,
         };
@@ -268,7 +268,7 @@ pub fn watch(config: &Config, generation: u64) -> Result<Output> {
         if pending.generation != generation {
             return Ok(Output::default());
         }
-        if state::epoch_seconds() >= pending.deadline {
+        if state::epoch_millis() >= pending.deadline_ms {
             break;
         }
         std::thread::sleep(Duration::from_millis(100));

@@ -235,7 +235,7 @@ pub fn status(config: &Config) -> Result<Output> {
             })).collect::<Vec<_>>(),
             "pending": pending.as_ref().map(|p| serde_json::json!({
                 "generation": p.generation,
-                "seconds_left": p.deadline.saturating_sub(crate::state::epoch_seconds()),
+                "seconds_left": p.deadline_ms.saturating_sub(crate::state::epoch_millis()) / 1000,
             })),
             "open_journal": root.path(crate::state::JOURNAL).exists(),
             "generations": all.len(),
@@ -269,7 +269,9 @@ pub fn status(config: &Config) -> Result<Output> {
         out.push_str(&format!(
             "pending: generation {} reverts in {} s unless `netprofile confirm`\n",
             p.generation,
-            p.deadline.saturating_sub(crate::state::epoch_seconds())
+            p.deadline_ms
+                .saturating_sub(crate::state::epoch_millis())
+                .div_ceil(1000)
         ));
     }
     out.push_str(&format!(

@@ -1,6 +1,7 @@
 //! Test-only fault points. `NETPROFILE_FAULT=kill:STEP` kills the process with SIGKILL when it
-//! reaches STEP, and `NETPROFILE_FAULT=fail:STEP` makes that step fail as if the kernel had
-//! refused it. Steps are named by the transaction (`journal`, `change:3`, `undo:1`,
+//! reaches STEP, `NETPROFILE_FAULT=fail:STEP` makes that step fail as if the kernel had
+//! refused it, and `NETPROFILE_FAULT=pause:STEP` waits a second there (to make races
+//! certain). Steps are named by the transaction (`journal`, `change:3`, `undo:1`,
 //! `generation`). With the variable unset, these are no-ops. Tests use them to prove that
 //! every step can be interrupted without leaving a mix of old and new values.
 
@@ -15,6 +16,9 @@ fn wanted(kind: &str, step: &str) -> bool {
 
 /// Dies here, without unwinding or cleanup, if asked to.
 pub fn point(step: &str) {
+    if wanted("pause", step) {
+        std::thread::sleep(std::time::Duration::from_secs(1));
+    }
     if wanted("kill", step) {
         let _ =
             rustix::process::kill_process(rustix::process::getpid(), rustix::process::Signal::KILL);

@@ -236,8 +236,8 @@ pub fn next_generation(root: &Root) -> Result<u64> {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Pending {
     pub generation: u64,
-    /// Seconds since the epoch after which the watcher reverts.
-    pub deadline: u64,
+    /// Milliseconds since the epoch after which the watcher reverts.
+    pub deadline_ms: u64,
     pub watcher: Option<u32>,
     /// The drop-ins to write when confirmed (a reboot before then keeps the old boot files).
     #[serde(default)]
@@ -259,10 +259,10 @@ pub fn clear_pending(root: &Root) -> Result<()> {
 }
 
 #[must_use]
-pub fn epoch_seconds() -> u64 {
+pub fn epoch_millis() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 /// The writer lock: an exclusive `flock` on run/netprofile.lock holding the owner's pid. It is

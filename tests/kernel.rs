@@ -10,59 +10,9 @@
 
 mod common;
 
-use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::{Command, Output};
 
-/// Runs `script` with `sh` in a fresh private user + network namespace as uid 65534.
-/// `$NP` is the netprofile binary and `$ROOT` a temporary root whose `proc` is the real one.
-fn in_netns(script: &str, files: &[(&str, &str)]) -> Option<(Output, tempfile::TempDir)> {
-    let dir = tempfile::tempdir().expect("tempdir");
-    for (name, content) in files {
-        std::fs::write(dir.path().join(name), content).expect("write file");
-    }
-    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
-    std::os::unix::fs::symlink("/proc", dir.path().join("proc")).expect("symlink");
-    // A copy of the binary, so uid 65534 can run it wherever the checkout lives.
-    let np = dir.path().join("netprofile");
-    std::fs::copy(env!("CARGO_BIN_EXE_netprofile"), &np).expect("copy binary");
-    std::fs::set_permissions(&np, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-    let run = |script: &str| {
-        Command::new("setpriv")
-            .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
-            .args(["unshare", "-rn", "sh", "-c", script])
-            .env("NP", &np)
-            .env("ROOT", dir.path())
-            .env(
-                "PATH",
-                format!(
-                    "{}:/usr/sbin:/sbin",
-                    std::env::var("PATH").unwrap_or_default()
-                ),
-            )
-            .current_dir(dir.path())
-            .output()
-    };
-    match run("test -w /proc/sys/net/core/somaxconn") {
-        Ok(probe) if probe.status.success() => {}
-        other => {
-            let why = format!("cannot enter a private user + network namespace: {other:?}");
-            assert!(std::env::var("CI").as_deref() != Ok("true"), "{why}");
-            eprintln!("skipped: {why}");
-            return None;
-        }
-    }
-    let output = run(script).expect("run sandbox");
-    Some((output, dir))
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
+use common::{in_netns, text};
 
 fn host(key: &str) -> String {
     std::fs::read_to_string(Path::new("/proc/sys").join(key.replace('.', "/"))).unwrap_or_default()

@@ -3,8 +3,9 @@
 
 #![allow(dead_code)]
 
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Output};
 
 use tempfile::TempDir;
 
@@ -264,4 +265,58 @@ pub fn system_files(root: &Path) -> Vec<(PathBuf, String)> {
             !(rel.starts_with("var/lib/netprofile") || rel.starts_with("run"))
         })
         .collect()
+}
+
+/// Runs `script` with bash in a fresh private user + network namespace as uid 65534.
+/// `$NP` is the netprofile binary and `$ROOT` a temporary root whose `proc` is the real one.
+pub fn in_netns(script: &str, files: &[(&str, &str)]) -> Option<(Output, tempfile::TempDir)> {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (name, content) in files {
+        std::fs::write(dir.path().join(name), content).expect("write file");
+    }
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    // The namespace's root is uid 65534 outside: give it the temporary root (state, lock).
+    if let Err(e) = std::os::unix::fs::chown(dir.path(), Some(65534), Some(65534)) {
+        assert!(std::env::var("CI").as_deref() != Ok("true"), "chown: {e}");
+    }
+    std::os::unix::fs::symlink("/proc", dir.path().join("proc")).expect("symlink");
+    // A copy of the binary, so uid 65534 can run it wherever the checkout lives.
+    let np = dir.path().join("netprofile");
+    std::fs::copy(env!("CARGO_BIN_EXE_netprofile"), &np).expect("copy binary");
+    std::fs::set_permissions(&np, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let run = |script: &str| {
+        Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+            .args(["unshare", "-rn", "bash", "-c", script])
+            .env("NP", &np)
+            .env("ROOT", dir.path())
+            .env(
+                "PATH",
+                format!(
+                    "{}:/usr/sbin:/sbin",
+                    std::env::var("PATH").unwrap_or_default()
+                ),
+            )
+            .current_dir(dir.path())
+            .output()
+    };
+    match run("test -w /proc/sys/net/core/somaxconn") {
+        Ok(probe) if probe.status.success() => {}
+        other => {
+            let why = format!("cannot enter a private user + network namespace: {other:?}");
+            assert!(std::env::var("CI").as_deref() != Ok("true"), "{why}");
+            eprintln!("skipped: {why}");
+            return None;
+        }
+    }
+    let output = run(script).expect("run sandbox");
+    Some((output, dir))
+}
+
+pub fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
 }
