@@ -132,17 +132,17 @@ pub fn boot_files(root: &Root) -> Result<Vec<BootFile>> {
     Ok(sysctld::order(found, conf))
 }
 
-/// limits.conf, then limits.d/*.conf in name order.
-pub fn limit_files(root: &Root) -> Result<Vec<BootFile>> {
+/// A main file, then `*.conf` in its drop-in folder in name order (how pam_limits reads
+/// limits.conf and limits.d, and systemd reads system.conf and system.conf.d).
+fn main_then_dropins(root: &Root, main: &str, dir: &str) -> Result<Vec<BootFile>> {
+    let mut rels = vec![main.to_string()];
+    rels.extend(
+        conf_names(root, dir)?
+            .into_iter()
+            .map(|name| format!("{dir}/{name}")),
+    );
     let mut files = Vec::new();
-    if let Some(text) = read_optional(root, Root::LIMITS_CONF)? {
-        files.push(BootFile {
-            path: Root::display(Root::LIMITS_CONF),
-            text,
-        });
-    }
-    for name in conf_names(root, Root::LIMITS_D)? {
-        let rel = format!("{}/{name}", Root::LIMITS_D);
+    for rel in rels {
         if let Some(text) = read_optional(root, &rel)? {
             files.push(BootFile {
                 path: Root::display(&rel),
@@ -151,6 +151,11 @@ pub fn limit_files(root: &Root) -> Result<Vec<BootFile>> {
         }
     }
     Ok(files)
+}
+
+/// limits.conf, then limits.d/*.conf in name order.
+pub fn limit_files(root: &Root) -> Result<Vec<BootFile>> {
+    main_then_dropins(root, Root::LIMITS_CONF, Root::LIMITS_D)
 }
 
 /// All limits entries of the given files, in order.
@@ -186,23 +191,7 @@ pub fn systemd_nofile_in(files: &[BootFile]) -> Option<SystemdNofile> {
 
 /// system.conf then system.conf.d/*.conf.
 pub fn systemd_files(root: &Root) -> Result<Vec<BootFile>> {
-    let mut files = Vec::new();
-    if let Some(text) = read_optional(root, Root::SYSTEMD_CONF)? {
-        files.push(BootFile {
-            path: Root::display(Root::SYSTEMD_CONF),
-            text,
-        });
-    }
-    for name in conf_names(root, Root::SYSTEMD_CONF_D)? {
-        let rel = format!("{}/{name}", Root::SYSTEMD_CONF_D);
-        if let Some(text) = read_optional(root, &rel)? {
-            files.push(BootFile {
-                path: Root::display(&rel),
-                text,
-            });
-        }
-    }
-    Ok(files)
+    main_then_dropins(root, Root::SYSTEMD_CONF, Root::SYSTEMD_CONF_D)
 }
 
 /// Ports in LISTEN state (`st` 0A) in proc/net/tcp and tcp6.
