@@ -76,11 +76,126 @@ pub enum Command {
     History,
     /// Managed keys now; an open journal or pending confirmation.
     Status,
+    /// The connection test: hold or churn connections, name the limit that stops them.
+    Test {
+        #[command(subcommand)]
+        what: TestCommand,
+    },
     /// List the shipped profiles.
     Profiles,
     /// Internal: the detached watcher of `apply --confirm`.
     #[command(name = "__watch", hide = true)]
     Watch { generation: u64 },
+    /// Internal: a connection-test worker.
+    #[command(name = "__worker", hide = true)]
+    Worker { task: String },
+    /// Internal: keeps a sandbox namespace alive.
+    #[command(name = "__holder", hide = true)]
+    Holder,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TestCommand {
+    /// Open N connections and keep them: how many can be held.
+    Hold(TestArgs),
+    /// Connect, send, close, again: rate and failures.
+    Churn(TestArgs),
+    /// Serve a remote `netprofile test ... --target HOST:PORT` for --duration seconds.
+    Serve {
+        /// Address to listen on.
+        #[arg(long)]
+        listen: std::net::SocketAddrV4,
+        #[command(flatten)]
+        args: TestArgs,
+    },
+}
+
+fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    if let Ok(secs) = s.parse::<f64>() {
+        if secs >= 0.0 && secs.is_finite() {
+            return Ok(std::time::Duration::from_secs_f64(secs));
+        }
+    }
+    humantime::parse_duration(s).map_err(|e| format!("{e} (write 30, 30s, 500ms or 2m)"))
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct TestArgs {
+    /// Connections to open (split over the workers).
+    #[arg(long, short = 'n', default_value_t = 10_000)]
+    pub connections: u64,
+    /// churn: the longest the run may take; hold: how long to hold once all are attempted.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    pub duration: std::time::Duration,
+    /// Connects in flight at once (split over the workers).
+    #[arg(long, default_value_t = 512)]
+    pub concurrency: u32,
+    /// Bytes each client sends after connecting.
+    #[arg(long, default_value_t = 12)]
+    pub payload: usize,
+    /// Which side closes first (and so keeps the TIME_WAIT socket).
+    #[arg(long, value_enum, default_value_t = crate::conntest::engine::Closer::Client)]
+    pub closer: crate::conntest::engine::Closer,
+    /// The built-in server's listen backlog (an application passing a small one).
+    #[arg(long, default_value_t = 4096)]
+    pub backlog: i32,
+    /// Time between two accepts: a slow server (e.g. 2ms).
+    #[arg(long, default_value = "0", value_parser = parse_duration)]
+    pub accept_delay: std::time::Duration,
+    /// Worker processes on each side (each has its own open-files limit).
+    #[arg(long, default_value_t = 1)]
+    pub workers: u32,
+    /// Destination addresses to spread over (127.0.0.1.. or 198.18.0.1..), each with its own
+    /// ephemeral ports.
+    #[arg(long, default_value_t = 1)]
+    pub addresses: u8,
+    /// Play a lower per-process open-files limit in the workers.
+    #[arg(long)]
+    pub nofile: Option<u64>,
+    /// Give up on a connect after this long (counted as ETIMEDOUT).
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub connect_timeout: std::time::Duration,
+    /// Run between two private network namespaces joined by veth (198.18.0.0/15).
+    #[arg(long)]
+    pub sandbox: bool,
+    /// In the sandbox: apply this profile and compare with the baseline.
+    #[arg(long, value_name = "PROFILE")]
+    pub profile: Option<String>,
+    /// In the sandbox: the "before" side (default: kernel defaults), e.g. legacy-defaults.
+    #[arg(long, value_name = "PROFILE")]
+    pub baseline: Option<String>,
+    /// In the sandbox: run with P1, then with P2, and show the gain.
+    #[arg(long, num_args = 2, value_names = ["P1", "P2"])]
+    pub compare: Option<Vec<String>>,
+    /// A remote `netprofile test serve` to connect to instead of a local server.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub target: Option<std::net::SocketAddrV4>,
+}
+
+impl TestArgs {
+    /// The engine options for a mode.
+    #[must_use]
+    pub fn options(&self, mode: crate::conntest::engine::Mode) -> crate::conntest::Options {
+        let ms = |d: std::time::Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        crate::conntest::Options {
+            mode,
+            connections: self.connections,
+            duration_ms: ms(self.duration),
+            concurrency: self.concurrency.max(1),
+            payload: self.payload,
+            closer: self.closer,
+            backlog: self.backlog,
+            accept_delay_us: u64::try_from(self.accept_delay.as_micros()).unwrap_or(u64::MAX),
+            workers: self.workers.max(1),
+            addresses: self.addresses.max(1),
+            nofile: self.nofile,
+            connect_timeout_ms: ms(self.connect_timeout),
+            sandbox: self.sandbox || self.compare.is_some(),
+            profile: self.profile.clone(),
+            baseline: self.baseline.clone(),
+            target: self.target,
+        }
+    }
 }
 
 /// Settings every command runs with, resolved from `Cli` and the environment.

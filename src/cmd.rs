@@ -287,3 +287,73 @@ pub fn status(config: &Config) -> Result<Output> {
         stderr: Vec::new(),
     })
 }
+
+/// `netprofile test hold|churn|serve`.
+pub fn test(config: &Config, what: &crate::cli::TestCommand) -> Result<Output> {
+    use crate::cli::TestCommand;
+    use crate::conntest::{self, engine::Mode, report};
+    let (mode, args) = match what {
+        TestCommand::Hold(a) => (Mode::Hold, a),
+        TestCommand::Churn(a) => (Mode::Churn, a),
+        TestCommand::Serve { listen, args } => {
+            let r = conntest::serve(&config.root, &args.options(Mode::Churn), *listen)?;
+            return Ok(test_output(config, &r, None));
+        }
+    };
+    let opts = args.options(mode);
+    if !opts.sandbox && (opts.profile.is_some() || opts.baseline.is_some()) {
+        return Err(crate::error::Error::Usage(
+            "--profile and --baseline apply inside the sandbox; add --sandbox (on this machine \
+             itself, use `netprofile apply --verify`)"
+                .into(),
+        ));
+    }
+    let pair = match (&args.compare, &opts.profile) {
+        (Some(p), _) => Some((Some(p[0].clone()), p[1].clone())),
+        (None, Some(p)) => Some((opts.baseline.clone(), p.clone())),
+        (None, None) => None,
+    };
+    let Some((before_profile, after_profile)) = pair else {
+        let r = conntest::run(&config.root, &opts)?;
+        return Ok(test_output(config, &r, None));
+    };
+    let before_list: Vec<&str> = before_profile.iter().map(String::as_str).collect();
+    let before = conntest::sandbox::run_with(&config.root, &opts, &before_list, before_profile.clone())?;
+    let after = conntest::sandbox::run_with(
+        &config.root,
+        &opts,
+        &[after_profile.as_str()],
+        Some(after_profile.clone()),
+    )?;
+    let stdout = if config.json {
+        serde_json::to_string_pretty(&serde_json::json!({
+            "schema": 1, "before": before, "after": after,
+        }))
+        .unwrap_or_default()
+            + "\n"
+    } else {
+        report::compare(&before, &after)
+    };
+    Ok(Output {
+        code: 0,
+        stdout,
+        stderr: Vec::new(),
+    })
+}
+
+fn test_output(
+    config: &Config,
+    r: &crate::conntest::report::Report,
+    _plot: Option<&std::path::Path>,
+) -> Output {
+    let stdout = if config.json {
+        serde_json::to_string_pretty(r).unwrap_or_default() + "\n"
+    } else {
+        crate::conntest::report::human(r)
+    };
+    Output {
+        code: 0,
+        stdout,
+        stderr: Vec::new(),
+    }
+}

@@ -7,6 +7,7 @@
 pub mod apply;
 pub mod cli;
 pub mod cmd;
+pub mod conntest;
 pub mod dropin;
 pub mod error;
 pub mod fault;
@@ -61,7 +62,10 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> i32 {
 fn dispatch(config: &Config, command: &Command) -> error::Result<cmd::Output> {
     // Before anything else, restore what an interrupted run left behind (DESIGN.md: a crash
     // leaves an open journal, which the next run finds and recovers from).
-    if !matches!(command, Command::Profiles | Command::Watch { .. }) {
+    if !matches!(
+        command,
+        Command::Profiles | Command::Watch { .. } | Command::Worker { .. } | Command::Holder
+    ) {
         let mut stderr = std::io::stderr().lock();
         for line in apply::recover(&config.root)? {
             let _ = writeln!(stderr, "{line}");
@@ -90,6 +94,16 @@ fn dispatch(config: &Config, command: &Command) -> error::Result<cmd::Output> {
         Command::Status => cmd::status(config),
         Command::Profiles => cmd::profiles(config),
         Command::Watch { generation } => apply::watch(config, *generation),
+        Command::Test { what } => cmd::test(config, what),
+        Command::Worker { task } => conntest::worker(&config.root, task).map(|stdout| cmd::Output {
+            code: 0,
+            stdout,
+            stderr: Vec::new(),
+        }),
+        Command::Holder => {
+            conntest::holder();
+            Ok(cmd::Output::default())
+        }
     }
 }
 

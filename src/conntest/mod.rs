@@ -1,0 +1,380 @@
+//! The built-in connection test: reproduce "timeouts after a few thousand connections", name
+//! the limit, and show what a profile gains.
+//!
+//! The orchestrator (this module) starts worker processes by re-executing the binary
+//! (`netprofile __worker`), so per-process descriptor limits are passed by sharding; workers
+//! run the engine (engine.rs) and print one JSON report. Places: loopback (default), a sandbox
+//! of two private network namespaces joined by veth with 198.18.0.0/15 addresses, or a remote
+//! server (`test serve` on one machine, `--target` on another). Every run is bounded in count
+//! and time, and every child is killed when the orchestrator returns.
+
+pub mod counters;
+pub mod engine;
+pub mod hist;
+pub mod report;
+pub mod sandbox;
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Write};
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::root::Root;
+use engine::{ClientConfig, Closer, Mode, ServerConfig, WorkerReport};
+pub use sandbox::holder;
+use report::{Facts, Report};
+
+/// Everything `netprofile test` was asked to do, resolved.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub mode: Mode,
+    pub connections: u64,
+    pub duration_ms: u64,
+    pub concurrency: u32,
+    pub payload: usize,
+    pub closer: Closer,
+    pub backlog: i32,
+    pub accept_delay_us: u64,
+    pub workers: u32,
+    /// Destination addresses to spread over (127.0.0.1.. on loopback).
+    pub addresses: u8,
+    /// Play a smaller per-process open-files limit in the workers.
+    pub nofile: Option<u64>,
+    pub connect_timeout_ms: u64,
+    pub sandbox: bool,
+    /// Applied inside both sandbox hosts (the "after" side of a comparison).
+    pub profile: Option<String>,
+    /// Applied first inside both sandbox hosts (the "before" side; default kernel defaults).
+    pub baseline: Option<String>,
+    /// A remote server started with `netprofile test serve`.
+    pub target: Option<SocketAddrV4>,
+}
+
+/// What a worker process is told to do (passed as JSON on its command line).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum WorkerTask {
+    Client { config: ClientConfig, nofile: Option<u64> },
+    Server { config: ServerConfig, nofile: Option<u64> },
+}
+
+/// What a worker prints when it is done.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WorkerOutput {
+    pub report: WorkerReport,
+    pub nofile: u64,
+    /// The settings of the worker's own network namespace.
+    pub facts: Facts,
+}
+
+/// Runs inside `netprofile __worker JSON`.
+pub fn worker(root: &Root, task_json: &str) -> Result<String> {
+    let task: WorkerTask = serde_json::from_str(task_json)
+        .map_err(|e| Error::Usage(format!("bad worker task: {e}")))?;
+    let io = |e: std::io::Error| Error::State(format!("worker: {e}"));
+    let output = match task {
+        WorkerTask::Client { config, nofile } => {
+            let limit = engine::set_nofile(nofile);
+            WorkerOutput {
+                report: engine::run_client(&config).map_err(io)?,
+                nofile: limit,
+                facts: facts_from(root, "proc"),
+            }
+        }
+        WorkerTask::Server { config, nofile } => {
+            let limit = engine::set_nofile(nofile);
+            let mut listeners = Vec::new();
+            for addr in &config.listen {
+                listeners.push(engine::listener(*addr, config.backlog).map_err(|e| {
+                    Error::State(format!("cannot listen on {addr}: {e}"))
+                })?);
+            }
+            // Tell the orchestrator we listen; it stops us by closing our stdin.
+            println!("ready");
+            let _ = std::io::stdout().flush();
+            let stdin = std::io::stdin();
+            let report = engine::run_server(&config, listeners, &stdin).map_err(io)?;
+            WorkerOutput {
+                report,
+                nofile: limit,
+                facts: facts_from(root, "proc"),
+            }
+        }
+    };
+    Ok(serde_json::to_string(&output).unwrap_or_default() + "\n")
+}
+
+/// A worker child, killed if still running when dropped.
+struct Worker {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    stdout: BufReader<ChildStdout>,
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Worker {
+    fn spawn(root: &Root, task: &WorkerTask, netns: Option<&sandbox::Host>) -> Result<Worker> {
+        let exe = std::env::current_exe().map_err(|e| Error::State(format!("current_exe: {e}")))?;
+        let mut command = Command::new(exe);
+        command
+            .arg("--root")
+            .arg(root.base())
+            .arg("__worker")
+            .arg(serde_json::to_string(task).unwrap_or_default())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        if let Some(host) = netns {
+            host.enter_on_spawn(&mut command);
+        }
+        let mut child = command
+            .spawn()
+            .map_err(|e| Error::State(format!("cannot start a worker: {e}")))?;
+        let stdin = child.stdin.take();
+        let stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
+        Ok(Worker {
+            child,
+            stdin,
+            stdout,
+        })
+    }
+
+    fn line(&mut self) -> Result<String> {
+        let mut line = String::new();
+        self.stdout
+            .read_line(&mut line)
+            .map_err(|e| Error::State(format!("worker: {e}")))?;
+        if line.is_empty() {
+            return Err(Error::State(
+                "a worker stopped without a report (see the message above)".into(),
+            ));
+        }
+        Ok(line)
+    }
+
+    fn finish(mut self) -> Result<WorkerOutput> {
+        drop(self.stdin.take());
+        let line = self.line()?;
+        serde_json::from_str(&line).map_err(|e| Error::State(format!("worker report: {e}")))
+    }
+}
+
+/// A free TCP port on `addr`, chosen by the kernel.
+fn free_port(addr: Ipv4Addr) -> Result<u16> {
+    let l = std::net::TcpListener::bind(SocketAddrV4::new(addr, 0))
+        .map_err(|e| Error::State(format!("cannot find a free port on {addr}: {e}")))?;
+    Ok(l.local_addr().map(|a| a.port()).unwrap_or(0))
+}
+
+fn split(total: u64, parts: u32, i: u32) -> u64 {
+    let parts = u64::from(parts.max(1));
+    total / parts + u64::from(u64::from(i) < total % parts)
+}
+
+/// Reads a sysctl of the namespace `/proc/PID` belongs to isn't possible from outside, so hosts
+/// report facts from their own view: `proc/sys` under the root for loopback.
+fn facts_from(root: &Root, prefix: &str) -> Facts {
+    let read = |key: &str| {
+        std::fs::read_to_string(root.path(&format!("{prefix}/sys/{key}")))
+            .ok()
+            .map(|s| s.split_whitespace().map(String::from).collect::<Vec<_>>())
+    };
+    let num = |key: &str| read(key).and_then(|v| v.first()?.parse().ok());
+    Facts {
+        nofile: None,
+        port_range: read("net/ipv4/ip_local_port_range").and_then(|v| {
+            Some((v.first()?.parse().ok()?, v.get(1)?.parse().ok()?))
+        }),
+        somaxconn: num("net/core/somaxconn"),
+        tcp_tw_reuse: num("net/ipv4/tcp_tw_reuse"),
+    }
+}
+
+/// Runs one test and returns its report.
+pub fn run(root: &Root, opts: &Options) -> Result<Report> {
+    if opts.sandbox {
+        return sandbox::run(root, opts);
+    }
+    let workers = opts.workers.max(1);
+    let (targets, place, counters_before, mut servers) = if let Some(target) = opts.target {
+        (vec![target], "remote", counters::read(root, "proc/net"), Vec::new())
+    } else {
+        let port = free_port(Ipv4Addr::LOCALHOST)?;
+        let listen: Vec<SocketAddrV4> = (1..=opts.addresses.max(1))
+            .map(|i| SocketAddrV4::new(Ipv4Addr::new(127, 0, 0, i), port))
+            .collect();
+        let servers = start_servers(root, opts, &listen, workers, None)?;
+        (listen, "loopback", counters::read(root, "proc/net"), servers)
+    };
+    let clients = run_clients(root, opts, &targets, &[], workers, None)?;
+    let server_reports = stop_servers(&mut servers)?;
+    let mut counters = BTreeMap::new();
+    counters.insert(
+        place.to_string(),
+        counters::delta(&counters_before, &counters::read(root, "proc/net")),
+    );
+    Ok(assemble(
+        opts,
+        place,
+        None,
+        &targets,
+        clients,
+        server_reports,
+        counters,
+        facts_from(root, "proc"),
+    ))
+}
+
+fn server_task(opts: &Options, listen: &[SocketAddrV4]) -> WorkerTask {
+    WorkerTask::Server {
+        config: ServerConfig {
+            mode: opts.mode,
+            listen: listen.to_vec(),
+            backlog: opts.backlog,
+            accept_delay_us: opts.accept_delay_us,
+            closer: opts.closer,
+            // Bounded: the clients' longest run plus a margin.
+            max_ms: opts.duration_ms + opts.connect_timeout_ms + 60_000,
+        },
+        nofile: opts.nofile,
+    }
+}
+
+fn start_servers(
+    root: &Root,
+    opts: &Options,
+    listen: &[SocketAddrV4],
+    workers: u32,
+    host: Option<&sandbox::Host>,
+) -> Result<Vec<Worker>> {
+    let task = server_task(opts, listen);
+    let mut servers = Vec::new();
+    for _ in 0..workers {
+        let mut w = Worker::spawn(root, &task, host)?;
+        let line = w.line()?;
+        if line.trim() != "ready" {
+            return Err(Error::State(format!("server worker: {line}")));
+        }
+        servers.push(w);
+    }
+    Ok(servers)
+}
+
+fn stop_servers(servers: &mut Vec<Worker>) -> Result<Vec<WorkerOutput>> {
+    servers.drain(..).map(Worker::finish).collect()
+}
+
+fn run_clients(
+    root: &Root,
+    opts: &Options,
+    targets: &[SocketAddrV4],
+    sources: &[Ipv4Addr],
+    workers: u32,
+    host: Option<&sandbox::Host>,
+) -> Result<Vec<WorkerOutput>> {
+    let mut clients = Vec::new();
+    for i in 0..workers {
+        let task = WorkerTask::Client {
+            config: ClientConfig {
+                mode: opts.mode,
+                targets: targets.to_vec(),
+                sources: sources.to_vec(),
+                connections: split(opts.connections, workers, i),
+                concurrency: (opts.concurrency / workers).max(1),
+                payload: opts.payload,
+                closer: opts.closer,
+                duration_ms: opts.duration_ms,
+                connect_timeout_ms: opts.connect_timeout_ms,
+            },
+            nofile: opts.nofile,
+        };
+        clients.push(Worker::spawn(root, &task, host)?);
+    }
+    clients.into_iter().map(Worker::finish).collect()
+}
+
+#[allow(clippy::too_many_arguments)]
+fn assemble(
+    opts: &Options,
+    place: &str,
+    profile: Option<String>,
+    targets: &[SocketAddrV4],
+    clients: Vec<WorkerOutput>,
+    servers: Vec<WorkerOutput>,
+    counters: BTreeMap<String, BTreeMap<String, i64>>,
+    mut facts: Facts,
+) -> Report {
+    // The client side knows its port range and limit, the server side its somaxconn.
+    if let Some(c) = clients.first() {
+        facts.port_range = c.facts.port_range.or(facts.port_range);
+        facts.tcp_tw_reuse = c.facts.tcp_tw_reuse.or(facts.tcp_tw_reuse);
+    }
+    if let Some(s) = servers.first() {
+        facts.somaxconn = s.facts.somaxconn.or(facts.somaxconn);
+    }
+    if !clients.is_empty() {
+        facts.nofile = clients.iter().map(|c| c.nofile).min();
+    }
+    let target = match targets {
+        [one] => one.to_string(),
+        many => format!(
+            "{} addresses {}..{}",
+            many.len(),
+            many.first().map(ToString::to_string).unwrap_or_default(),
+            many.last().map(ToString::to_string).unwrap_or_default()
+        ),
+    };
+    report::build(report::Inputs {
+        mode: opts.mode,
+        place,
+        profile,
+        target,
+        connections: opts.connections,
+        concurrency: opts.concurrency,
+        workers: opts.workers.max(1),
+        closer: opts.closer,
+        backlog: opts.backlog,
+        accept_delay_us: opts.accept_delay_us,
+        clients: clients.into_iter().map(|c| c.report).collect(),
+        servers: servers.into_iter().map(|s| s.report).collect(),
+        counters,
+        facts,
+    })
+}
+
+/// `netprofile test serve --listen ADDR`: a server for a remote client, bounded in time.
+pub fn serve(root: &Root, opts: &Options, listen: SocketAddrV4) -> Result<Report> {
+    let mut servers = start_servers(root, opts, &[listen], opts.workers.max(1), None)?;
+    eprintln!(
+        "netprofile: serving on {listen} for {} s (closer {:?}, backlog {})",
+        opts.duration_ms / 1000,
+        opts.closer,
+        opts.backlog
+    );
+    let before = counters::read(root, "proc/net");
+    std::thread::sleep(std::time::Duration::from_millis(opts.duration_ms));
+    let reports = stop_servers(&mut servers)?;
+    let mut counters = BTreeMap::new();
+    counters.insert(
+        "server".to_string(),
+        counters::delta(&before, &counters::read(root, "proc/net")),
+    );
+    Ok(assemble(
+        opts,
+        "serve",
+        None,
+        &[listen],
+        Vec::new(),
+        reports,
+        counters,
+        facts_from(root, "proc"),
+    ))
+}
