@@ -111,10 +111,11 @@ pub enum TestCommand {
 }
 
 fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
-    if let Ok(secs) = s.parse::<f64>() {
-        if secs >= 0.0 && secs.is_finite() {
-            return Ok(std::time::Duration::from_secs_f64(secs));
-        }
+    if let Ok(secs) = s.parse::<f64>()
+        && secs >= 0.0
+        && secs.is_finite()
+    {
+        return Ok(std::time::Duration::from_secs_f64(secs));
     }
     humantime::parse_duration(s).map_err(|e| format!("{e} (write 30, 30s, 500ms or 2m)"))
 }

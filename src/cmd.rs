@@ -318,7 +318,8 @@ pub fn test(config: &Config, what: &crate::cli::TestCommand) -> Result<Output> {
         return Ok(test_output(config, &r, None));
     };
     let before_list: Vec<&str> = before_profile.iter().map(String::as_str).collect();
-    let before = conntest::sandbox::run_with(&config.root, &opts, &before_list, before_profile.clone())?;
+    let before =
+        conntest::sandbox::run_with(&config.root, &opts, &before_list, before_profile.clone())?;
     let after = conntest::sandbox::run_with(
         &config.root,
         &opts,

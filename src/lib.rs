@@ -95,11 +95,13 @@ fn dispatch(config: &Config, command: &Command) -> error::Result<cmd::Output> {
         Command::Profiles => cmd::profiles(config),
         Command::Watch { generation } => apply::watch(config, *generation),
         Command::Test { what } => cmd::test(config, what),
-        Command::Worker { task } => conntest::worker(&config.root, task).map(|stdout| cmd::Output {
-            code: 0,
-            stdout,
-            stderr: Vec::new(),
-        }),
+        Command::Worker { task } => {
+            conntest::worker(&config.root, task).map(|stdout| cmd::Output {
+                code: 0,
+                stdout,
+                stderr: Vec::new(),
+            })
+        }
         Command::Holder => {
             conntest::holder();
             Ok(cmd::Output::default())

@@ -29,7 +29,8 @@ pub fn parse_tables(text: &str, prefixes: &[&str]) -> BTreeMap<String, i64> {
     let lines: Vec<&str> = text.lines().collect();
     for pair in lines.chunks(2) {
         let [names, values] = pair else { continue };
-        let (Some((p1, names)), Some((p2, values))) = (names.split_once(':'), values.split_once(':'))
+        let (Some((p1, names)), Some((p2, values))) =
+            (names.split_once(':'), values.split_once(':'))
         else {
             continue;
         };
@@ -84,7 +85,10 @@ pub fn read(root: &Root, net_dir: &str) -> BTreeMap<String, i64> {
 
 /// After minus before for cumulative counters; the after value for gauges (sockstat).
 #[must_use]
-pub fn delta(before: &BTreeMap<String, i64>, after: &BTreeMap<String, i64>) -> BTreeMap<String, i64> {
+pub fn delta(
+    before: &BTreeMap<String, i64>,
+    after: &BTreeMap<String, i64>,
+) -> BTreeMap<String, i64> {
     after
         .iter()
         .map(|(k, v)| {

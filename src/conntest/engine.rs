@@ -121,10 +121,10 @@ fn errno_name(e: Errno) -> String {
         (Errno::NETUNREACH, "ENETUNREACH"),
         (Errno::PIPE, "EPIPE"),
     ];
-    names
-        .iter()
-        .find(|(n, _)| *n == e)
-        .map_or_else(|| format!("errno {}", e.raw_os_error()), |(_, s)| (*s).to_string())
+    names.iter().find(|(n, _)| *n == e).map_or_else(
+        || format!("errno {}", e.raw_os_error()),
+        |(_, s)| (*s).to_string(),
+    )
 }
 
 /// Raises the soft open-files limit to the hard one (never assumes the hard one can move), or
@@ -188,9 +188,8 @@ fn drain(fd: &OwnedFd) -> bool {
 pub fn run_client(config: &ClientConfig) -> std::io::Result<WorkerReport> {
     let mut poll = Poll::new()?;
     let mut events = Events::with_capacity(1024);
-    let mut conns: slab::Slab<Conn> = slab::Slab::with_capacity(
-        usize::try_from(config.concurrency.max(1)).unwrap_or(1024),
-    );
+    let mut conns: slab::Slab<Conn> =
+        slab::Slab::with_capacity(usize::try_from(config.concurrency.max(1)).unwrap_or(1024));
     let mut report = WorkerReport::default();
     let mut hist = Histogram::default();
     let payload = vec![b'x'; config.payload];
@@ -210,7 +209,8 @@ pub fn run_client(config: &ClientConfig) -> std::io::Result<WorkerReport> {
         if now >= hard_stop {
             break;
         }
-        let may_start = config.mode == Mode::Hold || now < start + Duration::from_millis(config.duration_ms);
+        let may_start =
+            config.mode == Mode::Hold || now < start + Duration::from_millis(config.duration_ms);
         // Start connects, bounded per pass and in flight.
         let mut started = 0;
         while may_start
@@ -221,6 +221,9 @@ pub fn run_client(config: &ClientConfig) -> std::io::Result<WorkerReport> {
         {
             started += 1;
             report.attempted += 1;
+            if report.attempted == config.connections {
+                report.ramp_ms = u64::try_from(start.elapsed().as_millis()).unwrap_or(0);
+            }
             let fd = match rustix::net::socket_with(
                 AddressFamily::INET,
                 SocketType::STREAM,
@@ -230,9 +233,13 @@ pub fn run_client(config: &ClientConfig) -> std::io::Result<WorkerReport> {
                 Ok(fd) => fd,
                 Err(e) => {
                     *report.failures.entry(errno_name(e)).or_default() += 1;
-                    // Out of descriptors: let closes catch up before trying again.
-                    backoff_until = Some(now + Duration::from_millis(5));
-                    break;
+                    // Out of descriptors. Churn frees them as connections close: let that catch
+                    // up. Hold never frees them: the remaining attempts fail the same way now.
+                    if config.mode == Mode::Churn {
+                        backoff_until = Some(now + Duration::from_millis(1));
+                        break;
+                    }
+                    continue;
                 }
             };
             if !config.sources.is_empty() {
@@ -262,9 +269,6 @@ pub fn run_client(config: &ClientConfig) -> std::io::Result<WorkerReport> {
                 phase: Phase::Connecting,
             });
             in_flight += 1;
-            if report.attempted == config.connections {
-                report.ramp_ms = u64::try_from(start.elapsed().as_millis()).unwrap_or(0);
-            }
         }
         if backoff_until.is_some_and(|t| now >= t) {
             backoff_until = None;
@@ -296,7 +300,9 @@ pub fn run_client(config: &ClientConfig) -> std::io::Result<WorkerReport> {
         poll.poll(&mut events, Some(timeout))?;
         for event in &events {
             let key = event.token().0;
-            let Some(conn) = conns.get_mut(key) else { continue };
+            let Some(conn) = conns.get_mut(key) else {
+                continue;
+            };
             match conn.phase {
                 Phase::Connecting => {
                     in_flight -= 1;
@@ -378,7 +384,10 @@ pub fn run_client(config: &ClientConfig) -> std::io::Result<WorkerReport> {
         }
     }
     report.held = conns.iter().filter(|(_, c)| c.phase == Phase::Held).count() as u64;
-    let pending = conns.iter().filter(|(_, c)| c.phase == Phase::Connecting).count() as u64;
+    let pending = conns
+        .iter()
+        .filter(|(_, c)| c.phase == Phase::Connecting)
+        .count() as u64;
     if pending > 0 {
         *report.failures.entry("ETIMEDOUT".into()).or_default() += pending;
     }
@@ -386,7 +395,9 @@ pub fn run_client(config: &ClientConfig) -> std::io::Result<WorkerReport> {
         report.ramp_ms = u64::try_from(start.elapsed().as_millis()).unwrap_or(0);
     }
     report.elapsed_ms = u64::try_from(start.elapsed().as_millis()).unwrap_or(0);
-    report.timeline.push((report.elapsed_ms, report.established));
+    report
+        .timeline
+        .push((report.elapsed_ms, report.established));
     report.latency = Wire::from(&hist);
     drop(conns);
     Ok(report)
@@ -433,8 +444,12 @@ pub fn run_server(
     let mut next_accept = start;
     let mut pending_accept = vec![false; listeners.len()];
     let mut stopping = false;
+    let mut accept_backoff: Option<Instant> = None;
     while !stopping && Instant::now() < deadline {
         let now = Instant::now();
+        if accept_backoff.is_some_and(|t| now >= t) {
+            accept_backoff = None;
+        }
         // Accept: all that are queued, or one per `delay` for a slow server. mio is
         // edge-triggered, so a listener that may still hold connections is retried here.
         for (i, l) in listeners.iter().enumerate() {
@@ -442,7 +457,7 @@ pub fn run_server(
             if !delay.is_zero() && now >= next_accept {
                 budget = 1;
             }
-            while pending_accept[i] && budget > 0 {
+            while pending_accept[i] && budget > 0 && accept_backoff.is_none() {
                 match rustix::net::accept_with(l, SocketFlags::NONBLOCK | SocketFlags::CLOEXEC) {
                     Ok(fd) => {
                         budget -= 1;
@@ -462,13 +477,19 @@ pub fn run_server(
                     Err(Errno::AGAIN) => pending_accept[i] = false,
                     Err(Errno::INTR | Errno::CONNABORTED) => {}
                     Err(e) => {
+                        // EMFILE/ENFILE and the like: the connection stays queued; count it and
+                        // retry after a pause instead of spinning on a listener that stays
+                        // readable.
                         *report.failures.entry(errno_name(e)).or_default() += 1;
+                        accept_backoff = Some(now + Duration::from_millis(10));
                         break;
                     }
                 }
             }
         }
-        let timeout = if pending_accept.iter().any(|p| *p) {
+        let timeout = if let Some(t) = accept_backoff {
+            t.saturating_duration_since(Instant::now())
+        } else if pending_accept.iter().any(|p| *p) {
             if delay.is_zero() {
                 Duration::ZERO
             } else {

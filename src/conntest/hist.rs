@@ -76,7 +76,11 @@ impl Histogram {
         if total == 0 {
             return 0;
         }
-        #[allow(clippy::cast_precision_loss, clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+        #[allow(
+            clippy::cast_precision_loss,
+            clippy::cast_possible_truncation,
+            clippy::cast_sign_loss
+        )]
         let rank = ((q * total as f64).ceil() as u64).max(1);
         let mut seen = 0;
         for (i, c) in self.counts.iter().enumerate() {
@@ -141,7 +145,9 @@ mod tests {
 
     #[test]
     fn buckets_bound_values_within_an_eighth() {
-        for v in [0, 1, 7, 8, 9, 15, 16, 100, 999, 1000, 123_456, 1_000_000, 3_000_000] {
+        for v in [
+            0, 1, 7, 8, 9, 15, 16, 100, 999, 1000, 123_456, 1_000_000, 3_000_000,
+        ] {
             let i = index(v);
             assert!(upper(i) >= v, "{v}: upper {}", upper(i));
             if v >= 8 {

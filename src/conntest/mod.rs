@@ -24,8 +24,8 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::root::Root;
 use engine::{ClientConfig, Closer, Mode, ServerConfig, WorkerReport};
-pub use sandbox::holder;
 use report::{Facts, Report};
+pub use sandbox::holder;
 
 /// Everything `netprofile test` was asked to do, resolved.
 #[derive(Debug, Clone)]
@@ -56,8 +56,14 @@ pub struct Options {
 /// What a worker process is told to do (passed as JSON on its command line).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum WorkerTask {
-    Client { config: ClientConfig, nofile: Option<u64> },
-    Server { config: ServerConfig, nofile: Option<u64> },
+    Client {
+        config: ClientConfig,
+        nofile: Option<u64>,
+    },
+    Server {
+        config: ServerConfig,
+        nofile: Option<u64>,
+    },
 }
 
 /// What a worker prints when it is done.
@@ -87,9 +93,10 @@ pub fn worker(root: &Root, task_json: &str) -> Result<String> {
             let limit = engine::set_nofile(nofile);
             let mut listeners = Vec::new();
             for addr in &config.listen {
-                listeners.push(engine::listener(*addr, config.backlog).map_err(|e| {
-                    Error::State(format!("cannot listen on {addr}: {e}"))
-                })?);
+                listeners.push(
+                    engine::listener(*addr, config.backlog)
+                        .map_err(|e| Error::State(format!("cannot listen on {addr}: {e}")))?,
+                );
             }
             // Tell the orchestrator we listen; it stops us by closing our stdin.
             println!("ready");
@@ -190,9 +197,8 @@ fn facts_from(root: &Root, prefix: &str) -> Facts {
     let num = |key: &str| read(key).and_then(|v| v.first()?.parse().ok());
     Facts {
         nofile: None,
-        port_range: read("net/ipv4/ip_local_port_range").and_then(|v| {
-            Some((v.first()?.parse().ok()?, v.get(1)?.parse().ok()?))
-        }),
+        port_range: read("net/ipv4/ip_local_port_range")
+            .and_then(|v| Some((v.first()?.parse().ok()?, v.get(1)?.parse().ok()?))),
         somaxconn: num("net/core/somaxconn"),
         tcp_tw_reuse: num("net/ipv4/tcp_tw_reuse"),
     }
@@ -205,14 +211,24 @@ pub fn run(root: &Root, opts: &Options) -> Result<Report> {
     }
     let workers = opts.workers.max(1);
     let (targets, place, counters_before, mut servers) = if let Some(target) = opts.target {
-        (vec![target], "remote", counters::read(root, "proc/net"), Vec::new())
+        (
+            vec![target],
+            "remote",
+            counters::read(root, "proc/net"),
+            Vec::new(),
+        )
     } else {
         let port = free_port(Ipv4Addr::LOCALHOST)?;
         let listen: Vec<SocketAddrV4> = (1..=opts.addresses.max(1))
             .map(|i| SocketAddrV4::new(Ipv4Addr::new(127, 0, 0, i), port))
             .collect();
         let servers = start_servers(root, opts, &listen, workers, None)?;
-        (listen, "loopback", counters::read(root, "proc/net"), servers)
+        (
+            listen,
+            "loopback",
+            counters::read(root, "proc/net"),
+            servers,
+        )
     };
     let clients = run_clients(root, opts, &targets, &[], workers, None)?;
     let server_reports = stop_servers(&mut servers)?;

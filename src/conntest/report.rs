@@ -164,7 +164,7 @@ pub fn build(input: Inputs<'_>) -> Report {
             count: *count,
         })
         .collect();
-    failure_list.sort_by(|a, b| b.count.cmp(&a.count));
+    failure_list.sort_by_key(|f| std::cmp::Reverse(f.count));
     let mut report = Report {
         schema: 1,
         mode: input.mode,
@@ -206,11 +206,7 @@ pub fn build(input: Inputs<'_>) -> Report {
 }
 
 fn counter(report: &Report, name: &str) -> i64 {
-    report
-        .counters
-        .values()
-        .filter_map(|c| c.get(name))
-        .sum()
+    report.counters.values().filter_map(|c| c.get(name)).sum()
 }
 
 /// Names the limit that stopped the test, from failures, stalls and counters.
@@ -229,7 +225,14 @@ pub fn verdict(r: &Report) -> Verdict {
         ("nofile", count("EMFILE")),
         ("file-max", count("ENFILE")),
         ("ephemeral-ports", count("EADDRNOTAVAIL")),
-        ("accept-queue", if overflows > 0 || accept_queue > 0 { accept_queue.max(1) } else { 0 }),
+        (
+            "accept-queue",
+            if overflows > 0 || accept_queue > 0 {
+                accept_queue.max(1)
+            } else {
+                0
+            },
+        ),
         ("refused", count("ECONNREFUSED")),
         ("tcp-mem", count("ENOBUFS") + count("ENOMEM")),
     ];
@@ -306,8 +309,9 @@ pub fn verdict(r: &Report) -> Verdict {
             count("ECONNREFUSED"),
             r.target
         ),
-        _ => "socket memory: connects failed with ENOBUFS/ENOMEM; raise net.ipv4.tcp_mem"
-            .to_string(),
+        _ => {
+            "socket memory: connects failed with ENOBUFS/ENOMEM; raise net.ipv4.tcp_mem".to_string()
+        }
     };
     Verdict { limit, text }
 }
@@ -387,11 +391,17 @@ fn body(r: &Report) -> Vec<(String, String)> {
         ),
     ];
     for f in &r.failures {
-        rows.push(("failure".to_string(), format!("{} {} -> {}", f.errno, f.count, f.limit)));
+        rows.push((
+            "failure".to_string(),
+            format!("{} {} -> {}", f.errno, f.count, f.limit),
+        ));
     }
     for (host, counters) in &r.counters {
         let line = counter_line(counters);
-        rows.push((host.clone(), if line.is_empty() { "-".into() } else { line }));
+        rows.push((
+            host.clone(),
+            if line.is_empty() { "-".into() } else { line },
+        ));
     }
     rows
 }
@@ -399,17 +409,22 @@ fn body(r: &Report) -> Vec<(String, String)> {
 /// Two reports side by side, and the gain.
 #[must_use]
 pub fn compare(before: &Report, after: &Report) -> String {
-    let label = |r: &Report| r.profile.clone().unwrap_or_else(|| "kernel defaults".into());
+    let label = |r: &Report| {
+        r.profile
+            .clone()
+            .unwrap_or_else(|| "kernel defaults".into())
+    };
     let (a, b) = (label(before), label(after));
     let rows_a = body(before);
     let rows_b = body(after);
-    let width = rows_a.iter().map(|r| r.1.len()).max().unwrap_or(0).max(a.len());
-    let mut out = format!(
-        "{:<12} {:<width$}  {}\n",
-        "",
-        format!("before: {a}"),
-        format!("after: {b}")
-    );
+    let width = rows_a
+        .iter()
+        .map(|r| r.1.len())
+        .max()
+        .unwrap_or(0)
+        .max(a.len());
+    let before_label = format!("before: {a}");
+    let mut out = format!("{:<12} {before_label:<width$}  after: {b}\n", "");
     let n = rows_a.len().max(rows_b.len());
     for i in 0..n {
         let key = rows_a
@@ -434,7 +449,11 @@ pub fn compare(before: &Report, after: &Report) -> String {
     };
     out.push_str(&format!(
         "gain: {gain}; failures {} -> {}; stalls {} -> {}; {} -> {} connects/s\n",
-        before.failed, after.failed, before.stalls, after.stalls, before.connects_per_s,
+        before.failed,
+        after.failed,
+        before.stalls,
+        after.stalls,
+        before.connects_per_s,
         after.connects_per_s
     ));
     out

@@ -165,14 +165,21 @@ pub fn holder() {
 }
 
 /// Builds the two hosts, applies `profiles` in order inside both, runs the test.
-pub fn run_with(root: &Root, opts: &Options, profiles: &[&str], label: Option<String>) -> Result<Report> {
+pub fn run_with(
+    root: &Root,
+    opts: &Options,
+    profiles: &[&str],
+    label: Option<String>,
+) -> Result<Report> {
     let client = Host::start("client")?;
     let server = Host::start("server")?;
     for host in [&server, &client] {
         host.ip(&["link", "set", "lo", "up"])?;
     }
     let peer = client.pid().to_string();
-    server.ip(&["link", "add", "np0", "type", "veth", "peer", "name", "np1", "netns", &peer])?;
+    server.ip(&[
+        "link", "add", "np0", "type", "veth", "peer", "name", "np1", "netns", &peer,
+    ])?;
     let servers: Vec<Ipv4Addr> = (1..=opts.addresses.max(1))
         .map(|i| Ipv4Addr::new(198, 18, 0, i))
         .collect();
@@ -186,7 +193,10 @@ pub fn run_with(root: &Root, opts: &Options, profiles: &[&str], label: Option<St
         server.apply(profile)?;
         client.apply(profile)?;
     }
-    let listen: Vec<SocketAddrV4> = servers.iter().map(|a| SocketAddrV4::new(*a, PORT)).collect();
+    let listen: Vec<SocketAddrV4> = servers
+        .iter()
+        .map(|a| SocketAddrV4::new(*a, PORT))
+        .collect();
     let workers = opts.workers.max(1);
     let mut server_workers = super::start_servers(root, opts, &listen, workers, Some(&server))?;
     let before = [server.counters(root), client.counters(root)];
