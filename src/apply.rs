@@ -122,6 +122,31 @@ pub struct ApplyOptions {
     pub dry_run: bool,
     pub confirm: Option<u64>,
     pub no_persist: bool,
+    /// Run the connection test before and after, print the gain, keep both reports.
+    pub verify: bool,
+}
+
+/// The test `apply --verify` runs on both sides: the seed's pattern over loopback, bounded.
+fn verify_options() -> crate::conntest::Options {
+    crate::conntest::Options {
+        mode: crate::conntest::engine::Mode::Churn,
+        connections: 20_000,
+        duration_ms: 30_000,
+        concurrency: 256,
+        payload: 12,
+        closer: crate::conntest::engine::Closer::Client,
+        backlog: 4096,
+        accept_delay_us: 0,
+        workers: 1,
+        addresses: 1,
+        nofile: None,
+        connect_timeout_ms: 10_000,
+        sandbox: false,
+        profile: None,
+        baseline: None,
+        target: None,
+        progress: false,
+    }
 }
 
 /// `netprofile apply PROFILE`.
@@ -178,6 +203,11 @@ pub fn apply(config: &Config, reference: &str, opts: &ApplyOptions) -> Result<Ou
             crate::persist::refuse_symlinks(root, path)?;
         }
     }
+    let before_test = if opts.verify {
+        Some(crate::conntest::run(root, &verify_options())?)
+    } else {
+        None
+    };
     let number = state::next_generation(root)?;
     let mut generation = Generation::new(
         number,
@@ -198,6 +228,15 @@ pub fn apply(config: &Config, reference: &str, opts: &ApplyOptions) -> Result<Ou
     } else {
         render::human(&plan, config.paint)
     };
+    if let Some(mut before) = before_test {
+        let mut after = crate::conntest::run(root, &verify_options())?;
+        before.profile = Some("before apply".into());
+        after.profile = Some(format!("after apply of {}", profile.name));
+        if !config.json {
+            stdout.push_str(&crate::conntest::report::compare(&before, &after));
+        }
+        generation.verify = Some(serde_json::json!({ "before": before, "after": after }));
+    }
     if let Some(seconds) = opts.confirm {
         generation.outcome = Outcome::Pending;
         transaction::commit(root, &generation)?;

@@ -67,6 +67,10 @@ pub enum Command {
         /// Change live values only; write no files.
         #[arg(long)]
         no_persist: bool,
+        /// Run the connection test (churn over loopback) before and after; print the gain and
+        /// keep both reports with the generation.
+        #[arg(long)]
+        verify: bool,
     },
     /// Keep a pending `apply --confirm`.
     Confirm,
@@ -171,12 +175,19 @@ pub struct TestArgs {
     /// A remote `netprofile test serve` to connect to instead of a local server.
     #[arg(long, value_name = "HOST:PORT")]
     pub target: Option<std::net::SocketAddrV4>,
+    /// Draw connections over time and the latency distribution to an SVG file.
+    #[arg(long, value_name = "FILE.svg")]
+    pub plot: Option<std::path::PathBuf>,
 }
 
 impl TestArgs {
     /// The engine options for a mode.
     #[must_use]
-    pub fn options(&self, mode: crate::conntest::engine::Mode) -> crate::conntest::Options {
+    pub fn options(
+        &self,
+        mode: crate::conntest::engine::Mode,
+        progress: bool,
+    ) -> crate::conntest::Options {
         let ms = |d: std::time::Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
         crate::conntest::Options {
             mode,
@@ -195,6 +206,7 @@ impl TestArgs {
             profile: self.profile.clone(),
             baseline: self.baseline.clone(),
             target: self.target,
+            progress,
         }
     }
 }

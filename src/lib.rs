@@ -79,6 +79,7 @@ fn dispatch(config: &Config, command: &Command) -> error::Result<cmd::Output> {
             dry_run,
             confirm,
             no_persist,
+            verify,
         } => apply::apply(
             config,
             profile,
@@ -86,6 +87,7 @@ fn dispatch(config: &Config, command: &Command) -> error::Result<cmd::Output> {
                 dry_run: *dry_run,
                 confirm: *confirm,
                 no_persist: *no_persist,
+                verify: *verify,
             },
         ),
         Command::Confirm => apply::confirm(config),

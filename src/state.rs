@@ -126,6 +126,9 @@ pub struct Generation {
     pub outcome: Outcome,
     pub message: Option<String>,
     pub checksum: String,
+    /// `apply --verify`: the connection-test reports before and after.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verify: Option<serde_json::Value>,
 }
 
 impl Generation {
@@ -141,6 +144,7 @@ impl Generation {
             changes,
             outcome: Outcome::Applied,
             message: None,
+            verify: None,
         }
     }
 }

@@ -213,3 +213,41 @@ fn profile_outside_the_sandbox_is_refused() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("add --sandbox"));
 }
+
+#[test]
+fn plot_draws_the_timeline_and_latency_of_each_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let svg = dir.path().join("run.svg");
+    let out = netprofile(&[
+        "test",
+        "churn",
+        "-n",
+        "500",
+        "--plot",
+        svg.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    let text = std::fs::read_to_string(&svg).unwrap();
+    assert!(text.starts_with("<svg"), "{text}");
+    assert_eq!(text.matches("<polyline").count(), 2, "{text}");
+    assert!(text.contains("kernel defaults (none: 500)"), "{text}");
+}
+
+#[test]
+fn apply_verify_tests_before_and_after_and_keeps_both_reports() {
+    let Some((out, _dir)) = in_netns(
+        r#"
+        ip link set lo up
+        "$NP" --root "$ROOT" apply --verify -q high-conn | grep -E '^(before|after|gain)'
+        "$NP" --root "$ROOT" --json history > history.json
+        grep -c '"connects_per_s"' history.json | sed 's/^/reports=/'
+        "#,
+        &[],
+    ) else {
+        return;
+    };
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("before: no limit reached"), "{}", text(&out));
+    assert!(stdout.contains("gain: "), "{}", text(&out));
+    assert!(stdout.contains("reports=2"), "{}", text(&out));
+}

@@ -185,7 +185,12 @@ fn drain(fd: &OwnedFd) -> bool {
 }
 
 /// Runs the client side until every connection was attempted and settled, or time runs out.
-pub fn run_client(config: &ClientConfig) -> std::io::Result<WorkerReport> {
+/// `progress` is called with (attempted, established) about every 250 ms.
+pub fn run_client(
+    config: &ClientConfig,
+    progress: &mut dyn FnMut(u64, u64),
+) -> std::io::Result<WorkerReport> {
+    let mut next_progress = Duration::ZERO;
     let mut poll = Poll::new()?;
     let mut events = Events::with_capacity(1024);
     let mut conns: slab::Slab<Conn> =
@@ -374,6 +379,10 @@ pub fn run_client(config: &ClientConfig) -> std::io::Result<WorkerReport> {
                 in_flight -= 1;
                 *report.failures.entry("ETIMEDOUT".into()).or_default() += 1;
             }
+        }
+        if start.elapsed() >= next_progress {
+            progress(report.attempted, report.established);
+            next_progress += Duration::from_millis(250);
         }
         if start.elapsed() >= next_sample {
             report.timeline.push((

@@ -11,6 +11,7 @@
 pub mod counters;
 pub mod engine;
 pub mod hist;
+pub mod plot;
 pub mod report;
 pub mod sandbox;
 
@@ -51,6 +52,8 @@ pub struct Options {
     pub baseline: Option<String>,
     /// A remote server started with `netprofile test serve`.
     pub target: Option<SocketAddrV4>,
+    /// Draw a progress bar on stderr (a terminal only).
+    pub progress: bool,
 }
 
 /// What a worker process is told to do (passed as JSON on its command line).
@@ -59,6 +62,8 @@ pub enum WorkerTask {
     Client {
         config: ClientConfig,
         nofile: Option<u64>,
+        /// Print `progress ATTEMPTED ESTABLISHED` lines while running.
+        progress: bool,
     },
     Server {
         config: ServerConfig,
@@ -81,10 +86,20 @@ pub fn worker(root: &Root, task_json: &str) -> Result<String> {
         .map_err(|e| Error::Usage(format!("bad worker task: {e}")))?;
     let io = |e: std::io::Error| Error::State(format!("worker: {e}"));
     let output = match task {
-        WorkerTask::Client { config, nofile } => {
+        WorkerTask::Client {
+            config,
+            nofile,
+            progress,
+        } => {
             let limit = engine::set_nofile(nofile);
+            let mut show = |attempted: u64, established: u64| {
+                if progress {
+                    println!("progress {attempted} {established}");
+                    let _ = std::io::stdout().flush();
+                }
+            };
             WorkerOutput {
-                report: engine::run_client(&config).map_err(io)?,
+                report: engine::run_client(&config, &mut show).map_err(io)?,
                 nofile: limit,
                 facts: facts_from(root, "proc"),
             }
@@ -167,10 +182,24 @@ impl Worker {
         Ok(line)
     }
 
-    fn finish(mut self) -> Result<WorkerOutput> {
+    /// Waits for the worker's report; `progress` gets its `progress` lines' established count.
+    fn finish_with(mut self, progress: &dyn Fn(u64)) -> Result<WorkerOutput> {
         drop(self.stdin.take());
-        let line = self.line()?;
-        serde_json::from_str(&line).map_err(|e| Error::State(format!("worker report: {e}")))
+        loop {
+            let line = self.line()?;
+            if let Some(rest) = line.strip_prefix("progress ") {
+                if let Some(n) = rest.split_whitespace().nth(1).and_then(|n| n.parse().ok()) {
+                    progress(n);
+                }
+                continue;
+            }
+            return serde_json::from_str(&line)
+                .map_err(|e| Error::State(format!("worker report: {e}")));
+        }
+    }
+
+    fn finish(self) -> Result<WorkerOutput> {
+        self.finish_with(&|_| {})
     }
 }
 
@@ -311,10 +340,58 @@ fn run_clients(
                 connect_timeout_ms: opts.connect_timeout_ms,
             },
             nofile: opts.nofile,
+            progress: opts.progress,
         };
         clients.push(Worker::spawn(root, &task, host)?);
     }
-    clients.into_iter().map(Worker::finish).collect()
+    if !opts.progress {
+        return clients.into_iter().map(Worker::finish).collect();
+    }
+    // One reader thread per worker; the bar shows the sum of what each has established.
+    let counts: Vec<std::sync::atomic::AtomicU64> = (0..clients.len())
+        .map(|_| std::sync::atomic::AtomicU64::new(0))
+        .collect();
+    let bar = indicatif::ProgressBar::new(opts.connections);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{spinner} {elapsed_precise} [{bar:40}] {pos}/{len} established",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
+    let results = std::thread::scope(|scope| {
+        let handles: Vec<_> = clients
+            .into_iter()
+            .enumerate()
+            .map(|(i, w)| {
+                let counts = &counts;
+                scope.spawn(move || {
+                    w.finish_with(&|n| counts[i].store(n, std::sync::atomic::Ordering::Relaxed))
+                })
+            })
+            .collect();
+        while !handles
+            .iter()
+            .all(std::thread::ScopedJoinHandle::is_finished)
+        {
+            bar.set_position(
+                counts
+                    .iter()
+                    .map(|c| c.load(std::sync::atomic::Ordering::Relaxed))
+                    .sum(),
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(Error::State("a progress reader panicked".into())))
+            })
+            .collect::<Result<Vec<_>>>()
+    });
+    bar.finish_and_clear();
+    results
 }
 
 #[allow(clippy::too_many_arguments)]
