@@ -247,7 +247,11 @@ fn apply_verify_tests_before_and_after_and_keeps_both_reports() {
         return;
     };
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("before: no limit reached"), "{}", text(&out));
+    assert!(
+        stdout.contains("before: no limit reached"),
+        "{}",
+        text(&out)
+    );
     assert!(stdout.contains("gain: "), "{}", text(&out));
     assert!(stdout.contains("reports=2"), "{}", text(&out));
 }

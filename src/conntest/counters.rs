@@ -17,6 +17,7 @@ pub const SHOWN: &[&str] = &[
     "ActiveOpens",
     "PassiveOpens",
     "AttemptFails",
+    "softnet.dropped",
     "sockstat.tw",
     "sockstat.inuse",
     "sockstat.mem",
@@ -65,6 +66,18 @@ pub fn parse_sockstat(text: &str) -> BTreeMap<String, i64> {
     out
 }
 
+/// Sums the second (hex) column of softnet_stat: packets each CPU dropped because its input
+/// backlog (net.core.netdev_max_backlog) was full. Loopback traffic goes through it too.
+#[must_use]
+pub fn parse_softnet(text: &str) -> BTreeMap<String, i64> {
+    let dropped: i64 = text
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(1))
+        .filter_map(|h| i64::from_str_radix(h, 16).ok())
+        .sum();
+    BTreeMap::from([("softnet.dropped".to_string(), dropped)])
+}
+
 /// Reads the counters under `net_dir` (root-relative, e.g. `proc/net` or `proc/1234/net`).
 #[must_use]
 pub fn read(root: &Root, net_dir: &str) -> BTreeMap<String, i64> {
@@ -78,6 +91,9 @@ pub fn read(root: &Root, net_dir: &str) -> BTreeMap<String, i64> {
     }
     if let Ok(t) = text("sockstat") {
         out.extend(parse_sockstat(&t));
+    }
+    if let Ok(t) = text("softnet_stat") {
+        out.extend(parse_softnet(&t));
     }
     out.retain(|k, _| SHOWN.contains(&k.as_str()));
     out
@@ -123,5 +139,7 @@ mod tests {
         ]);
         let d = delta(&before, &after);
         assert_eq!((d["ListenOverflows"], d["sockstat.tw"]), (5, 7));
+        let soft = parse_softnet("0000a 00000010 00 00\n0000b 00000001 00 00\n");
+        assert_eq!(soft["softnet.dropped"], 17);
     }
 }

@@ -22,6 +22,8 @@ use super::hist::{Histogram, Wire};
 
 /// Connects started per loop pass, so the loop keeps draining events under load.
 const PASS_CAP: u32 = 64;
+/// The longest a hold test may spend opening connections.
+pub const RAMP_CAP: Duration = Duration::from_secs(600);
 /// A connect that takes this long means a SYN was retransmitted (the first retry is at 1 s).
 const STALL: Duration = Duration::from_secs(1);
 
@@ -199,7 +201,14 @@ pub fn run_client(
     let mut hist = Histogram::default();
     let payload = vec![b'x'; config.payload];
     let start = Instant::now();
-    let hard_stop = start + Duration::from_millis(config.duration_ms + config.connect_timeout_ms);
+    // Churn stops starting at `duration`; hold ramps for at most RAMP_CAP, then holds for
+    // `duration`. Either way the loop ends by itself.
+    let ramp_cap = match config.mode {
+        Mode::Churn => Duration::ZERO,
+        Mode::Hold => RAMP_CAP,
+    };
+    let hard_stop =
+        start + ramp_cap + Duration::from_millis(config.duration_ms + config.connect_timeout_ms);
     let connect_timeout = Duration::from_millis(config.connect_timeout_ms);
     let mut in_flight: u32 = 0;
     let mut next_sample = Duration::ZERO;
@@ -214,8 +223,10 @@ pub fn run_client(
         if now >= hard_stop {
             break;
         }
-        let may_start =
-            config.mode == Mode::Hold || now < start + Duration::from_millis(config.duration_ms);
+        let may_start = match config.mode {
+            Mode::Hold => now < start + RAMP_CAP,
+            Mode::Churn => now < start + Duration::from_millis(config.duration_ms),
+        };
         // Start connects, bounded per pass and in flight.
         let mut started = 0;
         while may_start

@@ -286,8 +286,15 @@ fn server_task(opts: &Options, listen: &[SocketAddrV4]) -> WorkerTask {
             backlog: opts.backlog,
             accept_delay_us: opts.accept_delay_us,
             closer: opts.closer,
-            // Bounded: the clients' longest run plus a margin.
-            max_ms: opts.duration_ms + opts.connect_timeout_ms + 60_000,
+            // Bounded: the clients' longest run (a hold may ramp for up to RAMP_CAP) plus a
+            // margin, so an orphaned server still stops by itself.
+            max_ms: opts.duration_ms
+                + opts.connect_timeout_ms
+                + 60_000
+                + match opts.mode {
+                    Mode::Hold => u64::try_from(engine::RAMP_CAP.as_millis()).unwrap_or(0),
+                    Mode::Churn => 0,
+                },
         },
         nofile: opts.nofile,
     }

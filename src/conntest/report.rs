@@ -40,7 +40,8 @@ pub struct Latency {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Verdict {
-    /// `none`, `nofile`, `file-max`, `ephemeral-ports`, `accept-queue`, `refused`, `tcp-mem`.
+    /// `none`, `nofile`, `file-max`, `ephemeral-ports`, `accept-queue`, `netdev-backlog`,
+    /// `syn-retransmits`, `cpu`, `refused`, `tcp-mem`.
     pub limit: &'static str,
     pub text: String,
 }
@@ -220,19 +221,28 @@ pub fn verdict(r: &Report) -> Verdict {
             .sum::<u64>()
     };
     let overflows = counter(r, "ListenOverflows").max(0).unsigned_abs();
-    let accept_queue = r.stalls + count("ETIMEDOUT");
+    let backlog_drops = counter(r, "softnet.dropped").max(0).unsigned_abs();
+    let retransmitted = r.stalls + count("ETIMEDOUT");
+    // A SYN retransmit means a packet was dropped; the counters say where.
+    let syn_retrans = counter(r, "TCPSynRetrans").max(0).unsigned_abs();
+    let (accept_queue, netdev, unexplained, late) = if overflows > 0 {
+        (retransmitted.max(1), 0, 0, 0)
+    } else if backlog_drops > 0 {
+        (0, retransmitted.max(1), 0, 0)
+    } else if syn_retrans > 0 || count("ETIMEDOUT") > 0 {
+        (0, 0, retransmitted, 0)
+    } else {
+        // Slow connects with no SYN retransmitted: the kernel was not dropping anything.
+        (0, 0, 0, r.stalls)
+    };
     let candidates = [
         ("nofile", count("EMFILE")),
         ("file-max", count("ENFILE")),
         ("ephemeral-ports", count("EADDRNOTAVAIL")),
-        (
-            "accept-queue",
-            if overflows > 0 || accept_queue > 0 {
-                accept_queue.max(1)
-            } else {
-                0
-            },
-        ),
+        ("accept-queue", accept_queue),
+        ("netdev-backlog", netdev),
+        ("syn-retransmits", unexplained),
+        ("cpu", late),
         ("refused", count("ECONNREFUSED")),
         ("tcp-mem", count("ENOBUFS") + count("ENOMEM")),
     ];
@@ -300,9 +310,29 @@ pub fn verdict(r: &Report) -> Verdict {
                  stalls of 1 s, 3 s, 7 s) and the server counted ListenOverflows +{overflows}. \
                  The queue holds {backlog}; raise net.core.somaxconn and the application's \
                  listen backlog, or accept faster",
-                accept_queue
+                retransmitted
             )
         }
+        "netdev-backlog" => format!(
+            "input backlog: {retransmitted} connects took 1 s or more (SYN retransmits) while \
+             the CPUs' input queues dropped {backlog_drops} packets (/proc/net/softnet_stat) and \
+             no listen queue overflowed. Bursts of packets, loopback included, queue per CPU up \
+             to net.core.netdev_max_backlog; raise it (a global key) or lower --concurrency"
+        ),
+        "cpu" => format!(
+            "CPU: {} connects took 1 s or more, yet the kernel retransmitted no SYN and no \
+             queue overflowed, so the handshakes were done and the processes were not running \
+             to see them ({} worker processes per side). connect() itself also slows once more \
+             than half the ephemeral ports to one destination are in use: spread over more \
+             --addresses",
+            r.stalls, r.workers
+        ),
+        "syn-retransmits" => format!(
+            "SYN retransmits: {retransmitted} connects took 1 s or more, but no listen queue \
+             overflowed and no input queue dropped: look at conntrack (`nf_conntrack: table \
+             full` in dmesg, net.netfilter.nf_conntrack_max), the SYN queue \
+             (net.ipv4.tcp_max_syn_backlog) and packet loss on the path"
+        ),
         "refused" => format!(
             "{} connects were refused: nothing listening on {}, or the accept queue overflowed \
              with net.ipv4.tcp_abort_on_overflow=1",
