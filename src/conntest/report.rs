@@ -227,8 +227,11 @@ pub fn verdict(r: &Report) -> Verdict {
     let syn_retrans = counter(r, "TCPSynRetrans").max(0).unsigned_abs();
     let (accept_queue, netdev, unexplained, late) = if overflows > 0 {
         (retransmitted.max(1), 0, 0, 0)
+    } else if retransmitted == 0 {
+        // softnet_stat is machine-wide: drops without a slow connect are someone else's.
+        (0, 0, 0, 0)
     } else if backlog_drops > 0 {
-        (0, retransmitted.max(1), 0, 0)
+        (0, retransmitted, 0, 0)
     } else if syn_retrans > 0 || count("ETIMEDOUT") > 0 {
         (0, 0, retransmitted, 0)
     } else {
@@ -487,4 +490,98 @@ pub fn compare(before: &Report, after: &Report) -> String {
         after.connects_per_s
     ));
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(failures: &[(&str, u64)], stalls: u64, counters: &[(&str, i64)]) -> Report {
+        let clients = vec![WorkerReport {
+            attempted: 100,
+            established: 100 - failures.iter().map(|f| f.1).sum::<u64>(),
+            stalls,
+            failures: failures
+                .iter()
+                .map(|(e, n)| ((*e).to_string(), *n))
+                .collect(),
+            ..WorkerReport::default()
+        }];
+        build(Inputs {
+            mode: Mode::Churn,
+            place: "loopback",
+            profile: None,
+            target: "127.0.0.1:1".into(),
+            connections: 100,
+            concurrency: 10,
+            workers: 1,
+            closer: Closer::Client,
+            backlog: 4096,
+            accept_delay_us: 0,
+            clients,
+            servers: Vec::new(),
+            counters: BTreeMap::from([(
+                "loopback".to_string(),
+                counters
+                    .iter()
+                    .map(|(k, v)| ((*k).to_string(), *v))
+                    .collect(),
+            )]),
+            facts: Facts {
+                nofile: Some(1024),
+                port_range: Some((32768, 60999)),
+                somaxconn: Some(128),
+                tcp_tw_reuse: Some(2),
+            },
+        })
+    }
+
+    #[test]
+    fn verdicts_by_table() {
+        let cases: Vec<(Report, &str, &str)> = vec![
+            (report(&[], 0, &[]), "none", "no limit reached"),
+            (
+                report(&[("EMFILE", 20)], 0, &[]),
+                "nofile",
+                "per-process limit of 1024",
+            ),
+            (report(&[("ENFILE", 5)], 0, &[]), "file-max", "fs.file-max"),
+            (
+                report(&[("EADDRNOTAVAIL", 30)], 0, &[("sockstat.tw", 28232)]),
+                "ephemeral-ports",
+                "the range 32768-60999 (28232 ports)",
+            ),
+            (
+                report(&[], 40, &[("ListenOverflows", 90), ("TCPSynRetrans", 40)]),
+                "accept-queue",
+                "min(listen backlog 4096, net.core.somaxconn 128) = 128",
+            ),
+            (
+                report(&[], 40, &[("softnet.dropped", 7), ("TCPSynRetrans", 40)]),
+                "netdev-backlog",
+                "net.core.netdev_max_backlog",
+            ),
+            (
+                report(&[], 0, &[("softnet.dropped", 7)]),
+                "none",
+                "no limit reached",
+            ),
+            (
+                report(&[("ETIMEDOUT", 3)], 0, &[("TCPSynRetrans", 9)]),
+                "syn-retransmits",
+                "conntrack",
+            ),
+            (report(&[], 12, &[]), "cpu", "retransmitted no SYN"),
+            (
+                report(&[("ECONNREFUSED", 100)], 0, &[]),
+                "refused",
+                "refused",
+            ),
+            (report(&[("ENOBUFS", 1)], 0, &[]), "tcp-mem", "tcp_mem"),
+        ];
+        for (r, limit, text) in cases {
+            assert_eq!(r.verdict.limit, limit, "{}", r.verdict.text);
+            assert!(r.verdict.text.contains(text), "{limit}: {}", r.verdict.text);
+        }
+    }
 }
