@@ -139,6 +139,7 @@ fn verify_options() -> crate::conntest::Options {
         accept_delay_us: 0,
         workers: 1,
         addresses: 1,
+        sources: 0,
         nofile: None,
         connect_timeout_ms: 10_000,
         sandbox: false,

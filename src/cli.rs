@@ -154,6 +154,10 @@ pub struct TestArgs {
     /// ephemeral ports.
     #[arg(long, default_value_t = 1)]
     pub addresses: u8,
+    /// Source addresses to spread over (127.0.1.1.. or 198.19.0.1..), bound with
+    /// IP_BIND_ADDRESS_NO_PORT so each keeps its own ephemeral ports per destination.
+    #[arg(long, default_value_t = 0)]
+    pub sources: u8,
     /// Play a lower per-process open-files limit in the workers.
     #[arg(long)]
     pub nofile: Option<u64>,
@@ -200,6 +204,7 @@ impl TestArgs {
             accept_delay_us: u64::try_from(self.accept_delay.as_micros()).unwrap_or(u64::MAX),
             workers: self.workers.max(1),
             addresses: self.addresses.max(1),
+            sources: self.sources,
             nofile: self.nofile,
             connect_timeout_ms: ms(self.connect_timeout),
             sandbox: self.sandbox || self.compare.is_some(),

@@ -255,3 +255,29 @@ fn apply_verify_tests_before_and_after_and_keeps_both_reports() {
     assert!(stdout.contains("gain: "), "{}", text(&out));
     assert!(stdout.contains("reports=2"), "{}", text(&out));
 }
+
+#[test]
+fn source_addresses_multiply_the_ephemeral_ports() {
+    // 1000 ephemeral ports: one source address runs out at 1000, two carry all 1500.
+    let narrow = "[sysctl]\n\"net.ipv4.ip_local_port_range\" = \"40000 40999\"\n";
+    let Some((out, _dir)) = in_netns(
+        r#"
+        for s in 0 2; do
+            "$NP" --json test churn --sandbox --baseline narrow.toml -n 1500 --sources $s \
+                > run$s.json || exit 1
+        done
+        cat run0.json; echo; cat run2.json
+        "#,
+        &[("narrow.toml", narrow)],
+    ) else {
+        return;
+    };
+    assert!(out.status.success(), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let mut docs = serde_json::Deserializer::from_str(&stdout).into_iter::<Value>();
+    let one = docs.next().unwrap().unwrap();
+    let two = docs.next().unwrap().unwrap();
+    assert_eq!(one["established"], 1000, "{one:#}");
+    assert_eq!(count(&one, "EADDRNOTAVAIL"), 500, "{one:#}");
+    assert_eq!(two["established"], 1500, "{two:#}");
+}

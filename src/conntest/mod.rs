@@ -42,6 +42,9 @@ pub struct Options {
     pub workers: u32,
     /// Destination addresses to spread over (127.0.0.1.. on loopback).
     pub addresses: u8,
+    /// Source addresses to spread over (127.0.1.1.. on loopback, 198.19.0.1.. in the
+    /// sandbox); 0: let the kernel choose.
+    pub sources: u8,
     /// Play a smaller per-process open-files limit in the workers.
     pub nofile: Option<u64>,
     pub connect_timeout_ms: u64,
@@ -259,7 +262,14 @@ pub fn run(root: &Root, opts: &Options) -> Result<Report> {
             servers,
         )
     };
-    let clients = run_clients(root, opts, &targets, &[], workers, None)?;
+    let sources: Vec<Ipv4Addr> = if place == "loopback" {
+        (1..=opts.sources)
+            .map(|i| Ipv4Addr::new(127, 0, 1, i))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let clients = run_clients(root, opts, &targets, &sources, workers, None)?;
     let server_reports = stop_servers(&mut servers)?;
     let mut counters = BTreeMap::new();
     counters.insert(

@@ -187,7 +187,18 @@ pub fn run_with(
         server.ip(&["addr", "add", &format!("{addr}/15"), "dev", "np0"])?;
     }
     server.ip(&["link", "set", "np0", "up"])?;
-    client.ip(&["addr", "add", "198.19.0.1/15", "dev", "np1"])?;
+    let sources: Vec<Ipv4Addr> = (1..=opts.sources.max(1))
+        .map(|i| Ipv4Addr::new(198, 19, 0, i))
+        .collect();
+    for addr in &sources {
+        client.ip(&["addr", "add", &format!("{addr}/15"), "dev", "np1"])?;
+    }
+    // Bind only when asked to spread; otherwise the kernel picks 198.19.0.1.
+    let sources = if opts.sources > 1 {
+        sources
+    } else {
+        Vec::new()
+    };
     client.ip(&["link", "set", "np1", "up"])?;
     for profile in profiles {
         server.apply(profile)?;
@@ -200,7 +211,7 @@ pub fn run_with(
     let workers = opts.workers.max(1);
     let mut server_workers = super::start_servers(root, opts, &listen, workers, Some(&server))?;
     let before = [server.counters(root), client.counters(root)];
-    let clients = super::run_clients(root, opts, &listen, &[], workers, Some(&client))?;
+    let clients = super::run_clients(root, opts, &listen, &sources, workers, Some(&client))?;
     let server_reports = super::stop_servers(&mut server_workers)?;
     let mut counters_by_host = BTreeMap::new();
     counters_by_host.insert(
