@@ -97,6 +97,9 @@ impl Root {
     pub const GROUP: &'static str = "etc/group";
     pub const PROC_NET_TCP: [&'static str; 2] = ["proc/net/tcp", "proc/net/tcp6"];
     pub const STATE_DIR: &'static str = "var/lib/netprofile";
+    /// The running kernel's /proc, whatever the root: a sandbox host's private state root links
+    /// its `proc` here so that `proc/sys/net` shows the host's own network namespace.
+    pub const KERNEL_PROC: &'static str = "/proc";
     pub const RUN_DIR: &'static str = "run/netprofile";
     pub const LOCK: &'static str = "run/netprofile.lock";
 

@@ -38,7 +38,7 @@ fn exe() -> Result<std::path::PathBuf> {
 }
 
 impl Host {
-    fn start(name: &'static str) -> Result<Host> {
+    fn start(root: &Root, name: &'static str) -> Result<Host> {
         let mut command = Command::new(exe()?);
         command
             .arg("__holder")
@@ -70,12 +70,12 @@ impl Host {
             let _ = child.kill();
             return Err(Error::State(format!("the {name} host did not start")));
         }
-        let ns_path = format!("/proc/{}/ns/net", child.id());
+        let ns_path = root.path(&format!("proc/{}/ns/net", child.id()));
         let ns = std::fs::File::open(&ns_path)
             .map(OwnedFd::from)
-            .map_err(|e| Error::State(format!("{ns_path}: {e}")))?;
+            .map_err(|e| Error::State(format!("{}: {e}", ns_path.display())))?;
         let state = tempfile::tempdir().map_err(|e| Error::State(format!("tempdir: {e}")))?;
-        std::os::unix::fs::symlink("/proc", state.path().join("proc"))
+        std::os::unix::fs::symlink(Root::KERNEL_PROC, state.path().join("proc"))
             .map_err(|e| Error::State(format!("sandbox state root: {e}")))?;
         Ok(Host {
             name,
@@ -171,8 +171,8 @@ pub fn run_with(
     profiles: &[&str],
     label: Option<String>,
 ) -> Result<Report> {
-    let client = Host::start("client")?;
-    let server = Host::start("server")?;
+    let client = Host::start(root, "client")?;
+    let server = Host::start(root, "server")?;
     for host in [&server, &client] {
         host.ip(&["link", "set", "lo", "up"])?;
     }
