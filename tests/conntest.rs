@@ -79,9 +79,10 @@ fn seed_a_slow_server_overflows_the_accept_queue_and_high_conn_cures_it() {
 fn seed_b_quick_connections_to_one_port_run_out_of_ephemeral_ports() {
     // The client closes first, so every port it used sits in TIME_WAIT for 60 s. On this
     // kernel connect() slows down once the even ports are used up, so the run is capped at
-    // 50 s: long enough to use the whole range, short enough that no TIME_WAIT expires.
+    // 55 s: long enough to use the whole range (35 s here), short enough that no TIME_WAIT
+    // expires (60 s after the first close).
     let Some(doc) = sandboxed(
-        "test churn --sandbox --profile high-conn -n 40000 --closer client --duration 50s",
+        "test churn --sandbox --profile high-conn -n 40000 --closer client --duration 55s",
     ) else {
         return;
     };
