@@ -108,19 +108,30 @@ fn seed_b_quick_connections_to_one_port_run_out_of_ephemeral_ports() {
 }
 
 #[test]
-fn seed_c_a_low_nofile_gives_emfile_and_workers_pass_it() {
-    let Some(one) = sandboxed("test hold --sandbox -n 3000 --nofile 1000 --duration 0.5") else {
+fn seed_c_a_login_nofile_below_n_gives_emfile_and_high_conn_cures_it() {
+    // In the sandbox, workers take the soft nofile the profile's `*` limits give a login:
+    // legacy-defaults' 1024, then high-conn's 1048576 (capped at the real hard limit).
+    let Some(doc) =
+        sandboxed("test hold --compare legacy-defaults high-conn -n 3000 --duration 0.5")
+    else {
         return;
     };
-    assert!(count(&one, "EMFILE") > 1900, "{one:#}");
-    assert!(one["held"].as_u64().unwrap() < 1000, "{one:#}");
-    assert_eq!(one["verdict"]["limit"], "nofile", "{one:#}");
+    let (before, after) = (&doc["before"], &doc["after"]);
+    assert!(count(before, "EMFILE") > 1900, "{before:#}");
+    assert!(before["held"].as_u64().unwrap() < 1024, "{before:#}");
+    assert_eq!(before["verdict"]["limit"], "nofile", "{before:#}");
     assert!(
-        one["verdict"]["text"]
+        before["verdict"]["text"]
             .as_str()
             .unwrap()
-            .contains("per-process limit of 1000")
+            .contains("per-process limit of 1024")
     );
+    assert_eq!(after["held"], 3000, "{after:#}");
+    assert_eq!(after["verdict"]["limit"], "none", "{after:#}");
+}
+
+#[test]
+fn workers_pass_a_per_process_nofile() {
     let Some(four) =
         sandboxed("test hold --sandbox -n 3000 --nofile 1000 --workers 4 --duration 0.5")
     else {
@@ -128,6 +139,7 @@ fn seed_c_a_low_nofile_gives_emfile_and_workers_pass_it() {
     };
     assert_eq!(four["held"], 3000, "{four:#}");
     assert_eq!(four["verdict"]["limit"], "none", "{four:#}");
+    assert_eq!(four["facts"]["nofile"], 1000, "{four:#}");
 }
 
 fn netprofile(args: &[&str]) -> std::process::Output {

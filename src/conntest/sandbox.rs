@@ -171,6 +171,17 @@ pub fn run_with(
     profiles: &[&str],
     label: Option<String>,
 ) -> Result<Report> {
+    // Workers play a login under the profiles' limits: the soft nofile their `*` entry gives,
+    // unless --nofile says otherwise (engine::set_nofile caps it at the real hard limit).
+    let mut opts = opts.clone();
+    if opts.nofile.is_none() {
+        for reference in profiles {
+            if let Some(n) = login_nofile(&crate::profile::load(reference)?) {
+                opts.nofile = Some(n);
+            }
+        }
+    }
+    let opts = &opts;
     let client = Host::start(root, "client")?;
     let server = Host::start(root, "server")?;
     for host in [&server, &client] {
@@ -232,6 +243,18 @@ pub fn run_with(
         counters_by_host,
         super::report::Facts::default(),
     ))
+}
+
+/// The soft nofile a profile's limits give an ordinary login (`*`), if it sets one.
+fn login_nofile(profile: &crate::profile::Profile) -> Option<u64> {
+    profile
+        .limits
+        .iter()
+        .filter(|l| l.domain == crate::limits::Domain::All && l.item == crate::limits::Item::Nofile)
+        .find_map(|l| match l.soft {
+            Some(crate::limits::LimitValue::Num(n)) => u64::try_from(n).ok(),
+            _ => None,
+        })
 }
 
 /// One sandbox run with `--baseline` (if any) applied.
