@@ -364,7 +364,10 @@ bad line here
 
     #[test]
     fn parser_keeps_good_lines_with_their_place() {
-        let entries = parse(FILES, "/etc/security/limits.conf");
+        let entries = parse(
+            FILES,
+            &crate::root::Root::display(crate::root::Root::LIMITS_CONF),
+        );
         assert_eq!(entries.len(), 7);
         assert_eq!(entries[3].domain, "alice");
         assert_eq!(entries[3].line, 5);

@@ -353,11 +353,11 @@ mod tests {
     fn systemd_manager_section_only() {
         let files = [
             BootFile {
-                path: "/etc/systemd/system.conf".into(),
+                path: Root::display(Root::SYSTEMD_CONF),
                 text: "[Manager]\n#DefaultLimitNOFILE=1\nDefaultLimitNOFILE=1024:524288\n".into(),
             },
             BootFile {
-                path: "/etc/systemd/system.conf.d/x.conf".into(),
+                path: Root::display(&format!("{}/x.conf", Root::SYSTEMD_CONF_D)),
                 text: "[Other]\nDefaultLimitNOFILE=5\n".into(),
             },
         ];

@@ -118,6 +118,7 @@ pub fn boot_value(files: &[BootFile], key: &str) -> Option<Assignment> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::root::Root;
 
     #[test]
     fn line_syntax() {
@@ -158,48 +159,57 @@ mod tests {
         }
     }
 
+    /// A display path in sysctl.d folder `dir` (0 = etc, 1 = run, 3 = usr/lib).
+    fn at(dir: usize, name: &str) -> String {
+        Root::display(&format!("{}/{name}", crate::root::SYSCTL_DIRS[dir]))
+    }
+
     #[test]
     fn masking_and_order() {
+        let conf = Root::display(Root::SYSCTL_CONF);
         let found = vec![
             (
                 0,
                 "50-a.conf".into(),
-                f("/etc/sysctl.d/50-a.conf", "net.core.somaxconn = 1\n"),
+                f(&at(0, "50-a.conf"), "net.core.somaxconn = 1\n"),
             ),
             (
                 3,
                 "50-a.conf".into(),
-                f("/usr/lib/sysctl.d/50-a.conf", "net.core.somaxconn = 2\n"),
+                f(&at(3, "50-a.conf"), "net.core.somaxconn = 2\n"),
             ),
             (
                 3,
                 "10-b.conf".into(),
-                f("/usr/lib/sysctl.d/10-b.conf", "net.core.somaxconn = 3\n"),
+                f(&at(3, "10-b.conf"), "net.core.somaxconn = 3\n"),
             ),
             (
                 1,
                 "60-c.conf".into(),
-                f("/run/sysctl.d/60-c.conf", "fs.file-max = 9\n"),
+                f(&at(1, "60-c.conf"), "fs.file-max = 9\n"),
             ),
         ];
-        let files = order(found, Some(f("/etc/sysctl.conf", "fs.file-max = 10\n")));
+        let files = order(found, Some(f(&conf, "fs.file-max = 10\n")));
         let paths: Vec<&str> = files.iter().map(|f| f.path.as_str()).collect();
         assert_eq!(
             paths,
             [
-                "/usr/lib/sysctl.d/10-b.conf",
-                "/etc/sysctl.d/50-a.conf",
-                "/run/sysctl.d/60-c.conf",
-                "/etc/sysctl.conf"
+                at(3, "10-b.conf").as_str(),
+                at(0, "50-a.conf").as_str(),
+                at(1, "60-c.conf").as_str(),
+                conf.as_str()
             ]
         );
         let somaxconn = boot_value(&files, "net.core.somaxconn").unwrap();
         assert_eq!(
             (somaxconn.value.as_str(), somaxconn.file.as_str()),
-            ("1", "/etc/sysctl.d/50-a.conf")
+            ("1", at(0, "50-a.conf").as_str())
         );
         let filemax = boot_value(&files, "fs.file-max").unwrap();
-        assert_eq!((filemax.value.as_str(), filemax.line), ("10", 1));
+        assert_eq!(
+            (filemax.value.as_str(), filemax.file.as_str(), filemax.line),
+            ("10", conf.as_str(), 1)
+        );
         assert!(boot_value(&files, "net.ipv4.tcp_rmem").is_none());
     }
 }
