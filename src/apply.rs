@@ -75,34 +75,32 @@ fn profile_ref(profile: &profile::Profile) -> ProfileRef {
     }
 }
 
-/// The changes for a plan: keys in write order, then (when persisting) the drop-ins. A key's
-/// `before` is its raw text, so that undo restores it byte for byte.
-fn changes_for(root: &Root, plan: &Plan, files: bool) -> Result<Vec<Change>> {
-    let mut changes = Vec::new();
-    for row in plan.to_set() {
-        let (Some(before), Some(after)) = (live::read_sysctl_raw(root, &row.key)?, &row.target)
-        else {
-            continue;
-        };
-        changes.push(Change::Sysctl {
-            key: row.key.to_string(),
-            before,
-            after: after.clone(),
-        });
-    }
-    if files {
-        changes.extend(
-            plan.files
-                .iter()
-                .filter(|f| f.changes())
-                .map(|f| Change::File {
-                    path: f.rel.clone(),
-                    before: f.old.clone(),
-                    after: f.new.clone(),
-                }),
-        );
-    }
-    Ok(changes)
+/// The key changes of a plan, in write order. A key's `before` is the raw text read for the
+/// plan, so that undo restores it byte for byte.
+fn key_changes(live: &LiveState, plan: &Plan) -> Vec<Change> {
+    plan.to_set()
+        .into_iter()
+        .filter_map(|row| {
+            Some(Change::Sysctl {
+                key: row.key.to_string(),
+                before: live.sysctl.get(&row.key).cloned().flatten()?,
+                after: row.target.clone()?,
+            })
+        })
+        .collect()
+}
+
+/// The drop-ins a plan writes or removes.
+fn file_changes(plan: &Plan) -> Vec<Change> {
+    plan.files
+        .iter()
+        .filter(|f| f.changes())
+        .map(|f| Change::File {
+            path: f.rel.clone(),
+            before: f.old.clone(),
+            after: f.new.clone(),
+        })
+        .collect()
 }
 
 fn summary(changes: &[Change]) -> String {
@@ -177,11 +175,17 @@ pub fn apply(config: &Config, reference: &str, opts: &ApplyOptions) -> Result<Ou
         .iter()
         .map(|w| format!("warning: {w}"))
         .collect();
-    let persist = !opts.no_persist;
-    let changes = changes_for(root, &plan, persist && opts.confirm.is_none())?;
-    let deferred = if opts.confirm.is_some() && persist {
-        changes_for(root, &plan, true)?.split_off(changes.len())
+    // Files are written now, at `confirm` (deferred), or not at all (--no-persist).
+    let mut changes = key_changes(&live, &plan);
+    let files = if opts.no_persist {
+        Vec::new()
     } else {
+        file_changes(&plan)
+    };
+    let deferred = if opts.confirm.is_some() {
+        files
+    } else {
+        changes.extend(files);
         Vec::new()
     };
     if opts.no_persist && (!plan.limits.is_empty() || !plan.systemd.is_empty()) {
@@ -401,8 +405,7 @@ pub fn confirm(config: &Config) -> Result<Output> {
             .collect::<Result<_>>()?;
         let number = state::next_generation(root)?;
         transaction::execute(root, number, &changes)?;
-        let mut files = Generation::new(number, "confirm", original.profile.clone(), changes);
-        files.rollback_of = None;
+        let files = Generation::new(number, "confirm", original.profile.clone(), changes);
         transaction::commit(root, &files)?;
         let _ = writeln!(stdout, "wrote the files as generation {number}");
     }
@@ -463,10 +466,7 @@ pub fn rollback(config: &Config, target: Option<u64>) -> Result<Output> {
     for change in &restore {
         let fresh = refresh_before(root, change)?;
         let same = match &fresh {
-            Change::Sysctl { key, before, after } => {
-                let shape = crate::keys::known(key).map(|k| k.shape);
-                crate::value::normal_form(shape, before) == crate::value::normal_form(shape, after)
-            }
+            Change::Sysctl { key, before, after } => crate::value::same(key, before, after),
             Change::File { before, after, .. } => before == after,
         };
         if !same {

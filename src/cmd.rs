@@ -218,9 +218,10 @@ pub fn status(config: &Config) -> Result<Output> {
     let mut drifted = 0;
     for (key, want) in &managed {
         let name = crate::keys::KeyName::parse(key).map_err(crate::error::Error::State)?;
-        let shape = crate::keys::known(key).map(|k| k.shape);
         let now = crate::live::read_sysctl(root, &name)?;
-        let ok = now.as_deref() == Some(crate::value::normal_form(shape, want).as_str());
+        let ok = now
+            .as_deref()
+            .is_some_and(|now| crate::value::same(key, now, want));
         if !ok {
             drifted += 1;
         }

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::io::ErrorKind;
 
 use crate::error::{Error, Result};
-use crate::keys::{self, KeyName};
+use crate::keys::KeyName;
 use crate::limits::{self, Entry, Subject};
 use crate::profile::Profile;
 use crate::root::{Namespace, Root, SYSCTL_DIRS};
@@ -26,7 +26,8 @@ pub struct SystemdNofile {
 #[derive(Debug, Clone, Default)]
 pub struct LiveState {
     pub namespace: Option<Namespace>,
-    /// Current value of each key read (normal form); `None` when the kernel has no such key.
+    /// Each key read, as the kernel prints it (see `read_sysctl_raw`); `None` when the kernel
+    /// has no such key. `plan` compares normal forms (value.rs).
     pub sysctl: BTreeMap<KeyName, Option<String>>,
     /// For each absent key, the names that exist in its folder (for "did you mean").
     pub siblings: BTreeMap<KeyName, Vec<String>>,
@@ -69,23 +70,20 @@ fn read_proc_table(root: &Root, rel: &str) -> Result<Option<String>> {
     Ok(Some(String::from_utf8_lossy(&bytes).into_owned()))
 }
 
-/// The current value of one key in normal form, or `None` when the kernel lacks it.
-pub fn read_sysctl(root: &Root, key: &KeyName) -> Result<Option<String>> {
-    let shape = keys::known(key.as_str()).map(|k| k.shape);
-    let rel = Root::sysctl_rel(key);
-    match read_optional(root, &rel) {
-        Ok(v) => Ok(v.map(|text| crate::value::normal_form(shape, &text))),
+/// A key's value exactly as the kernel prints it, less the final newline (tabs kept, so undo
+/// can restore it byte for byte); `None` when the kernel lacks the key.
+pub fn read_sysctl_raw(root: &Root, key: &KeyName) -> Result<Option<String>> {
+    match read_optional(root, &Root::sysctl_rel(key)) {
+        Ok(v) => Ok(v.map(|text| text.strip_suffix('\n').unwrap_or(&text).to_string())),
         // A directory (net.ipv4) is not a key; treat it as absent so the user hears "unknown".
-        Err(Error::Read { source, .. }) if source.raw_os_error() == Some(21) => Ok(None),
+        Err(Error::Read { source, .. }) if source.kind() == ErrorKind::IsADirectory => Ok(None),
         Err(e) => Err(e),
     }
 }
 
-/// A key's value exactly as the kernel prints it, less the final newline (tabs kept), for
-/// restoring byte for byte; `None` when the kernel lacks the key.
-pub fn read_sysctl_raw(root: &Root, key: &KeyName) -> Result<Option<String>> {
-    Ok(read_optional(root, &Root::sysctl_rel(key))?
-        .map(|text| text.strip_suffix('\n').unwrap_or(&text).to_string()))
+/// The current value of one key in normal form, or `None` when the kernel lacks it.
+pub fn read_sysctl(root: &Root, key: &KeyName) -> Result<Option<String>> {
+    Ok(read_sysctl_raw(root, key)?.map(|raw| crate::value::of_key(key.as_str(), &raw)))
 }
 
 /// `*.conf` names in a folder, sorted in C-locale (byte) order.
@@ -226,7 +224,7 @@ impl LiveState {
         let extra = ["fs.nr_open", "net.ipv4.ip_local_reserved_ports"]
             .map(|k| KeyName::parse(k).expect("valid key"));
         for key in profile.sysctl.keys().chain(extra.iter()) {
-            let value = read_sysctl(root, key)?;
+            let value = read_sysctl_raw(root, key)?;
             if value.is_none() {
                 let dir = root.sysctl_dir(key);
                 let mut names: Vec<String> = std::fs::read_dir(&dir)

@@ -192,8 +192,12 @@ pub fn plan(profile: &Profile, live: &LiveState) -> Result<Plan> {
 
     for (key, setting) in &profile.sysctl {
         let scope = keys::scope(key);
-        let shape = keys::known(key.as_str()).map(|k| k.shape);
-        let current = live.sysctl.get(key).cloned().flatten();
+        let current = live
+            .sysctl
+            .get(key)
+            .cloned()
+            .flatten()
+            .map(|raw| value::of_key(key.as_str(), &raw));
         let boot = sysctld::boot_value(&live.boot_files, key.as_str()).map(BootValue::from);
         let wanted = match &setting.want {
             Want::Exact(v) => v.clone(),
@@ -245,7 +249,7 @@ pub fn plan(profile: &Profile, live: &LiveState) -> Result<Plan> {
                 if keep { current.clone() } else { n.to_string() }
             }
         };
-        row.action = if value::normal_form(shape, &target) == current {
+        row.action = if value::same(key.as_str(), &target, &current) {
             Action::Keep
         } else {
             Action::Set
@@ -432,7 +436,7 @@ fn effective_nr_open(live: &LiveState, rows: &[SysctlRow]) -> Option<i64> {
         .and_then(|r| r.target.clone());
     planned
         .or_else(|| live.sysctl.get(&key).cloned().flatten())
-        .and_then(|v| v.parse().ok())
+        .and_then(|v| v.trim().parse().ok())
 }
 
 fn planned_files(profile: &Profile, live: &LiveState, rows: &[SysctlRow]) -> Vec<FileChange> {
@@ -504,42 +508,52 @@ fn port_warnings(rows: &[SysctlRow], live: &LiveState) -> Vec<String> {
     )]
 }
 
-/// Boot files that would set a managed key to something else after netprofile's drop-in.
-fn boot_warnings(rows: &[SysctlRow], live: &LiveState, files: &[FileChange]) -> Vec<String> {
-    let dropin = Root::display(&Root::sysctl_dropin());
-    let Some(change) = files.iter().find(|f| f.path == dropin) else {
-        return Vec::new();
-    };
-    let mut boot: Vec<BootFile> = live
-        .boot_files
+/// `current` as it will be after apply: netprofile's drop-in `rel` (its old copy dropped)
+/// placed before the first file that `comes_after` it. `None` when the plan has no such file.
+fn after_apply(
+    current: &[BootFile],
+    files: &[FileChange],
+    rel: &str,
+    comes_after: impl Fn(&BootFile) -> bool,
+) -> Option<Vec<BootFile>> {
+    let change = files.iter().find(|f| f.rel == rel)?;
+    let mut out: Vec<BootFile> = current
         .iter()
-        .filter(|f| f.path != dropin)
+        .filter(|f| f.path != change.path)
         .cloned()
         .collect();
     if let Some(text) = &change.new {
-        let name = dropin.rsplit('/').next().unwrap_or_default().to_string();
-        let at = boot
-            .iter()
-            .position(|f| {
-                f.path.rsplit('/').next().unwrap_or_default() > name.as_str()
-                    || f.path == Root::display(Root::SYSCTL_CONF)
-            })
-            .unwrap_or(boot.len());
-        boot.insert(
+        let at = out.iter().position(comes_after).unwrap_or(out.len());
+        out.insert(
             at,
             BootFile {
-                path: dropin.clone(),
+                path: change.path.clone(),
                 text: text.clone(),
             },
         );
     }
+    Some(out)
+}
+
+fn file_name(path: &str) -> &str {
+    path.rsplit('/').next().unwrap_or_default()
+}
+
+/// Boot files that would set a managed key to something else after netprofile's drop-in.
+fn boot_warnings(rows: &[SysctlRow], live: &LiveState, files: &[FileChange]) -> Vec<String> {
+    let dropin = Root::display(&Root::sysctl_dropin());
+    // sysctl.d files apply in name order across folders, /etc/sysctl.conf last.
+    let Some(boot) = after_apply(&live.boot_files, files, &Root::sysctl_dropin(), |f| {
+        file_name(&f.path) > file_name(&dropin) || f.path == Root::display(Root::SYSCTL_CONF)
+    }) else {
+        return Vec::new();
+    };
     let mut warnings = Vec::new();
     for row in rows {
         let Some(target) = &row.target else { continue };
-        let shape = keys::known(row.key.as_str()).map(|k| k.shape);
         if let Some(at_boot) = sysctld::boot_value(&boot, row.key.as_str())
             && at_boot.file != dropin
-            && value::normal_form(shape, &at_boot.value) != *target
+            && !value::same(row.key.as_str(), &at_boot.value, target)
         {
             warnings.push(format!(
                 "{}:{} sets {} = {} after netprofile's drop-in: at boot the value would be {}, \
@@ -554,28 +568,12 @@ fn boot_warnings(rows: &[SysctlRow], live: &LiveState, files: &[FileChange]) -> 
 /// Limits files that would override the profile's limits for their own domain.
 fn limit_warnings(profile: &Profile, live: &LiveState, files: &[FileChange]) -> Vec<String> {
     let dropin = Root::display(&Root::limits_dropin());
-    let Some(change) = files.iter().find(|f| f.path == dropin) else {
+    // limits.conf first, then limits.d in name order.
+    let Some(all) = after_apply(&live.limit_files, files, &Root::limits_dropin(), |f| {
+        f.path.starts_with(&Root::display(Root::LIMITS_D)) && f.path > dropin
+    }) else {
         return Vec::new();
     };
-    let mut all: Vec<BootFile> = live
-        .limit_files
-        .iter()
-        .filter(|f| f.path != dropin)
-        .cloned()
-        .collect();
-    if let Some(text) = &change.new {
-        let at = all
-            .iter()
-            .position(|f| f.path.starts_with(&Root::display(Root::LIMITS_D)) && f.path > dropin)
-            .unwrap_or(all.len());
-        all.insert(
-            at,
-            BootFile {
-                path: dropin.clone(),
-                text: text.clone(),
-            },
-        );
-    }
     let entries = live::entries(&all);
     let mut warnings = Vec::new();
     let mut seen = BTreeMap::new();

@@ -72,7 +72,9 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
         .collect()
 }
 
-fn checksum(changes: &[Change]) -> String {
+/// The sha256 a journal and a generation carry over their changes.
+#[must_use]
+pub fn checksum(changes: &[Change]) -> String {
     sha256_hex(&serde_json::to_vec(changes).unwrap_or_default())
 }
 

@@ -11,7 +11,7 @@ use std::fmt::Write as _;
 
 use crate::error::{Error, Result};
 use crate::fault;
-use crate::keys::{self, KeyName};
+use crate::keys::KeyName;
 use crate::live;
 use crate::persist;
 use crate::root::Root;
@@ -31,12 +31,11 @@ fn perform(root: &Root, change: &Change, step: &str) -> Result<()> {
             let name = KeyName::parse(key).map_err(Error::State)?;
             let rel = Root::sysctl_rel(&name);
             persist::write_sysctl(root, &rel, after)?;
-            let shape = keys::known(key).map(|k| k.shape);
             let now = live::read_sysctl(root, &name)?.unwrap_or_default();
-            let want = value::normal_form(shape, after);
-            if now != want {
+            if !value::same(key, &now, after) {
                 return Err(Error::State(format!(
-                    "{key}: wrote {want:?} but the kernel reads back {now:?}"
+                    "{key}: wrote {:?} but the kernel reads back {now:?}",
+                    value::of_key(key, after)
                 )));
             }
             Ok(())
@@ -86,7 +85,7 @@ pub fn execute(root: &Root, number: u64, changes: &[Change]) -> Result<()> {
     let journal = Journal {
         generation: number,
         started: state::now(),
-        checksum: state::sha256_hex(&serde_json::to_vec(changes).unwrap_or_default()),
+        checksum: state::checksum(changes),
         changes: changes.to_vec(),
     };
     state::write_journal(root, &journal)?;

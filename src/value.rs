@@ -22,6 +22,19 @@ pub fn normal_form(shape: Option<Shape>, raw: &str) -> String {
     normalise(raw)
 }
 
+/// The normal form of a value of `key`, by the key's catalogued shape.
+#[must_use]
+pub fn of_key(key: &str, raw: &str) -> String {
+    normal_form(crate::keys::known(key).map(|k| k.shape), raw)
+}
+
+/// Whether two texts are the same value of `key` (after whitespace and port-list
+/// normalisation): what read-back checks, plans and rollbacks compare.
+#[must_use]
+pub fn same(key: &str, a: &str, b: &str) -> bool {
+    of_key(key, a) == of_key(key, b)
+}
+
 /// Parses `8080,9000-9010` (spaces allowed) into sorted, merged inclusive ranges.
 pub fn parse_port_list(raw: &str) -> Result<Vec<(u16, u16)>, String> {
     let mut ranges = Vec::new();
