@@ -235,8 +235,8 @@ pub fn apply(config: &Config, reference: &str, opts: &ApplyOptions) -> Result<Ou
     };
     if let Some(mut before) = before_test {
         let mut after = crate::conntest::run(root, &verify_options())?;
-        before.profile = Some("before apply".into());
-        after.profile = Some(format!("after apply of {}", profile.name));
+        before.settings.profile = Some("before apply".into());
+        after.settings.profile = Some(format!("after apply of {}", profile.name));
         if !config.json {
             stdout.push_str(&crate::conntest::report::compare(&before, &after));
         }

@@ -33,7 +33,7 @@ impl fmt::Display for Problem {
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("{}", usage_text(.0))]
+    #[error("{0}")]
     Usage(String),
 
     #[error("cannot read {}: {source}", path.display())]
@@ -77,10 +77,6 @@ pub enum Error {
 
     #[error("{message}")]
     Locked { message: String },
-}
-
-fn usage_text(s: &str) -> String {
-    s.to_string()
 }
 
 fn problems_text(problems: &[Problem]) -> String {

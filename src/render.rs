@@ -253,7 +253,6 @@ pub fn summary(plan: &Plan) -> String {
     let limits = plan
         .limits
         .iter()
-        .chain([])
         .filter(|r| r.action == Action::Set)
         .count()
         + plan

@@ -23,6 +23,7 @@ use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::keys::KeyName;
 use crate::root::Root;
 use engine::{ClientConfig, Closer, Mode, ServerConfig, WorkerReport};
 use report::{Facts, Report};
@@ -104,7 +105,7 @@ pub fn worker(root: &Root, task_json: &str) -> Result<String> {
             WorkerOutput {
                 report: engine::run_client(&config, &mut show).map_err(io)?,
                 nofile: limit,
-                facts: facts_from(root, "proc"),
+                facts: own_facts(root),
             }
         }
         WorkerTask::Server { config, nofile } => {
@@ -124,7 +125,7 @@ pub fn worker(root: &Root, task_json: &str) -> Result<String> {
             WorkerOutput {
                 report,
                 nofile: limit,
-                facts: facts_from(root, "proc"),
+                facts: own_facts(root),
             }
         }
     };
@@ -218,21 +219,23 @@ fn split(total: u64, parts: u32, i: u32) -> u64 {
     total / parts + u64::from(u64::from(i) < total % parts)
 }
 
-/// Reads a sysctl of the namespace `/proc/PID` belongs to isn't possible from outside, so hosts
-/// report facts from their own view: `proc/sys` under the root for loopback.
-fn facts_from(root: &Root, prefix: &str) -> Facts {
+/// The settings of this process's own network namespace that the verdict quotes. Each worker
+/// reports them, since a sandbox host's namespace cannot be read from outside.
+fn own_facts(root: &Root) -> Facts {
     let read = |key: &str| {
-        std::fs::read_to_string(root.path(&format!("{prefix}/sys/{key}")))
+        KeyName::parse(key)
             .ok()
-            .map(|s| s.split_whitespace().map(String::from).collect::<Vec<_>>())
+            .and_then(|k| crate::live::read_sysctl(root, &k).ok().flatten())
     };
-    let num = |key: &str| read(key).and_then(|v| v.first()?.parse().ok());
+    let num = |key: &str| read(key).and_then(|v| v.parse().ok());
     Facts {
         nofile: None,
-        port_range: read("net/ipv4/ip_local_port_range")
-            .and_then(|v| Some((v.first()?.parse().ok()?, v.get(1)?.parse().ok()?))),
-        somaxconn: num("net/core/somaxconn"),
-        tcp_tw_reuse: num("net/ipv4/tcp_tw_reuse"),
+        port_range: read("net.ipv4.ip_local_port_range").and_then(|v| {
+            let (lo, hi) = v.split_once(' ')?;
+            Some((lo.parse().ok()?, hi.parse().ok()?))
+        }),
+        somaxconn: num("net.core.somaxconn"),
+        tcp_tw_reuse: num("net.ipv4.tcp_tw_reuse"),
     }
 }
 
@@ -277,14 +280,10 @@ pub fn run(root: &Root, opts: &Options) -> Result<Report> {
         counters::delta(&counters_before, &counters::read(root, "proc/net")),
     );
     Ok(assemble(
-        opts,
-        place,
-        None,
-        &targets,
+        settings(opts, place, None, &targets),
         clients,
         server_reports,
         counters,
-        facts_from(root, "proc"),
     ))
 }
 
@@ -411,28 +410,13 @@ fn run_clients(
     results
 }
 
-#[allow(clippy::too_many_arguments)]
-fn assemble(
+/// What was run, for the report.
+fn settings(
     opts: &Options,
     place: &str,
     profile: Option<String>,
     targets: &[SocketAddrV4],
-    clients: Vec<WorkerOutput>,
-    servers: Vec<WorkerOutput>,
-    counters: BTreeMap<String, BTreeMap<String, i64>>,
-    mut facts: Facts,
-) -> Report {
-    // The client side knows its port range and limit, the server side its somaxconn.
-    if let Some(c) = clients.first() {
-        facts.port_range = c.facts.port_range.or(facts.port_range);
-        facts.tcp_tw_reuse = c.facts.tcp_tw_reuse.or(facts.tcp_tw_reuse);
-    }
-    if let Some(s) = servers.first() {
-        facts.somaxconn = s.facts.somaxconn.or(facts.somaxconn);
-    }
-    if !clients.is_empty() {
-        facts.nofile = clients.iter().map(|c| c.nofile).min();
-    }
+) -> report::Settings {
     let target = match targets {
         [one] => one.to_string(),
         many => format!(
@@ -442,9 +426,9 @@ fn assemble(
             many.last().map(ToString::to_string).unwrap_or_default()
         ),
     };
-    report::build(report::Inputs {
+    report::Settings {
         mode: opts.mode,
-        place,
+        place: place.to_string(),
         profile,
         target,
         connections: opts.connections,
@@ -453,6 +437,25 @@ fn assemble(
         closer: opts.closer,
         backlog: opts.backlog,
         accept_delay_us: opts.accept_delay_us,
+    }
+}
+
+fn assemble(
+    settings: report::Settings,
+    clients: Vec<WorkerOutput>,
+    servers: Vec<WorkerOutput>,
+    counters: BTreeMap<String, BTreeMap<String, i64>>,
+) -> Report {
+    // The client side knows its port range and limit, the server side its somaxconn.
+    let client = clients.first().map(|c| &c.facts);
+    let facts = Facts {
+        nofile: clients.iter().map(|c| c.nofile).min(),
+        port_range: client.and_then(|f| f.port_range),
+        tcp_tw_reuse: client.and_then(|f| f.tcp_tw_reuse),
+        somaxconn: servers.first().and_then(|s| s.facts.somaxconn),
+    };
+    report::build(report::Inputs {
+        settings,
         clients: clients.into_iter().map(|c| c.report).collect(),
         servers: servers.into_iter().map(|s| s.report).collect(),
         counters,
@@ -478,13 +481,9 @@ pub fn serve(root: &Root, opts: &Options, listen: SocketAddrV4) -> Result<Report
         counters::delta(&before, &counters::read(root, "proc/net")),
     );
     Ok(assemble(
-        opts,
-        "serve",
-        None,
-        &[listen],
+        settings(opts, "serve", None, &[listen]),
         Vec::new(),
         reports,
         counters,
-        facts_from(root, "proc"),
     ))
 }

@@ -12,7 +12,8 @@ const PAD: f64 = 50.0;
 const COLOURS: [&str; 2] = ["#c0392b", "#27ae60"];
 
 fn label(r: &Report) -> String {
-    r.profile
+    r.settings
+        .profile
         .clone()
         .unwrap_or_else(|| "kernel defaults".into())
 }
@@ -63,30 +64,22 @@ pub fn svg(reports: &[&Report]) -> String {
         "milliseconds (log)",
         "connects",
     );
-    let t_max = reports
-        .iter()
-        .flat_map(|r| r.timeline.iter().map(|(t, _)| *t))
-        .max()
-        .unwrap_or(1)
-        .max(1) as f64;
-    let n_max = reports
-        .iter()
-        .flat_map(|r| r.timeline.iter().map(|(_, n)| *n))
-        .max()
-        .unwrap_or(1)
-        .max(1) as f64;
-    let lat_max = reports
-        .iter()
-        .flat_map(|r| r.latency_buckets.iter().map(|(us, _)| *us))
-        .max()
-        .unwrap_or(1)
-        .max(10) as f64;
-    let count_max = reports
-        .iter()
-        .flat_map(|r| r.latency_buckets.iter().map(|(_, c)| *c))
-        .max()
-        .unwrap_or(1)
-        .max(1) as f64;
+    // The largest value of a field across the reports' series (at least `floor`), for scales.
+    let largest = |series: &dyn Fn(&Report) -> Vec<u64>, floor: u64| {
+        reports
+            .iter()
+            .flat_map(|r| series(r))
+            .max()
+            .unwrap_or(floor)
+            .max(floor) as f64
+    };
+    let t_max = largest(&|r| r.timeline.iter().map(|(t, _)| *t).collect(), 1);
+    let n_max = largest(&|r| r.timeline.iter().map(|(_, n)| *n).collect(), 1);
+    let lat_max = largest(
+        &|r| r.latency_buckets.iter().map(|(us, _)| *us).collect(),
+        10,
+    );
+    let count_max = largest(&|r| r.latency_buckets.iter().map(|(_, c)| *c).collect(), 1);
     let (pw, ph) = (W - PAD - 10.0, H - 2.0 * PAD);
     let _ = writeln!(
         out,

@@ -55,11 +55,11 @@ pub struct Facts {
     pub tcp_tw_reuse: Option<u64>,
 }
 
+/// What was run: the part of a report that comes from the options, not the results.
 #[derive(Debug, Clone, Serialize)]
-pub struct Report {
-    pub schema: u32,
+pub struct Settings {
     pub mode: Mode,
-    /// `loopback`, `sandbox` or `remote`.
+    /// `loopback`, `sandbox`, `remote` or `serve`.
     pub place: String,
     pub profile: Option<String>,
     pub target: String,
@@ -69,6 +69,13 @@ pub struct Report {
     pub closer: Closer,
     pub backlog: i32,
     pub accept_delay_us: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub schema: u32,
+    #[serde(flatten)]
+    pub settings: Settings,
     pub attempted: u64,
     pub established: u64,
     pub held: u64,
@@ -90,17 +97,8 @@ pub struct Report {
     pub timeline: Vec<(u64, u64)>,
 }
 
-pub struct Inputs<'a> {
-    pub mode: Mode,
-    pub place: &'a str,
-    pub profile: Option<String>,
-    pub target: String,
-    pub connections: u64,
-    pub concurrency: u32,
-    pub workers: u32,
-    pub closer: Closer,
-    pub backlog: i32,
-    pub accept_delay_us: u64,
+pub struct Inputs {
+    pub settings: Settings,
     pub clients: Vec<WorkerReport>,
     pub servers: Vec<WorkerReport>,
     pub counters: BTreeMap<String, BTreeMap<String, i64>>,
@@ -114,7 +112,7 @@ fn ms(us: u64) -> f64 {
 
 #[must_use]
 #[allow(clippy::cast_precision_loss)]
-pub fn build(input: Inputs<'_>) -> Report {
+pub fn build(input: Inputs) -> Report {
     let mut hist = Histogram::default();
     let mut failures: BTreeMap<String, u64> = BTreeMap::new();
     let (mut attempted, mut established, mut held, mut dropped, mut stalls) = (0, 0, 0, 0, 0);
@@ -153,7 +151,7 @@ pub fn build(input: Inputs<'_>) -> Report {
         .filter(|(k, _)| !k.starts_with("server "))
         .map(|(_, v)| v)
         .sum();
-    let seconds = match input.mode {
+    let seconds = match input.settings.mode {
         Mode::Hold => ramp_ms.max(1) as f64 / 1000.0,
         Mode::Churn => elapsed_ms.max(1) as f64 / 1000.0,
     };
@@ -168,16 +166,7 @@ pub fn build(input: Inputs<'_>) -> Report {
     failure_list.sort_by_key(|f| std::cmp::Reverse(f.count));
     let mut report = Report {
         schema: 1,
-        mode: input.mode,
-        place: input.place.to_string(),
-        profile: input.profile,
-        target: input.target,
-        connections: input.connections,
-        concurrency: input.concurrency,
-        workers: input.workers,
-        closer: input.closer,
-        backlog: input.backlog,
-        accept_delay_us: input.accept_delay_us,
+        settings: input.settings,
         attempted,
         established,
         held,
@@ -262,7 +251,7 @@ pub fn verdict(r: &Report) -> Verdict {
                  failures and no connect took 1 s",
                 r.established,
                 r.attempted,
-                if r.mode == Mode::Hold {
+                if r.settings.mode == Mode::Hold {
                     format!(", {} held", r.held)
                 } else {
                     String::new()
@@ -303,10 +292,10 @@ pub fn verdict(r: &Report) -> Verdict {
             let backlog = match r.facts.somaxconn {
                 Some(s) => format!(
                     "min(listen backlog {}, net.core.somaxconn {s}) = {}",
-                    r.backlog,
-                    i64::from(r.backlog).min(i64::try_from(s).unwrap_or(i64::MAX))
+                    r.settings.backlog,
+                    i64::from(r.settings.backlog).min(i64::try_from(s).unwrap_or(i64::MAX))
                 ),
-                None => format!("listen backlog {}", r.backlog),
+                None => format!("listen backlog {}", r.settings.backlog),
             };
             format!(
                 "accept queue: {} connects took 1 s or more or timed out (SYN retransmits: \
@@ -328,7 +317,7 @@ pub fn verdict(r: &Report) -> Verdict {
              to see them ({} worker processes per side). connect() itself also slows once more \
              than half the ephemeral ports to one destination are in use: spread over more \
              --addresses",
-            r.stalls, r.workers
+            r.stalls, r.settings.workers
         ),
         "syn-retransmits" => format!(
             "SYN retransmits: {retransmitted} connects took 1 s or more, but no listen queue \
@@ -340,7 +329,7 @@ pub fn verdict(r: &Report) -> Verdict {
             "{} connects were refused: nothing listening on {}, or the accept queue overflowed \
              with net.ipv4.tcp_abort_on_overflow=1",
             count("ECONNREFUSED"),
-            r.target
+            r.settings.target
         ),
         _ => {
             "socket memory: connects failed with ENOBUFS/ENOMEM; raise net.ipv4.tcp_mem".to_string()
@@ -368,21 +357,22 @@ fn counter_line(counters: &BTreeMap<String, i64>) -> String {
 #[must_use]
 pub fn human(r: &Report) -> String {
     let mut out = String::new();
-    let mode = match r.mode {
+    let mode = match r.settings.mode {
         Mode::Hold => "hold",
         Mode::Churn => "churn",
     };
     out.push_str(&format!(
         "{mode} over {} to {}{}, {} connections, concurrency {}, {} worker{}\n",
-        r.place,
-        r.target,
-        r.profile
+        r.settings.place,
+        r.settings.target,
+        r.settings
+            .profile
             .as_ref()
             .map_or_else(String::new, |p| format!(" with {p}")),
-        r.connections,
-        r.concurrency,
-        r.workers,
-        if r.workers == 1 { "" } else { "s" }
+        r.settings.connections,
+        r.settings.concurrency,
+        r.settings.workers,
+        if r.settings.workers == 1 { "" } else { "s" }
     ));
     for line in body(r) {
         out.push_str(&format!("  {:<12} {}\n", line.0, line.1));
@@ -400,7 +390,7 @@ fn body(r: &Report) -> Vec<(String, String)> {
                 r.attempted,
                 r.established,
                 r.failed,
-                if r.mode == Mode::Hold {
+                if r.settings.mode == Mode::Hold {
                     format!(", {} held", r.held)
                 } else {
                     String::new()
@@ -443,7 +433,8 @@ fn body(r: &Report) -> Vec<(String, String)> {
 #[must_use]
 pub fn compare(before: &Report, after: &Report) -> String {
     let label = |r: &Report| {
-        r.profile
+        r.settings
+            .profile
             .clone()
             .unwrap_or_else(|| "kernel defaults".into())
     };
@@ -508,16 +499,18 @@ mod tests {
             ..WorkerReport::default()
         }];
         build(Inputs {
-            mode: Mode::Churn,
-            place: "loopback",
-            profile: None,
-            target: "127.0.0.1:1".into(),
-            connections: 100,
-            concurrency: 10,
-            workers: 1,
-            closer: Closer::Client,
-            backlog: 4096,
-            accept_delay_us: 0,
+            settings: Settings {
+                mode: Mode::Churn,
+                place: "loopback".into(),
+                profile: None,
+                target: "127.0.0.1:1".into(),
+                connections: 100,
+                concurrency: 10,
+                workers: 1,
+                closer: Closer::Client,
+                backlog: 4096,
+                accept_delay_us: 0,
+            },
             clients,
             servers: Vec::new(),
             counters: BTreeMap::from([(

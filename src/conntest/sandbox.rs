@@ -234,14 +234,10 @@ pub fn run_with(
         counters::delta(&before[1], &client.counters(root)),
     );
     Ok(super::assemble(
-        opts,
-        "sandbox",
-        label,
-        &listen,
+        super::settings(opts, "sandbox", label, &listen),
         clients,
         server_reports,
         counters_by_host,
-        super::report::Facts::default(),
     ))
 }
 

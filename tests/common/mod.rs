@@ -129,8 +129,7 @@ fn run_in(dir: TempDir, args: &[String], env: &[(String, String)]) -> Outcome {
 impl Outcome {
     /// Runs netprofile again on the same root and working directory.
     pub fn then(self, args: &[&str]) -> Outcome {
-        let args: Vec<String> = args.iter().map(|a| (*a).to_string()).collect();
-        run_in(self.dir, &args, &[])
+        self.then_env(args, &[])
     }
 
     /// Runs again with extra environment (`NETPROFILE_FAULT`).
