@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::render::Paint;
-use crate::root::Root;
+use crate::system::root::Root;
 
 #[derive(Debug, Parser)]
 #[command(

@@ -1,28 +1,20 @@
 //! netprofile: declarative kernel tuning for many TCP connections.
 //!
-//! The binary is a thin shell around [`run`]. The work lives in one module per concept, in the
-//! order data flows (DESIGN.md, "Architecture"): a `profile` is loaded and checked, the `live`
-//! state is read through `root`, `plan` compares them without I/O, `render` shows the result.
+//! The binary is a thin shell around [`run`]. The work lives in one folder per layer, in the
+//! order data flows (docs/architecture.md): `profile` loads and checks the TOML, `system` reads
+//! the machine through `Root` with the rules of systemd-sysctl and pam_limits, `plan` compares
+//! them without I/O, `render` shows the result, `transaction` applies it with a journal, and
+//! `commands` holds one file per subcommand. `conntest` is the connection test.
 
-pub mod apply;
 pub mod cli;
-pub mod cmd;
+pub mod commands;
 pub mod conntest;
-pub mod dropin;
 pub mod error;
-pub mod fault;
-pub mod keys;
-pub mod limits;
-pub mod live;
-pub mod persist;
 pub mod plan;
 pub mod profile;
 pub mod render;
-pub mod root;
-pub mod state;
-pub mod sysctld;
+pub mod system;
 pub mod transaction;
-pub mod value;
 
 use std::ffi::OsString;
 use std::io::Write;
@@ -59,7 +51,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> i32 {
     }
 }
 
-fn dispatch(config: &Config, command: &Command) -> error::Result<cmd::Output> {
+fn dispatch(config: &Config, command: &Command) -> error::Result<commands::Output> {
     // Before anything else, restore what an interrupted run left behind (DESIGN.md: a crash
     // leaves an open journal, which the next run finds and recovers from).
     if !matches!(
@@ -67,38 +59,38 @@ fn dispatch(config: &Config, command: &Command) -> error::Result<cmd::Output> {
         Command::Profiles | Command::Watch { .. } | Command::Worker { .. } | Command::Holder
     ) {
         let mut stderr = std::io::stderr().lock();
-        for line in apply::recover(&config.root)? {
+        for line in commands::recover::recover(&config.root)? {
             let _ = writeln!(stderr, "{line}");
         }
     }
     match command {
-        Command::Diff { profile } => cmd::diff(config, profile),
-        Command::Check { profile } => cmd::check(config, profile),
+        Command::Diff { profile } => commands::diff::diff(config, profile),
+        Command::Check { profile } => commands::check::check(config, profile),
         Command::Apply {
             profile,
             dry_run,
             confirm,
             no_persist,
             verify,
-        } => apply::apply(
+        } => commands::apply::apply(
             config,
             profile,
-            &apply::ApplyOptions {
+            &commands::apply::ApplyOptions {
                 dry_run: *dry_run,
                 confirm: *confirm,
                 no_persist: *no_persist,
                 verify: *verify,
             },
         ),
-        Command::Confirm => apply::confirm(config),
-        Command::Rollback { generation } => apply::rollback(config, *generation),
-        Command::History => cmd::history(config),
-        Command::Status => cmd::status(config),
-        Command::Profiles => cmd::profiles(config),
-        Command::Watch { generation } => apply::watch(config, *generation),
-        Command::Test { what } => cmd::test(config, what),
+        Command::Confirm => commands::confirm::confirm(config),
+        Command::Rollback { generation } => commands::rollback::rollback(config, *generation),
+        Command::History => commands::history::history(config),
+        Command::Status => commands::status::status(config),
+        Command::Profiles => commands::profiles::profiles(config),
+        Command::Watch { generation } => commands::watch::watch(config, *generation),
+        Command::Test { what } => commands::test::test(config, what),
         Command::Worker { task } => {
-            conntest::worker(&config.root, task).map(|stdout| cmd::Output {
+            conntest::worker(&config.root, task).map(|stdout| commands::Output {
                 code: 0,
                 stdout,
                 stderr: Vec::new(),
@@ -106,7 +98,7 @@ fn dispatch(config: &Config, command: &Command) -> error::Result<cmd::Output> {
         }
         Command::Holder => {
             conntest::holder();
-            Ok(cmd::Output::default())
+            Ok(commands::Output::default())
         }
     }
 }

@@ -3,21 +3,22 @@
 //! `plan` decides, for every key, limit and file, whether it is in sync, would be set, or is
 //! skipped and why; it runs every check that needs the live system (unknown keys, nofile against
 //! fs.nr_open, soft above hard, listening ports in the new ephemeral range, files that override
-//! the drop-in at boot). It never performs I/O: live.rs reads, transaction code writes.
+//! the drop-in at boot). It never performs I/O: system/ reads, transaction/ writes.
 
 use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::dropin;
 use crate::error::{Error, Problem, Result};
-use crate::keys::{self, KeyName, Scope};
-use crate::limits::{self, Item, LimitValue, Resolved};
-use crate::live::{self, LiveState};
+use crate::profile::dropin;
+use crate::profile::keys::{self, KeyName, Scope};
+use crate::profile::limit::{Item, LimitValue};
+use crate::profile::value;
 use crate::profile::{Origin, Profile, Want};
-use crate::root::{Namespace, Root};
-use crate::sysctld::{self, Assignment, BootFile};
-use crate::value;
+use crate::system::limits::{self, Resolved};
+use crate::system::root::{Namespace, Root};
+use crate::system::sysctld::{self, Assignment, BootFile};
+use crate::system::{self as live, LiveState};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]

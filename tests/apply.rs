@@ -303,7 +303,9 @@ fn a_symlinked_dropin_is_refused_before_anything_changes() {
 #[test]
 fn a_second_writer_is_refused_with_the_holders_pid() {
     let t = setup();
-    let _lock = netprofile::state::Lock::take(&netprofile::root::Root::new(t.root())).unwrap();
+    let _lock =
+        netprofile::transaction::state::Lock::take(&netprofile::system::root::Root::new(t.root()))
+            .unwrap();
     let before = system_files(&t.root());
     let out = t.args(&["apply", "t.toml"]).run().code(2);
     assert!(

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::root::Root;
+use crate::system::root::Root;
 
 /// The counters the report shows, in the order it shows them.
 pub const SHOWN: &[&str] = &[

@@ -23,8 +23,8 @@ use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::keys::KeyName;
-use crate::root::Root;
+use crate::profile::keys::KeyName;
+use crate::system::root::Root;
 use engine::{ClientConfig, Closer, Mode, ServerConfig, WorkerReport};
 use report::{Facts, Report};
 pub use sandbox::holder;
@@ -225,7 +225,7 @@ fn own_facts(root: &Root) -> Facts {
     let read = |key: &str| {
         KeyName::parse(key)
             .ok()
-            .and_then(|k| crate::live::read_sysctl(root, &k).ok().flatten())
+            .and_then(|k| crate::system::read_sysctl(root, &k).ok().flatten())
     };
     let num = |key: &str| read(key).and_then(|v| v.parse().ok());
     Facts {

@@ -14,7 +14,7 @@ use std::process::{Child, Command, Stdio};
 
 use super::{Options, counters, report::Report};
 use crate::error::{Error, Result};
-use crate::root::Root;
+use crate::system::root::Root;
 
 const PORT: u16 = 5001;
 
@@ -246,9 +246,12 @@ fn login_nofile(profile: &crate::profile::Profile) -> Option<u64> {
     profile
         .limits
         .iter()
-        .filter(|l| l.domain == crate::limits::Domain::All && l.item == crate::limits::Item::Nofile)
+        .filter(|l| {
+            l.domain == crate::profile::limit::Domain::All
+                && l.item == crate::profile::limit::Item::Nofile
+        })
         .find_map(|l| match l.soft {
-            Some(crate::limits::LimitValue::Num(n)) => u64::try_from(n).ok(),
+            Some(crate::profile::limit::LimitValue::Num(n)) => u64::try_from(n).ok(),
             _ => None,
         })
 }

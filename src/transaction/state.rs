@@ -1,6 +1,6 @@
 //! netprofile's own state under the root: the writer lock (`run/netprofile.lock`), the journal
 //! of an open transaction, the generations (`var/lib/netprofile/generations/`), and a pending
-//! `--confirm` (`run/netprofile/pending.json`). Files are written through persist.rs (atomic,
+//! `--confirm` (`run/netprofile/pending.json`). Files are written through atomic.rs (atomic,
 //! mode 0600). Records carry a timestamp and a sha256 checksum of their changes.
 
 use std::fs::{File, OpenOptions};
@@ -11,9 +11,9 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
-use crate::live::read_optional;
-use crate::persist;
-use crate::root::Root;
+use crate::system::read_optional;
+use crate::system::root::Root;
+use crate::transaction::atomic;
 
 /// One thing a transaction changes: a sysctl key or a file, with its value before and after.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -173,7 +173,7 @@ fn parse<T: for<'de> Deserialize<'de>>(root: &Root, rel: &str, text: &str) -> Re
 }
 
 pub fn write_journal(root: &Root, journal: &Journal) -> Result<()> {
-    persist::write_file(root, JOURNAL, &to_json(journal), 0o600)
+    atomic::write_file(root, JOURNAL, &to_json(journal), 0o600)
 }
 
 pub fn read_journal(root: &Root) -> Result<Option<Journal>> {
@@ -191,11 +191,11 @@ pub fn read_journal(root: &Root) -> Result<Option<Journal>> {
 }
 
 pub fn close_journal(root: &Root) -> Result<()> {
-    persist::remove_file(root, JOURNAL)
+    atomic::remove_file(root, JOURNAL)
 }
 
 pub fn write_generation(root: &Root, generation: &Generation) -> Result<()> {
-    persist::write_file(
+    atomic::write_file(
         root,
         &generation_rel(generation.number),
         &to_json(generation),
@@ -251,7 +251,7 @@ pub struct Pending {
 }
 
 pub fn write_pending(root: &Root, pending: &Pending) -> Result<()> {
-    persist::write_file(root, PENDING, &to_json(pending), 0o600)
+    atomic::write_file(root, PENDING, &to_json(pending), 0o600)
 }
 
 pub fn read_pending(root: &Root) -> Result<Option<Pending>> {
@@ -261,7 +261,7 @@ pub fn read_pending(root: &Root) -> Result<Option<Pending>> {
 }
 
 pub fn clear_pending(root: &Root) -> Result<()> {
-    persist::remove_file(root, PENDING)
+    atomic::remove_file(root, PENDING)
 }
 
 #[must_use]

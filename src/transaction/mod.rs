@@ -7,16 +7,18 @@
 //! only the journal's removal was interrupted). This module never decides *what* to change;
 //! plan.rs and the commands do.
 
+pub mod atomic;
+pub mod fault;
+pub mod state;
+
 use std::fmt::Write as _;
 
+use self::state::{Change, Generation, Journal, Outcome};
 use crate::error::{Error, Result};
-use crate::fault;
-use crate::keys::KeyName;
-use crate::live;
-use crate::persist;
-use crate::root::Root;
-use crate::state::{self, Change, Generation, Journal, Outcome};
-use crate::value;
+use crate::profile::keys::KeyName;
+use crate::profile::value;
+use crate::system as live;
+use crate::system::root::Root;
 
 /// Performs one change and checks it took effect.
 fn perform(root: &Root, change: &Change, step: &str) -> Result<()> {
@@ -30,7 +32,7 @@ fn perform(root: &Root, change: &Change, step: &str) -> Result<()> {
         Change::Sysctl { key, after, .. } => {
             let name = KeyName::parse(key).map_err(Error::State)?;
             let rel = Root::sysctl_rel(&name);
-            persist::write_sysctl(root, &rel, after)?;
+            atomic::write_sysctl(root, &rel, after)?;
             let now = live::read_sysctl(root, &name)?.unwrap_or_default();
             if !value::same(key, &now, after) {
                 return Err(Error::State(format!(
@@ -40,7 +42,7 @@ fn perform(root: &Root, change: &Change, step: &str) -> Result<()> {
             }
             Ok(())
         }
-        Change::File { path, after, .. } => persist::put(root, path, after.as_deref()),
+        Change::File { path, after, .. } => atomic::put(root, path, after.as_deref()),
     }
 }
 

@@ -5,15 +5,20 @@
 //! groups that limits domains name, listening TCP ports, and netprofile's own drop-ins. It
 //! reads everything `plan` needs up front so that `plan` stays pure. It never writes.
 
+pub mod limits;
+pub mod root;
+pub mod sysctld;
+
 use std::collections::BTreeMap;
 use std::io::ErrorKind;
 
+use self::limits::{Entry, Subject};
+use self::sysctld::BootFile;
 use crate::error::{Error, Result};
-use crate::keys::KeyName;
-use crate::limits::{self, Entry, Subject};
 use crate::profile::Profile;
-use crate::root::{Namespace, Root, SYSCTL_DIRS};
-use crate::sysctld::{self, BootFile};
+use crate::profile::keys::KeyName;
+use crate::profile::limit::Domain;
+use crate::system::root::{Namespace, Root, SYSCTL_DIRS};
 
 /// DefaultLimitNOFILE as the systemd files set it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -83,7 +88,7 @@ pub fn read_sysctl_raw(root: &Root, key: &KeyName) -> Result<Option<String>> {
 
 /// The current value of one key in normal form, or `None` when the kernel lacks it.
 pub fn read_sysctl(root: &Root, key: &KeyName) -> Result<Option<String>> {
-    Ok(read_sysctl_raw(root, key)?.map(|raw| crate::value::of_key(key.as_str(), &raw)))
+    Ok(read_sysctl_raw(root, key)?.map(|raw| crate::profile::value::of_key(key.as_str(), &raw)))
 }
 
 /// `*.conf` names in a folder, sorted in C-locale (byte) order.
@@ -106,7 +111,7 @@ fn conf_names(root: &Root, rel_dir: &str) -> Result<Vec<String>> {
     Ok(names)
 }
 
-/// sysctl.d files in boot order (see sysctld.rs).
+/// sysctl.d files in boot order (see sysctld).
 pub fn boot_files(root: &Root) -> Result<Vec<BootFile>> {
     let mut found = Vec::new();
     for (rank, dir) in SYSCTL_DIRS.iter().enumerate() {
@@ -299,18 +304,18 @@ impl LiveState {
 
     /// The login a limits domain stands for, with uid and groups filled in from passwd/group.
     #[must_use]
-    pub fn subject(&self, domain: &limits::Domain) -> Subject {
+    pub fn subject(&self, domain: &Domain) -> Subject {
         match domain {
-            limits::Domain::All => Subject::default(),
-            limits::Domain::Group(g) => Subject {
+            Domain::All => Subject::default(),
+            Domain::Group(g) => Subject {
                 groups: vec![g.clone()],
                 ..Subject::default()
             },
-            limits::Domain::UidRange(lo, hi) => Subject {
+            Domain::UidRange(lo, hi) => Subject {
                 uid: lo.or(*hi),
                 ..Subject::default()
             },
-            limits::Domain::User(name) => {
+            Domain::User(name) => {
                 let ids = self.users.get(name).copied();
                 let groups = self
                     .groups

@@ -11,7 +11,7 @@ use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
 use crate::error::{Error, Result};
-use crate::root::Root;
+use crate::system::root::Root;
 
 /// Refuses a path if it, or any folder between the root and it, is a symlink.
 pub fn refuse_symlinks(root: &Root, rel: &str) -> Result<()> {

@@ -1,7 +1,7 @@
 //! The text of the drop-in files netprofile owns: sysctl.d, limits.d and systemd's
-//! system.conf.d. Pure rendering; writing them atomically is persist.rs's job.
+//! system.conf.d. Pure rendering; writing them atomically is transaction/atomic.rs's job.
 
-use crate::limits::LimitValue;
+use crate::profile::limit::LimitValue;
 use crate::profile::{Limit, NofilePair, Profile};
 
 fn header(profile: &Profile, comment: &str) -> String {

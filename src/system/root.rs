@@ -8,7 +8,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::keys::KeyName;
+use crate::profile::keys::KeyName;
 
 /// The sysctl.d folders in systemd's order of precedence: a file in an earlier folder masks a
 /// same-named file in a later one (sysctl.d(5)).

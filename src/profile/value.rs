@@ -2,7 +2,7 @@
 //! profile wants. The kernel prints `32768\t60999` for a value written as `32768 60999`, and
 //! merges and sorts port lists; comparison happens on the normal form. Never performs I/O.
 
-use crate::keys::Shape;
+use crate::profile::keys::Shape;
 
 /// Whitespace runs become one space; leading and trailing whitespace goes.
 #[must_use]
@@ -25,7 +25,7 @@ pub fn normal_form(shape: Option<Shape>, raw: &str) -> String {
 /// The normal form of a value of `key`, by the key's catalogued shape.
 #[must_use]
 pub fn of_key(key: &str, raw: &str) -> String {
-    normal_form(crate::keys::known(key).map(|k| k.shape), raw)
+    normal_form(crate::profile::keys::known(key).map(|k| k.shape), raw)
 }
 
 /// Whether two texts are the same value of `key` (after whitespace and port-list

@@ -3,7 +3,7 @@
 //! systemd-sysctl reads `*.conf` from /etc, /run, /usr/local/lib and /usr/lib `sysctl.d`; a file
 //! masks a same-named file in a later folder; the survivors are applied in name order and the
 //! last assignment of a key wins. procps' `sysctl --system` then applies /etc/sysctl.conf.
-//! This module parses text and orders files given to it; live.rs does the reading.
+//! This module parses text and orders files given to it; system/mod.rs does the reading.
 
 /// One `key = value` line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,7 +34,7 @@ pub fn parse(text: &str, file: &str) -> Vec<Assignment> {
         }
         out.push(Assignment {
             key: normalise_key(key),
-            value: crate::value::normalise(value),
+            value: crate::profile::value::normalise(value),
             file: file.to_string(),
             line: index + 1,
         });
@@ -118,7 +118,7 @@ pub fn boot_value(files: &[BootFile], key: &str) -> Option<Assignment> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::root::Root;
+    use crate::system::root::Root;
 
     #[test]
     fn line_syntax() {
@@ -161,7 +161,7 @@ mod tests {
 
     /// A display path in sysctl.d folder `dir` (0 = etc, 1 = run, 3 = usr/lib).
     fn at(dir: usize, name: &str) -> String {
-        Root::display(&format!("{}/{name}", crate::root::SYSCTL_DIRS[dir]))
+        Root::display(&format!("{}/{name}", crate::system::root::SYSCTL_DIRS[dir]))
     }
 
     #[test]

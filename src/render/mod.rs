@@ -7,7 +7,7 @@ use serde::Serialize;
 use similar::TextDiff;
 
 use crate::plan::{Action, FileChange, Plan};
-use crate::root::Namespace;
+use crate::system::root::Namespace;
 
 /// ANSI colour, on or off.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

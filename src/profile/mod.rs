@@ -5,28 +5,32 @@
 //! keys, `fs.nr_open`) belong to `plan`. This module reads profile files and nothing else.
 //! The format is documented in docs/profiles.md.
 
+pub mod dropin;
+pub mod keys;
+pub mod limit;
+pub mod value;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 use toml::Spanned;
 
+use self::keys::{KeyName, Shape};
 use crate::error::{Error, Problem, Result};
-use crate::keys::{self, KeyName, Shape};
-use crate::limits::{Domain, Item, LimitValue};
-use crate::value;
+use crate::profile::limit::{Domain, Item, LimitValue};
 
 /// Profiles shipped inside the binary, so `netprofile diff high-conn` works anywhere.
 pub const SHIPPED: &[(&str, &str)] = &[
-    ("base", include_str!("../profiles/base.toml")),
-    ("high-conn", include_str!("../profiles/high-conn.toml")),
+    ("base", include_str!("../../profiles/base.toml")),
+    ("high-conn", include_str!("../../profiles/high-conn.toml")),
     (
         "load-generator",
-        include_str!("../profiles/load-generator.toml"),
+        include_str!("../../profiles/load-generator.toml"),
     ),
     (
         "legacy-defaults",
-        include_str!("../profiles/legacy-defaults.toml"),
+        include_str!("../../profiles/legacy-defaults.toml"),
     ),
 ];
 

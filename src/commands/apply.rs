@@ -1,0 +1,251 @@
+//! `netprofile apply PROFILE`: plan, then one transaction (journal, write, read back, persist),
+//! recorded as a generation; `--confirm` starts a watcher that reverts unless confirmed.
+
+use std::fmt::Write as _;
+
+use super::require_privileges;
+use crate::cli::Config;
+use crate::commands::Output;
+use crate::error::{Error, Result};
+use crate::plan::{self, Plan};
+use crate::profile;
+use crate::render;
+use crate::system::LiveState;
+use crate::system::root::Root;
+use crate::transaction;
+use crate::transaction::state::{self, Change, Generation, Lock, Outcome, Pending, ProfileRef};
+
+fn profile_ref(profile: &profile::Profile) -> ProfileRef {
+    ProfileRef {
+        name: profile.name.clone(),
+        source: profile.source.clone(),
+        sha256: state::sha256_hex(profile.text.as_bytes()),
+    }
+}
+
+/// The key changes of a plan, in write order. A key's `before` is the raw text read for the
+/// plan, so that undo restores it byte for byte.
+fn key_changes(live: &LiveState, plan: &Plan) -> Vec<Change> {
+    plan.to_set()
+        .into_iter()
+        .filter_map(|row| {
+            Some(Change::Sysctl {
+                key: row.key.to_string(),
+                before: live.sysctl.get(&row.key).cloned().flatten()?,
+                after: row.target.clone()?,
+            })
+        })
+        .collect()
+}
+
+/// The drop-ins a plan writes or removes.
+fn file_changes(plan: &Plan) -> Vec<Change> {
+    plan.files
+        .iter()
+        .filter(|f| f.changes())
+        .map(|f| Change::File {
+            path: f.rel.clone(),
+            before: f.old.clone(),
+            after: f.new.clone(),
+        })
+        .collect()
+}
+
+pub(super) fn summary(changes: &[Change]) -> String {
+    let keys = changes
+        .iter()
+        .filter(|c| matches!(c, Change::Sysctl { .. }))
+        .count();
+    let files = changes.len() - keys;
+    format!(
+        "{keys} key{} set, {files} file{} written",
+        if keys == 1 { "" } else { "s" },
+        if files == 1 { "" } else { "s" }
+    )
+}
+
+pub struct ApplyOptions {
+    pub dry_run: bool,
+    pub confirm: Option<u64>,
+    pub no_persist: bool,
+    /// Run the connection test before and after, print the gain, keep both reports.
+    pub verify: bool,
+}
+
+/// The test `apply --verify` runs on both sides: the seed's pattern over loopback, bounded.
+fn verify_options() -> crate::conntest::Options {
+    crate::conntest::Options {
+        mode: crate::conntest::engine::Mode::Churn,
+        connections: 20_000,
+        duration_ms: 30_000,
+        concurrency: 256,
+        payload: 12,
+        closer: crate::conntest::engine::Closer::Client,
+        backlog: 4096,
+        accept_delay_us: 0,
+        workers: 1,
+        addresses: 1,
+        sources: 0,
+        nofile: None,
+        connect_timeout_ms: 10_000,
+        sandbox: false,
+        profile: None,
+        baseline: None,
+        target: None,
+        progress: false,
+    }
+}
+
+/// `netprofile apply PROFILE`.
+pub fn apply(config: &Config, reference: &str, opts: &ApplyOptions) -> Result<Output> {
+    let root = &config.root;
+    let profile = profile::load(reference)?;
+    if opts.dry_run {
+        let live = LiveState::read(root, &profile)?;
+        let plan = plan::plan(&profile, &live)?;
+        let mut out = crate::commands::render_plan(config, &plan, "apply --dry-run");
+        out.code = i32::from(plan.differs());
+        return Ok(out);
+    }
+    require_privileges(root, "apply")?;
+    let _lock = Lock::take(root)?;
+    if let Some(p) = state::read_pending(root)? {
+        return Err(Error::State(format!(
+            "generation {} is waiting for `netprofile confirm` (or its automatic revert); \
+             confirm or roll it back first. Nothing was changed",
+            p.generation
+        )));
+    }
+    let live = LiveState::read(root, &profile)?;
+    let plan = plan::plan(&profile, &live)?;
+    let mut stderr: Vec<String> = plan
+        .warnings
+        .iter()
+        .map(|w| format!("warning: {w}"))
+        .collect();
+    // Files are written now, at `confirm` (deferred), or not at all (--no-persist).
+    let mut changes = key_changes(&live, &plan);
+    let files = if opts.no_persist {
+        Vec::new()
+    } else {
+        file_changes(&plan)
+    };
+    let deferred = if opts.confirm.is_some() {
+        files
+    } else {
+        changes.extend(files);
+        Vec::new()
+    };
+    if opts.no_persist && (!plan.limits.is_empty() || !plan.systemd.is_empty()) {
+        stderr.push(
+            "warning: limits and systemd settings live only in files; with --no-persist they \
+             were not applied"
+                .to_string(),
+        );
+    }
+    if changes.is_empty() && deferred.is_empty() {
+        return Ok(Output {
+            code: 0,
+            stdout: format!("nothing to do: {}\n", render::summary(&plan)),
+            stderr,
+        });
+    }
+    // A symlinked drop-in or folder is refused before anything changes.
+    for change in changes.iter().chain(&deferred) {
+        if let Change::File { path, .. } = change {
+            crate::transaction::atomic::refuse_symlinks(root, path)?;
+        }
+    }
+    let before_test = if opts.verify {
+        Some(crate::conntest::run(root, &verify_options())?)
+    } else {
+        None
+    };
+    let number = state::next_generation(root)?;
+    let mut generation = Generation::new(
+        number,
+        "apply",
+        Some(profile_ref(&profile)),
+        changes.clone(),
+    );
+    if let Err(e) = transaction::execute(root, number, &changes) {
+        if matches!(e, Error::ApplyFailed { .. }) {
+            generation.outcome = Outcome::Failed;
+            generation.message = Some(e.to_string());
+            state::write_generation(root, &generation)?;
+        }
+        return Err(e);
+    }
+    let mut stdout = if config.quiet || config.json {
+        String::new()
+    } else {
+        render::human(&plan, config.paint)
+    };
+    if let Some(mut before) = before_test {
+        let mut after = crate::conntest::run(root, &verify_options())?;
+        before.settings.profile = Some("before apply".into());
+        after.settings.profile = Some(format!("after apply of {}", profile.name));
+        if !config.json {
+            stdout.push_str(&crate::conntest::report::compare(&before, &after));
+        }
+        generation.verify = Some(serde_json::json!({ "before": before, "after": after }));
+    }
+    if let Some(seconds) = opts.confirm {
+        generation.outcome = Outcome::Pending;
+        transaction::commit(root, &generation)?;
+        let mut pending = Pending {
+            generation: number,
+            deadline_ms: state::epoch_millis() + seconds.saturating_mul(1000),
+            watcher: None,
+            files: deferred,
+        };
+        state::write_pending(root, &pending)?;
+        pending.watcher = spawn_watcher(root, number).ok();
+        state::write_pending(root, &pending)?;
+        let _ = writeln!(
+            stdout,
+            "applied generation {number} ({}); run `netprofile confirm` within {seconds} s to \
+             keep it and write the files, or it reverts by itself",
+            summary(&changes)
+        );
+    } else {
+        transaction::commit(root, &generation)?;
+        let _ = writeln!(stdout, "applied generation {number}: {}", summary(&changes));
+    }
+    if config.json {
+        stdout = serde_json::to_string_pretty(&serde_json::json!({
+            "schema": 1, "command": "apply", "generation": generation,
+        }))
+        .unwrap_or_default()
+            + "\n";
+    }
+    Ok(Output {
+        code: 0,
+        stdout,
+        stderr,
+    })
+}
+
+/// Starts `netprofile __watch GEN` detached in its own session, so it outlives the terminal.
+fn spawn_watcher(root: &Root, generation: u64) -> std::io::Result<u32> {
+    use std::os::unix::process::CommandExt;
+    let exe = std::env::current_exe()?;
+    let mut command = std::process::Command::new(exe);
+    command
+        .arg("--root")
+        .arg(root.base())
+        .arg("__watch")
+        .arg(generation.to_string())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    // SAFETY: setsid is async-signal-safe; nothing else runs between fork and exec.
+    unsafe {
+        command.pre_exec(|| {
+            rustix::process::setsid()?;
+            Ok(())
+        });
+    }
+    let child = command.spawn()?;
+    Ok(child.id())
+}

@@ -1,0 +1,95 @@
+//! `netprofile history`: the generations, oldest first.
+
+use super::Output;
+use crate::cli::Config;
+use crate::error::Result;
+
+/// `netprofile history`: one line per generation, oldest first.
+pub fn history(config: &Config) -> Result<Output> {
+    let all = crate::transaction::state::generations(&config.root)?;
+    if config.json {
+        let doc = serde_json::json!({ "schema": 1, "generations": all });
+        return Ok(Output {
+            code: 0,
+            stdout: serde_json::to_string_pretty(&doc).unwrap_or_default() + "\n",
+            stderr: Vec::new(),
+        });
+    }
+    if all.is_empty() {
+        return Ok(Output {
+            code: 0,
+            stdout: "no generations yet\n".into(),
+            stderr: Vec::new(),
+        });
+    }
+    let mut out = String::new();
+    for g in &all {
+        let profile = g.profile.as_ref().map_or_else(
+            || "-".to_string(),
+            |p| {
+                format!(
+                    "{} {} sha256:{}",
+                    p.name,
+                    p.source,
+                    &p.sha256[..12.min(p.sha256.len())]
+                )
+            },
+        );
+        let what: Vec<String> = g
+            .changes
+            .iter()
+            .map(crate::transaction::state::Change::label)
+            .collect();
+        let op = match g.rollback_of {
+            Some(n) => format!("{} of {n}", g.op),
+            None => g.op.clone(),
+        };
+        out.push_str(&format!(
+            "{:>4}  {}  {:<14}  {:<10}  {}\n      {}\n",
+            g.number,
+            g.time,
+            op,
+            serde_json::to_value(g.outcome)
+                .ok()
+                .and_then(|v| v.as_str().map(String::from))
+                .unwrap_or_default(),
+            profile,
+            if what.is_empty() {
+                "(no changes)".to_string()
+            } else {
+                what.join(", ")
+            }
+        ));
+        if config.verbose > 0 {
+            for change in &g.changes {
+                out.push_str(&format!("        {}\n", describe(change)));
+            }
+        }
+    }
+    Ok(Output {
+        code: 0,
+        stdout: out,
+        stderr: Vec::new(),
+    })
+}
+
+fn describe(change: &crate::transaction::state::Change) -> String {
+    match change {
+        crate::transaction::state::Change::Sysctl { key, before, after } => {
+            format!("{key}: {before} -> {after}")
+        }
+        crate::transaction::state::Change::File {
+            path,
+            before,
+            after,
+        } => format!(
+            "{}: {}",
+            crate::system::root::Root::display(path),
+            match (before, after) {
+                (None, Some(_)) => "created",
+                (Some(_), None) => "removed",
+                _ => "rewritten",
+            }
+        ),
+    }
+}

@@ -1,0 +1,77 @@
+//! The commands: each loads, plans and renders through the library modules and returns the
+//! exit code and the text for stdout. Warnings go to the `Output`'s stderr side.
+
+pub mod apply;
+pub mod check;
+pub mod confirm;
+pub mod diff;
+pub mod history;
+pub mod profiles;
+pub mod recover;
+pub mod rollback;
+pub mod status;
+pub mod test;
+pub mod watch;
+
+use crate::cli::Config;
+use crate::error::{Error, Result};
+use crate::plan;
+use crate::profile::{self};
+use crate::render;
+use crate::system::LiveState;
+use crate::system::root::Root;
+
+/// What a command produced.
+#[derive(Debug, Default)]
+pub struct Output {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: Vec<String>,
+}
+
+pub(super) fn plan_for(config: &Config, reference: &str) -> Result<plan::Plan> {
+    let profile = profile::load(reference)?;
+    let live = LiveState::read(&config.root, &profile)?;
+    plan::plan(&profile, &live)
+}
+
+/// A plan as diff prints it; exit 0 in sync, 1 differs.
+#[must_use]
+pub fn render_plan(config: &Config, plan: &plan::Plan, command: &str) -> Output {
+    let stdout = if config.json {
+        render::json(plan, command)
+    } else if config.quiet {
+        render::summary(plan) + "\n"
+    } else {
+        render::human(plan, config.paint)
+    };
+    Output {
+        code: i32::from(plan.differs()),
+        stdout,
+        stderr: warnings(plan),
+    }
+}
+
+pub(super) fn warnings(plan: &plan::Plan) -> Vec<String> {
+    plan.warnings
+        .iter()
+        .map(|w| format!("warning: {w}"))
+        .collect()
+}
+
+/// Refuses to write to the real root without privileges, before anything is opened for writing.
+pub fn require_privileges(root: &Root, what: &str) -> Result<()> {
+    if root.is_real() && !rustix::process::geteuid().is_root() {
+        return Err(Error::Privilege {
+            message: format!(
+                "{what} changes kernel settings and files under /etc: run it as root (or with \
+                 --root DIR on a copy). Nothing was changed"
+            ),
+        });
+    }
+    Ok(())
+}
+
+pub(super) fn can_write(root: &Root) -> bool {
+    !root.is_real() || rustix::process::geteuid().is_root()
+}

@@ -1,0 +1,97 @@
+//! `netprofile status`: the managed keys now, drift, and an open journal or pending confirmation.
+
+use super::Output;
+use crate::cli::Config;
+use crate::error::Result;
+
+/// `netprofile status`: managed keys now, and any pending confirmation.
+pub fn status(config: &Config) -> Result<Output> {
+    use crate::transaction::state::{Change, Outcome};
+    let root = &config.root;
+    let all = crate::transaction::state::generations(root)?;
+    // The value netprofile last set for each key, in generation order.
+    let mut managed: std::collections::BTreeMap<String, String> = std::collections::BTreeMap::new();
+    for g in all
+        .iter()
+        .filter(|g| matches!(g.outcome, Outcome::Applied | Outcome::Pending))
+    {
+        for change in &g.changes {
+            if let Change::Sysctl { key, after, .. } = change {
+                managed.insert(key.clone(), after.clone());
+            }
+        }
+    }
+    let mut rows = Vec::new();
+    let mut drifted = 0;
+    for (key, want) in &managed {
+        let name = crate::profile::keys::KeyName::parse(key).map_err(crate::error::Error::State)?;
+        let now = crate::system::read_sysctl(root, &name)?;
+        let ok = now
+            .as_deref()
+            .is_some_and(|now| crate::profile::value::same(key, now, want));
+        if !ok {
+            drifted += 1;
+        }
+        rows.push((key.clone(), now, want.clone(), ok));
+    }
+    let pending = crate::transaction::state::read_pending(root)?;
+    if config.json {
+        let doc = serde_json::json!({
+            "schema": 1,
+            "managed": rows.iter().map(|(k, now, want, ok)| serde_json::json!({
+                "key": k, "live": now, "last_set": want, "in_sync": ok,
+            })).collect::<Vec<_>>(),
+            "pending": pending.as_ref().map(|p| serde_json::json!({
+                "generation": p.generation,
+                "seconds_left": p.deadline_ms.saturating_sub(crate::transaction::state::epoch_millis()) / 1000,
+            })),
+            "open_journal": root.path(crate::transaction::state::JOURNAL).exists(),
+            "generations": all.len(),
+        });
+        return Ok(Output {
+            code: 0,
+            stdout: serde_json::to_string_pretty(&doc).unwrap_or_default() + "\n",
+            stderr: Vec::new(),
+        });
+    }
+    let mut out = String::new();
+    if rows.is_empty() {
+        out.push_str("no keys managed yet (no applied generation)\n");
+    } else {
+        let width = rows.iter().map(|r| r.0.len()).max().unwrap_or(0);
+        for (key, now, want, ok) in &rows {
+            let state = if *ok {
+                config.paint.green("ok")
+            } else {
+                config
+                    .paint
+                    .yellow(&format!("drifted (netprofile set {want})"))
+            };
+            out.push_str(&format!(
+                "{key:<width$}  {:<20}  {state}\n",
+                now.clone().unwrap_or_else(|| "-".into())
+            ));
+        }
+    }
+    if let Some(p) = &pending {
+        out.push_str(&format!(
+            "pending: generation {} reverts in {} s unless `netprofile confirm`\n",
+            p.generation,
+            p.deadline_ms
+                .saturating_sub(crate::transaction::state::epoch_millis())
+                .div_ceil(1000)
+        ));
+    }
+    out.push_str(&format!(
+        "{} managed key{}, {drifted} drifted, {} generation{}\n",
+        rows.len(),
+        if rows.len() == 1 { "" } else { "s" },
+        all.len(),
+        if all.len() == 1 { "" } else { "s" }
+    ));
+    Ok(Output {
+        code: 0,
+        stdout: out,
+        stderr: Vec::new(),
+    })
+}

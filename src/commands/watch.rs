@@ -1,0 +1,41 @@
+//! `netprofile __watch GEN`: the detached watcher of an `apply --confirm`.
+
+use std::time::Duration;
+
+use super::recover::revert_pending;
+use crate::cli::Config;
+use crate::commands::Output;
+use crate::error::{Error, Result};
+use crate::transaction::state::{self, Lock};
+
+/// `netprofile __watch GEN`: waits for the deadline, then reverts unless confirmed.
+pub fn watch(config: &Config, generation: u64) -> Result<Output> {
+    let root = &config.root;
+    loop {
+        let Some(pending) = state::read_pending(root)? else {
+            return Ok(Output::default());
+        };
+        if pending.generation != generation {
+            return Ok(Output::default());
+        }
+        if state::epoch_millis() >= pending.deadline_ms {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Another writer may hold the lock briefly (a `confirm` racing the deadline): retry.
+    let lock = loop {
+        match Lock::take(root) {
+            Ok(lock) => break lock,
+            Err(Error::Locked { .. }) => std::thread::sleep(Duration::from_millis(50)),
+            Err(e) => return Err(e),
+        }
+    };
+    let message = revert_pending(root)?;
+    drop(lock);
+    Ok(Output {
+        code: 0,
+        stdout: String::new(),
+        stderr: message.into_iter().collect(),
+    })
+}
