@@ -60,9 +60,10 @@ pub enum Command {
         /// Print the plan and the file diffs; touch nothing (exit as diff).
         #[arg(long)]
         dry_run: bool,
-        /// Revert by itself after SECONDS unless `netprofile confirm` comes in time. Files are
-        /// written only when confirmed, so a reboot meanwhile also returns to the old values.
-        #[arg(long, value_name = "SECONDS")]
+        /// Revert by itself after this long unless `netprofile confirm` comes in time (plain
+        /// seconds or a duration: 90, 90s, 5m; 1 s to 24 h). Files are written only when
+        /// confirmed, so a reboot meanwhile also returns to the old values.
+        #[arg(long, value_name = "DURATION", value_parser = parse_confirm)]
         confirm: Option<u64>,
         /// Change live values only; write no files.
         #[arg(long)]
@@ -122,6 +123,30 @@ fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
         return Ok(std::time::Duration::from_secs_f64(secs));
     }
     humantime::parse_duration(s).map_err(|e| format!("{e} (write 30, 30s, 500ms or 2m)"))
+}
+
+/// The longest `--confirm`: a day. Longer is almost surely a typo, and a huge number once
+/// overflowed the deadline and reverted at once.
+pub const MAX_CONFIRM_SECS: u64 = 24 * 60 * 60;
+
+/// `--confirm`: whole seconds (`90`) or a duration (`90s`, `5m`, `1h30m`), 1 s to 24 h.
+pub fn parse_confirm(s: &str) -> Result<u64, String> {
+    let secs = if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
+        s.parse::<u64>().unwrap_or(u64::MAX)
+    } else {
+        let d = humantime::parse_duration(s)
+            .map_err(|e| format!("{e} (write seconds or a duration: 90, 90s, 5m, 1h)"))?;
+        if d.subsec_nanos() != 0 {
+            return Err("use whole seconds (90, 90s, 5m)".into());
+        }
+        d.as_secs()
+    };
+    if secs == 0 || secs > MAX_CONFIRM_SECS {
+        return Err(format!(
+            "must be between 1 s and 24 h ({MAX_CONFIRM_SECS} s); it was {s:?}"
+        ));
+    }
+    Ok(secs)
 }
 
 #[derive(Debug, Clone, clap::Args)]

@@ -52,14 +52,23 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> i32 {
 }
 
 fn dispatch(config: &Config, command: &Command) -> error::Result<commands::Output> {
-    // Before anything else, restore what an interrupted run left behind (DESIGN.md: a crash
-    // leaves an open journal, which the next run finds and recovers from).
-    if !matches!(
-        command,
-        Command::Profiles | Command::Watch { .. } | Command::Worker { .. } | Command::Holder
-    ) {
+    // What an interrupted run left behind: writers (apply, confirm, rollback, the watcher)
+    // restore it themselves once they hold the writer lock; every other command only reports
+    // it and never takes the lock, so monitoring (diff, check, status, history) keeps working
+    // while an apply runs.
+    let writer = match command {
+        Command::Apply { dry_run, .. } => !dry_run,
+        Command::Confirm | Command::Rollback { .. } => true,
+        _ => false,
+    };
+    if !writer
+        && !matches!(
+            command,
+            Command::Profiles | Command::Watch { .. } | Command::Worker { .. } | Command::Holder
+        )
+    {
         let mut stderr = std::io::stderr().lock();
-        for line in commands::recover::recover(&config.root)? {
+        for line in commands::recover::report(&config.root) {
             let _ = writeln!(stderr, "{line}");
         }
     }

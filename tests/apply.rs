@@ -209,9 +209,14 @@ fn a_failing_undo_exits_4_and_lists_each_change() {
         "{}",
         out.stderr
     );
-    // The journal stays; the next run restores what it can.
+    // The journal stays; the next writer restores what it can (readers only report it).
     assert!(out.root().join("var/lib/netprofile/journal.json").exists());
-    let out = out.then(&["status"]).code(0);
+    let out = out
+        .then(&["status"])
+        .code(0)
+        .stderr_has("the next `netprofile apply`, `confirm` or `rollback` (as root) restores");
+    assert_eq!(read(&out, "proc/sys/net/core/somaxconn"), "65535\n");
+    let out = out.then(&["rollback"]).code(0);
     assert!(
         out.stderr
             .contains("was found and everything it touched was restored"),
@@ -237,7 +242,7 @@ fn a_kill_at_any_step_is_recovered_by_the_next_run() {
             out.root().join("var/lib/netprofile/journal.json").exists(),
             "{step}"
         );
-        let out = out.then(&["status"]).code(0);
+        let out = out.then(&["rollback"]).code(0);
         assert!(
             out.stderr.contains("an interrupted run (generation 1"),
             "{step}: {}",
@@ -258,8 +263,9 @@ fn a_kill_during_undo_is_finished_by_the_next_run() {
         .args(&["apply", "-q", "t.toml"])
         .run();
     assert_eq!(out.signal, Some(9));
-    let out = out.then(&["diff", "t.toml"]).code(1);
+    let out = out.then(&["rollback"]).code(0);
     assert_eq!(out.system_files(), before);
+    out.then(&["diff", "t.toml"]).code(1);
 }
 
 #[test]
@@ -269,7 +275,7 @@ fn a_kill_after_the_generation_is_recorded_keeps_the_apply() {
         .args(&["apply", "-q", "t.toml"])
         .run();
     assert_eq!(out.signal, Some(9));
-    let out = out.then(&["status"]).code(0);
+    let out = out.then(&["apply", "-q", "t.toml"]).code(0);
     assert!(
         out.stderr
             .contains("generation 1 had committed; closed its journal"),
@@ -293,7 +299,7 @@ fn a_symlinked_dropin_is_refused_before_anything_changes() {
     let out = t.args(&["apply", "t.toml"]).run().code(2);
     assert!(
         out.stderr
-            .contains("is a symlink; netprofile never writes through a symlink"),
+            .contains("is a symlink; netprofile never reads or writes through a symlink"),
         "{}",
         out.stderr
     );

@@ -1,5 +1,11 @@
 //! `netprofile apply PROFILE`: plan, then one transaction (journal, write, read back, persist),
 //! recorded as a generation; `--confirm` starts a watcher that reverts unless confirmed.
+//!
+//! With `--confirm`, the pending record and its watcher exist before the first change: a kill
+//! at any later step leaves either an open journal (restored by the next writer or the
+//! watcher) or a committed pending generation that the watcher, the next writer after the
+//! deadline, or a reboot (files are written only at `confirm`) reverts. If the record cannot be
+//! written (a full or symlinked run/), nothing is changed.
 
 use std::fmt::Write as _;
 
@@ -108,7 +114,8 @@ pub fn apply(config: &Config, reference: &str, opts: &ApplyOptions) -> Result<Ou
         return Ok(out);
     }
     require_privileges(root, "apply")?;
-    let _lock = Lock::take(root)?;
+    let lock = Lock::take(root)?;
+    let recovered = super::recover::recover_locked(root, &lock)?;
     if let Some(p) = state::read_pending(root)? {
         return Err(Error::State(format!(
             "generation {} is waiting for `netprofile confirm` (or its automatic revert); \
@@ -118,11 +125,10 @@ pub fn apply(config: &Config, reference: &str, opts: &ApplyOptions) -> Result<Ou
     }
     let live = LiveState::read(root, &profile)?;
     let plan = plan::plan(&profile, &live)?;
-    let mut stderr: Vec<String> = plan
-        .warnings
-        .iter()
-        .map(|w| format!("warning: {w}"))
-        .collect();
+    // Every drop-in must re-parse to exactly this plan before anything changes.
+    transaction::verify::check_plan(&profile, &plan)?;
+    let mut stderr = recovered;
+    stderr.extend(plan.warnings.iter().map(|w| format!("warning: {w}")));
     // Files are written now, at `confirm` (deferred), or not at all (--no-persist).
     let mut changes = key_changes(&live, &plan);
     let files = if opts.no_persist {
@@ -168,11 +174,19 @@ pub fn apply(config: &Config, reference: &str, opts: &ApplyOptions) -> Result<Ou
         Some(profile_ref(&profile)),
         changes.clone(),
     );
-    if let Err(e) = transaction::execute(root, number, &changes) {
+    if let Some(seconds) = opts.confirm {
+        generation.outcome = Outcome::Pending;
+        start_pending(root, number, seconds, deferred)?;
+    }
+    if let Err(e) = transaction::run(root, &generation) {
         if matches!(e, Error::ApplyFailed { .. }) {
+            if opts.confirm.is_some() {
+                let _ = state::clear_pending(root);
+            }
             generation.outcome = Outcome::Failed;
             generation.message = Some(e.to_string());
-            state::write_generation(root, &generation)?;
+            // History only: the failure itself is what the user must hear.
+            let _ = state::write_generation(root, &generation);
         }
         return Err(e);
     }
@@ -189,19 +203,9 @@ pub fn apply(config: &Config, reference: &str, opts: &ApplyOptions) -> Result<Ou
             stdout.push_str(&crate::conntest::report::compare(&before, &after));
         }
         generation.verify = Some(serde_json::json!({ "before": before, "after": after }));
+        let _ = state::write_generation(root, &generation);
     }
     if let Some(seconds) = opts.confirm {
-        generation.outcome = Outcome::Pending;
-        transaction::commit(root, &generation)?;
-        let mut pending = Pending {
-            generation: number,
-            deadline_ms: state::epoch_millis() + seconds.saturating_mul(1000),
-            watcher: None,
-            files: deferred,
-        };
-        state::write_pending(root, &pending)?;
-        pending.watcher = spawn_watcher(root, number).ok();
-        state::write_pending(root, &pending)?;
         let _ = writeln!(
             stdout,
             "applied generation {number} ({}); run `netprofile confirm` within {seconds} s to \
@@ -209,7 +213,6 @@ pub fn apply(config: &Config, reference: &str, opts: &ApplyOptions) -> Result<Ou
             summary(&changes)
         );
     } else {
-        transaction::commit(root, &generation)?;
         let _ = writeln!(stdout, "applied generation {number}: {}", summary(&changes));
     }
     if config.json {
@@ -226,6 +229,33 @@ pub fn apply(config: &Config, reference: &str, opts: &ApplyOptions) -> Result<Ou
     })
 }
 
+/// Writes the pending record of generation `number` and starts its watcher, both before the
+/// first change. Either failing stops the apply with nothing changed.
+fn start_pending(root: &Root, number: u64, seconds: u64, files: Vec<Change>) -> Result<()> {
+    let mut pending = Pending {
+        generation: number,
+        deadline_ms: state::epoch_millis().saturating_add(seconds.saturating_mul(1000)),
+        watcher: None,
+        files,
+    };
+    state::write_pending(root, &pending)?;
+    crate::transaction::fault::point("pending");
+    match spawn_watcher(root, number) {
+        Ok(pid) => {
+            pending.watcher = Some(pid);
+            // Only informative (status shows it): the watcher does not need it.
+            let _ = state::write_pending(root, &pending);
+            Ok(())
+        }
+        Err(e) => {
+            let _ = state::clear_pending(root);
+            Err(Error::State(format!(
+                "cannot start the watcher that reverts an unconfirmed apply ({e}); nothing was                  changed"
+            )))
+        }
+    }
+}
+
 /// Starts `netprofile __watch GEN` detached in its own session, so it outlives the terminal.
 fn spawn_watcher(root: &Root, generation: u64) -> std::io::Result<u32> {
     use std::os::unix::process::CommandExt;
@@ -238,7 +268,9 @@ fn spawn_watcher(root: &Root, generation: u64) -> std::io::Result<u32> {
         .arg(generation.to_string())
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null());
+        .stderr(std::process::Stdio::null())
+        // Test fault points are for this run's steps, not for the watcher's revert.
+        .env_remove("NETPROFILE_FAULT");
     // SAFETY: setsid is async-signal-safe; nothing else runs between fork and exec.
     unsafe {
         command.pre_exec(|| {

@@ -1,8 +1,13 @@
 //! `netprofile confirm`: keeps a pending `--confirm` apply and writes its files.
+//!
+//! The confirmation is one transaction: the drop-ins are written and the `confirm` generation
+//! (which names the generation it keeps) is recorded as its commit point. A kill before that
+//! point leaves the apply pending, so its deadline still reverts it; a kill after it leaves it
+//! kept, files included. Never a mix.
 
 use std::fmt::Write as _;
 
-use super::recover::refresh_before;
+use super::recover::{recover_locked, refresh_before};
 use super::require_privileges;
 use crate::cli::Config;
 use crate::commands::Output;
@@ -14,35 +19,47 @@ use crate::transaction::state::{self, Change, Generation, Lock, Outcome};
 pub fn confirm(config: &Config) -> Result<Output> {
     let root = &config.root;
     require_privileges(root, "confirm")?;
-    let _lock = Lock::take(root)?;
+    let lock = Lock::take(root)?;
+    // A deadline that passed is reverted here, before the pending record is looked at.
+    let stderr = recover_locked(root, &lock)?;
     let Some(pending) = state::read_pending(root)? else {
-        return Err(Error::State(
+        let hint = if stderr.iter().any(|l| l.contains("not confirmed in time")) {
+            "too late: the pending apply ran out and was reverted (see above)"
+        } else {
             "nothing is waiting for confirmation (`netprofile status` shows pending applies)"
-                .into(),
-        ));
+        };
+        return Err(Error::State(hint.into()));
     };
-    let mut original = state::read_generation(root, pending.generation)?
-        .ok_or_else(|| Error::State(format!("generation {} is missing", pending.generation)))?;
+    let Some(mut original) = state::read_generation(root, pending.generation)? else {
+        state::clear_pending(root)?;
+        return Err(Error::State(format!(
+            "generation {} never completed (its run was interrupted and restored); nothing to \
+             confirm",
+            pending.generation
+        )));
+    };
     let mut stdout = String::new();
-    if !pending.files.is_empty() {
-        let changes: Vec<Change> = pending
-            .files
-            .iter()
-            .map(|c| refresh_before(root, c))
-            .collect::<Result<_>>()?;
-        let number = state::next_generation(root)?;
-        transaction::execute(root, number, &changes)?;
-        let files = Generation::new(number, "confirm", original.profile.clone(), changes);
-        transaction::commit(root, &files)?;
+    let changes: Vec<Change> = pending
+        .files
+        .iter()
+        .map(|c| refresh_before(root, c))
+        .collect::<Result<_>>()?;
+    let number = state::next_generation(root)?;
+    let mut files = Generation::new(number, "confirm", original.profile.clone(), changes);
+    files.confirms = Some(original.number);
+    transaction::run(root, &files)?;
+    if !files.changes.is_empty() {
         let _ = writeln!(stdout, "wrote the files as generation {number}");
     }
     original.outcome = Outcome::Applied;
-    state::write_generation(root, &original)?;
-    state::clear_pending(root)?;
+    // Both are bookkeeping after the commit point: `in_effect` and `revert_pending` already
+    // read the `confirm` generation as the decision.
+    let _ = state::write_generation(root, &original);
+    let _ = state::clear_pending(root);
     let _ = writeln!(stdout, "confirmed generation {}", original.number);
     Ok(Output {
         code: 0,
         stdout,
-        stderr: Vec::new(),
+        stderr,
     })
 }

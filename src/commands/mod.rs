@@ -71,7 +71,3 @@ pub fn require_privileges(root: &Root, what: &str) -> Result<()> {
     }
     Ok(())
 }
-
-pub(super) fn can_write(root: &Root) -> bool {
-    !root.is_real() || rustix::process::geteuid().is_root()
-}

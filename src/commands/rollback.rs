@@ -1,7 +1,10 @@
-//! `netprofile rollback [GEN]`: back to the state before a generation, as a transaction of its own.
+//! `netprofile rollback [GEN]`: back to the state before a generation, as a transaction of its
+//! own. Never a toggle: only generations still in effect (`state::in_effect`) are undone, a
+//! reverted or rolled-back one never comes back, and a `confirm` belongs to the apply it kept
+//! (rolling back restores that apply's keys and its files together).
 
 use super::apply::summary;
-use super::recover::refresh_before;
+use super::recover::{is_noop, recover_locked, refresh_before};
 use super::require_privileges;
 use crate::cli::Config;
 use crate::commands::Output;
@@ -9,14 +12,17 @@ use crate::error::{Error, Result};
 use crate::transaction;
 use crate::transaction::state::{self, Change, Generation, Lock, Outcome};
 
-/// `netprofile rollback [GEN]`: restores the state before GEN (default: the last generation
-/// that changed something), as a transaction of its own.
+/// `netprofile rollback [GEN]`: restores the state before GEN (default: the last apply still in
+/// effect). With nothing in effect it says so, changes nothing and exits 0.
 pub fn rollback(config: &Config, target: Option<u64>) -> Result<Output> {
     let root = &config.root;
     require_privileges(root, "rollback")?;
-    let _lock = Lock::take(root)?;
+    let lock = Lock::take(root)?;
+    let mut stderr = recover_locked(root, &lock)?;
     let all = state::generations(root)?;
-    let effective = |g: &&Generation| matches!(g.outcome, Outcome::Applied | Outcome::Pending);
+    let effective = state::in_effect(&all);
+    // A `confirm` generation stands for the apply it kept.
+    let owner = |g: &Generation| g.confirms.unwrap_or(g.number);
     let target = match target {
         Some(n) => {
             let g = all.iter().find(|g| g.number == n).ok_or_else(|| {
@@ -24,26 +30,42 @@ pub fn rollback(config: &Config, target: Option<u64>) -> Result<Output> {
                     "there is no generation {n}; `netprofile history` lists them"
                 ))
             })?;
-            if !effective(&g) {
+            let n = owner(g);
+            if !effective.contains(&n) {
                 return Err(Error::Usage(format!(
-                    "generation {n} changed nothing that is still in place ({:?}); pick \
-                     another from `netprofile history`",
-                    g.outcome
+                    "generation {n} is not in effect (it was reverted, rolled back, failed or \
+                     only restored something); `netprofile history` marks the generations in \
+                     effect. Nothing was changed"
                 )));
             }
             n
         }
-        None => all
+        None => match all
             .iter()
             .rev()
-            .find(effective)
-            .map(|g| g.number)
-            .ok_or_else(|| Error::Usage("no generation to roll back".into()))?,
+            .filter(|g| effective.contains(&g.number))
+            .map(owner)
+            .next()
+        {
+            Some(n) => n,
+            None => {
+                return Ok(Output {
+                    code: 0,
+                    stdout: "nothing to roll back: no generation is in effect (`netprofile \
+                             history` lists them); nothing was changed\n"
+                        .into(),
+                    stderr,
+                });
+            }
+        },
     };
-    // The state before `target`: for each key or file touched since, the value it had before
-    // the first generation that touched it.
+    // The state before `target`: for each key or file touched by a generation in effect since,
+    // the value it had before the first of them that touched it.
     let mut restore: Vec<Change> = Vec::new();
-    for g in all.iter().filter(|g| g.number >= target).filter(effective) {
+    for g in all
+        .iter()
+        .filter(|g| g.number >= target && effective.contains(&g.number))
+    {
         for change in &g.changes {
             if !restore.iter().any(|r| r.label() == change.label()) {
                 restore.push(change.inverse());
@@ -54,32 +76,32 @@ pub fn rollback(config: &Config, target: Option<u64>) -> Result<Output> {
     let mut changes = Vec::new();
     for change in &restore {
         let fresh = refresh_before(root, change)?;
-        let same = match &fresh {
-            Change::Sysctl { key, before, after } => {
-                crate::profile::value::same(key, before, after)
-            }
-            Change::File { before, after, .. } => before == after,
-        };
-        if !same {
+        if !is_noop(&fresh) {
             changes.push(fresh);
         }
     }
     let pending = state::read_pending(root)?;
     let number = state::next_generation(root)?;
-    if !changes.is_empty() {
-        transaction::execute(root, number, &changes)?;
-    }
     let mut generation = Generation::new(number, "rollback", None, changes.clone());
     generation.rollback_of = Some(target);
-    transaction::commit(root, &generation)?;
+    transaction::run(root, &generation)?;
+    // Bookkeeping after the commit point (in_effect already reads the rollback record).
+    for g in all
+        .iter()
+        .filter(|g| g.number >= target && effective.contains(&g.number))
+    {
+        let mut g = g.clone();
+        g.outcome = Outcome::RolledBack;
+        let _ = state::write_generation(root, &g);
+    }
     if let Some(p) = pending
         && p.generation >= target
     {
-        if let Some(mut g) = state::read_generation(root, p.generation)? {
-            g.outcome = Outcome::Reverted;
-            state::write_generation(root, &g)?;
-        }
-        state::clear_pending(root)?;
+        let _ = state::clear_pending(root);
+    }
+    let restored: Vec<String> = changes.iter().map(Change::label).collect();
+    if !restored.is_empty() {
+        stderr.push(format!("restored: {}", restored.join(", ")));
     }
     Ok(Output {
         code: 0,
@@ -87,6 +109,6 @@ pub fn rollback(config: &Config, target: Option<u64>) -> Result<Output> {
             "rolled back to the state before generation {target} as generation {number}: {}\n",
             summary(&changes)
         ),
-        stderr: Vec::new(),
+        stderr,
     })
 }

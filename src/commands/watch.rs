@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use super::recover::revert_pending;
+use super::recover::recover_locked;
 use crate::cli::Config;
 use crate::commands::Output;
 use crate::error::{Error, Result};
@@ -31,11 +31,13 @@ pub fn watch(config: &Config, generation: u64) -> Result<Output> {
             Err(e) => return Err(e),
         }
     };
-    let message = revert_pending(root)?;
+    // The same recovery every writer runs: an open journal first (the apply was stopped
+    // mid-way), then the expired confirmation.
+    let messages = recover_locked(root, &lock)?;
     drop(lock);
     Ok(Output {
         code: 0,
         stdout: String::new(),
-        stderr: message.into_iter().collect(),
+        stderr: messages,
     })
 }

@@ -4,11 +4,20 @@
 use crate::profile::limit::LimitValue;
 use crate::profile::{Limit, NofilePair, Profile};
 
+/// Text from a profile (its name, its path) made safe for a one-line comment: control
+/// characters (newline, CR, NUL) become `?`, so nothing can start a live line.
+fn one_line(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect()
+}
+
 fn header(profile: &Profile, comment: &str) -> String {
     format!(
         "{comment} Written by netprofile from profile \"{}\" ({}).\n\
          {comment} Do not edit: the next `netprofile apply` replaces this file.\n",
-        profile.name, profile.source
+        one_line(&profile.name),
+        one_line(&profile.source)
     )
 }
 

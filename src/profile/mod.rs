@@ -173,6 +173,36 @@ fn not_found(reference: &str, from: Option<&str>) -> Error {
     ))
 }
 
+/// The largest profile (and, through `system::read_optional`, any file) netprofile reads.
+/// 100 000 keys take about 5 MB; anything larger is refused with a clear error.
+pub const MAX_FILE_BYTES: u64 = 16 << 20;
+
+/// Reads an opened file whole if it is a regular file of at most `limit` bytes. A FIFO, a
+/// device (`/dev/zero`) or a folder is refused at once instead of blocking or reading forever.
+pub fn read_bounded(file: std::fs::File, limit: u64) -> std::io::Result<String> {
+    use std::io::Read;
+    let meta = file.metadata()?;
+    if meta.is_dir() {
+        return Err(std::io::Error::from(std::io::ErrorKind::IsADirectory));
+    }
+    if !meta.is_file() {
+        return Err(std::io::Error::other(
+            "is not a regular file (a FIFO, device or socket); netprofile reads only regular files",
+        ));
+    }
+    let mut bytes = Vec::new();
+    file.take(limit + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > limit {
+        return Err(std::io::Error::other(format!(
+            "is larger than {} MiB; netprofile refuses to read it",
+            limit >> 20
+        )));
+    }
+    String::from_utf8(bytes).map_err(|_| {
+        std::io::Error::new(std::io::ErrorKind::InvalidData, "is not valid UTF-8 text")
+    })
+}
+
 /// Loads a profile by path or shipped name, follows `extends`, and validates everything that
 /// does not need the live system.
 pub fn load(reference: &str) -> Result<Profile> {
@@ -182,8 +212,9 @@ pub fn load(reference: &str) -> Result<Profile> {
         shipped(reference).ok_or_else(|| not_found(reference, None))?
     };
     let mut stack = Vec::new();
+    let mut seen = Vec::new();
     let mut problems = Vec::new();
-    let layers = load_layers(&source, &mut stack, &mut problems)?;
+    let layers = load_layers(&source, &mut stack, &mut seen, &mut problems)?;
     if !problems.is_empty() {
         return Err(Error::Invalid(problems));
     }
@@ -207,10 +238,44 @@ struct Layer {
     systemd_nofile: Option<(NofilePair, Origin)>,
 }
 
-/// Loads `source` and, depth first, what it extends; returns the layers base-first.
+/// How deep `extends` may nest. Real profiles use two or three levels; the limit turns a chain
+/// thousands deep (which overflowed the stack) into a clear error.
+pub const MAX_EXTENDS_DEPTH: usize = 32;
+
+/// The longest profile name.
+pub const MAX_NAME_LEN: usize = 64;
+
+/// Whether a profile name is safe to write into a drop-in's header comment: 1 to 64 of
+/// `A-Z a-z 0-9 . _ -`. A name with a newline would otherwise become a live line of
+/// limits.d or sysctl.d.
+#[must_use]
+pub fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= MAX_NAME_LEN
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+/// Reads a profile file: regular files only, at most `MAX_FILE_BYTES`. Opened non-blocking so
+/// a FIFO named as the profile is refused at once instead of waiting for a writer.
+fn read_profile_file(path: &Path) -> Result<String> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)
+        .and_then(|file| read_bounded(file, MAX_FILE_BYTES))
+        .map_err(|e| Error::read(path, e))
+}
+
+/// Loads `source` and, depth first, what it extends; returns the layers base-first. A file
+/// reached twice (a diamond: A extends B and C, both extend D) is read and merged once, at its
+/// first place, so loading stays linear in the number of files.
 fn load_layers(
     source: &Source,
     stack: &mut Vec<(Source, String)>,
+    seen: &mut Vec<Source>,
     problems: &mut Vec<Problem>,
 ) -> Result<Vec<Layer>> {
     let key = match source {
@@ -225,14 +290,33 @@ fn load_layers(
             chain.join(" -> ")
         )));
     }
+    if seen.contains(&key) {
+        return Ok(Vec::new());
+    }
+    if stack.len() >= MAX_EXTENDS_DEPTH {
+        return Err(Error::Usage(format!(
+            "{}: extends is nested more than {MAX_EXTENDS_DEPTH} levels deep (from {}); \
+             flatten the chain of profiles",
+            source.display(),
+            stack
+                .first()
+                .map_or_else(String::new, |(_, shown)| shown.clone())
+        )));
+    }
     let (text, display) = match source {
         Source::Shipped(_, text) => ((*text).to_string(), source.display()),
-        Source::File(path) => (
-            std::fs::read_to_string(path).map_err(|e| Error::read(path, e))?,
-            path.display().to_string(),
-        ),
+        Source::File(path) => (read_profile_file(path)?, path.display().to_string()),
     };
     let raw: RawFile = parse_toml(&text, &display)?;
+    if let Some(name) = raw.profile.as_ref().and_then(|m| m.name.as_deref())
+        && !valid_name(name)
+    {
+        return Err(Error::Usage(format!(
+            "{display}: [profile] name {name:?} is not allowed; use 1 to {MAX_NAME_LEN} of \
+             letters, digits, '.', '_' and '-'"
+        )));
+    }
+    seen.push(key.clone());
     stack.push((key, display.clone()));
     let mut layers = Vec::new();
     if let Some(meta) = &raw.profile {
@@ -264,7 +348,7 @@ fn load_layers(
                     )
                 })?,
             };
-            layers.extend(load_layers(&parent_source, stack, problems)?);
+            layers.extend(load_layers(&parent_source, stack, seen, problems)?);
         }
     }
     stack.pop();
@@ -697,11 +781,29 @@ fn merge(layers: Vec<Layer>) -> Profile {
     profile
 }
 
+/// The name of a profile without `[profile] name`: its file's stem, with every character
+/// `valid_name` does not allow replaced by `_` and cut to `MAX_NAME_LEN`.
 fn stem(source: &str) -> String {
     let name = source.strip_prefix("shipped:").unwrap_or(source);
-    Path::new(name)
+    let stem = Path::new(name)
         .file_stem()
-        .map_or_else(|| name.to_string(), |s| s.to_string_lossy().into_owned())
+        .map_or_else(|| name.to_string(), |s| s.to_string_lossy().into_owned());
+    let clean: String = stem
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(MAX_NAME_LEN)
+        .collect();
+    if clean.is_empty() {
+        "profile".to_string()
+    } else {
+        clean
+    }
 }
 
 /// Checks across keys that need only the merged profile.

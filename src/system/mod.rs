@@ -50,14 +50,47 @@ pub struct LiveState {
     pub dropins: BTreeMap<String, Option<String>>,
 }
 
-/// Reads a file that may be absent.
+/// The most netprofile reads from any one file. Real sysctl.d, limits and state files are a
+/// few kilobytes; a larger one (or `/dev/zero`) is refused instead of filling memory.
+pub const MAX_READ: u64 = crate::profile::MAX_FILE_BYTES;
+
+/// Whether netprofile reads `rel` without following any symlink: the kernel's keys, its own
+/// state and its own drop-ins. Other system files (sysctl.d, limits.conf, passwd) are read as
+/// their real readers read them, symlinks included (`99-sysctl.conf -> ../sysctl.conf`).
+fn read_nofollow(rel: &str) -> bool {
+    rel.starts_with("proc/sys/")
+        || rel.starts_with("var/lib/netprofile/")
+        || rel.starts_with("run/")
+        || rel.ends_with(crate::system::root::DROPIN_NAME)
+}
+
+/// Reads a file that may be absent: a regular file only (a FIFO or device is refused without
+/// blocking), at most `MAX_READ` bytes, and never through a symlink where `read_nofollow` says.
 pub fn read_optional(root: &Root, rel: &str) -> Result<Option<String>> {
+    use std::os::unix::fs::OpenOptionsExt;
     let path = root.path(rel);
-    match std::fs::read_to_string(&path) {
-        Ok(text) => Ok(Some(text)),
-        Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(Error::read(path, e)),
-    }
+    let opened = if read_nofollow(rel) {
+        root::beneath::open_file(
+            root,
+            rel,
+            rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::NONBLOCK,
+            0,
+        )
+        .map(std::fs::File::from)
+    } else {
+        std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+            .open(&path)
+    };
+    let file = match opened {
+        Ok(file) => file,
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::read(path, e)),
+    };
+    crate::profile::read_bounded(file, MAX_READ)
+        .map(Some)
+        .map_err(|e| Error::read(path, e))
 }
 
 /// Reads a `/proc/net` table with a large buffer: every read() walks the socket hash again.

@@ -131,3 +131,175 @@ impl Root {
         }
     }
 }
+
+/// Opening paths under a root without ever following a symlink (DESIGN.md "Persistence").
+///
+/// Each component is opened with `O_NOFOLLOW` relative to the folder opened before it, so a
+/// symlink planted anywhere below the base, or a folder swapped for a symlink between a check
+/// and the open, is refused instead of followed: no path under `--root` can lead outside it.
+/// This is what `openat2(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS)` does, done one component at a
+/// time so it also works on kernels and sandboxes without openat2. The base itself is what the
+/// user named and is opened normally. One exception: a top-level `proc` that is a symlink is
+/// followed only when it leads to a procfs mount (the connection-test sandbox and the kernel
+/// tests link `ROOT/proc` to the real `/proc`); nothing below it is.
+pub mod beneath {
+    use std::io;
+    use std::os::fd::OwnedFd;
+
+    use rustix::fs::{Mode, OFlags};
+
+    use super::Root;
+
+    const PROC_SUPER_MAGIC: i64 = 0x9fa0;
+
+    /// The components of a root-relative path; `..`, `.` and empty parts are refused.
+    pub fn components(rel: &str) -> io::Result<Vec<&str>> {
+        let parts: Vec<&str> = rel.trim_start_matches('/').split('/').collect();
+        if parts
+            .iter()
+            .any(|p| p.is_empty() || *p == "." || *p == "..")
+        {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{rel:?} is not a plain path below the root"),
+            ));
+        }
+        Ok(parts)
+    }
+
+    /// The mode netprofile gives a folder it creates: 0700 for its own state, 0755 elsewhere
+    /// (etc drop-in folders must stay readable for systemd-sysctl and pam_limits).
+    #[must_use]
+    pub fn dir_mode(rel_dir: &str) -> u32 {
+        if rel_dir == Root::STATE_DIR
+            || rel_dir.starts_with("var/lib/netprofile/")
+            || rel_dir == Root::RUN_DIR
+        {
+            0o700
+        } else {
+            0o755
+        }
+    }
+
+    fn symlink_error(shown: &str) -> io::Error {
+        io::Error::other(format!(
+            "{shown} is a symlink; netprofile never reads or writes through a symlink below its \
+             root. Replace it with a regular file or folder"
+        ))
+    }
+
+    /// Whether an opened file or folder lives on procfs.
+    #[must_use]
+    // f_type is i64 on x86_64 but narrower elsewhere.
+    #[allow(clippy::useless_conversion)]
+    pub fn is_procfs(fd: &OwnedFd) -> bool {
+        rustix::fs::fstatfs(fd).is_ok_and(|s| i64::from(s.f_type) == PROC_SUPER_MAGIC)
+    }
+
+    fn open_base(root: &Root) -> io::Result<OwnedFd> {
+        Ok(rustix::fs::open(
+            root.base(),
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )?)
+    }
+
+    /// Opens the folder `rel_dir` (root-relative; "" is the base). With `create`, missing
+    /// folders are made with `dir_mode` (exactly, whatever the umask).
+    pub fn open_dir(root: &Root, rel_dir: &str, create: bool) -> io::Result<OwnedFd> {
+        let mut fd = open_base(root)?;
+        if rel_dir.trim_matches('/').is_empty() {
+            return Ok(fd);
+        }
+        let mut done = String::new();
+        for (i, part) in components(rel_dir)?.into_iter().enumerate() {
+            if !done.is_empty() {
+                done.push('/');
+            }
+            done.push_str(part);
+            let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+            let next = match rustix::fs::openat(&fd, part, flags | OFlags::NOFOLLOW, Mode::empty())
+            {
+                Ok(next) => next,
+                Err(rustix::io::Errno::NOENT) if create => {
+                    let mode = dir_mode(&done);
+                    match rustix::fs::mkdirat(&fd, part, Mode::from_raw_mode(mode)) {
+                        Ok(()) | Err(rustix::io::Errno::EXIST) => {}
+                        Err(e) => return Err(e.into()),
+                    }
+                    let next =
+                        rustix::fs::openat(&fd, part, flags | OFlags::NOFOLLOW, Mode::empty())?;
+                    // mkdir honours the umask: set the mode exactly.
+                    rustix::fs::fchmod(&next, Mode::from_raw_mode(mode))?;
+                    next
+                }
+                Err(rustix::io::Errno::LOOP | rustix::io::Errno::NOTDIR)
+                    if i == 0 && part == "proc" =>
+                {
+                    let next = rustix::fs::openat(&fd, part, flags, Mode::empty())?;
+                    if !is_procfs(&next) {
+                        return Err(symlink_error(&Root::display(&done)));
+                    }
+                    next
+                }
+                Err(rustix::io::Errno::LOOP) => return Err(symlink_error(&Root::display(&done))),
+                Err(rustix::io::Errno::NOTDIR) => {
+                    // A symlink to a file, or a file where a folder belongs.
+                    let meta =
+                        rustix::fs::statat(&fd, part, rustix::fs::AtFlags::SYMLINK_NOFOLLOW)?;
+                    if rustix::fs::FileType::from_raw_mode(meta.st_mode)
+                        == rustix::fs::FileType::Symlink
+                    {
+                        return Err(symlink_error(&Root::display(&done)));
+                    }
+                    return Err(io::Error::from(io::ErrorKind::NotADirectory));
+                }
+                Err(e) => return Err(e.into()),
+            };
+            fd = next;
+        }
+        Ok(fd)
+    }
+
+    /// Splits a root-relative file path into its folder and name.
+    pub fn split(rel: &str) -> io::Result<(&str, &str)> {
+        let rel = rel.trim_start_matches('/');
+        components(rel)?;
+        Ok(rel.rsplit_once('/').unwrap_or(("", rel)))
+    }
+
+    /// Opens the file `rel` with `flags` (O_NOFOLLOW and O_CLOEXEC are added), its folders
+    /// opened as `open_dir` does. A symlink as the file itself is refused with a clear error.
+    pub fn open_file(root: &Root, rel: &str, flags: OFlags, mode: u32) -> io::Result<OwnedFd> {
+        let (dir, name) = split(rel)?;
+        let dirfd = open_dir(root, dir, flags.contains(OFlags::CREATE))?;
+        match rustix::fs::openat(
+            &dirfd,
+            name,
+            flags | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::from_raw_mode(mode),
+        ) {
+            Ok(fd) => Ok(fd),
+            Err(rustix::io::Errno::LOOP) => Err(symlink_error(&Root::display(rel))),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Whether `name` in the opened folder is a symlink (not following it).
+    pub fn is_symlink_at(dirfd: &OwnedFd, name: &str) -> io::Result<bool> {
+        match rustix::fs::statat(dirfd, name, rustix::fs::AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(meta) => {
+                Ok(rustix::fs::FileType::from_raw_mode(meta.st_mode)
+                    == rustix::fs::FileType::Symlink)
+            }
+            Err(rustix::io::Errno::NOENT) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Error for a symlinked file, as `open_file` reports it.
+    #[must_use]
+    pub fn refused(rel: &str) -> io::Error {
+        symlink_error(&Root::display(rel))
+    }
+}

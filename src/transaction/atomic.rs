@@ -5,85 +5,130 @@
 //! `/etc/sysctl.d/90-netprofile.conf` could point anywhere, so it is refused, not followed.
 //! Also writes sysctl values, which are not regular files (no temp file, no rename).
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::File;
 use std::io::{ErrorKind, Write};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-use std::path::Path;
+use std::os::fd::OwnedFd;
+
+use rustix::fs::{AtFlags, Mode, OFlags};
 
 use crate::error::{Error, Result};
 use crate::system::root::Root;
+use crate::system::root::beneath;
+
+/// The temporary name a write goes through: `.NAME.netprofile-PID` next to the target.
+#[must_use]
+pub fn temp_name(name: &str) -> String {
+    format!(".{name}.netprofile-{}", std::process::id())
+}
+
+/// Whether `name` is a temporary file of `temp_name`'s shape (any pid).
+#[must_use]
+pub fn is_temp_name(name: &str) -> bool {
+    name.starts_with('.')
+        && name.rsplit_once(".netprofile-").is_some_and(|(head, pid)| {
+            head.len() > 1 && !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit())
+        })
+}
 
 /// Refuses a path if it, or any folder between the root and it, is a symlink.
 pub fn refuse_symlinks(root: &Root, rel: &str) -> Result<()> {
-    let mut path = root.base().to_path_buf();
-    for part in rel.trim_start_matches('/').split('/') {
-        path.push(part);
-        match fs::symlink_metadata(&path) {
-            Ok(meta) if meta.file_type().is_symlink() => {
-                return Err(Error::write(
-                    &path,
-                    std::io::Error::other(
-                        "is a symlink; netprofile never writes through a symlink. Replace it \
-                         with a regular file or folder",
-                    ),
-                ));
+    let path = root.path(rel);
+    let (dir, name) = beneath::split(rel).map_err(|e| Error::write(&path, e))?;
+    match beneath::open_dir(root, dir, false) {
+        Ok(fd) => {
+            if beneath::is_symlink_at(&fd, name).map_err(|e| Error::read(&path, e))? {
+                return Err(Error::write(&path, beneath::refused(rel)));
             }
-            Ok(_) => {}
-            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
-            Err(e) => return Err(Error::read(&path, e)),
+            Ok(())
         }
-    }
-    Ok(())
-}
-
-fn sync_dir(dir: &Path) -> Result<()> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| Error::write(dir, e))
-}
-
-/// Atomically replaces `rel` with `content` and the given mode, creating folders as needed.
-pub fn write_file(root: &Root, rel: &str, content: &str, mode: u32) -> Result<()> {
-    refuse_symlinks(root, rel)?;
-    let path = root.path(rel);
-    let dir = path
-        .parent()
-        .ok_or_else(|| Error::write(&path, std::io::Error::other("has no parent folder")))?;
-    fs::create_dir_all(dir).map_err(|e| Error::write(dir, e))?;
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.netprofile-{}", std::process::id()));
-    let result = (|| {
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(mode)
-            .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
-            .open(&tmp)?;
-        // create_new honours the umask; set the mode exactly.
-        file.set_permissions(fs::Permissions::from_mode(mode))?;
-        file.write_all(content.as_bytes())?;
-        file.sync_all()?;
-        fs::rename(&tmp, &path)
-    })();
-    if let Err(e) = result {
-        let _ = fs::remove_file(&tmp);
-        return Err(Error::write(&path, e));
-    }
-    sync_dir(dir)
-}
-
-/// Removes `rel` if it exists (and syncs its folder).
-pub fn remove_file(root: &Root, rel: &str) -> Result<()> {
-    refuse_symlinks(root, rel)?;
-    let path = root.path(rel);
-    match fs::remove_file(&path) {
-        Ok(()) => path.parent().map_or(Ok(()), sync_dir),
         Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
         Err(e) => Err(Error::write(&path, e)),
     }
+}
+
+fn sync_dir(dirfd: &OwnedFd, rel: &str) -> Result<()> {
+    rustix::fs::fsync(dirfd).map_err(|e| Error::write(Root::display(rel), e.into()))
+}
+
+/// Atomically replaces `rel` with `content` and the given mode, creating folders as needed
+/// (0755, or 0700 for netprofile's state; see `beneath::dir_mode`). Every folder and the file
+/// are opened relative to the folder before them with O_NOFOLLOW: a symlink anywhere is refused.
+pub fn write_file(root: &Root, rel: &str, content: &str, mode: u32) -> Result<()> {
+    let path = root.path(rel);
+    let (dir, name) = beneath::split(rel).map_err(|e| Error::write(&path, e))?;
+    let dirfd = beneath::open_dir(root, dir, true).map_err(|e| Error::write(&path, e))?;
+    if beneath::is_symlink_at(&dirfd, name).map_err(|e| Error::read(&path, e))? {
+        return Err(Error::write(&path, beneath::refused(rel)));
+    }
+    let tmp = temp_name(name);
+    let result = (|| -> std::io::Result<()> {
+        let fd = rustix::fs::openat(
+            &dirfd,
+            tmp.as_str(),
+            OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::from_raw_mode(mode),
+        )?;
+        // O_CREAT honours the umask; set the mode exactly.
+        rustix::fs::fchmod(&fd, Mode::from_raw_mode(mode))?;
+        let mut file = File::from(fd);
+        file.write_all(content.as_bytes())?;
+        file.sync_all()?;
+        rustix::fs::renameat(&dirfd, tmp.as_str(), &dirfd, name)?;
+        Ok(())
+    })();
+    if let Err(e) = result {
+        let _ = rustix::fs::unlinkat(&dirfd, tmp.as_str(), AtFlags::empty());
+        return Err(Error::write(&path, e));
+    }
+    sync_dir(&dirfd, dir)
+}
+
+/// Removes `rel` if it exists (and syncs its folder), never through a symlinked folder.
+pub fn remove_file(root: &Root, rel: &str) -> Result<()> {
+    let path = root.path(rel);
+    let (dir, name) = beneath::split(rel).map_err(|e| Error::write(&path, e))?;
+    let dirfd = match beneath::open_dir(root, dir, false) {
+        Ok(fd) => fd,
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(Error::write(&path, e)),
+    };
+    if beneath::is_symlink_at(&dirfd, name).map_err(|e| Error::read(&path, e))? {
+        return Err(Error::write(&path, beneath::refused(rel)));
+    }
+    match rustix::fs::unlinkat(&dirfd, name, AtFlags::empty()) {
+        Ok(()) => sync_dir(&dirfd, dir),
+        Err(rustix::io::Errno::NOENT) => Ok(()),
+        Err(e) => Err(Error::write(&path, e.into())),
+    }
+}
+
+/// Removes the `.NAME.netprofile-PID` temp files a killed run left in `rel_dir`. Called by a
+/// writer holding the lock, so no live netprofile is writing one. Returns how many it removed.
+pub fn remove_leftovers(root: &Root, rel_dir: &str) -> Result<usize> {
+    let dirfd = match beneath::open_dir(root, rel_dir, false) {
+        Ok(fd) => fd,
+        Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::NotADirectory) => {
+            return Ok(0);
+        }
+        Err(e) => return Err(Error::read(root.path(rel_dir), e)),
+    };
+    let mut dir = rustix::fs::Dir::read_from(&dirfd)
+        .map_err(|e| Error::read(root.path(rel_dir), e.into()))?;
+    let mut stale = Vec::new();
+    while let Some(entry) = dir.read() {
+        let Ok(entry) = entry else { break };
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if is_temp_name(&name) {
+            stale.push(name);
+        }
+    }
+    for name in &stale {
+        let _ = rustix::fs::unlinkat(&dirfd, name.as_str(), AtFlags::empty());
+    }
+    if !stale.is_empty() {
+        sync_dir(&dirfd, rel_dir)?;
+    }
+    Ok(stale.len())
 }
 
 /// Writes `content` (or the file's removal, for `None`) with the mode for its location:
@@ -103,32 +148,28 @@ pub fn put(root: &Root, rel: &str, content: Option<&str>) -> Result<()> {
 }
 
 /// Writes a sysctl value. An empty value is written as "\n": a zero-byte write never reaches
-/// the kernel's handler, so it would silently leave the old value in place.
+/// the kernel's handler, so it would silently leave the old value in place. The key's file is
+/// opened below `proc/sys` without following any symlink.
 pub fn write_sysctl(root: &Root, rel: &str, value: &str) -> Result<()> {
     let path = root.path(rel);
-    let mut file = OpenOptions::new()
-        .write(true)
-        .open(&path)
-        .map_err(|e| Error::write(&path, e))?;
+    let fd =
+        beneath::open_file(root, rel, OFlags::WRONLY, 0).map_err(|e| Error::write(&path, e))?;
+    let procfs = beneath::is_procfs(&fd);
+    let mut file = File::from(fd);
     // On a temporary root the "kernel file" is a regular file: replace its content. On procfs
     // the one write() below goes to the kernel's handler, which takes the whole value.
-    if !is_procfs(&path) {
+    if !procfs {
         file.set_len(0).map_err(|e| Error::write(&path, e))?;
     }
     file.write_all(format!("{value}\n").as_bytes())
         .map_err(|e| Error::write(&path, e))
 }
 
-/// Whether a path lives on procfs (where files report size 0 and must not be truncated).
-fn is_procfs(path: &Path) -> bool {
-    rustix::fs::statfs(path)
-        .map(|s| s.f_type == 0x9fa0)
-        .unwrap_or(false)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
+    use std::os::unix::fs::PermissionsExt;
 
     #[test]
     fn atomic_write_sets_mode_and_replaces() {

@@ -10,6 +10,7 @@
 pub mod atomic;
 pub mod fault;
 pub mod state;
+pub mod verify;
 
 use std::fmt::Write as _;
 
@@ -123,9 +124,47 @@ pub fn execute(root: &Root, number: u64, changes: &[Change]) -> Result<()> {
 
 /// Records `generation` and closes the journal: the commit point of a transaction.
 pub fn commit(root: &Root, generation: &Generation) -> Result<()> {
+    if fault::fail("generation") {
+        return Err(Error::State(format!(
+            "recording generation {}: fault injected at generation",
+            generation.number
+        )));
+    }
     state::write_generation(root, generation)?;
     fault::point("generation");
-    state::close_journal(root)
+    // Once the generation is recorded the transaction has committed: a journal that cannot be
+    // removed now is closed by the next writer (`recover` finds its generation).
+    let _ = state::close_journal(root);
+    Ok(())
+}
+
+/// Runs `generation.changes` as one transaction and records `generation` as its commit point.
+/// Any failure after the first change, the commit included (generations folder read-only,
+/// ENOSPC, EROFS), undoes every change and returns `ApplyFailed` (exit 3) listing what was
+/// restored, or `RollbackFailed` (exit 4): never "nothing touched" with changes in place.
+pub fn run(root: &Root, generation: &Generation) -> Result<()> {
+    execute(root, generation.number, &generation.changes)?;
+    let Err(error) = commit(root, generation) else {
+        return Ok(());
+    };
+    let (lines, ok) = undo(root, &generation.changes);
+    let mut message = format!("{error}\n");
+    if ok {
+        let _ = writeln!(
+            message,
+            "every change was rolled back; the system is as before:"
+        );
+        message.push_str(&lines.join("\n"));
+        let _ = state::close_journal(root);
+        return Err(Error::ApplyFailed { message });
+    }
+    let _ = writeln!(
+        message,
+        "rolling back failed too; the state of each change (the journal {} is kept):",
+        Root::display(state::JOURNAL)
+    );
+    message.push_str(&lines.join("\n"));
+    Err(Error::RollbackFailed { message })
 }
 
 /// Finds an open journal and restores the state before it. Returns what it did, for the user.
@@ -164,7 +203,9 @@ pub fn recover(root: &Root) -> Result<Option<String>> {
         "interrupted run started {} restored",
         journal.started
     ));
-    state::write_generation(root, &generation)?;
+    // The record is for history only; the restore is done. A generations folder that cannot
+    // be written must not stop the command that found the journal from doing its own job.
+    let _ = state::write_generation(root, &generation);
     state::close_journal(root)?;
     Ok(Some(format!(
         "an interrupted run (generation {}, started {}) was found and everything it touched \

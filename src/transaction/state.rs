@@ -3,16 +3,15 @@
 //! `--confirm` (`run/netprofile/pending.json`). Files are written through atomic.rs (atomic,
 //! mode 0600). Records carry a timestamp and a sha256 checksum of their changes.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{Read, Seek, Write};
-use std::os::unix::fs::OpenOptionsExt;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
-use crate::system::read_optional;
-use crate::system::root::Root;
+use crate::profile::keys::KeyName;
+use crate::system::root::{Root, beneath};
 use crate::transaction::atomic;
 
 /// One thing a transaction changes: a sysctl key or a file, with its value before and after.
@@ -39,6 +38,32 @@ impl Change {
         match self {
             Change::Sysctl { key, .. } => key.clone(),
             Change::File { path, .. } => Root::display(path),
+        }
+    }
+
+    /// Refuses a change netprofile would never make: a key that is not a plain name under
+    /// proc/sys, or a file other than the drop-ins netprofile manages. A journal or generation
+    /// that names anything else was not written by netprofile and is not acted on.
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        match self {
+            Change::Sysctl { key, .. } => KeyName::parse(key)
+                .map(|_| ())
+                .map_err(|e| format!("key {key:?}: {e}")),
+            Change::File { path, .. } => {
+                if [
+                    Root::sysctl_dropin(),
+                    Root::limits_dropin(),
+                    Root::systemd_dropin(),
+                ]
+                .contains(path)
+                {
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "file {path:?} is not one of the drop-ins netprofile manages"
+                    ))
+                }
+            }
         }
     }
 
@@ -112,6 +137,8 @@ pub enum Outcome {
     Failed,
     /// An interrupted transaction, restored by a later run.
     Recovered,
+    /// Applied, then undone by `netprofile rollback`: no longer in effect.
+    RolledBack,
 }
 
 /// One entry of `netprofile history`.
@@ -124,6 +151,10 @@ pub struct Generation {
     pub profile: Option<ProfileRef>,
     /// For a rollback: the generation whose state before it was restored.
     pub rollback_of: Option<u64>,
+    /// For a `confirm`: the pending generation it kept. Recording this generation is the
+    /// commit point of the confirmation (the files and the keep decision together).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confirms: Option<u64>,
     pub changes: Vec<Change>,
     pub outcome: Outcome,
     pub message: Option<String>,
@@ -142,6 +173,7 @@ impl Generation {
             op: op.to_string(),
             profile,
             rollback_of: None,
+            confirms: None,
             checksum: checksum(&changes),
             changes,
             outcome: Outcome::Applied,
@@ -172,15 +204,80 @@ fn parse<T: for<'de> Deserialize<'de>>(root: &Root, rel: &str, text: &str) -> Re
     })
 }
 
+/// Reads one of netprofile's own state files, trusting it only when it is ours: a regular file
+/// (never through a symlink), owned by the user running netprofile (root), writable by no one
+/// else, in a folder with the same properties. Anything else is refused with what to do.
+pub fn read_state(root: &Root, rel: &str) -> Result<Option<String>> {
+    let path = root.path(rel);
+    let (dir, _) = beneath::split(rel).map_err(|e| Error::read(&path, e))?;
+    let dirfd = match beneath::open_dir(root, dir, false) {
+        Ok(fd) => fd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::read(&path, e)),
+    };
+    trusted(&dirfd, dir)?;
+    let fd = match beneath::open_file(
+        root,
+        rel,
+        rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::NONBLOCK,
+        0,
+    ) {
+        Ok(fd) => fd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::read(&path, e)),
+    };
+    trusted(&fd, rel)?;
+    crate::profile::read_bounded(File::from(fd), crate::system::MAX_READ)
+        .map(Some)
+        .map_err(|e| Error::read(&path, e))
+}
+
+/// Refuses a state file or folder not owned by the running user or writable by group/others.
+fn trusted(fd: &std::os::fd::OwnedFd, rel: &str) -> Result<()> {
+    let meta = rustix::fs::fstat(fd).map_err(|e| Error::read(Root::display(rel), e.into()))?;
+    let euid = rustix::process::geteuid().as_raw();
+    let shown = Root::display(rel);
+    if meta.st_uid != euid {
+        return Err(Error::State(format!(
+            "refusing {shown}: it is owned by uid {}, not by uid {euid} that runs netprofile, so \
+             it may not be netprofile's. Inspect it and remove it (or chown it) to continue; \
+             nothing was changed",
+            meta.st_uid
+        )));
+    }
+    if meta.st_mode & 0o022 != 0 {
+        return Err(Error::State(format!(
+            "refusing {shown}: group or others can write it (mode {:o}), so anyone could have \
+             planted it. Inspect it, then `chmod go-w` it to continue; nothing was changed",
+            meta.st_mode & 0o7777
+        )));
+    }
+    Ok(())
+}
+
+fn validate_all(root: &Root, rel: &str, changes: &[Change]) -> Result<()> {
+    for change in changes {
+        change.validate().map_err(|why| {
+            Error::State(format!(
+                "refusing {}: {why}; netprofile did not write this. Move it aside to \
+                 continue; nothing was changed",
+                root.path(rel).display()
+            ))
+        })?;
+    }
+    Ok(())
+}
+
 pub fn write_journal(root: &Root, journal: &Journal) -> Result<()> {
     atomic::write_file(root, JOURNAL, &to_json(journal), 0o600)
 }
 
 pub fn read_journal(root: &Root) -> Result<Option<Journal>> {
-    let Some(text) = read_optional(root, JOURNAL)? else {
+    let Some(text) = read_state(root, JOURNAL)? else {
         return Ok(None);
     };
     let journal: Journal = parse(root, JOURNAL, &text)?;
+    validate_all(root, JOURNAL, &journal.changes)?;
     if journal.checksum != checksum(&journal.changes) {
         return Err(Error::State(format!(
             "{} fails its checksum; it was edited or damaged. Move it aside to continue",
@@ -205,9 +302,12 @@ pub fn write_generation(root: &Root, generation: &Generation) -> Result<()> {
 
 pub fn read_generation(root: &Root, number: u64) -> Result<Option<Generation>> {
     let rel = generation_rel(number);
-    read_optional(root, &rel)?
-        .map(|text| parse(root, &rel, &text))
-        .transpose()
+    let Some(text) = read_state(root, &rel)? else {
+        return Ok(None);
+    };
+    let generation: Generation = parse(root, &rel, &text)?;
+    validate_all(root, &rel, &generation.changes)?;
+    Ok(Some(generation))
 }
 
 /// All generations, oldest first.
@@ -234,6 +334,33 @@ pub fn generations(root: &Root) -> Result<Vec<Generation>> {
     Ok(out)
 }
 
+/// The generations whose changes are in place now: an `apply` or `confirm` that committed
+/// (applied, or pending its confirmation) and that no later `rollback` or `revert` undid. A
+/// rollback of N undoes every generation from N up to itself, so this is decided from the
+/// commit records alone, newest first, in one pass.
+#[must_use]
+pub fn in_effect(all: &[Generation]) -> Vec<u64> {
+    let mut undone_from = u64::MAX;
+    let mut out = Vec::new();
+    for g in all.iter().rev() {
+        if matches!(g.op.as_str(), "rollback" | "revert")
+            && g.outcome == Outcome::Applied
+            && let Some(of) = g.rollback_of
+        {
+            undone_from = undone_from.min(of);
+            continue;
+        }
+        if matches!(g.op.as_str(), "apply" | "confirm")
+            && matches!(g.outcome, Outcome::Applied | Outcome::Pending)
+            && g.number < undone_from
+        {
+            out.push(g.number);
+        }
+    }
+    out.reverse();
+    out
+}
+
 pub fn next_generation(root: &Root) -> Result<u64> {
     Ok(generations(root)?.last().map_or(1, |g| g.number + 1))
 }
@@ -255,9 +382,12 @@ pub fn write_pending(root: &Root, pending: &Pending) -> Result<()> {
 }
 
 pub fn read_pending(root: &Root) -> Result<Option<Pending>> {
-    read_optional(root, PENDING)?
-        .map(|text| parse(root, PENDING, &text))
-        .transpose()
+    let Some(text) = read_state(root, PENDING)? else {
+        return Ok(None);
+    };
+    let pending: Pending = parse(root, PENDING, &text)?;
+    validate_all(root, PENDING, &pending.files)?;
+    Ok(Some(pending))
 }
 
 pub fn clear_pending(root: &Root) -> Result<()> {
@@ -281,17 +411,22 @@ pub struct Lock {
 impl Lock {
     pub fn take(root: &Root) -> Result<Lock> {
         let path = root.path(Root::LOCK);
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| Error::write(dir, e))?;
+        // Opened below the root without following symlinks: a planted
+        // `run/netprofile.lock -> /etc/shadow` must not be truncated.
+        let fd = beneath::open_file(
+            root,
+            Root::LOCK,
+            rustix::fs::OFlags::RDWR | rustix::fs::OFlags::CREATE | rustix::fs::OFlags::NONBLOCK,
+            0o600,
+        )
+        .map_err(|e| Error::write(&path, e))?;
+        let mut file = File::from(fd);
+        if !file.metadata().is_ok_and(|m| m.is_file()) {
+            return Err(Error::write(
+                &path,
+                std::io::Error::other("is not a regular file; remove it to continue"),
+            ));
         }
-        let mut file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .open(&path)
-            .map_err(|e| Error::write(&path, e))?;
         match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
             Ok(()) => {}
             Err(rustix::io::Errno::WOULDBLOCK) => {

@@ -1,0 +1,152 @@
+//! "What is written re-parses to the plan": before a drop-in is written, it is read back by the
+//! same parsers `diff` uses (system/sysctld.rs, system/limits.rs, the systemd manager reader),
+//! and it must mean exactly what the profile asks for: the same keys and values in the same
+//! order, the same limits, nothing else. A profile text that smuggles a line in (a name or value
+//! with a newline) or a character a reader treats differently (CR, NUL) is refused before
+//! anything changes. Pure: never performs I/O.
+
+use crate::error::{Error, Result};
+use crate::plan::Plan;
+use crate::profile::Profile;
+use crate::profile::dropin;
+use crate::profile::value;
+use crate::system::limits::{self, Kind};
+use crate::system::root::Root;
+use crate::system::sysctld;
+
+/// The lines of a drop-in that are not blank and not comments.
+fn meaningful(text: &str) -> Vec<&str> {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#') && !l.starts_with(';'))
+        .collect()
+}
+
+fn refuse(rel: &str, why: &str) -> Error {
+    Error::Usage(format!(
+        "refusing to write {}: {why}; the profile must not put line breaks or control \
+         characters into names or values. Nothing was changed",
+        Root::display(rel)
+    ))
+}
+
+/// What a sysctl.d drop-in must mean: `(key, value)` in the order written.
+#[must_use]
+pub fn sysctl_expected(plan: &Plan) -> Vec<(String, String)> {
+    plan.sysctl
+        .iter()
+        .filter_map(|r| Some((r.key.to_string(), value::normalise(r.target.as_ref()?))))
+        .collect()
+}
+
+/// Checks that `text`, written at `rel`, means exactly `expected` to the reader `diff` uses.
+pub fn check_sysctl(rel: &str, text: &str, expected: &[(String, String)]) -> Result<()> {
+    check_chars(rel, text)?;
+    let read: Vec<(String, String)> = sysctld::parse(text, rel)
+        .into_iter()
+        .map(|a| (a.key, a.value))
+        .collect();
+    if read != expected || meaningful(text).len() != expected.len() {
+        return Err(refuse(
+            rel,
+            "read back with systemd-sysctl's rules it would set other keys or values than the plan",
+        ));
+    }
+    Ok(())
+}
+
+/// What a limits.d drop-in must mean: `(domain, kind, item, value)` lines.
+#[must_use]
+pub fn limits_expected(profile: &Profile) -> Vec<(String, Kind, String, String)> {
+    let mut out = Vec::new();
+    for limit in &profile.limits {
+        let domain = limit.domain.to_string();
+        let item = limit.item.as_str().to_string();
+        match (limit.soft, limit.hard) {
+            (Some(s), Some(h)) if s == h => {
+                out.push((domain, Kind::Both, item, s.to_string()));
+            }
+            (soft, hard) => {
+                if let Some(s) = soft {
+                    out.push((domain.clone(), Kind::Soft, item.clone(), s.to_string()));
+                }
+                if let Some(h) = hard {
+                    out.push((domain, Kind::Hard, item, h.to_string()));
+                }
+            }
+        }
+    }
+    out
+}
+
+pub fn check_limits(
+    rel: &str,
+    text: &str,
+    expected: &[(String, Kind, String, String)],
+) -> Result<()> {
+    check_chars(rel, text)?;
+    let read: Vec<(String, Kind, String, String)> = limits::parse(text, rel)
+        .into_iter()
+        .map(|e| {
+            (
+                e.domain,
+                e.kind,
+                e.item.as_str().to_string(),
+                e.value.to_string(),
+            )
+        })
+        .collect();
+    if read != expected || meaningful(text).len() != expected.len() {
+        return Err(refuse(
+            rel,
+            "read back with pam_limits' rules it would set other limits than the plan",
+        ));
+    }
+    Ok(())
+}
+
+pub fn check_systemd(rel: &str, text: &str, expected: Option<&str>) -> Result<()> {
+    check_chars(rel, text)?;
+    let want: Vec<String> = expected
+        .map(|v| vec!["[Manager]".to_string(), format!("DefaultLimitNOFILE={v}")])
+        .unwrap_or_default();
+    if meaningful(text) != want {
+        return Err(refuse(
+            rel,
+            "it would hold other systemd settings than DefaultLimitNOFILE",
+        ));
+    }
+    Ok(())
+}
+
+/// No CR, NUL or other control character but newline and tab: readers disagree about them.
+fn check_chars(rel: &str, text: &str) -> Result<()> {
+    if text
+        .chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\t')
+    {
+        return Err(refuse(rel, "it would contain a control character"));
+    }
+    Ok(())
+}
+
+/// Checks every drop-in a plan writes. Called before the first change.
+pub fn check_plan(profile: &Profile, plan: &Plan) -> Result<()> {
+    for file in &plan.files {
+        let Some(text) = &file.new else { continue };
+        if file.rel == Root::sysctl_dropin() {
+            check_sysctl(&file.rel, text, &sysctl_expected(plan))?;
+        } else if file.rel == Root::limits_dropin() {
+            check_limits(&file.rel, text, &limits_expected(profile))?;
+        } else if file.rel == Root::systemd_dropin() {
+            let value = profile
+                .systemd_nofile
+                .as_ref()
+                .map(|(pair, _)| dropin::nofile_value(*pair));
+            check_systemd(&file.rel, text, value.as_deref())?;
+        } else {
+            return Err(refuse(&file.rel, "it is not a file netprofile manages"));
+        }
+    }
+    Ok(())
+}
