@@ -78,7 +78,7 @@ fn apply_sets_values_writes_files_and_records_a_generation() {
     assert!(out.stdout.starts_with("   1  "), "{}", out.stdout);
     assert!(
         out.stdout
-            .contains("  apply           applied     t t.toml sha256:"),
+            .contains("  apply           applied (in effect)  t t.toml sha256:"),
         "{}",
         out.stdout
     );

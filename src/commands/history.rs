@@ -22,6 +22,7 @@ pub fn history(config: &Config) -> Result<Output> {
             stderr: Vec::new(),
         });
     }
+    let in_effect = crate::transaction::state::in_effect(&all);
     let mut out = String::new();
     for g in &all {
         let profile = g.profile.as_ref().map_or_else(
@@ -52,7 +53,12 @@ pub fn history(config: &Config) -> Result<Output> {
             serde_json::to_value(g.outcome)
                 .ok()
                 .and_then(|v| v.as_str().map(String::from))
-                .unwrap_or_default(),
+                .unwrap_or_default()
+                + if in_effect.contains(&g.number) {
+                    " (in effect)"
+                } else {
+                    ""
+                },
             profile,
             if what.is_empty() {
                 "(no changes)".to_string()

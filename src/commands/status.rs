@@ -82,6 +82,17 @@ pub fn status(config: &Config) -> Result<Output> {
                 .div_ceil(1000)
         ));
     }
+    let in_effect = crate::transaction::state::in_effect(&all);
+    out.push_str(&if in_effect.is_empty() {
+        "in effect: no generation\n".to_string()
+    } else {
+        let list: Vec<String> = in_effect.iter().map(u64::to_string).collect();
+        format!(
+            "in effect: generation{} {}\n",
+            if list.len() == 1 { "" } else { "s" },
+            list.join(", ")
+        )
+    });
     out.push_str(&format!(
         "{} managed key{}, {drifted} drifted, {} generation{}\n",
         rows.len(),
