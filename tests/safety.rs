@@ -186,23 +186,19 @@ fn rollback_after_confirm_restores_keys_and_files_and_a_second_one_changes_nothi
 // 3. State is trusted only when it is ours.
 
 fn planted_journal(path: &str) -> String {
-    let changes = serde_json::json!([{
-        "kind": "file", "path": path, "before": "pwned ALL=(ALL) NOPASSWD: ALL\n", "after": null
-    }]);
-    let checksum = {
-        use std::fmt::Write as _;
-        let bytes = serde_json::to_vec(&changes).unwrap();
-        let digest = sha256(&bytes);
-        digest.iter().fold(String::new(), |mut s, b| {
-            let _ = write!(s, "{b:02x}");
-            s
-        })
-    };
-    serde_json::to_string(&serde_json::json!({
-        "generation": 1, "started": "2026-01-01T00:00:00Z", "changes": changes,
-        "checksum": checksum,
-    }))
-    .unwrap()
+    // Serialised exactly as netprofile serialises a change, so the checksum matches: only
+    // ownership, mode and the path itself can make netprofile refuse it.
+    let changes = format!(
+        "[{{\"kind\":\"file\",\"path\":{},\"before\":\"pwned ALL=(ALL) NOPASSWD: ALL\\n\",\"after\":null}}]",
+        serde_json::to_string(path).unwrap()
+    );
+    let checksum: String = sha256(changes.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!(
+        "{{\"generation\":1,\"started\":\"2026-01-01T00:00:00Z\",\"changes\":{changes},\"checksum\":\"{checksum}\"}}"
+    )
 }
 
 /// sha256 through the coreutils tool (the tests have no hashing crate).

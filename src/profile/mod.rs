@@ -227,6 +227,39 @@ pub fn load(reference: &str) -> Result<Profile> {
     }
 }
 
+/// Parses and validates one profile text on its own (no `extends` followed: a text that has
+/// some is refused). For the fuzz targets and property tests, which must not touch files;
+/// `load` is the way in for users.
+pub fn from_text(text: &str, display: &str) -> Result<Profile> {
+    let raw = parse_toml(text, display)?;
+    if let Some(meta) = &raw.profile {
+        if let Some(name) = meta.name.as_deref()
+            && !valid_name(name)
+        {
+            return Err(Error::Usage(format!(
+                "{display}: [profile] name {name:?} is not allowed"
+            )));
+        }
+        if !meta.extends.is_empty() {
+            return Err(Error::Usage(format!(
+                "{display}: extends is not followed here"
+            )));
+        }
+    }
+    let mut problems = Vec::new();
+    let layer = convert(raw, text, display, &mut problems);
+    if !problems.is_empty() {
+        return Err(Error::Invalid(problems));
+    }
+    let profile = merge(vec![layer]);
+    let problems = cross_checks(&profile);
+    if problems.is_empty() {
+        Ok(profile)
+    } else {
+        Err(Error::Invalid(problems))
+    }
+}
+
 /// One parsed file, before merging.
 struct Layer {
     name: Option<String>,

@@ -150,3 +150,53 @@ pub fn check_plan(profile: &Profile, plan: &Plan) -> Result<()> {
     }
     Ok(())
 }
+
+/// Renders the drop-ins of `profile` (with `values` as the sysctl keys to persist) and checks
+/// that each re-parses to what was asked. The "written file re-parses to the plan" property,
+/// for fuzzing and property tests without a live system.
+pub fn check_rendered(profile: &Profile, values: &[(String, String)]) -> Result<()> {
+    if let Some(text) = dropin::sysctl(profile, values) {
+        let expected: Vec<(String, String)> = values
+            .iter()
+            .map(|(k, v)| (k.clone(), value::normalise(v)))
+            .collect();
+        check_sysctl(&Root::sysctl_dropin(), &text, &expected)?;
+    }
+    if let Some(text) = dropin::limits(profile, &profile.limits) {
+        check_limits(&Root::limits_dropin(), &text, &limits_expected(profile))?;
+    }
+    if let Some(text) = dropin::systemd(profile) {
+        let value = profile
+            .systemd_nofile
+            .as_ref()
+            .map(|(pair, _)| dropin::nofile_value(*pair));
+        check_systemd(&Root::systemd_dropin(), &text, value.as_deref())?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_injected_line_is_caught_by_the_reparse() {
+        let expected = vec![("net.core.somaxconn".to_string(), "1024".to_string())];
+        let rel = Root::sysctl_dropin();
+        assert!(check_sysctl(&rel, "# x\nnet.core.somaxconn = 1024\n", &expected).is_ok());
+        let smuggled = "# x\nnet.core.somaxconn = 1024\nkernel.core_pattern = |/tmp/pwn\n";
+        assert!(check_sysctl(&rel, smuggled, &expected).is_err());
+        assert!(check_sysctl(&rel, "# x\r\nnet.core.somaxconn = 1024\n", &expected).is_err());
+        let rel = Root::limits_dropin();
+        let want = vec![(
+            "*".to_string(),
+            Kind::Both,
+            "nofile".to_string(),
+            "65536".to_string(),
+        )];
+        assert!(check_limits(&rel, "*  -  nofile  65536\n", &want).is_ok());
+        assert!(check_limits(&rel, "*  -  nofile  65536\n*  hard  nofile  0\n", &want).is_err());
+        assert!(check_systemd("x", "[Manager]\nDefaultLimitNOFILE=5\n", Some("5")).is_ok());
+        assert!(check_systemd("x", "[Manager]\nDefaultLimitNOFILE=5\nX=1\n", Some("5")).is_err());
+    }
+}
