@@ -56,12 +56,23 @@ pub(super) fn summary(changes: &[Change]) -> String {
         .iter()
         .filter(|c| matches!(c, Change::Sysctl { .. }))
         .count();
-    let files = changes.len() - keys;
-    format!(
+    let processes = changes
+        .iter()
+        .filter(|c| matches!(c, Change::Rlimit { .. }))
+        .count();
+    let files = changes.len() - keys - processes;
+    let mut text = format!(
         "{keys} key{} set, {files} file{} written",
         if keys == 1 { "" } else { "s" },
         if files == 1 { "" } else { "s" }
-    )
+    );
+    if processes > 0 {
+        text.push_str(&format!(
+            ", {processes} process{} limits changed",
+            if processes == 1 { "'s" } else { "es'" }
+        ));
+    }
+    text
 }
 
 pub struct ApplyOptions {
@@ -70,6 +81,8 @@ pub struct ApplyOptions {
     pub no_persist: bool,
     /// Run the connection test before and after, print the gain, keep both reports.
     pub verify: bool,
+    /// `--running PATTERN`: raise these running processes' open-files limits (prlimit).
+    pub running: Vec<String>,
 }
 
 /// The test `apply --verify` runs on both sides: the seed's pattern over loopback, bounded.
@@ -125,6 +138,7 @@ pub fn apply(config: &Config, reference: &str, opts: &ApplyOptions) -> Result<Ou
         .collect();
     // Files are written now, at `confirm` (deferred), or not at all (--no-persist).
     let mut changes = key_changes(&live, &plan);
+    let running = super::running::running_changes(root, &profile, &live, &plan, &opts.running)?;
     let files = if opts.no_persist {
         Vec::new()
     } else {
@@ -136,6 +150,8 @@ pub fn apply(config: &Config, reference: &str, opts: &ApplyOptions) -> Result<Ou
         changes.extend(files);
         Vec::new()
     };
+    // Processes last: on the real root fs.nr_open is raised before them.
+    changes.extend(running);
     if opts.no_persist && (!plan.limits.is_empty() || !plan.systemd.is_empty()) {
         stderr.push(
             "warning: limits and systemd settings live only in files; with --no-persist they \
@@ -168,6 +184,7 @@ pub fn apply(config: &Config, reference: &str, opts: &ApplyOptions) -> Result<Ou
         Some(profile_ref(&profile)),
         changes.clone(),
     );
+    generation.pending = super::running::pending_keys(&plan);
     if let Err(e) = transaction::execute(root, number, &changes) {
         if matches!(e, Error::ApplyFailed { .. }) {
             generation.outcome = Outcome::Failed;
@@ -211,6 +228,9 @@ pub fn apply(config: &Config, reference: &str, opts: &ApplyOptions) -> Result<Ou
     } else {
         transaction::commit(root, &generation)?;
         let _ = writeln!(stdout, "applied generation {number}: {}", summary(&changes));
+    }
+    if !config.json && !config.quiet {
+        stdout.push_str(&super::running::old_limits_section(root)?);
     }
     if config.json {
         stdout = serde_json::to_string_pretty(&serde_json::json!({

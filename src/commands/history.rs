@@ -91,5 +91,8 @@ fn describe(change: &crate::transaction::state::Change) -> String {
                 _ => "rewritten",
             }
         ),
+        crate::transaction::state::Change::Rlimit { before, after, .. } => {
+            format!("{}: {before} -> {after}", change.label())
+        }
     }
 }

@@ -88,5 +88,20 @@ pub(super) fn refresh_before(root: &Root, change: &Change) -> Result<Change> {
             before: live::read_optional(root, path)?,
             after: after.clone(),
         },
+        Change::Rlimit {
+            pid, comm, after, ..
+        } => {
+            // A process that exited (or whose pid now names another) has nothing to restore:
+            // before == after makes the change a no-op that rollback drops.
+            let now = crate::system::processes::kernel_nofile(*pid)
+                .filter(|(name, _)| name == comm)
+                .map_or(*after, |(_, (soft, hard))| state::Nofile { soft, hard });
+            Change::Rlimit {
+                pid: *pid,
+                comm: comm.clone(),
+                before: now,
+                after: *after,
+            }
+        }
     })
 }

@@ -59,6 +59,7 @@ pub fn rollback(config: &Config, target: Option<u64>) -> Result<Output> {
                 crate::profile::value::same(key, before, after)
             }
             Change::File { before, after, .. } => before == after,
+            Change::Rlimit { before, after, .. } => before == after,
         };
         if !same {
             changes.push(fresh);

@@ -82,6 +82,8 @@ pub fn status(config: &Config) -> Result<Output> {
                 .div_ceil(1000)
         ));
     }
+    out.push_str(&super::running::pending_section(root)?);
+    out.push_str(&super::running::old_limits_section(root)?);
     out.push_str(&format!(
         "{} managed key{}, {drifted} drifted, {} generation{}\n",
         rows.len(),

@@ -31,6 +31,42 @@ pub enum Change {
         before: Option<String>,
         after: Option<String>,
     },
+    /// The open-files limits of a running process, set with prlimit(2) (`apply --running`).
+    Rlimit {
+        pid: u32,
+        /// Its name when changed: a different process under the same pid is never touched.
+        comm: String,
+        before: Nofile,
+        after: Nofile,
+    },
+}
+
+/// An open-files limit pair; `u64::MAX` is unlimited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Nofile {
+    pub soft: u64,
+    pub hard: u64,
+}
+
+impl std::fmt::Display for Nofile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let v = |n: u64| {
+            if n == u64::MAX {
+                "unlimited".to_string()
+            } else {
+                n.to_string()
+            }
+        };
+        write!(f, "{}:{}", v(self.soft), v(self.hard))
+    }
+}
+
+/// A key apply could not set because its module was not loaded (plan's `Action::Pending`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingKey {
+    pub key: String,
+    pub value: String,
+    pub module: String,
 }
 
 impl Change {
@@ -39,6 +75,7 @@ impl Change {
         match self {
             Change::Sysctl { key, .. } => key.clone(),
             Change::File { path, .. } => Root::display(path),
+            Change::Rlimit { pid, comm, .. } => format!("nofile of pid {pid} ({comm})"),
         }
     }
 
@@ -57,6 +94,17 @@ impl Change {
                 after,
             } => Change::File {
                 path,
+                before: after,
+                after: before,
+            },
+            Change::Rlimit {
+                pid,
+                comm,
+                before,
+                after,
+            } => Change::Rlimit {
+                pid,
+                comm,
                 before: after,
                 after: before,
             },
@@ -131,6 +179,9 @@ pub struct Generation {
     /// `apply --verify`: the connection-test reports before and after.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verify: Option<serde_json::Value>,
+    /// Keys left pending (module not loaded) after this generation; `apply --pending` sets them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pending: Vec<PendingKey>,
 }
 
 impl Generation {
@@ -147,6 +198,7 @@ impl Generation {
             outcome: Outcome::Applied,
             message: None,
             verify: None,
+            pending: Vec::new(),
         }
     }
 }
