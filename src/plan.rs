@@ -480,7 +480,8 @@ fn service_rows(
                 &service.origin,
                 label,
                 format!(
-                    "hard {} is above fs.nr_open {nr_open}; {unit} would fail to start. Lower                      it, or raise fs.nr_open in [sysctl]",
+                    "hard {} is above fs.nr_open {nr_open}; {unit} would fail to start. Lower \
+                     it, or raise fs.nr_open in [sysctl]",
                     service.nofile.hard
                 ),
             ));
@@ -522,7 +523,8 @@ fn service_warnings(rows: &[ServiceRow]) -> Vec<String> {
             let ours = Root::display(&Root::unit_dropin(&r.unit));
             (src.file != ours).then(|| {
                 format!(
-                    "{}:{} sets LimitNOFILE={} for {} after netprofile's drop-in: that value                      wins, not {}. Remove that line, or rename the file to sort before {}",
+                    "{}:{} sets LimitNOFILE={} for {} after netprofile's drop-in: that value \
+                     wins, not {}. Remove that line, or rename the file to sort before {}",
                     src.file,
                     src.line,
                     r.after.as_deref().unwrap_or_default(),
@@ -543,7 +545,9 @@ fn pending_warnings(profile: &Profile, rows: &[SysctlRow]) -> Vec<String> {
             let module = r.module?;
             (!profile.modules.iter().any(|m| m == module)).then(|| {
                 format!(
-                    "{} is pending: module {module} is not loaded, so the key does not exist yet.                      Add [modules] load = [\"{module}\"] so it loads at boot before                      systemd-sysctl, or run `netprofile apply --pending` after loading it",
+                    "{} is pending: module {module} is not loaded, so the key does not exist yet. \
+                     Add [modules] load = [\"{module}\"] so it loads at boot before \
+                     systemd-sysctl, or run `netprofile apply --pending` after loading it",
                     r.key
                 )
             })

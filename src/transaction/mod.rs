@@ -84,15 +84,19 @@ fn set_nofile(pid: u32, comm: &str, want: state::Nofile) -> Result<()> {
         let old_hard = kernel_nofile(pid).map_or(0, |(_, (_, hard))| hard);
         let why = if e == rustix::io::Errno::PERM && want.hard > old_hard {
             format!(
-                "raising the hard open-files limit from {old_hard} to {} needs                  CAP_SYS_RESOURCE, which this netprofile does not have (prlimit: EPERM). Run                  it with that capability, or restart the process under its new limits",
+                "raising the hard open-files limit from {old_hard} to {} needs \
+                 CAP_SYS_RESOURCE, which this netprofile does not have (prlimit: EPERM). Run \
+                 it with that capability, or restart the process under its new limits",
                 want.hard
             )
         } else if e == rustix::io::Errno::PERM {
-            "prlimit refused (EPERM): changing another user's process needs CAP_SYS_RESOURCE              or the same user"
+            "prlimit refused (EPERM): changing another user's process needs CAP_SYS_RESOURCE \
+             or the same user"
                 .to_string()
         } else if e == rustix::io::Errno::INVAL {
             format!(
-                "prlimit refused {want} (EINVAL): soft above hard, or hard above the kernel's                  fs.nr_open"
+                "prlimit refused {want} (EINVAL): soft above hard, or hard above the kernel's \
+                 fs.nr_open"
             )
         } else {
             format!("prlimit failed: {e}")
