@@ -899,6 +899,15 @@ mod tests {
                 None,
             ),
             (
+                "net.netfilter.nf_conntrack_max",
+                Min(262_144),
+                false,
+                None,
+                Namespace::Initial,
+                Action::Pending,
+                Some("262144"),
+            ),
+            (
                 "fs.file-max",
                 e("2097152"),
                 false,

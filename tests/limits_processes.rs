@@ -196,6 +196,23 @@ fn apply_and_status_list_what_still_runs_with_old_limits() {
         .stdout_has("still running with old open-files limits (soft:hard):\n")
         .stdout_has(line);
     let out = out.then(&["status"]).code(0).stdout_has(line);
+    let out = out.then(&["status", "--json"]).code(0);
+    let doc: serde_json::Value = serde_json::from_str(&out.stdout).expect("json");
+    let old = &doc["processes"]["old_limits"][0];
+    assert_eq!(
+        (
+            &old["pid"],
+            &old["unit"],
+            &old["nofile"]["soft"],
+            &old["fresh_start"]["hard"]
+        ),
+        (
+            &serde_json::json!(4321),
+            &serde_json::json!("web.service"),
+            &serde_json::json!(4096),
+            &serde_json::json!(131_072)
+        )
+    );
     let out = out.then(&["rollback"]).code(0).then(&["status"]).code(0);
     assert!(
         !out.stdout.contains("still running with old"),

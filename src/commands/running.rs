@@ -317,3 +317,32 @@ pub fn pending_section(root: &Root) -> Result<String> {
     }
     Ok(out)
 }
+
+/// The status sections as JSON: pending keys and the listening processes with old limits.
+pub fn status_json(root: &Root) -> Result<serde_json::Value> {
+    let mut pending = Vec::new();
+    for p in current_pending(&state::generations(root)?) {
+        let key = KeyName::parse(&p.key).map_err(Error::State)?;
+        let present = live::read_sysctl_raw(root, &key)?.is_some();
+        pending.push(serde_json::json!({
+            "key": p.key, "value": p.value, "module": p.module, "module_loaded": present,
+        }));
+    }
+    let live = LiveState::read(root, &Profile::default())?;
+    let old: Vec<serde_json::Value> = processes::stale(root, &live)?
+        .iter()
+        .map(|s| {
+            serde_json::json!({
+                "pid": s.process.pid,
+                "comm": s.process.comm,
+                "unit": s.process.unit,
+                "ports": s.process.ports,
+                "nofile": { "soft": s.now.0, "hard": s.now.1 },
+                "fresh_start": { "soft": s.fresh.nofile.0, "hard": s.fresh.nofile.1 },
+                "source": s.fresh.source,
+                "needs": s.fresh.needs,
+            })
+        })
+        .collect();
+    Ok(serde_json::json!({ "pending_keys": pending, "old_limits": old }))
+}

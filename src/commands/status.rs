@@ -47,6 +47,7 @@ pub fn status(config: &Config) -> Result<Output> {
             })),
             "open_journal": root.path(crate::transaction::state::JOURNAL).exists(),
             "generations": all.len(),
+            "processes": super::running::status_json(root)?,
         });
         return Ok(Output {
             code: 0,

@@ -983,6 +983,42 @@ mod tests {
     }
 
     #[test]
+    fn services_and_modules() {
+        let p = parse(
+            "[systemd.services.\"nginx.service\"]\nlimit_nofile = \"1024:65536\"\n\
+             [systemd.services.\"web@1.service\"]\nlimit_nofile = 4096\n\
+             [modules]\nload = [\"nf_conntrack\", \"nf_conntrack\"]\n",
+        )
+        .unwrap();
+        let nginx = &p.services["nginx.service"];
+        assert_eq!(
+            (nginx.nofile.soft, nginx.nofile.hard, nginx.origin.line),
+            (1024, 65536, 2)
+        );
+        assert_eq!(p.services["web@1.service"].nofile.hard, 4096);
+        assert_eq!(p.modules, ["nf_conntrack"]);
+        for (text, want) in [
+            ("[systemd.services.\"a.service\"]\n", "give limit_nofile"),
+            (
+                "[systemd.services.\"a.service\"]\nlimit = 1\n",
+                "unknown field",
+            ),
+            (
+                "[systemd.services.\"a/b.service\"]\nlimit_nofile = 1\n",
+                "valid unit name",
+            ),
+            (
+                "[systemd.services.\"a.socket\"]\nlimit_nofile = 1\n",
+                "not a service unit",
+            ),
+            ("[modules]\nload = [\"\"]\n", "not a module name"),
+        ] {
+            let err = parse(text).expect_err(text).to_string();
+            assert!(err.contains(want), "{text}\n  got: {err}");
+        }
+    }
+
+    #[test]
     fn limits_merge_halves() {
         let p = parse(
             "[[limits]]\ndomain = \"*\"\ntype = \"soft\"\nitem = \"nofile\"\nvalue = 1024\n\
