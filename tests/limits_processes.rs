@@ -440,3 +440,92 @@ fn raising_the_hard_limit_needs_cap_sys_resource_and_says_so() {
         assert_eq!(real_nofile(child.pid), (256, hard));
     }
 }
+
+// ---- systemd itself as the oracle for drop-in precedence ----------------------------------
+
+/// The LimitNOFILE= systemd would apply, from `systemd-analyze --root DIR cat-config`, which
+/// lists a unit's file and drop-ins in systemd's own order (masking, name order). `None` when
+/// systemd-analyze is not installed.
+fn systemd_winner(root: &std::path::Path, unit: &str) -> Option<(String, String, usize)> {
+    let out = Command::new("systemd-analyze")
+        .arg(format!("--root={}", root.display()))
+        .args(["cat-config", &format!("systemd/system/{unit}")])
+        .output()
+        .ok()?;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let prefix = root.display().to_string();
+    let (mut file, mut line, mut in_service) = (String::new(), 0, false);
+    let mut winner = None;
+    for l in text.lines() {
+        if let Some(path) = l.strip_prefix("# ") {
+            file = path.strip_prefix(&prefix).unwrap_or(path).to_string();
+            line = 0;
+            continue;
+        }
+        line += 1;
+        if l.starts_with('[') {
+            in_service = l == "[Service]";
+        } else if in_service && let Some(v) = l.strip_prefix("LimitNOFILE=") {
+            winner = Some((v.to_string(), file.clone(), line));
+        }
+    }
+    Some(winner.expect("a LimitNOFILE line"))
+}
+
+#[test]
+fn the_winning_limit_is_the_one_systemd_applies() {
+    let unit = "[Service]\nExecStart=/bin/true\nLimitNOFILE=4096\n";
+    let set = |n: u32| format!("[Service]\nLimitNOFILE={n}\n");
+    let layouts: Vec<Vec<(&str, String)>> = vec![
+        vec![("usr/lib/systemd/system/web.service", unit.into())],
+        vec![
+            ("usr/lib/systemd/system/web.service", unit.into()),
+            ("etc/systemd/system/web.service", set(111)),
+        ],
+        vec![
+            ("usr/lib/systemd/system/web.service", unit.into()),
+            ("usr/lib/systemd/system/web.service.d/50-x.conf", set(7)),
+            ("etc/systemd/system/web.service.d/50-x.conf", set(8192)),
+            ("run/systemd/system/web.service.d/10-a.conf", set(100)),
+        ],
+        vec![
+            ("usr/local/lib/systemd/system/web.service", unit.into()),
+            ("usr/lib/systemd/system/web.service.d/99-z.conf", set(3)),
+            ("run/systemd/system/web.service.d/98-y.conf", set(2)),
+            (
+                "usr/local/lib/systemd/system/web.service.d/97-x.conf",
+                set(1),
+            ),
+        ],
+    ];
+    for files in layouts {
+        let mut t = Test::new().profile("t.toml", SERVICE_PROFILE);
+        for (rel, text) in &files {
+            t = t.file(rel, text);
+        }
+        let Some((value, file, line)) = systemd_winner(&t.root(), "web.service") else {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "systemd-analyze is missing under CI=true"
+            );
+            eprintln!("skipped: systemd-analyze is not installed");
+            return;
+        };
+        let out = t.args(&["diff", "t.toml"]).run().code(1);
+        let row = out
+            .stdout
+            .lines()
+            .find(|l| l.starts_with("web.service"))
+            .unwrap_or_default()
+            .to_string();
+        assert!(
+            row.contains(&format!("{value} ({file}:{line})")),
+            "{files:?}\n  systemd: {value} at {file}:{line}\n  netprofile: {row}"
+        );
+    }
+}
