@@ -529,3 +529,21 @@ fn the_winning_limit_is_the_one_systemd_applies() {
         );
     }
 }
+
+#[test]
+fn dry_run_says_what_running_would_raise_and_changes_nothing() {
+    let child = spawn_child(256);
+    let (_, hard) = real_nofile(child.pid);
+    let soft = 1000.min(hard);
+    let out = with_child(tree_for(hard), &child)
+        .profile("p.toml", &nofile_profile(soft, hard))
+        .args(&["apply", "--dry-run", "p.toml", "--running", "sleep"])
+        .run()
+        .code(1)
+        .stdout_has(&format!(
+            "would set nofile of pid {} (sleep): 256:{hard} -> {soft}:{hard}\n",
+            child.pid
+        ));
+    assert!(!out.root().join("etc").exists());
+    assert_eq!(real_nofile(child.pid), (256, hard));
+}

@@ -118,6 +118,11 @@ pub fn apply(config: &Config, reference: &str, opts: &ApplyOptions) -> Result<Ou
         let plan = plan::plan(&profile, &live)?;
         let mut out = crate::commands::render_plan(config, &plan, "apply --dry-run");
         out.code = i32::from(plan.differs());
+        let running = super::running::running_changes(root, &profile, &live, &plan, &opts.running)?;
+        if !config.json {
+            out.stdout.push_str(&super::running::would_raise(&running));
+        }
+        out.code = out.code.max(i32::from(!running.is_empty()));
         return Ok(out);
     }
     require_privileges(root, "apply")?;
@@ -152,7 +157,9 @@ pub fn apply(config: &Config, reference: &str, opts: &ApplyOptions) -> Result<Ou
     };
     // Processes last: on the real root fs.nr_open is raised before them.
     changes.extend(running);
-    if opts.no_persist && (!plan.limits.is_empty() || !plan.systemd.is_empty()) {
+    if opts.no_persist
+        && (!plan.limits.is_empty() || !plan.systemd.is_empty() || !plan.services.is_empty())
+    {
         stderr.push(
             "warning: limits and systemd settings live only in files; with --no-persist they \
              were not applied"

@@ -151,6 +151,18 @@ pub(super) fn running_changes(
     Ok(changes)
 }
 
+/// What `apply --dry-run --running` would do to processes ("" when nothing).
+#[must_use]
+pub fn would_raise(changes: &[Change]) -> String {
+    let mut out = String::new();
+    for change in changes {
+        if let Change::Rlimit { before, after, .. } = change {
+            let _ = writeln!(out, "would set {}: {before} -> {after}", change.label());
+        }
+    }
+    out
+}
+
 /// The keys of `plan` that are pending, as recorded in a generation.
 pub(super) fn pending_keys(plan: &Plan) -> Vec<PendingKey> {
     plan.sysctl
