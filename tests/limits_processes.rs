@@ -547,3 +547,21 @@ fn dry_run_says_what_running_would_raise_and_changes_nothing() {
     assert!(!out.root().join("etc").exists());
     assert_eq!(real_nofile(child.pid), (256, hard));
 }
+
+#[test]
+fn rollback_after_the_process_exited_leaves_its_pid_alone() {
+    let mut child = spawn_child(256);
+    let (_, hard) = real_nofile(child.pid);
+    let soft = 1000.min(hard);
+    let out = with_child(tree_for(hard), &child)
+        .profile("p.toml", &nofile_profile(soft, hard))
+        .args(&["apply", "-q", "p.toml", "--running", "sleep"])
+        .run()
+        .code(0);
+    child.child.kill().expect("kill");
+    child.child.wait().expect("wait");
+    // Only the file is restored; the gone process is not an error.
+    out.then(&["rollback"])
+        .code(0)
+        .stdout_has("as generation 2: 0 keys set, 1 file written\n");
+}

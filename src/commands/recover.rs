@@ -89,16 +89,21 @@ pub(super) fn refresh_before(root: &Root, change: &Change) -> Result<Change> {
             after: after.clone(),
         },
         Change::Rlimit {
-            pid, comm, after, ..
+            pid,
+            comm,
+            started,
+            after,
+            ..
         } => {
             // A process that exited (or whose pid now names another) has nothing to restore:
             // before == after makes the change a no-op that rollback drops.
             let now = crate::system::processes::kernel_nofile(*pid)
-                .filter(|(name, _)| name == comm)
+                .filter(|_| crate::system::processes::same_process(*pid, comm, *started))
                 .map_or(*after, |(_, (soft, hard))| state::Nofile { soft, hard });
             Change::Rlimit {
                 pid: *pid,
                 comm: comm.clone(),
+                started: *started,
                 before: now,
                 after: *after,
             }

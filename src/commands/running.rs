@@ -142,6 +142,7 @@ pub(super) fn running_changes(
                 changes.push(Change::Rlimit {
                     pid: process.pid,
                     comm,
+                    started: processes::kernel_started(process.pid),
                     before,
                     after,
                 });
@@ -282,7 +283,15 @@ pub fn old_limits_section(root: &Root) -> Result<String> {
     let live = LiveState::read(root, &Profile::default())?;
     let stale = processes::stale(root, &live)?;
     if stale.is_empty() {
-        return Ok(String::new());
+        // Other users' /proc/PID/fd are closed to a non-root reader: say the list is partial.
+        return Ok(if super::can_write(root) {
+            String::new()
+        } else {
+            "
+(processes with old open-files limits: only your own are visible; run as root              to see all)
+"
+                .to_string()
+        });
     }
     let mut out = String::from("\nstill running with old open-files limits (soft:hard):\n");
     for s in &stale {

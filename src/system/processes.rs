@@ -188,6 +188,23 @@ pub fn kernel_nofile(pid: u32) -> Option<(String, (u64, u64))> {
     Some((comm.trim().to_string(), parse_limits(&limits)?))
 }
 
+/// When a real process started (clock ticks after boot, field 22 of `/proc/PID/stat`): with
+/// its name, what tells it apart from a later process that reuses the pid.
+#[must_use]
+pub fn kernel_started(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("{}/{pid}/stat", Root::KERNEL_PROC)).ok()?;
+    let (_, rest) = stat.rsplit_once(')')?;
+    rest.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// Whether the running `pid` is still the process that was named `comm` and started at
+/// `started` (when known).
+#[must_use]
+pub fn same_process(pid: u32, comm: &str, started: Option<u64>) -> bool {
+    kernel_nofile(pid).is_some_and(|(now, _)| now == comm)
+        && started.is_none_or(|s| kernel_started(pid) == Some(s))
+}
+
 /// What a fresh start of a process would get, where that comes from, and what it takes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FreshStart {
@@ -328,5 +345,16 @@ Max open files            1024                 524288               files     \n
             listening_inodes(&[tcp.into()]),
             BTreeMap::from([(4242, 8080)])
         );
+    }
+
+    #[test]
+    fn this_process_is_itself_and_not_another() {
+        let pid = std::process::id();
+        let (comm, _) = kernel_nofile(pid).expect("own /proc entry");
+        let started = kernel_started(pid);
+        assert!(started.is_some());
+        assert!(same_process(pid, &comm, started));
+        assert!(!same_process(pid, &comm, started.map(|s| s + 1)));
+        assert!(!same_process(pid, "not-this", None));
     }
 }

@@ -44,24 +44,27 @@ fn perform(root: &Root, change: &Change, step: &str) -> Result<()> {
         }
         Change::File { path, after, .. } => atomic::put(root, path, after.as_deref()),
         Change::Rlimit {
-            pid, comm, after, ..
-        } => set_nofile(*pid, comm, *after),
+            pid,
+            comm,
+            started,
+            after,
+            ..
+        } => set_nofile(*pid, comm, *started, *after),
     }
 }
 
 /// Sets a running process's open-files limits with prlimit(2) and reads them back from the
 /// kernel's /proc. The pid must still carry the name it had when planned.
-fn set_nofile(pid: u32, comm: &str, want: state::Nofile) -> Result<()> {
-    use crate::system::processes::kernel_nofile;
+fn set_nofile(pid: u32, comm: &str, started: Option<u64>, want: state::Nofile) -> Result<()> {
+    use crate::system::processes::{kernel_nofile, same_process};
     let label = format!("pid {pid} ({comm})");
-    match kernel_nofile(pid) {
-        Some((now, _)) if now == comm => {}
-        Some((now, _)) => {
-            return Err(Error::State(format!(
-                "{label}: pid {pid} is now {now:?}, another process; its limits were not touched"
-            )));
-        }
-        None => return Err(Error::State(format!("{label}: the process has exited"))),
+    if kernel_nofile(pid).is_none() {
+        return Err(Error::State(format!("{label}: the process has exited")));
+    }
+    if !same_process(pid, comm, started) {
+        return Err(Error::State(format!(
+            "{label}: pid {pid} is now another process; its limits were not touched"
+        )));
     }
     let limit = |n: u64| (n != u64::MAX).then_some(n);
     let new = rustix::process::Rlimit {
@@ -121,8 +124,10 @@ fn undo(root: &Root, done: &[Change]) -> (Vec<String>, bool) {
     for (i, change) in done.iter().enumerate().rev() {
         let step = format!("undo:{}", i + 1);
         // A process that has exited has no limits left to restore.
-        if let Change::Rlimit { pid, comm, .. } = change
-            && crate::system::processes::kernel_nofile(*pid).is_none_or(|(now, _)| now != *comm)
+        if let Change::Rlimit {
+            pid, comm, started, ..
+        } = change
+            && !crate::system::processes::same_process(*pid, comm, *started)
         {
             lines.push(format!("  {}: exited; nothing to restore", change.label()));
             continue;

@@ -34,8 +34,11 @@ pub enum Change {
     /// The open-files limits of a running process, set with prlimit(2) (`apply --running`).
     Rlimit {
         pid: u32,
-        /// Its name when changed: a different process under the same pid is never touched.
+        /// Its name and start time (clock ticks after boot) when changed: a different process
+        /// under the same pid is never touched.
         comm: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        started: Option<u64>,
         before: Nofile,
         after: Nofile,
     },
@@ -100,11 +103,13 @@ impl Change {
             Change::Rlimit {
                 pid,
                 comm,
+                started,
                 before,
                 after,
             } => Change::Rlimit {
                 pid,
                 comm,
+                started,
                 before: after,
                 after: before,
             },
