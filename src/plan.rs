@@ -490,9 +490,14 @@ fn service_rows(
         let files = live.units.get(unit).cloned().unwrap_or_default();
         let now = files.limit_nofile();
         let ours = Root::display(&Root::unit_dropin(unit));
-        let after = files
-            .with_ours(&ours, Some(&dropin::service(profile, service.nofile)))
-            .limit_nofile();
+        // A private namespace writes no files: nothing changes what wins.
+        let after = if private {
+            now.clone()
+        } else {
+            files
+                .with_ours(&ours, Some(&dropin::service(profile, service.nofile)))
+                .limit_nofile()
+        };
         let pair = |v: &str| crate::system::units::parse_nofile(v);
         out.push(ServiceRow {
             unit: unit.clone(),

@@ -51,12 +51,10 @@ fn a_service_limit_is_a_dropin_that_beats_the_unit_file_and_rolls_back() {
     );
     assert!(row.ends_with("set"), "{row}");
 
-    let out = out.then(&["apply", "t.toml"]).code(0);
-    assert!(
-        out.stdout
-            .contains("applied generation 1: 0 keys set, 1 file written"),
-        "{}",
-        out.stdout
+    let out = out.then(&["apply", "t.toml"]).code(0).stdout_has(
+        "applied generation 1: 0 keys set, 1 file written\n\
+         new LimitNOFILE takes effect after `systemctl daemon-reload` and a restart of \
+         web.service\n",
     );
     assert_eq!(
         read(&out.root(), DROPIN),

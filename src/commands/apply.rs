@@ -237,6 +237,9 @@ pub fn apply(config: &Config, reference: &str, opts: &ApplyOptions) -> Result<Ou
         let _ = writeln!(stdout, "applied generation {number}: {}", summary(&changes));
     }
     if !config.json && !config.quiet {
+        if opts.confirm.is_none() && !opts.no_persist {
+            stdout.push_str(&super::running::reach_hints(&plan));
+        }
         stdout.push_str(&super::running::old_limits_section(root)?);
     }
     if config.json {

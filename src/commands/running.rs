@@ -277,6 +277,39 @@ fn pair(p: (u64, u64)) -> String {
     .to_string()
 }
 
+/// What it takes for the changed limits to reach new processes ("" when no limit changed).
+#[must_use]
+pub fn reach_hints(plan: &Plan) -> String {
+    let mut out = String::new();
+    let units: Vec<&str> = plan
+        .services
+        .iter()
+        .filter(|r| r.action == Action::Set)
+        .map(|r| r.unit.as_str())
+        .collect();
+    if !units.is_empty() {
+        let _ = writeln!(
+            out,
+            "new LimitNOFILE takes effect after `systemctl daemon-reload` and a restart of {}",
+            units.join(", ")
+        );
+    }
+    if plan.systemd.iter().any(|r| r.action == Action::Set) {
+        let _ = writeln!(
+            out,
+            "new DefaultLimitNOFILE takes effect after `systemctl daemon-reexec` (or a reboot) \
+             and a restart of each service that does not set LimitNOFILE"
+        );
+    }
+    if plan.limits.iter().any(|r| r.action == Action::Set) {
+        let _ = writeln!(
+            out,
+            "new limits.conf values reach new logins (pam_limits), not running sessions"
+        );
+    }
+    out
+}
+
 /// The listening processes that run with less than a fresh start would get, as a section of
 /// text ("" when there are none).
 pub fn old_limits_section(root: &Root) -> Result<String> {
