@@ -248,7 +248,9 @@ pub fn plan(profile: &Profile, live: &LiveState) -> Result<Plan> {
             if setting.optional {
                 row.action = Action::SkipAbsent;
                 rows.push(row);
-            } else if let Some(module) = module_of(key.as_str()) {
+            } else if let Some(module) = module_of(key.as_str())
+                && !likely_typo(key.as_str())
+            {
                 // Not loaded yet: persisted so that it holds at boot, applied when it appears.
                 row.action = Action::Pending;
                 row.module = Some(module);
@@ -438,6 +440,15 @@ pub fn plan(profile: &Profile, live: &LiveState) -> Result<Plan> {
         files,
         warnings,
     })
+}
+
+/// A key one or two letters away from a catalogued key is a typo, not a key waiting for its
+/// module (`nf_conntrack_maxx` would otherwise stay pending for ever).
+fn likely_typo(key: &str) -> bool {
+    keys::known(key).is_none()
+        && keys::CATALOGUE
+            .iter()
+            .any(|k| strsim::levenshtein(key, k.name) <= 2)
 }
 
 /// The module that provides a key the kernel shows only once it is loaded.

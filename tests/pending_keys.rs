@@ -176,6 +176,20 @@ fn a_key_of_no_known_module_is_still_unknown() {
 }
 
 #[test]
+fn a_misspelt_module_key_is_an_error_not_pending() {
+    Test::new()
+        .profile(
+            "p.toml",
+            "[sysctl]\n\"net.netfilter.nf_conntrack_maxx\" = 1\n",
+        )
+        .args(&["apply", "p.toml"])
+        .run()
+        .code(2)
+        .stderr_has("unknown key")
+        .stderr_has("Did you mean \"net.netfilter.nf_conntrack_max\"?");
+}
+
+#[test]
 fn bad_module_names_are_refused() {
     Test::new()
         .profile("p.toml", "[modules]\nload = [\"../evil\"]\n")
