@@ -563,3 +563,25 @@ fn rollback_after_the_process_exited_leaves_its_pid_alone() {
         .code(0)
         .stdout_has("as generation 2: 0 keys set, 1 file written\n");
 }
+
+#[test]
+fn a_service_on_the_managers_default_needs_a_daemon_reexec() {
+    with_listener(Test::new())
+        .file("proc/4321/cgroup", "0::/system.slice/other.service\n")
+        .profile(
+            "d.toml",
+            "[systemd]\ndefault_limit_nofile = \"65536:524288\"\n",
+        )
+        .args(&["apply", "d.toml"])
+        .run()
+        .code(0)
+        .stdout_has(
+            "new DefaultLimitNOFILE takes effect after `systemctl daemon-reexec` (or a reboot)",
+        )
+        .stdout_has(
+            "  pid 4321 web (other.service) port 8080: has 4096:4096, a fresh start gets \
+             65536:524288 (DefaultLimitNOFILE=65536:524288 in \
+             /etc/systemd/system.conf.d/90-netprofile.conf:4); needs `systemctl \
+             daemon-reexec`, then restart other.service\n",
+        );
+}
