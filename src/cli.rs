@@ -56,7 +56,9 @@ pub enum Command {
     Check { profile: String },
     /// Plan, apply all-or-nothing with rollback, persist, and record a generation.
     Apply {
-        profile: String,
+        /// A profile file or shipped name (not with --pending).
+        #[arg(required_unless_present = "pending", conflicts_with = "pending")]
+        profile: Option<String>,
         /// Print the plan and the file diffs; touch nothing (exit as diff).
         #[arg(long)]
         dry_run: bool,
@@ -72,6 +74,15 @@ pub enum Command {
         /// keep both reports with the generation.
         #[arg(long)]
         verify: bool,
+        /// Also raise the open-files limits of running processes named PATTERN (their
+        /// /proc/PID/comm, or their service, e.g. nginx or nginx.service) to what the profile
+        /// gives them, with prlimit(2); recorded and undone by rollback. Repeatable.
+        #[arg(long, value_name = "PATTERN")]
+        running: Vec<String>,
+        /// Set the keys an earlier apply left pending because their module was not loaded,
+        /// now that it is (run at boot after modules load).
+        #[arg(long, conflicts_with_all = ["running", "dry_run", "confirm", "verify"])]
+        pending: bool,
     },
     /// Keep a pending `apply --confirm`.
     Confirm,

@@ -81,16 +81,22 @@ fn dispatch(config: &Config, command: &Command) -> error::Result<commands::Outpu
             confirm,
             no_persist,
             verify,
-        } => commands::apply::apply(
-            config,
-            profile,
-            &commands::apply::ApplyOptions {
-                dry_run: *dry_run,
-                confirm: *confirm,
-                no_persist: *no_persist,
-                verify: *verify,
-            },
-        ),
+            running,
+            pending,
+        } => match profile {
+            Some(profile) if !*pending => commands::apply::apply(
+                config,
+                profile,
+                &commands::apply::ApplyOptions {
+                    dry_run: *dry_run,
+                    confirm: *confirm,
+                    no_persist: *no_persist,
+                    verify: *verify,
+                    running: running.clone(),
+                },
+            ),
+            _ => commands::running::apply_pending(config),
+        },
         Command::Confirm => commands::confirm::confirm(config),
         Command::Rollback { generation } => commands::rollback::rollback(config, *generation),
         Command::History => commands::history::history(config),

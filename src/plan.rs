@@ -31,6 +31,9 @@ pub enum Action {
     SkipAbsent,
     /// A global key in a private network namespace.
     SkipGlobal,
+    /// The kernel lacks the key because its module is not loaded: persisted for boot, applied
+    /// by `apply --pending` once the module appears.
+    Pending,
 }
 
 impl Action {
@@ -41,6 +44,7 @@ impl Action {
             Action::Set => "set",
             Action::SkipAbsent => "skip (absent)",
             Action::SkipGlobal => "skip (global)",
+            Action::Pending => "pending",
         }
     }
 }
@@ -82,6 +86,9 @@ pub struct SysctlRow {
     /// The value after apply (`None` when skipped).
     pub target: Option<String>,
     pub action: Action,
+    /// For a pending key: the module that provides it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub module: Option<&'static str>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -103,6 +110,20 @@ pub struct SystemdRow {
     pub live: String,
     pub source: Option<Source>,
     pub wanted: String,
+    pub action: Action,
+}
+
+/// One `[systemd.services."NAME.service"]` entry: what the unit gets now and after apply.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ServiceRow {
+    pub unit: String,
+    /// The LimitNOFILE= that wins now (systemd's precedence), `None` when nothing sets it.
+    pub live: Option<String>,
+    pub source: Option<Source>,
+    pub wanted: String,
+    /// The LimitNOFILE= that wins after apply, and where: another drop-in may beat ours.
+    pub after: Option<String>,
+    pub after_source: Option<Source>,
     pub action: Action,
 }
 
@@ -142,6 +163,8 @@ pub struct Plan {
     pub sysctl: Vec<SysctlRow>,
     pub limits: Vec<LimitRow>,
     pub systemd: Vec<SystemdRow>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub services: Vec<ServiceRow>,
     pub files: Vec<FileChange>,
     pub warnings: Vec<String>,
 }
@@ -153,6 +176,7 @@ impl Plan {
         self.sysctl.iter().any(|r| r.action == Action::Set)
             || self.limits.iter().any(|r| r.action == Action::Set)
             || self.systemd.iter().any(|r| r.action == Action::Set)
+            || self.services.iter().any(|r| r.action == Action::Set)
             || self.files.iter().any(FileChange::changes)
     }
 
@@ -213,6 +237,7 @@ pub fn plan(profile: &Profile, live: &LiveState) -> Result<Plan> {
             wanted,
             target: None,
             action: Action::Keep,
+            module: None,
         };
         if namespace == Namespace::Private && scope == Scope::Global {
             row.action = Action::SkipGlobal;
@@ -222,6 +247,17 @@ pub fn plan(profile: &Profile, live: &LiveState) -> Result<Plan> {
         let Some(current) = current else {
             if setting.optional {
                 row.action = Action::SkipAbsent;
+                rows.push(row);
+            } else if let Some(module) = module_of(key.as_str())
+                && !likely_typo(key.as_str())
+            {
+                // Not loaded yet: persisted so that it holds at boot, applied when it appears.
+                row.action = Action::Pending;
+                row.module = Some(module);
+                row.target = Some(match &setting.want {
+                    Want::Exact(v) => v.clone(),
+                    Want::Min(n) | Want::Max(n) => n.to_string(),
+                });
                 rows.push(row);
             } else {
                 problems.push(unknown_key(key, &setting.origin, live));
@@ -368,6 +404,8 @@ pub fn plan(profile: &Profile, live: &LiveState) -> Result<Plan> {
         });
     }
 
+    let service_rows = service_rows(profile, live, nr_open, private, &mut problems);
+
     if !problems.is_empty() {
         return Err(Error::Invalid(problems));
     }
@@ -381,6 +419,8 @@ pub fn plan(profile: &Profile, live: &LiveState) -> Result<Plan> {
     if namespace == Namespace::Initial {
         warnings.extend(boot_warnings(&rows, live, &files));
         warnings.extend(limit_warnings(profile, live, &files));
+        warnings.extend(service_warnings(&service_rows));
+        warnings.extend(pending_warnings(profile, &rows));
     } else {
         warnings.push(
             "this is a private network namespace: global keys, limits and systemd settings are \
@@ -396,9 +436,139 @@ pub fn plan(profile: &Profile, live: &LiveState) -> Result<Plan> {
         sysctl: rows,
         limits: limit_rows,
         systemd: systemd_rows,
+        services: service_rows,
         files,
         warnings,
     })
+}
+
+/// A key one or two letters away from a catalogued key is a typo, not a key waiting for its
+/// module (`nf_conntrack_maxx` would otherwise stay pending for ever).
+fn likely_typo(key: &str) -> bool {
+    keys::known(key).is_none()
+        && keys::CATALOGUE
+            .iter()
+            .any(|k| strsim::levenshtein(key, k.name) <= 2)
+}
+
+/// The module that provides a key the kernel shows only once it is loaded.
+#[must_use]
+pub fn module_of(key: &str) -> Option<&'static str> {
+    if key.starts_with("net.netfilter.nf_conntrack_") || key == "net.nf_conntrack_max" {
+        Some("nf_conntrack")
+    } else if key.starts_with("net.bridge.bridge-nf-") {
+        Some("br_netfilter")
+    } else if key.starts_with("net.ipv4.vs.") {
+        Some("ip_vs")
+    } else {
+        None
+    }
+}
+
+fn source_of(a: &crate::system::units::Assignment) -> Source {
+    Source {
+        file: a.file.clone(),
+        line: a.line,
+    }
+}
+
+/// A row per `[systemd.services."NAME.service"]`, with what wins now and after apply.
+fn service_rows(
+    profile: &Profile,
+    live: &LiveState,
+    nr_open: Option<i64>,
+    private: bool,
+    problems: &mut Vec<Problem>,
+) -> Vec<ServiceRow> {
+    let mut out = Vec::new();
+    for (unit, service) in &profile.services {
+        let label = format!("[systemd.services.{unit:?}] limit_nofile");
+        if !private
+            && let Some(nr_open) = nr_open
+            && service.nofile.hard > u64::try_from(nr_open).unwrap_or(0)
+        {
+            problems.push(problem(
+                &service.origin,
+                label,
+                format!(
+                    "hard {} is above fs.nr_open {nr_open}; {unit} would fail to start. Lower \
+                     it, or raise fs.nr_open in [sysctl]",
+                    service.nofile.hard
+                ),
+            ));
+        }
+        let wanted = dropin::nofile_value(service.nofile);
+        let files = live.units.get(unit).cloned().unwrap_or_default();
+        let now = files.limit_nofile();
+        let ours = Root::display(&Root::unit_dropin(unit));
+        // A private namespace writes no files: nothing changes what wins.
+        let after = if private {
+            now.clone()
+        } else {
+            files
+                .with_ours(&ours, Some(&dropin::service(profile, service.nofile)))
+                .limit_nofile()
+        };
+        let pair = |v: &str| crate::system::units::parse_nofile(v);
+        out.push(ServiceRow {
+            unit: unit.clone(),
+            action: if private {
+                Action::SkipGlobal
+            } else if now.as_ref().and_then(|a| pair(&a.value))
+                == Some((service.nofile.soft, service.nofile.hard))
+            {
+                Action::Keep
+            } else {
+                Action::Set
+            },
+            live: now.as_ref().map(|a| a.value.clone()),
+            source: now.as_ref().map(source_of),
+            wanted,
+            after: after.as_ref().map(|a| a.value.clone()),
+            after_source: after.as_ref().map(source_of),
+        });
+    }
+    out
+}
+
+/// Drop-ins that would beat netprofile's for a service.
+fn service_warnings(rows: &[ServiceRow]) -> Vec<String> {
+    rows.iter()
+        .filter_map(|r| {
+            let src = r.after_source.as_ref()?;
+            let ours = Root::display(&Root::unit_dropin(&r.unit));
+            (src.file != ours).then(|| {
+                format!(
+                    "{}:{} sets LimitNOFILE={} for {} after netprofile's drop-in: that value \
+                     wins, not {}. Remove that line, or rename the file to sort before {}",
+                    src.file,
+                    src.line,
+                    r.after.as_deref().unwrap_or_default(),
+                    r.unit,
+                    r.wanted,
+                    crate::system::root::DROPIN_NAME
+                )
+            })
+        })
+        .collect()
+}
+
+/// Pending keys whose module the profile does not ask to load at boot.
+fn pending_warnings(profile: &Profile, rows: &[SysctlRow]) -> Vec<String> {
+    rows.iter()
+        .filter(|r| r.action == Action::Pending)
+        .filter_map(|r| {
+            let module = r.module?;
+            (!profile.modules.iter().any(|m| m == module)).then(|| {
+                format!(
+                    "{} is pending: module {module} is not loaded, so the key does not exist yet. \
+                     Add [modules] load = [\"{module}\"] so it loads at boot before \
+                     systemd-sysctl, or run `netprofile apply --pending` after loading it",
+                    r.key
+                )
+            })
+        })
+        .collect()
 }
 
 fn unknown_key(key: &KeyName, origin: &Origin, live: &LiveState) -> Problem {
@@ -452,9 +622,22 @@ fn planned_files(profile: &Profile, live: &LiveState, rows: &[SysctlRow]) -> Vec
             dropin::limits(profile, &profile.limits),
         ),
         (Root::systemd_dropin(), dropin::systemd(profile)),
+        (Root::modules_dropin(), dropin::modules(profile)),
     ];
+    // Every unit the profile names, and every unit netprofile had a drop-in for (removed when
+    // the profile no longer names it).
+    let units = live.units.keys().map(|unit| {
+        (
+            Root::unit_dropin(unit),
+            profile
+                .services
+                .get(unit)
+                .map(|s| dropin::service(profile, s.nofile)),
+        )
+    });
     wanted
         .into_iter()
+        .chain(units)
         .map(|(rel, new)| FileChange {
             path: Root::display(&rel),
             old: live.dropins.get(&rel).cloned().flatten(),
@@ -629,6 +812,7 @@ mod tests {
                 .collect(),
             limits: Vec::new(),
             systemd_nofile: None,
+            ..Profile::default()
         }
     }
 
@@ -729,6 +913,15 @@ mod tests {
                 Namespace::Initial,
                 Action::SkipAbsent,
                 None,
+            ),
+            (
+                "net.netfilter.nf_conntrack_max",
+                Min(262_144),
+                false,
+                None,
+                Namespace::Initial,
+                Action::Pending,
+                Some("262144"),
             ),
             (
                 "fs.file-max",

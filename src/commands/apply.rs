@@ -62,12 +62,23 @@ pub(super) fn summary(changes: &[Change]) -> String {
         .iter()
         .filter(|c| matches!(c, Change::Sysctl { .. }))
         .count();
-    let files = changes.len() - keys;
-    format!(
+    let processes = changes
+        .iter()
+        .filter(|c| matches!(c, Change::Rlimit { .. }))
+        .count();
+    let files = changes.len() - keys - processes;
+    let mut text = format!(
         "{keys} key{} set, {files} file{} written",
         if keys == 1 { "" } else { "s" },
         if files == 1 { "" } else { "s" }
-    )
+    );
+    if processes > 0 {
+        text.push_str(&format!(
+            ", {processes} process{} limits changed",
+            if processes == 1 { "'s" } else { "es'" }
+        ));
+    }
+    text
 }
 
 pub struct ApplyOptions {
@@ -76,6 +87,8 @@ pub struct ApplyOptions {
     pub no_persist: bool,
     /// Run the connection test before and after, print the gain, keep both reports.
     pub verify: bool,
+    /// `--running PATTERN`: raise these running processes' open-files limits (prlimit).
+    pub running: Vec<String>,
 }
 
 /// The test `apply --verify` runs on both sides: the seed's pattern over loopback, bounded.
@@ -111,6 +124,11 @@ pub fn apply(config: &Config, reference: &str, opts: &ApplyOptions) -> Result<Ou
         let plan = plan::plan(&profile, &live)?;
         let mut out = crate::commands::render_plan(config, &plan, "apply --dry-run");
         out.code = i32::from(plan.differs());
+        let running = super::running::running_changes(root, &profile, &live, &plan, &opts.running)?;
+        if !config.json {
+            out.stdout.push_str(&super::running::would_raise(&running));
+        }
+        out.code = out.code.max(i32::from(!running.is_empty()));
         return Ok(out);
     }
     require_privileges(root, "apply")?;
@@ -131,6 +149,7 @@ pub fn apply(config: &Config, reference: &str, opts: &ApplyOptions) -> Result<Ou
     stderr.extend(plan.warnings.iter().map(|w| format!("warning: {w}")));
     // Files are written now, at `confirm` (deferred), or not at all (--no-persist).
     let mut changes = key_changes(&live, &plan);
+    let running = super::running::running_changes(root, &profile, &live, &plan, &opts.running)?;
     let files = if opts.no_persist {
         Vec::new()
     } else {
@@ -142,7 +161,11 @@ pub fn apply(config: &Config, reference: &str, opts: &ApplyOptions) -> Result<Ou
         changes.extend(files);
         Vec::new()
     };
-    if opts.no_persist && (!plan.limits.is_empty() || !plan.systemd.is_empty()) {
+    // Processes last: on the real root fs.nr_open is raised before them.
+    changes.extend(running);
+    if opts.no_persist
+        && (!plan.limits.is_empty() || !plan.systemd.is_empty() || !plan.services.is_empty())
+    {
         stderr.push(
             "warning: limits and systemd settings live only in files; with --no-persist they \
              were not applied"
@@ -174,6 +197,7 @@ pub fn apply(config: &Config, reference: &str, opts: &ApplyOptions) -> Result<Ou
         Some(profile_ref(&profile)),
         changes.clone(),
     );
+    generation.pending = super::running::pending_keys(&plan);
     if let Some(seconds) = opts.confirm {
         generation.outcome = Outcome::Pending;
         start_pending(root, number, seconds, deferred)?;
@@ -214,6 +238,12 @@ pub fn apply(config: &Config, reference: &str, opts: &ApplyOptions) -> Result<Ou
         );
     } else {
         let _ = writeln!(stdout, "applied generation {number}: {}", summary(&changes));
+    }
+    if !config.json && !config.quiet {
+        if opts.confirm.is_none() && !opts.no_persist {
+            stdout.push_str(&super::running::reach_hints(&plan));
+        }
+        stdout.push_str(&super::running::old_limits_section(root)?);
     }
     if config.json {
         stdout = serde_json::to_string_pretty(&serde_json::json!({

@@ -97,5 +97,8 @@ fn describe(change: &crate::transaction::state::Change) -> String {
                 _ => "rewritten",
             }
         ),
+        crate::transaction::state::Change::Rlimit { before, after, .. } => {
+            format!("{}: {before} -> {after}", change.label())
+        }
     }
 }

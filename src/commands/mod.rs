@@ -9,6 +9,7 @@ pub mod history;
 pub mod profiles;
 pub mod recover;
 pub mod rollback;
+pub mod running;
 pub mod status;
 pub mod test;
 pub mod watch;

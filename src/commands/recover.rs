@@ -124,6 +124,7 @@ pub(super) fn is_noop(change: &Change) -> bool {
     match change {
         Change::Sysctl { key, before, after } => crate::profile::value::same(key, before, after),
         Change::File { before, after, .. } => before == after,
+        Change::Rlimit { before, after, .. } => before == after,
     }
 }
 
@@ -143,5 +144,25 @@ pub(super) fn refresh_before(root: &Root, change: &Change) -> Result<Change> {
             before: live::read_optional(root, path)?,
             after: after.clone(),
         },
+        Change::Rlimit {
+            pid,
+            comm,
+            started,
+            after,
+            ..
+        } => {
+            // A process that exited (or whose pid now names another) has nothing to restore:
+            // before == after makes the change a no-op that rollback drops.
+            let now = crate::system::processes::kernel_nofile(*pid)
+                .filter(|_| crate::system::processes::same_process(*pid, comm, *started))
+                .map_or(*after, |(_, (soft, hard))| state::Nofile { soft, hard });
+            Change::Rlimit {
+                pid: *pid,
+                comm: comm.clone(),
+                started: *started,
+                before: now,
+                after: *after,
+            }
+        }
     })
 }

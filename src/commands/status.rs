@@ -47,6 +47,7 @@ pub fn status(config: &Config) -> Result<Output> {
             })),
             "open_journal": root.path(crate::transaction::state::JOURNAL).exists(),
             "generations": all.len(),
+            "processes": super::running::status_json(root)?,
         });
         return Ok(Output {
             code: 0,
@@ -93,6 +94,8 @@ pub fn status(config: &Config) -> Result<Output> {
             list.join(", ")
         )
     });
+    out.push_str(&super::running::pending_section(root)?);
+    out.push_str(&super::running::old_limits_section(root)?);
     out.push_str(&format!(
         "{} managed key{}, {drifted} drifted, {} generation{}\n",
         rows.len(),

@@ -83,3 +83,27 @@ pub fn systemd(profile: &Profile) -> Option<String> {
         nofile_value(pair)
     ))
 }
+
+/// A unit drop-in (`NAME.service.d/90-netprofile.conf`) setting LimitNOFILE.
+#[must_use]
+pub fn service(profile: &Profile, pair: NofilePair) -> String {
+    format!(
+        "{}[Service]\nLimitNOFILE={}\n",
+        header(profile, "#"),
+        nofile_value(pair)
+    )
+}
+
+/// modules-load.d drop-in: one module per line, loaded at boot before systemd-sysctl runs.
+#[must_use]
+pub fn modules(profile: &Profile) -> Option<String> {
+    if profile.modules.is_empty() {
+        return None;
+    }
+    let mut text = header(profile, "#");
+    for module in &profile.modules {
+        text.push_str(module);
+        text.push('\n');
+    }
+    Some(text)
+}

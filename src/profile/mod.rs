@@ -75,7 +75,14 @@ pub struct NofilePair {
     pub hard: u64,
 }
 
+/// `[systemd.services."NAME.service"] limit_nofile = …`: what one service gets.
 #[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceLimit {
+    pub nofile: NofilePair,
+    pub origin: Origin,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Profile {
     pub name: String,
     pub description: String,
@@ -86,6 +93,10 @@ pub struct Profile {
     pub sysctl: BTreeMap<KeyName, Setting>,
     pub limits: Vec<Limit>,
     pub systemd_nofile: Option<(NofilePair, Origin)>,
+    /// Per-service limits by unit name (`nginx.service`), written as unit drop-ins.
+    pub services: BTreeMap<String, ServiceLimit>,
+    /// Kernel modules to load at boot (`[modules] load`), written to modules-load.d.
+    pub modules: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -98,6 +109,20 @@ struct RawFile {
     #[serde(default)]
     limits: Vec<Spanned<RawLimit>>,
     systemd: Option<RawSystemd>,
+    modules: Option<RawModules>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawModules {
+    #[serde(default)]
+    load: Vec<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawService {
+    limit_nofile: Option<Spanned<toml::Value>>,
 }
 
 #[derive(Deserialize)]
@@ -130,6 +155,8 @@ struct RawLimit {
 #[serde(deny_unknown_fields)]
 struct RawSystemd {
     default_limit_nofile: Option<Spanned<toml::Value>>,
+    #[serde(default)]
+    services: BTreeMap<Spanned<String>, Spanned<RawService>>,
 }
 
 /// Where a profile comes from.
@@ -269,6 +296,8 @@ struct Layer {
     sysctl: BTreeMap<KeyName, Setting>,
     limits: Vec<Limit>,
     systemd_nofile: Option<(NofilePair, Origin)>,
+    services: BTreeMap<String, ServiceLimit>,
+    modules: Vec<String>,
 }
 
 /// How deep `extends` may nest. Real profiles use two or three levels; the limit turns a chain
@@ -625,6 +654,53 @@ fn convert(raw: RawFile, text: &str, file: &str, problems: &mut Vec<Problem>) ->
         }
     });
 
+    let mut services = BTreeMap::new();
+    for (unit, service) in raw.systemd.iter().flat_map(|s| &s.services) {
+        let label = format!("[systemd.services.{:?}]", unit.get_ref());
+        if let Err(why) = unit_name(unit.get_ref()) {
+            problem(unit.span().start, label, why);
+            continue;
+        }
+        let Some(v) = &service.get_ref().limit_nofile else {
+            problem(
+                service.span().start,
+                label,
+                "give limit_nofile = N or \"SOFT:HARD\"".into(),
+            );
+            continue;
+        };
+        match nofile_pair(v.get_ref()) {
+            Ok(nofile) => {
+                services.insert(
+                    unit.get_ref().clone(),
+                    ServiceLimit {
+                        nofile,
+                        origin: origin(v.span().start),
+                    },
+                );
+            }
+            Err(why) => problem(v.span().start, format!("{label} limit_nofile"), why),
+        }
+    }
+
+    let mut modules = Vec::new();
+    for module in raw.modules.iter().flat_map(|m| &m.load) {
+        let name = module.get_ref();
+        if name.is_empty()
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        {
+            problem(
+                module.span().start,
+                "[modules] load".into(),
+                format!("{name:?} is not a module name (letters, digits, '_' and '-')"),
+            );
+        } else if !modules.contains(name) {
+            modules.push(name.clone());
+        }
+    }
+
     let (name, description) = raw
         .profile
         .map(|m| (m.name, m.description))
@@ -637,7 +713,26 @@ fn convert(raw: RawFile, text: &str, file: &str, problems: &mut Vec<Problem>) ->
         sysctl,
         limits,
         systemd_nofile,
+        services,
+        modules,
     }
+}
+
+/// A unit name netprofile may write a drop-in for: `NAME.service`, with the characters systemd
+/// allows in unit names (and so no `/` or `..` that could leave etc/systemd/system).
+pub fn unit_name(name: &str) -> Result<(), String> {
+    let Some(stem) = name.strip_suffix(".service") else {
+        return Err(format!(
+            "{name:?} is not a service unit; write the full name, such as \"nginx.service\""
+        ));
+    };
+    let allowed = |c: char| c.is_ascii_alphanumeric() || ":-_.\\@".contains(c);
+    if stem.is_empty() || stem.starts_with('.') || !stem.chars().all(allowed) || name.len() > 255 {
+        return Err(format!(
+            "{name:?} is not a valid unit name (letters, digits and \":-_.\\@\" only)"
+        ));
+    }
+    Ok(())
 }
 
 /// Converts one `[sysctl]` value into what is wanted and whether the key is optional.
@@ -809,6 +904,8 @@ fn merge(layers: Vec<Layer>) -> Profile {
         sysctl: BTreeMap::new(),
         limits: Vec::new(),
         systemd_nofile: None,
+        services: BTreeMap::new(),
+        modules: Vec::new(),
     };
     for layer in layers {
         profile.name = layer.name.unwrap_or_else(|| stem(&layer.source));
@@ -832,6 +929,12 @@ fn merge(layers: Vec<Layer>) -> Profile {
         }
         if layer.systemd_nofile.is_some() {
             profile.systemd_nofile = layer.systemd_nofile;
+        }
+        profile.services.extend(layer.services);
+        for module in layer.modules {
+            if !profile.modules.contains(&module) {
+                profile.modules.push(module);
+            }
         }
     }
     profile
@@ -1043,6 +1146,42 @@ mod tests {
         let lines = Lines::new(text);
         for offset in 0..=text.len() {
             assert_eq!(lines.line(offset), line_of(text, offset), "offset {offset}");
+        }
+    }
+
+    #[test]
+    fn services_and_modules() {
+        let p = parse(
+            "[systemd.services.\"nginx.service\"]\nlimit_nofile = \"1024:65536\"\n\
+             [systemd.services.\"web@1.service\"]\nlimit_nofile = 4096\n\
+             [modules]\nload = [\"nf_conntrack\", \"nf_conntrack\"]\n",
+        )
+        .unwrap();
+        let nginx = &p.services["nginx.service"];
+        assert_eq!(
+            (nginx.nofile.soft, nginx.nofile.hard, nginx.origin.line),
+            (1024, 65536, 2)
+        );
+        assert_eq!(p.services["web@1.service"].nofile.hard, 4096);
+        assert_eq!(p.modules, ["nf_conntrack"]);
+        for (text, want) in [
+            ("[systemd.services.\"a.service\"]\n", "give limit_nofile"),
+            (
+                "[systemd.services.\"a.service\"]\nlimit = 1\n",
+                "unknown field",
+            ),
+            (
+                "[systemd.services.\"a/b.service\"]\nlimit_nofile = 1\n",
+                "valid unit name",
+            ),
+            (
+                "[systemd.services.\"a.socket\"]\nlimit_nofile = 1\n",
+                "not a service unit",
+            ),
+            ("[modules]\nload = [\"\"]\n", "not a module name"),
+        ] {
+            let err = parse(text).expect_err(text).to_string();
+            assert!(err.contains(want), "{text}\n  got: {err}");
         }
     }
 

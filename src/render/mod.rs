@@ -171,7 +171,10 @@ pub fn human(plan: &Plan, paint: Paint) -> String {
                         },
                     ),
                     r.wanted.clone(),
-                    paint.action(r.action),
+                    match r.module {
+                        Some(module) => paint.yellow(&format!("pending (module {module})")),
+                        None => paint.action(r.action),
+                    },
                 ]
             })
             .collect();
@@ -231,6 +234,7 @@ pub fn human(plan: &Plan, paint: Paint) -> String {
             paint,
         );
     }
+    services_table(&mut out, plan, paint);
     let changed: Vec<&FileChange> = plan.files.iter().filter(|f| f.changes()).collect();
     for change in &changed {
         out.push('\n');
@@ -240,6 +244,43 @@ pub fn human(plan: &Plan, paint: Paint) -> String {
     out.push_str(&summary(plan));
     out.push('\n');
     out
+}
+
+/// `[systemd.services]` rows: LimitNOFILE now, wanted, and what wins after apply.
+fn services_table(out: &mut String, plan: &Plan, paint: Paint) {
+    if plan.services.is_empty() {
+        return;
+    }
+    out.push('\n');
+    let at = |v: Option<&String>, s: Option<&crate::plan::Source>| match (v, s) {
+        (Some(v), Some(s)) => format!("{v} ({}:{})", s.file, s.line),
+        _ => "- (DefaultLimitNOFILE)".to_string(),
+    };
+    let rows: Vec<Vec<String>> = plan
+        .services
+        .iter()
+        .map(|r| {
+            vec![
+                r.unit.clone(),
+                at(r.live.as_ref(), r.source.as_ref()),
+                r.wanted.clone(),
+                at(r.after.as_ref(), r.after_source.as_ref()),
+                paint.action(r.action),
+            ]
+        })
+        .collect();
+    table(
+        out,
+        &[
+            "SERVICE LimitNOFILE",
+            "NOW",
+            "WANTED",
+            "WINS AFTER APPLY",
+            "ACTION",
+        ],
+        &rows,
+        paint,
+    );
 }
 
 /// One line: what differs, or that everything is in sync.
@@ -259,7 +300,17 @@ pub fn summary(plan: &Plan) -> String {
             .systemd
             .iter()
             .filter(|r| r.action == Action::Set)
+            .count()
+        + plan
+            .services
+            .iter()
+            .filter(|r| r.action == Action::Set)
             .count();
+    let pending = plan
+        .sysctl
+        .iter()
+        .filter(|r| r.action == Action::Pending)
+        .count();
     let files = plan.files.iter().filter(|f| f.changes()).count();
     let skipped = plan
         .sysctl
@@ -267,9 +318,15 @@ pub fn summary(plan: &Plan) -> String {
         .filter(|r| matches!(r.action, Action::SkipAbsent | Action::SkipGlobal))
         .count();
     if !plan.differs() {
-        let mut s = format!("in sync: {} keys as wanted", plan.sysctl.len() - skipped);
+        let mut s = format!(
+            "in sync: {} keys as wanted",
+            plan.sysctl.len() - skipped - pending
+        );
         if skipped > 0 {
             let _ = write!(s, ", {skipped} skipped");
+        }
+        if pending > 0 {
+            let _ = write!(s, ", {pending} pending (module not loaded)");
         }
         return s;
     }
@@ -294,6 +351,9 @@ pub fn summary(plan: &Plan) -> String {
     }
     if skipped > 0 {
         parts.push(format!("{skipped} skipped"));
+    }
+    if pending > 0 {
+        parts.push(format!("{pending} pending (module not loaded)"));
     }
     format!("differs: {}", parts.join(", "))
 }

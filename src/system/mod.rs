@@ -6,8 +6,10 @@
 //! reads everything `plan` needs up front so that `plan` stays pure. It never writes.
 
 pub mod limits;
+pub mod processes;
 pub mod root;
 pub mod sysctld;
+pub mod units;
 
 use std::collections::BTreeMap;
 use std::io::ErrorKind;
@@ -48,6 +50,9 @@ pub struct LiveState {
     pub listening: Vec<u16>,
     /// Current content of netprofile's own drop-ins, by root-relative path.
     pub dropins: BTreeMap<String, Option<String>>,
+    /// The unit files and drop-ins of each service the profile names or netprofile has a
+    /// drop-in for (systemd's precedence, units.rs).
+    pub units: BTreeMap<String, units::UnitFiles>,
 }
 
 /// The most netprofile reads from any one file. Real sysctl.d, limits and state files are a
@@ -332,7 +337,27 @@ impl LiveState {
             let current = read_optional(root, &rel)?;
             live.dropins.insert(rel, current);
         }
+        live.read_units(root, profile)?;
         Ok(live)
+    }
+
+    /// Reads the units the profile names and those netprofile has a drop-in for, and the
+    /// modules-load.d drop-in.
+    fn read_units(&mut self, root: &Root, profile: &Profile) -> Result<()> {
+        let mut names: Vec<String> = profile.services.keys().cloned().collect();
+        names.extend(units::units_with_our_dropin(root)?);
+        for unit in names {
+            if self.units.contains_key(&unit) {
+                continue;
+            }
+            let rel = Root::unit_dropin(&unit);
+            self.dropins.insert(rel.clone(), read_optional(root, &rel)?);
+            self.units
+                .insert(unit.clone(), units::unit_files(root, &unit)?);
+        }
+        let rel = Root::modules_dropin();
+        self.dropins.insert(rel.clone(), read_optional(root, &rel)?);
+        Ok(())
     }
 
     /// The login a limits domain stands for, with uid and groups filled in from passwd/group.

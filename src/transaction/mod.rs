@@ -44,7 +44,77 @@ fn perform(root: &Root, change: &Change, step: &str) -> Result<()> {
             Ok(())
         }
         Change::File { path, after, .. } => atomic::put(root, path, after.as_deref()),
+        Change::Rlimit {
+            pid,
+            comm,
+            started,
+            after,
+            ..
+        } => set_nofile(*pid, comm, *started, *after),
     }
+}
+
+/// Sets a running process's open-files limits with prlimit(2) and reads them back from the
+/// kernel's /proc. The pid must still carry the name it had when planned.
+fn set_nofile(pid: u32, comm: &str, started: Option<u64>, want: state::Nofile) -> Result<()> {
+    use crate::system::processes::{kernel_nofile, same_process};
+    let label = format!("pid {pid} ({comm})");
+    if kernel_nofile(pid).is_none() {
+        return Err(Error::State(format!("{label}: the process has exited")));
+    }
+    if !same_process(pid, comm, started) {
+        return Err(Error::State(format!(
+            "{label}: pid {pid} is now another process; its limits were not touched"
+        )));
+    }
+    let limit = |n: u64| (n != u64::MAX).then_some(n);
+    let new = rustix::process::Rlimit {
+        current: limit(want.soft),
+        maximum: limit(want.hard),
+    };
+    let pid_t = i32::try_from(pid)
+        .ok()
+        .and_then(rustix::process::Pid::from_raw)
+        .ok_or_else(|| Error::State(format!("{label}: not a valid pid")))?;
+    let old = rustix::process::prlimit(
+        Some(pid_t),
+        rustix::process::Resource::Nofile,
+        rustix::process::Rlimit {
+            current: new.current,
+            maximum: new.maximum,
+        },
+    )
+    .map_err(|e| {
+        let old_hard = kernel_nofile(pid).map_or(0, |(_, (_, hard))| hard);
+        let why = if e == rustix::io::Errno::PERM && want.hard > old_hard {
+            format!(
+                "raising the hard open-files limit from {old_hard} to {} needs \
+                 CAP_SYS_RESOURCE, which this netprofile does not have (prlimit: EPERM). Run \
+                 it with that capability, or restart the process under its new limits",
+                want.hard
+            )
+        } else if e == rustix::io::Errno::PERM {
+            "prlimit refused (EPERM): changing another user's process needs CAP_SYS_RESOURCE \
+             or the same user"
+                .to_string()
+        } else if e == rustix::io::Errno::INVAL {
+            format!(
+                "prlimit refused {want} (EINVAL): soft above hard, or hard above the kernel's \
+                 fs.nr_open"
+            )
+        } else {
+            format!("prlimit failed: {e}")
+        };
+        Error::State(format!("{label}: {why}"))
+    })?;
+    let _ = old;
+    let now = kernel_nofile(pid).map(|(_, pair)| pair);
+    if now != Some((want.soft, want.hard)) {
+        return Err(Error::State(format!(
+            "{label}: set nofile {want} but the kernel reads back {now:?}"
+        )));
+    }
+    Ok(())
 }
 
 /// Undoes `done` in reverse order. Returns a line per change saying what state it is in, and
@@ -54,6 +124,15 @@ fn undo(root: &Root, done: &[Change]) -> (Vec<String>, bool) {
     let mut ok = true;
     for (i, change) in done.iter().enumerate().rev() {
         let step = format!("undo:{}", i + 1);
+        // A process that has exited has no limits left to restore.
+        if let Change::Rlimit {
+            pid, comm, started, ..
+        } = change
+            && !crate::system::processes::same_process(*pid, comm, *started)
+        {
+            lines.push(format!("  {}: exited; nothing to restore", change.label()));
+            continue;
+        }
         let result = perform(root, &change.inverse(), &step);
         fault::point(&step);
         match result {
@@ -78,6 +157,7 @@ fn describe_before(change: &Change) -> String {
             Some(_) => format!("{} (previous content)", Root::display(path)),
             None => format!("{} (removed; it did not exist)", Root::display(path)),
         },
+        Change::Rlimit { before, .. } => format!("{} = {before}", change.label()),
     }
 }
 

@@ -30,6 +30,45 @@ pub enum Change {
         before: Option<String>,
         after: Option<String>,
     },
+    /// The open-files limits of a running process, set with prlimit(2) (`apply --running`).
+    Rlimit {
+        pid: u32,
+        /// Its name and start time (clock ticks after boot) when changed: a different process
+        /// under the same pid is never touched.
+        comm: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        started: Option<u64>,
+        before: Nofile,
+        after: Nofile,
+    },
+}
+
+/// An open-files limit pair; `u64::MAX` is unlimited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Nofile {
+    pub soft: u64,
+    pub hard: u64,
+}
+
+impl std::fmt::Display for Nofile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let v = |n: u64| {
+            if n == u64::MAX {
+                "unlimited".to_string()
+            } else {
+                n.to_string()
+            }
+        };
+        write!(f, "{}:{}", v(self.soft), v(self.hard))
+    }
+}
+
+/// A key apply could not set because its module was not loaded (plan's `Action::Pending`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingKey {
+    pub key: String,
+    pub value: String,
+    pub module: String,
 }
 
 impl Change {
@@ -38,6 +77,7 @@ impl Change {
         match self {
             Change::Sysctl { key, .. } => key.clone(),
             Change::File { path, .. } => Root::display(path),
+            Change::Rlimit { pid, comm, .. } => format!("nofile of pid {pid} ({comm})"),
         }
     }
 
@@ -56,6 +96,8 @@ impl Change {
                     Root::systemd_dropin(),
                 ]
                 .contains(path)
+                    || *path == Root::modules_dropin()
+                    || Self::is_unit_dropin(path)
                 {
                     Ok(())
                 } else {
@@ -64,7 +106,18 @@ impl Change {
                     ))
                 }
             }
+            Change::Rlimit { .. } => Ok(()),
         }
+    }
+
+    /// Whether `path` is the drop-in netprofile writes for a service unit with a valid name
+    /// (`etc/systemd/system/NAME.service.d/90-netprofile.conf`).
+    fn is_unit_dropin(path: &str) -> bool {
+        path.strip_prefix("etc/systemd/system/")
+            .and_then(|rest| rest.strip_suffix(&format!(".d/{}", crate::system::root::DROPIN_NAME)))
+            .is_some_and(|unit| {
+                crate::profile::unit_name(unit).is_ok() && Root::unit_dropin(unit) == path
+            })
     }
 
     /// The same change, undone.
@@ -82,6 +135,19 @@ impl Change {
                 after,
             } => Change::File {
                 path,
+                before: after,
+                after: before,
+            },
+            Change::Rlimit {
+                pid,
+                comm,
+                started,
+                before,
+                after,
+            } => Change::Rlimit {
+                pid,
+                comm,
+                started,
                 before: after,
                 after: before,
             },
@@ -162,6 +228,9 @@ pub struct Generation {
     /// `apply --verify`: the connection-test reports before and after.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verify: Option<serde_json::Value>,
+    /// Keys left pending (module not loaded) after this generation; `apply --pending` sets them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pending: Vec<PendingKey>,
 }
 
 impl Generation {
@@ -179,6 +248,7 @@ impl Generation {
             outcome: Outcome::Applied,
             message: None,
             verify: None,
+            pending: Vec::new(),
         }
     }
 }
@@ -350,7 +420,7 @@ pub fn in_effect(all: &[Generation]) -> Vec<u64> {
             undone_from = undone_from.min(of);
             continue;
         }
-        if matches!(g.op.as_str(), "apply" | "confirm")
+        if matches!(g.op.as_str(), "apply" | "apply-pending" | "confirm")
             && matches!(g.outcome, Outcome::Applied | Outcome::Pending)
             && g.number < undone_from
         {

@@ -130,6 +130,30 @@ fn check_chars(rel: &str, text: &str) -> Result<()> {
     Ok(())
 }
 
+/// A unit drop-in must hold exactly `[Service]` and one `LimitNOFILE=`.
+pub fn check_service(rel: &str, text: &str, expected: &str) -> Result<()> {
+    check_chars(rel, text)?;
+    if meaningful(text) != ["[Service]".to_string(), format!("LimitNOFILE={expected}")] {
+        return Err(refuse(
+            rel,
+            "it would hold other unit settings than LimitNOFILE",
+        ));
+    }
+    Ok(())
+}
+
+/// A modules-load.d drop-in must name exactly the profile's modules, one a line.
+pub fn check_modules(rel: &str, text: &str, expected: &[String]) -> Result<()> {
+    check_chars(rel, text)?;
+    if meaningful(text) != expected {
+        return Err(refuse(
+            rel,
+            "it would load other modules than the profile names",
+        ));
+    }
+    Ok(())
+}
+
 /// Checks every drop-in a plan writes. Called before the first change.
 pub fn check_plan(profile: &Profile, plan: &Plan) -> Result<()> {
     for file in &plan.files {
@@ -144,6 +168,18 @@ pub fn check_plan(profile: &Profile, plan: &Plan) -> Result<()> {
                 .as_ref()
                 .map(|(pair, _)| dropin::nofile_value(*pair));
             check_systemd(&file.rel, text, value.as_deref())?;
+        } else if file.rel == Root::modules_dropin() {
+            check_modules(&file.rel, text, &profile.modules)?;
+        } else if let Some((unit, service)) = profile
+            .services
+            .iter()
+            .find(|(unit, _)| Root::unit_dropin(unit) == file.rel)
+        {
+            let value = dropin::nofile_value(service.nofile);
+            check_service(&file.rel, text, &value).map_err(|e| match e {
+                Error::Usage(m) => Error::Usage(format!("{m} (unit {unit})")),
+                other => other,
+            })?;
         } else {
             return Err(refuse(&file.rel, "it is not a file netprofile manages"));
         }

@@ -1,0 +1,360 @@
+//! Running processes and the open-files limits they actually have.
+//!
+//! Reads, through `Root`, `proc/PID/{comm,status,cgroup,limits}`, the listening sockets of
+//! `proc/net/tcp{,6}` and the `proc/PID/fd` links that name them, to say which listening process
+//! (and which systemd service) holds which nofile limit, and what a fresh start would give it
+//! (the service's LimitNOFILE by systemd's rules, the manager's DefaultLimitNOFILE, or
+//! pam_limits' value for its user). It never changes a limit: `transaction` does, with prlimit.
+//! On a `--root` tree these files come from the tree; prlimit acts on real pids, so the
+//! identity of a process is checked against the running kernel's `/proc` (`Root::KERNEL_PROC`).
+
+use std::collections::BTreeMap;
+
+use crate::error::Result;
+use crate::profile::limit::{Domain, Item, LimitValue};
+use crate::system::root::Root;
+use crate::system::units::{self, UnitFiles};
+use crate::system::{LiveState, read_optional};
+
+/// One process as `proc` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Process {
+    pub pid: u32,
+    pub comm: String,
+    pub uid: Option<u32>,
+    /// The systemd service whose cgroup holds it (`nginx.service`), if any.
+    pub unit: Option<String>,
+    /// Open files (soft, hard); `u64::MAX` is unlimited.
+    pub nofile: Option<(u64, u64)>,
+    /// TCP ports it listens on.
+    pub ports: Vec<u16>,
+}
+
+/// The "Max open files" line of a `proc/PID/limits`.
+#[must_use]
+pub fn parse_limits(text: &str) -> Option<(u64, u64)> {
+    let line = text.lines().find(|l| l.starts_with("Max open files"))?;
+    let fields: Vec<&str> = line["Max open files".len()..].split_whitespace().collect();
+    let value = |s: &str| match s {
+        "unlimited" => Some(u64::MAX),
+        n => n.parse().ok(),
+    };
+    Some((value(fields.first()?)?, value(fields.get(1)?)?))
+}
+
+/// The service of a `proc/PID/cgroup` (`0::/system.slice/nginx.service`), if any.
+#[must_use]
+pub fn unit_of(cgroup: &str) -> Option<String> {
+    cgroup.lines().find_map(|line| {
+        let path = line.splitn(3, ':').nth(2)?;
+        path.split('/')
+            .rev()
+            .find(|part| part.ends_with(".service"))
+            .map(String::from)
+    })
+}
+
+/// Socket inode -> port for the sockets in LISTEN state of proc/net/tcp and tcp6.
+#[must_use]
+pub fn listening_inodes(tables: &[String]) -> BTreeMap<u64, u16> {
+    let mut out = BTreeMap::new();
+    for line in tables.iter().flat_map(|t| t.lines().skip(1)) {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        if fields.get(3) != Some(&"0A") {
+            continue;
+        }
+        let port = fields
+            .get(1)
+            .and_then(|l| l.rsplit_once(':'))
+            .and_then(|(_, p)| u16::from_str_radix(p, 16).ok());
+        let inode = fields.get(9).and_then(|i| i.parse::<u64>().ok());
+        if let (Some(port), Some(inode)) = (port, inode)
+            && inode != 0
+        {
+            out.insert(inode, port);
+        }
+    }
+    out
+}
+
+fn pids(root: &Root) -> Vec<u32> {
+    let mut pids: Vec<u32> = std::fs::read_dir(root.path("proc"))
+        .map(|entries| {
+            entries
+                .filter_map(std::result::Result::ok)
+                .filter_map(|e| e.file_name().to_str()?.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    pids.sort_unstable();
+    pids
+}
+
+/// Reads one process; `None` when it is gone (or is a kernel thread without a name).
+fn read_process(root: &Root, pid: u32) -> Option<Process> {
+    let at = |file: &str| format!("proc/{pid}/{file}");
+    // A process may exit between listing and reading, and other users' files may be closed to
+    // us: either way there is nothing to report about it.
+    let comm = read_optional(root, &at("comm")).ok()??.trim().to_string();
+    let uid = read_optional(root, &at("status"))
+        .ok()
+        .flatten()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Uid:"))
+                .and_then(|l| l.split_whitespace().next()?.parse().ok())
+        });
+    let unit = read_optional(root, &at("cgroup"))
+        .ok()
+        .flatten()
+        .and_then(|c| unit_of(&c));
+    let nofile = read_optional(root, &at("limits"))
+        .ok()
+        .flatten()
+        .and_then(|l| parse_limits(&l));
+    Some(Process {
+        pid,
+        comm,
+        uid,
+        unit,
+        nofile,
+        ports: Vec::new(),
+    })
+}
+
+/// Every process under the root's `proc`, by pid.
+#[must_use]
+pub fn all(root: &Root) -> Vec<Process> {
+    pids(root)
+        .into_iter()
+        .filter_map(|pid| read_process(root, pid))
+        .collect()
+}
+
+/// The processes that hold a listening TCP socket, with their ports.
+pub fn listening(root: &Root) -> Result<Vec<Process>> {
+    let mut tables = Vec::new();
+    for rel in Root::PROC_NET_TCP {
+        tables.extend(read_optional(root, rel)?);
+    }
+    let inodes = listening_inodes(&tables);
+    if inodes.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut out = Vec::new();
+    for pid in pids(root) {
+        let Ok(fds) = std::fs::read_dir(root.path(&format!("proc/{pid}/fd"))) else {
+            continue;
+        };
+        let mut ports: Vec<u16> = fds
+            .filter_map(std::result::Result::ok)
+            .filter_map(|fd| std::fs::read_link(fd.path()).ok())
+            .filter_map(|target| {
+                let target = target.to_string_lossy().into_owned();
+                let inode = target.strip_prefix("socket:[")?.strip_suffix(']')?;
+                inodes.get(&inode.parse().ok()?).copied()
+            })
+            .collect();
+        if ports.is_empty() {
+            continue;
+        }
+        ports.sort_unstable();
+        ports.dedup();
+        if let Some(mut process) = read_process(root, pid) {
+            process.ports = ports;
+            out.push(process);
+        }
+    }
+    Ok(out)
+}
+
+/// The running kernel's fs.nr_open, which bounds what prlimit may set on a real pid.
+#[must_use]
+pub fn kernel_nr_open() -> Option<u64> {
+    std::fs::read_to_string(format!("{}/sys/fs/nr_open", Root::KERNEL_PROC))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// A real process's nofile limits and name, from the running kernel's `/proc`; `None` when
+/// the pid does not exist.
+#[must_use]
+pub fn kernel_nofile(pid: u32) -> Option<(String, (u64, u64))> {
+    let dir = format!("{}/{pid}", Root::KERNEL_PROC);
+    let comm = std::fs::read_to_string(format!("{dir}/comm")).ok()?;
+    let limits = std::fs::read_to_string(format!("{dir}/limits")).ok()?;
+    Some((comm.trim().to_string(), parse_limits(&limits)?))
+}
+
+/// When a real process started (clock ticks after boot, field 22 of `/proc/PID/stat`): with
+/// its name, what tells it apart from a later process that reuses the pid.
+#[must_use]
+pub fn kernel_started(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("{}/{pid}/stat", Root::KERNEL_PROC)).ok()?;
+    let (_, rest) = stat.rsplit_once(')')?;
+    rest.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// Whether the running `pid` is still the process that was named `comm` and started at
+/// `started` (when known).
+#[must_use]
+pub fn same_process(pid: u32, comm: &str, started: Option<u64>) -> bool {
+    kernel_nofile(pid).is_some_and(|(now, _)| now == comm)
+        && started.is_none_or(|s| kernel_started(pid) == Some(s))
+}
+
+/// What a fresh start of a process would get, where that comes from, and what it takes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FreshStart {
+    pub nofile: (u64, u64),
+    /// `LimitNOFILE= in FILE:LINE`, `DefaultLimitNOFILE= in …`, `limits in FILE:LINE`.
+    pub source: String,
+    /// What it takes for the process to get it: a restart, a daemon-reexec, a new login.
+    pub needs: String,
+}
+
+/// systemd's built-in DefaultLimitNOFILE (since v240).
+const SYSTEMD_DEFAULT: (u64, u64) = (1024, 524_288);
+
+/// What a fresh start of `process` gets from the files now: a service by systemd's rules, any
+/// other process from pam_limits for its user. `None` when nothing sets its limit.
+#[must_use]
+pub fn fresh_start(
+    process: &Process,
+    unit: Option<&UnitFiles>,
+    live: &LiveState,
+) -> Option<FreshStart> {
+    if let Some(name) = &process.unit {
+        if let Some(a) = unit.and_then(UnitFiles::limit_nofile) {
+            return Some(FreshStart {
+                nofile: units::parse_nofile(&a.value)?,
+                source: format!("LimitNOFILE={} in {}:{}", a.value, a.file, a.line),
+                needs: format!("`systemctl daemon-reload`, then restart {name}"),
+            });
+        }
+        return Some(match &live.systemd_nofile {
+            Some(d) => FreshStart {
+                nofile: units::parse_nofile(&d.value)?,
+                source: format!("DefaultLimitNOFILE={} in {}:{}", d.value, d.file, d.line),
+                needs: format!("`systemctl daemon-reexec`, then restart {name}"),
+            },
+            None => FreshStart {
+                nofile: SYSTEMD_DEFAULT,
+                source: "systemd's default DefaultLimitNOFILE=1024:524288".into(),
+                needs: format!("restart {name}"),
+            },
+        });
+    }
+    let user = process.uid.and_then(|uid| {
+        live.users
+            .iter()
+            .find(|(_, (u, _))| *u == uid)
+            .map(|(name, _)| name.clone())
+    });
+    let mut subject = match &user {
+        Some(name) => live.subject(&Domain::User(name.clone())),
+        None => crate::system::limits::Subject::default(),
+    };
+    subject.uid = subject.uid.or(process.uid);
+    let entries = crate::system::entries(&live.limit_files);
+    let (soft, hard) = crate::system::limits::resolve(&entries, &subject, Item::Nofile);
+    let num = |v: LimitValue| match v {
+        LimitValue::Num(n) => u64::try_from(n).ok(),
+        LimitValue::Unlimited => Some(u64::MAX),
+    };
+    let (soft, hard) = (soft?, hard?);
+    Some(FreshStart {
+        nofile: (num(soft.value)?, num(hard.value)?),
+        source: format!(
+            "limits soft {}:{}, hard {}:{}",
+            soft.file, soft.line, hard.file, hard.line
+        ),
+        needs: "a new login (pam_limits), then restart it".into(),
+    })
+}
+
+/// A listening process that runs with less than a fresh start would give it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stale {
+    pub process: Process,
+    pub now: (u64, u64),
+    pub fresh: FreshStart,
+}
+
+/// The listening processes whose nofile limits are below what a fresh start would get.
+pub fn stale(root: &Root, live: &LiveState) -> Result<Vec<Stale>> {
+    let mut unit_cache: BTreeMap<String, UnitFiles> = BTreeMap::new();
+    let mut out = Vec::new();
+    for process in listening(root)? {
+        let Some(now) = process.nofile else { continue };
+        let unit = match &process.unit {
+            Some(name) => {
+                if !unit_cache.contains_key(name) {
+                    unit_cache.insert(name.clone(), units::unit_files(root, name)?);
+                }
+                unit_cache.get(name)
+            }
+            None => None,
+        };
+        let Some(fresh) = fresh_start(&process, unit, live) else {
+            continue;
+        };
+        if now.0 < fresh.nofile.0 || now.1 < fresh.nofile.1 {
+            out.push(Stale {
+                process,
+                now,
+                fresh,
+            });
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parsers() {
+        let limits = "Limit                     Soft Limit           Hard Limit           Units     \n\
+Max cpu time              unlimited            unlimited            seconds   \n\
+Max open files            1024                 524288               files     \n";
+        assert_eq!(parse_limits(limits), Some((1024, 524_288)));
+        assert_eq!(
+            parse_limits("Max open files  unlimited unlimited files\n"),
+            Some((u64::MAX, u64::MAX))
+        );
+        assert_eq!(
+            unit_of("0::/system.slice/nginx.service\n"),
+            Some("nginx.service".into())
+        );
+        assert_eq!(
+            unit_of("0::/system.slice/docker.service/inner\n"),
+            Some("docker.service".into())
+        );
+        assert_eq!(
+            unit_of("0::/user.slice/user-0.slice/session-3.scope\n"),
+            None
+        );
+        let tcp = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n\
+   0: 00000000:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 4242 1\n\
+   1: 0100007F:0016 0100007F:C350 01 00000000:00000000 00:00000000 00000000     0        0 77 1\n";
+        assert_eq!(
+            listening_inodes(&[tcp.into()]),
+            BTreeMap::from([(4242, 8080)])
+        );
+    }
+
+    #[test]
+    fn this_process_is_itself_and_not_another() {
+        let pid = std::process::id();
+        let (comm, _) = kernel_nofile(pid).expect("own /proc entry");
+        let started = kernel_started(pid);
+        assert!(started.is_some());
+        assert!(same_process(pid, &comm, started));
+        assert!(!same_process(pid, &comm, started.map(|s| s + 1)));
+        assert!(!same_process(pid, "not-this", None));
+    }
+}
