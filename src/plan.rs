@@ -199,7 +199,13 @@ pub fn plan(profile: &Profile, live: &LiveState) -> Result<Plan> {
             .cloned()
             .flatten()
             .map(|raw| value::of_key(key.as_str(), &raw));
-        let boot = sysctld::boot_value(&live.boot_files, key.as_str()).map(BootValue::from);
+        let ints = live
+            .sysctl
+            .get(key)
+            .cloned()
+            .flatten()
+            .and_then(|raw| sysctld::int_count(&raw));
+        let boot = sysctld::boot_value(&live.boot_files, key.as_str(), ints).map(BootValue::from);
         let wanted = match &setting.want {
             Want::Exact(v) => v.clone(),
             Want::Min(n) => format!(">= {n}"),
@@ -543,16 +549,18 @@ fn file_name(path: &str) -> &str {
 /// Boot files that would set a managed key to something else after netprofile's drop-in.
 fn boot_warnings(rows: &[SysctlRow], live: &LiveState, files: &[FileChange]) -> Vec<String> {
     let dropin = Root::display(&Root::sysctl_dropin());
-    // sysctl.d files apply in name order across folders, /etc/sysctl.conf last.
-    let Some(boot) = after_apply(&live.boot_files, files, &Root::sysctl_dropin(), |f| {
-        file_name(&f.path) > file_name(&dropin) || f.path == Root::display(Root::SYSCTL_CONF)
+    // sysctl.d files apply in name order across folders; the drop-in in /etc masks its name.
+    let Some(mut boot) = after_apply(&live.boot_files, files, &Root::sysctl_dropin(), |f| {
+        file_name(&f.path) > file_name(&dropin)
     }) else {
         return Vec::new();
     };
+    boot.retain(|f| f.path == dropin || file_name(&f.path) != file_name(&dropin));
     let mut warnings = Vec::new();
     for row in rows {
         let Some(target) = &row.target else { continue };
-        if let Some(at_boot) = sysctld::boot_value(&boot, row.key.as_str())
+        let ints = row.live.as_deref().and_then(sysctld::int_count);
+        if let Some(at_boot) = sysctld::boot_value(&boot, row.key.as_str(), ints)
             && at_boot.file != dropin
             && !value::same(row.key.as_str(), &at_boot.value, target)
         {

@@ -182,16 +182,31 @@ fn boot_column_names_the_file_and_later_files_that_override() {
         );
 }
 
+/// systemd-sysctl reads /etc/sysctl.conf only through Debian's 99-sysctl.conf link, at that
+/// name's place in the order; without the link it never reads it (tests/oracle_sysctl.rs).
 #[test]
-fn sysctl_conf_is_applied_last() {
+fn sysctl_conf_is_read_through_the_99_link_only() {
+    let t = Test::new()
+        .file("etc/sysctl.d/10-a.conf", "net.core.somaxconn = 1024
+")
+        .file("etc/sysctl.conf", "net.core.somaxconn = 512
+")
+        .profile("small.toml", SMALL)
+        .args(&["diff", "small.toml"]);
+    std::os::unix::fs::symlink("../sysctl.conf", t.root().join("etc/sysctl.d/99-sysctl.conf"))
+        .expect("symlink");
+    t.run()
+        .stdout_has("512 (/etc/sysctl.d/99-sysctl.conf:1)")
+        .stderr_has("warning: /etc/sysctl.d/99-sysctl.conf:1 sets net.core.somaxconn = 512");
     Test::new()
-        .file("etc/sysctl.d/10-a.conf", "net.core.somaxconn = 1024\n")
-        .file("etc/sysctl.conf", "net.core.somaxconn = 512\n")
+        .file("etc/sysctl.d/10-a.conf", "net.core.somaxconn = 1024
+")
+        .file("etc/sysctl.conf", "net.core.somaxconn = 512
+")
         .profile("small.toml", SMALL)
         .args(&["diff", "small.toml"])
         .run()
-        .stdout_has("512 (/etc/sysctl.conf:1)")
-        .stderr_has("warning: /etc/sysctl.conf:1 sets net.core.somaxconn = 512");
+        .stdout_has("1024 (/etc/sysctl.d/10-a.conf:1)");
 }
 
 #[test]

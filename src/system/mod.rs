@@ -10,7 +10,9 @@ pub mod root;
 pub mod sysctld;
 
 use std::collections::BTreeMap;
+use std::ffi::{OsStr, OsString};
 use std::io::ErrorKind;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 
 use self::limits::{Entry, Subject};
 use self::sysctld::BootFile;
@@ -53,8 +55,9 @@ pub struct LiveState {
 /// Reads a file that may be absent.
 pub fn read_optional(root: &Root, rel: &str) -> Result<Option<String>> {
     let path = root.path(rel);
-    match std::fs::read_to_string(&path) {
-        Ok(text) => Ok(Some(text)),
+    // Bytes, not UTF-8: a Latin-1 comment in a config file is read, as systemd and PAM read it.
+    match std::fs::read(&path) {
+        Ok(bytes) => Ok(Some(String::from_utf8_lossy(&bytes).into_owned())),
         Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
         Err(e) => Err(Error::read(path, e)),
     }
@@ -91,8 +94,10 @@ pub fn read_sysctl(root: &Root, key: &KeyName) -> Result<Option<String>> {
     Ok(read_sysctl_raw(root, key)?.map(|raw| crate::profile::value::of_key(key.as_str(), &raw)))
 }
 
-/// `*.conf` names in a folder, sorted in C-locale (byte) order.
-fn conf_names(root: &Root, rel_dir: &str) -> Result<Vec<String>> {
+/// `*.conf` names in a folder, dotfiles left out (systemd skips hidden files and glob(3) does
+/// not match them), sorted in C-locale (byte) order. Names are kept as bytes: a Latin-1 name
+/// is listed and read like any other.
+fn conf_names(root: &Root, rel_dir: &str) -> Result<Vec<OsString>> {
     let dir = root.path(rel_dir);
     let entries = match std::fs::read_dir(&dir) {
         Ok(entries) => entries,
@@ -102,56 +107,63 @@ fn conf_names(root: &Root, rel_dir: &str) -> Result<Vec<String>> {
     let mut names = Vec::new();
     for entry in entries {
         let entry = entry.map_err(|e| Error::read(&dir, e))?;
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if name.ends_with(".conf") {
+        let name = entry.file_name();
+        if name.as_bytes().ends_with(b".conf") && !name.as_bytes().starts_with(b".") {
             names.push(name);
         }
     }
-    names.sort();
+    names.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
     Ok(names)
 }
 
-/// sysctl.d files in boot order (see sysctld).
+/// One listed config file: its display path and text. A name that is not a regular file (a
+/// directory, a /dev/null link, a dangling link) reads as nothing, as systemd's and pam's
+/// `fopen` + `fgets` read it: it masks (sysctl.d) and sets nothing.
+fn read_conf(root: &Root, rel_dir: &str, name: &OsStr) -> Result<BootFile> {
+    let lossy = name.to_string_lossy();
+    let rel = format!("{rel_dir}/{lossy}");
+    let full = root.path(rel_dir).join(name);
+    let regular = std::fs::metadata(&full).is_ok_and(|m| m.is_file());
+    let text = match (regular, name.to_str()) {
+        (false, _) => String::new(),
+        (true, Some(_)) => read_optional(root, &rel)?.unwrap_or_default(),
+        // A name that is not UTF-8 cannot be spelled as a root-relative &str.
+        (true, None) => std::fs::read(&full)
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .map_err(|e| Error::read(&full, e))?,
+    };
+    Ok(BootFile {
+        path: Root::display(&rel),
+        text,
+    })
+}
+
+/// sysctl.d files in the order systemd-sysctl parses them (see sysctld). Dotfiles are not
+/// listed; a name that is a directory, a device (/dev/null) or a dangling link masks the same
+/// name in later folders and reads as nothing, as it does for systemd.
 pub fn boot_files(root: &Root) -> Result<Vec<BootFile>> {
     let mut found = Vec::new();
     for (rank, dir) in SYSCTL_DIRS.iter().enumerate() {
         for name in conf_names(root, dir)? {
-            let rel = format!("{dir}/{name}");
-            let text = read_optional(root, &rel)?.unwrap_or_default();
-            found.push((
-                rank,
-                name,
-                BootFile {
-                    path: Root::display(&rel),
-                    text,
-                },
-            ));
+            let file = read_conf(root, dir, &name)?;
+            found.push((rank, name.into_vec(), file));
         }
     }
-    let conf = read_optional(root, Root::SYSCTL_CONF)?.map(|text| BootFile {
-        path: Root::display(Root::SYSCTL_CONF),
-        text,
-    });
-    Ok(sysctld::order(found, conf))
+    Ok(sysctld::order(found))
 }
 
 /// A main file, then `*.conf` in its drop-in folder in name order (how pam_limits reads
 /// limits.conf and limits.d, and systemd reads system.conf and system.conf.d).
 fn main_then_dropins(root: &Root, main: &str, dir: &str) -> Result<Vec<BootFile>> {
-    let mut rels = vec![main.to_string()];
-    rels.extend(
-        conf_names(root, dir)?
-            .into_iter()
-            .map(|name| format!("{dir}/{name}")),
-    );
     let mut files = Vec::new();
-    for rel in rels {
-        if let Some(text) = read_optional(root, &rel)? {
-            files.push(BootFile {
-                path: Root::display(&rel),
-                text,
-            });
-        }
+    if let Some(text) = read_optional(root, main)? {
+        files.push(BootFile {
+            path: Root::display(main),
+            text,
+        });
+    }
+    for name in conf_names(root, dir)? {
+        files.push(read_conf(root, dir, &name)?);
     }
     Ok(files)
 }
