@@ -12,7 +12,7 @@ use serde::Serialize;
 use crate::error::{Error, Problem, Result};
 use crate::profile::dropin;
 use crate::profile::keys::{self, KeyName, Scope};
-use crate::profile::limit::{Item, LimitValue};
+use crate::profile::limit::{Domain, Item, LimitValue};
 use crate::profile::value;
 use crate::profile::{Origin, Profile, Want};
 use crate::system::limits::{self, Resolved};
@@ -288,7 +288,14 @@ pub fn plan(profile: &Profile, live: &LiveState) -> Result<Plan> {
             ));
         }
         let subject = live.subject(&limit.domain);
-        let (soft_now, hard_now) = limits::resolve(&old_entries, &subject, limit.item);
+        let live_nr_open = live
+            .sysctl
+            .get(&KeyName::parse("fs.nr_open").expect("valid key"))
+            .cloned()
+            .flatten()
+            .and_then(|v| v.trim().parse().ok());
+        let (soft_now, hard_now) =
+            limits::resolve(&old_entries, &subject, limit.item, live_nr_open);
         if !private
             && let (Some(soft), None, Some(hard_now)) = (limit.soft, limit.hard, &hard_now)
             && soft > hard_now.value
@@ -386,7 +393,7 @@ pub fn plan(profile: &Profile, live: &LiveState) -> Result<Plan> {
     warnings.extend(port_warnings(&rows, live));
     if namespace == Namespace::Initial {
         warnings.extend(boot_warnings(&rows, live, &files));
-        warnings.extend(limit_warnings(profile, live, &files));
+        warnings.extend(limit_warnings(profile, live, &files, nr_open));
     } else {
         warnings.push(
             "this is a private network namespace: global keys, limits and systemd settings are \
@@ -574,8 +581,15 @@ fn boot_warnings(rows: &[SysctlRow], live: &LiveState, files: &[FileChange]) -> 
     warnings
 }
 
-/// Limits files that would override the profile's limits for their own domain.
-fn limit_warnings(profile: &Profile, live: &LiveState, files: &[FileChange]) -> Vec<String> {
+/// Limits files that would override the profile's limits for their own domain, and the logins
+/// in passwd that the drop-in's lines claim but do not reach (a uid range, a group line, a
+/// user's own soft-only line or a `<domain> -` line elsewhere).
+fn limit_warnings(
+    profile: &Profile,
+    live: &LiveState,
+    files: &[FileChange],
+    nr_open: Option<i64>,
+) -> Vec<String> {
     let dropin = Root::display(&Root::limits_dropin());
     // limits.conf first, then limits.d in name order.
     let Some(all) = after_apply(&live.limit_files, files, &Root::limits_dropin(), |f| {
@@ -587,7 +601,8 @@ fn limit_warnings(profile: &Profile, live: &LiveState, files: &[FileChange]) -> 
     let mut warnings = Vec::new();
     let mut seen = BTreeMap::new();
     for limit in &profile.limits {
-        let (soft, hard) = limits::resolve(&entries, &live.subject(&limit.domain), limit.item);
+        let (soft, hard) =
+            limits::resolve(&entries, &live.subject(&limit.domain), limit.item, nr_open);
         for (half, want, got) in [("soft", limit.soft, soft), ("hard", limit.hard, hard)] {
             let (Some(want), Some(Resolved { value, file, line })) = (want, got) else {
                 continue;
@@ -600,8 +615,90 @@ fn limit_warnings(profile: &Profile, live: &LiveState, files: &[FileChange]) -> 
                 ));
             }
         }
+        warnings.extend(unreached_logins(limit, live, &entries, nr_open, &seen));
     }
     warnings
+}
+
+/// Whether a profile's limits domain names this login.
+fn claims(domain: &Domain, who: &limits::Subject) -> bool {
+    match domain {
+        Domain::All => true,
+        Domain::User(name) => who.user.as_deref() == Some(name.as_str()),
+        Domain::Group(group) => who.groups.iter().any(|g| g == group),
+        Domain::UidRange(lo, hi) => who.uid.is_some_and(|uid| match (lo, hi) {
+            (None, Some(b)) => uid == *b,
+            (Some(a), None) => uid >= *a,
+            (Some(a), Some(b)) => (*a..=*b).contains(&uid),
+            (None, None) => false,
+        }),
+    }
+}
+
+/// One warning per cause: the passwd logins that `limit` claims but that end up with another
+/// value (or none) at login, after apply.
+fn unreached_logins(
+    limit: &crate::profile::Limit,
+    live: &LiveState,
+    entries: &[limits::Entry],
+    nr_open: Option<i64>,
+    reported: &BTreeMap<(String, usize), ()>,
+) -> Vec<String> {
+    let mut missed: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for name in live.users.keys() {
+        let who = live.login(name);
+        if !claims(&limit.domain, &who) {
+            continue;
+        }
+        let o = limits::outcome(entries, &who, limit.item, nr_open);
+        if let Some((file, line)) = &o.stopped_at {
+            missed
+                .entry(format!(
+                    "{file}:{line} is a `-` line for them, so pam_limits sets no limit at all"
+                ))
+                .or_default()
+                .push(name.clone());
+            continue;
+        }
+        for (half, want, got) in [("soft", limit.soft, o.soft), ("hard", limit.hard, o.hard)] {
+            let Some(want) = want else { continue };
+            let cause = match got {
+                Some(r) if r.value == want => continue,
+                Some(r) if reported.contains_key(&(r.file.clone(), r.line)) => continue,
+                Some(r) => format!("{}:{} gives them {half} {}", r.file, r.line, r.value),
+                None => format!("no line gives them a {half} value"),
+            };
+            missed.entry(cause).or_default().push(name.clone());
+        }
+    }
+    missed
+        .into_iter()
+        .map(|(cause, mut users)| {
+            users.dedup();
+            let shown = users.iter().take(5).cloned().collect::<Vec<_>>().join(", ");
+            let more = users.len().saturating_sub(5);
+            let more = if more > 0 {
+                format!(" and {more} more")
+            } else {
+                String::new()
+            };
+            format!(
+                "{} {} {} does not reach {}{more} at login: {cause}; change that line or name \
+                 these logins in the profile",
+                limit.domain,
+                limit.item,
+                [
+                    limit.soft.map(|v| format!("soft {v}")),
+                    limit.hard.map(|v| format!("hard {v}"))
+                ]
+                .into_iter()
+                .flatten()
+                .collect::<Vec<_>>()
+                .join(" "),
+                shown
+            )
+        })
+        .collect()
 }
 
 #[cfg(test)]

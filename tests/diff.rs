@@ -187,26 +187,69 @@ fn boot_column_names_the_file_and_later_files_that_override() {
 #[test]
 fn sysctl_conf_is_read_through_the_99_link_only() {
     let t = Test::new()
-        .file("etc/sysctl.d/10-a.conf", "net.core.somaxconn = 1024
-")
-        .file("etc/sysctl.conf", "net.core.somaxconn = 512
-")
+        .file(
+            "etc/sysctl.d/10-a.conf",
+            "net.core.somaxconn = 1024
+",
+        )
+        .file(
+            "etc/sysctl.conf",
+            "net.core.somaxconn = 512
+",
+        )
         .profile("small.toml", SMALL)
         .args(&["diff", "small.toml"]);
-    std::os::unix::fs::symlink("../sysctl.conf", t.root().join("etc/sysctl.d/99-sysctl.conf"))
-        .expect("symlink");
+    std::os::unix::fs::symlink(
+        "../sysctl.conf",
+        t.root().join("etc/sysctl.d/99-sysctl.conf"),
+    )
+    .expect("symlink");
     t.run()
         .stdout_has("512 (/etc/sysctl.d/99-sysctl.conf:1)")
         .stderr_has("warning: /etc/sysctl.d/99-sysctl.conf:1 sets net.core.somaxconn = 512");
     Test::new()
-        .file("etc/sysctl.d/10-a.conf", "net.core.somaxconn = 1024
-")
-        .file("etc/sysctl.conf", "net.core.somaxconn = 512
-")
+        .file(
+            "etc/sysctl.d/10-a.conf",
+            "net.core.somaxconn = 1024
+",
+        )
+        .file(
+            "etc/sysctl.conf",
+            "net.core.somaxconn = 512
+",
+        )
         .profile("small.toml", SMALL)
         .args(&["diff", "small.toml"])
         .run()
         .stdout_has("1024 (/etc/sysctl.d/10-a.conf:1)");
+}
+
+/// pam_limits ranks a uid range as a user entry: `1000: - nofile 4096` anywhere keeps every
+/// uid >= 1000 at 4096 whatever `*` says, and a `@ops -` line makes pam set nothing for ops.
+#[test]
+fn limits_name_the_logins_the_dropin_does_not_reach() {
+    let t = Test::new()
+        .file("etc/group", "ops:x:2000:carol\n")
+        .file("etc/security/limits.conf", "1000: - nofile 4096\n@ops -\n")
+        .profile("small.toml", SMALL)
+        .args(&["diff", "small.toml"]);
+    // A Latin-1 GECOS field is read, not fatal.
+    std::fs::write(
+        t.root().join("etc/passwd"),
+        b"root:x:0:0:r\xe9:/root:/bin/sh\nalice:x:1000:1000::/home/alice:/bin/sh\n\
+          bob:x:1001:1001::/home/bob:/bin/sh\ncarol:x:500:500::/:/bin/sh\n",
+    )
+    .expect("write passwd");
+    t.run()
+        .code(1)
+        .stdout_has("* soft nofile  -     -")
+        .stderr_has(
+            "warning: * nofile soft 65536 hard 65536 does not reach alice, bob at login: \
+             /etc/security/limits.conf:1 gives them soft 4096",
+        )
+        .stderr_has(
+            "does not reach carol at login: /etc/security/limits.conf:2 is a `-` line for them",
+        );
 }
 
 #[test]

@@ -321,28 +321,41 @@ impl LiveState {
             Domain::All => Subject::default(),
             Domain::Group(g) => Subject {
                 groups: vec![g.clone()],
+                group_ids: self
+                    .groups
+                    .get(g)
+                    .map(|(gid, _)| *gid)
+                    .into_iter()
+                    .collect(),
                 ..Subject::default()
             },
             Domain::UidRange(lo, hi) => Subject {
                 uid: lo.or(*hi),
                 ..Subject::default()
             },
-            Domain::User(name) => {
-                let ids = self.users.get(name).copied();
-                let groups = self
-                    .groups
-                    .iter()
-                    .filter(|(_, (gid, members))| {
-                        members.contains(name) || ids.is_some_and(|(_, g)| g == *gid)
-                    })
-                    .map(|(g, _)| g.clone())
-                    .collect();
-                Subject {
-                    user: Some(name.clone()),
-                    uid: ids.map(|(uid, _)| uid),
-                    groups,
-                }
-            }
+            Domain::User(name) => self.login(name),
+        }
+    }
+
+    /// A user from passwd as pam_limits sees them: name, uid, primary gid, and every group
+    /// whose gid is the primary one or whose member list names them.
+    #[must_use]
+    pub fn login(&self, name: &str) -> Subject {
+        let ids = self.users.get(name).copied();
+        let (groups, group_ids) = self
+            .groups
+            .iter()
+            .filter(|(_, (gid, members))| {
+                members.iter().any(|m| m == name) || ids.is_some_and(|(_, g)| g == *gid)
+            })
+            .map(|(g, (gid, _))| (g.clone(), *gid))
+            .unzip();
+        Subject {
+            user: Some(name.to_string()),
+            uid: ids.map(|(uid, _)| uid),
+            gid: ids.map(|(_, gid)| gid),
+            groups,
+            group_ids,
         }
     }
 }
