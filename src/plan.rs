@@ -620,12 +620,14 @@ fn limit_warnings(
     warnings
 }
 
-/// Whether a profile's limits domain names this login.
+/// Whether a profile's limits domain names this login. As Debian's pam_limits reads them, `*`
+/// and `@group` never name root.
 fn claims(domain: &Domain, who: &limits::Subject) -> bool {
+    let root = who.uid == Some(0);
     match domain {
-        Domain::All => true,
+        Domain::All => !root,
         Domain::User(name) => who.user.as_deref() == Some(name.as_str()),
-        Domain::Group(group) => who.groups.iter().any(|g| g == group),
+        Domain::Group(group) => !root && who.groups.iter().any(|g| g == group),
         Domain::UidRange(lo, hi) => who.uid.is_some_and(|uid| match (lo, hi) {
             (None, Some(b)) => uid == *b,
             (Some(a), None) => uid >= *a,

@@ -6,7 +6,10 @@
 //! extra fields are ignored; type, item and value are lower-cased, the domain is not. A line
 //! applies to a login as a user entry (its name, or a uid range `1000:`, `:999`, `1000:2000`),
 //! a group entry (`@name`, `@:gid` by membership, `@2000:` by primary gid) or the default
-//! (`*`); `%` lines only limit logins. Root is not special. For each item a value from a
+//! (`*`); `%` lines only limit logins. Debian's patch (027_pam_limits_better_init_allow_
+//! explicit_root) keeps `*` and `@name` lines off uid 0 (uid and gid ranges still apply) and
+//! resets a soft limit no line sets to the kernel's default (nofile 1024). For each item a
+//! value from a
 //! better-ranked source (user < group < default) is never replaced by a worse one; equal ranks
 //! let the later line win; when the soft half of a `-` line is refused the hard half is
 //! dropped too (pam's `process_limit` returns early). A two-field `<domain> -` line that names
@@ -178,6 +181,10 @@ pub struct Resolved {
     pub line: usize,
 }
 
+/// The soft nofile a Debian session gets when no line sets one (the kernel's INR_OPEN_CUR,
+/// which Debian's pam_limits restores), clamped to the hard limit.
+pub const DEBIAN_UNSET_SOFT_NOFILE: i64 = 1024;
+
 /// pam's sources: 0 a user entry, 1 a group entry, 4 the default (`*`).
 const USER: u8 = 0;
 const GROUP: u8 = 1;
@@ -189,9 +196,10 @@ fn source(domain: &str, who: &Subject) -> Option<u8> {
         return Some(USER);
     }
     let range = uid_range(domain);
+    let root = who.uid == Some(0);
     if let Some(group) = domain.strip_prefix('@') {
         let member = match range {
-            None => who.groups.iter().any(|g| g == group),
+            None => !root && who.groups.iter().any(|g| g == group),
             Some(Range::One(gid)) => who.group_ids.contains(&gid),
             Some(Range::MinMax(lo, hi)) => who.gid.is_some_and(|g| (lo..=hi).contains(&g)),
             Some(Range::Min(lo)) => who.gid.is_some_and(|g| g >= lo),
@@ -211,7 +219,7 @@ fn source(domain: &str, who: &Subject) -> Option<u8> {
         Some(Range::Invalid) => false,
     };
     if range.is_none() {
-        return (domain == "*").then_some(DEFAULT);
+        return (domain == "*" && !root).then_some(DEFAULT);
     }
     who.uid.is_some_and(inside).then_some(USER)
 }
@@ -221,10 +229,12 @@ fn stops(domain: &str, who: &Subject) -> bool {
     if who.user.as_deref() == Some(domain) {
         return true;
     }
-    match (domain.starts_with('@'), uid_range(domain)) {
-        (true, _) => source(domain, who) == Some(GROUP),
-        (false, Some(_)) => source(domain, who) == Some(USER),
-        (false, None) => false,
+    // Unlike four-field lines, a two-field `@name -` line applies to root too.
+    match (domain.strip_prefix('@'), uid_range(domain)) {
+        (Some(group), None) => who.groups.iter().any(|g| g == group),
+        (Some(_), Some(_)) => source(domain, who) == Some(GROUP),
+        (None, Some(_)) => source(domain, who) == Some(USER),
+        (None, None) => false,
     }
 }
 
@@ -367,12 +377,8 @@ bad line here
                 num(2048),
                 num(8192),
             ),
-            // Root is not special in pam_limits 1.5.2.
-            (
-                who(Some("root"), Some(0), &["web"]),
-                num(65536),
-                num(100000),
-            ),
+            // Debian: `*` and `@name` lines do not apply to root; uid ranges do.
+            (who(Some("root"), Some(0), &["web"]), None, num(100000)),
         ];
         for (subject, soft, hard) in cases {
             let (s, h) = resolve(&entries, &subject, Item::Nofile, None);

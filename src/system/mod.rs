@@ -260,35 +260,7 @@ impl LiveState {
         live.boot_files = boot_files(root)?;
         live.limit_files = limit_files(root)?;
         live.systemd_nofile = systemd_nofile_in(&systemd_files(root)?);
-        if let Some(passwd) = read_optional(root, Root::PASSWD)? {
-            for line in passwd.lines() {
-                let f: Vec<&str> = line.split(':').collect();
-                if let (Some(name), Some(uid), Some(gid)) = (f.first(), f.get(2), f.get(3))
-                    && let (Ok(uid), Ok(gid)) = (uid.parse(), gid.parse())
-                {
-                    live.users.insert((*name).to_string(), (uid, gid));
-                }
-            }
-        }
-        if let Some(group) = read_optional(root, Root::GROUP)? {
-            for line in group.lines() {
-                let f: Vec<&str> = line.split(':').collect();
-                if let (Some(name), Some(gid)) = (f.first(), f.get(2))
-                    && let Ok(gid) = gid.parse()
-                {
-                    let members = f
-                        .get(3)
-                        .map(|m| {
-                            m.split(',')
-                                .filter(|s| !s.is_empty())
-                                .map(String::from)
-                                .collect()
-                        })
-                        .unwrap_or_default();
-                    live.groups.insert((*name).to_string(), (gid, members));
-                }
-            }
-        }
+        live.read_accounts(root)?;
         // Listening ports matter only when the profile moves the ephemeral range, and walking
         // the kernel's socket tables is the slowest read here (about 1 ms per read() call on a
         // machine with a large ehash), so read them only then, in few large reads.
@@ -312,6 +284,44 @@ impl LiveState {
             live.dropins.insert(rel, current);
         }
         Ok(live)
+    }
+
+    /// Users and groups from etc/passwd and etc/group, as glibc's files NSS module reads
+    /// them: the first line for a name wins; a line that does not parse is skipped; bytes that
+    /// are not UTF-8 (a Latin-1 GECOS) are read, not fatal.
+    pub fn read_accounts(&mut self, root: &Root) -> Result<()> {
+        if let Some(passwd) = read_optional(root, Root::PASSWD)? {
+            for line in passwd.lines() {
+                let f: Vec<&str> = line.split(':').collect();
+                if let (Some(name), Some(uid), Some(gid)) = (f.first(), f.get(2), f.get(3))
+                    && let (Ok(uid), Ok(gid)) = (uid.parse(), gid.parse())
+                {
+                    self.users.entry((*name).to_string()).or_insert((uid, gid));
+                }
+            }
+        }
+        if let Some(group) = read_optional(root, Root::GROUP)? {
+            for line in group.lines() {
+                let f: Vec<&str> = line.split(':').collect();
+                if let (Some(name), Some(gid)) = (f.first(), f.get(2))
+                    && let Ok(gid) = gid.parse()
+                {
+                    let members = f
+                        .get(3)
+                        .map(|m| {
+                            m.split(',')
+                                .filter(|s| !s.is_empty())
+                                .map(String::from)
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    self.groups
+                        .entry((*name).to_string())
+                        .or_insert((gid, members));
+                }
+            }
+        }
+        Ok(())
     }
 
     /// The login a limits domain stands for, with uid and groups filled in from passwd/group.
@@ -342,7 +352,7 @@ impl LiveState {
     #[must_use]
     pub fn login(&self, name: &str) -> Subject {
         let ids = self.users.get(name).copied();
-        let (groups, group_ids) = self
+        let (groups, mut group_ids): (Vec<String>, Vec<u32>) = self
             .groups
             .iter()
             .filter(|(_, (gid, members))| {
@@ -350,6 +360,11 @@ impl LiveState {
             })
             .map(|(g, (gid, _))| (g.clone(), *gid))
             .unzip();
+        if let Some((_, gid)) = ids
+            && !group_ids.contains(&gid)
+        {
+            group_ids.push(gid);
+        }
         Subject {
             user: Some(name.to_string()),
             uid: ids.map(|(uid, _)| uid),
