@@ -394,6 +394,7 @@ pub fn plan(profile: &Profile, live: &LiveState) -> Result<Plan> {
     if namespace == Namespace::Initial {
         warnings.extend(boot_warnings(&rows, live, &files));
         warnings.extend(limit_warnings(profile, live, &files, nr_open));
+        warnings.extend(systemd_warnings(profile, live, &files));
     } else {
         warnings.push(
             "this is a private network namespace: global keys, limits and systemd settings are \
@@ -579,6 +580,35 @@ fn boot_warnings(rows: &[SysctlRow], live: &LiveState, files: &[FileChange]) -> 
         }
     }
     warnings
+}
+
+/// systemd drop-ins that would set DefaultLimitNOFILE after netprofile's drop-in, as the
+/// sysctl.d warning does for keys.
+fn systemd_warnings(profile: &Profile, live: &LiveState, files: &[FileChange]) -> Vec<String> {
+    let Some((pair, _)) = &profile.systemd_nofile else {
+        return Vec::new();
+    };
+    let dropin = Root::display(&Root::systemd_dropin());
+    let main = Root::display(Root::SYSTEMD_CONF);
+    let Some(mut after) = after_apply(&live.systemd_files, files, &Root::systemd_dropin(), |f| {
+        f.path != main && file_name(&f.path) > file_name(&dropin)
+    }) else {
+        return Vec::new();
+    };
+    after.retain(|f| f.path == dropin || file_name(&f.path) != file_name(&dropin));
+    let wanted = dropin::nofile_value(*pair);
+    match crate::system::systemd::default_limit_nofile(&after) {
+        Some(s) if s.file == dropin || s.value == wanted => Vec::new(),
+        Some(s) => vec![format!(
+            "{}:{} sets DefaultLimitNOFILE={} after netprofile's drop-in: services would start \
+             with {}, not {wanted}. Remove that line or the file",
+            s.file, s.line, s.value, s.value
+        )],
+        None => vec![format!(
+            "a later systemd drop-in resets DefaultLimitNOFILE to systemd's default after \
+             netprofile's drop-in, not {wanted}. Remove that line"
+        )],
+    }
 }
 
 /// Limits files that would override the profile's limits for their own domain, and the logins

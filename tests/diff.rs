@@ -146,6 +146,44 @@ fn shipped_high_conn_differs_on_a_stock_machine() {
         .stdout_has("+++ /etc/systemd/system.conf.d/90-netprofile.conf");
 }
 
+/// systemd 252 reads system.conf, then system.conf.d in /etc, /run, /usr/local/lib and
+/// /usr/lib (a name in an earlier folder masks a later one); a later drop-in that sets
+/// DefaultLimitNOFILE is named, as for sysctl.d.
+#[test]
+fn systemd_drop_ins_in_every_folder_and_later_overrides() {
+    let profile = "[profile]\nname = \"s\"\ndescription = \"d\"\n\n[systemd]\n\
+                   default_limit_nofile = 65536\n";
+    Test::new()
+        .file(
+            "usr/lib/systemd/system.conf.d/99-vendor.conf",
+            "[Manager]\nDefaultLimitNOFILE = 4096:8192\n",
+        )
+        .profile("s.toml", profile)
+        .args(&["diff", "s.toml"])
+        .run()
+        .code(1)
+        .stdout_has("4096:8192  /usr/lib/systemd/system.conf.d/99-vendor.conf:2")
+        .stderr_has(
+            "warning: /usr/lib/systemd/system.conf.d/99-vendor.conf:2 sets \
+             DefaultLimitNOFILE=4096:8192 after netprofile's drop-in",
+        );
+    let masked = Test::new()
+        .file(
+            "usr/lib/systemd/system.conf.d/99-vendor.conf",
+            "[Manager]\nDefaultLimitNOFILE=4096:8192\n",
+        )
+        .file("etc/systemd/system.conf.d/99-vendor.conf", "")
+        .profile("s.toml", profile)
+        .args(&["diff", "s.toml"])
+        .run()
+        .code(1);
+    assert!(
+        !masked.stderr.contains("DefaultLimitNOFILE"),
+        "{}",
+        masked.stderr
+    );
+}
+
 #[test]
 fn profiles_lists_shipped_profiles() {
     Test::new().args(&["profiles"]).run().code(0).stdout(

@@ -8,6 +8,7 @@
 pub mod limits;
 pub mod root;
 pub mod sysctld;
+pub mod systemd;
 
 use std::collections::BTreeMap;
 use std::ffi::{OsStr, OsString};
@@ -20,7 +21,7 @@ use crate::error::{Error, Result};
 use crate::profile::Profile;
 use crate::profile::keys::KeyName;
 use crate::profile::limit::Domain;
-use crate::system::root::{Namespace, Root, SYSCTL_DIRS};
+use crate::system::root::{Namespace, Root, SYSCTL_DIRS, SYSTEMD_CONF_DIRS};
 
 /// DefaultLimitNOFILE as the systemd files set it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,6 +44,8 @@ pub struct LiveState {
     /// limits.conf then limits.d/*.conf, in pam_limits order.
     pub limit_files: Vec<BootFile>,
     pub systemd_nofile: Option<SystemdNofile>,
+    /// system.conf then the system.conf.d drop-ins, in the order systemd parses them.
+    pub systemd_files: Vec<BootFile>,
     /// `user -> (uid, gid)` from etc/passwd and `group -> (gid, members)` from etc/group.
     pub users: BTreeMap<String, (u32, u32)>,
     pub groups: BTreeMap<String, (u32, Vec<String>)>,
@@ -182,31 +185,25 @@ pub fn entries(files: &[BootFile]) -> Vec<Entry> {
         .collect()
 }
 
-/// The last `DefaultLimitNOFILE=` in the `[Manager]` section of the given systemd files.
-#[must_use]
-pub fn systemd_nofile_in(files: &[BootFile]) -> Option<SystemdNofile> {
-    let mut found = None;
-    for file in files {
-        let mut in_manager = false;
-        for (index, line) in file.text.lines().enumerate() {
-            let line = line.trim();
-            if line.starts_with('[') {
-                in_manager = line == "[Manager]";
-            } else if in_manager && let Some(value) = line.strip_prefix("DefaultLimitNOFILE=") {
-                found = Some(SystemdNofile {
-                    value: value.trim().to_string(),
-                    file: file.path.clone(),
-                    line: index + 1,
-                });
-            }
+/// /etc/systemd/system.conf, then the system.conf.d drop-ins of the four folders in the order
+/// systemd 252 parses them (see systemd.rs): masking by name as for sysctl.d.
+pub fn systemd_files(root: &Root) -> Result<Vec<BootFile>> {
+    let mut files = Vec::new();
+    if let Some(text) = read_optional(root, Root::SYSTEMD_CONF)? {
+        files.push(BootFile {
+            path: Root::display(Root::SYSTEMD_CONF),
+            text,
+        });
+    }
+    let mut found = Vec::new();
+    for (rank, dir) in SYSTEMD_CONF_DIRS.iter().enumerate() {
+        for name in conf_names(root, dir)? {
+            let file = read_conf(root, dir, &name)?;
+            found.push((rank, name.into_vec(), file));
         }
     }
-    found
-}
-
-/// system.conf then system.conf.d/*.conf.
-pub fn systemd_files(root: &Root) -> Result<Vec<BootFile>> {
-    main_then_dropins(root, Root::SYSTEMD_CONF, Root::SYSTEMD_CONF_D)
+    files.extend(sysctld::order(found));
+    Ok(files)
 }
 
 /// Ports in LISTEN state (`st` 0A) in proc/net/tcp and tcp6.
@@ -259,7 +256,8 @@ impl LiveState {
         }
         live.boot_files = boot_files(root)?;
         live.limit_files = limit_files(root)?;
-        live.systemd_nofile = systemd_nofile_in(&systemd_files(root)?);
+        live.systemd_files = systemd_files(root)?;
+        live.systemd_nofile = systemd::default_limit_nofile(&live.systemd_files);
         live.read_accounts(root)?;
         // Listening ports matter only when the profile moves the ephemeral range, and walking
         // the kernel's socket tables is the slowest read here (about 1 ms per read() call on a
@@ -390,21 +388,5 @@ mod tests {
             listening_ports(&[tcp.into(), tcp6.into()]),
             vec![8080, 9000]
         );
-    }
-
-    #[test]
-    fn systemd_manager_section_only() {
-        let files = [
-            BootFile {
-                path: Root::display(Root::SYSTEMD_CONF),
-                text: "[Manager]\n#DefaultLimitNOFILE=1\nDefaultLimitNOFILE=1024:524288\n".into(),
-            },
-            BootFile {
-                path: Root::display(&format!("{}/x.conf", Root::SYSTEMD_CONF_D)),
-                text: "[Other]\nDefaultLimitNOFILE=5\n".into(),
-            },
-        ];
-        let got = systemd_nofile_in(&files).unwrap();
-        assert_eq!((got.value.as_str(), got.line), ("1024:524288", 3));
     }
 }

@@ -20,6 +20,15 @@ pub const SYSCTL_DIRS: [&str; 4] = [
     "usr/lib/sysctl.d",
 ];
 
+/// systemd's manager drop-in folders (`system.conf.d`) in order of precedence, as systemd 252
+/// lists them after /etc/systemd/system.conf.
+pub const SYSTEMD_CONF_DIRS: [&str; 4] = [
+    "etc/systemd/system.conf.d",
+    "run/systemd/system.conf.d",
+    "usr/local/lib/systemd/system.conf.d",
+    "usr/lib/systemd/system.conf.d",
+];
+
 /// The name of the drop-ins netprofile owns. `90-` sorts after distribution defaults
 /// (`10-`, `50-`) but before the conventional local override `99-`, which an operator may use
 /// on purpose; `diff` names any later file that overrides a managed key.
