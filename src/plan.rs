@@ -577,6 +577,18 @@ fn boot_warnings(rows: &[SysctlRow], live: &LiveState, files: &[FileChange]) -> 
                  not {target}. Remove that line or the file",
                 at_boot.file, at_boot.line, row.key, at_boot.value, at_boot.value
             ));
+        } else if sysctld::boot_value(&boot, row.key.as_str(), ints).is_none()
+            && let Some((raw, file, line)) = sysctld::explicit_line(&boot, row.key.as_str())
+            && file != dropin
+        {
+            let what = match raw {
+                None => format!("cancels {} with `-{}`", row.key, row.key),
+                Some(raw) => format!("sets {} = {raw:?}, which the kernel refuses,", row.key),
+            };
+            warnings.push(format!(
+                "{file}:{line} {what} after netprofile's drop-in: at boot the kernel's default \
+                 stays, not {target}. Remove that line or the file"
+            ));
         }
     }
     warnings

@@ -290,6 +290,34 @@ fn limits_name_the_logins_the_dropin_does_not_reach() {
         );
 }
 
+/// A later line that cancels the key or that the kernel refuses leaves the kernel's default at
+/// boot: the drop-in's value never arrives, and diff says which line is to blame.
+#[test]
+fn later_cancel_or_refused_value_is_named() {
+    Test::new()
+        .file(
+            "usr/lib/sysctl.d/95-a.conf",
+            "net.core.somaxconn = 1024junk\n",
+        )
+        .profile("small.toml", SMALL)
+        .args(&["diff", "small.toml"])
+        .run()
+        .stderr_has(
+            "warning: /usr/lib/sysctl.d/95-a.conf:1 sets net.core.somaxconn = \"1024junk\", which \
+             the kernel refuses, after netprofile's drop-in: at boot the kernel's default stays, \
+             not 65535",
+        );
+    Test::new()
+        .file("run/sysctl.d/99-b.conf", "-net.core.somaxconn\n")
+        .profile("small.toml", SMALL)
+        .args(&["diff", "small.toml"])
+        .run()
+        .stderr_has(
+            "warning: /run/sysctl.d/99-b.conf:1 cancels net.core.somaxconn with \
+             `-net.core.somaxconn` after netprofile's drop-in",
+        );
+}
+
 #[test]
 fn limits_follow_pam_precedence_and_name_overrides() {
     Test::new()

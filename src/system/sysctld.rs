@@ -435,6 +435,17 @@ pub fn boot_value(files: &[BootFile], key: &str, ints: Option<usize>) -> Option<
         .find_map(keep)
 }
 
+/// The explicit line that decides `key` (dotted) after systemd-sysctl parsed `files`: its raw
+/// value (`None` for a `-key` line), file and line, whether or not the kernel takes the value.
+#[must_use]
+pub fn explicit_line(files: &[BootFile], key: &str) -> Option<(Option<String>, String, usize)> {
+    let path = to_path(key);
+    table(files)
+        .into_iter()
+        .find(|o| o.path == path)
+        .map(|o| (o.value, o.file, o.line))
+}
+
 /// How many integers a value read from the kernel holds, or `None` if it is not all integers.
 #[must_use]
 pub fn int_count(live: &str) -> Option<usize> {
