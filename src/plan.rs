@@ -641,6 +641,14 @@ fn limit_warnings(
     };
     let entries = live::entries(&all);
     let mut warnings = Vec::new();
+    if live.pam_limits_installed && live::pam_limits_fails(&all) {
+        warnings.push(format!(
+            "{} is missing: wherever PAM runs pam_limits, it fails every session without it, so \
+             no login gets these limits and logins through `session required pam_limits.so` are \
+             refused. Create it (it may be empty)",
+            Root::display(Root::LIMITS_CONF)
+        ));
+    }
     let mut seen = BTreeMap::new();
     for limit in &profile.limits {
         let (soft, hard) =

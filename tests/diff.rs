@@ -318,6 +318,26 @@ fn later_cancel_or_refused_value_is_named() {
         );
 }
 
+/// pam_limits fails every session when limits.conf is missing (tests/oracle_limits.rs).
+#[test]
+fn missing_limits_conf_is_named_where_pam_limits_is_installed() {
+    let warning = "/etc/security/limits.conf is missing: wherever PAM runs pam_limits";
+    let without = Test::new()
+        .file("usr/lib/x86_64-linux-gnu/security/pam_limits.so", "")
+        .profile("small.toml", SMALL)
+        .args(&["diff", "small.toml"])
+        .run()
+        .stderr_has(warning);
+    assert_eq!(without.code, 1);
+    let with = Test::new()
+        .file("usr/lib/x86_64-linux-gnu/security/pam_limits.so", "")
+        .file("etc/security/limits.conf", "# empty\n")
+        .profile("small.toml", SMALL)
+        .args(&["diff", "small.toml"])
+        .run();
+    assert!(!with.stderr.contains(warning), "{}", with.stderr);
+}
+
 #[test]
 fn limits_follow_pam_precedence_and_name_overrides() {
     Test::new()

@@ -46,6 +46,8 @@ pub struct LiveState {
     pub systemd_nofile: Option<SystemdNofile>,
     /// system.conf then the system.conf.d drop-ins, in the order systemd parses them.
     pub systemd_files: Vec<BootFile>,
+    /// Whether pam_limits.so is installed (usr/lib{,64}/[triplet/]security).
+    pub pam_limits_installed: bool,
     /// `user -> (uid, gid)` from etc/passwd and `group -> (gid, members)` from etc/group.
     pub users: BTreeMap<String, (u32, u32)>,
     pub groups: BTreeMap<String, (u32, Vec<String>)>,
@@ -155,25 +157,58 @@ pub fn boot_files(root: &Root) -> Result<Vec<BootFile>> {
     Ok(sysctld::order(found))
 }
 
-/// A main file, then `*.conf` in its drop-in folder in name order (how pam_limits reads
-/// limits.conf and limits.d, and systemd reads system.conf and system.conf.d).
-fn main_then_dropins(root: &Root, main: &str, dir: &str) -> Result<Vec<BootFile>> {
-    let mut files = Vec::new();
-    if let Some(text) = read_optional(root, main)? {
-        files.push(BootFile {
-            path: Root::display(main),
+/// A main file that may be absent: `None` when it is; a directory or device reads as nothing.
+fn read_main(root: &Root, rel: &str) -> Result<Option<BootFile>> {
+    match std::fs::metadata(root.path(rel)) {
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+        Ok(m) if !m.is_file() => Ok(Some(BootFile {
+            path: Root::display(rel),
+            text: String::new(),
+        })),
+        _ => Ok(read_optional(root, rel)?.map(|text| BootFile {
+            path: Root::display(rel),
             text,
-        });
+        })),
     }
-    for name in conf_names(root, dir)? {
-        files.push(read_conf(root, dir, &name)?);
+}
+
+/// limits.conf, then limits.d/*.conf in name order, as pam_limits reads them (glob(3): no
+/// dotfiles; a directory or /dev/null link reads as nothing). When limits.conf is absent the
+/// list does not start with it: see `pam_limits_fails`.
+pub fn limit_files(root: &Root) -> Result<Vec<BootFile>> {
+    let mut files: Vec<BootFile> = read_main(root, Root::LIMITS_CONF)?.into_iter().collect();
+    for name in conf_names(root, Root::LIMITS_D)? {
+        files.push(read_conf(root, Root::LIMITS_D, &name)?);
     }
     Ok(files)
 }
 
-/// limits.conf, then limits.d/*.conf in name order.
-pub fn limit_files(root: &Root) -> Result<Vec<BootFile>> {
-    main_then_dropins(root, Root::LIMITS_CONF, Root::LIMITS_D)
+/// Whether pam_limits.so is installed under the root: in usr/lib/security, usr/lib64/security
+/// or a multiarch usr/lib/TRIPLET/security (where /lib points on merged-/usr systems).
+#[must_use]
+pub fn pam_limits_installed(root: &Root) -> bool {
+    let mut dirs = vec![
+        root.path("usr/lib/security"),
+        root.path("usr/lib64/security"),
+    ];
+    if let Ok(entries) = std::fs::read_dir(root.path("usr/lib")) {
+        dirs.extend(
+            entries
+                .filter_map(|e| e.ok())
+                .filter(|e| e.file_name().to_string_lossy().contains("-linux-"))
+                .map(|e| e.path().join("security")),
+        );
+    }
+    dirs.iter().any(|d| d.join("pam_limits.so").exists())
+}
+
+/// Whether pam_limits fails every session with these files: it refuses to go on without
+/// limits.conf (PAM_SERVICE_ERR), so no limit applies and a `required` line denies the login.
+#[must_use]
+pub fn pam_limits_fails(files: &[BootFile]) -> bool {
+    files
+        .first()
+        .is_none_or(|f| f.path != Root::display(Root::LIMITS_CONF))
 }
 
 /// All limits entries of the given files, in order.
@@ -188,13 +223,7 @@ pub fn entries(files: &[BootFile]) -> Vec<Entry> {
 /// /etc/systemd/system.conf, then the system.conf.d drop-ins of the four folders in the order
 /// systemd 252 parses them (see systemd.rs): masking by name as for sysctl.d.
 pub fn systemd_files(root: &Root) -> Result<Vec<BootFile>> {
-    let mut files = Vec::new();
-    if let Some(text) = read_optional(root, Root::SYSTEMD_CONF)? {
-        files.push(BootFile {
-            path: Root::display(Root::SYSTEMD_CONF),
-            text,
-        });
-    }
+    let mut files: Vec<BootFile> = read_main(root, Root::SYSTEMD_CONF)?.into_iter().collect();
     let mut found = Vec::new();
     for (rank, dir) in SYSTEMD_CONF_DIRS.iter().enumerate() {
         for name in conf_names(root, dir)? {
@@ -256,6 +285,7 @@ impl LiveState {
         }
         live.boot_files = boot_files(root)?;
         live.limit_files = limit_files(root)?;
+        live.pam_limits_installed = pam_limits_installed(root);
         live.systemd_files = systemd_files(root)?;
         live.systemd_nofile = systemd::default_limit_nofile(&live.systemd_files);
         live.read_accounts(root)?;
