@@ -27,7 +27,7 @@ const PYTHON: &str = "/usr/bin/python3";
 const BASE: u64 = 10_000;
 
 const PASSWD: &str = "root:x:0:0:root:/root:/bin/sh
-alice:x:1000:1000:Alice:/home/alice:/bin/sh
+alice:x:1000:1000:Alice R\u{e9}sum\u{e9}:/home/alice:/bin/sh
 bob:x:1001:100::/home/bob:/bin/sh
 carol:x:500:500::/home/carol:/bin/sh
 dave:x:2000:2000::/home/dave:/bin/sh
@@ -329,15 +329,19 @@ fn generated_cases(count: usize) -> Vec<(String, String, Vec<Node>)> {
     cases
 }
 
+/// Text as Latin-1 bytes (every char of the test texts is below U+0100).
+fn latin1_bytes(text: &str) -> Vec<u8> {
+    text.chars()
+        .map(|c| u8::try_from(u32::from(c)).unwrap_or(b'?'))
+        .collect()
+}
+
 fn write_tree(root: &Path, conf: &str, dropins: &[Node]) {
     let security = root.join("etc/security");
     std::fs::create_dir_all(security.join("limits.d")).expect("mkdir");
     std::fs::create_dir_all(root.join("etc/pam.d")).expect("mkdir");
     // The text is written as Latin-1, so `\u{e9}` in a case is the single byte 0xE9.
-    let latin1: Vec<u8> = conf
-        .chars()
-        .map(|c| u8::try_from(u32::from(c)).unwrap_or(b'?'))
-        .collect();
+    let latin1 = latin1_bytes(conf);
     match conf {
         MISSING => {}
         DIRECTORY => std::fs::create_dir(security.join("limits.conf")).expect("mkdir"),
@@ -348,7 +352,8 @@ fn write_tree(root: &Path, conf: &str, dropins: &[Node]) {
         "session required pam_limits.so\n",
     )
     .expect("write");
-    std::fs::write(root.join("etc/passwd"), PASSWD).expect("write");
+    // Latin-1 too: alice's GECOS holds the byte 0xE9.
+    std::fs::write(root.join("etc/passwd"), latin1_bytes(PASSWD)).expect("write");
     std::fs::write(root.join("etc/group"), GROUP).expect("write");
     std::fs::write(root.join("driver.py"), DRIVER).expect("write");
     for node in dropins {
