@@ -4,6 +4,12 @@
 //! files that set keys at boot, the limits files, systemd's DefaultLimitNOFILE, the users and
 //! groups that limits domains name, listening TCP ports, and netprofile's own drop-ins. It
 //! reads everything `plan` needs up front so that `plan` stays pure. It never writes.
+//!
+//! Config folders are listed as the real readers list them: `*.conf` names as bytes, dotfiles
+//! skipped, C-locale order; a name that is a directory, a device or a dangling link reads as
+//! nothing; text is read as bytes, so a Latin-1 byte is never fatal. The rules of each reader
+//! live in sysctld.rs (systemd-sysctl), limits.rs (pam_limits) and systemd.rs (PID 1's
+//! system.conf); tests/oracle_*.rs prove the first two against the real programs.
 
 pub mod limits;
 pub mod root;
