@@ -199,12 +199,8 @@ pub fn plan(profile: &Profile, live: &LiveState) -> Result<Plan> {
             .cloned()
             .flatten()
             .map(|raw| value::of_key(key.as_str(), &raw));
-        let ints = live
-            .sysctl
-            .get(key)
-            .cloned()
-            .flatten()
-            .and_then(|raw| sysctld::int_count(&raw));
+        let raw_now = live.sysctl.get(key).cloned().flatten();
+        let ints = sysctld::ints_of(key.as_str(), raw_now.as_deref());
         let boot = sysctld::boot_value(&live.boot_files, key.as_str(), ints).map(BootValue::from);
         let wanted = match &setting.want {
             Want::Exact(v) => v.clone(),
@@ -567,7 +563,7 @@ fn boot_warnings(rows: &[SysctlRow], live: &LiveState, files: &[FileChange]) -> 
     let mut warnings = Vec::new();
     for row in rows {
         let Some(target) = &row.target else { continue };
-        let ints = row.live.as_deref().and_then(sysctld::int_count);
+        let ints = sysctld::ints_of(row.key.as_str(), row.live.as_deref());
         if let Some(at_boot) = sysctld::boot_value(&boot, row.key.as_str(), ints)
             && at_boot.file != dropin
             && !value::same(row.key.as_str(), &at_boot.value, target)

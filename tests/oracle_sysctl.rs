@@ -653,7 +653,7 @@ fn systemd_sysctl_agrees_on_every_tree() {
                 panic!("case {name:?}: {key} missing in the namespace: {stdout}");
             };
             let real = (now != default).then(|| now.clone());
-            let model = sysctld::boot_value(&files, key, sysctld::int_count(default));
+            let model = sysctld::boot_value(&files, key, sysctld::ints_of(key, Some(default)));
             let model_value = model.as_ref().map(|a| a.value.clone());
             checked += 1;
             if model_value != real {

@@ -446,6 +446,19 @@ pub fn explicit_line(files: &[BootFile], key: &str) -> Option<(Option<String>, S
         .map(|o| (o.value, o.file, o.line))
 }
 
+/// How many integers `key` holds, for `kernel_keeps`: from the key catalogue's shape when the
+/// key is catalogued, else from the value the kernel shows now (`live`).
+#[must_use]
+pub fn ints_of(key: &str, live: Option<&str>) -> Option<usize> {
+    use crate::profile::keys::Shape;
+    match crate::profile::keys::known(key).map(|k| k.shape) {
+        Some(Shape::Int) => Some(1),
+        Some(Shape::Ints(n)) => Some(n),
+        Some(Shape::PortList | Shape::Text) => None,
+        None => live.and_then(int_count),
+    }
+}
+
 /// How many integers a value read from the kernel holds, or `None` if it is not all integers.
 #[must_use]
 pub fn int_count(live: &str) -> Option<usize> {
