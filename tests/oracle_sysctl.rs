@@ -553,12 +553,17 @@ fn script(keys: &[&str]) -> String {
         .join("\n");
     format!(
         r#"set -e
+# A machine without /etc/sysctl.conf (no procps) gets a private /etc holding only the tree.
+if [ -e /etc/sysctl.conf ] && [ -d /etc/sysctl.d ]; then
+    mount --bind "$TREE/etc/sysctl.conf" /etc/sysctl.conf
+else
+    mount -t tmpfs tmpfs /etc && mkdir /etc/sysctl.d && cp "$TREE/etc/sysctl.conf" /etc/
+fi
 mount -t tmpfs tmpfs /run && mkdir /run/sysctl.d
 mount -t tmpfs tmpfs /usr/local/lib && mkdir /usr/local/lib/sysctl.d
 for d in etc/sysctl.d run/sysctl.d usr/local/lib/sysctl.d usr/lib/sysctl.d; do
     mount --bind "$TREE/$d" "/$d"
 done
-mount --bind "$TREE/etc/sysctl.conf" /etc/sysctl.conf
 echo BEFORE
 {print}
 {SYSTEMD_SYSCTL} 2>/dev/null || true
