@@ -12,7 +12,7 @@ use serde::Serialize;
 use crate::error::{Error, Problem, Result};
 use crate::profile::dropin;
 use crate::profile::keys::{self, KeyName, Scope};
-use crate::profile::limit::{Item, LimitValue};
+use crate::profile::limit::{Domain, Item, LimitValue};
 use crate::profile::value;
 use crate::profile::{Origin, Profile, Want};
 use crate::system::limits::{self, Resolved};
@@ -223,7 +223,9 @@ pub fn plan(profile: &Profile, live: &LiveState) -> Result<Plan> {
             .cloned()
             .flatten()
             .map(|raw| value::of_key(key.as_str(), &raw));
-        let boot = sysctld::boot_value(&live.boot_files, key.as_str()).map(BootValue::from);
+        let raw_now = live.sysctl.get(key).cloned().flatten();
+        let ints = sysctld::ints_of(key.as_str(), raw_now.as_deref());
+        let boot = sysctld::boot_value(&live.boot_files, key.as_str(), ints).map(BootValue::from);
         let wanted = match &setting.want {
             Want::Exact(v) => v.clone(),
             Want::Min(n) => format!(">= {n}"),
@@ -318,7 +320,14 @@ pub fn plan(profile: &Profile, live: &LiveState) -> Result<Plan> {
             ));
         }
         let subject = live.subject(&limit.domain);
-        let (soft_now, hard_now) = limits::resolve(&old_entries, &subject, limit.item);
+        let live_nr_open = live
+            .sysctl
+            .get(&KeyName::parse("fs.nr_open").expect("valid key"))
+            .cloned()
+            .flatten()
+            .and_then(|v| v.trim().parse().ok());
+        let (soft_now, hard_now) =
+            limits::resolve(&old_entries, &subject, limit.item, live_nr_open);
         if !private
             && let (Some(soft), None, Some(hard_now)) = (limit.soft, limit.hard, &hard_now)
             && soft > hard_now.value
@@ -418,7 +427,8 @@ pub fn plan(profile: &Profile, live: &LiveState) -> Result<Plan> {
     warnings.extend(port_warnings(&rows, live));
     if namespace == Namespace::Initial {
         warnings.extend(boot_warnings(&rows, live, &files));
-        warnings.extend(limit_warnings(profile, live, &files));
+        warnings.extend(limit_warnings(profile, live, &files, nr_open));
+        warnings.extend(systemd_warnings(profile, live, &files));
         warnings.extend(service_warnings(&service_rows));
         warnings.extend(pending_warnings(profile, &rows));
     } else {
@@ -726,16 +736,18 @@ fn file_name(path: &str) -> &str {
 /// Boot files that would set a managed key to something else after netprofile's drop-in.
 fn boot_warnings(rows: &[SysctlRow], live: &LiveState, files: &[FileChange]) -> Vec<String> {
     let dropin = Root::display(&Root::sysctl_dropin());
-    // sysctl.d files apply in name order across folders, /etc/sysctl.conf last.
-    let Some(boot) = after_apply(&live.boot_files, files, &Root::sysctl_dropin(), |f| {
-        file_name(&f.path) > file_name(&dropin) || f.path == Root::display(Root::SYSCTL_CONF)
+    // sysctl.d files apply in name order across folders; the drop-in in /etc masks its name.
+    let Some(mut boot) = after_apply(&live.boot_files, files, &Root::sysctl_dropin(), |f| {
+        file_name(&f.path) > file_name(&dropin)
     }) else {
         return Vec::new();
     };
+    boot.retain(|f| f.path == dropin || file_name(&f.path) != file_name(&dropin));
     let mut warnings = Vec::new();
     for row in rows {
         let Some(target) = &row.target else { continue };
-        if let Some(at_boot) = sysctld::boot_value(&boot, row.key.as_str())
+        let ints = sysctld::ints_of(row.key.as_str(), row.live.as_deref());
+        if let Some(at_boot) = sysctld::boot_value(&boot, row.key.as_str(), ints)
             && at_boot.file != dropin
             && !value::same(row.key.as_str(), &at_boot.value, target)
         {
@@ -744,13 +756,61 @@ fn boot_warnings(rows: &[SysctlRow], live: &LiveState, files: &[FileChange]) -> 
                  not {target}. Remove that line or the file",
                 at_boot.file, at_boot.line, row.key, at_boot.value, at_boot.value
             ));
+        } else if sysctld::boot_value(&boot, row.key.as_str(), ints).is_none()
+            && let Some((raw, file, line)) = sysctld::explicit_line(&boot, row.key.as_str())
+            && file != dropin
+        {
+            let what = match raw {
+                None => format!("cancels {} with `-{}`", row.key, row.key),
+                Some(raw) => format!("sets {} = {raw:?}, which the kernel refuses,", row.key),
+            };
+            warnings.push(format!(
+                "{file}:{line} {what} after netprofile's drop-in: at boot the kernel's default \
+                 stays, not {target}. Remove that line or the file"
+            ));
         }
     }
     warnings
 }
 
-/// Limits files that would override the profile's limits for their own domain.
-fn limit_warnings(profile: &Profile, live: &LiveState, files: &[FileChange]) -> Vec<String> {
+/// systemd drop-ins that would set DefaultLimitNOFILE after netprofile's drop-in, as the
+/// sysctl.d warning does for keys.
+fn systemd_warnings(profile: &Profile, live: &LiveState, files: &[FileChange]) -> Vec<String> {
+    let Some((pair, _)) = &profile.systemd_nofile else {
+        return Vec::new();
+    };
+    let dropin = Root::display(&Root::systemd_dropin());
+    let main = Root::display(Root::SYSTEMD_CONF);
+    let Some(mut after) = after_apply(&live.systemd_files, files, &Root::systemd_dropin(), |f| {
+        f.path != main && file_name(&f.path) > file_name(&dropin)
+    }) else {
+        return Vec::new();
+    };
+    after.retain(|f| f.path == dropin || file_name(&f.path) != file_name(&dropin));
+    let wanted = dropin::nofile_value(*pair);
+    match crate::system::systemd::default_limit_nofile(&after) {
+        Some(s) if s.file == dropin || s.value == wanted => Vec::new(),
+        Some(s) => vec![format!(
+            "{}:{} sets DefaultLimitNOFILE={} after netprofile's drop-in: services would start \
+             with {}, not {wanted}. Remove that line or the file",
+            s.file, s.line, s.value, s.value
+        )],
+        None => vec![format!(
+            "a later systemd drop-in resets DefaultLimitNOFILE to systemd's default after \
+             netprofile's drop-in, not {wanted}. Remove that line"
+        )],
+    }
+}
+
+/// Limits files that would override the profile's limits for their own domain, and the logins
+/// in passwd that the drop-in's lines claim but do not reach (a uid range, a group line, a
+/// user's own soft-only line or a `<domain> -` line elsewhere).
+fn limit_warnings(
+    profile: &Profile,
+    live: &LiveState,
+    files: &[FileChange],
+    nr_open: Option<i64>,
+) -> Vec<String> {
     let dropin = Root::display(&Root::limits_dropin());
     // limits.conf first, then limits.d in name order.
     let Some(all) = after_apply(&live.limit_files, files, &Root::limits_dropin(), |f| {
@@ -760,9 +820,18 @@ fn limit_warnings(profile: &Profile, live: &LiveState, files: &[FileChange]) -> 
     };
     let entries = live::entries(&all);
     let mut warnings = Vec::new();
+    if live.pam_limits_installed && live::pam_limits_fails(&all) {
+        warnings.push(format!(
+            "{} is missing: wherever PAM runs pam_limits, it fails every session without it, so \
+             no login gets these limits and logins through `session required pam_limits.so` are \
+             refused. Create it (it may be empty)",
+            Root::display(Root::LIMITS_CONF)
+        ));
+    }
     let mut seen = BTreeMap::new();
     for limit in &profile.limits {
-        let (soft, hard) = limits::resolve(&entries, &live.subject(&limit.domain), limit.item);
+        let (soft, hard) =
+            limits::resolve(&entries, &live.subject(&limit.domain), limit.item, nr_open);
         for (half, want, got) in [("soft", limit.soft, soft), ("hard", limit.hard, hard)] {
             let (Some(want), Some(Resolved { value, file, line })) = (want, got) else {
                 continue;
@@ -775,8 +844,92 @@ fn limit_warnings(profile: &Profile, live: &LiveState, files: &[FileChange]) -> 
                 ));
             }
         }
+        warnings.extend(unreached_logins(limit, live, &entries, nr_open, &seen));
     }
     warnings
+}
+
+/// Whether a profile's limits domain names this login. As Debian's pam_limits reads them, `*`
+/// and `@group` never name root.
+fn claims(domain: &Domain, who: &limits::Subject) -> bool {
+    let root = who.uid == Some(0);
+    match domain {
+        Domain::All => !root,
+        Domain::User(name) => who.user.as_deref() == Some(name.as_str()),
+        Domain::Group(group) => !root && who.groups.iter().any(|g| g == group),
+        Domain::UidRange(lo, hi) => who.uid.is_some_and(|uid| match (lo, hi) {
+            (None, Some(b)) => uid == *b,
+            (Some(a), None) => uid >= *a,
+            (Some(a), Some(b)) => (*a..=*b).contains(&uid),
+            (None, None) => false,
+        }),
+    }
+}
+
+/// One warning per cause: the passwd logins that `limit` claims but that end up with another
+/// value (or none) at login, after apply.
+fn unreached_logins(
+    limit: &crate::profile::Limit,
+    live: &LiveState,
+    entries: &[limits::Entry],
+    nr_open: Option<i64>,
+    reported: &BTreeMap<(String, usize), ()>,
+) -> Vec<String> {
+    let mut missed: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for name in live.users.keys() {
+        let who = live.login(name);
+        if !claims(&limit.domain, &who) {
+            continue;
+        }
+        let o = limits::outcome(entries, &who, limit.item, nr_open);
+        if let Some((file, line)) = &o.stopped_at {
+            missed
+                .entry(format!(
+                    "{file}:{line} is a `-` line for them, so pam_limits sets no limit at all"
+                ))
+                .or_default()
+                .push(name.clone());
+            continue;
+        }
+        for (half, want, got) in [("soft", limit.soft, o.soft), ("hard", limit.hard, o.hard)] {
+            let Some(want) = want else { continue };
+            let cause = match got {
+                Some(r) if r.value == want => continue,
+                Some(r) if reported.contains_key(&(r.file.clone(), r.line)) => continue,
+                Some(r) => format!("{}:{} gives them {half} {}", r.file, r.line, r.value),
+                None => format!("no line gives them a {half} value"),
+            };
+            missed.entry(cause).or_default().push(name.clone());
+        }
+    }
+    missed
+        .into_iter()
+        .map(|(cause, mut users)| {
+            users.dedup();
+            let shown = users.iter().take(5).cloned().collect::<Vec<_>>().join(", ");
+            let more = users.len().saturating_sub(5);
+            let more = if more > 0 {
+                format!(" and {more} more")
+            } else {
+                String::new()
+            };
+            format!(
+                "{} {} {} does not reach {}{more} at login: {cause}; change that line or name \
+                 these logins in the profile",
+                limit.domain,
+                limit.item,
+                [
+                    limit.soft.map(|v| format!("soft {v}")),
+                    limit.hard.map(|v| format!("hard {v}"))
+                ]
+                .into_iter()
+                .flatten()
+                .collect::<Vec<_>>()
+                .join(" "),
+                shown
+            )
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -146,6 +146,44 @@ fn shipped_high_conn_differs_on_a_stock_machine() {
         .stdout_has("+++ /etc/systemd/system.conf.d/90-netprofile.conf");
 }
 
+/// systemd 252 reads system.conf, then system.conf.d in /etc, /run, /usr/local/lib and
+/// /usr/lib (a name in an earlier folder masks a later one); a later drop-in that sets
+/// DefaultLimitNOFILE is named, as for sysctl.d.
+#[test]
+fn systemd_drop_ins_in_every_folder_and_later_overrides() {
+    let profile = "[profile]\nname = \"s\"\ndescription = \"d\"\n\n[systemd]\n\
+                   default_limit_nofile = 65536\n";
+    Test::new()
+        .file(
+            "usr/lib/systemd/system.conf.d/99-vendor.conf",
+            "[Manager]\nDefaultLimitNOFILE = 4096:8192\n",
+        )
+        .profile("s.toml", profile)
+        .args(&["diff", "s.toml"])
+        .run()
+        .code(1)
+        .stdout_has("4096:8192  /usr/lib/systemd/system.conf.d/99-vendor.conf:2")
+        .stderr_has(
+            "warning: /usr/lib/systemd/system.conf.d/99-vendor.conf:2 sets \
+             DefaultLimitNOFILE=4096:8192 after netprofile's drop-in",
+        );
+    let masked = Test::new()
+        .file(
+            "usr/lib/systemd/system.conf.d/99-vendor.conf",
+            "[Manager]\nDefaultLimitNOFILE=4096:8192\n",
+        )
+        .file("etc/systemd/system.conf.d/99-vendor.conf", "")
+        .profile("s.toml", profile)
+        .args(&["diff", "s.toml"])
+        .run()
+        .code(1);
+    assert!(
+        !masked.stderr.contains("DefaultLimitNOFILE"),
+        "{}",
+        masked.stderr
+    );
+}
+
 #[test]
 fn profiles_lists_shipped_profiles() {
     Test::new().args(&["profiles"]).run().code(0).stdout(
@@ -182,16 +220,122 @@ fn boot_column_names_the_file_and_later_files_that_override() {
         );
 }
 
+/// systemd-sysctl reads /etc/sysctl.conf only through Debian's 99-sysctl.conf link, at that
+/// name's place in the order; without the link it never reads it (tests/oracle_sysctl.rs).
 #[test]
-fn sysctl_conf_is_applied_last() {
+fn sysctl_conf_is_read_through_the_99_link_only() {
+    let t = Test::new()
+        .file(
+            "etc/sysctl.d/10-a.conf",
+            "net.core.somaxconn = 1024
+",
+        )
+        .file(
+            "etc/sysctl.conf",
+            "net.core.somaxconn = 512
+",
+        )
+        .profile("small.toml", SMALL)
+        .args(&["diff", "small.toml"]);
+    std::os::unix::fs::symlink(
+        "../sysctl.conf",
+        t.root().join("etc/sysctl.d/99-sysctl.conf"),
+    )
+    .expect("symlink");
+    t.run()
+        .stdout_has("512 (/etc/sysctl.d/99-sysctl.conf:1)")
+        .stderr_has("warning: /etc/sysctl.d/99-sysctl.conf:1 sets net.core.somaxconn = 512");
     Test::new()
-        .file("etc/sysctl.d/10-a.conf", "net.core.somaxconn = 1024\n")
-        .file("etc/sysctl.conf", "net.core.somaxconn = 512\n")
+        .file(
+            "etc/sysctl.d/10-a.conf",
+            "net.core.somaxconn = 1024
+",
+        )
+        .file(
+            "etc/sysctl.conf",
+            "net.core.somaxconn = 512
+",
+        )
         .profile("small.toml", SMALL)
         .args(&["diff", "small.toml"])
         .run()
-        .stdout_has("512 (/etc/sysctl.conf:1)")
-        .stderr_has("warning: /etc/sysctl.conf:1 sets net.core.somaxconn = 512");
+        .stdout_has("1024 (/etc/sysctl.d/10-a.conf:1)");
+}
+
+/// pam_limits ranks a uid range as a user entry: `1000: - nofile 4096` anywhere keeps every
+/// uid >= 1000 at 4096 whatever `*` says, and a `@ops -` line makes pam set nothing for ops.
+#[test]
+fn limits_name_the_logins_the_dropin_does_not_reach() {
+    let t = Test::new()
+        .file("etc/group", "ops:x:2000:carol\n")
+        .file("etc/security/limits.conf", "1000: - nofile 4096\n@ops -\n")
+        .profile("small.toml", SMALL)
+        .args(&["diff", "small.toml"]);
+    // A Latin-1 GECOS field is read, not fatal.
+    std::fs::write(
+        t.root().join("etc/passwd"),
+        b"root:x:0:0:r\xe9:/root:/bin/sh\nalice:x:1000:1000::/home/alice:/bin/sh\n\
+          bob:x:1001:1001::/home/bob:/bin/sh\ncarol:x:500:500::/:/bin/sh\n",
+    )
+    .expect("write passwd");
+    t.run()
+        .code(1)
+        .stdout_has("* soft nofile  -     -")
+        .stderr_has(
+            "warning: * nofile soft 65536 hard 65536 does not reach alice, bob at login: \
+             /etc/security/limits.conf:1 gives them soft 4096",
+        )
+        .stderr_has(
+            "does not reach carol at login: /etc/security/limits.conf:2 is a `-` line for them",
+        );
+}
+
+/// A later line that cancels the key or that the kernel refuses leaves the kernel's default at
+/// boot: the drop-in's value never arrives, and diff says which line is to blame.
+#[test]
+fn later_cancel_or_refused_value_is_named() {
+    Test::new()
+        .file(
+            "usr/lib/sysctl.d/95-a.conf",
+            "net.core.somaxconn = 1024junk\n",
+        )
+        .profile("small.toml", SMALL)
+        .args(&["diff", "small.toml"])
+        .run()
+        .stderr_has(
+            "warning: /usr/lib/sysctl.d/95-a.conf:1 sets net.core.somaxconn = \"1024junk\", which \
+             the kernel refuses, after netprofile's drop-in: at boot the kernel's default stays, \
+             not 65535",
+        );
+    Test::new()
+        .file("run/sysctl.d/99-b.conf", "-net.core.somaxconn\n")
+        .profile("small.toml", SMALL)
+        .args(&["diff", "small.toml"])
+        .run()
+        .stderr_has(
+            "warning: /run/sysctl.d/99-b.conf:1 cancels net.core.somaxconn with \
+             `-net.core.somaxconn` after netprofile's drop-in",
+        );
+}
+
+/// pam_limits fails every session when limits.conf is missing (tests/oracle_limits.rs).
+#[test]
+fn missing_limits_conf_is_named_where_pam_limits_is_installed() {
+    let warning = "/etc/security/limits.conf is missing: wherever PAM runs pam_limits";
+    let without = Test::new()
+        .file("usr/lib/x86_64-linux-gnu/security/pam_limits.so", "")
+        .profile("small.toml", SMALL)
+        .args(&["diff", "small.toml"])
+        .run()
+        .stderr_has(warning);
+    assert_eq!(without.code, 1);
+    let with = Test::new()
+        .file("usr/lib/x86_64-linux-gnu/security/pam_limits.so", "")
+        .file("etc/security/limits.conf", "# empty\n")
+        .profile("small.toml", SMALL)
+        .args(&["diff", "small.toml"])
+        .run();
+    assert!(!with.stderr.contains(warning), "{}", with.stderr);
 }
 
 #[test]

@@ -86,7 +86,7 @@ fn readers_never_panic_on_any_text() {
         let text = rng.text(60);
         let _ = sysctld::parse(&text, "/etc/sysctl.d/x.conf");
         let _ = limits::parse(&text, "/etc/security/limits.conf");
-        let _ = system::systemd_nofile_in(&[sysctld::BootFile {
+        let _ = system::systemd::default_limit_nofile(&[sysctld::BootFile {
             path: "/etc/systemd/system.conf".into(),
             text: text.clone(),
         }]);

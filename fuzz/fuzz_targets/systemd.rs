@@ -9,5 +9,5 @@ fuzz_target!(|data: &[u8]| {
         path: "/etc/systemd/system.conf".into(),
         text,
     };
-    let _ = netprofile::system::systemd_nofile_in(&[file]);
+    let _ = netprofile::system::systemd::default_limit_nofile(&[file]);
 });

@@ -207,6 +207,14 @@ pub const MAX_FILE_BYTES: u64 = 16 << 20;
 /// Reads an opened file whole if it is a regular file of at most `limit` bytes. A FIFO, a
 /// device (`/dev/zero`) or a folder is refused at once instead of blocking or reading forever.
 pub fn read_bounded(file: std::fs::File, limit: u64) -> std::io::Result<String> {
+    String::from_utf8(read_bounded_bytes(file, limit)?).map_err(|_| {
+        std::io::Error::new(std::io::ErrorKind::InvalidData, "is not valid UTF-8 text")
+    })
+}
+
+/// Reads at most `limit` bytes of a regular file; a directory, FIFO, device or socket, or a
+/// larger file, is an error.
+pub fn read_bounded_bytes(file: std::fs::File, limit: u64) -> std::io::Result<Vec<u8>> {
     use std::io::Read;
     let meta = file.metadata()?;
     if meta.is_dir() {
@@ -225,9 +233,7 @@ pub fn read_bounded(file: std::fs::File, limit: u64) -> std::io::Result<String> 
             limit >> 20
         )));
     }
-    String::from_utf8(bytes).map_err(|_| {
-        std::io::Error::new(std::io::ErrorKind::InvalidData, "is not valid UTF-8 text")
-    })
+    Ok(bytes)
 }
 
 /// Loads a profile by path or shipped name, follows `extends`, and validates everything that

@@ -4,15 +4,24 @@
 //! files that set keys at boot, the limits files, systemd's DefaultLimitNOFILE, the users and
 //! groups that limits domains name, listening TCP ports, and netprofile's own drop-ins. It
 //! reads everything `plan` needs up front so that `plan` stays pure. It never writes.
+//!
+//! Config folders are listed as the real readers list them: `*.conf` names as bytes, dotfiles
+//! skipped, C-locale order; a name that is a directory, a device or a dangling link reads as
+//! nothing; text is read as bytes, so a Latin-1 byte is never fatal. The rules of each reader
+//! live in sysctld.rs (systemd-sysctl), limits.rs (pam_limits) and systemd.rs (PID 1's
+//! system.conf); tests/oracle_*.rs prove the first two against the real programs.
 
 pub mod limits;
 pub mod processes;
 pub mod root;
 pub mod sysctld;
+pub mod systemd;
 pub mod units;
 
 use std::collections::BTreeMap;
+use std::ffi::{OsStr, OsString};
 use std::io::ErrorKind;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 
 use self::limits::{Entry, Subject};
 use self::sysctld::BootFile;
@@ -20,7 +29,7 @@ use crate::error::{Error, Result};
 use crate::profile::Profile;
 use crate::profile::keys::KeyName;
 use crate::profile::limit::Domain;
-use crate::system::root::{Namespace, Root, SYSCTL_DIRS};
+use crate::system::root::{Namespace, Root, SYSCTL_DIRS, SYSTEMD_CONF_DIRS};
 
 /// DefaultLimitNOFILE as the systemd files set it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,6 +52,10 @@ pub struct LiveState {
     /// limits.conf then limits.d/*.conf, in pam_limits order.
     pub limit_files: Vec<BootFile>,
     pub systemd_nofile: Option<SystemdNofile>,
+    /// system.conf then the system.conf.d drop-ins, in the order systemd parses them.
+    pub systemd_files: Vec<BootFile>,
+    /// Whether pam_limits.so is installed (usr/lib{,64}/[triplet/]security).
+    pub pam_limits_installed: bool,
     /// `user -> (uid, gid)` from etc/passwd and `group -> (gid, members)` from etc/group.
     pub users: BTreeMap<String, (u32, u32)>,
     pub groups: BTreeMap<String, (u32, Vec<String>)>,
@@ -93,8 +106,9 @@ pub fn read_optional(root: &Root, rel: &str) -> Result<Option<String>> {
         Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(Error::read(path, e)),
     };
-    crate::profile::read_bounded(file, MAX_READ)
-        .map(Some)
+    // Bytes, not UTF-8: a Latin-1 comment in a config file is read, as systemd and PAM read it.
+    crate::profile::read_bounded_bytes(file, MAX_READ)
+        .map(|bytes| Some(String::from_utf8_lossy(&bytes).into_owned()))
         .map_err(|e| Error::read(path, e))
 }
 
@@ -129,8 +143,10 @@ pub fn read_sysctl(root: &Root, key: &KeyName) -> Result<Option<String>> {
     Ok(read_sysctl_raw(root, key)?.map(|raw| crate::profile::value::of_key(key.as_str(), &raw)))
 }
 
-/// `*.conf` names in a folder, sorted in C-locale (byte) order.
-fn conf_names(root: &Root, rel_dir: &str) -> Result<Vec<String>> {
+/// `*.conf` names in a folder, dotfiles left out (systemd skips hidden files and glob(3) does
+/// not match them), sorted in C-locale (byte) order. Names are kept as bytes: a Latin-1 name
+/// is listed and read like any other.
+fn conf_names(root: &Root, rel_dir: &str) -> Result<Vec<OsString>> {
     let dir = root.path(rel_dir);
     let entries = match std::fs::read_dir(&dir) {
         Ok(entries) => entries,
@@ -140,63 +156,103 @@ fn conf_names(root: &Root, rel_dir: &str) -> Result<Vec<String>> {
     let mut names = Vec::new();
     for entry in entries {
         let entry = entry.map_err(|e| Error::read(&dir, e))?;
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if name.ends_with(".conf") {
+        let name = entry.file_name();
+        if name.as_bytes().ends_with(b".conf") && !name.as_bytes().starts_with(b".") {
             names.push(name);
         }
     }
-    names.sort();
+    names.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
     Ok(names)
 }
 
-/// sysctl.d files in boot order (see sysctld).
+/// One listed config file: its display path and text. A name that is not a regular file (a
+/// directory, a /dev/null link, a dangling link) reads as nothing, as systemd's and pam's
+/// `fopen` + `fgets` read it: it masks (sysctl.d) and sets nothing.
+fn read_conf(root: &Root, rel_dir: &str, name: &OsStr) -> Result<BootFile> {
+    let lossy = name.to_string_lossy();
+    let rel = format!("{rel_dir}/{lossy}");
+    let full = root.path(rel_dir).join(name);
+    let regular = std::fs::metadata(&full).is_ok_and(|m| m.is_file());
+    let text = match (regular, name.to_str()) {
+        (false, _) => String::new(),
+        (true, Some(_)) => read_optional(root, &rel)?.unwrap_or_default(),
+        // A name that is not UTF-8 cannot be spelled as a root-relative &str.
+        (true, None) => std::fs::read(&full)
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .map_err(|e| Error::read(&full, e))?,
+    };
+    Ok(BootFile {
+        path: Root::display(&rel),
+        text,
+    })
+}
+
+/// sysctl.d files in the order systemd-sysctl parses them (see sysctld). Dotfiles are not
+/// listed; a name that is a directory, a device (/dev/null) or a dangling link masks the same
+/// name in later folders and reads as nothing, as it does for systemd.
 pub fn boot_files(root: &Root) -> Result<Vec<BootFile>> {
     let mut found = Vec::new();
     for (rank, dir) in SYSCTL_DIRS.iter().enumerate() {
         for name in conf_names(root, dir)? {
-            let rel = format!("{dir}/{name}");
-            let text = read_optional(root, &rel)?.unwrap_or_default();
-            found.push((
-                rank,
-                name,
-                BootFile {
-                    path: Root::display(&rel),
-                    text,
-                },
-            ));
+            let file = read_conf(root, dir, &name)?;
+            found.push((rank, name.into_vec(), file));
         }
     }
-    let conf = read_optional(root, Root::SYSCTL_CONF)?.map(|text| BootFile {
-        path: Root::display(Root::SYSCTL_CONF),
-        text,
-    });
-    Ok(sysctld::order(found, conf))
+    Ok(sysctld::order(found))
 }
 
-/// A main file, then `*.conf` in its drop-in folder in name order (how pam_limits reads
-/// limits.conf and limits.d, and systemd reads system.conf and system.conf.d).
-fn main_then_dropins(root: &Root, main: &str, dir: &str) -> Result<Vec<BootFile>> {
-    let mut rels = vec![main.to_string()];
-    rels.extend(
-        conf_names(root, dir)?
-            .into_iter()
-            .map(|name| format!("{dir}/{name}")),
-    );
-    let mut files = Vec::new();
-    for rel in rels {
-        if let Some(text) = read_optional(root, &rel)? {
-            files.push(BootFile {
-                path: Root::display(&rel),
-                text,
-            });
-        }
+/// A main file that may be absent: `None` when it is; a directory or device reads as nothing.
+fn read_main(root: &Root, rel: &str) -> Result<Option<BootFile>> {
+    match std::fs::metadata(root.path(rel)) {
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+        Ok(m) if !m.is_file() => Ok(Some(BootFile {
+            path: Root::display(rel),
+            text: String::new(),
+        })),
+        _ => Ok(read_optional(root, rel)?.map(|text| BootFile {
+            path: Root::display(rel),
+            text,
+        })),
+    }
+}
+
+/// limits.conf, then limits.d/*.conf in name order, as pam_limits reads them (glob(3): no
+/// dotfiles; a directory or /dev/null link reads as nothing). When limits.conf is absent the
+/// list does not start with it: see `pam_limits_fails`.
+pub fn limit_files(root: &Root) -> Result<Vec<BootFile>> {
+    let mut files: Vec<BootFile> = read_main(root, Root::LIMITS_CONF)?.into_iter().collect();
+    for name in conf_names(root, Root::LIMITS_D)? {
+        files.push(read_conf(root, Root::LIMITS_D, &name)?);
     }
     Ok(files)
 }
 
-/// limits.conf, then limits.d/*.conf in name order.
-pub fn limit_files(root: &Root) -> Result<Vec<BootFile>> {
-    main_then_dropins(root, Root::LIMITS_CONF, Root::LIMITS_D)
+/// Whether pam_limits.so is installed under the root: in usr/lib/security, usr/lib64/security
+/// or a multiarch usr/lib/TRIPLET/security (where /lib points on merged-/usr systems).
+#[must_use]
+pub fn pam_limits_installed(root: &Root) -> bool {
+    let mut dirs = vec![
+        root.path("usr/lib/security"),
+        root.path("usr/lib64/security"),
+    ];
+    if let Ok(entries) = std::fs::read_dir(root.path("usr/lib")) {
+        dirs.extend(
+            entries
+                .filter_map(|e| e.ok())
+                .filter(|e| e.file_name().to_string_lossy().contains("-linux-"))
+                .map(|e| e.path().join("security")),
+        );
+    }
+    dirs.iter().any(|d| d.join("pam_limits.so").exists())
+}
+
+/// Whether pam_limits fails every session with these files: it refuses to go on without
+/// limits.conf (PAM_SERVICE_ERR), so no limit applies and a `required` line denies the login.
+#[must_use]
+pub fn pam_limits_fails(files: &[BootFile]) -> bool {
+    files
+        .first()
+        .is_none_or(|f| f.path != Root::display(Root::LIMITS_CONF))
 }
 
 /// All limits entries of the given files, in order.
@@ -208,31 +264,19 @@ pub fn entries(files: &[BootFile]) -> Vec<Entry> {
         .collect()
 }
 
-/// The last `DefaultLimitNOFILE=` in the `[Manager]` section of the given systemd files.
-#[must_use]
-pub fn systemd_nofile_in(files: &[BootFile]) -> Option<SystemdNofile> {
-    let mut found = None;
-    for file in files {
-        let mut in_manager = false;
-        for (index, line) in file.text.lines().enumerate() {
-            let line = line.trim();
-            if line.starts_with('[') {
-                in_manager = line == "[Manager]";
-            } else if in_manager && let Some(value) = line.strip_prefix("DefaultLimitNOFILE=") {
-                found = Some(SystemdNofile {
-                    value: value.trim().to_string(),
-                    file: file.path.clone(),
-                    line: index + 1,
-                });
-            }
+/// /etc/systemd/system.conf, then the system.conf.d drop-ins of the four folders in the order
+/// systemd 252 parses them (see systemd.rs): masking by name as for sysctl.d.
+pub fn systemd_files(root: &Root) -> Result<Vec<BootFile>> {
+    let mut files: Vec<BootFile> = read_main(root, Root::SYSTEMD_CONF)?.into_iter().collect();
+    let mut found = Vec::new();
+    for (rank, dir) in SYSTEMD_CONF_DIRS.iter().enumerate() {
+        for name in conf_names(root, dir)? {
+            let file = read_conf(root, dir, &name)?;
+            found.push((rank, name.into_vec(), file));
         }
     }
-    found
-}
-
-/// system.conf then system.conf.d/*.conf.
-pub fn systemd_files(root: &Root) -> Result<Vec<BootFile>> {
-    main_then_dropins(root, Root::SYSTEMD_CONF, Root::SYSTEMD_CONF_D)
+    files.extend(sysctld::order(found));
+    Ok(files)
 }
 
 /// Ports in LISTEN state (`st` 0A) in proc/net/tcp and tcp6.
@@ -285,36 +329,10 @@ impl LiveState {
         }
         live.boot_files = boot_files(root)?;
         live.limit_files = limit_files(root)?;
-        live.systemd_nofile = systemd_nofile_in(&systemd_files(root)?);
-        if let Some(passwd) = read_optional(root, Root::PASSWD)? {
-            for line in passwd.lines() {
-                let f: Vec<&str> = line.split(':').collect();
-                if let (Some(name), Some(uid), Some(gid)) = (f.first(), f.get(2), f.get(3))
-                    && let (Ok(uid), Ok(gid)) = (uid.parse(), gid.parse())
-                {
-                    live.users.insert((*name).to_string(), (uid, gid));
-                }
-            }
-        }
-        if let Some(group) = read_optional(root, Root::GROUP)? {
-            for line in group.lines() {
-                let f: Vec<&str> = line.split(':').collect();
-                if let (Some(name), Some(gid)) = (f.first(), f.get(2))
-                    && let Ok(gid) = gid.parse()
-                {
-                    let members = f
-                        .get(3)
-                        .map(|m| {
-                            m.split(',')
-                                .filter(|s| !s.is_empty())
-                                .map(String::from)
-                                .collect()
-                        })
-                        .unwrap_or_default();
-                    live.groups.insert((*name).to_string(), (gid, members));
-                }
-            }
-        }
+        live.pam_limits_installed = pam_limits_installed(root);
+        live.systemd_files = systemd_files(root)?;
+        live.systemd_nofile = systemd::default_limit_nofile(&live.systemd_files);
+        live.read_accounts(root)?;
         // Listening ports matter only when the profile moves the ephemeral range, and walking
         // the kernel's socket tables is the slowest read here (about 1 ms per read() call on a
         // machine with a large ehash), so read them only then, in few large reads.
@@ -360,6 +378,44 @@ impl LiveState {
         Ok(())
     }
 
+    /// Users and groups from etc/passwd and etc/group, as glibc's files NSS module reads
+    /// them: the first line for a name wins; a line that does not parse is skipped; bytes that
+    /// are not UTF-8 (a Latin-1 GECOS) are read, not fatal.
+    pub fn read_accounts(&mut self, root: &Root) -> Result<()> {
+        if let Some(passwd) = read_optional(root, Root::PASSWD)? {
+            for line in passwd.lines() {
+                let f: Vec<&str> = line.split(':').collect();
+                if let (Some(name), Some(uid), Some(gid)) = (f.first(), f.get(2), f.get(3))
+                    && let (Ok(uid), Ok(gid)) = (uid.parse(), gid.parse())
+                {
+                    self.users.entry((*name).to_string()).or_insert((uid, gid));
+                }
+            }
+        }
+        if let Some(group) = read_optional(root, Root::GROUP)? {
+            for line in group.lines() {
+                let f: Vec<&str> = line.split(':').collect();
+                if let (Some(name), Some(gid)) = (f.first(), f.get(2))
+                    && let Ok(gid) = gid.parse()
+                {
+                    let members = f
+                        .get(3)
+                        .map(|m| {
+                            m.split(',')
+                                .filter(|s| !s.is_empty())
+                                .map(String::from)
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    self.groups
+                        .entry((*name).to_string())
+                        .or_insert((gid, members));
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// The login a limits domain stands for, with uid and groups filled in from passwd/group.
     #[must_use]
     pub fn subject(&self, domain: &Domain) -> Subject {
@@ -367,28 +423,46 @@ impl LiveState {
             Domain::All => Subject::default(),
             Domain::Group(g) => Subject {
                 groups: vec![g.clone()],
+                group_ids: self
+                    .groups
+                    .get(g)
+                    .map(|(gid, _)| *gid)
+                    .into_iter()
+                    .collect(),
                 ..Subject::default()
             },
             Domain::UidRange(lo, hi) => Subject {
                 uid: lo.or(*hi),
                 ..Subject::default()
             },
-            Domain::User(name) => {
-                let ids = self.users.get(name).copied();
-                let groups = self
-                    .groups
-                    .iter()
-                    .filter(|(_, (gid, members))| {
-                        members.contains(name) || ids.is_some_and(|(_, g)| g == *gid)
-                    })
-                    .map(|(g, _)| g.clone())
-                    .collect();
-                Subject {
-                    user: Some(name.clone()),
-                    uid: ids.map(|(uid, _)| uid),
-                    groups,
-                }
-            }
+            Domain::User(name) => self.login(name),
+        }
+    }
+
+    /// A user from passwd as pam_limits sees them: name, uid, primary gid, and every group
+    /// whose gid is the primary one or whose member list names them.
+    #[must_use]
+    pub fn login(&self, name: &str) -> Subject {
+        let ids = self.users.get(name).copied();
+        let (groups, mut group_ids): (Vec<String>, Vec<u32>) = self
+            .groups
+            .iter()
+            .filter(|(_, (gid, members))| {
+                members.iter().any(|m| m == name) || ids.is_some_and(|(_, g)| g == *gid)
+            })
+            .map(|(g, (gid, _))| (g.clone(), *gid))
+            .unzip();
+        if let Some((_, gid)) = ids
+            && !group_ids.contains(&gid)
+        {
+            group_ids.push(gid);
+        }
+        Subject {
+            user: Some(name.to_string()),
+            uid: ids.map(|(uid, _)| uid),
+            gid: ids.map(|(_, gid)| gid),
+            groups,
+            group_ids,
         }
     }
 }
@@ -408,21 +482,5 @@ mod tests {
             listening_ports(&[tcp.into(), tcp6.into()]),
             vec![8080, 9000]
         );
-    }
-
-    #[test]
-    fn systemd_manager_section_only() {
-        let files = [
-            BootFile {
-                path: Root::display(Root::SYSTEMD_CONF),
-                text: "[Manager]\n#DefaultLimitNOFILE=1\nDefaultLimitNOFILE=1024:524288\n".into(),
-            },
-            BootFile {
-                path: Root::display(&format!("{}/x.conf", Root::SYSTEMD_CONF_D)),
-                text: "[Other]\nDefaultLimitNOFILE=5\n".into(),
-            },
-        ];
-        let got = systemd_nofile_in(&files).unwrap();
-        assert_eq!((got.value.as_str(), got.line), ("1024:524288", 3));
     }
 }

@@ -259,7 +259,11 @@ pub fn fresh_start(
     };
     subject.uid = subject.uid.or(process.uid);
     let entries = crate::system::entries(&live.limit_files);
-    let (soft, hard) = crate::system::limits::resolve(&entries, &subject, Item::Nofile);
+    let nr_open = crate::profile::keys::KeyName::parse("fs.nr_open")
+        .ok()
+        .and_then(|key| live.sysctl.get(&key).cloned().flatten())
+        .and_then(|v| v.trim().parse().ok());
+    let (soft, hard) = crate::system::limits::resolve(&entries, &subject, Item::Nofile, nr_open);
     let num = |v: LimitValue| match v {
         LimitValue::Num(n) => u64::try_from(n).ok(),
         LimitValue::Unlimited => Some(u64::MAX),

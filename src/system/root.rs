@@ -11,13 +11,22 @@ use std::path::{Path, PathBuf};
 use crate::profile::keys::KeyName;
 
 /// The sysctl.d folders in systemd's order of precedence: a file in an earlier folder masks a
-/// same-named file in a later one (sysctl.d(5)).
-pub const SYSCTL_DIRS: [&str; 5] = [
+/// same-named file in a later one (sysctl.d(5)). Debian 12's systemd 252 is built without
+/// split-usr and reads exactly these four (`strings /lib/systemd/systemd-sysctl`).
+pub const SYSCTL_DIRS: [&str; 4] = [
     "etc/sysctl.d",
     "run/sysctl.d",
     "usr/local/lib/sysctl.d",
     "usr/lib/sysctl.d",
-    "lib/sysctl.d",
+];
+
+/// systemd's manager drop-in folders (`system.conf.d`) in order of precedence, as systemd 252
+/// lists them after /etc/systemd/system.conf.
+pub const SYSTEMD_CONF_DIRS: [&str; 4] = [
+    "etc/systemd/system.conf.d",
+    "run/systemd/system.conf.d",
+    "usr/local/lib/systemd/system.conf.d",
+    "usr/lib/systemd/system.conf.d",
 ];
 
 /// The name of the drop-ins netprofile owns. `90-` sorts after distribution defaults

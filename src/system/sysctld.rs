@@ -1,97 +1,341 @@
-//! sysctl.d files: the line syntax and which file sets a key at boot.
+//! sysctl.d as systemd-sysctl (systemd 252) reads it: the line syntax, the order of files, and
+//! which line sets a key at boot.
 //!
-//! systemd-sysctl reads `*.conf` from /etc, /run, /usr/local/lib and /usr/lib `sysctl.d`; a file
-//! masks a same-named file in a later folder; the survivors are applied in name order and the
-//! last assignment of a key wins. procps' `sysctl --system` then applies /etc/sysctl.conf.
-//! This module parses text and orders files given to it; system/mod.rs does the reading.
+//! systemd-sysctl lists `*.conf` (dotfiles skipped) in /etc, /run, /usr/local/lib and /usr/lib
+//! `sysctl.d`; a name seen in an earlier folder masks the same name in later ones, whatever it
+//! is (a file, an empty file, a /dev/null link, a directory that reads as nothing). The
+//! survivors are parsed in name order into one ordered table: a later assignment of a key
+//! replaces an earlier one (a repeat of the same value keeps the earlier line), `-key` without
+//! `=` cancels it and keeps globs off it. Explicit keys are then written, and each glob is
+//! written to the keys it matches that have no explicit entry, in table order; the kernel
+//! decides what it accepts. /etc/sysctl.conf is read only through the
+//! `/etc/sysctl.d/99-sysctl.conf` link that Debian ships. This module parses text and orders
+//! files given to it; it never performs I/O (system/mod.rs does the reading).
 
-/// One `key = value` line.
+/// One line of a sysctl.d file that systemd keeps.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Assignment {
-    /// The key with `.` separators (a `/`-separated key is converted); may hold `*` globs.
+    /// The key in sysctl(8)'s dotted form (`net.ipv4.conf.eth0/100.rp_filter`); may hold globs.
     pub key: String,
+    /// The value as written (whitespace runs folded); in `boot_value`'s answer, what the kernel
+    /// keeps of it.
     pub value: String,
     pub file: String,
     pub line: usize,
 }
 
-/// Parses sysctl.d text. Comments start with `#` or `;`; a leading `-` (ignore errors) is
-/// dropped; a key whose first separator is `/` uses `/` for levels and `.` literally.
-#[must_use]
-pub fn parse(text: &str, file: &str) -> Vec<Assignment> {
+/// A parsed line: `value` is `None` for a `-key` line without `=`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Line {
+    /// The key as systemd stores it: `/` separates levels (`net/ipv4/conf/eth0.100/rp_filter`).
+    path: String,
+    value: Option<String>,
+    line: usize,
+}
+
+/// systemd's `read_line`: a line ends at `\n`, `\r`, `\r\n` or NUL.
+fn lines(text: &str) -> impl Iterator<Item = &str> {
+    let mut rest = Some(text);
+    std::iter::from_fn(move || {
+        let s = rest?;
+        match s.find(['\n', '\r', '\0']) {
+            Some(i) => {
+                let skip = if s[i..].starts_with("\r\n") { 2 } else { 1 };
+                rest = Some(&s[i + skip..]);
+                Some(&s[..i])
+            }
+            None => {
+                rest = None;
+                (!s.is_empty()).then_some(s)
+            }
+        }
+    })
+}
+
+/// systemd's `strstrip`: only space, tab, CR and LF count as whitespace.
+fn strip(s: &str) -> &str {
+    s.trim_matches([' ', '\t', '\n', '\r'])
+}
+
+/// systemd's `sysctl_normalize`: when the first separator is `.`, dots become slashes and
+/// slashes dots; repeated and trailing slashes and `.` levels go; one leading slash goes.
+fn to_path(key: &str) -> String {
+    let swapped: String = if key.find(['.', '/']).map(|i| key.as_bytes()[i]) == Some(b'.') {
+        key.chars()
+            .map(|c| match c {
+                '.' => '/',
+                '/' => '.',
+                c => c,
+            })
+            .collect()
+    } else {
+        key.to_string()
+    };
+    let absolute = swapped.starts_with('/');
+    let parts: Vec<&str> = swapped
+        .split('/')
+        .filter(|p| !p.is_empty() && *p != ".")
+        .collect();
+    let joined = parts.join("/");
+    if joined.is_empty() && absolute {
+        "/".to_string()
+    } else {
+        joined
+    }
+}
+
+/// The dotted form of a path-form key (`net/ipv4/conf/eth0.100/x` → `net.ipv4.conf.eth0/100.x`).
+fn to_dotted(path: &str) -> String {
+    path.chars()
+        .map(|c| match c {
+            '/' => '.',
+            '.' => '/',
+            c => c,
+        })
+        .collect()
+}
+
+fn parse_lines(text: &str) -> Vec<Line> {
     let mut out = Vec::new();
-    for (index, raw) in text.lines().enumerate() {
-        let line = raw.trim();
-        if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
+    for (index, raw) in lines(text).enumerate() {
+        let p = strip(raw);
+        if p.is_empty() || p.starts_with(['#', ';']) {
             continue;
         }
-        let Some((key, value)) = line.split_once('=') else {
-            continue;
+        let (key, value) = match p.split_once('=') {
+            Some((key, value)) => (
+                key.strip_prefix('-').unwrap_or(key),
+                Some(strip(value).to_string()),
+            ),
+            // `-key` without `=`: a negative entry; any other line without `=` is ignored.
+            None => match p.strip_prefix('-') {
+                Some(key) => (key, None),
+                None => continue,
+            },
         };
-        let key = key.trim().trim_start_matches('-').trim();
-        if key.is_empty() {
+        let path = to_path(strip(key));
+        if path.is_empty() {
             continue;
         }
-        out.push(Assignment {
-            key: normalise_key(key),
-            value: crate::profile::value::normalise(value),
-            file: file.to_string(),
+        out.push(Line {
+            path,
+            value,
             line: index + 1,
         });
     }
     out
 }
 
-/// `net/ipv4/conf/eth0.100/rp_filter` → `net.ipv4.conf.eth0/100.rp_filter`, as sysctl(8)
-/// does; a dotted key stays as it is.
-fn normalise_key(key: &str) -> String {
-    let first = key.find(['.', '/']);
-    match first.map(|i| key.as_bytes()[i]) {
-        Some(b'/') => key
-            .chars()
-            .map(|c| match c {
-                '/' => '.',
-                '.' => '/',
-                c => c,
+/// Parses sysctl.d text into the lines systemd keeps, keys in dotted form. `-key` lines without
+/// `=` are left out (see `boot_value` for their effect).
+#[must_use]
+pub fn parse(text: &str, file: &str) -> Vec<Assignment> {
+    parse_lines(text)
+        .into_iter()
+        .filter_map(|l| {
+            Some(Assignment {
+                key: to_dotted(&l.path),
+                value: crate::profile::value::normalise(&l.value?),
+                file: file.to_string(),
+                line: l.line,
             })
-            .collect(),
-        _ => key.to_string(),
-    }
+        })
+        .collect()
 }
 
-/// Whether a sysctl.d key (possibly with `*` globs, systemd 247+) names `key`.
+/// Whether a key holds glob characters (systemd's `string_is_glob`).
+fn is_glob(path: &str) -> bool {
+    path.contains(['*', '?', '['])
+}
+
+/// Whether a sysctl.d key (dotted, possibly a glob) names `key` (dotted), as glob(3) would
+/// find it under /proc/sys: `*` and `?` stay within one level, `[...]` sets work.
 #[must_use]
 pub fn matches(pattern: &str, key: &str) -> bool {
-    if !pattern.contains('*') {
+    let pattern = to_path(pattern);
+    let key = to_path(key);
+    if !is_glob(&pattern) {
         return pattern == key;
     }
-    glob(pattern.as_bytes(), key.as_bytes())
+    path_matches(&pattern, &key)
 }
 
-fn glob(p: &[u8], s: &[u8]) -> bool {
-    match p.split_first() {
-        None => s.is_empty(),
-        Some((b'*', rest)) => (0..=s.len()).any(|i| glob(rest, &s[i..])),
-        Some((c, rest)) => s.first() == Some(c) && glob(rest, &s[1..]),
+fn path_matches(pattern: &str, path: &str) -> bool {
+    let p: Vec<&str> = pattern.split('/').collect();
+    let s: Vec<&str> = path.split('/').collect();
+    p.len() == s.len()
+        && p.iter()
+            .zip(&s)
+            .all(|(p, s)| segment_matches(&tokens(p), s.as_bytes()))
+}
+
+/// One element of a glob segment.
+#[derive(Debug, Clone)]
+enum Token {
+    Byte(u8),
+    Any,
+    Star,
+    /// `[...]`: the set, and whether it is negated.
+    Set(Vec<SetItem>, bool),
+}
+
+#[derive(Debug, Clone)]
+enum SetItem {
+    Range(u8, u8),
+    Class(fn(&u8) -> bool),
+}
+
+fn class(name: &[u8]) -> Option<fn(&u8) -> bool> {
+    Some(match name {
+        b"alpha" => u8::is_ascii_alphabetic,
+        b"digit" => u8::is_ascii_digit,
+        b"alnum" => u8::is_ascii_alphanumeric,
+        b"upper" => u8::is_ascii_uppercase,
+        b"lower" => u8::is_ascii_lowercase,
+        b"space" => u8::is_ascii_whitespace,
+        b"punct" => u8::is_ascii_punctuation,
+        b"xdigit" => u8::is_ascii_hexdigit,
+        _ => return None,
+    })
+}
+
+/// Splits a segment into tokens; an unclosed `[` is a literal, `\x` is a literal `x`.
+fn tokens(segment: &str) -> Vec<Token> {
+    let b = segment.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'*' => {
+                if !matches!(out.last(), Some(Token::Star)) {
+                    out.push(Token::Star);
+                }
+                i += 1;
+            }
+            b'?' => {
+                out.push(Token::Any);
+                i += 1;
+            }
+            b'\\' if i + 1 < b.len() => {
+                out.push(Token::Byte(b[i + 1]));
+                i += 2;
+            }
+            b'[' => match set(b, i + 1) {
+                Some((token, next)) => {
+                    out.push(token);
+                    i = next;
+                }
+                None => {
+                    out.push(Token::Byte(b'['));
+                    i += 1;
+                }
+            },
+            c => {
+                out.push(Token::Byte(c));
+                i += 1;
+            }
+        }
+    }
+    out
+}
+
+/// A `[...]` set starting after the `[` at `start`: the token and the index after `]`.
+fn set(b: &[u8], start: usize) -> Option<(Token, usize)> {
+    let mut i = start;
+    let negated = matches!(b.get(i), Some(b'!' | b'^'));
+    if negated {
+        i += 1;
+    }
+    let mut items = Vec::new();
+    let mut first = true;
+    loop {
+        let c = *b.get(i)?;
+        if c == b']' && !first {
+            return Some((Token::Set(items, negated), i + 1));
+        }
+        first = false;
+        if c == b'['
+            && b.get(i + 1) == Some(&b':')
+            && let Some(end) = b[i + 2..].windows(2).position(|w| w == b":]")
+            && let Some(f) = class(&b[i + 2..i + 2 + end])
+        {
+            items.push(SetItem::Class(f));
+            i += end + 4;
+            continue;
+        }
+        if b.get(i + 1) == Some(&b'-') && b.get(i + 2).is_some_and(|&e| e != b']') {
+            items.push(SetItem::Range(c, b[i + 2]));
+            i += 3;
+        } else {
+            items.push(SetItem::Range(c, c));
+            i += 1;
+        }
     }
 }
 
-/// A file that takes part in boot: its root-relative path and text.
+fn token_matches(t: &Token, c: u8) -> bool {
+    match t {
+        Token::Byte(b) => *b == c,
+        Token::Any => true,
+        Token::Star => false,
+        Token::Set(items, negated) => {
+            let inside = items.iter().any(|item| match item {
+                SetItem::Range(lo, hi) => (*lo..=*hi).contains(&c),
+                SetItem::Class(f) => f(&c),
+            });
+            inside != *negated
+        }
+    }
+}
+
+/// Matches one level. Greedy with a single back-track point (the last `*`), so the time is
+/// at most pattern length × name length whatever the number of stars. As glob(3) does, a
+/// wildcard never matches a leading `.`.
+fn segment_matches(p: &[Token], s: &[u8]) -> bool {
+    if s.first() == Some(&b'.') && !matches!(p.first(), Some(Token::Byte(b'.'))) {
+        return false;
+    }
+    let (mut pi, mut si) = (0, 0);
+    let mut back: Option<(usize, usize)> = None;
+    while si < s.len() {
+        match p.get(pi) {
+            Some(Token::Star) => {
+                back = Some((pi + 1, si));
+                pi += 1;
+            }
+            Some(t) if token_matches(t, s[si]) => {
+                pi += 1;
+                si += 1;
+            }
+            _ => match back {
+                Some((bp, bs)) => {
+                    pi = bp;
+                    si = bs + 1;
+                    back = Some((bp, bs + 1));
+                }
+                None => return false,
+            },
+        }
+    }
+    p[pi.min(p.len())..]
+        .iter()
+        .all(|t| matches!(t, Token::Star))
+}
+
+/// A file that takes part in boot: its root-relative display path and text. A directory or
+/// a /dev/null link in a sysctl.d folder is a file with no text: it masks and sets nothing.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BootFile {
     pub path: String,
     pub text: String,
 }
 
-/// The files in the order they are applied, from `(folder, file name, text)` triples listed in
-/// folder precedence order, then `/etc/sysctl.conf` if given. A name seen in an earlier folder
-/// masks the same name in later ones.
+/// The files in the order systemd parses them, from `(folder rank, file name, file)` triples.
+/// A name seen in a folder of lower rank masks the same name in the others; the survivors go
+/// in byte order of their names.
 #[must_use]
-pub fn order(
-    found: Vec<(usize, String, BootFile)>,
-    sysctl_conf: Option<BootFile>,
-) -> Vec<BootFile> {
-    let mut chosen: std::collections::BTreeMap<String, (usize, BootFile)> =
+pub fn order(found: Vec<(usize, Vec<u8>, BootFile)>) -> Vec<BootFile> {
+    let mut chosen: std::collections::BTreeMap<Vec<u8>, (usize, BootFile)> =
         std::collections::BTreeMap::new();
     for (dir_rank, name, file) in found {
         match chosen.get(&name) {
@@ -101,18 +345,125 @@ pub fn order(
             }
         }
     }
-    let mut files: Vec<BootFile> = chosen.into_values().map(|(_, f)| f).collect();
-    files.extend(sysctl_conf);
-    files
+    chosen.into_values().map(|(_, f)| f).collect()
 }
 
-/// The last assignment of `key` across `files` in order.
+/// One entry of systemd's ordered option table.
+struct Option_ {
+    path: String,
+    value: Option<String>,
+    file: String,
+    line: usize,
+}
+
+/// systemd's option table after parsing `files` in order: a new value for a key removes the
+/// old entry and appends the new one; the same value again keeps the old entry in place.
+fn table(files: &[BootFile]) -> Vec<Option_> {
+    let mut table: Vec<Option_> = Vec::new();
+    for file in files {
+        for l in parse_lines(&file.text) {
+            if let Some(i) = table.iter().position(|o| o.path == l.path) {
+                if table[i].value == l.value {
+                    continue;
+                }
+                table.remove(i);
+            }
+            table.push(Option_ {
+                path: l.path,
+                value: l.value,
+                file: file.path.clone(),
+                line: l.line,
+            });
+        }
+    }
+    table
+}
+
+/// What the kernel keeps of `text` written to a key whose value is `ints` integers (`None`
+/// when the key is not numeric): the integers read up to that count, the rest ignored; `None`
+/// when the kernel refuses the write (no number first, or a number run into other text).
+/// Values of other keys are kept as written, less surrounding whitespace.
 #[must_use]
-pub fn boot_value(files: &[BootFile], key: &str) -> Option<Assignment> {
-    files
+pub fn kernel_keeps(text: &str, ints: Option<usize>) -> Option<String> {
+    let Some(count) = ints else {
+        let v = crate::profile::value::normalise(text);
+        return (!v.is_empty()).then_some(v);
+    };
+    let mut kept = Vec::new();
+    let mut rest = text.trim_start_matches([' ', '\t', '\n']);
+    while kept.len() < count && !rest.is_empty() {
+        let digits_from = usize::from(rest.starts_with('-'));
+        let len = rest[digits_from..]
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len() - digits_from);
+        if len == 0 {
+            break;
+        }
+        let (number, after) = rest.split_at(digits_from + len);
+        if !after.is_empty() && !after.starts_with([' ', '\t', '\n']) {
+            return None;
+        }
+        kept.push(number.to_string());
+        rest = after.trim_start_matches([' ', '\t', '\n']);
+    }
+    (!kept.is_empty()).then(|| kept.join(" "))
+}
+
+/// The value `key` (dotted) has after systemd-sysctl ran over `files`, and the line that set
+/// it; `None` when no line writes it or the kernel refuses every write. `ints` is the number
+/// of integers the key holds (see `kernel_keeps`).
+#[must_use]
+pub fn boot_value(files: &[BootFile], key: &str, ints: Option<usize>) -> Option<Assignment> {
+    let path = to_path(key);
+    let table = table(files);
+    let keep = |o: &Option_| {
+        let value = kernel_keeps(o.value.as_deref()?, ints)?;
+        Some(Assignment {
+            key: to_dotted(&o.path),
+            value,
+            file: o.file.clone(),
+            line: o.line,
+        })
+    };
+    if let Some(explicit) = table.iter().find(|o| o.path == path) {
+        return keep(explicit);
+    }
+    table
         .iter()
-        .flat_map(|f| parse(&f.text, &f.path))
-        .rfind(|a| matches(&a.key, key))
+        .rev()
+        .filter(|o| is_glob(&o.path) && path_matches(&o.path, &path))
+        .find_map(keep)
+}
+
+/// The explicit line that decides `key` (dotted) after systemd-sysctl parsed `files`: its raw
+/// value (`None` for a `-key` line), file and line, whether or not the kernel takes the value.
+#[must_use]
+pub fn explicit_line(files: &[BootFile], key: &str) -> Option<(Option<String>, String, usize)> {
+    let path = to_path(key);
+    table(files)
+        .into_iter()
+        .find(|o| o.path == path)
+        .map(|o| (o.value, o.file, o.line))
+}
+
+/// How many integers `key` holds, for `kernel_keeps`: from the key catalogue's shape when the
+/// key is catalogued, else from the value the kernel shows now (`live`).
+#[must_use]
+pub fn ints_of(key: &str, live: Option<&str>) -> Option<usize> {
+    use crate::profile::keys::Shape;
+    match crate::profile::keys::known(key).map(|k| k.shape) {
+        Some(Shape::Int) => Some(1),
+        Some(Shape::Ints(n)) => Some(n),
+        Some(Shape::PortList | Shape::Text) => None,
+        None => live.and_then(int_count),
+    }
+}
+
+/// How many integers a value read from the kernel holds, or `None` if it is not all integers.
+#[must_use]
+pub fn int_count(live: &str) -> Option<usize> {
+    let words: Vec<&str> = live.split_whitespace().collect();
+    (!words.is_empty() && words.iter().all(|w| w.parse::<i64>().is_ok())).then_some(words.len())
 }
 
 #[cfg(test)]
@@ -123,7 +474,8 @@ mod tests {
     #[test]
     fn line_syntax() {
         let text = "# c\n; c\nnet.core.somaxconn=1024\n -net.ipv4.tcp_rmem =  4096\t87380 6291456 \n\
-                    net/ipv4/conf/eth0.100/rp_filter = 1\nnot a line\nkernel.x =\n";
+                    net/ipv4/conf/eth0.100/rp_filter = 1\nnot a line\nkernel.x =\r--net.a = 1\r\n\
+                    /net/core/b = 2\n-net.core.c\n";
         let got: Vec<(String, String, usize)> = parse(text, "f")
             .into_iter()
             .map(|a| (a.key, a.value, a.line))
@@ -135,21 +487,51 @@ mod tests {
                 ("net.ipv4.tcp_rmem".into(), "4096 87380 6291456".into(), 4),
                 ("net.ipv4.conf.eth0/100.rp_filter".into(), "1".into(), 5),
                 ("kernel.x".into(), String::new(), 7),
+                ("-net.a".into(), "1".into(), 8),
+                ("net.core.b".into(), "2".into(), 9),
             ]
         );
     }
 
     #[test]
     fn globs() {
-        assert!(matches(
-            "net.ipv4.conf.*.rp_filter",
-            "net.ipv4.conf.all.rp_filter"
-        ));
-        assert!(!matches(
-            "net.ipv4.conf.*.rp_filter",
-            "net.ipv4.conf.all.arp_filter"
-        ));
-        assert!(matches("net.core.somaxconn", "net.core.somaxconn"));
+        let yes = [
+            ("net.ipv4.conf.*.rp_filter", "net.ipv4.conf.all.rp_filter"),
+            ("net.core.somaxconn", "net.core.somaxconn"),
+            (
+                "net.ipv4.conf.e?h0.rp_filter",
+                "net.ipv4.conf.eth0.rp_filter",
+            ),
+            (
+                "net.ipv4.conf.[a-e]*.rp_filter",
+                "net.ipv4.conf.all.rp_filter",
+            ),
+            ("net.ipv4.conf.[!l]*.x", "net.ipv4.conf.all.x"),
+            ("net.ipv4.conf.[[:alpha:]]ll.x", "net.ipv4.conf.all.x"),
+            ("net.ipv4.tcp_*", "net.ipv4.tcp_fin_timeout"),
+        ];
+        let no = [
+            ("net.ipv4.conf.*.rp_filter", "net.ipv4.conf.all.arp_filter"),
+            ("net.*", "net.ipv4.tcp_fin_timeout"),
+            ("net.ipv4.conf.[!l]*.x", "net.ipv4.conf.lo.x"),
+            ("net.ipv4.conf.?.x", "net.ipv4.conf.lo.x"),
+        ];
+        for (p, k) in yes {
+            assert!(matches(p, k), "{p} {k}");
+        }
+        for (p, k) in no {
+            assert!(!matches(p, k), "{p} {k}");
+        }
+    }
+
+    /// Issue 7's hostile input: many stars must not make matching exponential.
+    #[test]
+    fn many_stars_match_in_linear_time() {
+        let pattern = format!("net.ipv4.{}b", "*a".repeat(20));
+        let key = format!("net.ipv4.{}", "a".repeat(200));
+        let started = std::time::Instant::now();
+        assert!(!matches(&pattern, &key));
+        assert!(started.elapsed() < std::time::Duration::from_secs(1));
     }
 
     fn f(path: &str, text: &str) -> BootFile {
@@ -166,7 +548,6 @@ mod tests {
 
     #[test]
     fn masking_and_order() {
-        let conf = Root::display(Root::SYSCTL_CONF);
         let found = vec![
             (
                 0,
@@ -189,7 +570,7 @@ mod tests {
                 f(&at(1, "60-c.conf"), "fs.file-max = 9\n"),
             ),
         ];
-        let files = order(found, Some(f(&conf, "fs.file-max = 10\n")));
+        let files = order(found);
         let paths: Vec<&str> = files.iter().map(|f| f.path.as_str()).collect();
         assert_eq!(
             paths,
@@ -197,19 +578,53 @@ mod tests {
                 at(3, "10-b.conf").as_str(),
                 at(0, "50-a.conf").as_str(),
                 at(1, "60-c.conf").as_str(),
-                conf.as_str()
             ]
         );
-        let somaxconn = boot_value(&files, "net.core.somaxconn").unwrap();
+        let somaxconn = boot_value(&files, "net.core.somaxconn", Some(1)).unwrap();
         assert_eq!(
             (somaxconn.value.as_str(), somaxconn.file.as_str()),
             ("1", at(0, "50-a.conf").as_str())
         );
-        let filemax = boot_value(&files, "fs.file-max").unwrap();
+        assert!(boot_value(&files, "net.ipv4.tcp_rmem", Some(3)).is_none());
+    }
+
+    #[test]
+    fn explicit_beats_glob_and_negatives_cancel() {
+        let files = [
+            f(
+                "a",
+                "net.ipv4.conf.lo.x = 1\nnet.ipv4.conf.*.x = 2\n-net.ipv4.conf.all.x\n",
+            ),
+            f(
+                "b",
+                "net.ipv4.conf.*.y = 3\nnet.ipv4.conf.*.y = 3\nnet.ipv4.conf.l?.y = 4\n",
+            ),
+            f(
+                "c",
+                "net.core.a = 5\nnet.core.a = 6\nnet.core.a = 5\n-net.core.b\n",
+            ),
+        ];
+        let v = |k: &str| boot_value(&files, k, Some(1)).map(|a| (a.value, a.file, a.line));
+        assert_eq!(v("net.ipv4.conf.lo.x"), Some(("1".into(), "a".into(), 1)));
+        assert_eq!(v("net.ipv4.conf.eth0.x"), Some(("2".into(), "a".into(), 2)));
+        assert_eq!(v("net.ipv4.conf.all.x"), None);
+        assert_eq!(v("net.ipv4.conf.lo.y"), Some(("4".into(), "b".into(), 3)));
+        assert_eq!(v("net.ipv4.conf.all.y"), Some(("3".into(), "b".into(), 1)));
+        assert_eq!(v("net.core.a"), Some(("5".into(), "c".into(), 3)));
+        assert_eq!(v("net.core.b"), None);
+    }
+
+    #[test]
+    fn what_the_kernel_keeps() {
+        assert_eq!(kernel_keeps("33 junk", Some(1)).as_deref(), Some("33"));
+        assert_eq!(kernel_keeps("5junk", Some(1)), None);
+        assert_eq!(kernel_keeps("", Some(1)), None);
+        assert_eq!(kernel_keeps("abc", Some(1)), None);
         assert_eq!(
-            (filemax.value.as_str(), filemax.file.as_str(), filemax.line),
-            ("10", conf.as_str(), 1)
+            kernel_keeps("2000\t3000 x", Some(2)).as_deref(),
+            Some("2000 3000")
         );
-        assert!(boot_value(&files, "net.ipv4.tcp_rmem").is_none());
+        assert_eq!(kernel_keeps(" cubic ", None).as_deref(), Some("cubic"));
+        assert_eq!(kernel_keeps("", None), None);
     }
 }
