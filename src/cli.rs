@@ -53,10 +53,19 @@ pub enum Command {
         profile: String,
     },
     /// Drift check for monitoring: one line, exit 0 in sync, 1 drifted, 2 error.
-    Check { profile: String },
+    Check {
+        /// A profile file (has a '/' or ends in .toml) or a shipped profile name.
+        profile: String,
+    },
     /// Plan, apply all-or-nothing with rollback, persist, and record a generation.
     Apply {
+        /// A profile file (has a '/' or ends in .toml) or a shipped profile name.
         profile: String,
+        /// Apply even though another file (a later sysctl.d, limits.d or system.conf.d file)
+        /// overrides a managed value at boot, login or service start; record those values as
+        /// overridden so that check and status report them as such, not as drift.
+        #[arg(long)]
+        allow_override: bool,
         /// Print the plan and the file diffs; touch nothing (exit as diff).
         #[arg(long)]
         dry_run: bool,
@@ -75,7 +84,10 @@ pub enum Command {
     /// Keep a pending `apply --confirm`.
     Confirm,
     /// Return to the state before the last (or the given) generation.
-    Rollback { generation: Option<u64> },
+    Rollback {
+        /// The generation to undo (see `netprofile history`); default: the last one.
+        generation: Option<u64>,
+    },
     /// Generations: when, profile, hash, what changed, outcome.
     History,
     /// Managed keys now; an open journal or pending confirmation.
@@ -89,10 +101,16 @@ pub enum Command {
     Profiles,
     /// Internal: the detached watcher of `apply --confirm`.
     #[command(name = "__watch", hide = true)]
-    Watch { generation: u64 },
+    Watch {
+        /// The pending generation to revert unless confirmed.
+        generation: u64,
+    },
     /// Internal: a connection-test worker.
     #[command(name = "__worker", hide = true)]
-    Worker { task: String },
+    Worker {
+        /// The worker's task, as JSON written by the parent.
+        task: String,
+    },
     /// Internal: keeps a sandbox namespace alive.
     #[command(name = "__holder", hide = true)]
     Holder,

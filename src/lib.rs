@@ -72,6 +72,7 @@ fn dispatch(config: &Config, command: &Command) -> error::Result<commands::Outpu
             confirm,
             no_persist,
             verify,
+            allow_override,
         } => commands::apply::apply(
             config,
             profile,
@@ -80,6 +81,7 @@ fn dispatch(config: &Config, command: &Command) -> error::Result<commands::Outpu
                 confirm: *confirm,
                 no_persist: *no_persist,
                 verify: *verify,
+                allow_override: *allow_override,
             },
         ),
         Command::Confirm => commands::confirm::confirm(config),

@@ -5,8 +5,6 @@
 //! fs.nr_open, soft above hard, listening ports in the new ephemeral range, files that override
 //! the drop-in at boot). It never performs I/O: system/ reads, transaction/ writes.
 
-use std::collections::BTreeMap;
-
 use serde::Serialize;
 
 use crate::error::{Error, Problem, Result};
@@ -15,7 +13,7 @@ use crate::profile::keys::{self, KeyName, Scope};
 use crate::profile::limit::{Item, LimitValue};
 use crate::profile::value;
 use crate::profile::{Origin, Profile, Want};
-use crate::system::limits::{self, Resolved};
+use crate::system::limits;
 use crate::system::root::{Namespace, Root};
 use crate::system::sysctld::{self, Assignment, BootFile};
 use crate::system::{self as live, LiveState};
@@ -31,6 +29,9 @@ pub enum Action {
     SkipAbsent,
     /// A global key in a private network namespace.
     SkipGlobal,
+    /// Another file that netprofile does not own sets it to something else after netprofile's
+    /// drop-in (see `Plan::overrides`); apply refuses unless `--allow-override`.
+    Overridden,
 }
 
 impl Action {
@@ -41,6 +42,7 @@ impl Action {
             Action::Set => "set",
             Action::SkipAbsent => "skip (absent)",
             Action::SkipGlobal => "skip (global)",
+            Action::Overridden => "overridden",
         }
     }
 }
@@ -134,6 +136,41 @@ impl FileChange {
     }
 }
 
+/// A file netprofile does not own that sets a managed setting to another value after
+/// netprofile's drop-in, so the profile's value would not hold at boot, login or service start.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct Override {
+    /// The key (`net.core.somaxconn`), limit (`* soft nofile`) or `DefaultLimitNOFILE`.
+    pub setting: String,
+    /// What the profile wants.
+    pub wanted: String,
+    /// What the other file sets.
+    pub value: String,
+    pub file: String,
+    pub line: usize,
+    /// When the other file wins: `boot`, `login` or `service start`.
+    pub when: String,
+}
+
+impl Override {
+    /// One line for errors and warnings, with the fix.
+    #[must_use]
+    pub fn describe(&self) -> String {
+        format!(
+            "{}:{} sets {} to {} (netprofile wants {}), and it is read after netprofile's \
+             drop-in, so at {} the value would be {}. Remove that line or the file, or pass \
+             --allow-override to apply anyway and record it as overridden",
+            self.file, self.line, self.setting, self.value, self.wanted, self.when, self.value
+        )
+    }
+
+    /// Whether two overrides are the same decision (a line that moved is still the same).
+    #[must_use]
+    pub fn same(&self, other: &Override) -> bool {
+        self.setting == other.setting && self.file == other.file && self.value == other.value
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Plan {
     pub profile: String,
@@ -143,6 +180,8 @@ pub struct Plan {
     pub limits: Vec<LimitRow>,
     pub systemd: Vec<SystemdRow>,
     pub files: Vec<FileChange>,
+    /// Files netprofile does not own that would override a managed setting.
+    pub overrides: Vec<Override>,
     pub warnings: Vec<String>,
 }
 
@@ -223,11 +262,36 @@ pub fn plan(profile: &Profile, live: &LiveState) -> Result<Plan> {
             if setting.optional {
                 row.action = Action::SkipAbsent;
                 rows.push(row);
+            } else if namespace == Namespace::Private && !is_typo(key, live) {
+                // Linux registers its global tables (net.core.busy_poll, default_qdisc, ...)
+                // in the initial namespace only: a private one lacks them, and that is not a
+                // missing feature of this kernel.
+                warnings.push(format!(
+                    "{key} is not in this private network namespace: Linux keeps it only in the \
+                     initial namespace (a global key), so it was skipped"
+                ));
+                row.action = Action::SkipGlobal;
+                rows.push(row);
             } else {
                 problems.push(unknown_key(key, &setting.origin, live));
             }
             continue;
         };
+        if let (Some(known), Want::Exact(v)) = (keys::known(key.as_str()), &setting.want)
+            && let keys::Kind::Choice { from } | keys::Kind::List { from } = known.kind
+        {
+            let choices = KeyName::parse(from)
+                .ok()
+                .and_then(|k| live.sysctl.get(&k).cloned().flatten());
+            if let Err(why) = known.kind.check(v, choices.as_deref()) {
+                problems.push(problem(
+                    &setting.origin,
+                    format!("[sysctl] {:?}", key.as_str()),
+                    why,
+                ));
+                continue;
+            }
+        }
         let target = match &setting.want {
             Want::Exact(v) => v.clone(),
             Want::Min(n) | Want::Max(n) => {
@@ -261,10 +325,23 @@ pub fn plan(profile: &Profile, live: &LiveState) -> Result<Plan> {
 
     let nr_open = effective_nr_open(live, &rows);
     let mut limit_rows = Vec::new();
+    let mut overrides = Vec::new();
     let old_entries = live::entries(&live.limit_files);
     // limits.conf and systemd are machine-wide files: a private namespace neither reads nor
     // persists them, so they are shown as skipped and not checked.
     let private = namespace == Namespace::Private;
+    let files = if namespace == Namespace::Initial {
+        planned_files(profile, live)
+    } else {
+        Vec::new()
+    };
+    // The limits files as pam_limits will read them after apply (netprofile's drop-in in its
+    // place): what a login gets.
+    let limits_dropin = Root::display(&Root::limits_dropin());
+    let after_entries = after_apply(&live.limit_files, &files, &Root::limits_dropin(), |f| {
+        f.path.starts_with(&Root::display(Root::LIMITS_D)) && f.path > limits_dropin
+    })
+    .map(|all| live::entries(&all));
     for limit in &profile.limits {
         let label = format!("[[limits]] {} {}", limit.domain, limit.item);
         if !private
@@ -296,11 +373,24 @@ pub fn plan(profile: &Profile, live: &LiveState) -> Result<Plan> {
                 ),
             ));
         }
-        for (half, want, now) in [
-            ("soft", limit.soft, soft_now),
-            ("hard", limit.hard, hard_now),
+        let (soft_after, hard_after) = after_entries.as_ref().map_or((None, None), |entries| {
+            limits::resolve(entries, &subject, limit.item)
+        });
+        for (half, want, now, after) in [
+            ("soft", limit.soft, soft_now, soft_after),
+            ("hard", limit.hard, hard_now, hard_after),
         ] {
             let Some(want) = want else { continue };
+            let overridden = after
+                .filter(|a| !private && a.value != want && a.file != limits_dropin)
+                .map(|a| Override {
+                    setting: format!("{} {half} {}", limit.domain, limit.item),
+                    wanted: want.to_string(),
+                    value: a.value.to_string(),
+                    file: a.file.clone(),
+                    line: a.line,
+                    when: "login".into(),
+                });
             limit_rows.push(LimitRow {
                 domain: limit.domain.to_string(),
                 item: limit.item.to_string(),
@@ -315,10 +405,13 @@ pub fn plan(profile: &Profile, live: &LiveState) -> Result<Plan> {
                     Action::SkipGlobal
                 } else if now.as_ref().map(|r| r.value) == Some(want) {
                     Action::Keep
+                } else if overridden.is_some() {
+                    Action::Overridden
                 } else {
                     Action::Set
                 },
             });
+            overrides.extend(overridden);
         }
     }
 
@@ -353,12 +446,33 @@ pub fn plan(profile: &Profile, live: &LiveState) -> Result<Plan> {
         fn same(v: &str) -> (&str, &str) {
             v.split_once(':').unwrap_or((v, v))
         }
+        // systemd reads system.conf, then system.conf.d/*.conf in name order: a later drop-in
+        // that sets DefaultLimitNOFILE wins over netprofile's.
+        let systemd_dropin = Root::display(&Root::systemd_dropin());
+        let overridden = live.systemd_nofile.as_ref().filter(|s| {
+            !private
+                && s.file.starts_with(&Root::display(Root::SYSTEMD_CONF_D))
+                && s.file > systemd_dropin
+                && same(&s.value) != same(&wanted)
+        });
+        if let Some(s) = overridden {
+            overrides.push(Override {
+                setting: "DefaultLimitNOFILE".into(),
+                wanted: wanted.clone(),
+                value: s.value.clone(),
+                file: s.file.clone(),
+                line: s.line,
+                when: "service start".into(),
+            });
+        }
         systemd_rows.push(SystemdRow {
             setting: "DefaultLimitNOFILE",
             action: if private {
                 Action::SkipGlobal
             } else if same(&now) == same(&wanted) {
                 Action::Keep
+            } else if overridden.is_some() {
+                Action::Overridden
             } else {
                 Action::Set
             },
@@ -369,18 +483,14 @@ pub fn plan(profile: &Profile, live: &LiveState) -> Result<Plan> {
     }
 
     if !problems.is_empty() {
-        return Err(Error::Invalid(problems));
+        return Err(Error::Invalid(crate::profile::in_line_order(problems)));
     }
 
-    let files = if namespace == Namespace::Initial {
-        planned_files(profile, live, &rows)
-    } else {
-        Vec::new()
-    };
     warnings.extend(port_warnings(&rows, live));
     if namespace == Namespace::Initial {
-        warnings.extend(boot_warnings(&rows, live, &files));
-        warnings.extend(limit_warnings(profile, live, &files));
+        overrides.splice(0..0, boot_overrides(profile, live, &files));
+        warnings.extend(overrides.iter().map(Override::describe));
+        warnings.extend(lowered_at_boot(profile, &rows));
     } else {
         warnings.push(
             "this is a private network namespace: global keys, limits and systemd settings are \
@@ -397,6 +507,7 @@ pub fn plan(profile: &Profile, live: &LiveState) -> Result<Plan> {
         limits: limit_rows,
         systemd: systemd_rows,
         files,
+        overrides,
         warnings,
     })
 }
@@ -440,10 +551,66 @@ fn effective_nr_open(live: &LiveState, rows: &[SysctlRow]) -> Option<i64> {
         .and_then(|v| v.trim().parse().ok())
 }
 
-fn planned_files(profile: &Profile, live: &LiveState, rows: &[SysctlRow]) -> Vec<FileChange> {
-    let values: Vec<(String, String)> = rows
+/// Whether an absent key looks like a typo of a known key rather than a real one.
+fn is_typo(key: &KeyName, live: &LiveState) -> bool {
+    let siblings: Vec<&str> = live
+        .siblings
+        .get(key)
+        .into_iter()
+        .flatten()
+        .map(String::as_str)
+        .collect();
+    let leaf = key.as_str().rsplit('.').next().unwrap_or_default();
+    keys::known(key.as_str()).is_none()
+        && (keys::nearest(key.as_str(), keys::CATALOGUE.iter().map(|k| k.name)).is_some()
+            || keys::nearest(leaf, siblings).is_some())
+}
+
+/// The value the drop-in persists for a setting: the profile's own figure, never the host's
+/// live value, so the same profile writes the same file on every host and a later rise above
+/// a `min` is not drift. `optional` keys carry systemd-sysctl's `-` (ignore if absent).
+#[must_use]
+pub fn persisted(key: &KeyName, setting: &crate::profile::Setting) -> (String, String) {
+    let value = match &setting.want {
+        Want::Exact(v) => v.clone(),
+        Want::Min(n) | Want::Max(n) => n.to_string(),
+    };
+    let name = if setting.optional {
+        format!("-{key}")
+    } else {
+        key.to_string()
+    };
+    (name, value)
+}
+
+/// A `min` key whose live value is above the bound: the drop-in sets the bound at boot, which
+/// would lower this host's value if the live one is the kernel's own default.
+fn lowered_at_boot(profile: &Profile, rows: &[SysctlRow]) -> Vec<String> {
+    let mut out = Vec::new();
+    for row in rows {
+        let Some(setting) = profile.sysctl.get(&row.key) else {
+            continue;
+        };
+        if let (Want::Min(n), Some(now)) = (&setting.want, &row.live)
+            && let Ok(now) = now.parse::<i64>()
+            && now > *n
+        {
+            out.push(format!(
+                "{}: this host runs with {now}, above the profile's min {n}; the drop-in sets {n} \
+                 at boot (the same file on every host), so if {now} is this kernel's own default \
+                 the boot lowers it. Raise min to {now} in the profile to keep it",
+                row.key
+            ));
+        }
+    }
+    out
+}
+
+fn planned_files(profile: &Profile, live: &LiveState) -> Vec<FileChange> {
+    let values: Vec<(String, String)> = profile
+        .sysctl
         .iter()
-        .filter_map(|r| Some((r.key.to_string(), r.target.clone()?)))
+        .map(|(key, setting)| persisted(key, setting))
         .collect();
     let wanted = [
         (Root::sysctl_dropin(), dropin::sysctl(profile, &values)),
@@ -541,7 +708,7 @@ fn file_name(path: &str) -> &str {
 }
 
 /// Boot files that would set a managed key to something else after netprofile's drop-in.
-fn boot_warnings(rows: &[SysctlRow], live: &LiveState, files: &[FileChange]) -> Vec<String> {
+fn boot_overrides(profile: &Profile, live: &LiveState, files: &[FileChange]) -> Vec<Override> {
     let dropin = Root::display(&Root::sysctl_dropin());
     // sysctl.d files apply in name order across folders, /etc/sysctl.conf last.
     let Some(boot) = after_apply(&live.boot_files, files, &Root::sysctl_dropin(), |f| {
@@ -549,51 +716,29 @@ fn boot_warnings(rows: &[SysctlRow], live: &LiveState, files: &[FileChange]) -> 
     }) else {
         return Vec::new();
     };
-    let mut warnings = Vec::new();
-    for row in rows {
-        let Some(target) = &row.target else { continue };
-        if let Some(at_boot) = sysctld::boot_value(&boot, row.key.as_str())
-            && at_boot.file != dropin
-            && !value::same(row.key.as_str(), &at_boot.value, target)
-        {
-            warnings.push(format!(
-                "{}:{} sets {} = {} after netprofile's drop-in: at boot the value would be {}, \
-                 not {target}. Remove that line or the file",
-                at_boot.file, at_boot.line, row.key, at_boot.value, at_boot.value
-            ));
+    let mut out = Vec::new();
+    for (key, setting) in &profile.sysctl {
+        let (_, persisted) = persisted(key, setting);
+        let Some(at_boot) = sysctld::boot_value(&boot, key.as_str()) else {
+            continue;
+        };
+        let holds = match &setting.want {
+            Want::Exact(v) => value::same(key.as_str(), &at_boot.value, v),
+            Want::Min(n) => at_boot.value.trim().parse::<i64>().is_ok_and(|b| b >= *n),
+            Want::Max(n) => at_boot.value.trim().parse::<i64>().is_ok_and(|b| b <= *n),
+        };
+        if at_boot.file != dropin && !holds {
+            out.push(Override {
+                setting: key.to_string(),
+                wanted: persisted,
+                value: at_boot.value,
+                file: at_boot.file,
+                line: at_boot.line,
+                when: "boot".into(),
+            });
         }
     }
-    warnings
-}
-
-/// Limits files that would override the profile's limits for their own domain.
-fn limit_warnings(profile: &Profile, live: &LiveState, files: &[FileChange]) -> Vec<String> {
-    let dropin = Root::display(&Root::limits_dropin());
-    // limits.conf first, then limits.d in name order.
-    let Some(all) = after_apply(&live.limit_files, files, &Root::limits_dropin(), |f| {
-        f.path.starts_with(&Root::display(Root::LIMITS_D)) && f.path > dropin
-    }) else {
-        return Vec::new();
-    };
-    let entries = live::entries(&all);
-    let mut warnings = Vec::new();
-    let mut seen = BTreeMap::new();
-    for limit in &profile.limits {
-        let (soft, hard) = limits::resolve(&entries, &live.subject(&limit.domain), limit.item);
-        for (half, want, got) in [("soft", limit.soft, soft), ("hard", limit.hard, hard)] {
-            let (Some(want), Some(Resolved { value, file, line })) = (want, got) else {
-                continue;
-            };
-            if value != want && file != dropin && seen.insert((file.clone(), line), ()).is_none() {
-                warnings.push(format!(
-                    "{file}:{line} overrides {} {half} {} with {value} (wanted {want}); remove \
-                     that line",
-                    limit.domain, limit.item
-                ));
-            }
-        }
-    }
-    warnings
+    out
 }
 
 #[cfg(test)]

@@ -70,6 +70,8 @@ pub struct ApplyOptions {
     pub no_persist: bool,
     /// Run the connection test before and after, print the gain, keep both reports.
     pub verify: bool,
+    /// Apply although other files override managed values; record them as overridden.
+    pub allow_override: bool,
 }
 
 /// The test `apply --verify` runs on both sides: the seed's pattern over loopback, bounded.
@@ -118,6 +120,14 @@ pub fn apply(config: &Config, reference: &str, opts: &ApplyOptions) -> Result<Ou
     }
     let live = LiveState::read(root, &profile)?;
     let plan = plan::plan(&profile, &live)?;
+    // An override makes the applied value not hold at boot or login: refuse before anything
+    // is touched unless the operator accepts it (then it is recorded, not reported as drift).
+    let accepted = super::overrides::accepted(root)?;
+    let unaccepted = super::overrides::unaccepted(&plan, &accepted);
+    if !opts.no_persist && !unaccepted.is_empty() && !opts.allow_override {
+        return Err(super::overrides::refusal(&unaccepted));
+    }
+    let record = !opts.no_persist && !unaccepted.is_empty();
     let mut stderr: Vec<String> = plan
         .warnings
         .iter()
@@ -144,6 +154,18 @@ pub fn apply(config: &Config, reference: &str, opts: &ApplyOptions) -> Result<Ou
         );
     }
     if changes.is_empty() && deferred.is_empty() {
+        if record {
+            // Nothing to write, but the operator's acceptance must be on record for check.
+            let mut generation = Generation::new(
+                state::next_generation(root)?,
+                "apply",
+                Some(profile_ref(&profile)),
+                Vec::new(),
+            );
+            generation.overridden = super::overrides::record(&plan.overrides);
+            generation.message = Some("overrides accepted with --allow-override".into());
+            state::write_generation(root, &generation)?;
+        }
         return Ok(Output {
             code: 0,
             stdout: format!("nothing to do: {}\n", render::summary(&plan)),
@@ -168,6 +190,9 @@ pub fn apply(config: &Config, reference: &str, opts: &ApplyOptions) -> Result<Ou
         Some(profile_ref(&profile)),
         changes.clone(),
     );
+    if !opts.no_persist {
+        generation.overridden = super::overrides::record(&plan.overrides);
+    }
     if let Err(e) = transaction::execute(root, number, &changes) {
         if matches!(e, Error::ApplyFailed { .. }) {
             generation.outcome = Outcome::Failed;

@@ -10,9 +10,27 @@ use crate::render;
 /// `netprofile check PROFILE`: the one-line form of diff.
 pub fn check(config: &Config, reference: &str) -> Result<Output> {
     let plan = plan_for(config, reference)?;
-    let code = i32::from(plan.differs());
+    // "In sync" only when what netprofile set holds: an override that the operator did not
+    // accept with `apply --allow-override` counts as drift.
+    let accepted = super::overrides::accepted(&config.root)?;
+    let unaccepted = super::overrides::unaccepted(&plan, &accepted);
+    let code = i32::from(plan.differs() || !unaccepted.is_empty());
     let stdout = if config.json {
         render::json(&plan, "check")
+    } else if !plan.differs() && !unaccepted.is_empty() {
+        let mut line = format!(
+            "overridden: {} setting{} overridden by files netprofile does not own",
+            unaccepted.len(),
+            if unaccepted.len() == 1 { "" } else { "s" }
+        );
+        if !config.quiet {
+            let what: Vec<String> = unaccepted
+                .iter()
+                .map(|o| format!("{} by {}:{}", o.setting, o.file, o.line))
+                .collect();
+            line.push_str(&format!(" ({})", what.join(", ")));
+        }
+        line + "\n"
     } else {
         let mut line = render::summary(&plan);
         let keys: Vec<&str> = plan

@@ -6,6 +6,7 @@ pub mod check;
 pub mod confirm;
 pub mod diff;
 pub mod history;
+pub mod overrides;
 pub mod profiles;
 pub mod recover;
 pub mod rollback;
@@ -45,8 +46,11 @@ pub fn render_plan(config: &Config, plan: &plan::Plan, command: &str) -> Output 
     } else {
         render::human(plan, config.paint)
     };
+    // An override the operator has not accepted is a difference, as in `check`.
+    let accepted = overrides::accepted(&config.root).unwrap_or_default();
+    let unaccepted = !overrides::unaccepted(plan, &accepted).is_empty();
     Output {
-        code: i32::from(plan.differs()),
+        code: i32::from(plan.differs() || unaccepted),
         stdout,
         stderr: warnings(plan),
     }

@@ -34,6 +34,9 @@ pub fn status(config: &Config) -> Result<Output> {
         }
         rows.push((key.clone(), now, want.clone(), ok));
     }
+    // Values another file overrides, accepted with `apply --allow-override`: reported as
+    // overridden, not as drift.
+    let overridden = super::overrides::accepted(root)?;
     let pending = crate::transaction::state::read_pending(root)?;
     if config.json {
         let doc = serde_json::json!({
@@ -45,6 +48,7 @@ pub fn status(config: &Config) -> Result<Output> {
                 "generation": p.generation,
                 "seconds_left": p.deadline_ms.saturating_sub(crate::transaction::state::epoch_millis()) / 1000,
             })),
+            "overridden": overridden,
             "open_journal": root.path(crate::transaction::state::JOURNAL).exists(),
             "generations": all.len(),
         });
@@ -72,6 +76,13 @@ pub fn status(config: &Config) -> Result<Output> {
                 now.clone().unwrap_or_else(|| "-".into())
             ));
         }
+    }
+    for o in &overridden {
+        out.push_str(&format!(
+            "{}  overridden at {} by {}:{} ({}, netprofile wants {}; accepted with \
+             --allow-override)\n",
+            o.setting, o.when, o.file, o.line, o.value, o.wanted
+        ));
     }
     if let Some(p) = &pending {
         out.push_str(&format!(

@@ -271,6 +271,9 @@ pub fn summary(plan: &Plan) -> String {
         if skipped > 0 {
             let _ = write!(s, ", {skipped} skipped");
         }
+        if !plan.overrides.is_empty() {
+            let _ = write!(s, ", {} overridden by other files", plan.overrides.len());
+        }
         return s;
     }
     let mut parts = Vec::new();

@@ -131,6 +131,10 @@ pub struct Generation {
     /// `apply --verify`: the connection-test reports before and after.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verify: Option<serde_json::Value>,
+    /// `apply --allow-override`: the settings another file overrides (plan::Override), which
+    /// the operator accepted; check and status report them as overridden, not as drift.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub overridden: Vec<serde_json::Value>,
 }
 
 impl Generation {
@@ -147,6 +151,7 @@ impl Generation {
             outcome: Outcome::Applied,
             message: None,
             verify: None,
+            overridden: Vec::new(),
         }
     }
 }
