@@ -264,3 +264,30 @@ impl Config {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// `netprofile help CMD` shows every positional argument with a sentence, hidden commands
+    /// included (their help is what a reader of `ps` output finds).
+    #[test]
+    fn every_positional_argument_has_help() {
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for arg in cmd.get_positionals() {
+                if arg.get_help().is_none() {
+                    missing.push(format!("{path} <{}>", arg.get_id()));
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                walk(sub, &format!("{path} {}", sub.get_name()), missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&super::Cli::command(), "netprofile", &mut missing);
+        assert!(
+            missing.is_empty(),
+            "positional arguments without help: {missing:?}"
+        );
+    }
+}

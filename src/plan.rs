@@ -924,6 +924,68 @@ mod tests {
     }
 
     #[test]
+    fn absent_keys_in_a_private_namespace() {
+        // A key the namespace lacks is global there (skipped), unless it looks like a typo.
+        let p = profile(&[(
+            "net.core.netdev_tstamp_prequeue",
+            Want::Exact("1".into()),
+            false,
+        )]);
+        let l = live(
+            &[("net.core.netdev_tstamp_prequeue", None)],
+            Namespace::Private,
+        );
+        let got = plan(&p, &l).unwrap();
+        assert_eq!(got.sysctl[0].action, Action::SkipGlobal);
+        assert!(
+            got.warnings[0].contains("a global key"),
+            "{:?}",
+            got.warnings
+        );
+
+        let p = profile(&[("net.core.somaxcon", Want::Exact("1".into()), false)]);
+        let l = live(&[("net.core.somaxcon", None)], Namespace::Private);
+        let err = plan(&p, &l).unwrap_err().to_string();
+        assert!(
+            err.contains("Did you mean \"net.core.somaxconn\"?"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn persisted_values_are_the_profiles_own() {
+        let p = profile(&[
+            ("net.ipv4.tcp_max_syn_backlog", Want::Min(4096), false),
+            ("net.ipv4.tcp_fin_timeout", Want::Max(30), false),
+            (
+                "net.netfilter.nf_conntrack_max",
+                Want::Exact("1048576".into()),
+                true,
+            ),
+        ]);
+        for (backlog, fin) in [("1024", "60"), ("65536", "10")] {
+            let l = live(
+                &[
+                    ("net.ipv4.tcp_max_syn_backlog", Some(backlog)),
+                    ("net.ipv4.tcp_fin_timeout", Some(fin)),
+                    ("net.netfilter.nf_conntrack_max", None),
+                ],
+                Namespace::Initial,
+            );
+            let got = plan(&p, &l).unwrap();
+            let text = got.files[0].new.clone().unwrap();
+            assert!(
+                text.ends_with(
+                    "net.ipv4.tcp_fin_timeout = 30\n\
+                     net.ipv4.tcp_max_syn_backlog = 4096\n\
+                     -net.netfilter.nf_conntrack_max = 1048576\n"
+                ),
+                "live {backlog} {fin}: {text}"
+            );
+        }
+    }
+
+    #[test]
     fn private_namespace_persists_nothing() {
         let p = profile(&[("net.core.somaxconn", Want::Exact("4096".into()), false)]);
         let l = live(&[("net.core.somaxconn", Some("4096"))], Namespace::Private);

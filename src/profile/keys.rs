@@ -977,7 +977,26 @@ pub fn markdown() -> String {
          writable) only in the initial one, so inside a container or the test sandbox they are \
          skipped. Scope and most ranges were checked on Linux 6.18 by writing values as an \
          unprivileged user inside a private user and network namespace. *Since*: the Linux \
-         release that added the key (2.6.12 means it predates the kernel's git history).\n\n",
+         release that added the key (2.6.12 means it predates the kernel's git history).\n\n\
+         ## What is persisted\n\n\
+         The sysctl drop-in (`/etc/sysctl.d/90-netprofile.conf`) holds the profile's own \
+         figures, never the host's live values, so the same profile writes the same file on \
+         every host: an exact value as given, `{ min = N }` and `{ max = N }` as N, and an \
+         `optional` key with systemd-sysctl's `-` prefix (ignored where the kernel lacks it). A \
+         later rise above a `min` is therefore not drift. Because systemd-sysctl sets the \
+         figure at boot, a `min` below a host's live value would lower that value at boot: \
+         `diff` and `apply` warn about it, and the bound should be the floor the fleet really \
+         needs (the shipped `base` uses fs.file-max's maximum, which systemd 240 and later \
+         sets at boot anyway).\n\n\
+         ## Files that override netprofile\n\n\
+         A file netprofile does not own that sets a managed value after netprofile's drop-in \
+         (a later sysctl.d file or /etc/sysctl.conf at boot, a later limits.d file at login, a \
+         later system.conf.d file for services) would make a successful apply untrue. `apply` \
+         refuses it (exit 2, nothing touched) naming the file, line and fix; with \
+         `--allow-override` it applies and records the override in the generation, and \
+         `check`, `diff` and `status` report it as overridden, not as drift. An override that \
+         was not accepted makes `check` exit 1.\n\n\
+         ## Keys\n\n",
     );
     out.push_str("| key | type | valid values | unit | scope | since | prevents |\n");
     out.push_str("|---|---|---|---|---|---|---|\n");

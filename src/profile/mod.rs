@@ -392,7 +392,10 @@ fn convert(raw: RawFile, text: &str, file: &str, problems: &mut Vec<Problem>) ->
     // The same kernel setting under two spellings (`net/core/somaxconn` and
     // `net.core.somaxconn`, or two aliases) would leave which one wins to key order.
     let mut spellings: BTreeMap<String, (usize, String)> = BTreeMap::new();
-    for (raw_key, raw_value) in &raw.sysctl {
+    // In file order, so that the later of two spellings is the one reported.
+    let mut entries: Vec<_> = raw.sysctl.iter().collect();
+    entries.sort_by_key(|(k, _)| k.span().start);
+    for (raw_key, raw_value) in entries {
         let label = format!("[sysctl] {:?}", raw_key.get_ref());
         let at = raw_key.span().start;
         let key = match KeyName::parse(raw_key.get_ref()) {
