@@ -272,6 +272,10 @@ fn a_later_limits_file_is_refused_then_accepted_and_reported_as_overridden() {
         .args(&["apply", "-q", "--allow-override", "p.toml"])
         .run()
         .code(0)
+        .stderr_has(
+            "note: 1 overridden setting recorded as accepted (--allow-override); check and \
+             status report it as overridden, not as drift",
+        )
         .then(&["check", "p.toml"])
         .code(0)
         .stdout("in sync: 1 keys as wanted, 1 overridden by other files\n");

@@ -122,17 +122,28 @@ pub fn apply(config: &Config, reference: &str, opts: &ApplyOptions) -> Result<Ou
     let plan = plan::plan(&profile, &live)?;
     // An override makes the applied value not hold at boot or login: refuse before anything
     // is touched unless the operator accepts it (then it is recorded, not reported as drift).
+    let mut stderr_note = None;
     let accepted = super::overrides::accepted(root)?;
     let unaccepted = super::overrides::unaccepted(&plan, &accepted);
     if !opts.no_persist && !unaccepted.is_empty() && !opts.allow_override {
         return Err(super::overrides::refusal(&unaccepted));
     }
     let record = !opts.no_persist && !unaccepted.is_empty();
+    if record {
+        stderr_note = Some(format!(
+            "note: {} overridden setting{} recorded as accepted (--allow-override); check and \
+             status report {} as overridden, not as drift",
+            unaccepted.len(),
+            if unaccepted.len() == 1 { "" } else { "s" },
+            if unaccepted.len() == 1 { "it" } else { "them" }
+        ));
+    }
     let mut stderr: Vec<String> = plan
         .warnings
         .iter()
         .map(|w| format!("warning: {w}"))
         .collect();
+    stderr.extend(stderr_note);
     // Files are written now, at `confirm` (deferred), or not at all (--no-persist).
     let mut changes = key_changes(&live, &plan);
     let files = if opts.no_persist {

@@ -634,7 +634,7 @@ pub const CATALOGUE: &[KnownKey] = &[
         Global,
         int(1, INT),
         "packets",
-        "2.6.24",
+        "2.6",
         "softirq stopping early (time_squeeze) while packets wait",
     ),
     k(
@@ -706,7 +706,7 @@ pub const CATALOGUE: &[KnownKey] = &[
             from: "net.ipv4.tcp_available_congestion_control",
         },
         "",
-        "2.6.20",
+        "2.6.19",
         "applications unable to pick the congestion control they were tuned for",
     ),
     k(
@@ -802,7 +802,7 @@ pub const CATALOGUE: &[KnownKey] = &[
         Netns,
         int(0, 255),
         "ACKs",
-        "4.17",
+        "4.18",
         "a flood of SACKs costing CPU on lossy high-rate flows",
     ),
     // Addresses and forwarding.
@@ -977,7 +977,8 @@ pub fn markdown() -> String {
          writable) only in the initial one, so inside a container or the test sandbox they are \
          skipped. Scope and most ranges were checked on Linux 6.18 by writing values as an \
          unprivileged user inside a private user and network namespace. *Since*: the Linux \
-         release that added the key (2.6.12 means it predates the kernel's git history).\n\n\
+         release that added the key (2.6.12 means it predates the kernel's git history; \
+         `2.6` means some 2.6 release, not pinned down).\n\n\
          ## What is persisted\n\n\
          The sysctl drop-in (`/etc/sysctl.d/90-netprofile.conf`) holds the profile's own \
          figures, never the host's live values, so the same profile writes the same file on \
