@@ -98,6 +98,19 @@ fn verify_options() -> crate::conntest::Options {
     }
 }
 
+/// The profile's raise-only and lower-only keys, for status: a rise above a min is not drift.
+fn bounds(profile: &profile::Profile) -> std::collections::BTreeMap<String, String> {
+    profile
+        .sysctl
+        .iter()
+        .filter_map(|(key, setting)| match setting.want {
+            profile::Want::Min(n) => Some((key.to_string(), format!(">= {n}"))),
+            profile::Want::Max(n) => Some((key.to_string(), format!("<= {n}"))),
+            profile::Want::Exact(_) => None,
+        })
+        .collect()
+}
+
 /// `netprofile apply PROFILE`.
 pub fn apply(config: &Config, reference: &str, opts: &ApplyOptions) -> Result<Output> {
     let root = &config.root;
@@ -204,6 +217,7 @@ pub fn apply(config: &Config, reference: &str, opts: &ApplyOptions) -> Result<Ou
     if !opts.no_persist {
         generation.overridden = super::overrides::record(&plan.overrides);
     }
+    generation.bounds = bounds(&profile);
     if let Err(e) = transaction::execute(root, number, &changes) {
         if matches!(e, Error::ApplyFailed { .. }) {
             generation.outcome = Outcome::Failed;

@@ -135,6 +135,10 @@ pub struct Generation {
     /// the operator accepted; check and status report them as overridden, not as drift.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub overridden: Vec<serde_json::Value>,
+    /// Raise-only and lower-only keys of the profile (`>= 4096`, `<= 30`): a later rise above a
+    /// `min` (or fall below a `max`) is not drift.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub bounds: std::collections::BTreeMap<String, String>,
 }
 
 impl Generation {
@@ -152,6 +156,7 @@ impl Generation {
             message: None,
             verify: None,
             overridden: Vec::new(),
+            bounds: std::collections::BTreeMap::new(),
         }
     }
 }
