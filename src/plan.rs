@@ -150,6 +150,10 @@ pub struct Override {
     pub line: usize,
     /// When the other file wins: `boot`, `login` or `service start`.
     pub when: String,
+    /// Accepted with `apply --allow-override` (set by the commands from the generations; the
+    /// pure plan leaves it false). An unaccepted override is a difference.
+    #[serde(default)]
+    pub accepted: bool,
 }
 
 impl Override {
@@ -186,10 +190,12 @@ pub struct Plan {
 }
 
 impl Plan {
-    /// True when apply would change anything (a live value or a file).
+    /// True when apply would change anything (a live value or a file), or another file
+    /// overrides a managed value and the operator has not accepted it.
     #[must_use]
     pub fn differs(&self) -> bool {
-        self.sysctl.iter().any(|r| r.action == Action::Set)
+        self.overrides.iter().any(|o| !o.accepted)
+            || self.sysctl.iter().any(|r| r.action == Action::Set)
             || self.limits.iter().any(|r| r.action == Action::Set)
             || self.systemd.iter().any(|r| r.action == Action::Set)
             || self.files.iter().any(FileChange::changes)
@@ -390,6 +396,7 @@ pub fn plan(profile: &Profile, live: &LiveState) -> Result<Plan> {
                     file: a.file.clone(),
                     line: a.line,
                     when: "login".into(),
+                    accepted: false,
                 });
             limit_rows.push(LimitRow {
                 domain: limit.domain.to_string(),
@@ -463,6 +470,7 @@ pub fn plan(profile: &Profile, live: &LiveState) -> Result<Plan> {
                 file: s.file.clone(),
                 line: s.line,
                 when: "service start".into(),
+                accepted: false,
             });
         }
         systemd_rows.push(SystemdRow {
@@ -735,6 +743,7 @@ fn boot_overrides(profile: &Profile, live: &LiveState, files: &[FileChange]) -> 
                 file: at_boot.file,
                 line: at_boot.line,
                 when: "boot".into(),
+                accepted: false,
             });
         }
     }

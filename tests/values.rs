@@ -278,12 +278,11 @@ fn a_later_limits_file_is_refused_then_accepted_and_reported_as_overridden() {
         )
         .then(&["check", "p.toml"])
         .code(0)
-        .stdout("in sync: 1 keys as wanted, 1 overridden by other files\n");
+        .stdout("in sync: 1 keys as wanted, 1 overridden by other files (accepted)\n");
     // A second apply has nothing to do, and says so truthfully.
-    let out = out
-        .then(&["apply", "p.toml"])
-        .code(0)
-        .stdout("nothing to do: in sync: 1 keys as wanted, 1 overridden by other files\n");
+    let out = out.then(&["apply", "p.toml"]).code(0).stdout(
+        "nothing to do: in sync: 1 keys as wanted, 1 overridden by other files (accepted)\n",
+    );
     out.then(&["status"]).code(0).stdout_has(
         "* soft nofile  overridden at login by /etc/security/limits.d/95-ops.conf:1 (4096, \
          netprofile wants 65536; accepted with --allow-override)",
@@ -340,10 +339,19 @@ fn a_later_sysctl_file_is_refused_and_an_unaccepted_one_is_drift() {
             "overridden: 1 setting overridden by files netprofile does not own \
              (net.core.somaxconn by /etc/sysctl.d/99-late.conf:1)\n",
         )
+        .then(&["check", "--json", "p.toml"])
+        .code(1)
+        .stdout_has("\"in_sync\": false")
+        .stdout_has("\"file\": \"/etc/sysctl.d/99-late.conf\"")
+        .stdout_has("\"accepted\": false")
         .then(&["apply", "--allow-override", "-q", "p.toml"])
         .code(0)
         .then(&["check", "p.toml"])
         .code(0)
+        .then(&["check", "--json", "p.toml"])
+        .code(0)
+        .stdout_has("\"in_sync\": true")
+        .stdout_has("\"accepted\": true")
         .then(&["status"])
         .stdout_has("net.core.somaxconn  overridden at boot by /etc/sysctl.d/99-late.conf:1");
 }

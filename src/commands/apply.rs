@@ -117,7 +117,8 @@ pub fn apply(config: &Config, reference: &str, opts: &ApplyOptions) -> Result<Ou
     let profile = profile::load(reference)?;
     if opts.dry_run {
         let live = LiveState::read(root, &profile)?;
-        let plan = plan::plan(&profile, &live)?;
+        let mut plan = plan::plan(&profile, &live)?;
+        super::overrides::mark(root, &mut plan)?;
         let mut out = crate::commands::render_plan(config, &plan, "apply --dry-run");
         out.code = i32::from(plan.differs());
         return Ok(out);
@@ -132,12 +133,12 @@ pub fn apply(config: &Config, reference: &str, opts: &ApplyOptions) -> Result<Ou
         )));
     }
     let live = LiveState::read(root, &profile)?;
-    let plan = plan::plan(&profile, &live)?;
+    let mut plan = plan::plan(&profile, &live)?;
     // An override makes the applied value not hold at boot or login: refuse before anything
     // is touched unless the operator accepts it (then it is recorded, not reported as drift).
     let mut stderr_note = None;
-    let accepted = super::overrides::accepted(root)?;
-    let unaccepted = super::overrides::unaccepted(&plan, &accepted);
+    super::overrides::mark(root, &mut plan)?;
+    let unaccepted = super::overrides::unaccepted(&plan);
     if !opts.no_persist && !unaccepted.is_empty() && !opts.allow_override {
         return Err(super::overrides::refusal(&unaccepted));
     }

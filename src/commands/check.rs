@@ -9,15 +9,19 @@ use crate::render;
 
 /// `netprofile check PROFILE`: the one-line form of diff.
 pub fn check(config: &Config, reference: &str) -> Result<Output> {
+    // plan_for marks accepted overrides: "in sync" only when what netprofile set holds, and an
+    // override the operator did not accept with `apply --allow-override` is drift.
     let plan = plan_for(config, reference)?;
-    // "In sync" only when what netprofile set holds: an override that the operator did not
-    // accept with `apply --allow-override` counts as drift.
-    let accepted = super::overrides::accepted(&config.root)?;
-    let unaccepted = super::overrides::unaccepted(&plan, &accepted);
-    let code = i32::from(plan.differs() || !unaccepted.is_empty());
+    let unaccepted = super::overrides::unaccepted(&plan);
+    let code = i32::from(plan.differs());
+    let only_overrides = !unaccepted.is_empty()
+        && !plan.sysctl.iter().any(|r| r.action == plan::Action::Set)
+        && !plan.limits.iter().any(|r| r.action == plan::Action::Set)
+        && !plan.systemd.iter().any(|r| r.action == plan::Action::Set)
+        && !plan.files.iter().any(plan::FileChange::changes);
     let stdout = if config.json {
         render::json(&plan, "check")
-    } else if !plan.differs() && !unaccepted.is_empty() {
+    } else if only_overrides {
         let mut line = format!(
             "overridden: {} setting{} overridden by files netprofile does not own",
             unaccepted.len(),

@@ -33,7 +33,9 @@ pub struct Output {
 pub(super) fn plan_for(config: &Config, reference: &str) -> Result<plan::Plan> {
     let profile = profile::load(reference)?;
     let live = LiveState::read(&config.root, &profile)?;
-    plan::plan(&profile, &live)
+    let mut plan = plan::plan(&profile, &live)?;
+    overrides::mark(&config.root, &mut plan)?;
+    Ok(plan)
 }
 
 /// A plan as diff prints it; exit 0 in sync, 1 differs.
@@ -46,11 +48,8 @@ pub fn render_plan(config: &Config, plan: &plan::Plan, command: &str) -> Output 
     } else {
         render::human(plan, config.paint)
     };
-    // An override the operator has not accepted is a difference, as in `check`.
-    let accepted = overrides::accepted(&config.root).unwrap_or_default();
-    let unaccepted = !overrides::unaccepted(plan, &accepted).is_empty();
     Output {
-        code: i32::from(plan.differs() || unaccepted),
+        code: i32::from(plan.differs()),
         stdout,
         stderr: warnings(plan),
     }

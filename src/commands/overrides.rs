@@ -25,13 +25,19 @@ pub fn accepted(root: &Root) -> Result<Vec<Override>> {
         .unwrap_or_default())
 }
 
-/// The plan's overrides that were not accepted.
+/// Marks the plan's overrides that the last apply accepted.
+pub fn mark(root: &Root, plan: &mut Plan) -> Result<()> {
+    let accepted = accepted(root)?;
+    for o in &mut plan.overrides {
+        o.accepted = accepted.iter().any(|a| a.same(o));
+    }
+    Ok(())
+}
+
+/// The plan's overrides that were not accepted (call `mark` first).
 #[must_use]
-pub fn unaccepted<'a>(plan: &'a Plan, accepted: &[Override]) -> Vec<&'a Override> {
-    plan.overrides
-        .iter()
-        .filter(|o| !accepted.iter().any(|a| a.same(o)))
-        .collect()
+pub fn unaccepted(plan: &Plan) -> Vec<&Override> {
+    plan.overrides.iter().filter(|o| !o.accepted).collect()
 }
 
 /// The error `apply` stops with when other files would override what it sets.
@@ -53,6 +59,10 @@ pub fn refusal(overrides: &[&Override]) -> Error {
 pub fn record(overrides: &[Override]) -> Vec<serde_json::Value> {
     overrides
         .iter()
+        .map(|o| Override {
+            accepted: true,
+            ..o.clone()
+        })
         .filter_map(|o| serde_json::to_value(o).ok())
         .collect()
 }

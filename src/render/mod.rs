@@ -272,7 +272,11 @@ pub fn summary(plan: &Plan) -> String {
             let _ = write!(s, ", {skipped} skipped");
         }
         if !plan.overrides.is_empty() {
-            let _ = write!(s, ", {} overridden by other files", plan.overrides.len());
+            let _ = write!(
+                s,
+                ", {} overridden by other files (accepted)",
+                plan.overrides.len()
+            );
         }
         return s;
     }
@@ -294,6 +298,10 @@ pub fn summary(plan: &Plan) -> String {
             "{files} file{} to write",
             if files == 1 { "" } else { "s" }
         ));
+    }
+    let overridden = plan.overrides.iter().filter(|o| !o.accepted).count();
+    if overridden > 0 {
+        parts.push(format!("{overridden} overridden by other files"));
     }
     if skipped > 0 {
         parts.push(format!("{skipped} skipped"));
