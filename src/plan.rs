@@ -329,7 +329,7 @@ pub fn plan(profile: &Profile, live: &LiveState) -> Result<Plan> {
         rows.push(row);
     }
 
-    let nr_open = effective_nr_open(live, &rows);
+    let nr_open = effective_nr_open(profile, live, &rows);
     let mut limit_rows = Vec::new();
     let mut overrides = Vec::new();
     let old_entries = live::entries(&live.limit_files);
@@ -548,15 +548,26 @@ fn unknown_key(key: &KeyName, origin: &Origin, live: &LiveState) -> Problem {
 }
 
 /// fs.nr_open as it will be after apply: the profile's target, else the live value.
-fn effective_nr_open(live: &LiveState, rows: &[SysctlRow]) -> Option<i64> {
+/// When the profile sets fs.nr_open, the lower of that and what the drop-in persists: a
+/// `min` is persisted as its bound, so after a reboot nr_open may be lower than now, and a
+/// nofile above it would then lock logins out.
+fn effective_nr_open(profile: &Profile, live: &LiveState, rows: &[SysctlRow]) -> Option<i64> {
     let key = KeyName::parse("fs.nr_open").ok()?;
     let planned = rows
         .iter()
         .find(|r| r.key == key)
         .and_then(|r| r.target.clone());
-    planned
+    let now: Option<i64> = planned
         .or_else(|| live.sysctl.get(&key).cloned().flatten())
-        .and_then(|v| v.trim().parse().ok())
+        .and_then(|v| v.trim().parse().ok());
+    let at_boot: Option<i64> = profile
+        .sysctl
+        .get(&key)
+        .and_then(|setting| persisted(&key, setting).1.trim().parse().ok());
+    match (now, at_boot) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
 }
 
 /// Whether an absent key looks like a typo of a known key rather than a real one.
@@ -992,6 +1003,27 @@ mod tests {
                 "live {backlog} {fin}: {text}"
             );
         }
+    }
+
+    #[test]
+    fn nofile_is_checked_against_nr_open_at_boot_too() {
+        use crate::profile::limit::{Domain, Item, LimitValue};
+        // Live nr_open was raised (systemd does at boot); the drop-in persists the min, 1048576,
+        // so a hard nofile of 2000000 would fail at the next login after a reboot.
+        let mut p = profile(&[("fs.nr_open", Want::Min(1_048_576), false)]);
+        p.limits.push(crate::profile::Limit {
+            domain: Domain::All,
+            item: Item::Nofile,
+            soft: Some(LimitValue::Num(2_000_000)),
+            hard: Some(LimitValue::Num(2_000_000)),
+            origin: origin(),
+        });
+        let l = live(&[("fs.nr_open", Some("1073741816"))], Namespace::Initial);
+        let err = plan(&p, &l).unwrap_err().to_string();
+        assert!(
+            err.contains("hard nofile 2000000 is above fs.nr_open 1048576"),
+            "{err}"
+        );
     }
 
     #[test]
