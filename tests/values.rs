@@ -346,6 +346,9 @@ fn a_later_sysctl_file_is_refused_and_an_unaccepted_one_is_drift() {
         .stdout_has("\"accepted\": false")
         .then(&["apply", "--allow-override", "-q", "p.toml"])
         .code(0)
+        .stdout(
+            "nothing to do: in sync: 1 keys as wanted, 1 overridden by other files (accepted)\n",
+        )
         .then(&["check", "p.toml"])
         .code(0)
         .then(&["check", "--json", "p.toml"])

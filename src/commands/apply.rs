@@ -151,6 +151,10 @@ pub fn apply(config: &Config, reference: &str, opts: &ApplyOptions) -> Result<Ou
             if unaccepted.len() == 1 { "" } else { "s" },
             if unaccepted.len() == 1 { "it" } else { "them" }
         ));
+        // From here on they are accepted: the summary and the record say so.
+        for o in &mut plan.overrides {
+            o.accepted = true;
+        }
     }
     let mut stderr: Vec<String> = plan
         .warnings
