@@ -918,11 +918,6 @@ pub const REMOVED: &[(&str, &str, &str)] = &[
         "it went with ip_conntrack; use net.netfilter.nf_conntrack_max",
     ),
     ("net.ipv4.tcp_frto_response", "3.10", "delete the line"),
-    (
-        "net.ipv4.tcp_low_latency",
-        "4.14",
-        "it has had no effect since 4.14 (the prequeue is gone); delete the line",
-    ),
 ];
 
 /// The catalogue entry of `name` or of one of its aliases.
