@@ -53,12 +53,21 @@ pub enum Command {
         profile: String,
     },
     /// Drift check for monitoring: one line, exit 0 in sync, 1 drifted, 2 error.
-    Check { profile: String },
+    Check {
+        /// A profile file (has a '/' or ends in .toml) or a shipped profile name.
+        profile: String,
+    },
     /// Plan, apply all-or-nothing with rollback, persist, and record a generation.
     Apply {
-        /// A profile file or shipped name (not with --pending).
+        /// A profile file (has a '/' or ends in .toml) or a shipped profile name (not with
+        /// --pending).
         #[arg(required_unless_present = "pending", conflicts_with = "pending")]
         profile: Option<String>,
+        /// Apply even though another file (a later sysctl.d, limits.d or system.conf.d file)
+        /// overrides a managed value at boot, login or service start; record those values as
+        /// overridden so that check and status report them as such, not as drift.
+        #[arg(long)]
+        allow_override: bool,
         /// Print the plan and the file diffs; touch nothing (exit as diff).
         #[arg(long)]
         dry_run: bool,
@@ -87,7 +96,10 @@ pub enum Command {
     /// Keep a pending `apply --confirm`.
     Confirm,
     /// Return to the state before the last (or the given) generation.
-    Rollback { generation: Option<u64> },
+    Rollback {
+        /// The generation to undo (see `netprofile history`); default: the last one.
+        generation: Option<u64>,
+    },
     /// Generations: when, profile, hash, what changed, outcome.
     History,
     /// Managed keys now; an open journal or pending confirmation.
@@ -101,10 +113,16 @@ pub enum Command {
     Profiles,
     /// Internal: the detached watcher of `apply --confirm`.
     #[command(name = "__watch", hide = true)]
-    Watch { generation: u64 },
+    Watch {
+        /// The pending generation to revert unless confirmed.
+        generation: u64,
+    },
     /// Internal: a connection-test worker.
     #[command(name = "__worker", hide = true)]
-    Worker { task: String },
+    Worker {
+        /// The worker's task, as JSON written by the parent.
+        task: String,
+    },
     /// Internal: keeps a sandbox namespace alive.
     #[command(name = "__holder", hide = true)]
     Holder,
@@ -280,5 +298,32 @@ impl Config {
             quiet: cli.quiet,
             verbose: cli.verbose,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// `netprofile help CMD` shows every positional argument with a sentence, hidden commands
+    /// included (their help is what a reader of `ps` output finds).
+    #[test]
+    fn every_positional_argument_has_help() {
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for arg in cmd.get_positionals() {
+                if arg.get_help().is_none() {
+                    missing.push(format!("{path} <{}>", arg.get_id()));
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                walk(sub, &format!("{path} {}", sub.get_name()), missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&super::Cli::command(), "netprofile", &mut missing);
+        assert!(
+            missing.is_empty(),
+            "positional arguments without help: {missing:?}"
+        );
     }
 }

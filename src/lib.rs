@@ -83,6 +83,7 @@ fn dispatch(config: &Config, command: &Command) -> error::Result<commands::Outpu
             verify,
             running,
             pending,
+            allow_override,
         } => match profile {
             Some(profile) if !*pending => commands::apply::apply(
                 config,
@@ -93,6 +94,7 @@ fn dispatch(config: &Config, command: &Command) -> error::Result<commands::Outpu
                     no_persist: *no_persist,
                     verify: *verify,
                     running: running.clone(),
+                    allow_override: *allow_override,
                 },
             ),
             _ => commands::running::apply_pending(config),

@@ -5,8 +5,6 @@
 //! fs.nr_open, soft above hard, listening ports in the new ephemeral range, files that override
 //! the drop-in at boot). It never performs I/O: system/ reads, transaction/ writes.
 
-use std::collections::BTreeMap;
-
 use serde::Serialize;
 
 use crate::error::{Error, Problem, Result};
@@ -19,6 +17,7 @@ use crate::system::limits::{self, Resolved};
 use crate::system::root::{Namespace, Root};
 use crate::system::sysctld::{self, Assignment, BootFile};
 use crate::system::{self as live, LiveState};
+use std::collections::BTreeMap;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -34,6 +33,9 @@ pub enum Action {
     /// The kernel lacks the key because its module is not loaded: persisted for boot, applied
     /// by `apply --pending` once the module appears.
     Pending,
+    /// Another file that netprofile does not own sets it to something else after netprofile's
+    /// drop-in (see `Plan::overrides`); apply refuses unless `--allow-override`.
+    Overridden,
 }
 
 impl Action {
@@ -45,6 +47,7 @@ impl Action {
             Action::SkipAbsent => "skip (absent)",
             Action::SkipGlobal => "skip (global)",
             Action::Pending => "pending",
+            Action::Overridden => "overridden",
         }
     }
 }
@@ -155,6 +158,45 @@ impl FileChange {
     }
 }
 
+/// A file netprofile does not own that sets a managed setting to another value after
+/// netprofile's drop-in, so the profile's value would not hold at boot, login or service start.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct Override {
+    /// The key (`net.core.somaxconn`), limit (`* soft nofile`) or `DefaultLimitNOFILE`.
+    pub setting: String,
+    /// What the profile wants.
+    pub wanted: String,
+    /// What the other file sets.
+    pub value: String,
+    pub file: String,
+    pub line: usize,
+    /// When the other file wins: `boot`, `login` or `service start`.
+    pub when: String,
+    /// Accepted with `apply --allow-override` (set by the commands from the generations; the
+    /// pure plan leaves it false). An unaccepted override is a difference.
+    #[serde(default)]
+    pub accepted: bool,
+}
+
+impl Override {
+    /// One line for errors and warnings, with the fix.
+    #[must_use]
+    pub fn describe(&self) -> String {
+        format!(
+            "{}:{} sets {} to {} (netprofile wants {}), and it is read after netprofile's \
+             drop-in, so at {} the value would be {}. Remove that line or the file, or pass \
+             --allow-override to apply anyway and record it as overridden",
+            self.file, self.line, self.setting, self.value, self.wanted, self.when, self.value
+        )
+    }
+
+    /// Whether two overrides are the same decision (a line that moved is still the same).
+    #[must_use]
+    pub fn same(&self, other: &Override) -> bool {
+        self.setting == other.setting && self.file == other.file && self.value == other.value
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Plan {
     pub profile: String,
@@ -166,14 +208,18 @@ pub struct Plan {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub services: Vec<ServiceRow>,
     pub files: Vec<FileChange>,
+    /// Files netprofile does not own that would override a managed setting.
+    pub overrides: Vec<Override>,
     pub warnings: Vec<String>,
 }
 
 impl Plan {
-    /// True when apply would change anything (a live value or a file).
+    /// True when apply would change anything (a live value or a file), or another file
+    /// overrides a managed value and the operator has not accepted it.
     #[must_use]
     pub fn differs(&self) -> bool {
-        self.sysctl.iter().any(|r| r.action == Action::Set)
+        self.overrides.iter().any(|o| !o.accepted)
+            || self.sysctl.iter().any(|r| r.action == Action::Set)
             || self.limits.iter().any(|r| r.action == Action::Set)
             || self.systemd.iter().any(|r| r.action == Action::Set)
             || self.services.iter().any(|r| r.action == Action::Set)
@@ -261,11 +307,36 @@ pub fn plan(profile: &Profile, live: &LiveState) -> Result<Plan> {
                     Want::Min(n) | Want::Max(n) => n.to_string(),
                 });
                 rows.push(row);
+            } else if namespace == Namespace::Private && !is_typo(key, live) {
+                // Linux registers its global tables (net.core.busy_poll, default_qdisc, ...)
+                // in the initial namespace only: a private one lacks them, and that is not a
+                // missing feature of this kernel.
+                warnings.push(format!(
+                    "{key} is not in this private network namespace: Linux keeps it only in the \
+                     initial namespace (a global key), so it was skipped"
+                ));
+                row.action = Action::SkipGlobal;
+                rows.push(row);
             } else {
                 problems.push(unknown_key(key, &setting.origin, live));
             }
             continue;
         };
+        if let (Some(known), Want::Exact(v)) = (keys::known(key.as_str()), &setting.want)
+            && let keys::Kind::Choice { from } | keys::Kind::List { from } = known.kind
+        {
+            let choices = KeyName::parse(from)
+                .ok()
+                .and_then(|k| live.sysctl.get(&k).cloned().flatten());
+            if let Err(why) = known.kind.check(v, choices.as_deref()) {
+                problems.push(problem(
+                    &setting.origin,
+                    format!("[sysctl] {:?}", key.as_str()),
+                    why,
+                ));
+                continue;
+            }
+        }
         let target = match &setting.want {
             Want::Exact(v) => v.clone(),
             Want::Min(n) | Want::Max(n) => {
@@ -297,12 +368,25 @@ pub fn plan(profile: &Profile, live: &LiveState) -> Result<Plan> {
         rows.push(row);
     }
 
-    let nr_open = effective_nr_open(live, &rows);
+    let nr_open = effective_nr_open(profile, live, &rows);
     let mut limit_rows = Vec::new();
+    let mut overrides = Vec::new();
     let old_entries = live::entries(&live.limit_files);
     // limits.conf and systemd are machine-wide files: a private namespace neither reads nor
     // persists them, so they are shown as skipped and not checked.
     let private = namespace == Namespace::Private;
+    let files = if namespace == Namespace::Initial {
+        planned_files(profile, live)
+    } else {
+        Vec::new()
+    };
+    // The limits files as pam_limits will read them after apply (netprofile's drop-in in its
+    // place): what a login gets.
+    let limits_dropin = Root::display(&Root::limits_dropin());
+    let after_entries = after_apply(&live.limit_files, &files, &Root::limits_dropin(), |f| {
+        f.path.starts_with(&Root::display(Root::LIMITS_D)) && f.path > limits_dropin
+    })
+    .map(|all| live::entries(&all));
     for limit in &profile.limits {
         let label = format!("[[limits]] {} {}", limit.domain, limit.item);
         if !private
@@ -341,11 +425,25 @@ pub fn plan(profile: &Profile, live: &LiveState) -> Result<Plan> {
                 ),
             ));
         }
-        for (half, want, now) in [
-            ("soft", limit.soft, soft_now),
-            ("hard", limit.hard, hard_now),
+        let (soft_after, hard_after) = after_entries.as_ref().map_or((None, None), |entries| {
+            limits::resolve(entries, &subject, limit.item, nr_open)
+        });
+        for (half, want, now, after) in [
+            ("soft", limit.soft, soft_now, soft_after),
+            ("hard", limit.hard, hard_now, hard_after),
         ] {
             let Some(want) = want else { continue };
+            let overridden = after
+                .filter(|a| !private && a.value != want && a.file != limits_dropin)
+                .map(|a| Override {
+                    setting: format!("{} {half} {}", limit.domain, limit.item),
+                    wanted: want.to_string(),
+                    value: a.value.to_string(),
+                    file: a.file.clone(),
+                    line: a.line,
+                    when: "login".into(),
+                    accepted: false,
+                });
             limit_rows.push(LimitRow {
                 domain: limit.domain.to_string(),
                 item: limit.item.to_string(),
@@ -360,10 +458,13 @@ pub fn plan(profile: &Profile, live: &LiveState) -> Result<Plan> {
                     Action::SkipGlobal
                 } else if now.as_ref().map(|r| r.value) == Some(want) {
                     Action::Keep
+                } else if overridden.is_some() {
+                    Action::Overridden
                 } else {
                     Action::Set
                 },
             });
+            overrides.extend(overridden);
         }
     }
 
@@ -398,12 +499,22 @@ pub fn plan(profile: &Profile, live: &LiveState) -> Result<Plan> {
         fn same(v: &str) -> (&str, &str) {
             v.split_once(':').unwrap_or((v, v))
         }
+        // systemd reads system.conf, then system.conf.d/*.conf in name order: a later drop-in
+        // that sets DefaultLimitNOFILE wins over netprofile's.
+        let overridden = if private {
+            None
+        } else {
+            systemd_override(&wanted, live, &files)
+        };
+        overrides.extend(overridden.clone());
         systemd_rows.push(SystemdRow {
             setting: "DefaultLimitNOFILE",
             action: if private {
                 Action::SkipGlobal
             } else if same(&now) == same(&wanted) {
                 Action::Keep
+            } else if overridden.is_some() {
+                Action::Overridden
             } else {
                 Action::Set
             },
@@ -416,19 +527,16 @@ pub fn plan(profile: &Profile, live: &LiveState) -> Result<Plan> {
     let service_rows = service_rows(profile, live, nr_open, private, &mut problems);
 
     if !problems.is_empty() {
-        return Err(Error::Invalid(problems));
+        return Err(Error::Invalid(crate::profile::in_line_order(problems)));
     }
 
-    let files = if namespace == Namespace::Initial {
-        planned_files(profile, live, &rows)
-    } else {
-        Vec::new()
-    };
     warnings.extend(port_warnings(&rows, live));
     if namespace == Namespace::Initial {
-        warnings.extend(boot_warnings(&rows, live, &files));
+        overrides.splice(0..0, boot_overrides(profile, &rows, live, &files));
+        warnings.extend(overrides.iter().map(Override::describe));
+        warnings.extend(lowered_at_boot(profile, &rows));
+        warnings.extend(boot_cancels(&rows, live, &files));
         warnings.extend(limit_warnings(profile, live, &files, nr_open));
-        warnings.extend(systemd_warnings(profile, live, &files));
         warnings.extend(service_warnings(&service_rows));
         warnings.extend(pending_warnings(profile, &rows));
     } else {
@@ -448,6 +556,7 @@ pub fn plan(profile: &Profile, live: &LiveState) -> Result<Plan> {
         systemd: systemd_rows,
         services: service_rows,
         files,
+        overrides,
         warnings,
     })
 }
@@ -609,21 +718,88 @@ fn unknown_key(key: &KeyName, origin: &Origin, live: &LiveState) -> Problem {
 }
 
 /// fs.nr_open as it will be after apply: the profile's target, else the live value.
-fn effective_nr_open(live: &LiveState, rows: &[SysctlRow]) -> Option<i64> {
+/// When the profile sets fs.nr_open, the lower of that and what the drop-in persists: a
+/// `min` is persisted as its bound, so after a reboot nr_open may be lower than now, and a
+/// nofile above it would then lock logins out.
+fn effective_nr_open(profile: &Profile, live: &LiveState, rows: &[SysctlRow]) -> Option<i64> {
     let key = KeyName::parse("fs.nr_open").ok()?;
     let planned = rows
         .iter()
         .find(|r| r.key == key)
         .and_then(|r| r.target.clone());
-    planned
+    let now: Option<i64> = planned
         .or_else(|| live.sysctl.get(&key).cloned().flatten())
-        .and_then(|v| v.trim().parse().ok())
+        .and_then(|v| v.trim().parse().ok());
+    let at_boot: Option<i64> = profile
+        .sysctl
+        .get(&key)
+        .and_then(|setting| persisted(&key, setting).1.trim().parse().ok());
+    match (now, at_boot) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
 }
 
-fn planned_files(profile: &Profile, live: &LiveState, rows: &[SysctlRow]) -> Vec<FileChange> {
-    let values: Vec<(String, String)> = rows
+/// Whether an absent key looks like a typo of a known key rather than a real one.
+fn is_typo(key: &KeyName, live: &LiveState) -> bool {
+    let siblings: Vec<&str> = live
+        .siblings
+        .get(key)
+        .into_iter()
+        .flatten()
+        .map(String::as_str)
+        .collect();
+    let leaf = key.as_str().rsplit('.').next().unwrap_or_default();
+    keys::known(key.as_str()).is_none()
+        && (keys::nearest(key.as_str(), keys::CATALOGUE.iter().map(|k| k.name)).is_some()
+            || keys::nearest(leaf, siblings).is_some())
+}
+
+/// The value the drop-in persists for a setting: the profile's own figure, never the host's
+/// live value, so the same profile writes the same file on every host and a later rise above
+/// a `min` is not drift. `optional` keys carry systemd-sysctl's `-` (ignore if absent).
+#[must_use]
+pub fn persisted(key: &KeyName, setting: &crate::profile::Setting) -> (String, String) {
+    let value = match &setting.want {
+        Want::Exact(v) => v.clone(),
+        Want::Min(n) | Want::Max(n) => n.to_string(),
+    };
+    let name = if setting.optional {
+        format!("-{key}")
+    } else {
+        key.to_string()
+    };
+    (name, value)
+}
+
+/// A `min` key whose live value is above the bound: the drop-in sets the bound at boot, which
+/// would lower this host's value if the live one is the kernel's own default.
+fn lowered_at_boot(profile: &Profile, rows: &[SysctlRow]) -> Vec<String> {
+    let mut out = Vec::new();
+    for row in rows {
+        let Some(setting) = profile.sysctl.get(&row.key) else {
+            continue;
+        };
+        if let (Want::Min(n), Some(now)) = (&setting.want, &row.live)
+            && let Ok(now) = now.parse::<i64>()
+            && now > *n
+        {
+            out.push(format!(
+                "{}: this host runs with {now}, above the profile's min {n}; the drop-in sets {n} \
+                 at boot (the same file on every host), so if {now} is this kernel's own default \
+                 the boot lowers it. Raise min to {now} in the profile to keep it",
+                row.key
+            ));
+        }
+    }
+    out
+}
+
+fn planned_files(profile: &Profile, live: &LiveState) -> Vec<FileChange> {
+    let values: Vec<(String, String)> = profile
+        .sysctl
         .iter()
-        .filter_map(|r| Some((r.key.to_string(), r.target.clone()?)))
+        .map(|(key, setting)| persisted(key, setting))
         .collect();
     let wanted = [
         (Root::sysctl_dropin(), dropin::sysctl(profile, &values)),
@@ -734,29 +910,71 @@ fn file_name(path: &str) -> &str {
 }
 
 /// Boot files that would set a managed key to something else after netprofile's drop-in.
-fn boot_warnings(rows: &[SysctlRow], live: &LiveState, files: &[FileChange]) -> Vec<String> {
+fn boot_overrides(
+    profile: &Profile,
+    rows: &[SysctlRow],
+    live: &LiveState,
+    files: &[FileChange],
+) -> Vec<Override> {
     let dropin = Root::display(&Root::sysctl_dropin());
-    // sysctl.d files apply in name order across folders; the drop-in in /etc masks its name.
-    let Some(mut boot) = after_apply(&live.boot_files, files, &Root::sysctl_dropin(), |f| {
-        file_name(&f.path) > file_name(&dropin)
-    }) else {
+    let Some(boot) = boot_after_apply(live, files) else {
         return Vec::new();
     };
+    let mut out = Vec::new();
+    for row in rows {
+        let Some(setting) = profile.sysctl.get(&row.key) else {
+            continue;
+        };
+        if row.target.is_none() {
+            continue;
+        }
+        let ints = sysctld::ints_of(row.key.as_str(), row.live.as_deref());
+        let Some(at_boot) = sysctld::boot_value(&boot, row.key.as_str(), ints) else {
+            continue;
+        };
+        let holds = match &setting.want {
+            Want::Exact(v) => value::same(row.key.as_str(), &at_boot.value, v),
+            Want::Min(n) => at_boot.value.trim().parse::<i64>().is_ok_and(|b| b >= *n),
+            Want::Max(n) => at_boot.value.trim().parse::<i64>().is_ok_and(|b| b <= *n),
+        };
+        if at_boot.file != dropin && !holds {
+            out.push(Override {
+                setting: row.key.to_string(),
+                wanted: persisted(&row.key, setting).1,
+                value: at_boot.value,
+                file: at_boot.file,
+                line: at_boot.line,
+                when: "boot".into(),
+                accepted: false,
+            });
+        }
+    }
+    out
+}
+
+/// The boot files as they will be after apply: netprofile's drop-in in place (it masks a
+/// same-named file in a later folder), in systemd-sysctl's order.
+fn boot_after_apply(live: &LiveState, files: &[FileChange]) -> Option<Vec<BootFile>> {
+    let dropin = Root::display(&Root::sysctl_dropin());
+    let mut boot = after_apply(&live.boot_files, files, &Root::sysctl_dropin(), |f| {
+        file_name(&f.path) > file_name(&dropin)
+    })?;
     boot.retain(|f| f.path == dropin || file_name(&f.path) != file_name(&dropin));
+    Some(boot)
+}
+
+/// Lines after netprofile's drop-in that leave the kernel's default at boot: a `-key` line that
+/// cancels the assignment, or a value the kernel refuses.
+fn boot_cancels(rows: &[SysctlRow], live: &LiveState, files: &[FileChange]) -> Vec<String> {
+    let dropin = Root::display(&Root::sysctl_dropin());
+    let Some(boot) = boot_after_apply(live, files) else {
+        return Vec::new();
+    };
     let mut warnings = Vec::new();
     for row in rows {
         let Some(target) = &row.target else { continue };
         let ints = sysctld::ints_of(row.key.as_str(), row.live.as_deref());
-        if let Some(at_boot) = sysctld::boot_value(&boot, row.key.as_str(), ints)
-            && at_boot.file != dropin
-            && !value::same(row.key.as_str(), &at_boot.value, target)
-        {
-            warnings.push(format!(
-                "{}:{} sets {} = {} after netprofile's drop-in: at boot the value would be {}, \
-                 not {target}. Remove that line or the file",
-                at_boot.file, at_boot.line, row.key, at_boot.value, at_boot.value
-            ));
-        } else if sysctld::boot_value(&boot, row.key.as_str(), ints).is_none()
+        if sysctld::boot_value(&boot, row.key.as_str(), ints).is_none()
             && let Some((raw, file, line)) = sysctld::explicit_line(&boot, row.key.as_str())
             && file != dropin
         {
@@ -773,32 +991,32 @@ fn boot_warnings(rows: &[SysctlRow], live: &LiveState, files: &[FileChange]) -> 
     warnings
 }
 
-/// systemd drop-ins that would set DefaultLimitNOFILE after netprofile's drop-in, as the
-/// sysctl.d warning does for keys.
-fn systemd_warnings(profile: &Profile, live: &LiveState, files: &[FileChange]) -> Vec<String> {
-    let Some((pair, _)) = &profile.systemd_nofile else {
-        return Vec::new();
-    };
+/// A systemd manager drop-in that sets DefaultLimitNOFILE after netprofile's, read with
+/// systemd's precedence (system.conf, then system.conf.d in /etc, /run, /usr/local/lib and
+/// /usr/lib by name, a same name in an earlier folder masking a later one).
+fn systemd_override(wanted: &str, live: &LiveState, files: &[FileChange]) -> Option<Override> {
     let dropin = Root::display(&Root::systemd_dropin());
     let main = Root::display(Root::SYSTEMD_CONF);
-    let Some(mut after) = after_apply(&live.systemd_files, files, &Root::systemd_dropin(), |f| {
+    let mut after = after_apply(&live.systemd_files, files, &Root::systemd_dropin(), |f| {
         f.path != main && file_name(&f.path) > file_name(&dropin)
-    }) else {
-        return Vec::new();
-    };
+    })?;
     after.retain(|f| f.path == dropin || file_name(&f.path) != file_name(&dropin));
-    let wanted = dropin::nofile_value(*pair);
+    let pair = |v: &str| -> (String, String) {
+        let (a, b) = v.split_once(':').unwrap_or((v, v));
+        (a.trim().to_string(), b.trim().to_string())
+    };
     match crate::system::systemd::default_limit_nofile(&after) {
-        Some(s) if s.file == dropin || s.value == wanted => Vec::new(),
-        Some(s) => vec![format!(
-            "{}:{} sets DefaultLimitNOFILE={} after netprofile's drop-in: services would start \
-             with {}, not {wanted}. Remove that line or the file",
-            s.file, s.line, s.value, s.value
-        )],
-        None => vec![format!(
-            "a later systemd drop-in resets DefaultLimitNOFILE to systemd's default after \
-             netprofile's drop-in, not {wanted}. Remove that line"
-        )],
+        Some(s) if s.file == dropin || pair(&s.value) == pair(wanted) => None,
+        Some(s) => Some(Override {
+            setting: "DefaultLimitNOFILE".into(),
+            wanted: wanted.to_string(),
+            value: s.value.clone(),
+            file: s.file.clone(),
+            line: s.line,
+            when: "service start".into(),
+            accepted: false,
+        }),
+        None => None,
     }
 }
 
@@ -832,16 +1050,14 @@ fn limit_warnings(
     for limit in &profile.limits {
         let (soft, hard) =
             limits::resolve(&entries, &live.subject(&limit.domain), limit.item, nr_open);
-        for (half, want, got) in [("soft", limit.soft, soft), ("hard", limit.hard, hard)] {
+        for (want, got) in [(limit.soft, soft), (limit.hard, hard)] {
             let (Some(want), Some(Resolved { value, file, line })) = (want, got) else {
                 continue;
             };
-            if value != want && file != dropin && seen.insert((file.clone(), line), ()).is_none() {
-                warnings.push(format!(
-                    "{file}:{line} overrides {} {half} {} with {value} (wanted {want}); remove \
-                     that line",
-                    limit.domain, limit.item
-                ));
+            // Reported as an override (plan::Override) with the limit rows; remembered here so
+            // the unreached-logins warning does not name the same line again.
+            if value != want && file != dropin {
+                seen.insert((file.clone(), line), ());
             }
         }
         warnings.extend(unreached_logins(limit, live, &entries, nr_open, &seen));
@@ -1120,6 +1336,89 @@ mod tests {
         assert!(err.contains("unknown key"), "{err}");
         assert!(
             err.contains("Did you mean \"net.core.somaxconn\"?"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn absent_keys_in_a_private_namespace() {
+        // A key the namespace lacks is global there (skipped), unless it looks like a typo.
+        let p = profile(&[(
+            "net.core.netdev_tstamp_prequeue",
+            Want::Exact("1".into()),
+            false,
+        )]);
+        let l = live(
+            &[("net.core.netdev_tstamp_prequeue", None)],
+            Namespace::Private,
+        );
+        let got = plan(&p, &l).unwrap();
+        assert_eq!(got.sysctl[0].action, Action::SkipGlobal);
+        assert!(
+            got.warnings[0].contains("a global key"),
+            "{:?}",
+            got.warnings
+        );
+
+        let p = profile(&[("net.core.somaxcon", Want::Exact("1".into()), false)]);
+        let l = live(&[("net.core.somaxcon", None)], Namespace::Private);
+        let err = plan(&p, &l).unwrap_err().to_string();
+        assert!(
+            err.contains("Did you mean \"net.core.somaxconn\"?"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn persisted_values_are_the_profiles_own() {
+        let p = profile(&[
+            ("net.ipv4.tcp_max_syn_backlog", Want::Min(4096), false),
+            ("net.ipv4.tcp_fin_timeout", Want::Max(30), false),
+            (
+                "net.netfilter.nf_conntrack_max",
+                Want::Exact("1048576".into()),
+                true,
+            ),
+        ]);
+        for (backlog, fin) in [("1024", "60"), ("65536", "10")] {
+            let l = live(
+                &[
+                    ("net.ipv4.tcp_max_syn_backlog", Some(backlog)),
+                    ("net.ipv4.tcp_fin_timeout", Some(fin)),
+                    ("net.netfilter.nf_conntrack_max", None),
+                ],
+                Namespace::Initial,
+            );
+            let got = plan(&p, &l).unwrap();
+            let text = got.files[0].new.clone().unwrap();
+            assert!(
+                text.ends_with(
+                    "net.ipv4.tcp_fin_timeout = 30\n\
+                     net.ipv4.tcp_max_syn_backlog = 4096\n\
+                     -net.netfilter.nf_conntrack_max = 1048576\n"
+                ),
+                "live {backlog} {fin}: {text}"
+            );
+        }
+    }
+
+    #[test]
+    fn nofile_is_checked_against_nr_open_at_boot_too() {
+        use crate::profile::limit::{Domain, Item, LimitValue};
+        // Live nr_open was raised (systemd does at boot); the drop-in persists the min, 1048576,
+        // so a hard nofile of 2000000 would fail at the next login after a reboot.
+        let mut p = profile(&[("fs.nr_open", Want::Min(1_048_576), false)]);
+        p.limits.push(crate::profile::Limit {
+            domain: Domain::All,
+            item: Item::Nofile,
+            soft: Some(LimitValue::Num(2_000_000)),
+            hard: Some(LimitValue::Num(2_000_000)),
+            origin: origin(),
+        });
+        let l = live(&[("fs.nr_open", Some("1073741816"))], Namespace::Initial);
+        let err = plan(&p, &l).unwrap_err().to_string();
+        assert!(
+            err.contains("hard nofile 2000000 is above fs.nr_open 1048576"),
             "{err}"
         );
     }

@@ -11,7 +11,7 @@ description = "two keys and a limit"
 
 [sysctl]
 "net.core.somaxconn" = 65535
-"net.ipv4.tcp_max_syn_backlog" = { min = 1024 }
+"net.ipv4.tcp_max_syn_backlog" = { min = 2048 }
 
 [[limits]]
 domain = "*"
@@ -34,7 +34,7 @@ fn diff_shows_table_and_file_diffs_and_exits_1() {
 
             SYSCTL                        LIVE  AT BOOT  WANTED   ACTION
             net.core.somaxconn            4096  -        65535    set
-            net.ipv4.tcp_max_syn_backlog  2048  -        >= 1024  ok
+            net.ipv4.tcp_max_syn_backlog  2048  -        >= 2048  ok
 
             LIMIT          LIVE  SET IN  WANTED  ACTION
             * soft nofile  -     -       65536   set
@@ -108,7 +108,7 @@ fn json_carries_the_same_facts() {
     assert_eq!(doc["sysctl"][0]["live"], "4096");
     assert_eq!(doc["sysctl"][0]["target"], "65535");
     assert_eq!(doc["sysctl"][0]["action"], "set");
-    assert_eq!(doc["sysctl"][1]["wanted"], ">= 1024");
+    assert_eq!(doc["sysctl"][1]["wanted"], ">= 2048");
     assert_eq!(doc["sysctl"][1]["action"], "keep");
     assert_eq!(doc["limits"][0]["type"], "soft");
     assert_eq!(doc["diffs"][0]["path"], "/etc/sysctl.d/90-netprofile.conf");
@@ -130,17 +130,17 @@ fn shipped_high_conn_differs_on_a_stock_machine() {
         .stdout_has("profile high-conn (shipped:high-conn), initial network namespace")
         .stdout_has(&common::unindent(
             "
-            SYSCTL                          LIVE                 AT BOOT  WANTED      ACTION
-            fs.file-max                     9223372036854775807  -        >= 2097152  ok
-            fs.nr_open                      1048576              -        >= 1048576  ok
-            net.core.netdev_max_backlog     1000                 -        >= 16384    set
-            net.core.somaxconn              4096                 -        65535       set
-            net.ipv4.ip_local_port_range    32768 60999          -        1024 65535  set
-            net.ipv4.tcp_max_syn_backlog    2048                 -        >= 65535    set
-            net.ipv4.tcp_max_tw_buckets     131072               -        >= 262144   set
-            net.ipv4.tcp_syncookies         1                    -        1           ok
-            net.ipv4.tcp_tw_reuse           2                    -        1           set
-            net.netfilter.nf_conntrack_max  -                    -        >= 1048576  skip (absent)
+            SYSCTL                          LIVE                 AT BOOT  WANTED                  ACTION
+            fs.file-max                     9223372036854775807  -        >= 9223372036854775807  ok
+            fs.nr_open                      1048576              -        >= 1048576              ok
+            net.core.netdev_max_backlog     1000                 -        >= 16384                set
+            net.core.somaxconn              4096                 -        65535                   set
+            net.ipv4.ip_local_port_range    32768 60999          -        1024 65535              set
+            net.ipv4.tcp_max_syn_backlog    2048                 -        >= 65535                set
+            net.ipv4.tcp_max_tw_buckets     131072               -        >= 262144               set
+            net.ipv4.tcp_syncookies         1                    -        1                       ok
+            net.ipv4.tcp_tw_reuse           2                    -        1                       set
+            net.netfilter.nf_conntrack_max  -                    -        >= 1048576              skip (absent)
             ",
         ))
         .stdout_has("+++ /etc/systemd/system.conf.d/90-netprofile.conf");
@@ -165,7 +165,8 @@ fn systemd_drop_ins_in_every_folder_and_later_overrides() {
         .stdout_has("4096:8192  /usr/lib/systemd/system.conf.d/99-vendor.conf:2")
         .stderr_has(
             "warning: /usr/lib/systemd/system.conf.d/99-vendor.conf:2 sets \
-             DefaultLimitNOFILE=4096:8192 after netprofile's drop-in",
+             DefaultLimitNOFILE to 4096:8192 (netprofile wants 65536), and it is read after \
+             netprofile's drop-in",
         );
     let masked = Test::new()
         .file(
@@ -215,8 +216,9 @@ fn boot_column_names_the_file_and_later_files_that_override() {
             "net.core.somaxconn            4096  2048 (/etc/sysctl.d/99-local.conf:2)  65535",
         )
         .stderr_has(
-            "warning: /etc/sysctl.d/99-local.conf:2 sets net.core.somaxconn = 2048 after \
-             netprofile's drop-in: at boot the value would be 2048, not 65535",
+            "warning: /etc/sysctl.d/99-local.conf:2 sets net.core.somaxconn to 2048 (netprofile \
+             wants 65535), and it is read after netprofile's drop-in, so at boot the value would \
+             be 2048. Remove that line or the file, or pass --allow-override",
         );
 }
 
@@ -244,7 +246,7 @@ fn sysctl_conf_is_read_through_the_99_link_only() {
     .expect("symlink");
     t.run()
         .stdout_has("512 (/etc/sysctl.d/99-sysctl.conf:1)")
-        .stderr_has("warning: /etc/sysctl.d/99-sysctl.conf:1 sets net.core.somaxconn = 512");
+        .stderr_has("warning: /etc/sysctl.d/99-sysctl.conf:1 sets net.core.somaxconn to 512");
     Test::new()
         .file(
             "etc/sysctl.d/10-a.conf",
@@ -351,10 +353,11 @@ fn limits_follow_pam_precedence_and_name_overrides() {
         .run()
         .code(1)
         .stdout_has("* soft nofile  1024  /etc/security/limits.conf:1           65536   set")
-        .stdout_has("* hard nofile  8192  /etc/security/limits.d/99-zzz.conf:1  65536   set")
+        .stdout_has("* hard nofile  8192  /etc/security/limits.d/99-zzz.conf:1  65536   overridden")
         .stderr_has(
-            "warning: /etc/security/limits.d/99-zzz.conf:1 overrides * hard nofile with 8192 \
-             (wanted 65536)",
+            "warning: /etc/security/limits.d/99-zzz.conf:1 sets * hard nofile to 8192 \
+             (netprofile wants 65536), and it is read after netprofile's drop-in, so at login \
+             the value would be 8192",
         );
 }
 

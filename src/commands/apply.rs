@@ -89,6 +89,8 @@ pub struct ApplyOptions {
     pub verify: bool,
     /// `--running PATTERN`: raise these running processes' open-files limits (prlimit).
     pub running: Vec<String>,
+    /// Apply although other files override managed values; record them as overridden.
+    pub allow_override: bool,
 }
 
 /// The test `apply --verify` runs on both sides: the seed's pattern over loopback, bounded.
@@ -115,13 +117,27 @@ fn verify_options() -> crate::conntest::Options {
     }
 }
 
+/// The profile's raise-only and lower-only keys, for status: a rise above a min is not drift.
+fn bounds(profile: &profile::Profile) -> std::collections::BTreeMap<String, String> {
+    profile
+        .sysctl
+        .iter()
+        .filter_map(|(key, setting)| match setting.want {
+            profile::Want::Min(n) => Some((key.to_string(), format!(">= {n}"))),
+            profile::Want::Max(n) => Some((key.to_string(), format!("<= {n}"))),
+            profile::Want::Exact(_) => None,
+        })
+        .collect()
+}
+
 /// `netprofile apply PROFILE`.
 pub fn apply(config: &Config, reference: &str, opts: &ApplyOptions) -> Result<Output> {
     let root = &config.root;
     let profile = profile::load(reference)?;
     if opts.dry_run {
         let live = LiveState::read(root, &profile)?;
-        let plan = plan::plan(&profile, &live)?;
+        let mut plan = plan::plan(&profile, &live)?;
+        super::overrides::mark(root, &mut plan)?;
         let mut out = crate::commands::render_plan(config, &plan, "apply --dry-run");
         out.code = i32::from(plan.differs());
         let running = super::running::running_changes(root, &profile, &live, &plan, &opts.running)?;
@@ -142,11 +158,34 @@ pub fn apply(config: &Config, reference: &str, opts: &ApplyOptions) -> Result<Ou
         )));
     }
     let live = LiveState::read(root, &profile)?;
-    let plan = plan::plan(&profile, &live)?;
+    let mut plan = plan::plan(&profile, &live)?;
+    // An override makes the applied value not hold at boot or login: refuse before anything
+    // is touched unless the operator accepts it (then it is recorded, not reported as drift).
+    let mut stderr_note = None;
+    super::overrides::mark(root, &mut plan)?;
+    let unaccepted = super::overrides::unaccepted(&plan);
+    if !opts.no_persist && !unaccepted.is_empty() && !opts.allow_override {
+        return Err(super::overrides::refusal(&unaccepted));
+    }
+    let record = !opts.no_persist && !unaccepted.is_empty();
+    if record {
+        stderr_note = Some(format!(
+            "note: {} overridden setting{} recorded as accepted (--allow-override); check and \
+             status report {} as overridden, not as drift",
+            unaccepted.len(),
+            if unaccepted.len() == 1 { "" } else { "s" },
+            if unaccepted.len() == 1 { "it" } else { "them" }
+        ));
+        // From here on they are accepted: the summary and the record say so.
+        for o in &mut plan.overrides {
+            o.accepted = true;
+        }
+    }
     // Every drop-in must re-parse to exactly this plan before anything changes.
     transaction::verify::check_plan(&profile, &plan)?;
     let mut stderr = recovered;
     stderr.extend(plan.warnings.iter().map(|w| format!("warning: {w}")));
+    stderr.extend(stderr_note);
     // Files are written now, at `confirm` (deferred), or not at all (--no-persist).
     let mut changes = key_changes(&live, &plan);
     let running = super::running::running_changes(root, &profile, &live, &plan, &opts.running)?;
@@ -173,6 +212,18 @@ pub fn apply(config: &Config, reference: &str, opts: &ApplyOptions) -> Result<Ou
         );
     }
     if changes.is_empty() && deferred.is_empty() {
+        if record {
+            // Nothing to write, but the operator's acceptance must be on record for check.
+            let mut generation = Generation::new(
+                state::next_generation(root)?,
+                "apply",
+                Some(profile_ref(&profile)),
+                Vec::new(),
+            );
+            generation.overridden = super::overrides::record(&plan.overrides);
+            generation.message = Some("overrides accepted with --allow-override".into());
+            state::write_generation(root, &generation)?;
+        }
         return Ok(Output {
             code: 0,
             stdout: format!("nothing to do: {}\n", render::summary(&plan)),
@@ -198,6 +249,10 @@ pub fn apply(config: &Config, reference: &str, opts: &ApplyOptions) -> Result<Ou
         changes.clone(),
     );
     generation.pending = super::running::pending_keys(&plan);
+    if !opts.no_persist {
+        generation.overridden = super::overrides::record(&plan.overrides);
+    }
+    generation.bounds = bounds(&profile);
     if let Some(seconds) = opts.confirm {
         generation.outcome = Outcome::Pending;
         start_pending(root, number, seconds, deferred)?;

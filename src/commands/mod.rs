@@ -6,6 +6,7 @@ pub mod check;
 pub mod confirm;
 pub mod diff;
 pub mod history;
+pub mod overrides;
 pub mod profiles;
 pub mod recover;
 pub mod rollback;
@@ -33,7 +34,9 @@ pub struct Output {
 pub(super) fn plan_for(config: &Config, reference: &str) -> Result<plan::Plan> {
     let profile = profile::load(reference)?;
     let live = LiveState::read(&config.root, &profile)?;
-    plan::plan(&profile, &live)
+    let mut plan = plan::plan(&profile, &live)?;
+    overrides::mark(&config.root, &mut plan)?;
+    Ok(plan)
 }
 
 /// A plan as diff prints it; exit 0 in sync, 1 differs.

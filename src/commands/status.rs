@@ -11,6 +11,8 @@ pub fn status(config: &Config) -> Result<Output> {
     let all = crate::transaction::state::generations(root)?;
     // The value netprofile last set for each key, in generation order.
     let mut managed: std::collections::BTreeMap<String, String> = std::collections::BTreeMap::new();
+    // For a raise-only (or lower-only) key, the bound it was applied with.
+    let mut bounds: std::collections::BTreeMap<String, String> = std::collections::BTreeMap::new();
     for g in all
         .iter()
         .filter(|g| matches!(g.outcome, Outcome::Applied | Outcome::Pending))
@@ -18,6 +20,10 @@ pub fn status(config: &Config) -> Result<Output> {
         for change in &g.changes {
             if let Change::Sysctl { key, after, .. } = change {
                 managed.insert(key.clone(), after.clone());
+                match g.bounds.get(key) {
+                    Some(bound) => bounds.insert(key.clone(), bound.clone()),
+                    None => bounds.remove(key),
+                };
             }
         }
     }
@@ -26,14 +32,17 @@ pub fn status(config: &Config) -> Result<Output> {
     for (key, want) in &managed {
         let name = crate::profile::keys::KeyName::parse(key).map_err(crate::error::Error::State)?;
         let now = crate::system::read_sysctl(root, &name)?;
-        let ok = now
-            .as_deref()
-            .is_some_and(|now| crate::profile::value::same(key, now, want));
+        let ok = now.as_deref().is_some_and(|now| {
+            crate::profile::value::same(key, now, want) || within(bounds.get(key), now)
+        });
         if !ok {
             drifted += 1;
         }
         rows.push((key.clone(), now, want.clone(), ok));
     }
+    // Values another file overrides, accepted with `apply --allow-override`: reported as
+    // overridden, not as drift.
+    let overridden = super::overrides::accepted(root)?;
     let pending = crate::transaction::state::read_pending(root)?;
     if config.json {
         let doc = serde_json::json!({
@@ -45,6 +54,7 @@ pub fn status(config: &Config) -> Result<Output> {
                 "generation": p.generation,
                 "seconds_left": p.deadline_ms.saturating_sub(crate::transaction::state::epoch_millis()) / 1000,
             })),
+            "overridden": overridden,
             "open_journal": root.path(crate::transaction::state::JOURNAL).exists(),
             "generations": all.len(),
             "processes": super::running::status_json(root)?,
@@ -73,6 +83,13 @@ pub fn status(config: &Config) -> Result<Output> {
                 now.clone().unwrap_or_else(|| "-".into())
             ));
         }
+    }
+    for o in &overridden {
+        out.push_str(&format!(
+            "{}  overridden at {} by {}:{} ({}, netprofile wants {}; accepted with \
+             --allow-override)\n",
+            o.setting, o.when, o.file, o.line, o.value, o.wanted
+        ));
     }
     if let Some(p) = &pending {
         out.push_str(&format!(
@@ -108,4 +125,26 @@ pub fn status(config: &Config) -> Result<Output> {
         stdout: out,
         stderr: Vec::new(),
     })
+}
+
+/// Whether `now` meets a recorded bound (`>= 4096`, `<= 30`): a later rise above a min is not
+/// drift.
+fn within(bound: Option<&String>, now: &str) -> bool {
+    let Some(bound) = bound else { return false };
+    let Ok(now) = now.trim().parse::<i64>() else {
+        return false;
+    };
+    if let Some(n) = bound
+        .strip_prefix(">= ")
+        .and_then(|n| n.parse::<i64>().ok())
+    {
+        return now >= n;
+    }
+    if let Some(n) = bound
+        .strip_prefix("<= ")
+        .and_then(|n| n.parse::<i64>().ok())
+    {
+        return now <= n;
+    }
+    false
 }

@@ -69,7 +69,7 @@ pub enum Scope {
     Global,
 }
 
-/// The shape of a key's value, used to check profile values before anything is read.
+/// The textual shape of a key's value: how it is split and normalised (value.rs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Shape {
     /// One integer.
@@ -82,102 +82,865 @@ pub enum Shape {
     Text,
 }
 
+/// What values a key takes: the type and range that the plan checks before anything is touched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// One integer in `min..=max`.
+    Int { min: i64, max: i64 },
+    /// 0 or 1.
+    Bool,
+    /// One of a few integers, each with a meaning.
+    Enum(&'static [(i64, &'static str)]),
+    /// Two ports, first below last (`ip_local_port_range`).
+    PortRange,
+    /// Three integers, each at least `min`, not decreasing (`tcp_rmem`: min default max).
+    Triplet { min: i64 },
+    /// Ports and ranges separated by commas (`ip_local_reserved_ports`).
+    PortList,
+    /// One name out of the list the running kernel prints in another key.
+    Choice { from: &'static str },
+    /// Names separated by spaces, each out of the list another key prints.
+    List { from: &'static str },
+    /// One of a fixed set of names.
+    Names(&'static [&'static str]),
+}
+
+impl Kind {
+    /// The textual shape of values of this kind.
+    #[must_use]
+    pub const fn shape(self) -> Shape {
+        match self {
+            Kind::Int { .. } | Kind::Bool | Kind::Enum(_) => Shape::Int,
+            Kind::PortRange => Shape::Ints(2),
+            Kind::Triplet { .. } => Shape::Ints(3),
+            Kind::PortList => Shape::PortList,
+            Kind::Choice { .. } | Kind::List { .. } | Kind::Names(_) => Shape::Text,
+        }
+    }
+
+    /// The type's name in docs/keys.md.
+    #[must_use]
+    pub fn type_name(self) -> &'static str {
+        match self {
+            Kind::Int { .. } => "int",
+            Kind::Bool => "bool",
+            Kind::Enum(_) => "enum",
+            Kind::PortRange => "port range",
+            Kind::Triplet { .. } => "triplet",
+            Kind::PortList => "port list",
+            Kind::Choice { .. } => "choice",
+            Kind::List { .. } => "list",
+            Kind::Names(_) => "name",
+        }
+    }
+
+    /// The valid values, as error messages and docs/keys.md show them.
+    #[must_use]
+    pub fn range(self) -> String {
+        match self {
+            Kind::Int { min, max } => format!("{min}-{max}"),
+            Kind::Bool => "0 or 1".to_string(),
+            Kind::Enum(values) => values
+                .iter()
+                .map(|(v, meaning)| format!("{v} ({meaning})"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            Kind::PortRange => {
+                "two ports \"FIRST LAST\", 1024 <= FIRST < LAST <= 65535".to_string()
+            }
+            Kind::Triplet { min } => {
+                format!("three integers \"MIN DEFAULT MAX\", each >= {min}, not decreasing")
+            }
+            Kind::PortList => "ports and ranges 1-65535, e.g. \"8080,9000-9010\"".to_string(),
+            Kind::Choice { from } => format!("one name listed in {from}"),
+            Kind::List { from } => format!("names listed in {from}, separated by spaces"),
+            Kind::Names(names) => format!("one of {}", names.join(", ")),
+        }
+    }
+
+    /// Checks a value (in normal form) that the profile gives. `choices` is what the running
+    /// kernel lists for `Choice` and `List` kinds, when known. The error names the valid range.
+    pub fn check(self, value: &str, choices: Option<&str>) -> Result<(), String> {
+        let ints = || -> Result<Vec<i64>, String> {
+            value
+                .split_whitespace()
+                .map(|f| {
+                    f.parse::<i64>()
+                        .map_err(|_| format!("{f:?} is not an integer; valid: {}", self.range()))
+                })
+                .collect()
+        };
+        let out_of_range = || format!("{value} is out of range; valid: {}", self.range());
+        match self {
+            Kind::Int { min, max } => match ints()?[..] {
+                [v] if (min..=max).contains(&v) => Ok(()),
+                [_] => Err(out_of_range()),
+                _ => Err(format!("expects one integer, got {value:?}")),
+            },
+            Kind::Bool => match ints()?[..] {
+                [0 | 1] => Ok(()),
+                [_] => Err(out_of_range()),
+                _ => Err(format!("expects 0 or 1, got {value:?}")),
+            },
+            Kind::Enum(values) => match ints()?[..] {
+                [v] if values.iter().any(|(x, _)| *x == v) => Ok(()),
+                [_] => Err(out_of_range()),
+                _ => Err(format!("expects one integer, got {value:?}")),
+            },
+            Kind::PortRange => match ints()?[..] {
+                [lo, hi] if !(1..=65535).contains(&lo) || !(1..=65535).contains(&hi) => {
+                    Err(format!(
+                        "ports must lie in 1-65535, got {value:?}; valid: {}",
+                        self.range()
+                    ))
+                }
+                [lo, hi] if lo >= hi => Err(format!(
+                    "the first port must be below the last, got {value:?} (the kernel refuses a \
+                     reversed range); write \"{} {}\"",
+                    lo.min(hi),
+                    lo.max(hi)
+                )),
+                [lo, _] if lo < 1024 => Err(format!(
+                    "the range starts at {lo}, among the privileged ports where system services \
+                     listen (the kernel refuses a start below ip_unprivileged_port_start); start \
+                     at 1024 or above"
+                )),
+                [_, _] => Ok(()),
+                _ => Err(format!("expects two ports \"FIRST LAST\", got {value:?}")),
+            },
+            Kind::Triplet { min } => match ints()?[..] {
+                [a, b, c] if a < min || b < min || c < min => Err(out_of_range()),
+                [a, b, c] if a > b || b > c => Err(format!(
+                    "{value} decreases; the fields are MIN DEFAULT MAX, so each is at least the \
+                     one before"
+                )),
+                [_, _, _] => Ok(()),
+                _ => Err(format!(
+                    "expects 3 integers separated by spaces, got {value:?}"
+                )),
+            },
+            Kind::PortList => crate::profile::value::parse_port_list(value).map(|_| ()),
+            Kind::Names(names) => {
+                if names.contains(&value) {
+                    Ok(())
+                } else {
+                    Err(format!("{value:?} is not known; valid: {}", self.range()))
+                }
+            }
+            Kind::Choice { from } | Kind::List { from } => {
+                let Some(choices) = choices else {
+                    return Ok(());
+                };
+                let available: Vec<&str> = choices.split_whitespace().collect();
+                let wanted: Vec<&str> = value.split_whitespace().collect();
+                if matches!(self, Kind::Choice { .. }) && wanted.len() != 1 {
+                    return Err(format!("expects one name, got {value:?}"));
+                }
+                match wanted.iter().find(|w| !available.contains(w)) {
+                    None => Ok(()),
+                    Some(missing) => Err(format!(
+                        "{missing:?} is not available on this kernel: {from} lists {}. Load its \
+                         module first (e.g. `modprobe tcp_{missing}`) or choose one of those",
+                        available.join(", ")
+                    )),
+                }
+            }
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy)]
 pub struct KnownKey {
     pub name: &'static str,
+    /// Other names of the same kernel setting (`net.nf_conntrack_max`).
+    pub aliases: &'static [&'static str],
     pub scope: Scope,
+    pub kind: Kind,
     pub shape: Shape,
+    pub unit: &'static str,
+    /// The Linux release that added the key ("2.6.12" stands for "in the first git release").
+    pub since: &'static str,
+    /// The failure that setting this key prevents.
+    pub prevents: &'static str,
 }
 
-const fn k(name: &'static str, scope: Scope, shape: Shape) -> KnownKey {
-    KnownKey { name, scope, shape }
+const fn k(
+    name: &'static str,
+    scope: Scope,
+    kind: Kind,
+    unit: &'static str,
+    since: &'static str,
+    prevents: &'static str,
+) -> KnownKey {
+    KnownKey {
+        name,
+        aliases: &[],
+        scope,
+        kind,
+        shape: kind.shape(),
+        unit,
+        since,
+        prevents,
+    }
+}
+
+const fn aka(key: KnownKey, aliases: &'static [&'static str]) -> KnownKey {
+    KnownKey { aliases, ..key }
 }
 
 use Scope::{Global, Netns};
-use Shape::{Int, Ints, PortList, Text};
 
-/// Keys that matter for many connections. Scope follows the kernel's registration: keys in
-/// `netns_core_table`/`ipv4_net_table` are per namespace; `net_core_table`, `ipv4_table`,
-/// netfilter's table size and `fs.*` are global (DESIGN.md, "Per-namespace and global keys").
+const INT: i64 = 2_147_483_647;
+const UINT: i64 = 4_294_967_295;
+const LONG: i64 = 9_223_372_036_854_775_807;
+const fn int(min: i64, max: i64) -> Kind {
+    Kind::Int { min, max }
+}
+const BOOL: Kind = Kind::Bool;
+const SECONDS: &str = "seconds";
+const BYTES: &str = "bytes";
+const OLD: &str = "2.6.12";
+
+/// The known keys. Ranges are what the kernel accepts, narrowed where the kernel accepts
+/// nonsense (a negative timeout, a boolean of 5); scope is what a private network namespace
+/// shows on Linux 6.18 (tests/values.rs checks both against the running kernel). docs/keys.md
+/// is generated from this table.
 pub const CATALOGUE: &[KnownKey] = &[
-    k("net.core.somaxconn", Netns, Int),
-    k("net.ipv4.tcp_max_syn_backlog", Netns, Int),
-    k("net.ipv4.tcp_syncookies", Netns, Int),
-    k("net.ipv4.tcp_abort_on_overflow", Netns, Int),
-    k("net.ipv4.tcp_synack_retries", Netns, Int),
-    k("net.ipv4.tcp_syn_retries", Netns, Int),
-    k("net.ipv4.tcp_tw_reuse", Netns, Int),
-    k("net.ipv4.tcp_fin_timeout", Netns, Int),
-    k("net.ipv4.tcp_max_tw_buckets", Netns, Int),
-    k("net.ipv4.ip_local_port_range", Netns, Ints(2)),
-    k("net.ipv4.ip_local_reserved_ports", Netns, PortList),
-    k("net.ipv4.tcp_rmem", Netns, Ints(3)),
-    k("net.ipv4.tcp_wmem", Netns, Ints(3)),
-    k("net.ipv4.tcp_keepalive_time", Netns, Int),
-    k("net.ipv4.tcp_keepalive_intvl", Netns, Int),
-    k("net.ipv4.tcp_keepalive_probes", Netns, Int),
-    k("net.ipv4.tcp_slow_start_after_idle", Netns, Int),
-    k("net.ipv4.tcp_notsent_lowat", Netns, Int),
-    k("net.ipv4.tcp_fastopen", Netns, Int),
-    k("net.ipv4.tcp_timestamps", Netns, Int),
-    k("net.ipv4.tcp_orphan_retries", Netns, Int),
-    k("net.ipv4.tcp_mtu_probing", Netns, Int),
-    k("net.ipv4.tcp_congestion_control", Netns, Text),
-    k("net.unix.max_dgram_qlen", Netns, Int),
-    k("net.core.rmem_max", Global, Int),
-    k("net.core.wmem_max", Global, Int),
-    k("net.core.rmem_default", Global, Int),
-    k("net.core.wmem_default", Global, Int),
-    k("net.core.optmem_max", Global, Int),
-    k("net.core.netdev_max_backlog", Global, Int),
-    k("net.ipv4.tcp_mem", Global, Ints(3)),
-    k("net.ipv4.udp_mem", Global, Ints(3)),
-    k("net.ipv4.tcp_max_orphans", Global, Int),
-    k("net.netfilter.nf_conntrack_max", Global, Int),
-    k("net.nf_conntrack_max", Global, Int),
-    k("net.netfilter.nf_conntrack_buckets", Global, Int),
-    k("fs.file-max", Global, Int),
-    k("fs.nr_open", Global, Int),
-    k("fs.epoll.max_user_watches", Global, Int),
+    // Accept queue and handshakes.
+    k(
+        "net.core.somaxconn",
+        Netns,
+        int(0, INT),
+        "connections",
+        OLD,
+        "an accept queue capped low: connects stall 1 s, 3 s and ListenOverflows grows",
+    ),
+    k(
+        "net.ipv4.tcp_max_syn_backlog",
+        Netns,
+        int(1, INT),
+        "connections",
+        OLD,
+        "SYNs dropped or answered with cookies while many handshakes are in flight",
+    ),
+    k(
+        "net.ipv4.tcp_syncookies",
+        Netns,
+        Kind::Enum(&[
+            (0, "off"),
+            (1, "when the SYN queue overflows"),
+            (2, "always"),
+        ]),
+        "",
+        OLD,
+        "a SYN flood filling the SYN queue and refusing real clients",
+    ),
+    k(
+        "net.ipv4.tcp_abort_on_overflow",
+        Netns,
+        BOOL,
+        "",
+        OLD,
+        "clients that wait for a reply from a server whose accept queue silently dropped them",
+    ),
+    k(
+        "net.ipv4.tcp_synack_retries",
+        Netns,
+        int(0, 255),
+        "retransmissions",
+        OLD,
+        "half-open connections held for a minute by clients that never answer",
+    ),
+    k(
+        "net.ipv4.tcp_syn_retries",
+        Netns,
+        int(1, 127),
+        "retransmissions",
+        OLD,
+        "connects to a dead host hanging for over two minutes",
+    ),
+    k(
+        "net.ipv4.tcp_migrate_req",
+        Netns,
+        BOOL,
+        "",
+        "5.14",
+        "handshakes lost when one SO_REUSEPORT listener of several closes",
+    ),
+    // TIME_WAIT and ephemeral ports.
+    k(
+        "net.ipv4.tcp_tw_reuse",
+        Netns,
+        Kind::Enum(&[
+            (0, "off"),
+            (1, "on for outgoing connections"),
+            (2, "loopback only"),
+        ]),
+        "",
+        OLD,
+        "EADDRNOTAVAIL after about 28 000 quick connections to one address and port",
+    ),
+    k(
+        "net.ipv4.tcp_fin_timeout",
+        Netns,
+        int(1, 2_147_483),
+        SECONDS,
+        OLD,
+        "orphaned FIN_WAIT_2 sockets holding memory and ports for a minute each",
+    ),
+    k(
+        "net.ipv4.tcp_max_tw_buckets",
+        Netns,
+        int(0, INT),
+        "sockets",
+        OLD,
+        "TIME_WAIT sockets destroyed early (\"TCP: time wait bucket table overflow\")",
+    ),
+    k(
+        "net.ipv4.ip_local_port_range",
+        Netns,
+        Kind::PortRange,
+        "ports",
+        OLD,
+        "connect() failing with EADDRNOTAVAIL once the 28 232 default ephemeral ports are taken",
+    ),
+    k(
+        "net.ipv4.ip_local_reserved_ports",
+        Netns,
+        Kind::PortList,
+        "ports",
+        "2.6.35",
+        "a service failing to bind after restart because an outgoing connection took its port",
+    ),
+    k(
+        "net.ipv4.ip_unprivileged_port_start",
+        Netns,
+        int(0, 65535),
+        "port",
+        "4.11",
+        "an ephemeral range the kernel refuses because it starts among privileged ports",
+    ),
+    k(
+        "net.ipv4.tcp_timestamps",
+        Netns,
+        Kind::Enum(&[
+            (0, "off"),
+            (1, "on, random offset per connection"),
+            (2, "on, no offset"),
+        ]),
+        "",
+        OLD,
+        "tcp_tw_reuse doing nothing, since it needs timestamps to reuse a port safely",
+    ),
+    k(
+        "net.ipv4.tcp_orphan_retries",
+        Netns,
+        int(0, 255),
+        "retransmissions",
+        OLD,
+        "closed sockets to dead peers holding memory for many minutes",
+    ),
+    k(
+        "net.ipv4.tcp_max_orphans",
+        Global,
+        int(0, INT),
+        "sockets",
+        OLD,
+        "\"too many orphaned sockets\" resets when many connections close at once",
+    ),
+    k(
+        "net.ipv4.tcp_retries1",
+        Netns,
+        int(0, 255),
+        "retransmissions",
+        OLD,
+        "route problems reported to the application too late or too early",
+    ),
+    k(
+        "net.ipv4.tcp_retries2",
+        Netns,
+        int(0, 255),
+        "retransmissions",
+        OLD,
+        "established connections to a dead peer lingering for 15 minutes",
+    ),
+    k(
+        "net.ipv4.tcp_child_ehash_entries",
+        Netns,
+        int(0, 16_777_216),
+        "entries",
+        "6.1",
+        "a child network namespace sharing (and filling) the host's socket hash table",
+    ),
+    // Keepalive.
+    k(
+        "net.ipv4.tcp_keepalive_time",
+        Netns,
+        int(1, 32_767),
+        SECONDS,
+        OLD,
+        "idle connections dropped by a firewall or NAT before the first keepalive is sent",
+    ),
+    k(
+        "net.ipv4.tcp_keepalive_intvl",
+        Netns,
+        int(1, 32_767),
+        SECONDS,
+        OLD,
+        "dead peers noticed only after many minutes",
+    ),
+    k(
+        "net.ipv4.tcp_keepalive_probes",
+        Netns,
+        int(1, 127),
+        "probes",
+        OLD,
+        "dead peers kept as connections (the kernel takes 0-255; TCP_KEEPCNT stops at 127)",
+    ),
+    // Socket memory.
+    k(
+        "net.ipv4.tcp_rmem",
+        Netns,
+        Kind::Triplet { min: 1 },
+        BYTES,
+        OLD,
+        "receive windows too small for the path, or per-socket buffers that exhaust memory",
+    ),
+    k(
+        "net.ipv4.tcp_wmem",
+        Netns,
+        Kind::Triplet { min: 1 },
+        BYTES,
+        OLD,
+        "send buffers too small for the path, or per-socket buffers that exhaust memory",
+    ),
+    k(
+        "net.ipv4.tcp_mem",
+        Global,
+        Kind::Triplet { min: 1 },
+        "pages",
+        OLD,
+        "\"TCP: out of memory\" and ENOBUFS when many sockets hold data",
+    ),
+    k(
+        "net.ipv4.udp_mem",
+        Global,
+        Kind::Triplet { min: 1 },
+        "pages",
+        "2.6.25",
+        "UDP datagrams dropped under memory pressure",
+    ),
+    k(
+        "net.ipv4.udp_rmem_min",
+        Netns,
+        int(1, INT),
+        BYTES,
+        "2.6.25",
+        "UDP sockets starved of receive buffer under memory pressure",
+    ),
+    k(
+        "net.ipv4.udp_wmem_min",
+        Netns,
+        int(1, INT),
+        BYTES,
+        "2.6.25",
+        "UDP sockets starved of send buffer under memory pressure",
+    ),
+    k(
+        "net.core.rmem_max",
+        Global,
+        int(4096, INT),
+        BYTES,
+        OLD,
+        "SO_RCVBUF requests silently capped below what the application asked for",
+    ),
+    k(
+        "net.core.wmem_max",
+        Global,
+        int(4096, INT),
+        BYTES,
+        OLD,
+        "SO_SNDBUF requests silently capped below what the application asked for",
+    ),
+    k(
+        "net.core.rmem_default",
+        Global,
+        int(4096, INT),
+        BYTES,
+        OLD,
+        "non-TCP sockets dropping bursts with a small default receive buffer",
+    ),
+    k(
+        "net.core.wmem_default",
+        Global,
+        int(4096, INT),
+        BYTES,
+        OLD,
+        "non-TCP sockets blocking with a small default send buffer",
+    ),
+    k(
+        "net.core.optmem_max",
+        Netns,
+        int(0, INT),
+        BYTES,
+        OLD,
+        "setsockopt failing with ENOBUFS for large socket options and filters (per namespace \
+         since 6.x; global before)",
+    ),
+    k(
+        "net.ipv4.tcp_notsent_lowat",
+        Netns,
+        int(0, UINT),
+        BYTES,
+        "3.12",
+        "unsent data piling up in the kernel and adding latency",
+    ),
+    k(
+        "net.ipv4.tcp_moderate_rcvbuf",
+        Netns,
+        BOOL,
+        "",
+        OLD,
+        "receive buffers that never grow past the default on fast long paths",
+    ),
+    k(
+        "net.ipv4.tcp_adv_win_scale",
+        Netns,
+        int(-31, 31),
+        "",
+        OLD,
+        "receive windows that understate or overstate the buffer space",
+    ),
+    k(
+        "net.ipv4.tcp_limit_output_bytes",
+        Netns,
+        int(0, INT),
+        BYTES,
+        "3.6",
+        "bulk flows filling qdisc queues and adding latency for the rest",
+    ),
+    // Device backlog and NAPI.
+    k(
+        "net.core.netdev_max_backlog",
+        Global,
+        int(1, INT),
+        "packets",
+        OLD,
+        "packets dropped (softnet_stat column 2) when a core receives bursts faster than it \
+         processes them",
+    ),
+    k(
+        "net.core.netdev_budget",
+        Global,
+        int(1, INT),
+        "packets",
+        "2.6",
+        "softirq stopping early (time_squeeze) while packets wait",
+    ),
+    k(
+        "net.core.netdev_budget_usecs",
+        Global,
+        int(1, INT),
+        "microseconds",
+        "4.12",
+        "softirq stopping early (time_squeeze) while packets wait",
+    ),
+    k(
+        "net.core.dev_weight",
+        Global,
+        int(1, INT),
+        "packets",
+        OLD,
+        "one device starving the others in the per-core backlog",
+    ),
+    // Busy polling.
+    k(
+        "net.core.busy_poll",
+        Global,
+        int(0, INT),
+        "microseconds",
+        "3.11",
+        "interrupt latency on poll() and select() of latency-critical sockets",
+    ),
+    k(
+        "net.core.busy_read",
+        Global,
+        int(0, INT),
+        "microseconds",
+        "3.11",
+        "interrupt latency on blocking reads of latency-critical sockets",
+    ),
+    // Queueing and congestion control.
+    k(
+        "net.core.default_qdisc",
+        Global,
+        Kind::Names(&[
+            "pfifo_fast",
+            "fq",
+            "fq_codel",
+            "fq_pie",
+            "cake",
+            "sfq",
+            "pfifo",
+            "bfifo",
+            "noqueue",
+        ]),
+        "",
+        "3.12",
+        "bufferbloat on busy links, or pacing that BBR needs missing",
+    ),
+    k(
+        "net.ipv4.tcp_congestion_control",
+        Netns,
+        Kind::Choice {
+            from: "net.ipv4.tcp_available_congestion_control",
+        },
+        "",
+        "2.6.13",
+        "a congestion control that collapses throughput on lossy or long paths",
+    ),
+    k(
+        "net.ipv4.tcp_allowed_congestion_control",
+        Global,
+        Kind::List {
+            from: "net.ipv4.tcp_available_congestion_control",
+        },
+        "",
+        "2.6.19",
+        "applications unable to pick the congestion control they were tuned for",
+    ),
+    k(
+        "net.ipv4.tcp_slow_start_after_idle",
+        Netns,
+        BOOL,
+        "",
+        "2.6.18",
+        "long-lived connections falling back to slow start after each idle pause",
+    ),
+    k(
+        "net.ipv4.tcp_fastopen",
+        Netns,
+        int(0, 0x7FF),
+        "flags",
+        "3.7",
+        "an extra round trip on every repeated connect (TFO off)",
+    ),
+    k(
+        "net.ipv4.tcp_mtu_probing",
+        Netns,
+        Kind::Enum(&[(0, "off"), (1, "after an ICMP black hole"), (2, "always")]),
+        "",
+        "2.6.17",
+        "connections that hang once data flows, behind an ICMP black hole",
+    ),
+    k(
+        "net.ipv4.tcp_min_snd_mss",
+        Netns,
+        int(48, 65_535),
+        BYTES,
+        "5.2",
+        "peers forcing a tiny MSS that burns CPU (CVE-2019-11479)",
+    ),
+    k(
+        "net.ipv4.tcp_sack",
+        Netns,
+        BOOL,
+        "",
+        OLD,
+        "slow recovery from multiple losses per window",
+    ),
+    k(
+        "net.ipv4.tcp_window_scaling",
+        Netns,
+        BOOL,
+        "",
+        OLD,
+        "windows capped at 64 KiB, so throughput falls with distance",
+    ),
+    k(
+        "net.ipv4.tcp_ecn",
+        Netns,
+        Kind::Enum(&[(0, "off"), (1, "request and accept"), (2, "accept only")]),
+        "",
+        OLD,
+        "packet loss used as the only congestion signal",
+    ),
+    k(
+        "net.ipv4.tcp_autocorking",
+        Netns,
+        BOOL,
+        "",
+        "3.14",
+        "many tiny segments from applications doing small writes",
+    ),
+    k(
+        "net.ipv4.tcp_no_metrics_save",
+        Netns,
+        BOOL,
+        "",
+        OLD,
+        "one bad connection's metrics slowing the next ones to the same host",
+    ),
+    k(
+        "net.ipv4.tcp_rfc1337",
+        Netns,
+        BOOL,
+        "",
+        OLD,
+        "TIME_WAIT sockets killed early by stray RSTs (TIME-WAIT assassination)",
+    ),
+    k(
+        "net.ipv4.tcp_early_retrans",
+        Netns,
+        int(0, 4),
+        "",
+        "3.5",
+        "tail losses recovered only by a full retransmission timeout",
+    ),
+    k(
+        "net.ipv4.tcp_comp_sack_nr",
+        Netns,
+        int(0, 255),
+        "ACKs",
+        "4.18",
+        "a flood of SACKs costing CPU on lossy high-rate flows",
+    ),
+    // Addresses and forwarding.
+    k(
+        "net.ipv4.ip_forward",
+        Netns,
+        BOOL,
+        "",
+        OLD,
+        "a proxy or router host that silently drops forwarded packets",
+    ),
+    k(
+        "net.ipv4.ip_nonlocal_bind",
+        Netns,
+        BOOL,
+        "",
+        OLD,
+        "services failing to start before their (floating) address is up",
+    ),
+    k(
+        "net.unix.max_dgram_qlen",
+        Netns,
+        int(0, INT),
+        "datagrams",
+        OLD,
+        "EAGAIN on busy Unix datagram sockets such as /dev/log",
+    ),
+    // Connection tracking.
+    aka(
+        k(
+            "net.netfilter.nf_conntrack_max",
+            Global,
+            int(0, INT),
+            "entries",
+            "2.6.15",
+            "\"nf_conntrack: table full, dropping packet\" under many connections",
+        ),
+        &["net.nf_conntrack_max"],
+    ),
+    k(
+        "net.netfilter.nf_conntrack_buckets",
+        Global,
+        int(1, INT),
+        "buckets",
+        "2.6.15",
+        "long hash chains slowing every packet when the table is large",
+    ),
+    k(
+        "net.netfilter.nf_conntrack_tcp_timeout_time_wait",
+        Netns,
+        int(1, INT),
+        SECONDS,
+        "2.6.15",
+        "closed connections occupying the conntrack table for two minutes",
+    ),
+    k(
+        "net.netfilter.nf_conntrack_tcp_timeout_established",
+        Netns,
+        int(1, INT),
+        SECONDS,
+        "2.6.15",
+        "idle connections occupying the conntrack table for five days",
+    ),
+    // Files.
+    k(
+        "fs.file-max",
+        Global,
+        int(1, LONG),
+        "files",
+        OLD,
+        "ENFILE (\"too many open files in system\") across all processes",
+    ),
+    k(
+        "fs.nr_open",
+        Global,
+        int(64, 2_147_483_584),
+        "files",
+        "2.6.25",
+        "a nofile limit above it, which makes setrlimit and logins fail",
+    ),
+    k(
+        "fs.epoll.max_user_watches",
+        Global,
+        int(1, LONG),
+        "watches",
+        "2.6.28",
+        "ENOSPC from epoll_ctl for a user with very many connections",
+    ),
 ];
 
-/// Keys Linux has removed, with what to do instead.
-pub const REMOVED: &[(&str, &str)] = &[
+/// Keys Linux has removed: name, release, what to do instead.
+pub const REMOVED: &[(&str, &str, &str)] = &[
     (
         "net.ipv4.tcp_tw_recycle",
-        "removed in Linux 4.12: it dropped connections from clients behind NAT. TIME_WAIT \
-         sockets are handled by net.ipv4.tcp_tw_reuse (outgoing connections only) and a wider \
+        "4.12",
+        "it dropped connections from clients behind NAT. TIME_WAIT sockets are handled by \
+         net.ipv4.tcp_tw_reuse (outgoing connections only) and a wider \
          net.ipv4.ip_local_port_range",
     ),
     (
         "net.ipv4.tcp_dma_copybreak",
-        "removed in Linux 3.18 with the NET_DMA engine; delete the line",
+        "3.18",
+        "it went with the NET_DMA engine; delete the line",
     ),
     (
         "net.ipv4.ip_conntrack_max",
-        "removed with ip_conntrack in Linux 2.6.25; use net.netfilter.nf_conntrack_max",
+        "2.6.25",
+        "it went with ip_conntrack; use net.netfilter.nf_conntrack_max",
     ),
     (
         "net.ipv4.netfilter.ip_conntrack_max",
-        "removed with ip_conntrack; use net.netfilter.nf_conntrack_max",
+        "2.6.25",
+        "it went with ip_conntrack; use net.netfilter.nf_conntrack_max",
     ),
-    (
-        "net.ipv4.tcp_frto_response",
-        "removed in Linux 3.10; delete the line",
-    ),
+    ("net.ipv4.tcp_frto_response", "3.10", "delete the line"),
 ];
 
+/// The catalogue entry of `name` or of one of its aliases.
 #[must_use]
 pub fn known(name: &str) -> Option<&'static KnownKey> {
-    CATALOGUE.iter().find(|key| key.name == name)
+    CATALOGUE
+        .iter()
+        .find(|key| key.name == name || key.aliases.contains(&name))
 }
 
+/// The one name of a kernel setting: the catalogue name for an alias, else the name itself.
 #[must_use]
-pub fn removed(name: &str) -> Option<&'static str> {
+pub fn canonical(name: &str) -> &str {
+    known(name).map_or(name, |k| k.name)
+}
+
+/// Why a removed key is refused, with the release that removed it.
+#[must_use]
+pub fn removed(name: &str) -> Option<String> {
     REMOVED
         .iter()
-        .find(|(n, _)| *n == name)
-        .map(|(_, why)| *why)
+        .find(|(n, _, _)| *n == name)
+        .map(|(_, release, why)| format!("removed in Linux {release}: {why}"))
 }
 
 /// The scope of any key: the catalogue's tag, else `fs.*`, `kernel.*` and `vm.*` are global and
@@ -192,6 +955,71 @@ pub fn scope(name: &KeyName) -> Scope {
     } else {
         Scope::Global
     }
+}
+
+/// docs/keys.md: the catalogue as a reference page.
+#[must_use]
+pub fn markdown() -> String {
+    let mut out = String::from(
+        "# Known keys\n\n\
+         Generated from `src/profile/keys.rs` by `cargo test` (`NETPROFILE_BLESS=1 cargo test \
+         --lib keys` rewrites it); do not edit by hand.\n\n\
+         netprofile checks every value of these keys before anything is touched: a value the \
+         kernel would refuse, or one it accepts but that makes no sense (a negative timeout, a \
+         boolean of 5), stops the plan with exit 2 and names the key and its range. Other keys \
+         are accepted when the running kernel has them, and checked only for their shape.\n\n\
+         *Scope*: `netns` keys exist in every network namespace; `global` keys exist (or are \
+         writable) only in the initial one, so inside a container or the test sandbox they are \
+         skipped. Scope and most ranges were checked on Linux 6.18 by writing values as an \
+         unprivileged user inside a private user and network namespace. *Since*: the Linux \
+         release that added the key (2.6.12 means it predates the kernel's git history; \
+         `2.6` means some 2.6 release, not pinned down).\n\n\
+         ## What is persisted\n\n\
+         The sysctl drop-in (`/etc/sysctl.d/90-netprofile.conf`) holds the profile's own \
+         figures, never the host's live values, so the same profile writes the same file on \
+         every host: an exact value as given, `{ min = N }` and `{ max = N }` as N, and an \
+         `optional` key with systemd-sysctl's `-` prefix (ignored where the kernel lacks it). A \
+         later rise above a `min` is therefore not drift. Because systemd-sysctl sets the \
+         figure at boot, a `min` below a host's live value would lower that value at boot: \
+         `diff` and `apply` warn about it, and the bound should be the floor the fleet really \
+         needs (the shipped `base` uses fs.file-max's maximum, which systemd 240 and later \
+         sets at boot anyway).\n\n\
+         ## Files that override netprofile\n\n\
+         A file netprofile does not own that sets a managed value after netprofile's drop-in \
+         (a later sysctl.d file or /etc/sysctl.conf at boot, a later limits.d file at login, a \
+         later system.conf.d file for services) would make a successful apply untrue. `apply` \
+         refuses it (exit 2, nothing touched) naming the file, line and fix; with \
+         `--allow-override` it applies and records the override in the generation, and \
+         `check`, `diff` and `status` report it as overridden, not as drift. An override that \
+         was not accepted makes `check` exit 1.\n\n\
+         ## Keys\n\n",
+    );
+    out.push_str("| key | type | valid values | unit | scope | since | prevents |\n");
+    out.push_str("|---|---|---|---|---|---|---|\n");
+    for key in CATALOGUE {
+        let mut name = format!("`{}`", key.name);
+        for alias in key.aliases {
+            name.push_str(&format!(" (alias `{alias}`)"));
+        }
+        let scope = match key.scope {
+            Scope::Netns => "netns",
+            Scope::Global => "global",
+        };
+        out.push_str(&format!(
+            "| {name} | {} | {} | {} | {scope} | {} | {} |\n",
+            key.kind.type_name(),
+            key.kind.range().replace('|', "\\|"),
+            if key.unit.is_empty() { "-" } else { key.unit },
+            key.since,
+            key.prevents.replace('|', "\\|"),
+        ));
+    }
+    out.push_str("\n## Removed keys\n\nThese are refused with the reason:\n\n");
+    out.push_str("| key | removed in | instead |\n|---|---|---|\n");
+    for (name, release, why) in REMOVED {
+        out.push_str(&format!("| `{name}` | {release} | {why} |\n"));
+    }
+    out
 }
 
 /// The closest of `candidates` to `name`, if it is close enough to be a likely typo.
@@ -246,6 +1074,145 @@ mod tests {
             Some("net.ipv4.tcp_max_syn_backlog")
         );
         assert_eq!(nearest("kernel.shmmax", names), None);
+    }
+
+    #[test]
+    fn docs_keys_md_is_generated_from_the_catalogue() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/keys.md");
+        let want = markdown();
+        if std::env::var_os("NETPROFILE_BLESS").is_some() {
+            std::fs::write(path, &want).unwrap();
+        }
+        let have = std::fs::read_to_string(path).unwrap_or_default();
+        assert!(
+            have == want,
+            "docs/keys.md is out of date: run `NETPROFILE_BLESS=1 cargo test --lib keys`"
+        );
+    }
+
+    #[test]
+    fn catalogue_is_large_unique_and_consistent() {
+        assert!(CATALOGUE.len() >= 50, "{}", CATALOGUE.len());
+        let mut names: Vec<&str> = CATALOGUE
+            .iter()
+            .flat_map(|k| std::iter::once(k.name).chain(k.aliases.iter().copied()))
+            .collect();
+        let all = names.len();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), all, "a name appears twice");
+        for key in CATALOGUE {
+            assert!(KeyName::parse(key.name).is_ok(), "{}", key.name);
+            assert!(
+                !key.prevents.is_empty() && !key.since.is_empty(),
+                "{}",
+                key.name
+            );
+            if let Kind::Int { min, max } = key.kind {
+                assert!(min < max, "{}", key.name);
+            }
+            assert!(removed(key.name).is_none(), "{}", key.name);
+        }
+        // Every key a shipped profile uses is catalogued.
+        for (name, text) in crate::profile::SHIPPED {
+            let doc: toml::Table = toml::from_str(text).unwrap();
+            for key in doc
+                .get("sysctl")
+                .and_then(|s| s.as_table())
+                .into_iter()
+                .flatten()
+            {
+                assert!(known(key.0).is_some(), "{name}: {}", key.0);
+            }
+        }
+    }
+
+    #[test]
+    fn values_by_kind() {
+        let choices = Some("reno bbr cubic");
+        let cases: &[(&str, &str, Result<(), &str>)] = &[
+            ("net.core.somaxconn", "65535", Ok(())),
+            (
+                "net.core.somaxconn",
+                "-5",
+                Err("-5 is out of range; valid: 0-2147483647"),
+            ),
+            (
+                "net.core.somaxconn",
+                "2147483648",
+                Err("valid: 0-2147483647"),
+            ),
+            (
+                "net.ipv4.tcp_tw_reuse",
+                "7",
+                Err("valid: 0 (off), 1 (on for outgoing"),
+            ),
+            ("net.ipv4.tcp_tw_reuse", "2", Ok(())),
+            ("net.ipv4.tcp_abort_on_overflow", "5", Err("valid: 0 or 1")),
+            ("net.ipv4.tcp_fin_timeout", "-5", Err("valid: 1-2147483")),
+            (
+                "net.ipv4.tcp_max_syn_backlog",
+                "-5",
+                Err("valid: 1-2147483647"),
+            ),
+            ("net.ipv4.tcp_keepalive_probes", "300", Err("valid: 1-127")),
+            (
+                "net.ipv4.ip_local_port_range",
+                "60000 1024",
+                Err("write \"1024 60000\""),
+            ),
+            ("net.ipv4.ip_local_port_range", "1024 70000", Err("1-65535")),
+            ("net.ipv4.ip_local_port_range", "80 1024", Err("privileged")),
+            ("net.ipv4.ip_local_port_range", "1024 65535", Ok(())),
+            ("net.ipv4.tcp_rmem", "4096 87380 16777216", Ok(())),
+            ("net.ipv4.tcp_rmem", "0 2 3", Err("each >= 1")),
+            ("net.ipv4.tcp_rmem", "3 2 1", Err("decreases")),
+            ("net.ipv4.tcp_congestion_control", "bbr", Ok(())),
+            (
+                "net.ipv4.tcp_congestion_control",
+                "vegas",
+                Err("lists reno, bbr, cubic"),
+            ),
+            (
+                "net.ipv4.tcp_allowed_congestion_control",
+                "reno cubic",
+                Ok(()),
+            ),
+            ("net.core.default_qdisc", "fq", Ok(())),
+            (
+                "net.core.default_qdisc",
+                "fastest",
+                Err("one of pfifo_fast"),
+            ),
+            (
+                "net.ipv4.ip_local_reserved_ports",
+                "10-5",
+                Err("runs backwards"),
+            ),
+        ];
+        for (key, value, want) in cases {
+            let got = known(key).unwrap().kind.check(value, choices);
+            match (got, want) {
+                (Ok(()), Ok(())) => {}
+                (Err(e), Err(w)) => assert!(e.contains(w), "{key} = {value}: {e}"),
+                (got, want) => panic!("{key} = {value}: got {got:?}, want {want:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn aliases_name_one_setting() {
+        assert_eq!(
+            canonical("net.nf_conntrack_max"),
+            "net.netfilter.nf_conntrack_max"
+        );
+        assert_eq!(canonical("net.core.somaxconn"), "net.core.somaxconn");
+        assert_eq!(canonical("vm.swappiness"), "vm.swappiness");
+        assert!(
+            removed("net.ipv4.tcp_tw_recycle")
+                .unwrap()
+                .starts_with("removed in Linux 4.12")
+        );
     }
 
     #[test]

@@ -249,10 +249,10 @@ pub fn load(reference: &str) -> Result<Profile> {
     let mut problems = Vec::new();
     let layers = load_layers(&source, &mut stack, &mut seen, &mut problems)?;
     if !problems.is_empty() {
-        return Err(Error::Invalid(problems));
+        return Err(Error::Invalid(in_line_order(problems)));
     }
     let profile = merge(layers);
-    let problems = cross_checks(&profile);
+    let problems = in_line_order(cross_checks(&profile));
     if problems.is_empty() {
         Ok(profile)
     } else {
@@ -291,6 +291,25 @@ pub fn from_text(text: &str, display: &str) -> Result<Profile> {
     } else {
         Err(Error::Invalid(problems))
     }
+}
+
+/// Problems grouped by file (in the order files were first named) and by line within a file,
+/// so a user fixing them top to bottom never jumps back.
+#[must_use]
+pub fn in_line_order(mut problems: Vec<Problem>) -> Vec<Problem> {
+    let mut files: Vec<String> = Vec::new();
+    for p in &problems {
+        if !files.contains(&p.file) {
+            files.push(p.file.clone());
+        }
+    }
+    problems.sort_by_key(|p| {
+        (
+            files.iter().position(|f| *f == p.file),
+            p.line.unwrap_or(usize::MAX),
+        )
+    });
+    problems
 }
 
 /// One parsed file, before merging.
@@ -396,6 +415,21 @@ fn load_layers(
                 {
                     let dir = path.parent().unwrap_or_else(|| Path::new("."));
                     let candidate = dir.join(reference);
+                    // Without this, `extends = ["../../etc/passwd"]` read that file as TOML and
+                    // reported its first line as a syntax error.
+                    if !reference.ends_with(".toml") {
+                        return Err(Error::Usage(format!(
+                            "{display}:{}: extends: {reference:?} is not a profile: a profile \
+                             file's name ends in .toml, and a shipped profile is named without \
+                             a '/' (shipped: {})",
+                            line_of(&text, parent.span().start),
+                            SHIPPED
+                                .iter()
+                                .map(|(n, _)| *n)
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        )));
+                    }
                     if !candidate.is_file() {
                         return Err(Error::Usage(format!(
                             "{display}:{}: extends: no file {} (paths are relative to the \
@@ -437,6 +471,9 @@ fn parse_toml(text: &str, display: &str) -> Result<RawFile> {
             .next()
             .unwrap_or_default()
             .to_string();
+        if let Some(problem) = too_large(e.message(), &line_text, display, line) {
+            return Error::Invalid(vec![problem]);
+        }
         Error::Toml {
             file: display.to_string(),
             line,
@@ -445,6 +482,37 @@ fn parse_toml(text: &str, display: &str) -> Result<RawFile> {
             caret: format!("{}^", " ".repeat(column - 1)),
             line_text,
         }
+    })
+}
+
+/// TOML integers are 64-bit; the toml crate words a larger one as "integer `N` as i128". Say
+/// instead what the key takes.
+fn too_large(message: &str, line_text: &str, file: &str, line: usize) -> Option<Problem> {
+    let number = message
+        .strip_prefix("invalid type: integer `")?
+        .split_once('`')?
+        .0;
+    let raw_key = line_text.split_once('=')?.0.trim().trim_matches('"');
+    let key = KeyName::parse(raw_key).ok();
+    let range = key
+        .as_ref()
+        .and_then(|k| keys::known(k.as_str()))
+        .map_or_else(
+            || "the largest integer a profile can hold is 9223372036854775807".to_string(),
+            |k| {
+                let unit = if k.unit.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", k.unit)
+                };
+                format!("{} takes {}{unit}", k.name, k.kind.range())
+            },
+        );
+    Some(Problem {
+        file: file.to_string(),
+        line: Some(line),
+        key: Some(format!("{raw_key:?}")),
+        message: format!("{number} is too large: {range}"),
     })
 }
 
@@ -496,7 +564,13 @@ fn convert(raw: RawFile, text: &str, file: &str, problems: &mut Vec<Problem>) ->
     };
 
     let mut sysctl = BTreeMap::new();
-    for (raw_key, raw_value) in &raw.sysctl {
+    // The same kernel setting under two spellings (`net/core/somaxconn` and
+    // `net.core.somaxconn`, or two aliases) would leave which one wins to key order.
+    let mut spellings: BTreeMap<String, (usize, String)> = BTreeMap::new();
+    // In file order, so that the later of two spellings is the one reported.
+    let mut entries: Vec<_> = raw.sysctl.iter().collect();
+    entries.sort_by_key(|(k, _)| k.span().start);
+    for (raw_key, raw_value) in entries {
         let label = format!("[sysctl] {:?}", raw_key.get_ref());
         let at = raw_key.span().start;
         let key = match KeyName::parse(raw_key.get_ref()) {
@@ -507,8 +581,26 @@ fn convert(raw: RawFile, text: &str, file: &str, problems: &mut Vec<Problem>) ->
             }
         };
         if let Some(why) = keys::removed(key.as_str()) {
-            problem(at, label, why.to_string());
+            problem(at, label, why);
             continue;
+        }
+        let line = line_of(text, at);
+        match spellings.entry(keys::canonical(key.as_str()).to_string()) {
+            std::collections::btree_map::Entry::Occupied(first) => {
+                let (first_line, first_raw) = first.get();
+                problem(
+                    at,
+                    label,
+                    format!(
+                        "the same setting as {first_raw:?} on line {first_line}; keep one of \
+                         the two spellings"
+                    ),
+                );
+                continue;
+            }
+            std::collections::btree_map::Entry::Vacant(slot) => {
+                slot.insert((line, raw_key.get_ref().clone()));
+            }
         }
         match setting(&key, raw_value.get_ref()) {
             Ok((want, optional)) => {
@@ -791,6 +883,23 @@ fn setting(key: &KeyName, raw: &toml::Value) -> Result<(Want, bool), String> {
         Want::Exact(v) => Want::Exact(value::normal_form(shape, &v)),
         other => other,
     };
+    // The catalogue's type and range: what the kernel would refuse, and what it accepts but
+    // makes no sense. Choices listed by the running kernel are checked at plan time.
+    if let Some(known) = keys::known(key.as_str()) {
+        let (text, bound) = match &want {
+            Want::Exact(v) => (v.clone(), ""),
+            Want::Min(n) => (n.to_string(), "min "),
+            Want::Max(n) => (n.to_string(), "max "),
+        };
+        known.kind.check(&text, None).map_err(|why| {
+            let unit = if known.unit.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", known.unit)
+            };
+            format!("{bound}{why}{unit}")
+        })?;
+    }
     Ok((want, optional))
 }
 
@@ -918,7 +1027,14 @@ fn merge(layers: Vec<Layer>) -> Profile {
         profile.description = layer.description.unwrap_or_default();
         profile.source = layer.source;
         profile.text = layer.text;
-        profile.sysctl.extend(layer.sysctl);
+        for (key, setting) in layer.sysctl {
+            // A later layer that spells a setting differently (an alias) still replaces it.
+            let same = keys::canonical(key.as_str()).to_string();
+            profile
+                .sysctl
+                .retain(|k, _| *k == key || keys::canonical(k.as_str()) != same);
+            profile.sysctl.insert(key, setting);
+        }
         for limit in layer.limits {
             match profile
                 .limits

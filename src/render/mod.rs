@@ -328,6 +328,13 @@ pub fn summary(plan: &Plan) -> String {
         if pending > 0 {
             let _ = write!(s, ", {pending} pending (module not loaded)");
         }
+        if !plan.overrides.is_empty() {
+            let _ = write!(
+                s,
+                ", {} overridden by other files (accepted)",
+                plan.overrides.len()
+            );
+        }
         return s;
     }
     let mut parts = Vec::new();
@@ -348,6 +355,10 @@ pub fn summary(plan: &Plan) -> String {
             "{files} file{} to write",
             if files == 1 { "" } else { "s" }
         ));
+    }
+    let overridden = plan.overrides.iter().filter(|o| !o.accepted).count();
+    if overridden > 0 {
+        parts.push(format!("{overridden} overridden by other files"));
     }
     if skipped > 0 {
         parts.push(format!("{skipped} skipped"));

@@ -308,8 +308,22 @@ impl LiveState {
             ..LiveState::default()
         };
         // fs.nr_open bounds nofile; reserved ports decide which listeners are exposed.
-        let extra = ["fs.nr_open", "net.ipv4.ip_local_reserved_ports"]
-            .map(|k| KeyName::parse(k).expect("valid key"));
+        let mut extra = ["fs.nr_open", "net.ipv4.ip_local_reserved_ports"]
+            .map(|k| KeyName::parse(k).expect("valid key"))
+            .to_vec();
+        // A key whose values are names the kernel lists elsewhere (the congestion controls in
+        // tcp_available_congestion_control): read that list so that plan can check the name.
+        extra.extend(
+            profile
+                .sysctl
+                .keys()
+                .filter_map(|k| crate::profile::keys::known(k.as_str()))
+                .filter_map(|k| match k.kind {
+                    crate::profile::keys::Kind::Choice { from }
+                    | crate::profile::keys::Kind::List { from } => KeyName::parse(from).ok(),
+                    _ => None,
+                }),
+        );
         for key in profile.sysctl.keys().chain(extra.iter()) {
             let value = read_sysctl_raw(root, key)?;
             if value.is_none() {

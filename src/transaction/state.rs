@@ -231,6 +231,14 @@ pub struct Generation {
     /// Keys left pending (module not loaded) after this generation; `apply --pending` sets them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub pending: Vec<PendingKey>,
+    /// `apply --allow-override`: the settings another file overrides (plan::Override), which
+    /// the operator accepted; check and status report them as overridden, not as drift.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub overridden: Vec<serde_json::Value>,
+    /// Raise-only and lower-only keys of the profile (`>= 4096`, `<= 30`): a later rise above a
+    /// `min` (or fall below a `max`) is not drift.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub bounds: std::collections::BTreeMap<String, String>,
 }
 
 impl Generation {
@@ -249,6 +257,8 @@ impl Generation {
             message: None,
             verify: None,
             pending: Vec::new(),
+            overridden: Vec::new(),
+            bounds: std::collections::BTreeMap::new(),
         }
     }
 }

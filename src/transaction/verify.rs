@@ -30,12 +30,21 @@ fn refuse(rel: &str, why: &str) -> Error {
     ))
 }
 
-/// What a sysctl.d drop-in must mean: `(key, value)` in the order written.
+/// What a sysctl.d drop-in must mean: `(key, value)` in the order written, from the same
+/// figures the drop-in is rendered from (`plan::persisted`). systemd-sysctl strips the `-` of
+/// an optional key (it only means "ignore a failure").
 #[must_use]
-pub fn sysctl_expected(plan: &Plan) -> Vec<(String, String)> {
-    plan.sysctl
+pub fn sysctl_expected(profile: &Profile) -> Vec<(String, String)> {
+    profile
+        .sysctl
         .iter()
-        .filter_map(|r| Some((r.key.to_string(), value::normalise(r.target.as_ref()?))))
+        .map(|(key, setting)| {
+            let (name, value) = crate::plan::persisted(key, setting);
+            (
+                name.trim_start_matches('-').to_string(),
+                value::normalise(&value),
+            )
+        })
         .collect()
 }
 
@@ -159,7 +168,7 @@ pub fn check_plan(profile: &Profile, plan: &Plan) -> Result<()> {
     for file in &plan.files {
         let Some(text) = &file.new else { continue };
         if file.rel == Root::sysctl_dropin() {
-            check_sysctl(&file.rel, text, &sysctl_expected(plan))?;
+            check_sysctl(&file.rel, text, &sysctl_expected(profile))?;
         } else if file.rel == Root::limits_dropin() {
             check_limits(&file.rel, text, &limits_expected(profile))?;
         } else if file.rel == Root::systemd_dropin() {
