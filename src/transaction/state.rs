@@ -205,8 +205,8 @@ fn parse<T: for<'de> Deserialize<'de>>(root: &Root, rel: &str, text: &str) -> Re
 }
 
 /// Reads one of netprofile's own state files, trusting it only when it is ours: a regular file
-/// (never through a symlink), owned by the user running netprofile (root), writable by no one
-/// else, in a folder with the same properties. Anything else is refused with what to do.
+/// (never through a symlink), owned by root or the user running netprofile (`--root` trees of
+/// an unprivileged user), writable by no one else, in a folder with the same properties. Anything else is refused with what to do.
 pub fn read_state(root: &Root, rel: &str) -> Result<Option<String>> {
     let path = root.path(rel);
     let (dir, _) = beneath::split(rel).map_err(|e| Error::read(&path, e))?;
@@ -232,12 +232,13 @@ pub fn read_state(root: &Root, rel: &str) -> Result<Option<String>> {
         .map_err(|e| Error::read(&path, e))
 }
 
-/// Refuses a state file or folder not owned by the running user or writable by group/others.
+/// Refuses a state file or folder owned by someone other than root or the running user, or
+/// writable by group/others.
 fn trusted(fd: &std::os::fd::OwnedFd, rel: &str) -> Result<()> {
     let meta = rustix::fs::fstat(fd).map_err(|e| Error::read(Root::display(rel), e.into()))?;
     let euid = rustix::process::geteuid().as_raw();
     let shown = Root::display(rel);
-    if meta.st_uid != euid {
+    if meta.st_uid != euid && meta.st_uid != 0 {
         return Err(Error::State(format!(
             "refusing {shown}: it is owned by uid {}, not by uid {euid} that runs netprofile, so \
              it may not be netprofile's. Inspect it and remove it (or chown it) to continue; \
