@@ -362,6 +362,30 @@ pub fn in_effect(all: &[Generation]) -> Vec<u64> {
     out
 }
 
+/// `in_effect`, less a pending generation whose pending record is gone and that no `confirm`
+/// kept: a reboot clears run/ and the kernel's values with it, and the files were never
+/// written, so nothing of it is in place. `pending` is the generation the pending record
+/// names, if there is one.
+#[must_use]
+pub fn in_effect_with(all: &[Generation], pending: Option<u64>) -> Vec<u64> {
+    in_effect(all)
+        .into_iter()
+        .filter(|&n| {
+            all.iter().find(|g| g.number == n).is_none_or(|g| {
+                g.outcome != Outcome::Pending
+                    || pending == Some(n)
+                    || all.iter().any(|c| c.confirms == Some(n))
+            })
+        })
+        .collect()
+}
+
+/// The generations in effect now (see `in_effect_with`), reading the pending record.
+pub fn in_effect_now(root: &Root, all: &[Generation]) -> Result<Vec<u64>> {
+    let pending = read_pending(root)?.map(|p| p.generation);
+    Ok(in_effect_with(all, pending))
+}
+
 pub fn next_generation(root: &Root) -> Result<u64> {
     Ok(generations(root)?.last().map_or(1, |g| g.number + 1))
 }
@@ -455,5 +479,84 @@ impl Lock {
             .and_then(|()| file.write_all(pid.as_bytes()));
         written.map_err(|e| Error::write(&path, e))?;
         Ok(Lock { _file: file })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn g(number: u64, op: &str, outcome: Outcome, rollback_of: Option<u64>) -> Generation {
+        let mut g = Generation::new(number, op, None, Vec::new());
+        g.outcome = outcome;
+        g.rollback_of = rollback_of;
+        g
+    }
+
+    #[test]
+    fn in_effect_follows_rollbacks_and_reverts_never_toggles() {
+        use Outcome::*;
+        let all = vec![
+            g(1, "apply", Applied, None),
+            g(2, "apply", Reverted, None),
+            g(3, "revert", Applied, Some(2)),
+            g(4, "apply", Applied, None),
+            g(5, "apply", Failed, None),
+        ];
+        assert_eq!(in_effect(&all), [1, 4]);
+        let mut more = all.clone();
+        more.push(g(6, "rollback", Applied, Some(4)));
+        assert_eq!(in_effect(&more), [1]);
+        more.push(g(7, "rollback", Applied, Some(1)));
+        assert!(
+            in_effect(&more).is_empty(),
+            "a rollback is never undone by another"
+        );
+        // A pending generation whose record is gone (a reboot) is not in effect ...
+        let pending = vec![g(1, "apply", Pending, None)];
+        assert_eq!(in_effect_with(&pending, Some(1)), [1]);
+        assert!(in_effect_with(&pending, None).is_empty());
+        // ... unless a confirm kept it.
+        let mut kept = pending.clone();
+        let mut c = g(2, "confirm", Applied, None);
+        c.confirms = Some(1);
+        kept.push(c);
+        assert_eq!(in_effect_with(&kept, None), [1, 2]);
+    }
+
+    #[test]
+    fn only_keys_and_managed_dropins_pass_validation() {
+        let file = |path: &str| Change::File {
+            path: path.into(),
+            before: None,
+            after: None,
+        };
+        assert!(file("etc/sysctl.d/90-netprofile.conf").validate().is_ok());
+        assert!(
+            file("etc/security/limits.d/90-netprofile.conf")
+                .validate()
+                .is_ok()
+        );
+        for bad in [
+            "../victim",
+            "etc/sudoers.d/pwn",
+            "/etc/sysctl.d/90-netprofile.conf",
+        ] {
+            assert!(file(bad).validate().is_err(), "{bad}");
+        }
+        let key = |k: &str| Change::Sysctl {
+            key: k.into(),
+            before: String::new(),
+            after: String::new(),
+        };
+        assert!(key("net.core.somaxconn").validate().is_ok());
+        for bad in [
+            "../../etc/shadow",
+            "net..core",
+            "/net/core",
+            "net.core.x/../y",
+        ] {
+            assert!(key(bad).validate().is_err(), "{bad}");
+        }
     }
 }
