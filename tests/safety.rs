@@ -121,6 +121,40 @@ fn an_expired_confirm_is_reverted_by_the_next_writer_when_the_watcher_is_gone() 
     assert_eq!(out.system_files(), before);
 }
 
+#[test]
+fn a_reboot_before_confirm_keeps_the_old_boot_files_and_nothing_is_in_effect() {
+    let t = setup();
+    let before = system_files(&t.root());
+    let out = t
+        .args(&["apply", "-q", "--confirm", "30", "t.toml"])
+        .run()
+        .code(0);
+    assert!(
+        !out.root().join(SYSCTL_DROPIN).exists(),
+        "files wait for confirm"
+    );
+    // A reboot: the watcher dies, run/ is emptied, the kernel starts from the boot files,
+    // which still hold the old values.
+    let pending: serde_json::Value =
+        serde_json::from_str(&read(&out.root(), PENDING)).expect("pending json");
+    if let Some(pid) = pending["watcher"].as_u64() {
+        let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+    }
+    std::fs::remove_dir_all(out.root().join("run")).unwrap();
+    for (path, text) in &before {
+        std::fs::write(path, text).unwrap();
+    }
+    let out = out
+        .then(&["status"])
+        .code(0)
+        .stdout_has("in effect: no generation");
+    let out = out
+        .then(&["rollback"])
+        .code(0)
+        .stdout_has("nothing to roll back");
+    assert_eq!(out.system_files(), before);
+}
+
 // 2. Rollback means "back to before", never a toggle.
 
 #[test]

@@ -22,7 +22,11 @@ pub fn history(config: &Config) -> Result<Output> {
             stderr: Vec::new(),
         });
     }
-    let in_effect = crate::transaction::state::in_effect(&all);
+    let pending = crate::transaction::state::read_pending(&config.root)
+        .ok()
+        .flatten()
+        .map(|p| p.generation);
+    let in_effect = crate::transaction::state::in_effect_with(&all, pending);
     let mut out = String::new();
     for g in &all {
         let profile = g.profile.as_ref().map_or_else(

@@ -43,6 +43,9 @@ pub fn report(root: &Root) -> Vec<String> {
             p.generation
         )),
         Ok(_) => {}
+        // An unprivileged reader (monitoring) cannot see root's 0700 state: nothing to say.
+        Err(Error::Read { source, .. })
+            if source.kind() == std::io::ErrorKind::PermissionDenied => {}
         Err(e) => out.push(format!("warning: {e}")),
     }
     out

@@ -20,7 +20,7 @@ pub fn rollback(config: &Config, target: Option<u64>) -> Result<Output> {
     let lock = Lock::take(root)?;
     let mut stderr = recover_locked(root, &lock)?;
     let all = state::generations(root)?;
-    let effective = state::in_effect(&all);
+    let effective = state::in_effect_now(root, &all)?;
     // A `confirm` generation stands for the apply it kept.
     let owner = |g: &Generation| g.confirms.unwrap_or(g.number);
     let target = match target {

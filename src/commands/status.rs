@@ -100,7 +100,8 @@ pub fn status(config: &Config) -> Result<Output> {
                 .div_ceil(1000)
         ));
     }
-    let in_effect = crate::transaction::state::in_effect(&all);
+    let in_effect =
+        crate::transaction::state::in_effect_with(&all, pending.as_ref().map(|p| p.generation));
     out.push_str(&if in_effect.is_empty() {
         "in effect: no generation\n".to_string()
     } else {

@@ -78,8 +78,14 @@ pub const MAX_READ: u64 = crate::profile::MAX_FILE_BYTES;
 fn read_nofollow(rel: &str) -> bool {
     rel.starts_with("proc/sys/")
         || rel.starts_with("var/lib/netprofile/")
-        || rel.starts_with("run/")
-        || rel.ends_with(crate::system::root::DROPIN_NAME)
+        || rel.starts_with("run/netprofile/")
+        || [
+            Root::sysctl_dropin(),
+            Root::limits_dropin(),
+            Root::systemd_dropin(),
+        ]
+        .iter()
+        .any(|d| d == rel)
 }
 
 /// Reads a file that may be absent: a regular file only (a FIFO or device is refused without

@@ -285,8 +285,8 @@ fn parse<T: for<'de> Deserialize<'de>>(root: &Root, rel: &str, text: &str) -> Re
 }
 
 /// Reads one of netprofile's own state files, trusting it only when it is ours: a regular file
-/// (never through a symlink), owned by the user running netprofile (root), writable by no one
-/// else, in a folder with the same properties. Anything else is refused with what to do.
+/// (never through a symlink), owned by root or the user running netprofile (`--root` trees of
+/// an unprivileged user), writable by no one else, in a folder with the same properties. Anything else is refused with what to do.
 pub fn read_state(root: &Root, rel: &str) -> Result<Option<String>> {
     let path = root.path(rel);
     let (dir, _) = beneath::split(rel).map_err(|e| Error::read(&path, e))?;
@@ -312,12 +312,13 @@ pub fn read_state(root: &Root, rel: &str) -> Result<Option<String>> {
         .map_err(|e| Error::read(&path, e))
 }
 
-/// Refuses a state file or folder not owned by the running user or writable by group/others.
+/// Refuses a state file or folder owned by someone other than root or the running user, or
+/// writable by group/others.
 fn trusted(fd: &std::os::fd::OwnedFd, rel: &str) -> Result<()> {
     let meta = rustix::fs::fstat(fd).map_err(|e| Error::read(Root::display(rel), e.into()))?;
     let euid = rustix::process::geteuid().as_raw();
     let shown = Root::display(rel);
-    if meta.st_uid != euid {
+    if meta.st_uid != euid && meta.st_uid != 0 {
         return Err(Error::State(format!(
             "refusing {shown}: it is owned by uid {}, not by uid {euid} that runs netprofile, so \
              it may not be netprofile's. Inspect it and remove it (or chown it) to continue; \
@@ -441,6 +442,30 @@ pub fn in_effect(all: &[Generation]) -> Vec<u64> {
     out
 }
 
+/// `in_effect`, less a pending generation whose pending record is gone and that no `confirm`
+/// kept: a reboot clears run/ and the kernel's values with it, and the files were never
+/// written, so nothing of it is in place. `pending` is the generation the pending record
+/// names, if there is one.
+#[must_use]
+pub fn in_effect_with(all: &[Generation], pending: Option<u64>) -> Vec<u64> {
+    in_effect(all)
+        .into_iter()
+        .filter(|&n| {
+            all.iter().find(|g| g.number == n).is_none_or(|g| {
+                g.outcome != Outcome::Pending
+                    || pending == Some(n)
+                    || all.iter().any(|c| c.confirms == Some(n))
+            })
+        })
+        .collect()
+}
+
+/// The generations in effect now (see `in_effect_with`), reading the pending record.
+pub fn in_effect_now(root: &Root, all: &[Generation]) -> Result<Vec<u64>> {
+    let pending = read_pending(root)?.map(|p| p.generation);
+    Ok(in_effect_with(all, pending))
+}
+
 pub fn next_generation(root: &Root) -> Result<u64> {
     Ok(generations(root)?.last().map_or(1, |g| g.number + 1))
 }
@@ -534,5 +559,84 @@ impl Lock {
             .and_then(|()| file.write_all(pid.as_bytes()));
         written.map_err(|e| Error::write(&path, e))?;
         Ok(Lock { _file: file })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn g(number: u64, op: &str, outcome: Outcome, rollback_of: Option<u64>) -> Generation {
+        let mut g = Generation::new(number, op, None, Vec::new());
+        g.outcome = outcome;
+        g.rollback_of = rollback_of;
+        g
+    }
+
+    #[test]
+    fn in_effect_follows_rollbacks_and_reverts_never_toggles() {
+        use Outcome::*;
+        let all = vec![
+            g(1, "apply", Applied, None),
+            g(2, "apply", Reverted, None),
+            g(3, "revert", Applied, Some(2)),
+            g(4, "apply", Applied, None),
+            g(5, "apply", Failed, None),
+        ];
+        assert_eq!(in_effect(&all), [1, 4]);
+        let mut more = all.clone();
+        more.push(g(6, "rollback", Applied, Some(4)));
+        assert_eq!(in_effect(&more), [1]);
+        more.push(g(7, "rollback", Applied, Some(1)));
+        assert!(
+            in_effect(&more).is_empty(),
+            "a rollback is never undone by another"
+        );
+        // A pending generation whose record is gone (a reboot) is not in effect ...
+        let pending = vec![g(1, "apply", Pending, None)];
+        assert_eq!(in_effect_with(&pending, Some(1)), [1]);
+        assert!(in_effect_with(&pending, None).is_empty());
+        // ... unless a confirm kept it.
+        let mut kept = pending.clone();
+        let mut c = g(2, "confirm", Applied, None);
+        c.confirms = Some(1);
+        kept.push(c);
+        assert_eq!(in_effect_with(&kept, None), [1, 2]);
+    }
+
+    #[test]
+    fn only_keys_and_managed_dropins_pass_validation() {
+        let file = |path: &str| Change::File {
+            path: path.into(),
+            before: None,
+            after: None,
+        };
+        assert!(file("etc/sysctl.d/90-netprofile.conf").validate().is_ok());
+        assert!(
+            file("etc/security/limits.d/90-netprofile.conf")
+                .validate()
+                .is_ok()
+        );
+        for bad in [
+            "../victim",
+            "etc/sudoers.d/pwn",
+            "/etc/sysctl.d/90-netprofile.conf",
+        ] {
+            assert!(file(bad).validate().is_err(), "{bad}");
+        }
+        let key = |k: &str| Change::Sysctl {
+            key: k.into(),
+            before: String::new(),
+            after: String::new(),
+        };
+        assert!(key("net.core.somaxconn").validate().is_ok());
+        for bad in [
+            "../../etc/shadow",
+            "net..core",
+            "/net/core",
+            "net.core.x/../y",
+        ] {
+            assert!(key(bad).validate().is_err(), "{bad}");
+        }
     }
 }
