@@ -340,6 +340,37 @@ fn missing_limits_conf_is_named_where_pam_limits_is_installed() {
     assert!(!with.stderr.contains(warning), "{}", with.stderr);
 }
 
+/// A directory named like a config file, a dotfile and a Latin-1 byte in any read folder are
+/// read as systemd-sysctl and pam_limits read them: diff goes on (it used to abort).
+#[test]
+fn directories_dotfiles_and_latin1_do_not_stop_diff() {
+    let t = Test::new()
+        .file(
+            "etc/sysctl.d/50-dir.conf/x.conf",
+            "net.core.somaxconn = 1\n",
+        )
+        .file("usr/lib/sysctl.d/50-dir.conf", "net.core.somaxconn = 2\n")
+        .file("etc/sysctl.d/.60-hidden.conf", "net.core.somaxconn = 3\n")
+        .file("etc/security/limits.d/50-dir.conf/x.conf", "* - nofile 1\n")
+        .file("etc/systemd/system.conf.d/50-dir.conf/x.conf", "")
+        .profile("small.toml", SMALL)
+        .args(&["diff", "small.toml"]);
+    std::fs::write(
+        t.root().join("etc/sysctl.d/70-latin1.conf"),
+        b"# r\xe9seau\nnet.core.somaxconn = 4096\n",
+    )
+    .expect("write");
+    std::fs::write(
+        t.root().join("etc/security/limits.conf"),
+        b"# r\xe9seau\n* soft nofile 2048\n",
+    )
+    .expect("write");
+    t.run()
+        .code(1)
+        .stdout_has("4096  4096 (/etc/sysctl.d/70-latin1.conf:2)")
+        .stdout_has("* soft nofile  2048  /etc/security/limits.conf:2");
+}
+
 #[test]
 fn limits_follow_pam_precedence_and_name_overrides() {
     Test::new()

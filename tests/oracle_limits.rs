@@ -159,6 +159,11 @@ fn rule_cases() -> Vec<(String, String, Vec<Node>)> {
             ],
         ),
         c(
+            "two-field percent uid range stops too",
+            "* - nofile 1029\n%:1001 -\n%ops -\n",
+            vec![],
+        ),
+        c(
             "two-field star dash does nothing",
             "* - nofile 1013\n* -\n",
             vec![],

@@ -233,7 +233,13 @@ fn stops(domain: &str, who: &Subject) -> bool {
     match (domain.strip_prefix('@'), uid_range(domain)) {
         (Some(group), None) => who.groups.iter().any(|g| g == group),
         (Some(_), Some(_)) => source(domain, who) == Some(GROUP),
-        (None, Some(_)) => source(domain, who) == Some(USER),
+        // pam checks any other ranged domain (`%:5` too) against the uid here.
+        (None, Some(range)) => who.uid.is_some_and(|uid| match range {
+            Range::One(n) => uid == n,
+            Range::MinMax(lo, hi) => (lo..=hi).contains(&uid),
+            Range::Min(lo) => uid >= lo,
+            Range::Invalid => false,
+        }),
         (None, None) => false,
     }
 }
