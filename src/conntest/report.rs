@@ -41,7 +41,8 @@ pub struct Latency {
 #[derive(Debug, Clone, Serialize)]
 pub struct Verdict {
     /// `none`, `nofile`, `file-max`, `ephemeral-ports`, `accept-queue`, `netdev-backlog`,
-    /// `syn-retransmits`, `cpu`, `refused`, `tcp-mem`.
+    /// `syn-retransmits`, `cpu`, `refused`, `tcp-mem`, or `duration` (the time limit cut the
+    /// run before all connections were attempted, and no limit was hit).
     pub limit: &'static str,
     pub text: String,
 }
@@ -69,6 +70,23 @@ pub struct Settings {
     pub closer: Closer,
     pub backlog: i32,
     pub accept_delay_us: u64,
+    /// churn: the longest the run may take; serve: how long it serves.
+    #[serde(default)]
+    pub duration_ms: u64,
+}
+
+/// Counters that the kernel keeps for the whole machine, not per network namespace: socket
+/// memory in pages (`sockstat.mem`, tcp_memory_allocated) and the per-CPU input-backlog drops
+/// (softnet_stat). Every host of a sandbox reads the same numbers, so they are shown once.
+pub const MACHINE_WIDE: &[&str] = &["sockstat.mem", "softnet.dropped"];
+
+/// How `--closer` is written on the command line (never Rust's `Client`).
+#[must_use]
+pub fn closer_name(closer: Closer) -> &'static str {
+    match closer {
+        Closer::Client => "client",
+        Closer::Server => "server",
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -89,6 +107,10 @@ pub struct Report {
     pub failures: Vec<Failure>,
     /// Counter deltas (sockstat values as they are at the end), per host.
     pub counters: BTreeMap<String, BTreeMap<String, i64>>,
+    /// The machine-wide counters (MACHINE_WIDE), once.
+    pub machine: BTreeMap<String, i64>,
+    /// True when the time limit stopped the run before all connections were attempted.
+    pub cut_by_duration: bool,
     pub facts: Facts,
     pub verdict: Verdict,
     /// (upper edge in µs, count) of the connect latency histogram.
@@ -164,6 +186,22 @@ pub fn build(input: Inputs) -> Report {
         })
         .collect();
     failure_list.sort_by_key(|f| std::cmp::Reverse(f.count));
+    let mut counters = input.counters;
+    let mut machine: BTreeMap<String, i64> = BTreeMap::new();
+    for host in counters.values_mut() {
+        for name in MACHINE_WIDE {
+            if let Some(v) = host.remove(*name) {
+                let slot = machine.entry((*name).to_string()).or_insert(v);
+                *slot = (*slot).max(v);
+            }
+        }
+    }
+    let cut_by_duration = !input.clients.is_empty() && attempted < input.settings.connections;
+    let seconds = if input.settings.place == "serve" {
+        input.settings.duration_ms.max(1) as f64 / 1000.0
+    } else {
+        seconds
+    };
     let mut report = Report {
         schema: 1,
         settings: input.settings,
@@ -182,7 +220,9 @@ pub fn build(input: Inputs) -> Report {
         },
         stalls,
         failures: failure_list,
-        counters: input.counters,
+        counters,
+        machine,
+        cut_by_duration,
         facts: input.facts,
         verdict: Verdict {
             limit: "none",
@@ -196,7 +236,58 @@ pub fn build(input: Inputs) -> Report {
 }
 
 fn counter(report: &Report, name: &str) -> i64 {
-    report.counters.values().filter_map(|c| c.get(name)).sum()
+    report
+        .counters
+        .values()
+        .filter_map(|c| c.get(name))
+        .sum::<i64>()
+        + report.machine.get(name).copied().unwrap_or(0)
+}
+
+/// What slowed a run that the time limit cut: the first cause the counters show.
+fn slowed_by(r: &Report) -> String {
+    let tw = counter(r, "sockstat.tw").max(0).unsigned_abs();
+    let rate = r.connects_per_s;
+    if let Some((lo, hi)) = r.facts.port_range
+        && hi >= lo
+        && r.settings.closer == Closer::Client
+    {
+        let size = hi - lo + 1;
+        // connect() looks for a free port from a random offset; with most of the range held
+        // by TIME_WAIT sockets each search walks far before it finds one.
+        if tw.saturating_mul(2) >= size {
+            return format!(
+                "connect() searching a nearly full ephemeral range: {tw} TIME_WAIT sockets in                  the {size}-port range {lo}-{hi} ({}% used), so each connect scanned for a free                  port and the rate fell to {rate} connects/s. Widen                  net.ipv4.ip_local_port_range, set net.ipv4.tcp_tw_reuse=1, or spread over more                  --addresses or --sources",
+                tw.saturating_mul(100) / size
+            );
+        }
+    }
+    if r.stalls > 0 {
+        return format!(
+            "{} connect{} took 1 s or more (SYN retransmits or a busy CPU), at {rate} connects/s",
+            r.stalls,
+            if r.stalls == 1 { "" } else { "s" }
+        );
+    }
+    format!(
+        "nothing the kernel counted: the rate ({rate} connects/s) was too low to attempt all in \
+         time. Give a longer --duration, a higher --concurrency or more --workers"
+    )
+}
+
+/// The sentence for a run the time limit cut.
+fn cut_text(r: &Report) -> String {
+    let limit = match r.settings.mode {
+        Mode::Churn => format!("--duration {} s", r.settings.duration_ms as f64 / 1000.0),
+        Mode::Hold => "the ramp time limit".to_string(),
+    };
+    format!(
+        "stopped by {limit}: {} of {} connections attempted ({} established). Slowed by {}",
+        r.attempted,
+        r.settings.connections,
+        r.established,
+        slowed_by(r)
+    )
 }
 
 /// Names the limit that stopped the test, from failures, stalls and counters.
@@ -244,6 +335,23 @@ pub fn verdict(r: &Report) -> Verdict {
         .max_by_key(|(_, n)| *n)
         .copied()
     else {
+        if r.settings.place == "serve" {
+            return Verdict {
+                limit: "none",
+                text: format!(
+                    "served {} connection{} in {} s, no listen queue overflowed",
+                    r.accepted,
+                    if r.accepted == 1 { "" } else { "s" },
+                    r.seconds
+                ),
+            };
+        }
+        if r.cut_by_duration {
+            return Verdict {
+                limit: "duration",
+                text: cut_text(r),
+            };
+        }
         return Verdict {
             limit: "none",
             text: format!(
@@ -289,20 +397,38 @@ pub fn verdict(r: &Report) -> Verdict {
             )
         }
         "accept-queue" => {
-            let backlog = match r.facts.somaxconn {
-                Some(s) => format!(
-                    "min(listen backlog {}, net.core.somaxconn {s}) = {}",
-                    r.settings.backlog,
-                    i64::from(r.settings.backlog).min(i64::try_from(s).unwrap_or(i64::MAX))
+            let backlog = i64::from(r.settings.backlog);
+            let (holds, advice) = match r.facts.somaxconn.and_then(|s| i64::try_from(s).ok()) {
+                Some(s) if backlog < s => (
+                    format!("min(listen backlog {backlog}, net.core.somaxconn {s}) = {backlog}"),
+                    format!(
+                        "the application's listen backlog ({backlog}) binds, not somaxconn: \
+                         raise the backlog it passes to listen() (up to {s}); raising \
+                         net.core.somaxconn alone changes nothing"
+                    ),
                 ),
-                None => format!("listen backlog {}", r.settings.backlog),
+                Some(s) if s < backlog => (
+                    format!("min(listen backlog {backlog}, net.core.somaxconn {s}) = {s}"),
+                    format!(
+                        "net.core.somaxconn ({s}) binds: the kernel cuts the application's \
+                         backlog {backlog} to it; raise net.core.somaxconn"
+                    ),
+                ),
+                Some(s) => (
+                    format!("min(listen backlog {backlog}, net.core.somaxconn {s}) = {s}"),
+                    "both bind: raise net.core.somaxconn and the application's listen \
+                     backlog together"
+                        .to_string(),
+                ),
+                None => (
+                    format!("listen backlog {backlog}"),
+                    "raise the application's listen backlog and net.core.somaxconn".to_string(),
+                ),
             };
             format!(
-                "accept queue: {} connects took 1 s or more or timed out (SYN retransmits: \
-                 stalls of 1 s, 3 s, 7 s) and the server counted ListenOverflows +{overflows}. \
-                 The queue holds {backlog}; raise net.core.somaxconn and the application's \
-                 listen backlog, or accept faster",
-                retransmitted
+                "accept queue: {retransmitted} connects took 1 s or more or timed out (SYN \
+                 retransmits: stalls of 1 s, 3 s, 7 s) and the server counted ListenOverflows \
+                 +{overflows}. The queue holds {holds}: {advice}; or accept faster"
             )
         }
         "netdev-backlog" => format!(
@@ -335,6 +461,14 @@ pub fn verdict(r: &Report) -> Verdict {
             "socket memory: connects failed with ENOBUFS/ENOMEM; raise net.ipv4.tcp_mem".to_string()
         }
     };
+    let text = if r.cut_by_duration {
+        format!(
+            "{text}. The run was also cut by the time limit: {} of {} connections attempted",
+            r.attempted, r.settings.connections
+        )
+    } else {
+        text
+    };
     Verdict { limit, text }
 }
 
@@ -361,6 +495,22 @@ pub fn human(r: &Report) -> String {
         Mode::Hold => "hold",
         Mode::Churn => "churn",
     };
+    if r.settings.place == "serve" {
+        out.push_str(&format!(
+            "served {} for {} s, backlog {}, closer {}, {} worker{}\n",
+            r.settings.target,
+            r.seconds,
+            r.settings.backlog,
+            closer_name(r.settings.closer),
+            r.settings.workers,
+            if r.settings.workers == 1 { "" } else { "s" }
+        ));
+        for line in body(r) {
+            out.push_str(&format!("  {:<12} {}\n", line.0, line.1));
+        }
+        out.push_str(&format!("verdict: {}\n", r.verdict.text));
+        return out;
+    }
     out.push_str(&format!(
         "{mode} over {} to {}{}, {} connections, concurrency {}, {} worker{}\n",
         r.settings.place,
@@ -382,6 +532,17 @@ pub fn human(r: &Report) -> String {
 }
 
 fn body(r: &Report) -> Vec<(String, String)> {
+    if r.settings.place == "serve" {
+        let mut rows = vec![(
+            "connections".to_string(),
+            format!(
+                "{} accepted, {} still open when stopped, {} dropped by the client",
+                r.accepted, r.held, r.dropped
+            ),
+        )];
+        rows.extend(counter_rows(r));
+        return rows;
+    }
     let mut rows = vec![
         (
             "connections".to_string(),
@@ -419,6 +580,13 @@ fn body(r: &Report) -> Vec<(String, String)> {
             format!("{} {} -> {}", f.errno, f.count, f.limit),
         ));
     }
+    rows.extend(counter_rows(r));
+    rows
+}
+
+/// One row per host, then the machine-wide counters once.
+fn counter_rows(r: &Report) -> Vec<(String, String)> {
+    let mut rows = Vec::new();
     for (host, counters) in &r.counters {
         let line = counter_line(counters);
         rows.push((
@@ -426,12 +594,172 @@ fn body(r: &Report) -> Vec<(String, String)> {
             if line.is_empty() { "-".into() } else { line },
         ));
     }
+    let line = counter_line(&r.machine);
+    if !line.is_empty() {
+        rows.push(("machine".to_string(), line));
+    }
     rows
 }
 
-/// Two reports side by side, and the gain.
+/// The median and the range of one measure over repeated runs.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Spread {
+    pub median: f64,
+    pub min: f64,
+    pub max: f64,
+}
+
+impl Spread {
+    #[must_use]
+    pub fn of(values: &[f64]) -> Spread {
+        let mut v: Vec<f64> = values.to_vec();
+        v.sort_by(f64::total_cmp);
+        let median = match v.len() {
+            0 => 0.0,
+            n if n % 2 == 1 => v[n / 2],
+            n => f64::midpoint(v[n / 2 - 1], v[n / 2]),
+        };
+        Spread {
+            median,
+            min: v.first().copied().unwrap_or(0.0),
+            max: v.last().copied().unwrap_or(0.0),
+        }
+    }
+
+    fn text(self) -> String {
+        if (self.max - self.min).abs() < f64::EPSILON {
+            format!("{}", self.median)
+        } else {
+            format!("{} ({}..{})", self.median, self.min, self.max)
+        }
+    }
+}
+
+/// One measure compared across the two sides.
+#[derive(Debug, Clone, Serialize)]
+pub struct MetricChange {
+    pub metric: &'static str,
+    pub before: Spread,
+    pub after: Spread,
+    /// after / before of the medians; `null` when before is 0.
+    pub ratio: Option<f64>,
+    /// True only when the ranges of the two sides do not overlap over two or more runs each.
+    pub significant: bool,
+}
+
+/// What a comparison may claim.
+#[derive(Debug, Clone, Serialize)]
+pub struct Change {
+    /// Runs of each side.
+    pub runs: usize,
+    pub metrics: Vec<MetricChange>,
+    pub significant: bool,
+    pub text: String,
+}
+
+/// The measures a comparison judges, most telling first: how many connections a run held or
+/// established, then how fast it connected (churn only).
+#[allow(clippy::cast_precision_loss)]
+fn measures(r: &Report) -> Vec<(&'static str, f64)> {
+    match r.settings.mode {
+        Mode::Hold => vec![("held", r.held as f64)],
+        Mode::Churn => vec![
+            ("established", r.established as f64),
+            ("connects/s", r.connects_per_s),
+        ],
+    }
+}
+
+/// Compares repeated runs of two sides; a difference inside the spread is no change.
 #[must_use]
-pub fn compare(before: &Report, after: &Report) -> String {
+pub fn change(before: &[Report], after: &[Report]) -> Change {
+    let runs = before.len().min(after.len());
+    let names: Vec<&'static str> = before
+        .first()
+        .map(|r| measures(r).into_iter().map(|m| m.0).collect())
+        .unwrap_or_default();
+    let pick = |side: &[Report], i: usize| -> Vec<f64> {
+        side.iter()
+            .filter_map(|r| measures(r).get(i).map(|m| m.1))
+            .collect()
+    };
+    let metrics: Vec<MetricChange> = names
+        .iter()
+        .enumerate()
+        .map(|(i, metric)| {
+            let (b, a) = (Spread::of(&pick(before, i)), Spread::of(&pick(after, i)));
+            MetricChange {
+                metric,
+                before: b,
+                after: a,
+                ratio: (b.median > 0.0).then(|| (a.median / b.median * 100.0).round() / 100.0),
+                significant: runs >= 2 && (a.min > b.max || a.max < b.min),
+            }
+        })
+        .collect();
+    let significant = metrics.iter().any(|m| m.significant);
+    let text = if let Some(m) = metrics.iter().find(|m| m.significant) {
+        format!(
+            "{}: {} {} -> {}{}, beyond the spread of {runs} runs each",
+            if m.after.median > m.before.median {
+                "gain"
+            } else {
+                "loss"
+            },
+            m.metric,
+            m.before.text(),
+            m.after.text(),
+            m.ratio.map_or_else(String::new, |r| format!(" ({r:.2}x)"))
+        )
+    } else if runs >= 2 {
+        format!(
+            "no significant change: {} over {runs} runs each, the difference lies inside the \
+             spread",
+            metrics
+                .iter()
+                .map(|m| format!("{} {} vs {}", m.metric, m.before.text(), m.after.text()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    } else {
+        format!(
+            "no gain claimed: one run each, so the noise is unknown ({}); `netprofile test \
+             --compare P1 P2 --repeat 3` measures it",
+            metrics
+                .iter()
+                .map(|m| format!("{} {} -> {}", m.metric, m.before.text(), m.after.text()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    };
+    Change {
+        runs,
+        metrics,
+        significant,
+        text,
+    }
+}
+
+/// The run whose first measure is the median of its side (the one a comparison shows).
+#[must_use]
+pub fn median_run(runs: &[Report]) -> Option<&Report> {
+    let mut sorted: Vec<&Report> = runs.iter().collect();
+    sorted.sort_by(|a, b| {
+        let key = |r: &Report| measures(r).iter().map(|m| m.1).collect::<Vec<f64>>();
+        key(a)
+            .partial_cmp(&key(b))
+            .unwrap_or(std::cmp::Ordering::Equal)
+    });
+    sorted.get(sorted.len().saturating_sub(1) / 2).copied()
+}
+
+/// Two sides side by side (the median run of each), their verdicts, and what the repeated
+/// runs allow to claim.
+#[must_use]
+pub fn compare(before_runs: &[Report], after_runs: &[Report]) -> String {
+    let (Some(before), Some(after)) = (median_run(before_runs), median_run(after_runs)) else {
+        return String::new();
+    };
     let label = |r: &Report| {
         r.settings
             .profile
@@ -448,7 +776,14 @@ pub fn compare(before: &Report, after: &Report) -> String {
         .unwrap_or(0)
         .max(a.len());
     let before_label = format!("before: {a}");
-    let mut out = format!("{:<12} {before_label:<width$}  after: {b}\n", "");
+    let mut out = String::new();
+    if before_runs.len() > 1 {
+        out.push_str(&format!(
+            "{} runs of each side; the median run of each is shown\n",
+            before_runs.len()
+        ));
+    }
+    out.push_str(&format!("{:<12} {before_label:<width$}  after: {b}\n", ""));
     let n = rows_a.len().max(rows_b.len());
     for i in 0..n {
         let key = rows_a
@@ -464,22 +799,8 @@ pub fn compare(before: &Report, after: &Report) -> String {
     }
     out.push_str(&format!("before: {}\n", before.verdict.text));
     out.push_str(&format!("after:  {}\n", after.verdict.text));
-    let gain = if before.established > 0 {
-        #[allow(clippy::cast_precision_loss)]
-        let g = after.established as f64 / before.established as f64;
-        format!("{g:.2}x established")
-    } else {
-        "n/a".into()
-    };
-    out.push_str(&format!(
-        "gain: {gain}; failures {} -> {}; stalls {} -> {}; {} -> {} connects/s\n",
-        before.failed,
-        after.failed,
-        before.stalls,
-        after.stalls,
-        before.connects_per_s,
-        after.connects_per_s
-    ));
+    out.push_str(&change(before_runs, after_runs).text);
+    out.push('\n');
     out
 }
 
@@ -510,6 +831,7 @@ mod tests {
                 closer: Closer::Client,
                 backlog: 4096,
                 accept_delay_us: 0,
+                duration_ms: 30_000,
             },
             clients,
             servers: Vec::new(),
