@@ -386,8 +386,10 @@ fn remote_mode_serves_and_targets() {
     assert_eq!(r["place"], "remote");
     assert_eq!(r["established"], 1000, "{r:#}");
     let served = server.wait_with_output().unwrap();
-    let s: Value =
-        serde_json::from_slice(&served.stdout).unwrap_or_else(|_| panic!("{}", text(&served)));
+    let s = validate_json(
+        &["--json", "test", "serve"],
+        &String::from_utf8_lossy(&served.stdout),
+    );
     assert_eq!(s["accepted"], 1000, "{s:#}");
 }
 
@@ -420,7 +422,7 @@ fn plot_draws_the_timeline_and_latency_of_each_run() {
 
 #[test]
 fn apply_verify_tests_before_and_after_and_keeps_both_reports() {
-    let Some((out, _dir)) = in_netns(
+    let Some((out, dir)) = in_netns(
         r#"
         ip link set lo up
         "$NP" --root "$ROOT" apply --verify -q high-conn | grep -E '^(before|after|gain|no gain)'
@@ -444,13 +446,15 @@ fn apply_verify_tests_before_and_after_and_keeps_both_reports() {
         text(&out)
     );
     assert!(stdout.contains("reports=2"), "{}", text(&out));
+    let history = std::fs::read_to_string(dir.path().join("history.json")).unwrap();
+    validate_json(&["--json", "history"], &history);
 }
 
 #[test]
 fn source_addresses_multiply_the_ephemeral_ports() {
     // 1000 ephemeral ports: one source address runs out at 1000, two carry all 1500.
     let narrow = "[sysctl]\n\"net.ipv4.ip_local_port_range\" = \"40000 40999\"\n";
-    let Some((out, _dir)) = in_netns(
+    let Some((out, dir)) = in_netns(
         r#"
         for s in 0 2; do
             "$NP" --json test churn --sandbox --baseline narrow.toml -n 1500 --sources $s \
@@ -470,4 +474,8 @@ fn source_addresses_multiply_the_ephemeral_ports() {
     assert_eq!(one["established"], 1000, "{one:#}");
     assert_eq!(count(&one, "EADDRNOTAVAIL"), 500, "{one:#}");
     assert_eq!(two["established"], 1500, "{two:#}");
+    for run in ["run0.json", "run2.json"] {
+        let text = std::fs::read_to_string(dir.path().join(run)).unwrap();
+        validate_json(&["--json", "test", "churn"], &text);
+    }
 }

@@ -241,3 +241,37 @@ fn the_connection_test_documents_validate() {
     let d = validate_json(&args, &String::from_utf8_lossy(&out.stdout));
     assert_eq!(d["place"], "serve");
 }
+
+#[test]
+fn a_refused_rollback_and_a_live_only_apply_are_documents_too() {
+    let out = setup()
+        .args(&["--json", "apply", "--no-persist", "t.toml"])
+        .run()
+        .code(0);
+    let d = doc(&out.stdout);
+    assert_eq!(d["no_persist"], true);
+    assert_eq!(d["files"], serde_json::json!([]));
+    assert_eq!(
+        d["warnings"][0],
+        "limits and systemd settings live only in files; with --no-persist they were not applied"
+    );
+    let out = out.then(&["apply", "-q", "t.toml"]).code(0);
+    let path = out.root().join("etc/sysctl.d/90-netprofile.conf");
+    std::fs::write(&path, "net.core.somaxconn = 1\n").unwrap();
+    let out = out.then(&["--json", "rollback"]).code(2);
+    let d = doc(&out.stdout);
+    assert_eq!(d["command"], "rollback");
+    assert_eq!(d["error"]["kind"], "usage");
+    assert!(
+        d["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("-net.core.somaxconn = 65535\n+net.core.somaxconn = 1"),
+        "{d:#}"
+    );
+    let out = out.then(&["--json", "rollback", "--force"]).code(0);
+    assert_eq!(
+        doc(&out.stdout)["overwrote_hand_edits"],
+        serde_json::json!(["/etc/sysctl.d/90-netprofile.conf"])
+    );
+}

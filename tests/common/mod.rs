@@ -141,11 +141,17 @@ pub const JSON_COMMANDS: &[&str] = &[
 /// Checks the stdout of `netprofile ARGS` (with --json) against docs/schema/: the command's
 /// schema, or error.json when the command failed. Panics with every violation.
 pub fn validate_json(args: &[&str], stdout: &str) -> serde_json::Value {
-    let command = args
-        .iter()
-        .find(|a| JSON_COMMANDS.contains(a))
-        .copied()
-        .unwrap_or("error");
+    // The subcommand: the first word that is neither a flag nor a global flag's value.
+    let mut words = args.iter().copied();
+    let mut command = "";
+    while let Some(word) = words.next() {
+        if matches!(word, "--root" | "--color") {
+            words.next();
+        } else if !word.starts_with('-') {
+            command = word;
+            break;
+        }
+    }
     let doc: serde_json::Value = serde_json::from_str(stdout).unwrap_or_else(|e| {
         panic!("netprofile {args:?} --json printed no single JSON document ({e}):\n{stdout}")
     });
@@ -155,6 +161,11 @@ pub fn validate_json(args: &[&str], stdout: &str) -> serde_json::Value {
         command
     };
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("docs/schema/{name}.json"));
+    assert!(
+        path.exists(),
+        "`netprofile {command} --json` has no published schema: add docs/schema/{name}.json \
+         and name it in docs/json.md"
+    );
     let schema: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display())),
     )
