@@ -122,6 +122,19 @@ fn a_rolled_back_generation_no_longer_counts() {
 }
 
 #[test]
+fn rolling_back_a_rollback_brings_the_generation_back_into_force() {
+    let out = applied()
+        .then(&["rollback"])
+        .code(0)
+        .then(&["rollback"])
+        .code(0);
+    let doc = json(&out.then(&["--json", "status"]).code(0).stdout);
+    assert_eq!(doc["in_force"], serde_json::json!([1]), "{doc:#}");
+    assert_eq!(doc["managed"][0]["key"], "net.core.somaxconn");
+    assert_eq!(doc["in_sync"], true, "{doc:#}");
+}
+
+#[test]
 fn a_reverted_confirm_no_longer_counts_and_a_confirmed_ones_files_do() {
     // Confirmed: generation 1 set the key, generation 2 (files only) wrote the drop-ins.
     let out = Test::new()

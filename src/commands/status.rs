@@ -23,9 +23,13 @@ use crate::transaction::state::{self, Change, Generation, Outcome};
 /// The generations whose changes are still in force, oldest first.
 #[must_use]
 pub fn in_force(all: &[Generation]) -> Vec<&Generation> {
-    // `rollback N` recorded as R undoes every generation from N up to R.
+    // `rollback N` recorded as R undoes every generation from N up to R. Newest first, so
+    // that a rollback which a later rollback undid undoes nothing itself.
     let mut undone = BTreeSet::new();
-    for r in all.iter().filter(|g| g.op == "rollback") {
+    for r in all.iter().rev().filter(|g| g.op == "rollback") {
+        if undone.contains(&r.number) {
+            continue;
+        }
         if let Some(target) = r.rollback_of {
             undone.extend(
                 all.iter()
