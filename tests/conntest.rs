@@ -479,3 +479,20 @@ fn source_addresses_multiply_the_ephemeral_ports() {
         validate_json(&["--json", "test", "churn"], &text);
     }
 }
+
+#[test]
+fn failures_no_setting_explains_are_never_no_limit_reached() {
+    // A fresh namespace has lo down: every connect fails with ENETUNREACH.
+    let Some(r) = sandboxed("test churn -n 200") else {
+        return;
+    };
+    assert_eq!(r["failed"], 200, "{r:#}");
+    assert_eq!(r["verdict"]["limit"], "other", "{r:#}");
+    let text = r["verdict"]["text"].as_str().unwrap();
+    assert!(
+        text.starts_with(
+            "failures that no setting explains: 200 connects failed with ENETUNREACH (200)"
+        ),
+        "{text}"
+    );
+}

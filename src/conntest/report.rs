@@ -41,8 +41,9 @@ pub struct Latency {
 #[derive(Debug, Clone, Serialize)]
 pub struct Verdict {
     /// `none`, `nofile`, `file-max`, `ephemeral-ports`, `accept-queue`, `netdev-backlog`,
-    /// `syn-retransmits`, `cpu`, `refused`, `tcp-mem`, or `duration` (the time limit cut the
-    /// run before all connections were attempted, and no limit was hit).
+    /// `syn-retransmits`, `cpu`, `refused`, `tcp-mem`, `other` (failures with an errno no
+    /// setting explains), or `duration` (the time limit cut the run before all connections
+    /// were attempted, and no limit was hit).
     pub limit: &'static str,
     pub text: String,
 }
@@ -301,6 +302,29 @@ fn cut_text(r: &Report) -> String {
     )
 }
 
+/// The errnos the verdict maps to a limit of its own.
+const MAPPED: &[&str] = &[
+    "EMFILE",
+    "ENFILE",
+    "EADDRNOTAVAIL",
+    "ETIMEDOUT",
+    "ECONNREFUSED",
+    "ENOBUFS",
+    "ENOMEM",
+];
+
+/// Client failures whose errno points to no limit (ENETUNREACH: lo down, no route;
+/// ECONNRESET: the server reset).
+fn unmapped(r: &Report) -> impl Iterator<Item = &Failure> {
+    r.failures
+        .iter()
+        .filter(|f| !f.errno.starts_with("server ") && !MAPPED.contains(&f.errno.as_str()))
+}
+
+fn other_failures(r: &Report) -> u64 {
+    unmapped(r).map(|f| f.count).sum()
+}
+
 /// Names the limit that stopped the test, from failures, stalls and counters.
 #[must_use]
 pub fn verdict(r: &Report) -> Verdict {
@@ -343,6 +367,7 @@ pub fn verdict(r: &Report) -> Verdict {
         ("ephemeral-ports", if searching { late } else { 0 }),
         ("refused", count("ECONNREFUSED")),
         ("tcp-mem", count("ENOBUFS") + count("ENOMEM")),
+        ("other", other_failures(r)),
     ];
     let Some((limit, _)) = candidates
         .iter()
@@ -475,6 +500,16 @@ pub fn verdict(r: &Report) -> Verdict {
             "{} connects were refused: nothing listening on {}, or the accept queue overflowed \
              with net.ipv4.tcp_abort_on_overflow=1",
             count("ECONNREFUSED"),
+            r.settings.target
+        ),
+        "other" => format!(
+            "failures that no setting explains: {} connects failed with {}. Check that the \
+             path to {} works (an interface down, no route, a firewall)",
+            other_failures(r),
+            unmapped(r)
+                .map(|f| format!("{} ({})", f.errno, f.count))
+                .collect::<Vec<_>>()
+                .join(", "),
             r.settings.target
         ),
         _ => {
@@ -913,6 +948,12 @@ mod tests {
                 "refused",
             ),
             (report(&[("ENOBUFS", 1)], 0, &[]), "tcp-mem", "tcp_mem"),
+            // Never "no limit reached ... no failures" when connects failed.
+            (
+                report(&[("ENETUNREACH", 100)], 0, &[]),
+                "other",
+                "100 connects failed with ENETUNREACH (100)",
+            ),
         ];
         for (r, limit, text) in cases {
             assert_eq!(r.verdict.limit, limit, "{}", r.verdict.text);
