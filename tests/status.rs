@@ -61,6 +61,11 @@ fn a_hand_edit_of_a_managed_dropin_is_drift() {
         .code(0)
         .stdout_has("/etc/sysctl.d/90-netprofile.conf           drifted (edited by hand)\n")
         .stdout_has("1 managed key, 1 drifted, 1 generation\n");
+    let out = out
+        .then(&["-v", "status"])
+        .code(0)
+        .stdout_has("was edited by hand since netprofile wrote it:\n")
+        .stdout_has("-net.core.somaxconn = 65535\n+net.core.somaxconn = 1024\n");
     let out = out.then(&["--json", "status"]).code(0);
     let doc = json(&out.stdout);
     assert_eq!(doc["in_sync"], false);
