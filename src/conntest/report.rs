@@ -93,6 +93,8 @@ pub fn closer_name(closer: Closer) -> &'static str {
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
     pub schema: u32,
+    /// Always `test` (docs/json.md: every document names its command).
+    pub command: &'static str,
     #[serde(flatten)]
     pub settings: Settings,
     pub attempted: u64,
@@ -205,6 +207,7 @@ pub fn build(input: Inputs) -> Report {
     };
     let mut report = Report {
         schema: 1,
+        command: "test",
         settings: input.settings,
         attempted,
         established,
