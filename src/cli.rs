@@ -97,8 +97,12 @@ pub enum Command {
     Confirm,
     /// Return to the state before the last (or the given) generation.
     Rollback {
-        /// The generation to undo (see `netprofile history`); default: the last one.
+        /// The generation to undo, with every later one (default: the last that changed
+        /// something); `netprofile history` lists them.
         generation: Option<u64>,
+        /// Overwrite managed drop-ins that were edited by hand since netprofile wrote them.
+        #[arg(long)]
+        force: bool,
     },
     /// Generations: when, profile, hash, what changed, outcome.
     History,
@@ -135,13 +139,62 @@ pub enum TestCommand {
     /// Connect, send, close, again: rate and failures.
     Churn(TestArgs),
     /// Serve a remote `netprofile test ... --target HOST:PORT` for --duration seconds.
-    Serve {
-        /// Address to listen on.
-        #[arg(long)]
-        listen: std::net::SocketAddrV4,
-        #[command(flatten)]
-        args: TestArgs,
-    },
+    /// Takes the server's flags only: the client's (-n, --target, --sandbox, ...) are refused.
+    Serve(ServeArgs),
+}
+
+/// The flags of `test serve`: what a server does, nothing a client does.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long)]
+    pub listen: std::net::SocketAddrV4,
+    /// How long to serve.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    pub duration: std::time::Duration,
+    /// Which side closes first; give the client's --closer.
+    #[arg(long, value_enum, default_value_t = crate::conntest::engine::Closer::Client)]
+    pub closer: crate::conntest::engine::Closer,
+    /// The listen backlog (an application passing a small one).
+    #[arg(long, default_value_t = 4096)]
+    pub backlog: i32,
+    /// Time between two accepts: a slow server (e.g. 2ms).
+    #[arg(long, default_value = "0", value_parser = parse_duration)]
+    pub accept_delay: std::time::Duration,
+    /// Worker processes (each has its own open-files limit).
+    #[arg(long, default_value_t = 1)]
+    pub workers: u32,
+    /// Play a lower per-process open-files limit in the workers.
+    #[arg(long)]
+    pub nofile: Option<u64>,
+}
+
+impl ServeArgs {
+    /// The engine options of a server.
+    #[must_use]
+    pub fn options(&self) -> crate::conntest::Options {
+        let ms = |d: std::time::Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        crate::conntest::Options {
+            mode: crate::conntest::engine::Mode::Churn,
+            connections: 0,
+            duration_ms: ms(self.duration),
+            concurrency: 1,
+            payload: 0,
+            closer: self.closer,
+            backlog: self.backlog,
+            accept_delay_us: u64::try_from(self.accept_delay.as_micros()).unwrap_or(u64::MAX),
+            workers: self.workers.max(1),
+            addresses: 1,
+            sources: 0,
+            nofile: self.nofile,
+            connect_timeout_ms: 10_000,
+            sandbox: false,
+            profile: None,
+            baseline: None,
+            target: None,
+            progress: false,
+        }
+    }
 }
 
 fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
@@ -230,6 +283,10 @@ pub struct TestArgs {
     /// In the sandbox: run with P1, then with P2, and show the gain.
     #[arg(long, num_args = 2, value_names = ["P1", "P2"])]
     pub compare: Option<Vec<String>>,
+    /// With --compare (or --profile): runs of each side, alternated; the median and spread
+    /// are reported and a gain is claimed only beyond the spread.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=20))]
+    pub repeat: u32,
     /// A remote `netprofile test serve` to connect to instead of a local server.
     #[arg(long, value_name = "HOST:PORT")]
     pub target: Option<std::net::SocketAddrV4>,

@@ -25,12 +25,23 @@ use crate::cli::{Cli, Command, Config};
 
 /// Runs netprofile with the given arguments and returns the process exit code.
 pub fn run(args: impl IntoIterator<Item = OsString>) -> i32 {
-    let cli = match Cli::try_parse_from(args) {
+    let args: Vec<OsString> = args.into_iter().collect();
+    let cli = match Cli::try_parse_from(&args) {
         Ok(cli) => cli,
         Err(e) => {
             // --help and --version are not errors; clap knows which is which.
             let _ = e.print();
-            return if e.use_stderr() { 2 } else { 0 };
+            if !e.use_stderr() {
+                return 0;
+            }
+            // Automation asked for JSON: a refused command line is a document too.
+            if args.iter().skip(1).any(|a| a == "--json") {
+                let text = e.render().to_string();
+                print_stdout(&render::json::usage_error(
+                    text.strip_prefix("error: ").unwrap_or(&text),
+                ));
+            }
+            return 2;
         }
     };
     let config = Config::resolve(&cli);
@@ -46,8 +57,29 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> i32 {
         }
         Err(e) => {
             let _ = writeln!(std::io::stderr().lock(), "error: {e}");
+            if config.json {
+                print_stdout(&render::json::error(command_name(&cli.command), &e));
+            }
             e.exit_code()
         }
+    }
+}
+
+/// The subcommand's name as the user typed it, for the `--json` error document.
+fn command_name(command: &Command) -> &'static str {
+    match command {
+        Command::Diff { .. } => "diff",
+        Command::Check { .. } => "check",
+        Command::Apply { .. } => "apply",
+        Command::Confirm => "confirm",
+        Command::Rollback { .. } => "rollback",
+        Command::History => "history",
+        Command::Status => "status",
+        Command::Test { .. } => "test",
+        Command::Profiles => "profiles",
+        Command::Watch { .. } => "__watch",
+        Command::Worker { .. } => "__worker",
+        Command::Holder => "__holder",
     }
 }
 
@@ -100,7 +132,9 @@ fn dispatch(config: &Config, command: &Command) -> error::Result<commands::Outpu
             _ => commands::running::apply_pending(config),
         },
         Command::Confirm => commands::confirm::confirm(config),
-        Command::Rollback { generation } => commands::rollback::rollback(config, *generation),
+        Command::Rollback { generation, force } => {
+            commands::rollback::rollback(config, *generation, *force)
+        }
         Command::History => commands::history::history(config),
         Command::Status => commands::status::status(config),
         Command::Profiles => commands::profiles::profiles(config),

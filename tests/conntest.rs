@@ -7,14 +7,17 @@ mod common;
 
 use std::process::Command;
 
-use common::{in_netns, text};
+use common::{in_netns, text, validate_json};
 use serde_json::Value;
 
 /// Runs `netprofile ARGS` (with --json) inside a fresh private namespace; returns the JSON.
 fn sandboxed(args: &str) -> Option<Value> {
     let (out, _dir) = in_netns(&format!("\"$NP\" --json {args}"), &[])?;
     assert!(out.status.success(), "{}", text(&out));
-    Some(serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}\n{}", text(&out))))
+    let argv: Vec<&str> = std::iter::once("--json")
+        .chain(args.split_whitespace())
+        .collect();
+    Some(validate_json(&argv, &String::from_utf8_lossy(&out.stdout)))
 }
 
 fn count(report: &Value, errno: &str) -> u64 {
@@ -32,7 +35,8 @@ fn seed_a_slow_server_overflows_the_accept_queue_and_high_conn_cures_it() {
     // An application that asks for backlog 4096 gets 128 under an older kernel's somaxconn;
     // the server accepts one connection per millisecond while 1000 connect at once.
     let Some(doc) = sandboxed(
-        "test churn --compare legacy-defaults high-conn -n 2000 --concurrency 1000 --accept-delay 1ms",
+        "test churn --compare legacy-defaults high-conn -n 2000 --concurrency 1000 --accept-delay 1ms \
+         --repeat 1",
     ) else {
         return;
     };
@@ -61,8 +65,17 @@ fn seed_a_slow_server_overflows_the_accept_queue_and_high_conn_cures_it() {
         before["verdict"]["text"]
             .as_str()
             .unwrap()
-            .contains("net.core.somaxconn 128")
+            .contains("net.core.somaxconn (128) binds"),
+        "{before:#}"
     );
+    // Machine-wide counters once, not once per host.
+    assert!(before["machine"]["sockstat.mem"].is_i64(), "{before:#}");
+    for host in ["client", "server"] {
+        assert!(
+            before["counters"][host].get("sockstat.mem").is_none(),
+            "{before:#}"
+        );
+    }
     assert_eq!(after["verdict"]["limit"], "none", "{after:#}");
     assert_eq!(after["stalls"], 0, "{after:#}");
     assert_eq!(after["established"], 2000);
@@ -82,7 +95,7 @@ fn seed_b_quick_connections_to_one_port_run_out_of_ephemeral_ports() {
     // 55 s: long enough to use the whole range (35 s here), short enough that no TIME_WAIT
     // expires (60 s after the first close).
     let Some(doc) = sandboxed(
-        "test churn --sandbox --profile high-conn -n 40000 --closer client --duration 55s",
+        "test churn --sandbox --profile high-conn -n 40000 --closer client --duration 55s --repeat 1",
     ) else {
         return;
     };
@@ -93,15 +106,23 @@ fn seed_b_quick_connections_to_one_port_run_out_of_ephemeral_ports() {
         size, 28232,
         "a fresh namespace has the kernel default range: {before:#}"
     );
-    assert_eq!(before["established"].as_u64().unwrap(), size, "{before:#}");
-    assert!(count(before, "EADDRNOTAVAIL") > 0, "{before:#}");
     assert_eq!(before["verdict"]["limit"], "ephemeral-ports", "{before:#}");
-    assert!(
-        before["verdict"]["text"]
-            .as_str()
-            .unwrap()
-            .contains("(28232 ports)")
-    );
+    let text = before["verdict"]["text"].as_str().unwrap();
+    if count(before, "EADDRNOTAVAIL") > 0 {
+        // The whole range used within the time limit.
+        assert_eq!(before["established"].as_u64().unwrap(), size, "{before:#}");
+        assert!(text.contains("(28232 ports)"), "{text}");
+    } else {
+        // A busy machine: the time limit cut the run while connect() searched a nearly full
+        // range, the seed's exact failure; the verdict says both.
+        assert_eq!(before["cut_by_duration"], true, "{before:#}");
+        assert!(
+            text.contains("connect() searching a nearly full ephemeral range")
+                && text.contains("28232-port range")
+                && text.contains("The run was also cut by the time limit: "),
+            "{text}"
+        );
+    }
     assert_eq!(after["established"], 40000, "{after:#}");
     assert_eq!(after["failed"], 0, "{after:#}");
     assert_eq!(after["verdict"]["limit"], "none", "{after:#}");
@@ -111,9 +132,9 @@ fn seed_b_quick_connections_to_one_port_run_out_of_ephemeral_ports() {
 fn seed_c_a_login_nofile_below_n_gives_emfile_and_high_conn_cures_it() {
     // In the sandbox, workers take the soft nofile the profile's `*` limits give a login:
     // legacy-defaults' 1024, then high-conn's 1048576 (capped at the real hard limit).
-    let Some(doc) =
-        sandboxed("test hold --compare legacy-defaults high-conn -n 3000 --duration 0.5")
-    else {
+    let Some(doc) = sandboxed(
+        "test hold --compare legacy-defaults high-conn -n 3000 --duration 0.5 --repeat 2",
+    ) else {
         return;
     };
     let (before, after) = (&doc["before"], &doc["after"]);
@@ -128,6 +149,32 @@ fn seed_c_a_login_nofile_below_n_gives_emfile_and_high_conn_cures_it() {
     );
     assert_eq!(after["held"], 3000, "{after:#}");
     assert_eq!(after["verdict"]["limit"], "none", "{after:#}");
+    // Two runs each, every one far apart: a gain beyond the spread.
+    assert_eq!(doc["runs"]["before"].as_array().unwrap().len(), 2);
+    assert_eq!(doc["change"]["significant"], true, "{doc:#}");
+    assert!(
+        doc["change"]["text"]
+            .as_str()
+            .unwrap()
+            .starts_with("gain: held "),
+        "{doc:#}"
+    );
+}
+
+#[test]
+fn the_same_profile_on_both_sides_is_no_significant_change() {
+    let Some(doc) = sandboxed("test hold --compare base base -n 300 --duration 0.1 --repeat 3")
+    else {
+        return;
+    };
+    assert_eq!(doc["repeat"], 3);
+    assert_eq!(doc["runs"]["after"].as_array().unwrap().len(), 3);
+    assert_eq!(doc["change"]["significant"], false, "{doc:#}");
+    assert_eq!(
+        doc["change"]["text"],
+        "no significant change: held 300 vs 300 over 3 runs each, the difference lies inside \
+         the spread"
+    );
 }
 
 #[test]
@@ -143,10 +190,130 @@ fn workers_pass_a_per_process_nofile() {
 }
 
 fn netprofile(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_netprofile"))
+    let out = Command::new(env!("CARGO_BIN_EXE_netprofile"))
         .args(args)
         .output()
-        .expect("run netprofile")
+        .expect("run netprofile");
+    if args.contains(&"--json") {
+        validate_json(args, &String::from_utf8_lossy(&out.stdout));
+    }
+    out
+}
+
+#[test]
+fn a_run_cut_by_duration_says_so_with_how_many_were_attempted() {
+    // Far more than one second allows on loopback: the time limit ends the run.
+    let out = netprofile(&[
+        "--json",
+        "test",
+        "churn",
+        "-n",
+        "5000000",
+        "--concurrency",
+        "64",
+        "--duration",
+        "1s",
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["cut_by_duration"], true, "{r:#}");
+    let attempted = r["attempted"].as_u64().unwrap();
+    assert!(attempted > 0 && attempted < 5_000_000, "{r:#}");
+    let verdict = r["verdict"]["text"].as_str().unwrap();
+    assert!(!verdict.contains("no limit reached"), "{r:#}");
+    assert!(
+        verdict.contains(&format!(
+            "stopped by --duration 1 s: {attempted} of 5000000 connections attempted"
+        )) || verdict.contains(&format!(
+            "The run was also cut by the time limit: {attempted} of 5000000 connections attempted"
+        )),
+        "{r:#}"
+    );
+    assert!(
+        verdict.contains("lowed by") || r["verdict"]["limit"] != "duration",
+        "{r:#}"
+    );
+}
+
+#[test]
+fn serve_reports_accepted_connections_and_refuses_client_flags() {
+    for flag in [
+        &["-n", "5"][..],
+        &["--target", "127.0.0.1:9"],
+        &["--sandbox"],
+        &["--compare", "a", "b"],
+    ] {
+        let mut args = vec![
+            "test",
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--duration",
+            "1",
+        ];
+        args.extend_from_slice(flag);
+        let out = netprofile(&args);
+        assert_eq!(out.status.code(), Some(2), "{flag:?}: {}", text(&out));
+        assert!(
+            String::from_utf8_lossy(&out.stderr)
+                .contains(&format!("unexpected argument '{}'", flag[0])),
+            "{}",
+            text(&out)
+        );
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let listen = format!("127.0.0.1:{port}");
+    let server = Command::new(env!("CARGO_BIN_EXE_netprofile"))
+        .args(["test", "serve", "--listen", &listen, "--duration", "2"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let client = netprofile(&["test", "churn", "--target", &listen, "-n", "200"]);
+    assert!(client.status.success(), "{}", text(&client));
+    let served = server.wait_with_output().unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&served.stdout),
+        String::from_utf8_lossy(&served.stderr),
+    );
+    assert!(stderr.contains("(closer client, backlog 4096)"), "{stderr}");
+    assert!(stdout.contains("  connections  200 accepted,"), "{stdout}");
+    assert!(
+        stdout.contains("verdict: served 200 connections in 2 s"),
+        "{stdout}"
+    );
+    for debug in ["Client", "Server", "Some(", "None"] {
+        assert!(
+            !stdout.contains(debug) && !stderr.contains(debug),
+            "{stdout}{stderr}"
+        );
+        assert!(
+            !String::from_utf8_lossy(&client.stdout).contains(debug),
+            "{}",
+            text(&client)
+        );
+    }
+}
+
+#[test]
+fn apply_verify_with_another_root_is_refused() {
+    let out = common::Test::new()
+        .profile("t.toml", "[sysctl]\n\"net.core.somaxconn\" = 65535\n")
+        .args(&["apply", "--verify", "t.toml"])
+        .run()
+        .code(2)
+        .stderr_has("--verify runs the connection test on this machine's kernel, but --root")
+        .stderr_has("the test would measure the real host");
+    assert_eq!(
+        std::fs::read_to_string(out.root().join("proc/sys/net/core/somaxconn")).unwrap(),
+        "4096\n"
+    );
+    assert!(!out.root().join("var/lib/netprofile").exists());
 }
 
 #[test]
@@ -219,8 +386,10 @@ fn remote_mode_serves_and_targets() {
     assert_eq!(r["place"], "remote");
     assert_eq!(r["established"], 1000, "{r:#}");
     let served = server.wait_with_output().unwrap();
-    let s: Value =
-        serde_json::from_slice(&served.stdout).unwrap_or_else(|_| panic!("{}", text(&served)));
+    let s = validate_json(
+        &["--json", "test", "serve"],
+        &String::from_utf8_lossy(&served.stdout),
+    );
     assert_eq!(s["accepted"], 1000, "{s:#}");
 }
 
@@ -253,10 +422,10 @@ fn plot_draws_the_timeline_and_latency_of_each_run() {
 
 #[test]
 fn apply_verify_tests_before_and_after_and_keeps_both_reports() {
-    let Some((out, _dir)) = in_netns(
+    let Some((out, dir)) = in_netns(
         r#"
         ip link set lo up
-        "$NP" --root "$ROOT" apply --verify -q high-conn | grep -E '^(before|after|gain)'
+        "$NP" --root "$ROOT" apply --verify -q high-conn | grep -E '^(before|after|gain|no gain)'
         "$NP" --root "$ROOT" --json history > history.json
         grep -c '"connects_per_s"' history.json | sed 's/^/reports=/'
         "#,
@@ -270,15 +439,22 @@ fn apply_verify_tests_before_and_after_and_keeps_both_reports() {
         "{}",
         text(&out)
     );
-    assert!(stdout.contains("gain: "), "{}", text(&out));
+    // One run each side: no gain is claimed, the noise being unknown.
+    assert!(
+        stdout.contains("no gain claimed: one run each"),
+        "{}",
+        text(&out)
+    );
     assert!(stdout.contains("reports=2"), "{}", text(&out));
+    let history = std::fs::read_to_string(dir.path().join("history.json")).unwrap();
+    validate_json(&["--json", "history"], &history);
 }
 
 #[test]
 fn source_addresses_multiply_the_ephemeral_ports() {
     // 1000 ephemeral ports: one source address runs out at 1000, two carry all 1500.
     let narrow = "[sysctl]\n\"net.ipv4.ip_local_port_range\" = \"40000 40999\"\n";
-    let Some((out, _dir)) = in_netns(
+    let Some((out, dir)) = in_netns(
         r#"
         for s in 0 2; do
             "$NP" --json test churn --sandbox --baseline narrow.toml -n 1500 --sources $s \
@@ -298,4 +474,25 @@ fn source_addresses_multiply_the_ephemeral_ports() {
     assert_eq!(one["established"], 1000, "{one:#}");
     assert_eq!(count(&one, "EADDRNOTAVAIL"), 500, "{one:#}");
     assert_eq!(two["established"], 1500, "{two:#}");
+    for run in ["run0.json", "run2.json"] {
+        let text = std::fs::read_to_string(dir.path().join(run)).unwrap();
+        validate_json(&["--json", "test", "churn"], &text);
+    }
+}
+
+#[test]
+fn failures_no_setting_explains_are_never_no_limit_reached() {
+    // A fresh namespace has lo down: every connect fails with ENETUNREACH.
+    let Some(r) = sandboxed("test churn -n 200") else {
+        return;
+    };
+    assert_eq!(r["failed"], 200, "{r:#}");
+    assert_eq!(r["verdict"]["limit"], "other", "{r:#}");
+    let text = r["verdict"]["text"].as_str().unwrap();
+    assert!(
+        text.starts_with(
+            "failures that no setting explains: 200 connects failed with ENETUNREACH (200)"
+        ),
+        "{text}"
+    );
 }

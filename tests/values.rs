@@ -404,7 +404,7 @@ fn a_later_rise_above_a_min_is_not_drift() {
         .stdout("in sync: 2 keys as wanted\n")
         .then(&["status"])
         .code(0)
-        .stdout_has("net.ipv4.tcp_max_syn_backlog  65536                 ok\n")
+        .stdout_has("net.ipv4.tcp_max_syn_backlog  65536  4096      ok\n")
         .stdout_has("2 managed keys, 0 drifted");
 }
 

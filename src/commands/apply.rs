@@ -130,9 +130,72 @@ fn bounds(profile: &profile::Profile) -> std::collections::BTreeMap<String, Stri
         .collect()
 }
 
+/// The `--json` result of an apply that ran (or found nothing to do).
+fn apply_result(
+    plan: &Plan,
+    opts: &ApplyOptions,
+    generation: Option<&Generation>,
+    changes: &[Change],
+    deferred: &[Change],
+    warnings: &[String],
+    summary: String,
+) -> render::json::ApplyResult {
+    let (keys, mut files) = render::json::split_changes(changes, false);
+    files.extend(render::json::split_changes(deferred, true).1);
+    render::json::ApplyResult {
+        schema: render::json::SCHEMA,
+        command: "apply",
+        exit_code: 0,
+        exit_meaning: render::json::exit_meaning(0),
+        dry_run: false,
+        changed: generation.is_some(),
+        outcome: match generation.map(|g| g.outcome) {
+            None => "unchanged",
+            Some(Outcome::Pending) => "pending",
+            Some(_) => "applied",
+        },
+        profile: plan.profile.clone(),
+        source: plan.source.clone(),
+        generation: generation.map(|g| g.number),
+        keys,
+        files,
+        confirm: None,
+        no_persist: opts.no_persist,
+        warnings: warnings
+            .iter()
+            .map(|w| w.strip_prefix("warning: ").unwrap_or(w).to_string())
+            .collect(),
+        verify: None,
+        summary,
+    }
+}
+
+/// `apply --verify` measures the kernel this process runs on; with `--root DIR` whose `proc`
+/// is not that kernel's, it would change files under DIR and measure the real host.
+fn refuse_verify_elsewhere(root: &Root) -> Result<()> {
+    if root.is_real() {
+        return Ok(());
+    }
+    let here = std::fs::canonicalize(root.path("proc/sys")).ok();
+    let kernel = std::fs::canonicalize(std::path::Path::new(Root::KERNEL_PROC).join("sys")).ok();
+    if here.is_some() && here == kernel {
+        return Ok(());
+    }
+    Err(Error::Usage(format!(
+        "--verify runs the connection test on this machine's kernel, but --root {} points \
+         apply at another tree: the test would measure the real host, not what was applied. \
+         Drop --verify, or run `netprofile test churn --sandbox --profile PROFILE` to measure a \
+         profile. Nothing was changed",
+        root.base().display()
+    )))
+}
+
 /// `netprofile apply PROFILE`.
 pub fn apply(config: &Config, reference: &str, opts: &ApplyOptions) -> Result<Output> {
     let root = &config.root;
+    if opts.verify {
+        refuse_verify_elsewhere(root)?;
+    }
     let profile = profile::load(reference)?;
     if opts.dry_run {
         let live = LiveState::read(root, &profile)?;
@@ -224,9 +287,15 @@ pub fn apply(config: &Config, reference: &str, opts: &ApplyOptions) -> Result<Ou
             generation.message = Some("overrides accepted with --allow-override".into());
             state::write_generation(root, &generation)?;
         }
+        let summary = format!("nothing to do: {}", render::summary(&plan));
+        let stdout = if config.json {
+            render::json::pretty(&apply_result(&plan, opts, None, &[], &[], &stderr, summary))
+        } else {
+            summary + "\n"
+        };
         return Ok(Output {
             code: 0,
-            stdout: format!("nothing to do: {}\n", render::summary(&plan)),
+            stdout,
             stderr,
         });
     }
@@ -255,7 +324,7 @@ pub fn apply(config: &Config, reference: &str, opts: &ApplyOptions) -> Result<Ou
     generation.bounds = bounds(&profile);
     if let Some(seconds) = opts.confirm {
         generation.outcome = Outcome::Pending;
-        start_pending(root, number, seconds, deferred)?;
+        start_pending(root, number, seconds, deferred.clone())?;
     }
     if let Err(e) = transaction::run(root, &generation) {
         if matches!(e, Error::ApplyFailed { .. }) {
@@ -279,7 +348,10 @@ pub fn apply(config: &Config, reference: &str, opts: &ApplyOptions) -> Result<Ou
         before.settings.profile = Some("before apply".into());
         after.settings.profile = Some(format!("after apply of {}", profile.name));
         if !config.json {
-            stdout.push_str(&crate::conntest::report::compare(&before, &after));
+            stdout.push_str(&crate::conntest::report::compare(
+                std::slice::from_ref(&before),
+                std::slice::from_ref(&after),
+            ));
         }
         generation.verify = Some(serde_json::json!({ "before": before, "after": after }));
         let _ = state::write_generation(root, &generation);
@@ -301,11 +373,23 @@ pub fn apply(config: &Config, reference: &str, opts: &ApplyOptions) -> Result<Ou
         stdout.push_str(&super::running::old_limits_section(root)?);
     }
     if config.json {
-        stdout = serde_json::to_string_pretty(&serde_json::json!({
-            "schema": 1, "command": "apply", "generation": generation,
-        }))
-        .unwrap_or_default()
-            + "\n";
+        let mut result = apply_result(
+            &plan,
+            opts,
+            Some(&generation),
+            &changes,
+            &deferred,
+            &stderr,
+            stdout.lines().last().unwrap_or_default().to_string(),
+        );
+        result.verify.clone_from(&generation.verify);
+        if let (Some(seconds), Some(p)) = (opts.confirm, state::read_pending(root)?) {
+            result.confirm = Some(render::json::ConfirmWindow {
+                seconds,
+                deadline_ms: p.deadline_ms,
+            });
+        }
+        stdout = render::json::pretty(&result);
     }
     Ok(Output {
         code: 0,

@@ -45,10 +45,14 @@ pub fn confirm(config: &Config) -> Result<Output> {
         .map(|c| refresh_before(root, c))
         .collect::<Result<_>>()?;
     let number = state::next_generation(root)?;
-    let mut files = Generation::new(number, "confirm", original.profile.clone(), changes);
-    files.confirms = Some(original.number);
-    transaction::run(root, &files)?;
-    if !files.changes.is_empty() {
+    let mut written = Generation::new(number, "confirm", original.profile.clone(), changes);
+    written.confirms = Some(original.number);
+    transaction::run(root, &written)?;
+    let mut files_generation = None;
+    let mut files = Vec::new();
+    if !written.changes.is_empty() {
+        files = crate::render::json::split_changes(&written.changes, false).1;
+        files_generation = Some(number);
         let _ = writeln!(stdout, "wrote the files as generation {number}");
     }
     original.outcome = Outcome::Applied;
@@ -57,6 +61,19 @@ pub fn confirm(config: &Config) -> Result<Output> {
     let _ = state::write_generation(root, &original);
     let _ = state::clear_pending(root);
     let _ = writeln!(stdout, "confirmed generation {}", original.number);
+    if config.json {
+        use crate::render::json;
+        stdout = json::pretty(&json::ConfirmResult {
+            schema: json::SCHEMA,
+            command: "confirm",
+            exit_code: 0,
+            exit_meaning: json::exit_meaning(0),
+            confirmed: original.number,
+            files_generation,
+            files,
+            summary: stdout.lines().collect::<Vec<_>>().join("; "),
+        });
+    }
     Ok(Output {
         code: 0,
         stdout,

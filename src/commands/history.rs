@@ -8,10 +8,14 @@ use crate::error::Result;
 pub fn history(config: &Config) -> Result<Output> {
     let all = crate::transaction::state::generations(&config.root)?;
     if config.json {
-        let doc = serde_json::json!({ "schema": 1, "generations": all });
+        use crate::render::json;
         return Ok(Output {
             code: 0,
-            stdout: serde_json::to_string_pretty(&doc).unwrap_or_default() + "\n",
+            stdout: json::pretty(&json::HistoryDoc {
+                schema: json::SCHEMA,
+                command: "history",
+                generations: &all,
+            }),
             stderr: Vec::new(),
         });
     }

@@ -22,8 +22,10 @@ pub fn profiles(config: &Config) -> Result<Output> {
                 })
             })
             .collect();
-        serde_json::to_string_pretty(&serde_json::json!({ "schema": 1, "profiles": items }))
-            .unwrap_or_default()
+        serde_json::to_string_pretty(
+            &serde_json::json!({ "schema": 1, "command": "profiles", "profiles": items }),
+        )
+        .unwrap_or_default()
             + "\n"
     } else {
         let width = list.iter().map(|(n, ..)| n.len()).max().unwrap_or(0);

@@ -9,12 +9,16 @@ use super::require_privileges;
 use crate::cli::Config;
 use crate::commands::Output;
 use crate::error::{Error, Result};
+use crate::system::root::Root;
 use crate::transaction;
 use crate::transaction::state::{self, Change, Generation, Lock, Outcome};
 
 /// `netprofile rollback [GEN]`: restores the state before GEN (default: the last apply still in
 /// effect). With nothing in effect it says so, changes nothing and exits 0.
-pub fn rollback(config: &Config, target: Option<u64>) -> Result<Output> {
+///
+/// A managed drop-in edited by hand since netprofile wrote it is not overwritten unless
+/// `force`: the error shows the edit.
+pub fn rollback(config: &Config, target: Option<u64>, force: bool) -> Result<Output> {
     let root = &config.root;
     require_privileges(root, "rollback")?;
     let lock = Lock::take(root)?;
@@ -49,11 +53,30 @@ pub fn rollback(config: &Config, target: Option<u64>) -> Result<Output> {
         {
             Some(n) => n,
             None => {
+                let line = "nothing to roll back: no generation is in effect (`netprofile \
+                            history` lists them); nothing was changed";
+                let stdout = if config.json {
+                    use crate::render::json;
+                    json::pretty(&json::RollbackResult {
+                        schema: json::SCHEMA,
+                        command: "rollback",
+                        exit_code: 0,
+                        exit_meaning: json::exit_meaning(0),
+                        rolled_back: None,
+                        generation: None,
+                        changed: false,
+                        keys: Vec::new(),
+                        files: Vec::new(),
+                        overwrote_hand_edits: Vec::new(),
+                        ended_pending: None,
+                        summary: line.to_string(),
+                    })
+                } else {
+                    format!("{line}\n")
+                };
                 return Ok(Output {
                     code: 0,
-                    stdout: "nothing to roll back: no generation is in effect (`netprofile \
-                             history` lists them); nothing was changed\n"
-                        .into(),
+                    stdout,
                     stderr,
                 });
             }
@@ -73,6 +96,33 @@ pub fn rollback(config: &Config, target: Option<u64>) -> Result<Output> {
         }
     }
     restore.reverse();
+    let edits: Vec<super::status::HandEdit> = super::status::hand_edits(
+        root,
+        &super::status::managed(&all, state::read_pending(root)?.map(|p| p.generation)),
+    )?
+    .into_iter()
+    .filter(|e| {
+        restore
+            .iter()
+            .any(|r| matches!(r, Change::File { path, .. } if *path == e.path))
+    })
+    .collect();
+    if !edits.is_empty() && !force {
+        let shown: Vec<String> = edits
+            .iter()
+            .map(super::status::HandEdit::describe)
+            .collect();
+        return Err(Error::Usage(format!(
+            "rollback would overwrite {} edited by hand; keep a copy of the edit, then run \
+             `netprofile rollback --force` to overwrite it. Nothing was changed\n{}",
+            if edits.len() == 1 {
+                "a managed drop-in".to_string()
+            } else {
+                format!("{} managed drop-ins", edits.len())
+            },
+            shown.join("\n").trim_end()
+        )));
+    }
     let mut changes = Vec::new();
     for change in &restore {
         let fresh = refresh_before(root, change)?;
@@ -94,21 +144,54 @@ pub fn rollback(config: &Config, target: Option<u64>) -> Result<Output> {
         g.outcome = Outcome::RolledBack;
         let _ = state::write_generation(root, &g);
     }
+    let mut ended_pending = None;
     if let Some(p) = pending
         && p.generation >= target
     {
+        ended_pending = Some(p.generation);
         let _ = state::clear_pending(root);
     }
     let restored: Vec<String> = changes.iter().map(Change::label).collect();
     if !restored.is_empty() {
         stderr.push(format!("restored: {}", restored.join(", ")));
     }
+    let line = format!(
+        "rolled back to the state before generation {target} as generation {number}: {}",
+        summary(&changes)
+    );
+    if !edits.is_empty() {
+        stderr.push(format!(
+            "warning: --force overwrote the hand edits of {}",
+            edits
+                .iter()
+                .map(|e| Root::display(&e.path))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    let stdout = if config.json {
+        use crate::render::json;
+        let (keys, files) = json::split_changes(&changes, false);
+        json::pretty(&json::RollbackResult {
+            schema: json::SCHEMA,
+            command: "rollback",
+            exit_code: 0,
+            exit_meaning: json::exit_meaning(0),
+            rolled_back: Some(target),
+            generation: Some(number),
+            changed: !changes.is_empty(),
+            keys,
+            files,
+            overwrote_hand_edits: edits.iter().map(|e| Root::display(&e.path)).collect(),
+            ended_pending,
+            summary: line,
+        })
+    } else {
+        line + "\n"
+    };
     Ok(Output {
         code: 0,
-        stdout: format!(
-            "rolled back to the state before generation {target} as generation {number}: {}\n",
-            summary(&changes)
-        ),
+        stdout,
         stderr,
     })
 }

@@ -1,131 +1,548 @@
-//! `netprofile status`: the managed keys now, drift, and an open journal or pending confirmation.
+//! `netprofile status`: what netprofile manages now and whether the machine still holds it.
+//!
+//! "Managed" is the replay of the generations still in force: applies, confirms and their
+//! file-only generations count; a generation reverted (an unconfirmed `--confirm`) or undone
+//! by a later `rollback` does not. Drift is any difference: a key's live value, a managed
+//! drop-in edited or removed by hand, a limit whose value in force for a login is not the one
+//! configured, a systemd setting overridden. Limits and systemd settings are reported apart.
+//! Read-only: never takes the lock, never writes.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
 
 use super::Output;
 use crate::cli::Config;
-use crate::error::Result;
+use crate::error::{Error, Result};
+use crate::profile::keys::KeyName;
+use crate::profile::limit::Domain;
+use crate::system::limits::{self as pam, Kind, Subject};
+use crate::system::root::Root;
+use crate::transaction::state::{self, Change, Generation};
 
-/// `netprofile status`: managed keys now, and any pending confirmation.
-pub fn status(config: &Config) -> Result<Output> {
-    use crate::transaction::state::{Change, Outcome};
-    let root = &config.root;
-    let all = crate::transaction::state::generations(root)?;
-    // The value netprofile last set for each key, in generation order.
-    let mut managed: std::collections::BTreeMap<String, String> = std::collections::BTreeMap::new();
-    // For a raise-only (or lower-only) key, the bound it was applied with.
-    let mut bounds: std::collections::BTreeMap<String, String> = std::collections::BTreeMap::new();
-    for g in all
-        .iter()
-        .filter(|g| matches!(g.outcome, Outcome::Applied | Outcome::Pending))
-    {
+/// The generations whose changes are still in force, oldest first: the transaction's own rule
+/// (`state::in_effect_with`), so status, history and rollback agree. A `--confirm` apply that
+/// is pending counts only while its record is there (after a reboot it is not in force).
+#[must_use]
+pub fn in_force(all: &[Generation], pending: Option<u64>) -> Vec<&Generation> {
+    let effective = state::in_effect_with(all, pending);
+    all.iter()
+        .filter(|g| effective.contains(&g.number))
+        .collect()
+}
+
+/// What netprofile last set, per key and per file, from the generations in force.
+#[derive(Debug, Default)]
+pub struct Managed {
+    pub sysctl: BTreeMap<String, String>,
+    /// For a raise-only (or lower-only) key, the bound it was applied with (`>= 4096`).
+    pub bounds: BTreeMap<String, String>,
+    /// Root-relative path -> the content netprofile last wrote (files it removed are dropped).
+    pub files: BTreeMap<String, String>,
+}
+
+#[must_use]
+pub fn managed(all: &[Generation], pending: Option<u64>) -> Managed {
+    let mut m = Managed::default();
+    for g in in_force(all, pending) {
         for change in &g.changes {
-            if let Change::Sysctl { key, after, .. } = change {
-                managed.insert(key.clone(), after.clone());
-                match g.bounds.get(key) {
-                    Some(bound) => bounds.insert(key.clone(), bound.clone()),
-                    None => bounds.remove(key),
-                };
+            match change {
+                Change::Sysctl { key, after, .. } => {
+                    m.sysctl.insert(key.clone(), after.clone());
+                    match g.bounds.get(key) {
+                        Some(bound) => m.bounds.insert(key.clone(), bound.clone()),
+                        None => m.bounds.remove(key),
+                    };
+                }
+                Change::File { path, after, .. } => match after {
+                    Some(text) => {
+                        m.files.insert(path.clone(), text.clone());
+                    }
+                    None => {
+                        m.files.remove(path);
+                    }
+                },
+                // A running process's limit is not a setting that can drift.
+                Change::Rlimit { .. } => {}
             }
         }
     }
-    let mut rows = Vec::new();
-    let mut drifted = 0;
-    for (key, want) in &managed {
-        let name = crate::profile::keys::KeyName::parse(key).map_err(crate::error::Error::State)?;
-        let now = crate::system::read_sysctl(root, &name)?;
-        let ok = now.as_deref().is_some_and(|now| {
-            crate::profile::value::same(key, now, want) || within(bounds.get(key), now)
-        });
-        if !ok {
-            drifted += 1;
-        }
-        rows.push((key.clone(), now, want.clone(), ok));
-    }
-    // Values another file overrides, accepted with `apply --allow-override`: reported as
-    // overridden, not as drift.
-    let overridden = super::overrides::accepted(root)?;
-    let pending = crate::transaction::state::read_pending(root)?;
-    if config.json {
-        let doc = serde_json::json!({
-            "schema": 1,
-            "managed": rows.iter().map(|(k, now, want, ok)| serde_json::json!({
-                "key": k, "live": now, "last_set": want, "in_sync": ok,
-            })).collect::<Vec<_>>(),
-            "pending": pending.as_ref().map(|p| serde_json::json!({
-                "generation": p.generation,
-                "seconds_left": p.deadline_ms.saturating_sub(crate::transaction::state::epoch_millis()) / 1000,
-            })),
-            "overridden": overridden,
-            "open_journal": root.path(crate::transaction::state::JOURNAL).exists(),
-            "generations": all.len(),
-            "processes": super::running::status_json(root)?,
-        });
-        return Ok(Output {
-            code: 0,
-            stdout: serde_json::to_string_pretty(&doc).unwrap_or_default() + "\n",
-            stderr: Vec::new(),
-        });
-    }
-    let mut out = String::new();
-    if rows.is_empty() {
-        out.push_str("no keys managed yet (no applied generation)\n");
-    } else {
-        let width = rows.iter().map(|r| r.0.len()).max().unwrap_or(0);
-        for (key, now, want, ok) in &rows {
-            let state = if *ok {
-                config.paint.green("ok")
+    m
+}
+
+/// A managed drop-in whose content is no longer what netprofile wrote.
+#[derive(Debug, Clone)]
+pub struct HandEdit {
+    /// Root-relative path.
+    pub path: String,
+    pub written: String,
+    /// `None`: the file was removed.
+    pub now: Option<String>,
+}
+
+impl HandEdit {
+    /// `edited by hand` or `removed`, with a unified diff of the edit.
+    #[must_use]
+    pub fn describe(&self) -> String {
+        let change = crate::plan::FileChange {
+            rel: self.path.clone(),
+            path: Root::display(&self.path),
+            old: Some(self.written.clone()),
+            new: self.now.clone(),
+        };
+        format!(
+            "{} was {} since netprofile wrote it:\n{}",
+            Root::display(&self.path),
+            if self.now.is_some() {
+                "edited by hand"
             } else {
-                config
-                    .paint
-                    .yellow(&format!("drifted (netprofile set {want})"))
-            };
-            out.push_str(&format!(
-                "{key:<width$}  {:<20}  {state}\n",
-                now.clone().unwrap_or_else(|| "-".into())
-            ));
+                "removed"
+            },
+            crate::render::file_diff(&change, crate::render::Paint(false))
+        )
+    }
+}
+
+/// The managed drop-ins that differ from what netprofile last wrote.
+pub fn hand_edits(root: &Root, managed: &Managed) -> Result<Vec<HandEdit>> {
+    let mut out = Vec::new();
+    for (path, written) in &managed.files {
+        let now = crate::system::read_optional(root, path)?;
+        if now.as_deref() != Some(written.as_str()) {
+            out.push(HandEdit {
+                path: path.clone(),
+                written: written.clone(),
+                now,
+            });
         }
     }
-    for o in &overridden {
+    Ok(out)
+}
+
+#[derive(Debug, Serialize)]
+struct KeyRow {
+    key: String,
+    live: Option<String>,
+    last_set: String,
+    in_sync: bool,
+}
+
+#[derive(Debug, Serialize)]
+struct FileRow {
+    path: String,
+    /// `ok`, `edited` (by hand) or `removed`.
+    state: &'static str,
+    in_sync: bool,
+}
+
+#[derive(Debug, Serialize)]
+struct Where {
+    file: String,
+    line: usize,
+}
+
+#[derive(Debug, Serialize)]
+struct LimitRow {
+    domain: String,
+    item: String,
+    #[serde(rename = "type")]
+    half: &'static str,
+    /// What the managed drop-in sets.
+    configured: String,
+    /// The value pam_limits gives a login of this domain now, and the line it comes from;
+    /// `null` when no file sets one (the kernel default stays).
+    in_force: Option<String>,
+    source: Option<Where>,
+    in_sync: bool,
+}
+
+#[derive(Debug, Serialize)]
+struct SystemdRow {
+    setting: &'static str,
+    configured: String,
+    in_force: Option<String>,
+    source: Option<Where>,
+    in_sync: bool,
+}
+
+#[derive(Debug, Serialize)]
+struct PendingRow {
+    generation: u64,
+    seconds_left: u64,
+}
+
+#[derive(Debug, Serialize)]
+struct StatusDoc {
+    schema: u32,
+    command: &'static str,
+    exit_code: i32,
+    exit_meaning: &'static str,
+    /// True when nothing managed has drifted.
+    in_sync: bool,
+    drifted: usize,
+    managed: Vec<KeyRow>,
+    files: Vec<FileRow>,
+    limits: Vec<LimitRow>,
+    systemd: Vec<SystemdRow>,
+    pending: Option<PendingRow>,
+    open_journal: bool,
+    generations: usize,
+    /// The generations still in force.
+    in_force: Vec<u64>,
+    /// Values another file overrides, accepted with `apply --allow-override`: reported as
+    /// overridden, not as drift.
+    overridden: Vec<crate::plan::Override>,
+    /// Keys waiting for a module, and listening processes still on old limits.
+    processes: serde_json::Value,
+}
+
+/// A login of a limits domain, as far as the domain names it (a group's members and a user's
+/// groups are not looked up here).
+fn subject(domain: &str) -> Subject {
+    match Domain::parse(domain) {
+        Ok(Domain::User(name)) => Subject {
+            user: Some(name),
+            ..Subject::default()
+        },
+        Ok(Domain::Group(g)) => Subject {
+            groups: vec![g],
+            ..Subject::default()
+        },
+        Ok(Domain::UidRange(lo, hi)) => Subject {
+            uid: lo.or(hi),
+            ..Subject::default()
+        },
+        _ => Subject::default(),
+    }
+}
+
+fn limit_rows(root: &Root, managed: &Managed) -> Result<Vec<LimitRow>> {
+    let rel = Root::limits_dropin();
+    let Some(text) = managed.files.get(&rel) else {
+        return Ok(Vec::new());
+    };
+    let configured = pam::parse(text, &Root::display(&rel));
+    let live = crate::system::entries(&crate::system::limit_files(root)?);
+    let nr_open = KeyName::parse("fs.nr_open")
+        .ok()
+        .and_then(|key| crate::system::read_sysctl(root, &key).ok().flatten())
+        .and_then(|v| v.trim().parse().ok());
+    let mut rows = Vec::new();
+    for entry in &configured {
+        let (soft, hard) = pam::resolve(&live, &subject(&entry.domain), entry.item, nr_open);
+        for (half, wanted, now) in [
+            ("soft", matches!(entry.kind, Kind::Soft | Kind::Both), soft),
+            ("hard", matches!(entry.kind, Kind::Hard | Kind::Both), hard),
+        ] {
+            if !wanted {
+                continue;
+            }
+            let in_sync = now.as_ref().is_some_and(|n| n.value == entry.value);
+            rows.push(LimitRow {
+                domain: entry.domain.clone(),
+                item: entry.item.as_str().to_string(),
+                half,
+                configured: entry.value.to_string(),
+                in_force: now.as_ref().map(|n| n.value.to_string()),
+                source: now.map(|n| Where {
+                    file: n.file,
+                    line: n.line,
+                }),
+                in_sync,
+            });
+        }
+    }
+    Ok(rows)
+}
+
+fn systemd_rows(root: &Root, managed: &Managed) -> Result<Vec<SystemdRow>> {
+    let rel = Root::systemd_dropin();
+    let Some(text) = managed.files.get(&rel) else {
+        return Ok(Vec::new());
+    };
+    let own = crate::system::sysctld::BootFile {
+        path: Root::display(&rel),
+        text: text.clone(),
+    };
+    let Some(configured) = crate::system::systemd::default_limit_nofile(std::slice::from_ref(&own))
+    else {
+        return Ok(Vec::new());
+    };
+    let now = crate::system::systemd::default_limit_nofile(&crate::system::systemd_files(root)?);
+    Ok(vec![SystemdRow {
+        setting: "DefaultLimitNOFILE",
+        in_sync: now.as_ref().is_some_and(|n| n.value == configured.value),
+        configured: configured.value,
+        in_force: now.as_ref().map(|n| n.value.clone()),
+        source: now.map(|n| Where {
+            file: n.file,
+            line: n.line,
+        }),
+    }])
+}
+
+/// `netprofile status`: managed keys, files, limits and systemd settings now, and any pending
+/// confirmation. Exit 0: status informs; `check PROFILE` is the monitoring command.
+pub fn status(config: &Config) -> Result<Output> {
+    let root = &config.root;
+    let all = state::generations(root)?;
+    let pending_record = state::read_pending(root)?;
+    let pending_generation = pending_record.as_ref().map(|p| p.generation);
+    let managed = managed(&all, pending_generation);
+    let mut keys = Vec::new();
+    for (key, want) in &managed.sysctl {
+        let name = KeyName::parse(key).map_err(Error::State)?;
+        let now = crate::system::read_sysctl(root, &name)?;
+        let in_sync = now.as_deref().is_some_and(|now| {
+            crate::profile::value::same(key, now, want) || within(managed.bounds.get(key), now)
+        });
+        keys.push(KeyRow {
+            key: key.clone(),
+            live: now,
+            last_set: want.clone(),
+            in_sync,
+        });
+    }
+    let edits = hand_edits(root, &managed)?;
+    let files: Vec<FileRow> = managed
+        .files
+        .keys()
+        .map(|path| {
+            let edit = edits.iter().find(|e| &e.path == path);
+            FileRow {
+                path: Root::display(path),
+                state: match edit {
+                    None => "ok",
+                    Some(e) if e.now.is_some() => "edited",
+                    Some(_) => "removed",
+                },
+                in_sync: edit.is_none(),
+            }
+        })
+        .collect();
+    let limits = limit_rows(root, &managed)?;
+    let systemd = systemd_rows(root, &managed)?;
+    let drifted = keys.iter().filter(|r| !r.in_sync).count()
+        + files.iter().filter(|r| !r.in_sync).count()
+        + limits.iter().filter(|r| !r.in_sync).count()
+        + systemd.iter().filter(|r| !r.in_sync).count();
+    let pending = pending_record.map(|p| PendingRow {
+        generation: p.generation,
+        seconds_left: p
+            .deadline_ms
+            .saturating_sub(state::epoch_millis())
+            .div_ceil(1000),
+    });
+    let doc = StatusDoc {
+        schema: crate::render::json::SCHEMA,
+        command: "status",
+        exit_code: 0,
+        exit_meaning: crate::render::json::exit_meaning(0),
+        in_sync: drifted == 0,
+        drifted,
+        managed: keys,
+        files,
+        limits,
+        systemd,
+        pending,
+        open_journal: root.path(state::JOURNAL).exists(),
+        generations: all.len(),
+        in_force: in_force(&all, pending_generation)
+            .iter()
+            .map(|g| g.number)
+            .collect(),
+        overridden: super::overrides::accepted(root)?,
+        processes: super::running::status_json(root)?,
+    };
+    let stdout = if config.json {
+        crate::render::json::pretty(&doc)
+    } else {
+        let mut text = human(config, &doc, &edits);
+        // Before the closing count line: what is waiting for a module and what still runs with
+        // old limits.
+        let last = text.trim_end_matches('\n').rfind('\n').map_or(0, |i| i + 1);
+        let tail = text.split_off(last);
+        text.push_str(&super::running::pending_section(root)?);
+        text.push_str(&super::running::old_limits_section(root)?);
+        text.push_str(&tail);
+        text
+    };
+    Ok(Output {
+        code: 0,
+        stdout,
+        stderr: Vec::new(),
+    })
+}
+
+fn plural(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+fn human(config: &Config, doc: &StatusDoc, edits: &[HandEdit]) -> String {
+    use crate::render::table;
+    let paint = config.paint;
+    let state = |ok: bool, bad: &str| {
+        if ok {
+            paint.green("ok")
+        } else {
+            paint.yellow(bad)
+        }
+    };
+    let place = |s: Option<&Where>, default: &str| {
+        s.map_or_else(|| default.to_string(), |s| format!("{}:{}", s.file, s.line))
+    };
+    let mut out = String::new();
+    if doc.managed.is_empty() && doc.files.is_empty() {
+        out.push_str("no keys managed yet (no generation in force)\n");
+    }
+    if !doc.managed.is_empty() {
+        let rows: Vec<Vec<String>> = doc
+            .managed
+            .iter()
+            .map(|r| {
+                vec![
+                    r.key.clone(),
+                    r.live.clone().unwrap_or_else(|| "-".into()),
+                    r.last_set.clone(),
+                    state(r.in_sync, "drifted"),
+                ]
+            })
+            .collect();
+        table(
+            &mut out,
+            &["SYSCTL", "LIVE", "LAST SET", "STATE"],
+            &rows,
+            paint,
+        );
+    }
+    if !doc.limits.is_empty() {
+        out.push('\n');
+        let rows: Vec<Vec<String>> = doc
+            .limits
+            .iter()
+            .map(|r| {
+                vec![
+                    format!("{} {} {}", r.domain, r.half, r.item),
+                    r.in_force.clone().unwrap_or_else(|| "-".into()),
+                    place(r.source.as_ref(), "kernel default"),
+                    r.configured.clone(),
+                    state(r.in_sync, "drifted"),
+                ]
+            })
+            .collect();
+        table(
+            &mut out,
+            &["LIMIT", "IN FORCE", "SET IN", "CONFIGURED", "STATE"],
+            &rows,
+            paint,
+        );
+    }
+    if !doc.systemd.is_empty() {
+        out.push('\n');
+        let rows: Vec<Vec<String>> = doc
+            .systemd
+            .iter()
+            .map(|r| {
+                vec![
+                    r.setting.to_string(),
+                    r.in_force.clone().unwrap_or_else(|| "-".into()),
+                    place(r.source.as_ref(), "systemd default"),
+                    r.configured.clone(),
+                    state(r.in_sync, "drifted"),
+                ]
+            })
+            .collect();
+        table(
+            &mut out,
+            &["SYSTEMD", "IN FORCE", "SET IN", "CONFIGURED", "STATE"],
+            &rows,
+            paint,
+        );
+    }
+    if !doc.files.is_empty() {
+        out.push('\n');
+        let rows: Vec<Vec<String>> = doc
+            .files
+            .iter()
+            .map(|r| {
+                vec![
+                    r.path.clone(),
+                    state(
+                        r.in_sync,
+                        if r.state == "removed" {
+                            "drifted (removed by hand)"
+                        } else {
+                            "drifted (edited by hand)"
+                        },
+                    ),
+                ]
+            })
+            .collect();
+        table(&mut out, &["FILE", "STATE"], &rows, paint);
+    }
+    if config.verbose > 0 {
+        for e in edits {
+            out.push('\n');
+            out.push_str(&e.describe());
+        }
+    }
+    if !out.is_empty() && !out.ends_with("\n\n") && !doc.managed.is_empty() {
+        out.push('\n');
+    }
+    if let Some(p) = &doc.pending {
+        out.push_str(&format!(
+            "pending: generation {} reverts in {} s unless `netprofile confirm`\n",
+            p.generation, p.seconds_left
+        ));
+    }
+    if doc.open_journal {
+        out.push_str("open journal: an interrupted run; run netprofile as root to restore it\n");
+    }
+    for o in &doc.overridden {
         out.push_str(&format!(
             "{}  overridden at {} by {}:{} ({}, netprofile wants {}; accepted with \
              --allow-override)\n",
             o.setting, o.when, o.file, o.line, o.value, o.wanted
         ));
     }
-    if let Some(p) = &pending {
-        out.push_str(&format!(
-            "pending: generation {} reverts in {} s unless `netprofile confirm`\n",
-            p.generation,
-            p.deadline_ms
-                .saturating_sub(crate::transaction::state::epoch_millis())
-                .div_ceil(1000)
-        ));
-    }
-    let in_effect =
-        crate::transaction::state::in_effect_with(&all, pending.as_ref().map(|p| p.generation));
-    out.push_str(&if in_effect.is_empty() {
+    out.push_str(&if doc.in_force.is_empty() {
         "in effect: no generation\n".to_string()
     } else {
-        let list: Vec<String> = in_effect.iter().map(u64::to_string).collect();
+        let list: Vec<String> = doc.in_force.iter().map(u64::to_string).collect();
         format!(
             "in effect: generation{} {}\n",
             if list.len() == 1 { "" } else { "s" },
             list.join(", ")
         )
     });
-    out.push_str(&super::running::pending_section(root)?);
-    out.push_str(&super::running::old_limits_section(root)?);
+    let mut also = Vec::new();
+    if !doc.limits.is_empty() {
+        also.push(plural(doc.limits.len(), "limit", "limits"));
+    }
+    if !doc.systemd.is_empty() {
+        also.push(plural(
+            doc.systemd.len(),
+            "systemd setting",
+            "systemd settings",
+        ));
+    }
+    if !doc.files.is_empty() {
+        also.push(plural(doc.files.len(), "file", "files"));
+    }
+    if !also.is_empty() {
+        out.push_str(&format!(
+            "also managed: {}; {} in force\n",
+            also.join(", "),
+            plural(doc.in_force.len(), "generation", "generations")
+        ));
+    }
     out.push_str(&format!(
-        "{} managed key{}, {drifted} drifted, {} generation{}\n",
-        rows.len(),
-        if rows.len() == 1 { "" } else { "s" },
-        all.len(),
-        if all.len() == 1 { "" } else { "s" }
+        "{}, {} drifted, {}\n",
+        plural(doc.managed.len(), "managed key", "managed keys"),
+        doc.drifted,
+        plural(doc.generations, "generation", "generations"),
     ));
-    Ok(Output {
-        code: 0,
-        stdout: out,
-        stderr: Vec::new(),
-    })
+    out
 }
 
 /// Whether `now` meets a recorded bound (`>= 4096`, `<= 30`): a later rise above a min is not

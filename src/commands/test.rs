@@ -13,9 +13,9 @@ pub fn test(config: &Config, what: &crate::cli::TestCommand) -> Result<Output> {
     let (mode, args) = match what {
         TestCommand::Hold(a) => (Mode::Hold, a),
         TestCommand::Churn(a) => (Mode::Churn, a),
-        TestCommand::Serve { listen, args } => {
-            let r = conntest::serve(&config.root, &args.options(Mode::Churn, false), *listen)?;
-            return test_output(config, &r, args.plot.as_deref());
+        TestCommand::Serve(args) => {
+            let r = conntest::serve(&config.root, &args.options(), args.listen)?;
+            return test_output(config, &r, None);
         }
     };
     let opts = args.options(mode, progress);
@@ -35,26 +35,57 @@ pub fn test(config: &Config, what: &crate::cli::TestCommand) -> Result<Output> {
         let r = conntest::run(&config.root, &opts)?;
         return test_output(config, &r, args.plot.as_deref());
     };
+    // Alternate the sides, so that a slow minute of a shared machine hits both.
     let before_list: Vec<&str> = before_profile.iter().map(String::as_str).collect();
-    let before =
-        conntest::sandbox::run_with(&config.root, &opts, &before_list, before_profile.clone())?;
-    let after = conntest::sandbox::run_with(
-        &config.root,
-        &opts,
-        &[after_profile.as_str()],
-        Some(after_profile.clone()),
-    )?;
+    let (mut before_runs, mut after_runs) = (Vec::new(), Vec::new());
+    for _ in 0..args.repeat.max(1) {
+        before_runs.push(conntest::sandbox::run_with(
+            &config.root,
+            &opts,
+            &before_list,
+            before_profile.clone(),
+        )?);
+        after_runs.push(conntest::sandbox::run_with(
+            &config.root,
+            &opts,
+            &[after_profile.as_str()],
+            Some(after_profile.clone()),
+        )?);
+    }
+    let (Some(before), Some(after)) = (
+        report::median_run(&before_runs),
+        report::median_run(&after_runs),
+    ) else {
+        return Err(crate::error::Error::State(
+            "the comparison made no run".into(),
+        ));
+    };
     if let Some(path) = &args.plot {
-        write_plot(path, &conntest::plot::svg(&[&before, &after]))?;
+        write_plot(path, &conntest::plot::svg(&[before, after]))?;
     }
     let stdout = if config.json {
-        serde_json::to_string_pretty(&serde_json::json!({
-            "schema": 1, "before": before, "after": after,
+        let summary = |runs: &[report::Report]| -> Vec<serde_json::Value> {
+            runs.iter()
+                .map(|r| {
+                    serde_json::json!({
+                        "established": r.established, "held": r.held, "failed": r.failed,
+                        "stalls": r.stalls, "connects_per_s": r.connects_per_s,
+                        "verdict": r.verdict.limit,
+                    })
+                })
+                .collect()
+        };
+        crate::render::json::pretty(&serde_json::json!({
+            "schema": crate::render::json::SCHEMA,
+            "command": "test",
+            "before": before,
+            "after": after,
+            "repeat": args.repeat.max(1),
+            "runs": { "before": summary(&before_runs), "after": summary(&after_runs) },
+            "change": report::change(&before_runs, &after_runs),
         }))
-        .unwrap_or_default()
-            + "\n"
     } else {
-        report::compare(&before, &after)
+        report::compare(&before_runs, &after_runs)
     };
     Ok(Output {
         code: 0,

@@ -437,6 +437,7 @@ fn settings(
         closer: opts.closer,
         backlog: opts.backlog,
         accept_delay_us: opts.accept_delay_us,
+        duration_ms: opts.duration_ms,
     }
 }
 
@@ -467,9 +468,9 @@ fn assemble(
 pub fn serve(root: &Root, opts: &Options, listen: SocketAddrV4) -> Result<Report> {
     let mut servers = start_servers(root, opts, &[listen], opts.workers.max(1), None)?;
     eprintln!(
-        "netprofile: serving on {listen} for {} s (closer {:?}, backlog {})",
+        "netprofile: serving on {listen} for {} s (closer {}, backlog {})",
         opts.duration_ms / 1000,
-        opts.closer,
+        report::closer_name(opts.closer),
         opts.backlog
     );
     let before = counters::read(root, "proc/net");

@@ -41,7 +41,9 @@ pub struct Latency {
 #[derive(Debug, Clone, Serialize)]
 pub struct Verdict {
     /// `none`, `nofile`, `file-max`, `ephemeral-ports`, `accept-queue`, `netdev-backlog`,
-    /// `syn-retransmits`, `cpu`, `refused`, `tcp-mem`.
+    /// `syn-retransmits`, `cpu`, `refused`, `tcp-mem`, `other` (failures with an errno no
+    /// setting explains), or `duration` (the time limit cut the run before all connections
+    /// were attempted, and no limit was hit).
     pub limit: &'static str,
     pub text: String,
 }
@@ -69,11 +71,30 @@ pub struct Settings {
     pub closer: Closer,
     pub backlog: i32,
     pub accept_delay_us: u64,
+    /// churn: the longest the run may take; serve: how long it serves.
+    #[serde(default)]
+    pub duration_ms: u64,
+}
+
+/// Counters that the kernel keeps for the whole machine, not per network namespace: socket
+/// memory in pages (`sockstat.mem`, tcp_memory_allocated) and the per-CPU input-backlog drops
+/// (softnet_stat). Every host of a sandbox reads the same numbers, so they are shown once.
+pub const MACHINE_WIDE: &[&str] = &["sockstat.mem", "softnet.dropped"];
+
+/// How `--closer` is written on the command line (never Rust's `Client`).
+#[must_use]
+pub fn closer_name(closer: Closer) -> &'static str {
+    match closer {
+        Closer::Client => "client",
+        Closer::Server => "server",
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
     pub schema: u32,
+    /// Always `test` (docs/json.md: every document names its command).
+    pub command: &'static str,
     #[serde(flatten)]
     pub settings: Settings,
     pub attempted: u64,
@@ -89,6 +110,10 @@ pub struct Report {
     pub failures: Vec<Failure>,
     /// Counter deltas (sockstat values as they are at the end), per host.
     pub counters: BTreeMap<String, BTreeMap<String, i64>>,
+    /// The machine-wide counters (MACHINE_WIDE), once.
+    pub machine: BTreeMap<String, i64>,
+    /// True when the time limit stopped the run before all connections were attempted.
+    pub cut_by_duration: bool,
     pub facts: Facts,
     pub verdict: Verdict,
     /// (upper edge in µs, count) of the connect latency histogram.
@@ -164,8 +189,25 @@ pub fn build(input: Inputs) -> Report {
         })
         .collect();
     failure_list.sort_by_key(|f| std::cmp::Reverse(f.count));
+    let mut counters = input.counters;
+    let mut machine: BTreeMap<String, i64> = BTreeMap::new();
+    for host in counters.values_mut() {
+        for name in MACHINE_WIDE {
+            if let Some(v) = host.remove(*name) {
+                let slot = machine.entry((*name).to_string()).or_insert(v);
+                *slot = (*slot).max(v);
+            }
+        }
+    }
+    let cut_by_duration = !input.clients.is_empty() && attempted < input.settings.connections;
+    let seconds = if input.settings.place == "serve" {
+        input.settings.duration_ms.max(1) as f64 / 1000.0
+    } else {
+        seconds
+    };
     let mut report = Report {
         schema: 1,
+        command: "test",
         settings: input.settings,
         attempted,
         established,
@@ -182,7 +224,9 @@ pub fn build(input: Inputs) -> Report {
         },
         stalls,
         failures: failure_list,
-        counters: input.counters,
+        counters,
+        machine,
+        cut_by_duration,
         facts: input.facts,
         verdict: Verdict {
             limit: "none",
@@ -196,7 +240,92 @@ pub fn build(input: Inputs) -> Report {
 }
 
 fn counter(report: &Report, name: &str) -> i64 {
-    report.counters.values().filter_map(|c| c.get(name)).sum()
+    report
+        .counters
+        .values()
+        .filter_map(|c| c.get(name))
+        .sum::<i64>()
+        + report.machine.get(name).copied().unwrap_or(0)
+}
+
+/// When the client's TIME_WAIT sockets hold half its ephemeral range or more: the sentence
+/// naming connect()'s search for a free port. connect() looks from a random offset and walks
+/// the range; with most ports held each search walks far, so connects slow long before any
+/// fails with EADDRNOTAVAIL (the seed: 24 384 TIME_WAIT in 28 232 ports, 809 connects/s).
+fn port_search(r: &Report) -> Option<String> {
+    let tw = counter(r, "sockstat.tw").max(0).unsigned_abs();
+    let (lo, hi) = r.facts.port_range?;
+    if hi < lo || r.settings.closer != Closer::Client {
+        return None;
+    }
+    let size = hi - lo + 1;
+    (tw.saturating_mul(2) >= size).then(|| {
+        format!(
+            "connect() searching a nearly full ephemeral range: {tw} TIME_WAIT sockets in \
+             the {size}-port range {lo}-{hi} ({}% used), so each connect scanned for a free \
+             port and the rate fell to {} connects/s. Widen net.ipv4.ip_local_port_range, set \
+             net.ipv4.tcp_tw_reuse=1, or spread over more --addresses or --sources",
+            tw.saturating_mul(100) / size,
+            r.connects_per_s
+        )
+    })
+}
+
+/// What slowed a run that the time limit cut: the first cause the counters show.
+fn slowed_by(r: &Report) -> String {
+    let rate = r.connects_per_s;
+    if let Some(text) = port_search(r) {
+        return text;
+    }
+    if r.stalls > 0 {
+        return format!(
+            "{} connect{} took 1 s or more (SYN retransmits or a busy CPU), at {rate} connects/s",
+            r.stalls,
+            if r.stalls == 1 { "" } else { "s" }
+        );
+    }
+    format!(
+        "nothing the kernel counted: the rate ({rate} connects/s) was too low to attempt all in \
+         time. Give a longer --duration, a higher --concurrency or more --workers"
+    )
+}
+
+/// The sentence for a run the time limit cut.
+fn cut_text(r: &Report) -> String {
+    let limit = match r.settings.mode {
+        Mode::Churn => format!("--duration {} s", r.settings.duration_ms as f64 / 1000.0),
+        Mode::Hold => "the ramp time limit".to_string(),
+    };
+    format!(
+        "stopped by {limit}: {} of {} connections attempted ({} established). Slowed by {}",
+        r.attempted,
+        r.settings.connections,
+        r.established,
+        slowed_by(r)
+    )
+}
+
+/// The errnos the verdict maps to a limit of its own.
+const MAPPED: &[&str] = &[
+    "EMFILE",
+    "ENFILE",
+    "EADDRNOTAVAIL",
+    "ETIMEDOUT",
+    "ECONNREFUSED",
+    "ENOBUFS",
+    "ENOMEM",
+];
+
+/// Client failures whose errno points to no limit (ENETUNREACH: lo down, no route;
+/// ECONNRESET: the server reset).
+fn unmapped(r: &Report) -> impl Iterator<Item = &Failure> {
+    r.failures
+        .iter()
+        .filter(|f| !f.errno.starts_with("server ") && !MAPPED.contains(&f.errno.as_str()))
+}
+
+fn other_failures(r: &Report) -> u64 {
+    unmapped(r).map(|f| f.count).sum()
 }
 
 /// Names the limit that stopped the test, from failures, stalls and counters.
@@ -227,6 +356,7 @@ pub fn verdict(r: &Report) -> Verdict {
         // Slow connects with no SYN retransmitted: the kernel was not dropping anything.
         (0, 0, 0, r.stalls)
     };
+    let searching = port_search(r).is_some();
     let candidates = [
         ("nofile", count("EMFILE")),
         ("file-max", count("ENFILE")),
@@ -234,9 +364,13 @@ pub fn verdict(r: &Report) -> Verdict {
         ("accept-queue", accept_queue),
         ("netdev-backlog", netdev),
         ("syn-retransmits", unexplained),
-        ("cpu", late),
+        // Slow connects with no SYN lost while TIME_WAIT fills the range: connect()'s port
+        // search, not the CPU.
+        ("cpu", if searching { 0 } else { late }),
+        ("ephemeral-ports", if searching { late } else { 0 }),
         ("refused", count("ECONNREFUSED")),
         ("tcp-mem", count("ENOBUFS") + count("ENOMEM")),
+        ("other", other_failures(r)),
     ];
     let Some((limit, _)) = candidates
         .iter()
@@ -244,6 +378,23 @@ pub fn verdict(r: &Report) -> Verdict {
         .max_by_key(|(_, n)| *n)
         .copied()
     else {
+        if r.settings.place == "serve" {
+            return Verdict {
+                limit: "none",
+                text: format!(
+                    "served {} connection{} in {} s, no listen queue overflowed",
+                    r.accepted,
+                    if r.accepted == 1 { "" } else { "s" },
+                    r.seconds
+                ),
+            };
+        }
+        if r.cut_by_duration {
+            return Verdict {
+                limit: "duration",
+                text: cut_text(r),
+            };
+        }
         return Verdict {
             limit: "none",
             text: format!(
@@ -272,6 +423,11 @@ pub fn verdict(r: &Report) -> Verdict {
             "file descriptors machine-wide: {} connects failed with ENFILE; raise fs.file-max",
             count("ENFILE")
         ),
+        "ephemeral-ports" if count("EADDRNOTAVAIL") == 0 => format!(
+            "ephemeral ports: {} connects took 1 s or more with no SYN retransmitted; {}",
+            r.stalls,
+            port_search(r).unwrap_or_default()
+        ),
         "ephemeral-ports" => {
             let range = r.facts.port_range.map_or_else(
                 || "the ephemeral range".to_string(),
@@ -289,20 +445,38 @@ pub fn verdict(r: &Report) -> Verdict {
             )
         }
         "accept-queue" => {
-            let backlog = match r.facts.somaxconn {
-                Some(s) => format!(
-                    "min(listen backlog {}, net.core.somaxconn {s}) = {}",
-                    r.settings.backlog,
-                    i64::from(r.settings.backlog).min(i64::try_from(s).unwrap_or(i64::MAX))
+            let backlog = i64::from(r.settings.backlog);
+            let (holds, advice) = match r.facts.somaxconn.and_then(|s| i64::try_from(s).ok()) {
+                Some(s) if backlog < s => (
+                    format!("min(listen backlog {backlog}, net.core.somaxconn {s}) = {backlog}"),
+                    format!(
+                        "the application's listen backlog ({backlog}) binds, not somaxconn: \
+                         raise the backlog it passes to listen() (up to {s}); raising \
+                         net.core.somaxconn alone changes nothing"
+                    ),
                 ),
-                None => format!("listen backlog {}", r.settings.backlog),
+                Some(s) if s < backlog => (
+                    format!("min(listen backlog {backlog}, net.core.somaxconn {s}) = {s}"),
+                    format!(
+                        "net.core.somaxconn ({s}) binds: the kernel cuts the application's \
+                         backlog {backlog} to it; raise net.core.somaxconn"
+                    ),
+                ),
+                Some(s) => (
+                    format!("min(listen backlog {backlog}, net.core.somaxconn {s}) = {s}"),
+                    "both bind: raise net.core.somaxconn and the application's listen \
+                     backlog together"
+                        .to_string(),
+                ),
+                None => (
+                    format!("listen backlog {backlog}"),
+                    "raise the application's listen backlog and net.core.somaxconn".to_string(),
+                ),
             };
             format!(
-                "accept queue: {} connects took 1 s or more or timed out (SYN retransmits: \
-                 stalls of 1 s, 3 s, 7 s) and the server counted ListenOverflows +{overflows}. \
-                 The queue holds {backlog}; raise net.core.somaxconn and the application's \
-                 listen backlog, or accept faster",
-                retransmitted
+                "accept queue: {retransmitted} connects took 1 s or more or timed out (SYN \
+                 retransmits: stalls of 1 s, 3 s, 7 s) and the server counted ListenOverflows \
+                 +{overflows}. The queue holds {holds}: {advice}; or accept faster"
             )
         }
         "netdev-backlog" => format!(
@@ -331,9 +505,27 @@ pub fn verdict(r: &Report) -> Verdict {
             count("ECONNREFUSED"),
             r.settings.target
         ),
+        "other" => format!(
+            "failures that no setting explains: {} connects failed with {}. Check that the \
+             path to {} works (an interface down, no route, a firewall)",
+            other_failures(r),
+            unmapped(r)
+                .map(|f| format!("{} ({})", f.errno, f.count))
+                .collect::<Vec<_>>()
+                .join(", "),
+            r.settings.target
+        ),
         _ => {
             "socket memory: connects failed with ENOBUFS/ENOMEM; raise net.ipv4.tcp_mem".to_string()
         }
+    };
+    let text = if r.cut_by_duration {
+        format!(
+            "{text}. The run was also cut by the time limit: {} of {} connections attempted",
+            r.attempted, r.settings.connections
+        )
+    } else {
+        text
     };
     Verdict { limit, text }
 }
@@ -361,6 +553,22 @@ pub fn human(r: &Report) -> String {
         Mode::Hold => "hold",
         Mode::Churn => "churn",
     };
+    if r.settings.place == "serve" {
+        out.push_str(&format!(
+            "served {} for {} s, backlog {}, closer {}, {} worker{}\n",
+            r.settings.target,
+            r.seconds,
+            r.settings.backlog,
+            closer_name(r.settings.closer),
+            r.settings.workers,
+            if r.settings.workers == 1 { "" } else { "s" }
+        ));
+        for line in body(r) {
+            out.push_str(&format!("  {:<12} {}\n", line.0, line.1));
+        }
+        out.push_str(&format!("verdict: {}\n", r.verdict.text));
+        return out;
+    }
     out.push_str(&format!(
         "{mode} over {} to {}{}, {} connections, concurrency {}, {} worker{}\n",
         r.settings.place,
@@ -382,6 +590,17 @@ pub fn human(r: &Report) -> String {
 }
 
 fn body(r: &Report) -> Vec<(String, String)> {
+    if r.settings.place == "serve" {
+        let mut rows = vec![(
+            "connections".to_string(),
+            format!(
+                "{} accepted, {} still open when stopped, {} dropped by the client",
+                r.accepted, r.held, r.dropped
+            ),
+        )];
+        rows.extend(counter_rows(r));
+        return rows;
+    }
     let mut rows = vec![
         (
             "connections".to_string(),
@@ -419,6 +638,13 @@ fn body(r: &Report) -> Vec<(String, String)> {
             format!("{} {} -> {}", f.errno, f.count, f.limit),
         ));
     }
+    rows.extend(counter_rows(r));
+    rows
+}
+
+/// One row per host, then the machine-wide counters once.
+fn counter_rows(r: &Report) -> Vec<(String, String)> {
+    let mut rows = Vec::new();
     for (host, counters) in &r.counters {
         let line = counter_line(counters);
         rows.push((
@@ -426,12 +652,172 @@ fn body(r: &Report) -> Vec<(String, String)> {
             if line.is_empty() { "-".into() } else { line },
         ));
     }
+    let line = counter_line(&r.machine);
+    if !line.is_empty() {
+        rows.push(("machine".to_string(), line));
+    }
     rows
 }
 
-/// Two reports side by side, and the gain.
+/// The median and the range of one measure over repeated runs.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Spread {
+    pub median: f64,
+    pub min: f64,
+    pub max: f64,
+}
+
+impl Spread {
+    #[must_use]
+    pub fn of(values: &[f64]) -> Spread {
+        let mut v: Vec<f64> = values.to_vec();
+        v.sort_by(f64::total_cmp);
+        let median = match v.len() {
+            0 => 0.0,
+            n if n % 2 == 1 => v[n / 2],
+            n => f64::midpoint(v[n / 2 - 1], v[n / 2]),
+        };
+        Spread {
+            median,
+            min: v.first().copied().unwrap_or(0.0),
+            max: v.last().copied().unwrap_or(0.0),
+        }
+    }
+
+    fn text(self) -> String {
+        if (self.max - self.min).abs() < f64::EPSILON {
+            format!("{}", self.median)
+        } else {
+            format!("{} ({}..{})", self.median, self.min, self.max)
+        }
+    }
+}
+
+/// One measure compared across the two sides.
+#[derive(Debug, Clone, Serialize)]
+pub struct MetricChange {
+    pub metric: &'static str,
+    pub before: Spread,
+    pub after: Spread,
+    /// after / before of the medians; `null` when before is 0.
+    pub ratio: Option<f64>,
+    /// True only when the ranges of the two sides do not overlap over two or more runs each.
+    pub significant: bool,
+}
+
+/// What a comparison may claim.
+#[derive(Debug, Clone, Serialize)]
+pub struct Change {
+    /// Runs of each side.
+    pub runs: usize,
+    pub metrics: Vec<MetricChange>,
+    pub significant: bool,
+    pub text: String,
+}
+
+/// The measures a comparison judges, most telling first: how many connections a run held or
+/// established, then how fast it connected (churn only).
+#[allow(clippy::cast_precision_loss)]
+fn measures(r: &Report) -> Vec<(&'static str, f64)> {
+    match r.settings.mode {
+        Mode::Hold => vec![("held", r.held as f64)],
+        Mode::Churn => vec![
+            ("established", r.established as f64),
+            ("connects/s", r.connects_per_s),
+        ],
+    }
+}
+
+/// Compares repeated runs of two sides; a difference inside the spread is no change.
 #[must_use]
-pub fn compare(before: &Report, after: &Report) -> String {
+pub fn change(before: &[Report], after: &[Report]) -> Change {
+    let runs = before.len().min(after.len());
+    let names: Vec<&'static str> = before
+        .first()
+        .map(|r| measures(r).into_iter().map(|m| m.0).collect())
+        .unwrap_or_default();
+    let pick = |side: &[Report], i: usize| -> Vec<f64> {
+        side.iter()
+            .filter_map(|r| measures(r).get(i).map(|m| m.1))
+            .collect()
+    };
+    let metrics: Vec<MetricChange> = names
+        .iter()
+        .enumerate()
+        .map(|(i, metric)| {
+            let (b, a) = (Spread::of(&pick(before, i)), Spread::of(&pick(after, i)));
+            MetricChange {
+                metric,
+                before: b,
+                after: a,
+                ratio: (b.median > 0.0).then(|| (a.median / b.median * 100.0).round() / 100.0),
+                significant: runs >= 2 && (a.min > b.max || a.max < b.min),
+            }
+        })
+        .collect();
+    let significant = metrics.iter().any(|m| m.significant);
+    let text = if let Some(m) = metrics.iter().find(|m| m.significant) {
+        format!(
+            "{}: {} {} -> {}{}, beyond the spread of {runs} runs each",
+            if m.after.median > m.before.median {
+                "gain"
+            } else {
+                "loss"
+            },
+            m.metric,
+            m.before.text(),
+            m.after.text(),
+            m.ratio.map_or_else(String::new, |r| format!(" ({r:.2}x)"))
+        )
+    } else if runs >= 2 {
+        format!(
+            "no significant change: {} over {runs} runs each, the difference lies inside the \
+             spread",
+            metrics
+                .iter()
+                .map(|m| format!("{} {} vs {}", m.metric, m.before.text(), m.after.text()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    } else {
+        format!(
+            "no gain claimed: one run each, so the noise is unknown ({}); `netprofile test \
+             --compare P1 P2 --repeat 3` measures it",
+            metrics
+                .iter()
+                .map(|m| format!("{} {} -> {}", m.metric, m.before.text(), m.after.text()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    };
+    Change {
+        runs,
+        metrics,
+        significant,
+        text,
+    }
+}
+
+/// The run whose first measure is the median of its side (the one a comparison shows).
+#[must_use]
+pub fn median_run(runs: &[Report]) -> Option<&Report> {
+    let mut sorted: Vec<&Report> = runs.iter().collect();
+    sorted.sort_by(|a, b| {
+        let key = |r: &Report| measures(r).iter().map(|m| m.1).collect::<Vec<f64>>();
+        key(a)
+            .partial_cmp(&key(b))
+            .unwrap_or(std::cmp::Ordering::Equal)
+    });
+    sorted.get(sorted.len().saturating_sub(1) / 2).copied()
+}
+
+/// Two sides side by side (the median run of each), their verdicts, and what the repeated
+/// runs allow to claim.
+#[must_use]
+pub fn compare(before_runs: &[Report], after_runs: &[Report]) -> String {
+    let (Some(before), Some(after)) = (median_run(before_runs), median_run(after_runs)) else {
+        return String::new();
+    };
     let label = |r: &Report| {
         r.settings
             .profile
@@ -448,7 +834,14 @@ pub fn compare(before: &Report, after: &Report) -> String {
         .unwrap_or(0)
         .max(a.len());
     let before_label = format!("before: {a}");
-    let mut out = format!("{:<12} {before_label:<width$}  after: {b}\n", "");
+    let mut out = String::new();
+    if before_runs.len() > 1 {
+        out.push_str(&format!(
+            "{} runs of each side; the median run of each is shown\n",
+            before_runs.len()
+        ));
+    }
+    out.push_str(&format!("{:<12} {before_label:<width$}  after: {b}\n", ""));
     let n = rows_a.len().max(rows_b.len());
     for i in 0..n {
         let key = rows_a
@@ -464,22 +857,8 @@ pub fn compare(before: &Report, after: &Report) -> String {
     }
     out.push_str(&format!("before: {}\n", before.verdict.text));
     out.push_str(&format!("after:  {}\n", after.verdict.text));
-    let gain = if before.established > 0 {
-        #[allow(clippy::cast_precision_loss)]
-        let g = after.established as f64 / before.established as f64;
-        format!("{g:.2}x established")
-    } else {
-        "n/a".into()
-    };
-    out.push_str(&format!(
-        "gain: {gain}; failures {} -> {}; stalls {} -> {}; {} -> {} connects/s\n",
-        before.failed,
-        after.failed,
-        before.stalls,
-        after.stalls,
-        before.connects_per_s,
-        after.connects_per_s
-    ));
+    out.push_str(&change(before_runs, after_runs).text);
+    out.push('\n');
     out
 }
 
@@ -510,6 +889,7 @@ mod tests {
                 closer: Closer::Client,
                 backlog: 4096,
                 accept_delay_us: 0,
+                duration_ms: 30_000,
             },
             clients,
             servers: Vec::new(),
@@ -571,10 +951,349 @@ mod tests {
                 "refused",
             ),
             (report(&[("ENOBUFS", 1)], 0, &[]), "tcp-mem", "tcp_mem"),
+            // Never "no limit reached ... no failures" when connects failed.
+            (
+                report(&[("ENETUNREACH", 100)], 0, &[]),
+                "other",
+                "100 connects failed with ENETUNREACH (100)",
+            ),
         ];
         for (r, limit, text) in cases {
             assert_eq!(r.verdict.limit, limit, "{}", r.verdict.text);
             assert!(r.verdict.text.contains(text), "{limit}: {}", r.verdict.text);
+        }
+    }
+
+    /// A run as the client and server workers and the counters of each host saw it.
+    struct Run {
+        mode: Mode,
+        connections: u64,
+        attempted: u64,
+        established: u64,
+        held: u64,
+        elapsed_ms: u64,
+        backlog: i32,
+        somaxconn: u64,
+        stalls: u64,
+        hosts: Vec<(&'static str, Vec<(&'static str, i64)>)>,
+    }
+
+    impl Default for Run {
+        fn default() -> Self {
+            Run {
+                mode: Mode::Churn,
+                connections: 100,
+                attempted: 100,
+                established: 100,
+                held: 0,
+                elapsed_ms: 1000,
+                backlog: 4096,
+                somaxconn: 4096,
+                stalls: 0,
+                hosts: vec![("loopback", Vec::new())],
+            }
+        }
+    }
+
+    impl Run {
+        fn build(self) -> Report {
+            build(Inputs {
+                settings: Settings {
+                    mode: self.mode,
+                    place: "sandbox".into(),
+                    profile: None,
+                    target: "198.18.0.1:5001".into(),
+                    connections: self.connections,
+                    concurrency: 512,
+                    workers: 1,
+                    closer: Closer::Client,
+                    backlog: self.backlog,
+                    accept_delay_us: 0,
+                    duration_ms: 30_000,
+                },
+                clients: vec![WorkerReport {
+                    attempted: self.attempted,
+                    established: self.established,
+                    held: self.held,
+                    stalls: self.stalls,
+                    elapsed_ms: self.elapsed_ms,
+                    ramp_ms: self.elapsed_ms,
+                    ..WorkerReport::default()
+                }],
+                servers: Vec::new(),
+                counters: self
+                    .hosts
+                    .into_iter()
+                    .map(|(h, c)| {
+                        (
+                            h.to_string(),
+                            c.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
+                        )
+                    })
+                    .collect(),
+                facts: Facts {
+                    nofile: Some(1_048_576),
+                    port_range: Some((32768, 60999)),
+                    somaxconn: Some(self.somaxconn),
+                    tcp_tw_reuse: Some(2),
+                },
+            })
+        }
+    }
+
+    #[test]
+    fn a_run_cut_by_duration_says_so_and_names_the_nearly_full_port_range() {
+        // The seed: `test churn --sandbox -n 40000` stopped at 30 s with 24 384 done at
+        // 809/s while 24 384 TIME_WAIT sockets sat in the 28 232-port range.
+        let r = Run {
+            connections: 40_000,
+            attempted: 24_384,
+            established: 24_384,
+            elapsed_ms: 30_140,
+            hosts: vec![
+                ("client", vec![("sockstat.tw", 24_384)]),
+                ("server", vec![]),
+            ],
+            ..Run::default()
+        }
+        .build();
+        assert!(r.cut_by_duration);
+        assert_eq!(r.verdict.limit, "duration", "{}", r.verdict.text);
+        let text = &r.verdict.text;
+        assert!(!text.contains("no limit reached"), "{text}");
+        assert!(
+            text.starts_with(
+                "stopped by --duration 30 s: 24384 of 40000 connections attempted (24384 \
+                 established). Slowed by connect() searching a nearly full ephemeral range: \
+                 24384 TIME_WAIT sockets in the 28232-port range 32768-60999 (86% used)"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("the rate fell to 809 connects/s"), "{text}");
+        assert!(human(&r).contains(&format!("verdict: {text}\n")));
+    }
+
+    #[test]
+    fn slow_connects_while_time_wait_fills_the_range_are_the_port_search_not_the_cpu() {
+        // Seen on a busy 2-core machine: 16 896 of 40 000 in 57 s, 360 connects over 1 s and
+        // no SYN retransmitted, 16 896 TIME_WAIT in 28 232 ports.
+        let r = Run {
+            connections: 40_000,
+            attempted: 16_896,
+            established: 16_896,
+            elapsed_ms: 57_054,
+            stalls: 360,
+            hosts: vec![("client", vec![("sockstat.tw", 16_896)])],
+            ..Run::default()
+        }
+        .build();
+        assert_eq!(r.verdict.limit, "ephemeral-ports", "{}", r.verdict.text);
+        assert!(
+            r.verdict.text.starts_with(
+                "ephemeral ports: 360 connects took 1 s or more with no SYN retransmitted; \
+                 connect() searching a nearly full ephemeral range: 16896 TIME_WAIT sockets in \
+                 the 28232-port range 32768-60999 (59% used)"
+            ) && r.verdict.text.ends_with(
+                "The run was also cut by the time limit: 16896 of 40000 connections attempted"
+            ),
+            "{}",
+            r.verdict.text
+        );
+        // The same stalls with a mostly free range stay a CPU verdict.
+        let r = Run {
+            stalls: 12,
+            hosts: vec![("client", vec![("sockstat.tw", 100)])],
+            ..Run::default()
+        }
+        .build();
+        assert_eq!(r.verdict.limit, "cpu", "{}", r.verdict.text);
+    }
+
+    #[test]
+    fn a_run_cut_by_duration_without_a_kernel_cause_says_the_rate_was_too_low() {
+        let r = Run {
+            connections: 1_000_000,
+            attempted: 5000,
+            established: 5000,
+            hosts: vec![("loopback", vec![("sockstat.tw", 5000)])],
+            ..Run::default()
+        }
+        .build();
+        assert_eq!(r.verdict.limit, "duration");
+        assert!(
+            r.verdict
+                .text
+                .contains("5000 of 1000000 connections attempted")
+                && r.verdict.text.contains("too low to attempt all in time"),
+            "{}",
+            r.verdict.text
+        );
+        // All attempted: not cut, whatever the time.
+        let r = Run::default().build();
+        assert!(!r.cut_by_duration);
+        assert_eq!(r.verdict.limit, "none");
+    }
+
+    #[test]
+    fn accept_queue_advice_names_the_binding_term() {
+        let overflow = || {
+            vec![(
+                "server",
+                vec![("ListenOverflows", 90), ("TCPSynRetrans", 40)],
+            )]
+        };
+        let cases = [
+            (
+                64,
+                4096,
+                "The queue holds min(listen backlog 64, net.core.somaxconn 4096) = 64: the \
+                 application's listen backlog (64) binds, not somaxconn: raise the backlog it \
+                 passes to listen() (up to 4096); raising net.core.somaxconn alone changes \
+                 nothing",
+            ),
+            (
+                4096,
+                128,
+                "= 128: net.core.somaxconn (128) binds: the kernel cuts the application's \
+                 backlog 4096 to it; raise net.core.somaxconn",
+            ),
+            (512, 512, "both bind"),
+        ];
+        for (backlog, somaxconn, want) in cases {
+            let r = Run {
+                backlog,
+                somaxconn,
+                stalls: 40,
+                hosts: overflow(),
+                ..Run::default()
+            }
+            .build();
+            assert_eq!(r.verdict.limit, "accept-queue");
+            assert!(r.verdict.text.contains(want), "{}", r.verdict.text);
+        }
+    }
+
+    #[test]
+    fn machine_wide_counters_are_shown_once() {
+        let r = Run {
+            hosts: vec![
+                (
+                    "client",
+                    vec![
+                        ("sockstat.mem", 70),
+                        ("softnet.dropped", 3),
+                        ("ActiveOpens", 100),
+                    ],
+                ),
+                (
+                    "server",
+                    vec![
+                        ("sockstat.mem", 71),
+                        ("softnet.dropped", 3),
+                        ("PassiveOpens", 100),
+                    ],
+                ),
+            ],
+            ..Run::default()
+        }
+        .build();
+        assert_eq!(r.machine["sockstat.mem"], 71);
+        assert_eq!(r.machine["softnet.dropped"], 3);
+        assert!(r.counters.values().all(|c| !c.contains_key("sockstat.mem")));
+        let text = human(&r);
+        assert_eq!(text.matches("sockstat.mem").count(), 1, "{text}");
+        assert!(
+            text.contains("  machine      sockstat.mem 71, softnet.dropped +3\n"),
+            "{text}"
+        );
+        let text = compare(std::slice::from_ref(&r), std::slice::from_ref(&r));
+        assert_eq!(
+            text.lines().filter(|l| l.contains("sockstat.mem")).count(),
+            1,
+            "{text}"
+        );
+    }
+
+    fn churn(established: u64, per_s_ms: u64) -> Report {
+        Run {
+            attempted: established,
+            established,
+            connections: established,
+            elapsed_ms: per_s_ms,
+            ..Run::default()
+        }
+        .build()
+    }
+
+    #[test]
+    fn a_gain_is_claimed_only_beyond_the_spread() {
+        // connects/s: 100 over 1000, 1100 and 900 ms = 100, 91, 111.
+        let before = [churn(100, 1000), churn(100, 1100), churn(100, 900)];
+        let inside = [churn(100, 950), churn(100, 1050), churn(100, 1000)];
+        let c = change(&before, &inside);
+        assert!(!c.significant);
+        assert_eq!(
+            c.text,
+            "no significant change: established 100 vs 100, connects/s 100 (91..111) vs 100 \
+             (95..105) over 3 runs each, the difference lies inside the spread"
+        );
+        let faster = [churn(100, 500), churn(100, 400), churn(100, 450)];
+        let c = change(&before, &faster);
+        assert!(c.significant);
+        assert_eq!(
+            c.text,
+            "gain: connects/s 100 (91..111) -> 222 (200..250) (2.22x), beyond the spread of 3 \
+             runs each"
+        );
+        let more = [churn(140, 1000), churn(141, 1000), churn(139, 1000)];
+        assert!(
+            change(&before, &more)
+                .text
+                .starts_with("gain: established 100 -> 140")
+        );
+        let c = change(&before[..1], &faster[..1]);
+        assert!(!c.significant);
+        assert!(
+            c.text.starts_with("no gain claimed: one run each"),
+            "{}",
+            c.text
+        );
+        assert_eq!(median_run(&before).map(|r| r.connects_per_s), Some(100.0));
+    }
+
+    #[test]
+    fn no_rust_debug_spellings_in_any_verdict_or_report() {
+        let mut reports = vec![
+            Run::default().build(),
+            Run {
+                mode: Mode::Hold,
+                held: 100,
+                ..Run::default()
+            }
+            .build(),
+            Run {
+                connections: 1000,
+                ..Run::default()
+            }
+            .build(),
+        ];
+        reports.extend(
+            [("EMFILE", 3), ("EADDRNOTAVAIL", 3), ("ECONNREFUSED", 3)]
+                .iter()
+                .map(|f| report(&[*f], 0, &[])),
+        );
+        for r in &reports {
+            let mut serve = r.clone();
+            serve.settings.place = "serve".into();
+            for text in [
+                human(r),
+                human(&serve),
+                compare(std::slice::from_ref(r), std::slice::from_ref(r)),
+            ] {
+                for debug in ["Client", "Server", "Churn", "Hold", "Some(", "None", "{:?}"] {
+                    assert!(!text.contains(debug), "{debug:?} in\n{text}");
+                }
+            }
         }
     }
 }

@@ -1,6 +1,8 @@
 //! Turning a `Plan` into what a person reads (a table and unified file diffs) or what a program
 //! reads (`--json`, documented in docs/json.md). Pure string building; the caller prints.
 
+pub mod json;
+
 use std::fmt::Write as _;
 
 use serde::Serialize;
@@ -51,7 +53,7 @@ impl Paint {
 }
 
 /// Lays out rows in columns; the last column is not padded. Widths ignore colour codes.
-fn table(out: &mut String, header: &[&str], rows: &[Vec<String>], paint: Paint) {
+pub fn table(out: &mut String, header: &[&str], rows: &[Vec<String>], paint: Paint) {
     let visible = |s: &str| {
         let mut n = 0;
         let mut in_escape = false;
@@ -291,16 +293,18 @@ pub fn summary(plan: &Plan) -> String {
         .iter()
         .filter(|r| r.action == Action::Set)
         .count();
+    // systemd's DefaultLimitNOFILE is a setting of the service manager, not a limits.conf
+    // entry: counted apart so "N limits" means what pam_limits reads.
     let limits = plan
         .limits
         .iter()
         .filter(|r| r.action == Action::Set)
+        .count();
+    let systemd = plan
+        .systemd
+        .iter()
+        .filter(|r| r.action == Action::Set)
         .count()
-        + plan
-            .systemd
-            .iter()
-            .filter(|r| r.action == Action::Set)
-            .count()
         + plan
             .services
             .iter()
@@ -350,6 +354,12 @@ pub fn summary(plan: &Plan) -> String {
             if limits == 1 { "" } else { "s" }
         ));
     }
+    if systemd > 0 {
+        parts.push(format!(
+            "{systemd} systemd setting{} to set",
+            if systemd == 1 { "" } else { "s" }
+        ));
+    }
     if files > 0 {
         parts.push(format!(
             "{files} file{} to write",
@@ -374,6 +384,10 @@ struct JsonPlan<'a> {
     schema: u32,
     command: &'a str,
     in_sync: bool,
+    exit_code: i32,
+    exit_meaning: &'static str,
+    /// `apply --dry-run`: true; the plan is what apply would do.
+    dry_run: bool,
     #[serde(flatten)]
     plan: &'a Plan,
     diffs: Vec<JsonDiff<'a>>,
@@ -389,10 +403,19 @@ struct JsonDiff<'a> {
 /// The `--json` form of a plan (schema 1, docs/json.md).
 #[must_use]
 pub fn json(plan: &Plan, command: &str) -> String {
+    let code = i32::from(plan.differs());
+    // `apply --dry-run` prints the plan as `apply` with `dry_run: true`.
+    let (command, dry_run) = match command.strip_suffix(" --dry-run") {
+        Some(c) => (c, true),
+        None => (command, false),
+    };
     let doc = JsonPlan {
-        schema: 1,
+        schema: json::SCHEMA,
         command,
         in_sync: !plan.differs(),
+        exit_code: code,
+        exit_meaning: json::exit_meaning(code),
+        dry_run,
         plan,
         diffs: plan
             .files

@@ -117,13 +117,71 @@ fn run_in(dir: TempDir, args: &[String], env: &[(String, String)]) -> Outcome {
         .envs(env.iter().map(|(k, v)| (k, v)))
         .output()
         .expect("run netprofile");
-    Outcome {
+    let outcome = Outcome {
         code: output.status.code().unwrap_or(-1),
         signal: std::os::unix::process::ExitStatusExt::signal(&output.status),
         stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
         dir,
+    };
+    // Every `--json` run of the tests checks its document against the published schema
+    // (a run killed by an injected fault prints nothing).
+    if outcome.signal.is_none() && args.iter().any(|a| a == "--json") {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        validate_json(&args, &outcome.stdout);
     }
+    outcome
+}
+
+/// The subcommands that print a `--json` document, each with docs/schema/NAME.json.
+pub const JSON_COMMANDS: &[&str] = &[
+    "diff", "check", "apply", "confirm", "rollback", "history", "status", "test", "profiles",
+];
+
+/// Checks the stdout of `netprofile ARGS` (with --json) against docs/schema/: the command's
+/// schema, or error.json when the command failed. Panics with every violation.
+pub fn validate_json(args: &[&str], stdout: &str) -> serde_json::Value {
+    // The subcommand: the first word that is neither a flag nor a global flag's value.
+    let mut words = args.iter().copied();
+    let mut command = "";
+    while let Some(word) = words.next() {
+        if matches!(word, "--root" | "--color") {
+            words.next();
+        } else if !word.starts_with('-') {
+            command = word;
+            break;
+        }
+    }
+    let doc: serde_json::Value = serde_json::from_str(stdout).unwrap_or_else(|e| {
+        panic!("netprofile {args:?} --json printed no single JSON document ({e}):\n{stdout}")
+    });
+    let name = if doc.get("error").is_some() {
+        "error"
+    } else {
+        command
+    };
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("docs/schema/{name}.json"));
+    assert!(
+        path.exists(),
+        "`netprofile {command} --json` has no published schema: add docs/schema/{name}.json \
+         and name it in docs/json.md"
+    );
+    let schema: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display())),
+    )
+    .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let validator = jsonschema::validator_for(&schema)
+        .unwrap_or_else(|e| panic!("{} is not a valid schema: {e}", path.display()));
+    let errors: Vec<String> = validator
+        .iter_errors(&doc)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "netprofile {args:?}: the JSON does not match docs/schema/{name}.json:\n{}\n{doc:#}",
+        errors.join("\n")
+    );
+    doc
 }
 
 impl Outcome {
