@@ -9,6 +9,7 @@
 pub mod cli;
 pub mod commands;
 pub mod conntest;
+pub mod doctor;
 pub mod error;
 pub mod plan;
 pub mod profile;
@@ -56,7 +57,13 @@ fn dispatch(config: &Config, command: &Command) -> error::Result<commands::Outpu
     // leaves an open journal, which the next run finds and recovers from).
     if !matches!(
         command,
-        Command::Profiles | Command::Watch { .. } | Command::Worker { .. } | Command::Holder
+        Command::Profiles
+            | Command::Watch { .. }
+            | Command::Worker { .. }
+            | Command::Holder
+            // Read-only: they warn about an open journal instead of taking the lock.
+            | Command::Doctor { .. }
+            | Command::Explain { .. }
     ) {
         let mut stderr = std::io::stderr().lock();
         for line in commands::recover::recover(&config.root)? {
@@ -89,6 +96,21 @@ fn dispatch(config: &Config, command: &Command) -> error::Result<commands::Outpu
         Command::Profiles => commands::profiles::profiles(config),
         Command::Watch { generation } => commands::watch::watch(config, *generation),
         Command::Test { what } => commands::test::test(config, what),
+        Command::Doctor {
+            connections,
+            rate,
+            outgoing,
+            verify,
+        } => commands::doctor::doctor(
+            config,
+            connections.map(|n| doctor::capacity::Question {
+                connections: n,
+                rate: *rate,
+                outgoing: *outgoing,
+            }),
+            *verify,
+        ),
+        Command::Explain { key } => commands::explain::explain(config, key),
         Command::Worker { task } => {
             conntest::worker(&config.root, task).map(|stdout| commands::Output {
                 code: 0,
