@@ -53,6 +53,11 @@ fn human(config: &Config, e: &Explanation) -> String {
         e.live_source
     ));
     match &e.boot {
+        Some(b) if e.kind == "limit" => out.push_str(&format!(
+            "  login:  {}  ({})\n",
+            b.value,
+            b.by.as_deref().unwrap_or_default()
+        )),
         Some(b) => out.push_str(&format!("  boot:   {}  ({}:{})\n", b.value, b.file, b.line)),
         None => out.push_str(&format!(
             "  boot:   {}\n",

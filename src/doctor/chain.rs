@@ -245,3 +245,34 @@ pub fn systemd_chain(root: &Root) -> Result<Vec<Link>> {
     }
     Ok(links)
 }
+
+/// What a login other than root gets for `item` at login, as one link: `soft S hard H`, placed
+/// at the soft value's line, `by` naming both lines; `None` when no entry applies.
+pub fn limit_at_login(root: &Root, item: Item) -> Result<Option<Link>> {
+    let all = entries(&limit_files(root)?);
+    let (soft, hard) = crate::system::limits::resolve(&all, &Subject::default(), item);
+    let place = |r: &Option<crate::system::limits::Resolved>| {
+        r.as_ref().map_or_else(
+            || "not set".to_string(),
+            |r| format!("{}:{}", r.file, r.line),
+        )
+    };
+    let value = |r: &Option<crate::system::limits::Resolved>| {
+        r.as_ref()
+            .map_or_else(|| "inherited".to_string(), |r| r.value.to_string())
+    };
+    let Some(first) = soft.as_ref().or(hard.as_ref()) else {
+        return Ok(None);
+    };
+    Ok(Some(Link {
+        file: first.file.clone(),
+        line: first.line,
+        value: format!("soft {} hard {}", value(&soft), value(&hard)),
+        fate: Fate::Wins,
+        by: Some(format!(
+            "logins other than root; soft from {}, hard from {}",
+            place(&soft),
+            place(&hard)
+        )),
+    }))
+}

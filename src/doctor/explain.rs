@@ -257,6 +257,7 @@ pub fn explain(root: &Root, subject: &Subject) -> Result<Explanation> {
     let namespace = root.namespace();
     let mut notes = Vec::new();
     let mut managers = Vec::new();
+    let mut login = None;
     let (name, kind, live, live_source, chain, scope, cat) = match subject {
         Subject::Sysctl(key) => {
             let live = crate::system::read_sysctl(root, key)?;
@@ -300,6 +301,7 @@ pub fn explain(root: &Root, subject: &Subject) -> Result<Explanation> {
                 .flatten()
                 .and_then(|t| live_limit(&t, limits_row(*item)?));
             let chain = chain::limit_chain(root, *item)?;
+            login = chain::limit_at_login(root, *item)?;
             if *item == Item::Nofile {
                 for link in chain::systemd_chain(root)? {
                     managers.push(Manager {
@@ -367,7 +369,11 @@ pub fn explain(root: &Root, subject: &Subject) -> Result<Explanation> {
             )
         }
     };
-    let boot = chain.iter().find(|l| l.fate == Fate::Wins).cloned();
+    let boot = if kind == "limit" {
+        login
+    } else {
+        chain.iter().find(|l| l.fate == Fate::Wins).cloned()
+    };
     if let (Some(live), Some(boot), "sysctl") = (&live, &boot, kind)
         && !crate::profile::value::same(&name, live, &boot.value)
     {
