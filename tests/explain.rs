@@ -65,14 +65,15 @@ fn explain_json(t: Test, key: &str) -> Value {
 fn explain_table() {
     // (key, setup, live, boot value, fates in chain order, scope)
     type Setup = fn(Test) -> Test;
-    let cases: &[(
-        &str,
+    type Row = (
+        &'static str,
         Setup,
-        Option<&str>,
-        Option<&str>,
-        &[&str],
-        Option<&str>,
-    )] = &[
+        Option<&'static str>,
+        Option<&'static str>,
+        &'static [&'static str],
+        Option<&'static str>,
+    );
+    let cases: &[Row] = &[
         (
             "net.core.somaxconn",
             layered,
