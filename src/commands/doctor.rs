@@ -193,6 +193,7 @@ fn capacity_text(config: &Config, q: Question, limits: &[Limit], v: Option<&Veri
 
 /// Runs `netprofile test hold --sandbox -n N` as a child and reads its JSON verdict.
 fn run_verify(config: &Config, snap: &Snapshot, q: Question, limits: &[Limit]) -> Result<Verify> {
+    use std::os::unix::process::CommandExt;
     let exe = std::env::current_exe()
         .map_err(|e| Error::State(format!("cannot find the netprofile binary: {e}")))?;
     // Shard over workers so that no worker passes this session's hard nofile.
@@ -203,28 +204,61 @@ fn run_verify(config: &Config, snap: &Snapshot, q: Question, limits: &[Limit]) -
         .saturating_sub(64)
         .max(256);
     let workers = q.connections.div_ceil(hard).clamp(1, 64);
+    // A fresh namespace has the kernel's 28 232 ephemeral ports per destination; once they
+    // run out every connect() scans the whole range, so spread over destination addresses.
+    let addresses = q.connections.div_ceil(25_000).clamp(1, 200);
     let n = q.connections.to_string();
     let w = workers.to_string();
+    let a = addresses.to_string();
     let mut args: Vec<&str> = vec!["--json", "test", "hold", "--sandbox", "-n", &n];
-    args.extend([
-        "--workers",
-        &w,
-        "--duration",
-        "1",
-        "--connect-timeout",
-        "5s",
-    ]);
+    args.extend(["--workers", &w, "--addresses", &a]);
+    args.extend(["--duration", "1", "--connect-timeout", "5s"]);
     let command = format!("netprofile {}", args[1..].join(" "));
-    let output = std::process::Command::new(exe)
+    // Its own process group, so that a timeout stops its workers and sandbox holders too.
+    let mut child = std::process::Command::new(exe)
+        .process_group(0)
         .arg("--root")
         .arg(config.root.base())
         .args(&args)
-        .output()
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
         .map_err(|e| Error::State(format!("cannot run the connection test: {e}")))?;
-    let doc: serde_json::Value = serde_json::from_slice(&output.stdout).map_err(|_| {
+    // Drain both pipes meanwhile, so a long report cannot block the child.
+    let drain = |pipe: Option<Box<dyn std::io::Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            if let Some(mut p) = pipe {
+                let _ = p.read_to_end(&mut bytes);
+            }
+            bytes
+        })
+    };
+    let out_reader = drain(child.stdout.take().map(|p| Box::new(p) as _));
+    let err_reader = drain(child.stderr.take().map(|p| Box::new(p) as _));
+    // Bounded: 30 s plus a second per thousand connections, then it is stopped.
+    let limit = std::time::Duration::from_secs(30 + q.connections / 1000);
+    let started = std::time::Instant::now();
+    while child.try_wait().ok().flatten().is_none() {
+        if started.elapsed() > limit {
+            if let Ok(pid) = i32::try_from(child.id()) {
+                // SAFETY: kill has no memory-safety preconditions; the group is the child's own.
+                unsafe { libc::kill(-pid, libc::SIGKILL) };
+            }
+            let _ = child.wait();
+            return Err(Error::State(format!(
+                "the connection test ({command}) did not finish in {} s and was stopped",
+                limit.as_secs()
+            )));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let stdout = out_reader.join().unwrap_or_default();
+    let stderr = err_reader.join().unwrap_or_default();
+    let doc: serde_json::Value = serde_json::from_slice(&stdout).map_err(|_| {
         Error::State(format!(
             "the connection test failed: {}",
-            String::from_utf8_lossy(&output.stderr).trim()
+            String::from_utf8_lossy(&stderr).trim()
         ))
     })?;
     let held = doc["held"].as_u64();
