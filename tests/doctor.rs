@@ -683,3 +683,31 @@ fn seed_c_during_a_hold_at_1024_files_doctor_names_the_servers_nofile() {
         "{f:#}"
     );
 }
+
+#[test]
+fn verify_holds_the_connections_in_the_sandbox() {
+    // --verify runs `test hold --sandbox` as a child: 3000 connections, which no limit of a
+    // fresh namespace stops, are held, and doctor says the test confirms the prediction.
+    let Some(doc) = doctor_in_netns(
+        r#"
+        "$NP" --root "$ROOT" --json doctor --connections 3000 --verify
+        "#,
+    ) else {
+        return;
+    };
+    let cap = &doc["capacity"];
+    let verify = &cap["verify"];
+    assert_eq!(verify["held"], 3000, "{cap:#}");
+    assert!(
+        verify["command"]
+            .as_str()
+            .unwrap()
+            .starts_with("netprofile test hold --sandbox -n 3000 --workers 1 --addresses 1"),
+        "{verify:#}"
+    );
+    assert_eq!(
+        verify["confirms"],
+        cap["first_binding"].is_null(),
+        "{cap:#}"
+    );
+}
