@@ -311,3 +311,22 @@ fn errors_name_the_key_and_change_nothing() {
             .contains("removed in Linux 4.12")
     );
 }
+
+#[test]
+fn read_only_commands_leave_an_open_journal_alone_and_say_so() {
+    let journal = "var/lib/netprofile/journal.json";
+    let out = Test::new()
+        .file(journal, "{\"left\": \"by a crash\"}")
+        .args(&["explain", "net.core.somaxconn"])
+        .run()
+        .code(0)
+        .stderr_has("warning: an interrupted netprofile run left its journal");
+    let out = out
+        .then(&["doctor"])
+        .code(0)
+        .stderr_has("warning: an interrupted netprofile run left its journal");
+    assert_eq!(
+        std::fs::read_to_string(out.root().join(journal)).unwrap(),
+        "{\"left\": \"by a crash\"}"
+    );
+}

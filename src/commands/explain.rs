@@ -20,10 +20,22 @@ pub fn explain(config: &Config, raw: &str) -> Result<Output> {
     } else {
         human(config, &e)
     };
+    let mut stderr = Vec::new();
+    if config
+        .root
+        .path(crate::transaction::state::JOURNAL)
+        .exists()
+    {
+        stderr.push(
+            "warning: an interrupted netprofile run left its journal; live values may be half \
+             applied (`netprofile status` as root restores them)"
+                .to_string(),
+        );
+    }
     Ok(Output {
         code: 0,
         stdout,
-        stderr: Vec::new(),
+        stderr,
     })
 }
 

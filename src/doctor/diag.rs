@@ -135,26 +135,20 @@ pub fn listeners() -> BTreeMap<u64, Queues> {
 mod tests {
     #[test]
     fn reads_this_namespace_listeners() {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = l.local_addr().unwrap().port();
-        let _c = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        use rustix::net::{AddressFamily, SocketType, bind, getsockname, listen, socket};
+        // A listener that asks for backlog 77 and has one connection waiting to be accepted.
+        let fd = socket(AddressFamily::INET, SocketType::STREAM, None).unwrap();
+        bind(
+            &fd,
+            &std::net::SocketAddrV4::new(std::net::Ipv4Addr::LOCALHOST, 0),
+        )
+        .unwrap();
+        listen(&fd, 77).unwrap();
+        let addr = std::net::SocketAddrV4::try_from(getsockname(&fd).unwrap()).unwrap();
+        let _c = std::net::TcpStream::connect(addr).unwrap();
         std::thread::sleep(std::time::Duration::from_millis(50));
-        // Rust's std listens with backlog 128 (capped by somaxconn).
-        let all = super::listeners();
-        let root = crate::system::root::Root::new("/");
-        let tables =
-            std::fs::read_to_string(root.path(crate::system::root::Root::PROC_NET_TCP[0])).unwrap();
-        let inode: u64 = tables
-            .lines()
-            .find(|r| {
-                r.split_whitespace()
-                    .nth(1)
-                    .is_some_and(|a| a.ends_with(&format!(":{port:04X}")))
-                    && r.split_whitespace().nth(3) == Some("0A")
-            })
-            .and_then(|r| r.split_whitespace().nth(9)?.parse().ok())
-            .unwrap();
-        let q = all[&inode];
-        assert_eq!((q.queue, q.backlog), (1, 128));
+        let inode = rustix::fs::fstat(&fd).unwrap().st_ino;
+        let q = super::listeners()[&inode];
+        assert_eq!((q.queue, q.backlog), (1, 77));
     }
 }
