@@ -113,6 +113,26 @@ pub enum Command {
         #[command(subcommand)]
         what: TestCommand,
     },
+    /// Which limit binds first, from live values and kernel counters (read-only).
+    Doctor {
+        /// Instead: every limit N held connections would meet, in the order they bind.
+        #[arg(long, value_name = "N")]
+        connections: Option<u64>,
+        /// With --connections: also R new connections per second (e.g. 500 or 500/s).
+        #[arg(long, value_name = "R/s", requires = "connections", value_parser = parse_rate)]
+        rate: Option<u64>,
+        /// With --connections: this host opens them (ephemeral ports count).
+        #[arg(long, requires = "connections")]
+        outgoing: bool,
+        /// With --connections: hold N connections with the connection test in the sandbox.
+        #[arg(long, requires = "connections")]
+        verify: bool,
+    },
+    /// Where a key's value (or a limits item, or DefaultLimitNOFILE) comes from now and at boot.
+    Explain {
+        /// A sysctl key (net.core.somaxconn), a limits item (nofile) or DefaultLimitNOFILE.
+        key: String,
+    },
     /// List the shipped profiles.
     Profiles,
     /// Internal: the detached watcher of `apply --confirm`.
@@ -229,6 +249,12 @@ pub fn parse_confirm(s: &str) -> Result<u64, String> {
         ));
     }
     Ok(secs)
+}
+
+fn parse_rate(s: &str) -> Result<u64, String> {
+    s.trim_end_matches("/s")
+        .parse()
+        .map_err(|_| format!("{s:?} is not a rate: write 500 or 500/s"))
 }
 
 #[derive(Debug, Clone, clap::Args)]

@@ -9,6 +9,7 @@
 pub mod cli;
 pub mod commands;
 pub mod conntest;
+pub mod doctor;
 pub mod error;
 pub mod plan;
 pub mod profile;
@@ -77,6 +78,8 @@ fn command_name(command: &Command) -> &'static str {
         Command::Status => "status",
         Command::Test { .. } => "test",
         Command::Profiles => "profiles",
+        Command::Doctor { .. } => "doctor",
+        Command::Explain { .. } => "explain",
         Command::Watch { .. } => "__watch",
         Command::Worker { .. } => "__worker",
         Command::Holder => "__holder",
@@ -96,7 +99,13 @@ fn dispatch(config: &Config, command: &Command) -> error::Result<commands::Outpu
     if !writer
         && !matches!(
             command,
-            Command::Profiles | Command::Watch { .. } | Command::Worker { .. } | Command::Holder
+            Command::Profiles
+                | Command::Watch { .. }
+                | Command::Worker { .. }
+                | Command::Holder
+                // They report an open journal themselves.
+                | Command::Doctor { .. }
+                | Command::Explain { .. }
         )
     {
         let mut stderr = std::io::stderr().lock();
@@ -140,6 +149,21 @@ fn dispatch(config: &Config, command: &Command) -> error::Result<commands::Outpu
         Command::Profiles => commands::profiles::profiles(config),
         Command::Watch { generation } => commands::watch::watch(config, *generation),
         Command::Test { what } => commands::test::test(config, what),
+        Command::Doctor {
+            connections,
+            rate,
+            outgoing,
+            verify,
+        } => commands::doctor::doctor(
+            config,
+            connections.map(|n| doctor::capacity::Question {
+                connections: n,
+                rate: *rate,
+                outgoing: *outgoing,
+            }),
+            *verify,
+        ),
+        Command::Explain { key } => commands::explain::explain(config, key),
         Command::Worker { task } => {
             conntest::worker(&config.root, task).map(|stdout| commands::Output {
                 code: 0,

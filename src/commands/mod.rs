@@ -5,6 +5,8 @@ pub mod apply;
 pub mod check;
 pub mod confirm;
 pub mod diff;
+pub mod doctor;
+pub mod explain;
 pub mod history;
 pub mod overrides;
 pub mod profiles;

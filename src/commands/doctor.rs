@@ -1,0 +1,282 @@
+//! `netprofile doctor`: the findings and the binding limit (doctor/findings.rs), or with
+//! `--connections N` the limits N connections would meet (doctor/capacity.rs), as text or JSON.
+//! `--verify` runs the connection test in the sandbox as a child process. Read-only: never
+//! writes a key or a file and never takes the writer lock.
+
+use super::Output;
+use crate::cli::Config;
+use crate::doctor::capacity::{self, Limit, Question};
+use crate::doctor::findings::{self, Finding, Severity};
+use crate::doctor::proc::Snapshot;
+use crate::error::{Error, Result};
+
+/// What `--verify` found.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Verify {
+    pub command: String,
+    pub attempted: Option<u64>,
+    pub held: Option<u64>,
+    pub verdict: Option<String>,
+    pub verdict_text: Option<String>,
+    /// The test held all N exactly when no machine-wide limit was predicted to bind (its
+    /// workers sidestep the per-process ones).
+    pub confirms: bool,
+}
+
+/// `netprofile doctor [--connections N [--rate R] [--outgoing] [--verify]]`.
+pub fn doctor(config: &Config, question: Option<Question>, verify: bool) -> Result<Output> {
+    let snap = Snapshot::read(&config.root)?;
+    let all = findings::findings(&snap);
+    let (top, line) = findings::binding(&all);
+    let mut stderr = Vec::new();
+    if config
+        .root
+        .path(crate::transaction::state::JOURNAL)
+        .exists()
+    {
+        stderr.push(
+            "warning: an interrupted netprofile run left its journal; values may be half \
+             applied (`netprofile status` as root restores them)"
+                .to_string(),
+        );
+    }
+    if snap.unreadable > 0 && snap.processes.is_empty() && !snap.listeners.is_empty() {
+        stderr.push(format!(
+            "note: {} processes could not be read; run as root to see which process holds each \
+             listener and its limits",
+            snap.unreadable
+        ));
+    }
+    let cap = question.map(|q| (q, capacity::limits(&snap, q)));
+    let verified = match (&cap, verify) {
+        (Some((q, limits)), true) => Some(run_verify(config, &snap, *q, limits)?),
+        _ => None,
+    };
+    let stdout = if config.json {
+        json(&snap, &all, top, &line, cap.as_ref(), verified.as_ref())
+    } else {
+        let mut out = String::new();
+        if let Some((q, limits)) = &cap {
+            out.push_str(&capacity_text(config, *q, limits, verified.as_ref()));
+        } else {
+            out.push_str(&findings_text(config, &all));
+            out.push_str(&config.paint.bold(&line));
+            out.push('\n');
+        }
+        out
+    };
+    Ok(Output {
+        code: 0,
+        stdout,
+        stderr,
+    })
+}
+
+fn json(
+    snap: &Snapshot,
+    all: &[Finding],
+    top: Option<&Finding>,
+    line: &str,
+    cap: Option<&(Question, Vec<Limit>)>,
+    verified: Option<&Verify>,
+) -> String {
+    let doc = serde_json::json!({
+        "schema": 1,
+        "namespace": snap.namespace,
+        "findings": all,
+        "binding": top.map(|f| f.limit),
+        "summary": line,
+        "listeners": snap.listeners,
+        "processes": snap.processes,
+        "slab_per_socket": { "bytes": snap.slab_per_socket, "source": snap.slab_source },
+        "capacity": cap.map(|(q, limits)| serde_json::json!({
+            "connections": q.connections,
+            "rate": q.rate,
+            "outgoing": q.outgoing,
+            "limits": limits,
+            "first_binding": limits.iter().find(|l| l.binds).map(|l| l.limit.clone()),
+            "verify": verified,
+        })),
+    });
+    serde_json::to_string_pretty(&doc).unwrap_or_default() + "\n"
+}
+
+fn findings_text(config: &Config, all: &[Finding]) -> String {
+    let mut out = String::new();
+    for f in all {
+        let sev = match f.severity {
+            Severity::Critical => config.paint.red("critical"),
+            Severity::Warning => config.paint.yellow("warning "),
+            Severity::Info => "info    ".to_string(),
+            Severity::Ok => config.paint.green("ok      "),
+        };
+        if config.quiet && f.severity < Severity::Warning {
+            continue;
+        }
+        out.push_str(&format!("{sev}  {}: {}\n", f.limit, f.title));
+        if f.severity == Severity::Ok && config.verbose == 0 {
+            continue;
+        }
+        let evidence: Vec<String> = f
+            .evidence
+            .iter()
+            .map(|e| format!("{} = {}", e.name, e.value))
+            .collect();
+        out.push_str(&format!("          read: {}\n", evidence.join("; ")));
+        if let Some(c) = &f.capacity {
+            out.push_str(&format!("          capacity: {c}\n"));
+        }
+        for fix in &f.fix {
+            out.push_str(&format!("          fix: {fix}\n"));
+        }
+    }
+    out
+}
+
+fn capacity_text(config: &Config, q: Question, limits: &[Limit], v: Option<&Verify>) -> String {
+    let mut out = format!(
+        "{} {} connections held{}, in the order their limits bind:\n",
+        q.connections,
+        if q.outgoing { "outgoing" } else { "incoming" },
+        q.rate
+            .map_or_else(String::new, |r| format!(" and {r} new per second"))
+    );
+    let width = limits.iter().map(|l| l.limit.len()).max().unwrap_or(0);
+    for l in limits {
+        let state = if l.binds {
+            config.paint.red("BINDS")
+        } else {
+            config.paint.green("ok   ")
+        };
+        out.push_str(&format!(
+            "  {state} {:<width$}  need {} of {} {} (headroom {})\n",
+            l.limit, l.need, l.have, l.unit, l.headroom
+        ));
+        if config.verbose > 0 || l.binds {
+            out.push_str(&format!("        {}\n", l.note));
+            if l.binds
+                && let Some(fix) = &l.fix
+            {
+                out.push_str(&format!("        fix: {fix}\n"));
+            }
+        }
+    }
+    match limits.iter().find(|l| l.binds) {
+        Some(l) => out.push_str(&config.paint.bold(&format!(
+            "first to bind: {} ({} needed, {} allowed)\n",
+            l.limit, l.need, l.have
+        ))),
+        None => out.push_str(&config.paint.bold(&format!(
+            "no limit binds at {} connections\n",
+            q.connections
+        ))),
+    }
+    match v {
+        Some(v) => out.push_str(&format!(
+            "connection test ({}): held {} of {}; verdict {}: {} ({})\n",
+            v.command,
+            v.held.map_or_else(|| "?".into(), |n| n.to_string()),
+            v.attempted.map_or_else(|| "?".into(), |n| n.to_string()),
+            v.verdict.as_deref().unwrap_or("?"),
+            v.verdict_text.as_deref().unwrap_or(""),
+            if v.confirms {
+                "confirms the machine-wide prediction; per-process limits were sidestepped by \
+                 the test's workers"
+            } else {
+                "does not confirm the machine-wide prediction (the sandbox's namespaces start \
+                 from kernel defaults)"
+            }
+        )),
+        None => out.push_str(
+            "not verified: add --verify to hold them in the sandbox with the connection test\n",
+        ),
+    }
+    out
+}
+
+/// Runs `netprofile test hold --sandbox -n N` as a child and reads its JSON verdict.
+fn run_verify(config: &Config, snap: &Snapshot, q: Question, limits: &[Limit]) -> Result<Verify> {
+    use std::os::unix::process::CommandExt;
+    let exe = std::env::current_exe()
+        .map_err(|e| Error::State(format!("cannot find the netprofile binary: {e}")))?;
+    // Shard over workers so that no worker passes this session's hard nofile.
+    let hard = snap
+        .own_nofile
+        .and_then(|(_, h)| h)
+        .unwrap_or(1024)
+        .saturating_sub(64)
+        .max(256);
+    let workers = q.connections.div_ceil(hard).clamp(1, 64);
+    // A fresh namespace has the kernel's 28 232 ephemeral ports per destination, and
+    // connect() slows once more than half are in use (it scans for a free one): spread over
+    // destination addresses, 12 000 connections each.
+    let addresses = q.connections.div_ceil(12_000).clamp(1, 200);
+    let n = q.connections.to_string();
+    let w = workers.to_string();
+    let a = addresses.to_string();
+    let mut args: Vec<&str> = vec!["--json", "test", "hold", "--sandbox", "-n", &n];
+    args.extend(["--workers", &w, "--addresses", &a]);
+    args.extend(["--duration", "1", "--connect-timeout", "5s"]);
+    let command = format!("netprofile {}", args[1..].join(" "));
+    // Its own process group, so that a timeout stops its workers and sandbox holders too.
+    let mut child = std::process::Command::new(exe)
+        .process_group(0)
+        .arg("--root")
+        .arg(config.root.base())
+        .args(&args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| Error::State(format!("cannot run the connection test: {e}")))?;
+    // Drain both pipes meanwhile, so a long report cannot block the child.
+    let drain = |pipe: Option<Box<dyn std::io::Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            if let Some(mut p) = pipe {
+                let _ = p.read_to_end(&mut bytes);
+            }
+            bytes
+        })
+    };
+    let out_reader = drain(child.stdout.take().map(|p| Box::new(p) as _));
+    let err_reader = drain(child.stderr.take().map(|p| Box::new(p) as _));
+    // Bounded: 30 s plus 2 s per thousand connections, then it is stopped.
+    let limit = std::time::Duration::from_secs(30 + q.connections / 500);
+    let started = std::time::Instant::now();
+    while child.try_wait().ok().flatten().is_none() {
+        if started.elapsed() > limit {
+            if let Ok(pid) = i32::try_from(child.id()) {
+                // SAFETY: kill has no memory-safety preconditions; the group is the child's own.
+                unsafe { libc::kill(-pid, libc::SIGKILL) };
+            }
+            let _ = child.wait();
+            return Err(Error::State(format!(
+                "the connection test ({command}) did not finish in {} s and was stopped",
+                limit.as_secs()
+            )));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let stdout = out_reader.join().unwrap_or_default();
+    let stderr = err_reader.join().unwrap_or_default();
+    let doc: serde_json::Value = serde_json::from_slice(&stdout).map_err(|_| {
+        Error::State(format!(
+            "the connection test failed: {}",
+            String::from_utf8_lossy(&stderr).trim()
+        ))
+    })?;
+    let held = doc["held"].as_u64();
+    // The test shards over workers, so it sidesteps the per-process limits by design: it
+    // checks the machine-wide ones (file-max, memory, conntrack, ports, namespace keys).
+    let predicted_ok = !limits
+        .iter()
+        .any(|l| l.binds && !l.limit.ends_with("(one process)"));
+    Ok(Verify {
+        command,
+        attempted: doc["attempted"].as_u64(),
+        held,
+        verdict: doc["verdict"]["limit"].as_str().map(String::from),
+        verdict_text: doc["verdict"]["text"].as_str().map(String::from),
+        confirms: (held == Some(q.connections)) == predicted_ok,
+    })
+}

@@ -1,0 +1,155 @@
+//! `netprofile explain KEY`: where a sysctl, a limits item or DefaultLimitNOFILE comes from
+//! now and at boot (doctor/explain.rs), as text or JSON. Read-only.
+
+use super::Output;
+use crate::cli::Config;
+use crate::doctor::chain::{Fate, Link};
+use crate::doctor::explain::{Explanation, Subject, explain as run};
+use crate::error::Result;
+
+/// `netprofile explain KEY`.
+pub fn explain(config: &Config, raw: &str) -> Result<Output> {
+    let subject = Subject::parse(raw)?;
+    let e = run(&config.root, &subject)?;
+    let stdout = if config.json {
+        let mut doc = serde_json::to_value(&e).unwrap_or_default();
+        if let Some(map) = doc.as_object_mut() {
+            map.insert("schema".into(), serde_json::json!(1));
+        }
+        serde_json::to_string_pretty(&doc).unwrap_or_default() + "\n"
+    } else {
+        human(config, &e)
+    };
+    let mut stderr = Vec::new();
+    if config
+        .root
+        .path(crate::transaction::state::JOURNAL)
+        .exists()
+    {
+        stderr.push(
+            "warning: an interrupted netprofile run left its journal; live values may be half \
+             applied (`netprofile status` as root restores them)"
+                .to_string(),
+        );
+    }
+    Ok(Output {
+        code: 0,
+        stdout,
+        stderr,
+    })
+}
+
+fn fate(config: &Config, link: &Link) -> String {
+    let by = link.by.as_deref().unwrap_or("");
+    match link.fate {
+        Fate::Wins => config.paint.green(&if by.is_empty() {
+            "wins".to_string()
+        } else {
+            format!("wins ({by})")
+        }),
+        Fate::Overridden => config.paint.yellow(&if by.is_empty() {
+            "overridden".to_string()
+        } else {
+            format!("overridden by {by}")
+        }),
+        Fate::Masked => config.paint.yellow(&format!("masked by {by}")),
+        Fate::Elsewhere => by.to_string(),
+    }
+}
+
+fn human(config: &Config, e: &Explanation) -> String {
+    let mut out = format!("{} ({})\n", e.subject, e.kind);
+    out.push_str(&format!(
+        "  live:   {}  ({})\n",
+        e.live.as_deref().unwrap_or("-"),
+        e.live_source
+    ));
+    match &e.boot {
+        Some(b) if e.kind == "limit" => out.push_str(&format!(
+            "  login:  {}  ({})\n",
+            b.value,
+            b.by.as_deref().unwrap_or_default()
+        )),
+        Some(b) => out.push_str(&format!("  boot:   {}  ({}:{})\n", b.value, b.file, b.line)),
+        None => out.push_str(&format!(
+            "  boot:   {}\n",
+            match e.kind {
+                "sysctl" => "no file sets it: the kernel default stays",
+                "limit" => "no entry applies: the limit a login inherits stays",
+                _ => "no file sets it",
+            }
+        )),
+    }
+    if let Some(scope) = e.scope {
+        out.push_str(&format!(
+            "  scope:  {}\n",
+            match scope {
+                crate::profile::keys::Scope::Netns =>
+                    "per network namespace (each container has its own; a new one starts from the kernel default)",
+                crate::profile::keys::Scope::Global => "global (one value for the whole machine)",
+            }
+        ));
+    }
+    out.push_str("  chain (in the order read):\n");
+    if e.chain.is_empty() {
+        out.push_str("    (no file sets it)\n");
+    }
+    for link in &e.chain {
+        out.push_str(&format!(
+            "    {}:{}  {}  {}\n",
+            link.file,
+            link.line,
+            link.value,
+            fate(config, link)
+        ));
+    }
+    if !e.managers.is_empty() {
+        out.push_str("  other managers:\n");
+        for m in &e.managers {
+            out.push_str(&format!(
+                "    {} {}:{}  {}  ({})\n",
+                m.manager, m.file, m.line, m.value, m.note
+            ));
+        }
+    }
+    out.push_str("  netprofile generations:\n");
+    if e.generations.is_empty() {
+        out.push_str("    none changed it\n");
+    }
+    for g in &e.generations {
+        out.push_str(&format!(
+            "    #{} {} {} ({}{}): {} -> {}\n",
+            g.generation,
+            g.time,
+            g.op,
+            g.outcome,
+            g.profile
+                .as_deref()
+                .map_or_else(String::new, |p| format!(", {p}")),
+            g.before.as_deref().unwrap_or("-"),
+            g.after.as_deref().unwrap_or("-")
+        ));
+    }
+    if let Some(c) = &e.catalogue {
+        let text = if let Some(why) = &c.removed {
+            format!("removed: {why}")
+        } else if c.known {
+            format!(
+                "known to netprofile ({} value)",
+                c.shape.as_deref().unwrap_or("?")
+            )
+        } else {
+            format!(
+                "not in netprofile's catalogue{}",
+                c.suggestion
+                    .as_deref()
+                    .map_or_else(String::new, |s| format!(" (did you mean {s}?)"))
+            )
+        };
+        out.push_str(&format!("  catalogue: {text}\n"));
+    }
+    for note in &e.notes {
+        out.push_str(&format!("  note: {note}\n"));
+    }
+    out
+}

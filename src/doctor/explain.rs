@@ -1,0 +1,413 @@
+//! `explain`: for one sysctl key, pam_limits item or `DefaultLimitNOFILE`, where its value comes
+//! from now and at boot. The live value, the whole precedence chain (chain.rs), per-namespace or
+//! global, other managers that set it (tuned profiles), what netprofile's generations did to it,
+//! and its catalogue entry. Reads through `Root`; never writes, never takes the lock.
+
+use serde::Serialize;
+
+use super::chain::{self, Fate, Link};
+use crate::error::{Error, Result};
+use crate::profile::keys::{self, KeyName, Scope};
+use crate::profile::limit::Item;
+use crate::system::read_optional;
+use crate::system::root::{Namespace, Root};
+use crate::transaction::state::{Change, generations};
+
+/// What was asked about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Subject {
+    Sysctl(KeyName),
+    Limit(Item),
+    DefaultLimitNofile,
+}
+
+impl Subject {
+    /// `net.core.somaxconn`, `nofile`, `DefaultLimitNOFILE` (also `LimitNOFILE`).
+    pub fn parse(raw: &str) -> Result<Subject> {
+        if raw.eq_ignore_ascii_case("DefaultLimitNOFILE") || raw.eq_ignore_ascii_case("LimitNOFILE")
+        {
+            return Ok(Subject::DefaultLimitNofile);
+        }
+        if let Ok(item) = Item::parse(raw) {
+            return Ok(Subject::Limit(item));
+        }
+        KeyName::parse(raw)
+            .map(Subject::Sysctl)
+            .map_err(|e| Error::Usage(format!("explain {raw:?}: {e}")))
+    }
+}
+
+/// A line of another configuration manager that sets the same thing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Manager {
+    pub manager: String,
+    pub file: String,
+    pub line: usize,
+    pub value: String,
+    pub note: String,
+}
+
+/// One generation's change to the subject.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct GenerationChange {
+    pub generation: u64,
+    pub time: String,
+    pub op: String,
+    pub outcome: String,
+    pub profile: Option<String>,
+    pub before: Option<String>,
+    pub after: Option<String>,
+}
+
+/// The catalogue's entry for a key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Catalogue {
+    pub known: bool,
+    pub shape: Option<String>,
+    pub removed: Option<String>,
+    pub suggestion: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Explanation {
+    pub subject: String,
+    /// sysctl, limit or systemd.
+    pub kind: &'static str,
+    pub live: Option<String>,
+    /// Where the live value was read.
+    pub live_source: String,
+    /// The assignment in force at boot (or login), if any.
+    pub boot: Option<Link>,
+    pub chain: Vec<Link>,
+    /// netns or global (sysctls only).
+    pub scope: Option<Scope>,
+    pub namespace: Namespace,
+    pub managers: Vec<Manager>,
+    pub generations: Vec<GenerationChange>,
+    pub catalogue: Option<Catalogue>,
+    pub notes: Vec<String>,
+}
+
+/// The catalogue entry of a key. The one place explain uses the catalogue's API.
+fn catalogue(name: &str) -> Catalogue {
+    let known = keys::known(name);
+    Catalogue {
+        known: known.is_some(),
+        shape: known.map(|k| format!("{:?}", k.shape).to_lowercase()),
+        removed: keys::removed(name),
+        suggestion: if known.is_none() {
+            keys::nearest(name, keys::CATALOGUE.iter().map(|k| k.name)).map(String::from)
+        } else {
+            None
+        },
+    }
+}
+
+/// `proc/self/limits` row names of each item.
+fn limits_row(item: Item) -> Option<&'static str> {
+    Some(match item {
+        Item::Nofile => "Max open files",
+        Item::Nproc => "Max processes",
+        Item::Core => "Max core file size",
+        Item::Data => "Max data size",
+        Item::Fsize => "Max file size",
+        Item::Memlock => "Max locked memory",
+        Item::Rss => "Max resident set",
+        Item::Stack => "Max stack size",
+        Item::Cpu => "Max cpu time",
+        Item::As => "Max address space",
+        Item::Locks => "Max file locks",
+        Item::Sigpending => "Max pending signals",
+        Item::Msgqueue => "Max msgqueue size",
+        Item::Nice => "Max nice priority",
+        Item::Rtprio => "Max realtime priority",
+        _ => return None,
+    })
+}
+
+/// `soft hard` of one row of a limits file.
+fn live_limit(text: &str, row: &str) -> Option<String> {
+    let rest = text.lines().find_map(|l| l.strip_prefix(row))?;
+    let v: Vec<&str> = rest.split_whitespace().collect();
+    Some(format!("soft {} hard {}", v.first()?, v.get(1)?))
+}
+
+/// `[sysctl]` lines of tuned profiles (etc/tuned/*/tuned.conf, usr/lib/tuned/*/tuned.conf)
+/// that set `key`, and which profile is active.
+fn tuned(root: &Root, key: &str) -> Vec<Manager> {
+    let active = read_optional(root, "etc/tuned/active_profile")
+        .ok()
+        .flatten()
+        .map(|t| t.trim().to_string());
+    let mut out = Vec::new();
+    for base in ["etc/tuned", "usr/lib/tuned", "usr/lib/tuned/profiles"] {
+        let Ok(list) = std::fs::read_dir(root.path(base)) else {
+            continue;
+        };
+        let mut names: Vec<String> = list
+            .filter_map(|e| Some(e.ok()?.file_name().to_str()?.to_string()))
+            .collect();
+        names.sort();
+        for name in names {
+            let rel = format!("{base}/{name}/tuned.conf");
+            let Ok(Some(text)) = read_optional(root, &rel) else {
+                continue;
+            };
+            let mut section = String::new();
+            for (index, line) in text.lines().enumerate() {
+                let line = line.trim();
+                if line.starts_with('[') {
+                    section = line.to_string();
+                } else if section == "[sysctl]"
+                    && let Some((k, v)) = line.split_once('=')
+                    && crate::system::sysctld::matches(k.trim(), key)
+                {
+                    let is_active = active
+                        .as_deref()
+                        .is_some_and(|a| a.split_whitespace().any(|p| p == name));
+                    out.push(Manager {
+                        manager: "tuned".into(),
+                        file: Root::display(&rel),
+                        line: index + 1,
+                        value: v.trim().to_string(),
+                        note: if is_active {
+                            format!(
+                                "profile {name} is active: tuned sets this when it starts, after \
+                                 systemd-sysctl, and wins over sysctl.d"
+                            )
+                        } else {
+                            format!("profile {name} (not the active one)")
+                        },
+                    });
+                }
+            }
+        }
+    }
+    out
+}
+
+fn generation_changes(root: &Root, subject: &Subject) -> Result<Vec<GenerationChange>> {
+    let dropin = match subject {
+        Subject::Sysctl(_) => Root::sysctl_dropin(),
+        Subject::Limit(_) => Root::limits_dropin(),
+        Subject::DefaultLimitNofile => Root::systemd_dropin(),
+    };
+    let mentions = |text: &Option<String>| {
+        text.as_deref().and_then(|t| {
+            t.lines()
+                .map(str::trim)
+                .filter(|l| !l.starts_with('#'))
+                .find(|l| match subject {
+                    Subject::Sysctl(k) => l
+                        .split_once('=')
+                        .is_some_and(|(lk, _)| lk.trim() == k.as_str()),
+                    Subject::Limit(item) => l.split_whitespace().nth(2) == Some(item.as_str()),
+                    Subject::DefaultLimitNofile => l.starts_with("DefaultLimitNOFILE="),
+                })
+                .map(String::from)
+        })
+    };
+    let mut out = Vec::new();
+    for g in generations(root)? {
+        for change in &g.changes {
+            let (before, after) = match (change, subject) {
+                (Change::Sysctl { key, before, after }, Subject::Sysctl(k))
+                    if key == k.as_str() =>
+                {
+                    (Some(before.clone()), Some(after.clone()))
+                }
+                (
+                    Change::File {
+                        path,
+                        before,
+                        after,
+                    },
+                    _,
+                ) if *path == dropin => {
+                    let (b, a) = (mentions(before), mentions(after));
+                    if b.is_none() && a.is_none() {
+                        continue;
+                    }
+                    (
+                        b.map(|l| format!("{l} ({})", Root::display(path))),
+                        a.map(|l| format!("{l} ({})", Root::display(path))),
+                    )
+                }
+                _ => continue,
+            };
+            out.push(GenerationChange {
+                generation: g.number,
+                time: g.time.clone(),
+                op: g.op.clone(),
+                outcome: serde_json::to_value(g.outcome)
+                    .ok()
+                    .and_then(|v| v.as_str().map(String::from))
+                    .unwrap_or_default(),
+                profile: g.profile.as_ref().map(|p| p.name.clone()),
+                before,
+                after,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// Explains one subject.
+pub fn explain(root: &Root, subject: &Subject) -> Result<Explanation> {
+    let namespace = root.namespace();
+    let mut notes = Vec::new();
+    let mut managers = Vec::new();
+    let mut login = None;
+    let (name, kind, live, live_source, chain, scope, cat) = match subject {
+        Subject::Sysctl(key) => {
+            let live = crate::system::read_sysctl(root, key)?;
+            let chain = chain::sysctl_chain(root, key.as_str())?;
+            let cat = catalogue(key.as_str());
+            if live.is_none() && chain.is_empty() && !cat.known && cat.removed.is_none() {
+                let hint = cat
+                    .suggestion
+                    .as_ref()
+                    .map_or_else(String::new, |s| format!("; did you mean {s}?"));
+                return Err(Error::Usage(format!(
+                    "explain: no key {key} in {} and no file sets it{hint}",
+                    root.sysctl_path(key).display()
+                )));
+            }
+            if live.is_none() {
+                notes.push(format!(
+                    "the running kernel has no {key}{}",
+                    if namespace == Namespace::Private && keys::scope(key) == Scope::Global {
+                        " in this network namespace: global keys exist only in the initial one"
+                    } else {
+                        " (module not loaded, or not this kernel)"
+                    }
+                ));
+            }
+            managers = tuned(root, key.as_str());
+            let scope = keys::scope(key);
+            (
+                key.to_string(),
+                "sysctl",
+                live,
+                Root::display(&Root::sysctl_rel(key)),
+                chain,
+                Some(scope),
+                Some(cat),
+            )
+        }
+        Subject::Limit(item) => {
+            let live = read_optional(root, "proc/self/limits")
+                .ok()
+                .flatten()
+                .and_then(|t| live_limit(&t, limits_row(*item)?));
+            let chain = chain::limit_chain(root, *item)?;
+            login = chain::limit_at_login(root, *item)?;
+            if *item == Item::Nofile {
+                for link in chain::systemd_chain(root)? {
+                    managers.push(Manager {
+                        manager: "systemd".into(),
+                        file: link.file,
+                        line: link.line,
+                        value: format!("DefaultLimitNOFILE={}", link.value),
+                        note: if link.fate == Fate::Wins {
+                            "what services get instead: limits.conf is read by pam_limits at \
+                             login and never reaches a systemd service"
+                                .into()
+                        } else {
+                            "overridden by a later DefaultLimitNOFILE=".into()
+                        },
+                    });
+                }
+            }
+            notes.push(
+                "limits.conf takes effect at the next login (pam_limits); running processes keep \
+                 their limits (see /proc/PID/limits)"
+                    .into(),
+            );
+            (
+                item.to_string(),
+                "limit",
+                live,
+                "/proc/self/limits (this session)".to_string(),
+                chain,
+                None,
+                None,
+            )
+        }
+        Subject::DefaultLimitNofile => {
+            let chain = chain::systemd_chain(root)?;
+            let pid1 = read_optional(root, "proc/1/comm")
+                .ok()
+                .flatten()
+                .map(|c| c.trim().to_string());
+            if pid1.as_deref() != Some("systemd") {
+                notes.push(format!(
+                    "PID 1 is {} here, not systemd: these files take effect only where systemd \
+                     runs",
+                    pid1.as_deref().unwrap_or("unknown")
+                ));
+            }
+            notes.push(
+                "systemd reads it when it starts (or on daemon-reexec); a unit's LimitNOFILE= \
+                 wins over it; limits.conf does not apply to services"
+                    .into(),
+            );
+            if chain.is_empty() {
+                notes.push(
+                    "no file sets it: systemd's built-in default is 1024:524288 (since v240)"
+                        .into(),
+                );
+            }
+            (
+                "DefaultLimitNOFILE".to_string(),
+                "systemd",
+                None,
+                "not readable: each service shows its own in /proc/PID/limits".to_string(),
+                chain,
+                None,
+                None,
+            )
+        }
+    };
+    let boot = if kind == "limit" {
+        login
+    } else {
+        chain.iter().find(|l| l.fate == Fate::Wins).cloned()
+    };
+    if let (Some(live), Some(boot), "sysctl") = (&live, &boot, kind)
+        && !crate::profile::value::same(&name, live, &boot.value)
+    {
+        notes.push(format!(
+            "live value {live} differs from the boot value {} ({}:{}): changed since boot",
+            boot.value, boot.file, boot.line
+        ));
+    }
+    if kind == "sysctl" && namespace == Namespace::Private {
+        notes.push(
+            "this is a private network namespace: the live value is this namespace's own, and \
+             sysctl.d files configure the initial namespace at boot"
+                .into(),
+        );
+    }
+    if chain.iter().any(|l| l.fate == Fate::Masked) {
+        notes.push(
+            "a masked file is never read: a file of the same name in a folder of higher \
+             precedence (/etc before /run before /usr/local/lib before /usr/lib) replaces it"
+                .into(),
+        );
+    }
+    Ok(Explanation {
+        subject: name,
+        kind,
+        live,
+        live_source,
+        boot,
+        chain,
+        scope,
+        namespace,
+        managers,
+        generations: generation_changes(root, subject)?,
+        catalogue: cat,
+        notes,
+    })
+}

@@ -1,0 +1,652 @@
+//! What doctor reads from the machine, once, through `Root`: kernel counters (proc/net/netstat,
+//! snmp, sockstat), the TCP socket tables, fs.file-nr, conntrack, slab object sizes, and for
+//! each process that holds a listening socket its limits, open fds, threads, CPU time, cgroup
+//! and epoll registrations (proc/PID/fdinfo). The parsers are pure functions of text; `read`
+//! does the I/O. It never writes and never needs privileges: what it cannot read is left out
+//! and counted in `unreadable`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::ErrorKind;
+
+use crate::error::{Error, Result};
+use crate::profile::keys::KeyName;
+use crate::system::root::{Namespace, Root};
+use crate::system::{read_optional, read_sysctl};
+
+/// Root-relative paths doctor reads (Root spells the shared ones).
+pub const NETSTAT: &str = "proc/net/netstat";
+pub const SNMP: &str = "proc/net/snmp";
+pub const SOCKSTAT: &str = "proc/net/sockstat";
+pub const SLABINFO: &str = "proc/slabinfo";
+pub const MEMINFO: &str = "proc/meminfo";
+pub const UPTIME: &str = "proc/uptime";
+pub const STAT: &str = "proc/stat";
+pub const SELF_LIMITS: &str = "proc/self/limits";
+pub const CONNTRACK_COUNT: &str = "proc/sys/net/netfilter/nf_conntrack_count";
+
+/// Slab bytes one TCP socket costs when `proc/slabinfo` cannot be read: the object sizes of
+/// TCP + sock_inode_cache + dentry + filp + eventpoll_epi + lsm caches measured on Linux 6.18
+/// (2368 + 832 + 192 + 192 + 128 + 32 + 24 + 16).
+pub const SLAB_PER_SOCKET_DEFAULT: u64 = 3784;
+
+/// The slab caches one accepted, epoll-registered TCP socket allocates an object from.
+const SOCKET_CACHES: [&str; 8] = [
+    "TCP",
+    "sock_inode_cache",
+    "dentry",
+    "filp",
+    "eventpoll_epi",
+    "lsm_inode_cache",
+    "lsm_file_cache",
+    "ep_head",
+];
+
+/// The sysctls doctor looks at.
+pub const KEYS: &[&str] = &[
+    "net.core.somaxconn",
+    "net.ipv4.tcp_max_syn_backlog",
+    "net.ipv4.tcp_syncookies",
+    "net.ipv4.ip_local_port_range",
+    "net.ipv4.ip_local_reserved_ports",
+    "net.ipv4.tcp_tw_reuse",
+    "net.ipv4.tcp_fin_timeout",
+    "net.ipv4.tcp_max_tw_buckets",
+    "net.ipv4.tcp_mem",
+    "net.ipv4.tcp_rmem",
+    "net.ipv4.tcp_wmem",
+    "net.netfilter.nf_conntrack_max",
+    "fs.file-max",
+    "fs.nr_open",
+    "fs.epoll.max_user_watches",
+];
+
+/// One listening TCP socket.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Listener {
+    pub address: String,
+    pub port: u16,
+    /// Connections waiting in the accept queue now (`rx_queue` of a LISTEN row).
+    pub queue: u64,
+    /// The backlog in force, min(listen() argument, somaxconn), from sock_diag (diag.rs);
+    /// `None` when the tree is not the running kernel's (proc/net/tcp does not show it).
+    pub backlog: Option<u64>,
+    pub inode: u64,
+}
+
+/// A process that holds at least one listening socket.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct Process {
+    pub pid: u32,
+    pub comm: String,
+    pub ports: Vec<u16>,
+    /// `None` = unlimited.
+    pub nofile_soft: Option<u64>,
+    pub nofile_hard: Option<u64>,
+    pub open_fds: u64,
+    pub threads: u64,
+    /// Its listening sockets are registered in an epoll instance (fdinfo `tfd:` lines).
+    pub epoll: bool,
+    /// It has any epoll instance at all.
+    pub has_epoll: bool,
+    /// The systemd unit (`nginx.service`) from proc/PID/cgroup.
+    pub service: Option<String>,
+    /// Share of one core used since the process started.
+    pub cpu_lifetime: f64,
+    /// Share of one core over a short sample (real root only).
+    pub cpu_now: Option<f64>,
+}
+
+/// Everything doctor looks at, read once.
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    pub namespace: Option<Namespace>,
+    /// Live sysctls in normal form, only those the kernel has.
+    pub sysctl: BTreeMap<String, String>,
+    /// `TcpExt.ListenOverflows`, `Tcp.CurrEstab`, ... from netstat and snmp.
+    pub counters: BTreeMap<String, i64>,
+    /// `TCP.inuse`, `TCP.tw`, `TCP.mem`, `sockets.used`, ... from sockstat.
+    pub sockstat: BTreeMap<String, i64>,
+    pub listeners: Vec<Listener>,
+    pub states: TcpStates,
+    /// allocated, unused (always 0 since 2.6), max.
+    pub file_nr: Option<(u64, u64, u64)>,
+    /// count, max when nf_conntrack is loaded.
+    pub conntrack: Option<(u64, u64)>,
+    pub processes: Vec<Process>,
+    /// This process's nofile (soft, hard): what a login session started here gets.
+    pub own_nofile: Option<(Option<u64>, Option<u64>)>,
+    pub slab_per_socket: u64,
+    /// `proc/slabinfo` or the built-in figure.
+    pub slab_source: &'static str,
+    pub mem_available_kb: Option<u64>,
+    pub cpus: u64,
+    /// Processes whose fds could not be read (another user's without privileges).
+    pub unreadable: u64,
+}
+
+/// Counts from the TCP tables.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TcpStates {
+    pub established: u64,
+    pub time_wait: u64,
+    pub syn_recv: u64,
+    /// TIME_WAIT sockets whose local port is a listening port: accepted connections this
+    /// host closed first, which tcp_tw_reuse (connect() only) never touches.
+    pub time_wait_accepted: u64,
+    /// The destination ip:port with most sockets (established + TIME_WAIT) from a local
+    /// ephemeral port, and how many: what one destination has used of the port range.
+    pub busiest_destination: Option<(String, u64)>,
+}
+
+/// `Name: a b c` / `Name: 1 2 3` line pairs (netstat, snmp) into `Name.a` = 1.
+#[must_use]
+pub fn parse_counters(text: &str) -> BTreeMap<String, i64> {
+    let mut out = BTreeMap::new();
+    let lines: Vec<&str> = text.lines().collect();
+    for pair in lines.chunks(2) {
+        let [names, values] = pair else { continue };
+        let (Some((prefix, names)), Some((_, values))) =
+            (names.split_once(':'), values.split_once(':'))
+        else {
+            continue;
+        };
+        for (name, value) in names.split_whitespace().zip(values.split_whitespace()) {
+            if let Ok(v) = value.parse() {
+                out.insert(format!("{}.{name}", prefix.trim()), v);
+            }
+        }
+    }
+    out
+}
+
+/// `TCP: inuse 7 orphan 0 tw 1 alloc 9 mem 3` into `TCP.inuse` = 7, ...
+#[must_use]
+pub fn parse_sockstat(text: &str) -> BTreeMap<String, i64> {
+    let mut out = BTreeMap::new();
+    for line in text.lines() {
+        let Some((prefix, rest)) = line.split_once(':') else {
+            continue;
+        };
+        let words: Vec<&str> = rest.split_whitespace().collect();
+        for pair in words.chunks(2) {
+            if let [name, value] = pair
+                && let Ok(v) = value.parse()
+            {
+                out.insert(format!("{}.{name}", prefix.trim()), v);
+            }
+        }
+    }
+    out
+}
+
+/// An address of proc/net/tcp (`0100007F:1F90`, or 32 hex digits for tcp6) as text.
+fn address(hex: &str) -> Option<(String, u16)> {
+    let (ip, port) = hex.rsplit_once(':')?;
+    let port = u16::from_str_radix(port, 16).ok()?;
+    let ip = match ip.len() {
+        8 => {
+            let n = u32::from_str_radix(ip, 16).ok()?;
+            std::net::Ipv4Addr::from(n.swap_bytes()).to_string()
+        }
+        32 => {
+            let mut bytes = [0u8; 16];
+            for (word, chunk) in ip.as_bytes().chunks(8).enumerate() {
+                let w = u32::from_str_radix(std::str::from_utf8(chunk).ok()?, 16).ok()?;
+                bytes[word * 4..word * 4 + 4].copy_from_slice(&w.to_le_bytes());
+            }
+            let v6 = std::net::Ipv6Addr::from(bytes);
+            match v6.to_ipv4_mapped() {
+                Some(v4) => v4.to_string(),
+                None => format!("[{v6}]"),
+            }
+        }
+        _ => return None,
+    };
+    Some((ip, port))
+}
+
+/// Listeners and state counts from proc/net/tcp and tcp6. For a LISTEN row the kernel prints
+/// the current accept queue in `rx_queue`; `tx_queue` is write_seq - snd_una, 0 for a listener
+/// (net/ipv4/tcp_ipv4.c, get_tcp4_sock), so the backlog comes from sock_diag instead. `ephemeral` is the local port range: a socket whose
+/// local port lies in it is counted against its destination.
+#[must_use]
+pub fn parse_tcp(tables: &[String], ephemeral: (u16, u16)) -> (Vec<Listener>, TcpStates) {
+    let mut listeners = Vec::new();
+    let mut states = TcpStates::default();
+    let mut per_dest: BTreeMap<String, u64> = BTreeMap::new();
+    let mut tw_ports = Vec::new();
+    for line in tables.iter().flat_map(|t| t.lines().skip(1)) {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        let (Some(local), Some(remote), Some(st), Some(queues)) =
+            (f.get(1), f.get(2), f.get(3), f.get(4))
+        else {
+            continue;
+        };
+        match *st {
+            "0A" => {
+                let Some((address, port)) = address(local) else {
+                    continue;
+                };
+                let rx = queues.split_once(':').map_or("0", |(_, rx)| rx);
+                listeners.push(Listener {
+                    address,
+                    port,
+                    queue: u64::from_str_radix(rx, 16).unwrap_or(0),
+                    backlog: None,
+                    inode: f.get(9).and_then(|i| i.parse().ok()).unwrap_or(0),
+                });
+            }
+            "01" | "06" => {
+                if *st == "01" {
+                    states.established += 1;
+                } else {
+                    states.time_wait += 1;
+                    tw_ports.extend(address(local).map(|(_, p)| p));
+                }
+                if let (Some((_, lport)), Some((rip, rport))) = (address(local), address(remote))
+                    && (ephemeral.0..=ephemeral.1).contains(&lport)
+                {
+                    *per_dest.entry(format!("{rip}:{rport}")).or_default() += 1;
+                }
+            }
+            "03" => states.syn_recv += 1,
+            _ => {}
+        }
+    }
+    let listening: BTreeSet<u16> = listeners.iter().map(|l: &Listener| l.port).collect();
+    states.time_wait_accepted = tw_ports.iter().filter(|p| listening.contains(p)).count() as u64;
+    states.busiest_destination = per_dest.into_iter().max_by_key(|(d, n)| (*n, d.clone()));
+    listeners.sort_by(|a, b| (a.port, &a.address).cmp(&(b.port, &b.address)));
+    (listeners, states)
+}
+
+/// `Max open files  1024  524288  files` of proc/PID/limits: (soft, hard), `None` = unlimited.
+#[must_use]
+pub fn parse_nofile(limits: &str) -> Option<(Option<u64>, Option<u64>)> {
+    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+    let rest = line.strip_prefix("Max open files")?;
+    let v: Vec<&str> = rest.split_whitespace().collect();
+    let num = |s: &str| {
+        if s == "unlimited" {
+            Ok(None)
+        } else {
+            s.parse().map(Some)
+        }
+    };
+    Some((num(v.first()?).ok()?, num(v.get(1)?).ok()?))
+}
+
+/// The fds an epoll instance watches, from its fdinfo (`tfd:       5 events: ...`).
+#[must_use]
+pub fn epoll_targets(fdinfo: &str) -> Vec<u64> {
+    fdinfo
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("tfd:"))
+        .filter_map(|rest| rest.split_whitespace().next()?.parse().ok())
+        .collect()
+}
+
+/// The systemd service of a process from proc/PID/cgroup (`0::/system.slice/nginx.service`).
+#[must_use]
+pub fn service_of(cgroup: &str) -> Option<String> {
+    cgroup
+        .lines()
+        .filter_map(|l| l.rsplit(':').next())
+        .flat_map(|path| path.split('/'))
+        .find(|seg| seg.ends_with(".service"))
+        .map(String::from)
+}
+
+/// utime + stime and start time (both in clock ticks) from proc/PID/stat.
+#[must_use]
+pub fn cpu_ticks(stat: &str) -> Option<(u64, u64)> {
+    // comm may hold spaces and parentheses: fields start after the last ')'.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // rest[0] is field 3 (state): utime is field 14, stime 15, starttime 22.
+    let at = |n: usize| f.get(n - 3)?.parse::<u64>().ok();
+    Some((at(14)? + at(15)?, at(22)?))
+}
+
+/// The bytes of slab one socket costs: the sum of the object sizes of `SOCKET_CACHES`.
+#[must_use]
+pub fn slab_per_socket(slabinfo: &str) -> Option<u64> {
+    let mut total = 0;
+    let mut found = 0;
+    for line in slabinfo.lines() {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        if let (Some(name), Some(size)) = (f.first(), f.get(3))
+            && SOCKET_CACHES.contains(name)
+            && let Ok(size) = size.parse::<u64>()
+        {
+            total += size;
+            found += 1;
+        }
+    }
+    // Without the TCP cache itself the sum means nothing.
+    (found > 0 && slabinfo.lines().any(|l| l.starts_with("TCP "))).then_some(total)
+}
+
+fn meminfo_kb(text: &str, field: &str) -> Option<u64> {
+    text.lines()
+        .find(|l| l.starts_with(field) && l[field.len()..].starts_with(':'))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+/// Reads a file that may be absent or unreadable (another user's process): `None` then.
+fn read_quiet(root: &Root, rel: &str) -> Option<String> {
+    read_optional(root, rel).unwrap_or_default()
+}
+
+/// The local port range as `(low, high)`, from its normal form `"32768 60999"`.
+#[must_use]
+pub fn port_range(value: Option<&String>) -> (u16, u16) {
+    let mut it = value
+        .map(String::as_str)
+        .unwrap_or("32768 60999")
+        .split_whitespace()
+        .filter_map(|p| p.parse().ok());
+    (it.next().unwrap_or(32768), it.next().unwrap_or(60999))
+}
+
+/// Reads a /proc/net table in few large reads.
+fn read_table(root: &Root, rel: &str) -> Result<Option<String>> {
+    use std::io::Read;
+    let path = root.path(rel);
+    let mut file = match std::fs::File::open(&path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::read(path, e)),
+    };
+    let mut bytes = Vec::with_capacity(1 << 18);
+    file.read_to_end(&mut bytes)
+        .map_err(|e| Error::read(&path, e))?;
+    Ok(Some(String::from_utf8_lossy(&bytes).into_owned()))
+}
+
+/// Whether the root's `proc/net` is the network namespace this process runs in (the real
+/// root, or a tree whose `proc` links to the kernel's), where sock_diag answers for it.
+fn shows_this_kernel(root: &Root) -> bool {
+    let kernel = std::path::Path::new(Root::KERNEL_PROC);
+    std::fs::canonicalize(root.path("proc")).is_ok_and(|p| p == kernel)
+}
+
+fn clock_ticks() -> u64 {
+    // SAFETY: sysconf has no preconditions.
+    let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    u64::try_from(t).ok().filter(|t| *t > 0).unwrap_or(100)
+}
+
+impl Snapshot {
+    /// Reads the machine (or the tree) under `root`.
+    pub fn read(root: &Root) -> Result<Snapshot> {
+        let mut snap = Snapshot {
+            namespace: Some(root.namespace()),
+            ..Snapshot::default()
+        };
+        for key in KEYS {
+            let name = KeyName::parse(key).map_err(Error::State)?;
+            if let Some(v) = read_sysctl(root, &name)? {
+                snap.sysctl.insert((*key).to_string(), v);
+            }
+        }
+        for rel in [NETSTAT, SNMP] {
+            if let Some(text) = read_optional(root, rel)? {
+                snap.counters.extend(parse_counters(&text));
+            }
+        }
+        if let Some(text) = read_optional(root, SOCKSTAT)? {
+            snap.sockstat = parse_sockstat(&text);
+        }
+        let mut tables = Vec::new();
+        for rel in Root::PROC_NET_TCP {
+            tables.extend(read_table(root, rel)?);
+        }
+        let range = port_range(snap.sysctl.get("net.ipv4.ip_local_port_range"));
+        (snap.listeners, snap.states) = parse_tcp(&tables, range);
+        if shows_this_kernel(root) {
+            let diag = super::diag::listeners();
+            for l in &mut snap.listeners {
+                if let Some(q) = diag.get(&l.inode) {
+                    l.backlog = Some(q.backlog);
+                    l.queue = q.queue;
+                }
+            }
+        }
+        if let Some(text) = read_optional(root, "proc/sys/fs/file-nr")? {
+            let v: Vec<u64> = text
+                .split_whitespace()
+                .filter_map(|s| s.parse().ok())
+                .collect();
+            if let [a, u, m] = v[..] {
+                snap.file_nr = Some((a, u, m));
+            }
+        }
+        let count = read_quiet(root, CONNTRACK_COUNT).and_then(|t| t.trim().parse().ok());
+        let max = snap
+            .sysctl
+            .get("net.netfilter.nf_conntrack_max")
+            .and_then(|v| v.parse().ok());
+        if let (Some(c), Some(m)) = (count, max) {
+            snap.conntrack = Some((c, m));
+        }
+        snap.own_nofile = read_quiet(root, SELF_LIMITS).and_then(|t| parse_nofile(&t));
+        match read_quiet(root, SLABINFO).and_then(|t| slab_per_socket(&t)) {
+            Some(bytes) => {
+                snap.slab_per_socket = bytes;
+                snap.slab_source = "proc/slabinfo";
+            }
+            None => {
+                snap.slab_per_socket = SLAB_PER_SOCKET_DEFAULT;
+                snap.slab_source = "built-in (proc/slabinfo unreadable)";
+            }
+        }
+        snap.mem_available_kb =
+            read_quiet(root, MEMINFO).and_then(|t| meminfo_kb(&t, "MemAvailable"));
+        snap.cpus = read_quiet(root, STAT)
+            .map(|t| {
+                t.lines()
+                    .filter(|l| {
+                        l.strip_prefix("cpu")
+                            .is_some_and(|r| r.starts_with(|c: char| c.is_ascii_digit()))
+                    })
+                    .count() as u64
+            })
+            .filter(|n| *n > 0)
+            .unwrap_or(1);
+        snap.read_processes(root)?;
+        Ok(snap)
+    }
+
+    fn read_processes(&mut self, root: &Root) -> Result<()> {
+        let by_inode: BTreeMap<u64, u16> = self
+            .listeners
+            .iter()
+            .filter(|l| l.inode != 0)
+            .map(|l| (l.inode, l.port))
+            .collect();
+        if by_inode.is_empty() {
+            return Ok(());
+        }
+        let proc_dir = root.path("proc");
+        let Ok(entries) = std::fs::read_dir(&proc_dir) else {
+            return Ok(());
+        };
+        let mut pids: Vec<u32> = entries
+            .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+            .collect();
+        pids.sort_unstable();
+        let uptime: Option<f64> =
+            read_quiet(root, UPTIME).and_then(|t| t.split_whitespace().next()?.parse().ok());
+        let ticks = clock_ticks();
+        let mut samples = Vec::new();
+        for pid in pids {
+            let fd_dir = root.path(&format!("proc/{pid}/fd"));
+            let Ok(fds) = std::fs::read_dir(&fd_dir) else {
+                self.unreadable += 1;
+                continue;
+            };
+            let mut open = 0;
+            let mut ports = BTreeSet::new();
+            let mut listen_fds = Vec::new();
+            let mut epoll_fds = Vec::new();
+            for fd in fds.filter_map(std::result::Result::ok) {
+                open += 1;
+                let Ok(target) = std::fs::read_link(fd.path()) else {
+                    continue;
+                };
+                let target = target.to_string_lossy();
+                let num: Option<u64> = fd.file_name().to_str().and_then(|s| s.parse().ok());
+                if let Some(inode) = target
+                    .strip_prefix("socket:[")
+                    .and_then(|s| s.strip_suffix(']'))
+                    .and_then(|s| s.parse::<u64>().ok())
+                    && let Some(port) = by_inode.get(&inode)
+                {
+                    ports.insert(*port);
+                    listen_fds.extend(num);
+                } else if target == "anon_inode:[eventpoll]" {
+                    epoll_fds.extend(num);
+                }
+            }
+            if ports.is_empty() {
+                continue;
+            }
+            let mut p = Process {
+                pid,
+                ports: ports.into_iter().collect(),
+                open_fds: open,
+                has_epoll: !epoll_fds.is_empty(),
+                ..Process::default()
+            };
+            p.comm = read_quiet(root, &format!("proc/{pid}/comm"))
+                .map(|c| c.trim().to_string())
+                .unwrap_or_default();
+            if let Some((soft, hard)) =
+                read_quiet(root, &format!("proc/{pid}/limits")).and_then(|t| parse_nofile(&t))
+            {
+                p.nofile_soft = soft;
+                p.nofile_hard = hard;
+            }
+            p.threads = read_quiet(root, &format!("proc/{pid}/status"))
+                .and_then(|t| {
+                    t.lines()
+                        .find_map(|l| l.strip_prefix("Threads:"))?
+                        .trim()
+                        .parse()
+                        .ok()
+                })
+                .unwrap_or(1);
+            p.service =
+                read_quiet(root, &format!("proc/{pid}/cgroup")).and_then(|t| service_of(&t));
+            for efd in epoll_fds {
+                let info =
+                    read_quiet(root, &format!("proc/{pid}/fdinfo/{efd}")).unwrap_or_default();
+                if epoll_targets(&info).iter().any(|t| listen_fds.contains(t)) {
+                    p.epoll = true;
+                }
+            }
+            let stat = read_quiet(root, &format!("proc/{pid}/stat"));
+            if let (Some((used, start)), Some(up)) = (stat.as_deref().and_then(cpu_ticks), uptime) {
+                #[allow(clippy::cast_precision_loss)]
+                let alive = up - start as f64 / ticks as f64;
+                if alive > 0.0 {
+                    #[allow(clippy::cast_precision_loss)]
+                    let share = used as f64 / ticks as f64 / alive;
+                    p.cpu_lifetime = share;
+                }
+                samples.push((self.processes.len(), used));
+            }
+            self.processes.push(p);
+        }
+        // On a real machine, also what each listener uses now, over a quarter second.
+        if root.is_real() && !samples.is_empty() {
+            let wait = std::time::Duration::from_millis(250);
+            std::thread::sleep(wait);
+            for (index, before) in samples {
+                let pid = self.processes[index].pid;
+                if let Some((after, _)) = read_quiet(root, &format!("proc/{pid}/stat"))
+                    .as_deref()
+                    .and_then(cpu_ticks)
+                {
+                    #[allow(clippy::cast_precision_loss)]
+                    let share = after.saturating_sub(before) as f64 / ticks as f64 / 0.25;
+                    self.processes[index].cpu_now = Some(share);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counters_and_sockstat() {
+        let netstat = "TcpExt: ListenOverflows ListenDrops\nTcpExt: 12 14\n\
+                       IpExt: InOctets\nIpExt: 99\n";
+        let c = parse_counters(netstat);
+        assert_eq!(c["TcpExt.ListenOverflows"], 12);
+        assert_eq!(c["TcpExt.ListenDrops"], 14);
+        assert_eq!(c["IpExt.InOctets"], 99);
+        let s = parse_sockstat("sockets: used 33\nTCP: inuse 7 orphan 0 tw 1 alloc 9 mem 3\n");
+        assert_eq!((s["TCP.inuse"], s["TCP.tw"], s["sockets.used"]), (7, 1, 33));
+    }
+
+    #[test]
+    fn tcp_rows() {
+        let tcp = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n\
+   0: 00000000:1F90 00000000:0000 0A 00000080:00000081 00:00000000 00000000     0        0 111 1\n\
+   1: 0100007F:8000 0100007F:1F90 06 00000000:00000000 00:00000000 00000000     0        0 0 1\n\
+   2: 0100007F:8001 0100007F:1F90 01 00000000:00000000 00:00000000 00000000     0        0 5 1\n\
+   3: 0100007F:1F90 0100007F:8001 01 00000000:00000000 00:00000000 00000000     0        0 6 1\n";
+        let tcp6 = "  sl  local_address remote\n\
+   0: 00000000000000000000000000000000:0050 00000000000000000000000000000000:0000 0A 00001000:00000000 00:00000000 00000000 0 0 222 1\n";
+        let (l, s) = parse_tcp(&[tcp.into(), tcp6.into()], (32768, 60999));
+        assert_eq!(l.len(), 2);
+        assert_eq!(
+            (l[0].port, l[0].backlog, l[0].queue, l[0].inode),
+            (80, None, 0, 222)
+        );
+        assert_eq!(l[0].address, "[::]");
+        assert_eq!((l[1].port, l[1].queue), (8080, 129));
+        assert_eq!(l[1].address, "0.0.0.0");
+        assert_eq!((s.established, s.time_wait), (2, 1));
+        assert_eq!(
+            s.busiest_destination,
+            Some(("127.0.0.1:8080".to_string(), 2))
+        );
+    }
+
+    #[test]
+    fn small_parsers() {
+        let limits = "Limit                     Soft Limit           Hard Limit           Units\n\
+                      Max open files            1024                 524288               files\n";
+        assert_eq!(parse_nofile(limits), Some((Some(1024), Some(524288))));
+        let unl = "Max open files            unlimited            unlimited            files\n";
+        assert_eq!(parse_nofile(unl), Some((None, None)));
+        let info = "pos:\t0\nflags:\t02\nmnt_id:\t15\ntfd:        3 events:       19 data:                3  pos:0 ino:5 sdev:8\n\
+                    tfd:        7 events:       19 data: 7\n";
+        assert_eq!(epoll_targets(info), vec![3, 7]);
+        assert_eq!(
+            service_of("0::/system.slice/nginx.service\n"),
+            Some("nginx.service".into())
+        );
+        assert_eq!(
+            service_of("0::/user.slice/user-0.slice/session-1.scope\n"),
+            None
+        );
+        let stat =
+            "42 (my (odd) srv) S 1 42 42 0 -1 4194560 100 0 0 0 700 300 0 0 20 0 1 0 500 0 0";
+        assert_eq!(cpu_ticks(stat), Some((1000, 500)));
+        let slab = "slabinfo - version: 2.1\n# name <active_objs> <num_objs> <objsize>\n\
+                    TCP 10 10 2368 13 8\nfilp 5 5 192 21 1\nkmalloc-8 1 1 8 1 1\n";
+        assert_eq!(slab_per_socket(slab), Some(2560));
+        assert_eq!(slab_per_socket("filp 5 5 192 21 1\n"), None);
+    }
+}

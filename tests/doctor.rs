@@ -1,0 +1,714 @@
+//! `netprofile doctor` on fixture trees (proc/net/netstat, snmp, sockstat, tcp, tcp6,
+//! fs.file-nr, processes with their limits, fds and fdinfo) with table-driven expectations,
+//! the capacity question, the JSON schema, and in a private network namespace doctor run right
+//! after (or during) each seed failure of the connection test.
+
+mod common;
+mod doctor_common;
+
+use common::{Test, in_netns, text};
+use doctor_common::assert_schema;
+use serde_json::Value;
+
+const TCP_HEADER: &str = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n";
+const TCP6_HEADER: &str = "  sl  local_address                         remote_address                        st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n";
+
+/// A quiet machine: stock sysctls, counters at zero, no sockets, two CPUs.
+fn machine() -> Test {
+    Test::new()
+        .file(
+            "proc/net/netstat",
+            "TcpExt: ListenOverflows ListenDrops TCPSynRetrans TCPTimeWaitOverflow TCPAbortOnMemory\n\
+             TcpExt: 0 0 0 0 0\n",
+        )
+        .file("proc/net/snmp", "Tcp: ActiveOpens PassiveOpens CurrEstab\nTcp: 10 20 3\n")
+        .file(
+            "proc/net/sockstat",
+            "sockets: used 40\nTCP: inuse 5 orphan 0 tw 0 alloc 6 mem 10\n",
+        )
+        .file("proc/net/tcp", TCP_HEADER)
+        .file("proc/net/tcp6", TCP6_HEADER)
+        .sysctl("fs.file-nr", "1024\t0\t9223372036854775807")
+        .sysctl("fs.epoll.max_user_watches", "5491533")
+        .file("proc/uptime", "1000.00 1900.00\n")
+        .file("proc/stat", "cpu  1 2 3\ncpu0 1 1 1\ncpu1 1 1 1\n")
+        .file(
+            "proc/self/limits",
+            "Limit                     Soft Limit           Hard Limit           Units\n\
+             Max open files            1024                 524288               files\n",
+        )
+        .file(
+            "proc/slabinfo",
+            "slabinfo - version: 2.1\n# name <active_objs> <num_objs> <objsize> <objperslab> <pagesperslab>\n\
+             TCP 100 100 2368 13 8\nsock_inode_cache 9 9 832 19 4\ndentry 9 9 192 21 1\n\
+             filp 9 9 192 21 1\neventpoll_epi 9 9 128 32 1\nlsm_inode_cache 9 9 32 128 1\n\
+             lsm_file_cache 9 9 24 170 1\nep_head 9 9 16 256 1\nkmalloc-8 9 9 8 512 1\n",
+        )
+        .file("proc/meminfo", "MemTotal: 24000000 kB\nMemAvailable: 20000000 kB\n")
+}
+
+/// A LISTEN row on 0.0.0.0:`port` with `queue` waiting and socket inode `inode`.
+fn listen_row(port: u16, queue: u32, inode: u64) -> String {
+    format!(
+        "   0: 00000000:{port:04X} 00000000:0000 0A 00000000:{queue:08X} 00:00000000 00000000     0        0 {inode} 1 0000000000000000 100 0 0 10 0\n"
+    )
+}
+
+/// A row from 10.0.0.1:`lport` to 10.0.0.5:`rport` in state `st` (01 established, 06 TIME_WAIT).
+fn conn_row(lport: u16, rport: u16, st: &str) -> String {
+    format!(
+        "   1: 0100000A:{lport:04X} 0500000A:{rport:04X} {st} 00000000:00000000 00:00000000 00000000     0        0 0 1\n"
+    )
+}
+
+/// A process holding listener inode `inode` as fd 3 plus `extra` other fds.
+struct Proc {
+    pid: u32,
+    comm: &'static str,
+    inode: u64,
+    extra: u32,
+    soft: &'static str,
+    service: Option<&'static str>,
+    epoll: bool,
+    threads: u32,
+    /// utime + stime in ticks (100 Hz) over its life; it started at uptime 0.
+    cpu_ticks: u64,
+}
+
+impl Default for Proc {
+    fn default() -> Self {
+        Proc {
+            pid: 4242,
+            comm: "webd",
+            inode: 9001,
+            extra: 10,
+            soft: "1048576",
+            service: None,
+            epoll: true,
+            threads: 4,
+            cpu_ticks: 100,
+        }
+    }
+}
+
+fn with_process(t: Test, p: &Proc) -> Test {
+    let base = format!("proc/{}", p.pid);
+    let mut t = t
+        .file(&format!("{base}/comm"), &format!("{}\n", p.comm))
+        .file(
+            &format!("{base}/limits"),
+            &format!(
+                "Limit                     Soft Limit           Hard Limit           Units\n\
+                 Max open files            {:<20} 1048576              files\n",
+                p.soft
+            ),
+        )
+        .file(
+            &format!("{base}/status"),
+            &format!("Name:\t{}\nThreads:\t{}\n", p.comm, p.threads),
+        )
+        .file(
+            &format!("{base}/cgroup"),
+            &match p.service {
+                Some(s) => format!("0::/system.slice/{s}\n"),
+                None => "0::/user.slice/user-0.slice/session-3.scope\n".into(),
+            },
+        )
+        .file(
+            &format!("{base}/stat"),
+            &format!(
+                "{} ({}) S 1 1 1 0 -1 0 0 0 0 0 {} 0 0 0 20 0 {} 0 0 0 0\n",
+                p.pid, p.comm, p.cpu_ticks, p.threads
+            ),
+        );
+    if p.epoll {
+        t = t.file(
+            &format!("{base}/fdinfo/4"),
+            "pos:\t0\nflags:\t02000002\nmnt_id:\t15\ntfd:        3 events:       19 data:                3  pos:0 ino:2329 sdev:8\n",
+        );
+    }
+    let fd = t.root().join(format!("{base}/fd"));
+    std::fs::create_dir_all(&fd).unwrap();
+    let link = |n: u32, to: &str| std::os::unix::fs::symlink(to, fd.join(n.to_string())).unwrap();
+    link(3, &format!("socket:[{}]", p.inode));
+    if p.epoll {
+        link(4, "anon_inode:[eventpoll]");
+    }
+    for n in 0..p.extra {
+        link(10 + n, "/dev/null");
+    }
+    t
+}
+
+fn doctor_json(t: Test, args: &[&str]) -> Value {
+    let mut all = vec!["--json", "doctor"];
+    all.extend(args);
+    let out = t.args(&all).run().code(0);
+    let doc: Value =
+        serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}\n{}", out.stdout));
+    assert_schema("doctor.json", &doc);
+    doc
+}
+
+fn finding<'a>(doc: &'a Value, limit: &str) -> &'a Value {
+    doc["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["limit"] == limit)
+        .unwrap_or_else(|| panic!("no {limit} finding in {doc:#}"))
+}
+
+/// What a case must show: the binding limit, its severity, a phrase of its title, of its
+/// evidence and of its fix.
+struct Case {
+    name: &'static str,
+    setup: fn(Test) -> Test,
+    binding: Option<&'static str>,
+    severity: &'static str,
+    title: &'static str,
+    evidence: &'static str,
+    fix: &'static str,
+}
+
+#[test]
+fn doctor_names_the_binding_limit_with_evidence_and_fix() {
+    let cases = [
+        Case {
+            name: "accept queue full now under somaxconn 128",
+            setup: |t| {
+                t.sysctl("net.core.somaxconn", "128")
+                    .file(
+                        "proc/net/tcp",
+                        &format!("{TCP_HEADER}{}", listen_row(8080, 129, 9001)),
+                    )
+                    .file(
+                        "proc/net/netstat",
+                        "TcpExt: ListenOverflows ListenDrops TCPSynRetrans\nTcpExt: 500 510 0\n",
+                    )
+            },
+            binding: Some("accept-queue"),
+            severity: "critical",
+            title: "accept queue full now on port 8080",
+            evidence: "TcpExt.ListenOverflows=500",
+            fix: "[sysctl] \"net.core.somaxconn\" = 65535",
+        },
+        Case {
+            name: "accept queue overflowed since boot",
+            setup: |t| {
+                t.file(
+                    "proc/net/tcp",
+                    &format!("{TCP_HEADER}{}", listen_row(80, 0, 9001)),
+                )
+                .file(
+                    "proc/net/netstat",
+                    "TcpExt: ListenOverflows ListenDrops\nTcpExt: 12 12\n",
+                )
+            },
+            binding: Some("accept-queue"),
+            severity: "warning",
+            title: "overflowed 12 times since boot",
+            evidence: "listener 0.0.0.0:80=queue 0 (backlog not shown in proc/net/tcp)",
+            fix: "[sysctl] \"net.core.somaxconn\" = 65535",
+        },
+        Case {
+            name: "ephemeral ports to one destination, reserved ports counted out",
+            setup: |t| {
+                let rows: String = (40000..40095).map(|p| conn_row(p, 443, "06")).collect();
+                t.sysctl("net.ipv4.ip_local_port_range", "40000\t40099")
+                    .sysctl("net.ipv4.ip_local_reserved_ports", "40095-40099")
+                    .file("proc/net/tcp", &format!("{TCP_HEADER}{rows}"))
+            },
+            binding: Some("ephemeral-ports"),
+            severity: "critical",
+            title: "95 of 95 ephemeral ports used toward 10.0.0.5:443",
+            evidence: "TIME_WAIT sockets now=95",
+            fix: "[ports] local_range = [1024, 65535]",
+        },
+        Case {
+            name: "file handles of the whole machine",
+            setup: |t| t.sysctl("fs.file-nr", "950000\t0\t1000000"),
+            binding: Some("file-max"),
+            severity: "critical",
+            title: "950000 of 1000000 file handles",
+            evidence: "fs.nr_open (ceiling of any nofile)=1048576",
+            fix: "\"fs.file-max\" = { min = 1900000 }",
+        },
+        Case {
+            name: "a systemd service at its nofile, which limits.conf does not reach",
+            setup: |t| {
+                with_process(
+                    t.file(
+                        "proc/net/tcp",
+                        &format!("{TCP_HEADER}{}", listen_row(443, 0, 9001)),
+                    ),
+                    &Proc {
+                        extra: 990,
+                        soft: "1024",
+                        service: Some("webd.service"),
+                        ..Proc::default()
+                    },
+                )
+            },
+            binding: Some("nofile"),
+            severity: "critical",
+            title: "webd (pid 4242, port 443) may open 1024 files and has 992 open",
+            evidence: "pid 4242 started by=systemd unit webd.service (limits.conf does not apply)",
+            fix: "[systemd] default_limit_nofile = 1048576",
+        },
+        Case {
+            name: "a login-started server with the default 1024",
+            setup: |t| {
+                with_process(
+                    t.file("proc/net/tcp6", &format!("{TCP6_HEADER}   0: 00000000000000000000000000000000:1F90 00000000000000000000000000000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 9001 1\n")),
+                    &Proc { soft: "1024", ..Proc::default() },
+                )
+            },
+            binding: Some("nofile"),
+            severity: "warning",
+            title: "EMFILE",
+            evidence: "pid 4242 started by=a login session (limits.conf applies)",
+            fix: "[[limits]] domain = \"*\", type = \"-\", item = \"nofile\", value = 1048576",
+        },
+        Case {
+            name: "conntrack table nearly full",
+            setup: |t| {
+                t.sysctl("net.netfilter.nf_conntrack_max", "262144")
+                    .sysctl("net.netfilter.nf_conntrack_count", "250000")
+            },
+            binding: Some("conntrack"),
+            severity: "critical",
+            title: "conntrack table holds 250000 of 262144",
+            evidence: "net.netfilter.nf_conntrack_count=250000",
+            fix: "nf_conntrack_max\" = { min = 1048576, optional = true }",
+        },
+        Case {
+            name: "TCP memory past pressure",
+            setup: |t| {
+                t.file(
+                    "proc/net/sockstat",
+                    "TCP: inuse 5000 orphan 20 tw 0 alloc 6000 mem 300000\n",
+                )
+                .file("proc/net/netstat", "TcpExt: TCPAbortOnMemory\nTcpExt: 7\n")
+            },
+            binding: Some("tcp-mem"),
+            severity: "warning",
+            title: "past the pressure mark 254485",
+            evidence: "TcpExt.TCPAbortOnMemory=7",
+            fix: "\"net.ipv4.tcp_mem\" = \"381726 508970 763452\"",
+        },
+        Case {
+            name: "a one-thread listener pinning a core",
+            setup: |t| {
+                with_process(
+                    t.file(
+                        "proc/net/tcp",
+                        &format!("{TCP_HEADER}{}", listen_row(80, 0, 9001)),
+                    ),
+                    &Proc {
+                        threads: 1,
+                        cpu_ticks: 95_000,
+                        ..Proc::default()
+                    },
+                )
+            },
+            binding: Some("cpu"),
+            severity: "critical",
+            title: "runs one thread at 95% of a core",
+            evidence: "pid 4242 threads=1",
+            fix: "run more worker processes",
+        },
+        Case {
+            name: "a listener without epoll",
+            setup: |t| {
+                with_process(
+                    t.file(
+                        "proc/net/tcp",
+                        &format!("{TCP_HEADER}{}", listen_row(80, 0, 9001)),
+                    ),
+                    &Proc {
+                        epoll: false,
+                        ..Proc::default()
+                    },
+                )
+            },
+            binding: Some("epoll"),
+            severity: "warning",
+            title: "without epoll (select(), poll() or a blocking accept())",
+            evidence: "pid 4242 listener in epoll (fdinfo tfd)=false",
+            fix: "",
+        },
+        Case {
+            name: "TIME_WAIT table overflow",
+            setup: |t| {
+                t.file(
+                    "proc/net/netstat",
+                    "TcpExt: TCPTimeWaitOverflow\nTcpExt: 31\n",
+                )
+            },
+            binding: Some("time-wait-buckets"),
+            severity: "warning",
+            title: "overflowed 31 times",
+            evidence: "net.ipv4.tcp_max_tw_buckets=131072",
+            fix: "\"net.ipv4.tcp_max_tw_buckets\" = { min = 262144 }",
+        },
+        Case {
+            name: "a quiet machine",
+            setup: |t| t,
+            binding: None,
+            severity: "",
+            title: "",
+            evidence: "",
+            fix: "",
+        },
+    ];
+    for case in cases {
+        let doc = doctor_json((case.setup)(machine()), &[]);
+        assert_eq!(
+            doc["binding"].as_str(),
+            case.binding,
+            "{}: {doc:#}",
+            case.name
+        );
+        let Some(limit) = case.binding else {
+            assert!(
+                doc["summary"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("binding limit: none reached"),
+                "{}: {doc:#}",
+                case.name
+            );
+            continue;
+        };
+        let f = finding(&doc, limit);
+        assert_eq!(f["severity"], case.severity, "{}: {f:#}", case.name);
+        assert!(
+            f["title"].as_str().unwrap().contains(case.title),
+            "{}: {f:#}",
+            case.name
+        );
+        let evidence: Vec<String> = f["evidence"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                format!(
+                    "{}={}",
+                    e["name"].as_str().unwrap(),
+                    e["value"].as_str().unwrap()
+                )
+            })
+            .collect();
+        assert!(
+            evidence.iter().any(|e| e.contains(case.evidence)),
+            "{}: {evidence:#?}",
+            case.name
+        );
+        let fixes: Vec<&str> = f["fix"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_str().unwrap())
+            .collect();
+        assert!(
+            case.fix.is_empty() && f["process_side"] == true
+                || fixes.iter().any(|x| x.contains(case.fix)),
+            "{}: {fixes:#?}",
+            case.name
+        );
+        let summary = doc["summary"].as_str().unwrap();
+        assert!(
+            summary.starts_with(&format!("binding limit: {limit} (")),
+            "{}: {summary}",
+            case.name
+        );
+    }
+}
+
+#[test]
+fn folklore_is_corrected_where_it_is_found() {
+    let doc = doctor_json(
+        with_process(
+            machine()
+                .sysctl("net.ipv4.tcp_fin_timeout", "10")
+                .sysctl("net.ipv4.tcp_tw_reuse", "1")
+                .file(
+                    "proc/net/tcp",
+                    &format!(
+                        "{TCP_HEADER}{}{}{}",
+                        listen_row(80, 0, 9001),
+                        "   1: 0100000A:0050 0500000A:C000 06 00000000:00000000 00:00000000 00000000     0        0 0 1\n",
+                        "   2: 0100000A:0050 0500000A:C001 06 00000000:00000000 00:00000000 00000000     0        0 0 1\n",
+                    ),
+                ),
+            &Proc::default(),
+        ),
+        &[],
+    );
+    let fin = finding(&doc, "fin-timeout");
+    assert!(
+        fin["title"]
+            .as_str()
+            .unwrap()
+            .contains("TIME_WAIT still lasts 60 s"),
+        "{fin:#}"
+    );
+    let reuse = finding(&doc, "tw-reuse");
+    assert!(
+        reuse["title"]
+            .as_str()
+            .unwrap()
+            .contains("2 of 2 TIME_WAIT sockets are on accepted connections"),
+        "{reuse:#}"
+    );
+    assert_eq!(doc["binding"], Value::Null, "{doc:#}");
+}
+
+#[test]
+fn human_output_ends_with_the_binding_line() {
+    machine()
+        .sysctl("net.core.somaxconn", "128")
+        .file("proc/net/tcp", &format!("{TCP_HEADER}{}", listen_row(8080, 129, 9001)))
+        .args(&["-q", "doctor"])
+        .run()
+        .code(0)
+        .stdout(
+            r#"
+            critical  accept-queue: accept queue full now on port 8080
+                      read: net.core.somaxconn = 128; TcpExt.ListenOverflows = 0; TcpExt.ListenDrops = 0; listener 0.0.0.0:8080 = queue 129 (backlog not shown in proc/net/tcp)
+                      capacity: any listener's backlog is capped at 128
+                      fix: [sysctl] "net.core.somaxconn" = 65535
+                      fix: [sysctl] "net.ipv4.tcp_max_syn_backlog" = { min = 65535 }
+            binding limit: accept-queue (accept queue full now on port 8080); lift it with the shipped profile high-conn ([sysctl] "net.core.somaxconn" = 65535; [sysctl] "net.ipv4.tcp_max_syn_backlog" = { min = 65535 })
+            "#,
+        );
+}
+
+#[test]
+fn capacity_for_100000_connections_in_binding_order() {
+    let t = with_process(
+        machine().file(
+            "proc/net/tcp",
+            &format!("{TCP_HEADER}{}", listen_row(443, 0, 9001)),
+        ),
+        &Proc {
+            soft: "65536",
+            service: Some("webd.service"),
+            ..Proc::default()
+        },
+    );
+    let doc = doctor_json(t, &["--connections", "100000", "--rate", "1000/s"]);
+    let cap = &doc["capacity"];
+    let limits = cap["limits"].as_array().unwrap();
+    let names: Vec<&str> = limits
+        .iter()
+        .map(|l| l["limit"].as_str().unwrap())
+        .collect();
+    // 100 012 fds (100 000 + the 12 open) against soft 65 536 binds first; the accept queue
+    // (100 of 4096 in a 100 ms pause) and kernel memory are far from it.
+    assert_eq!(cap["first_binding"], "nofile soft (one process)", "{cap:#}");
+    assert_eq!(names[0], "nofile soft (one process)");
+    assert_eq!(limits[0]["need"], 100_012);
+    assert_eq!(limits[0]["have"], 65_536);
+    assert_eq!(limits[0]["headroom"], -34_476);
+    assert_eq!(limits[0]["fix"], "[systemd] default_limit_nofile = 1048576");
+    let slab = limits
+        .iter()
+        .find(|l| l["limit"] == "kernel memory (slab)")
+        .unwrap();
+    // 3784 bytes per socket from the fixture's slabinfo: TCP + inode + dentry + file + epoll.
+    assert_eq!(slab["need"], 100_000 * 3784 / 1024, "{slab:#}");
+    assert_eq!(slab["binds"], false);
+    assert_eq!(doc["slab_per_socket"]["bytes"], 3784);
+    let tw = limits
+        .iter()
+        .find(|l| l["limit"] == "net.ipv4.tcp_max_tw_buckets")
+        .unwrap();
+    assert_eq!(
+        (tw["need"].as_u64(), tw["have"].as_u64()),
+        (Some(60_000), Some(131_072))
+    );
+    // Ratios only grow down the list.
+    let ratio = |l: &Value| l["need"].as_f64().unwrap() / l["have"].as_f64().unwrap().max(1.0);
+    assert!(
+        limits.windows(2).all(|w| ratio(&w[0]) >= ratio(&w[1])),
+        "{cap:#}"
+    );
+    assert!(
+        !names.iter().any(|n| n.starts_with("ephemeral")),
+        "incoming: {names:?}"
+    );
+}
+
+#[test]
+fn capacity_outgoing_counts_ephemeral_ports_and_time_wait() {
+    let doc = doctor_json(
+        machine(),
+        &["--connections", "20000", "--rate", "500", "--outgoing"],
+    );
+    let limits = doc["capacity"]["limits"].as_array().unwrap();
+    let get = |name: &str| {
+        limits
+            .iter()
+            .find(|l| l["limit"] == name)
+            .unwrap_or_else(|| panic!("{name}"))
+    };
+    let ports = get("ephemeral ports (one destination ip:port)");
+    assert_eq!(
+        (ports["need"].as_u64(), ports["have"].as_u64()),
+        (Some(20_000), Some(28_232))
+    );
+    let tw = get("ports in TIME_WAIT (one destination)");
+    // tcp_tw_reuse 2 (loopback only): each port waits 60 s: 20 000 + 500 * 60.
+    assert_eq!(tw["need"], 50_000);
+    assert_eq!(tw["binds"], true);
+    // The session's own soft nofile (1024 in the fixture's proc/self/limits) binds first.
+    assert_eq!(
+        doc["capacity"]["first_binding"],
+        "nofile soft (one process)"
+    );
+}
+
+#[test]
+fn capacity_flags_need_connections() {
+    machine()
+        .args(&["doctor", "--rate", "5"])
+        .run()
+        .code(2)
+        .stderr_has("--connections");
+}
+
+#[test]
+fn doctor_never_writes() {
+    let out = machine().args(&["doctor"]).run().code(0);
+    let before = common::snapshot(&out.root());
+    let out = out
+        .then(&["--json", "doctor", "--connections", "1000"])
+        .code(0);
+    assert_eq!(before, common::snapshot(&out.root()));
+    assert!(!out.root().join("run").exists() && !out.root().join("var").exists());
+}
+
+// ---- In a private network namespace, right after or during each seed failure ----
+
+/// Runs `script` in a fresh private user + network namespace as uid 65534 and returns the
+/// doctor JSON it prints last.
+fn doctor_in_netns(script: &str) -> Option<Value> {
+    let (out, _dir) = in_netns(script, &[])?;
+    assert!(out.status.success(), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let start = stdout.rfind("\n{\n").map_or(0, |i| i + 1);
+    let doc: Value =
+        serde_json::from_str(&stdout[start..]).unwrap_or_else(|e| panic!("{e}\n{}", text(&out)));
+    assert_schema("doctor.json", &doc);
+    Some(doc)
+}
+
+#[test]
+fn seed_a_after_accept_queue_overflows_doctor_names_the_accept_queue() {
+    // The connection test's seed A on loopback in this namespace: somaxconn 128 (an older
+    // kernel's), a server accepting one connection per millisecond, 600 connecting at once.
+    // Its ListenOverflows stay in this namespace's counters for doctor to read.
+    let Some(doc) = doctor_in_netns(
+        r#"
+        ip link set lo up
+        echo 128 > /proc/sys/net/core/somaxconn
+        "$NP" test churn -n 1000 --concurrency 600 --accept-delay 1ms --duration 30s >/dev/null 2>&1
+        "$NP" --root "$ROOT" --json doctor
+        "#,
+    ) else {
+        return;
+    };
+    assert_eq!(doc["namespace"], "private");
+    assert_eq!(doc["binding"], "accept-queue", "{doc:#}");
+    let f = finding(&doc, "accept-queue");
+    assert!(f["title"].as_str().unwrap().contains("overflowed"), "{f:#}");
+    assert!(
+        f["fix"][0].as_str().unwrap().contains("net.core.somaxconn"),
+        "{f:#}"
+    );
+}
+
+#[test]
+fn seed_b_after_the_ports_run_out_doctor_names_ephemeral_ports() {
+    // Seed B on loopback: 1000 ephemeral ports, no TIME_WAIT reuse, the client closes first;
+    // 1500 quick connections leave 1000 ports in TIME_WAIT (60 s) toward the server.
+    let Some(doc) = doctor_in_netns(
+        r#"
+        ip link set lo up
+        echo "40000 40999" > /proc/sys/net/ipv4/ip_local_port_range
+        echo 0 > /proc/sys/net/ipv4/tcp_tw_reuse
+        "$NP" test churn -n 1500 --closer client --duration 30s >/dev/null 2>&1
+        "$NP" --root "$ROOT" --json doctor
+        "#,
+    ) else {
+        return;
+    };
+    assert_eq!(doc["binding"], "ephemeral-ports", "{doc:#}");
+    let f = finding(&doc, "ephemeral-ports");
+    assert_eq!(f["severity"], "critical", "{f:#}");
+    // Every port of the range is in TIME_WAIT toward the server, but the one the server's
+    // own listener took from the same range (it bound port 0).
+    let title = f["title"].as_str().unwrap();
+    let used: u64 = title.split(' ').next().unwrap().parse().unwrap();
+    assert!(used >= 999, "{f:#}");
+    assert!(
+        title.contains(" of 1000 ephemeral ports used toward 127.0.0.1:"),
+        "{f:#}"
+    );
+}
+
+#[test]
+fn seed_c_during_a_hold_at_1024_files_doctor_names_the_servers_nofile() {
+    // Seed C on loopback: the test's server and client workers play a soft nofile of 1024
+    // while 3000 connections are attempted and held for 4 s; doctor runs meanwhile and finds
+    // the server worker (it holds the listener) at its limit.
+    let Some(doc) = doctor_in_netns(
+        r#"
+        ip link set lo up
+        "$NP" test hold -n 3000 --nofile 1024 --duration 4 >/dev/null 2>&1 &
+        sleep 2.5
+        "$NP" --root "$ROOT" --json doctor
+        wait
+        "#,
+    ) else {
+        return;
+    };
+    assert_eq!(doc["binding"], "nofile", "{doc:#}");
+    let f = finding(&doc, "nofile");
+    assert_eq!(f["severity"], "critical", "{f:#}");
+    assert!(
+        f["title"].as_str().unwrap().contains("may open 1024 files"),
+        "{f:#}"
+    );
+}
+
+#[test]
+fn verify_holds_the_connections_in_the_sandbox() {
+    // --verify runs `test hold --sandbox` as a child: 3000 connections, which no limit of a
+    // fresh namespace stops, are held, and doctor says the test confirms the prediction.
+    let Some(doc) = doctor_in_netns(
+        r#"
+        "$NP" --root "$ROOT" --json doctor --connections 3000 --verify
+        "#,
+    ) else {
+        return;
+    };
+    let cap = &doc["capacity"];
+    let verify = &cap["verify"];
+    assert_eq!(verify["held"], 3000, "{cap:#}");
+    assert!(
+        verify["command"]
+            .as_str()
+            .unwrap()
+            .starts_with("netprofile test hold --sandbox -n 3000 --workers 1 --addresses 1"),
+        "{verify:#}"
+    );
+    // Held all: it confirms exactly when no machine-wide limit was predicted to bind.
+    let machine_wide_binds =
+        cap["limits"].as_array().unwrap().iter().any(|l| {
+            l["binds"] == true && !l["limit"].as_str().unwrap().ends_with("(one process)")
+        });
+    assert_eq!(verify["confirms"], !machine_wide_binds, "{cap:#}");
+}
