@@ -56,7 +56,12 @@ fn dispatch(config: &Config, command: &Command) -> error::Result<commands::Outpu
     // leaves an open journal, which the next run finds and recovers from).
     if !matches!(
         command,
-        Command::Profiles | Command::Watch { .. } | Command::Worker { .. } | Command::Holder
+        Command::Profiles { .. }
+            | Command::Render { .. }
+            | Command::Generate { .. }
+            | Command::Watch { .. }
+            | Command::Worker { .. }
+            | Command::Holder
     ) {
         let mut stderr = std::io::stderr().lock();
         for line in commands::recover::recover(&config.root)? {
@@ -64,7 +69,7 @@ fn dispatch(config: &Config, command: &Command) -> error::Result<commands::Outpu
         }
     }
     match command {
-        Command::Diff { profile } => commands::diff::diff(config, profile),
+        Command::Diff { profile, .. } => commands::diff::diff(config, profile),
         Command::Check { profile } => commands::check::check(config, profile),
         Command::Apply {
             profile,
@@ -72,6 +77,7 @@ fn dispatch(config: &Config, command: &Command) -> error::Result<commands::Outpu
             confirm,
             no_persist,
             verify,
+            ..
         } => commands::apply::apply(
             config,
             profile,
@@ -86,7 +92,9 @@ fn dispatch(config: &Config, command: &Command) -> error::Result<commands::Outpu
         Command::Rollback { generation } => commands::rollback::rollback(config, *generation),
         Command::History => commands::history::history(config),
         Command::Status => commands::status::status(config),
-        Command::Profiles => commands::profiles::profiles(config),
+        Command::Profiles { name } => commands::profiles::profiles(config, name.as_deref()),
+        Command::Render { profile } => commands::render::render(config, profile),
+        Command::Generate { what, dir } => commands::generate::generate(*what, dir),
         Command::Watch { generation } => commands::watch::watch(config, *generation),
         Command::Test { what } => commands::test::test(config, what),
         Command::Worker { task } => {

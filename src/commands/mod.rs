@@ -5,9 +5,11 @@ pub mod apply;
 pub mod check;
 pub mod confirm;
 pub mod diff;
+pub mod generate;
 pub mod history;
 pub mod profiles;
 pub mod recover;
+pub mod render;
 pub mod rollback;
 pub mod status;
 pub mod test;
@@ -17,7 +19,7 @@ use crate::cli::Config;
 use crate::error::{Error, Result};
 use crate::plan;
 use crate::profile::{self};
-use crate::render;
+
 use crate::system::LiveState;
 use crate::system::root::Root;
 
@@ -39,11 +41,13 @@ pub(super) fn plan_for(config: &Config, reference: &str) -> Result<plan::Plan> {
 #[must_use]
 pub fn render_plan(config: &Config, plan: &plan::Plan, command: &str) -> Output {
     let stdout = if config.json {
-        render::json(plan, command)
+        crate::render::json(plan, command)
+    } else if config.format == crate::cli::Format::Markdown {
+        crate::render::markdown::plan(plan, command)
     } else if config.quiet {
-        render::summary(plan) + "\n"
+        crate::render::summary(plan) + "\n"
     } else {
-        render::human(plan, config.paint)
+        crate::render::human(plan, config.paint)
     };
     Output {
         code: i32::from(plan.differs()),

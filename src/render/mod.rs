@@ -1,6 +1,8 @@
 //! Turning a `Plan` into what a person reads (a table and unified file diffs) or what a program
 //! reads (`--json`, documented in docs/json.md). Pure string building; the caller prints.
 
+pub mod markdown;
+
 use std::fmt::Write as _;
 
 use serde::Serialize;
