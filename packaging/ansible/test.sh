@@ -61,6 +61,9 @@ expect_changed() { # LOG N
     recap "$1" | grep -q "changed=$2 " || { echo "test.sh: expected changed=$2 in $1:" >&2; cat "$1" >&2; exit 1; }
 }
 
+# The module's documentation parses (ansible-doc fails on a broken DOCUMENTATION block).
+ansible-doc netprofile.netprofile.netprofile >/dev/null
+
 before="$(snapshot)"
 play --check --diff "$here/tests/site.yml" >"$work/check.log"
 expect_changed "$work/check.log" 1
