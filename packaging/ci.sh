@@ -54,6 +54,11 @@ for f in /usr/bin/netprofile /usr/share/man/man8/netprofile.8.gz /usr/share/man/
     /lib/systemd/system/netprofile.service /usr/share/doc/netprofile/copyright; do
     [ -e "$f" ] || fail "the .deb did not install $f"
 done
+# The unit parses and its ExecStart exists (verify loads it offline; nothing is enabled or started).
+if command -v systemd-analyze >/dev/null 2>&1; then
+    systemd-analyze verify --man=no /lib/systemd/system/netprofile.service \
+        || fail "systemd-analyze verify rejects netprofile.service"
+fi
 /usr/bin/netprofile --version | grep -qx "netprofile $(grep -m1 '^version' Cargo.toml | cut -d'"' -f2)" \
     || fail "netprofile --version does not print the package version"
 /usr/bin/netprofile profiles | grep -q '^high-conn ' || fail "netprofile profiles lacks high-conn"
