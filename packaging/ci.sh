@@ -113,14 +113,19 @@ rpm -qpi "$rpmfile"
 rpm -qpl "$rpmfile"
 rpm -qpR "$rpmfile"
 rpm -qp --scripts "$rpmfile"
-rpm -qpl "$rpmfile" | grep -qx /usr/share/netprofile/profiles || fail "the .rpm does not own /usr/share/netprofile/profiles"
+rpm -qpl "$rpmfile" | grep -qx /usr/share/netprofile/profiles/high-conn.toml || fail "the .rpm lacks the profiles"
 rpm -qpl "$rpmfile" | grep -qx /usr/share/man/man8/netprofile-apply.8.gz || fail "the .rpm lacks netprofile-apply(8)"
 rpm -qp --scripts "$rpmfile" | grep -q '/run/systemd/system' || fail "the .rpm scripts reload systemd unconditionally"
 rroot=$(mktemp -d)
 rpm --root "$rroot" --initdb
 rpm --root "$rroot" --nodeps --noscripts -i "$rpmfile"
-rpm --root "$rroot" -V netprofile || fail "rpm -V reports changes right after install"
+# --nodeps: the throwaway root has no libc to satisfy the requirements; -V checks every file.
+rpm --root "$rroot" -V --nodeps netprofile || fail "rpm -V reports changes right after install"
 [ -x "$rroot/usr/bin/netprofile" ] || fail "the .rpm did not install /usr/bin/netprofile"
+"$rroot/usr/bin/netprofile" --version >/dev/null || fail "the binary from the .rpm does not run"
+# rpm -V must see a changed file, or its silence above proves nothing.
+echo "# changed" >>"$rroot/usr/share/netprofile/profiles/base.toml"
+! rpm --root "$rroot" -V --nodeps netprofile >/dev/null 2>&1 || fail "rpm -V missed a changed file"
 rm -rf "$rroot"
 step ".rpm: -qpl, -qpR, --root install, -V"
 
