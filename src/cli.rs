@@ -112,7 +112,7 @@ pub enum Command {
     },
     /// List the shipped profiles, or print one.
     Profiles {
-        /// Print this shipped profile's TOML (with the profiles it extends named in it).
+        /// Print this shipped profile's TOML, as shipped (to copy and edit).
         name: Option<String>,
     },
     /// Print the files a profile writes, without reading the live system: one review for a fleet.

@@ -19,7 +19,6 @@ use crate::cli::Config;
 use crate::error::{Error, Result};
 use crate::plan;
 use crate::profile::{self};
-
 use crate::system::LiveState;
 use crate::system::root::Root;
 
