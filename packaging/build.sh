@@ -16,6 +16,8 @@ strip -o "$out/netprofile" target/release/netprofile
 "$out/netprofile" __generate man "$out/man" >/dev/null
 gzip -9n "$out"/man/*.8
 "$out/netprofile" __generate completions "$out/completions" >/dev/null
+# Debian names the upstream changelog changelog.gz (lintian: wrong-name-for-upstream-changelog).
+gzip -9n <CHANGELOG.md >"$out/changelog.gz"
 
 # --no-build: the binary is the stripped copy above; --no-strip: it is stripped already.
 cargo deb --no-build --no-strip
