@@ -61,12 +61,12 @@ if command -v systemd-analyze >/dev/null 2>&1; then
 fi
 /usr/bin/netprofile --version | grep -qx "netprofile $(grep -m1 '^version' Cargo.toml | cut -d'"' -f2)" \
     || fail "netprofile --version does not print the package version"
-/usr/bin/netprofile profiles | grep -q '^high-conn ' || fail "netprofile profiles lacks high-conn"
+grep -q '^high-conn ' <<<"$(/usr/bin/netprofile profiles)" || fail "netprofile profiles lacks high-conn"
 cmp <(/usr/bin/netprofile profiles high-conn) /usr/share/netprofile/profiles/high-conn.toml \
     || fail "the installed profile differs from the embedded one"
-MANWIDTH=100 man -l /usr/share/man/man8/netprofile.8.gz 2>/dev/null | grep -q 'netprofile-diff(8)' \
+grep -q 'netprofile-diff(8)' <<<"$(MANWIDTH=100 man -l /usr/share/man/man8/netprofile.8.gz 2>/dev/null)" \
     || fail "man -l netprofile.8.gz does not list netprofile-diff(8)"
-MANWIDTH=100 man -l /usr/share/man/man8/netprofile-apply.8.gz 2>/dev/null | grep -q -- '--dry-run' \
+grep -q -- '--dry-run' <<<"$(MANWIDTH=100 man -l /usr/share/man/man8/netprofile-apply.8.gz 2>/dev/null)" \
     || fail "netprofile-apply(8) does not document --dry-run"
 # A diff of a shipped profile against a temporary root: a stock kernel's keys, nothing in /etc.
 tmp=$(mktemp -d)
@@ -109,13 +109,17 @@ done
 step ".deb: lintian, install, --version, profiles, man -l, diff, remove, purge"
 
 # --- the .rpm ------------------------------------------------------------------------------------
+# (Captured first: grep -q closing the pipe early would fail the pipeline under pipefail.)
 rpm -qpi "$rpmfile"
-rpm -qpl "$rpmfile"
+files=$(rpm -qpl "$rpmfile")
+echo "$files"
 rpm -qpR "$rpmfile"
-rpm -qp --scripts "$rpmfile"
-rpm -qpl "$rpmfile" | grep -qx /usr/share/netprofile/profiles/high-conn.toml || fail "the .rpm lacks the profiles"
-rpm -qpl "$rpmfile" | grep -qx /usr/share/man/man8/netprofile-apply.8.gz || fail "the .rpm lacks netprofile-apply(8)"
-rpm -qp --scripts "$rpmfile" | grep -q '/run/systemd/system' || fail "the .rpm scripts reload systemd unconditionally"
+scripts=$(rpm -qp --scripts "$rpmfile")
+echo "$scripts"
+grep -qx /usr/share/netprofile/profiles/high-conn.toml <<<"$files" || fail "the .rpm lacks the profiles"
+grep -qx /usr/share/man/man8/netprofile-apply.8.gz <<<"$files" || fail "the .rpm lacks netprofile-apply(8)"
+grep -qx /usr/lib/systemd/system/netprofile.service <<<"$files" || fail "the .rpm lacks the unit"
+grep -q '/run/systemd/system' <<<"$scripts" || fail "the .rpm scripts reload systemd unconditionally"
 rroot=$(mktemp -d)
 rpm --root "$rroot" --initdb
 rpm --root "$rroot" --nodeps --noscripts -i "$rpmfile"
