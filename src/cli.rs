@@ -45,12 +45,34 @@ pub enum ColorWhen {
     Never,
 }
 
+/// How a plan is printed for a person.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// Tables and unified diffs for a terminal.
+    #[default]
+    Text,
+    /// A comment to paste into a pull request.
+    Markdown,
+}
+
+/// What `__generate` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Generate {
+    /// netprofile.8 and one page per subcommand.
+    Man,
+    /// bash, zsh and fish completions.
+    Completions,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Compare the live system with a profile and show the files apply would write.
     Diff {
         /// A profile file (has a '/' or ends in .toml) or a shipped profile name.
         profile: String,
+        /// text (a table and diffs) or markdown (a comment to paste into a pull request).
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
     },
     /// Drift check for monitoring: one line, exit 0 in sync, 1 drifted, 2 error.
     Check {
@@ -92,6 +114,9 @@ pub enum Command {
         /// now that it is (run at boot after modules load).
         #[arg(long, conflicts_with_all = ["running", "dry_run", "confirm", "verify"])]
         pending: bool,
+        /// With --dry-run: text, or markdown (a comment to paste into a pull request).
+        #[arg(long, value_enum, default_value_t = Format::Text, requires = "dry_run")]
+        format: Format,
     },
     /// Keep a pending `apply --confirm`.
     Confirm,
@@ -133,8 +158,25 @@ pub enum Command {
         /// A sysctl key (net.core.somaxconn), a limits item (nofile) or DefaultLimitNOFILE.
         key: String,
     },
-    /// List the shipped profiles.
-    Profiles,
+    /// List the shipped profiles, or print one.
+    Profiles {
+        /// Print this shipped profile's TOML, as shipped (to copy and edit).
+        name: Option<String>,
+    },
+    /// Print the files a profile writes, without reading the live system: one review for a fleet.
+    Render {
+        /// A profile file (has a '/' or ends in .toml) or a shipped profile name.
+        profile: String,
+    },
+    /// Internal: write the man pages or shell completions into DIR (packaging).
+    #[command(name = "__generate", hide = true)]
+    Generate {
+        /// What to write: man pages or shell completions.
+        #[arg(value_enum)]
+        what: Generate,
+        /// The folder to write them into (created if missing).
+        dir: PathBuf,
+    },
     /// Internal: the detached watcher of `apply --confirm`.
     #[command(name = "__watch", hide = true)]
     Watch {
@@ -361,6 +403,8 @@ pub struct Config {
     pub paint: Paint,
     pub quiet: bool,
     pub verbose: u8,
+    /// Text or markdown for diff and apply --dry-run (set by those commands' --format).
+    pub format: Format,
 }
 
 impl Config {
@@ -380,6 +424,10 @@ impl Config {
             paint: Paint(colour && !cli.json),
             quiet: cli.quiet,
             verbose: cli.verbose,
+            format: match &cli.command {
+                Command::Diff { format, .. } | Command::Apply { format, .. } => *format,
+                _ => Format::Text,
+            },
         }
     }
 }

@@ -77,7 +77,9 @@ fn command_name(command: &Command) -> &'static str {
         Command::History => "history",
         Command::Status => "status",
         Command::Test { .. } => "test",
-        Command::Profiles => "profiles",
+        Command::Profiles { .. } => "profiles",
+        Command::Render { .. } => "render",
+        Command::Generate { .. } => "__generate",
         Command::Doctor { .. } => "doctor",
         Command::Explain { .. } => "explain",
         Command::Watch { .. } => "__watch",
@@ -99,7 +101,9 @@ fn dispatch(config: &Config, command: &Command) -> error::Result<commands::Outpu
     if !writer
         && !matches!(
             command,
-            Command::Profiles
+            Command::Profiles { .. }
+                | Command::Render { .. }
+                | Command::Generate { .. }
                 | Command::Watch { .. }
                 | Command::Worker { .. }
                 | Command::Holder
@@ -114,7 +118,7 @@ fn dispatch(config: &Config, command: &Command) -> error::Result<commands::Outpu
         }
     }
     match command {
-        Command::Diff { profile } => commands::diff::diff(config, profile),
+        Command::Diff { profile, .. } => commands::diff::diff(config, profile),
         Command::Check { profile } => commands::check::check(config, profile),
         Command::Apply {
             profile,
@@ -125,6 +129,7 @@ fn dispatch(config: &Config, command: &Command) -> error::Result<commands::Outpu
             running,
             pending,
             allow_override,
+            ..
         } => match profile {
             Some(profile) if !*pending => commands::apply::apply(
                 config,
@@ -146,7 +151,9 @@ fn dispatch(config: &Config, command: &Command) -> error::Result<commands::Outpu
         }
         Command::History => commands::history::history(config),
         Command::Status => commands::status::status(config),
-        Command::Profiles => commands::profiles::profiles(config),
+        Command::Profiles { name } => commands::profiles::profiles(config, name.as_deref()),
+        Command::Render { profile } => commands::render::render(config, profile),
+        Command::Generate { what, dir } => commands::generate::generate(*what, dir),
         Command::Watch { generation } => commands::watch::watch(config, *generation),
         Command::Test { what } => commands::test::test(config, what),
         Command::Doctor {

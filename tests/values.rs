@@ -235,7 +235,23 @@ fn every_positional_argument_has_help() {
             "[GENERATION]  The generation to undo",
         ),
     ] {
-        Test::new().args(args).run().code(0).stdout_has(want);
+        // clap puts the help beside the name, or on the next line when any option's help is
+        // long; either way the help follows the name in the Arguments section.
+        let (name, help) = want.split_once("  ").expect("name and help");
+        let out = Test::new().args(args).run().code(0);
+        let section = out
+            .stdout
+            .split("Arguments:")
+            .nth(1)
+            .and_then(|rest| rest.split("Options:").next())
+            .unwrap_or_default();
+        let words: Vec<&str> = section.split_whitespace().collect();
+        let at = words.iter().position(|w| *w == name);
+        assert!(
+            at.is_some_and(|i| words[i + 1..].join(" ").starts_with(help.trim())),
+            "{args:?}: {name} lacks its help {help:?}:\n{}",
+            out.stdout
+        );
     }
 }
 

@@ -7,10 +7,12 @@ pub mod confirm;
 pub mod diff;
 pub mod doctor;
 pub mod explain;
+pub mod generate;
 pub mod history;
 pub mod overrides;
 pub mod profiles;
 pub mod recover;
+pub mod render;
 pub mod rollback;
 pub mod running;
 pub mod status;
@@ -21,7 +23,6 @@ use crate::cli::Config;
 use crate::error::{Error, Result};
 use crate::plan;
 use crate::profile::{self};
-use crate::render;
 use crate::system::LiveState;
 use crate::system::root::Root;
 
@@ -45,11 +46,13 @@ pub(super) fn plan_for(config: &Config, reference: &str) -> Result<plan::Plan> {
 #[must_use]
 pub fn render_plan(config: &Config, plan: &plan::Plan, command: &str) -> Output {
     let stdout = if config.json {
-        render::json(plan, command)
+        crate::render::json(plan, command)
+    } else if config.format == crate::cli::Format::Markdown {
+        crate::render::markdown::plan(plan, command)
     } else if config.quiet {
-        render::summary(plan) + "\n"
+        crate::render::summary(plan) + "\n"
     } else {
-        render::human(plan, config.paint)
+        crate::render::human(plan, config.paint)
     };
     Output {
         code: i32::from(plan.differs()),

@@ -1,12 +1,44 @@
-//! `netprofile profiles`: the shipped profiles.
+//! `netprofile profiles [NAME]`: the shipped profiles, or the TOML of one. Reads only what is
+//! built into the binary (the packages also install the same files under
+//! /usr/share/netprofile/profiles for reading).
 
 use super::Output;
 use crate::cli::Config;
-use crate::error::Result;
-use crate::profile::{self, SHIPPED};
+use crate::error::{Error, Result};
+use crate::profile::{self, SHIPPED, keys};
 
-/// `netprofile profiles`.
-pub fn profiles(config: &Config) -> Result<Output> {
+/// `netprofile profiles NAME`: the shipped file as it is, so it can be copied and edited.
+fn show(config: &Config, name: &str) -> Result<Output> {
+    let Some((_, text)) = SHIPPED.iter().find(|(n, _)| *n == name) else {
+        let names: Vec<&str> = SHIPPED.iter().map(|(n, _)| *n).collect();
+        let hint = keys::nearest(name, names.iter().copied())
+            .map_or_else(String::new, |n| format!("; did you mean {n:?}?"));
+        return Err(Error::Usage(format!(
+            "no shipped profile named {name:?}{hint} (shipped: {})",
+            names.join(", ")
+        )));
+    };
+    let stdout = if config.json {
+        serde_json::to_string_pretty(&serde_json::json!({
+            "schema": 1, "name": name, "toml": text,
+        }))
+        .unwrap_or_default()
+            + "\n"
+    } else {
+        (*text).to_string()
+    };
+    Ok(Output {
+        code: 0,
+        stdout,
+        stderr: Vec::new(),
+    })
+}
+
+/// `netprofile profiles [NAME]`.
+pub fn profiles(config: &Config, name: Option<&str>) -> Result<Output> {
+    if let Some(name) = name {
+        return show(config, name);
+    }
     let mut list = Vec::new();
     for (name, _) in SHIPPED {
         let p = profile::load(name)?;

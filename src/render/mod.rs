@@ -2,6 +2,7 @@
 //! reads (`--json`, documented in docs/json.md). Pure string building; the caller prints.
 
 pub mod json;
+pub mod markdown;
 
 use std::fmt::Write as _;
 

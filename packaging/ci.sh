@@ -1,0 +1,143 @@
+#!/usr/bin/env bash
+# CI for what netprofile ships (called by .ci/run): builds the .deb and the .rpm, installs the
+# .deb for real and removes it again, checks both packages with their own tools (lintian, rpm -V),
+# and tests the Ansible collection and the Kubernetes example. Each step prints its duration.
+#
+# CAUTION: `dpkg -i` installs into the real /usr (what a CI machine is for); the package is purged
+# at the end of the step. The service is never enabled or started here.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+CARGO_DEB_VERSION=3.8.0
+CARGO_GENERATE_RPM_VERSION=0.21.1
+ANSIBLE_CORE_VERSION=2.19.14
+
+step_start=$SECONDS
+step() {
+    echo "packaging: $1 done in $((SECONDS - step_start)) s"
+    step_start=$SECONDS
+}
+fail() { echo "packaging: $*" >&2; exit 1; }
+
+# --- tools -------------------------------------------------------------------------------------
+need=()
+command -v rpm >/dev/null 2>&1 || need+=(rpm)
+command -v lintian >/dev/null 2>&1 || need+=(lintian)
+command -v man >/dev/null 2>&1 || need+=(man-db)
+if [ "${#need[@]}" -gt 0 ]; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+cargo deb --version 2>/dev/null | grep -q "$CARGO_DEB_VERSION" \
+    || cargo install --locked --quiet cargo-deb --version "$CARGO_DEB_VERSION"
+cargo generate-rpm --version 2>/dev/null | grep -q "$CARGO_GENERATE_RPM_VERSION" \
+    || cargo install --locked --quiet cargo-generate-rpm --version "$CARGO_GENERATE_RPM_VERSION"
+command -v ansible-playbook >/dev/null 2>&1 \
+    || python3 -m pip install --quiet --disable-pip-version-check "ansible-core==$ANSIBLE_CORE_VERSION"
+step "tools (apt rpm lintian, cargo-deb $CARGO_DEB_VERSION, cargo-generate-rpm $CARGO_GENERATE_RPM_VERSION, ansible-core)"
+
+# --- build ---------------------------------------------------------------------------------------
+packaging/build.sh
+deb=$(ls target/debian/netprofile_*.deb)
+rpmfile=$(ls target/generate-rpm/netprofile-*.rpm)
+step "build $deb $rpmfile"
+
+# --- the .deb, installed for real ---------------------------------------------------------------
+echo "--- lintian"
+lintian --fail-on error,warning --info "$deb" || fail "lintian reports errors on $deb"
+dpkg-deb --contents "$deb"
+dpkg -i "$deb"
+trap 'dpkg -P netprofile >/dev/null 2>&1 || true' EXIT
+installed=$(dpkg -L netprofile)
+for f in /usr/bin/netprofile /usr/share/man/man8/netprofile.8.gz /usr/share/man/man8/netprofile-diff.8.gz \
+    /usr/share/netprofile/profiles/high-conn.toml /usr/share/bash-completion/completions/netprofile \
+    /usr/share/zsh/vendor-completions/_netprofile /usr/share/fish/vendor_completions.d/netprofile.fish \
+    /lib/systemd/system/netprofile.service /usr/share/doc/netprofile/copyright; do
+    [ -e "$f" ] || fail "the .deb did not install $f"
+done
+# The unit parses and its ExecStart exists (verify loads it offline; nothing is enabled or started).
+if command -v systemd-analyze >/dev/null 2>&1; then
+    systemd-analyze verify --man=no /lib/systemd/system/netprofile.service \
+        || fail "systemd-analyze verify rejects netprofile.service"
+fi
+/usr/bin/netprofile --version | grep -qx "netprofile $(grep -m1 '^version' Cargo.toml | cut -d'"' -f2)" \
+    || fail "netprofile --version does not print the package version"
+grep -q '^high-conn ' <<<"$(/usr/bin/netprofile profiles)" || fail "netprofile profiles lacks high-conn"
+cmp <(/usr/bin/netprofile profiles high-conn) /usr/share/netprofile/profiles/high-conn.toml \
+    || fail "the installed profile differs from the embedded one"
+grep -q 'netprofile-diff(8)' <<<"$(MANWIDTH=100 man -l /usr/share/man/man8/netprofile.8.gz 2>/dev/null)" \
+    || fail "man -l netprofile.8.gz does not list netprofile-diff(8)"
+grep -q -- '--dry-run' <<<"$(MANWIDTH=100 man -l /usr/share/man/man8/netprofile-apply.8.gz 2>/dev/null)" \
+    || fail "netprofile-apply(8) does not document --dry-run"
+# A diff of a shipped profile against a temporary root: a stock kernel's keys, nothing in /etc.
+tmp=$(mktemp -d)
+while read -r key value; do
+    mkdir -p "$tmp/proc/sys/$(dirname "${key//.//}")"
+    printf '%s\n' "$value" >"$tmp/proc/sys/${key//.//}"
+done <<'KEYS'
+net.core.somaxconn 4096
+net.core.netdev_max_backlog 1000
+net.ipv4.tcp_max_syn_backlog 2048
+net.ipv4.tcp_max_tw_buckets 131072
+net.ipv4.tcp_syncookies 1
+net.ipv4.tcp_tw_reuse 2
+net.ipv4.ip_local_port_range 32768 60999
+net.ipv4.tcp_mem 190863 254485 381726
+fs.file-max 9223372036854775807
+fs.nr_open 1048576
+KEYS
+set +e
+/usr/bin/netprofile --root "$tmp" diff high-conn >"$tmp.out" 2>&1
+code=$?
+set -e
+cat "$tmp.out"
+[ "$code" = 1 ] || fail "diff high-conn on a stock root exited $code, not 1"
+grep -q '+++ /etc/sysctl.d/90-netprofile.conf' "$tmp.out" || fail "diff shows no sysctl.d file"
+rm -rf "$tmp" "$tmp.out"
+dpkg -r netprofile
+[ ! -e /usr/bin/netprofile ] || fail "dpkg -r left /usr/bin/netprofile"
+dpkg -P netprofile
+trap - EXIT
+left=""
+for f in $installed /var/lib/netprofile /run/netprofile.lock; do
+    [ -e "$f" ] || continue
+    # A folder that other packages also own (/usr/share/man/man8) rightly stays.
+    [ -d "$f" ] && dpkg -S "$f" >/dev/null 2>&1 && continue
+    left="$left $f"
+done
+[ -z "$left" ] || fail "purge left:$left"
+! dpkg -s netprofile >/dev/null 2>&1 || fail "dpkg still knows netprofile after purge"
+step ".deb: lintian, install, --version, profiles, man -l, diff, remove, purge"
+
+# --- the .rpm ------------------------------------------------------------------------------------
+# (Captured first: grep -q closing the pipe early would fail the pipeline under pipefail.)
+rpm -qpi "$rpmfile"
+files=$(rpm -qpl "$rpmfile")
+echo "$files"
+rpm -qpR "$rpmfile"
+scripts=$(rpm -qp --scripts "$rpmfile")
+echo "$scripts"
+grep -qx /usr/share/netprofile/profiles/high-conn.toml <<<"$files" || fail "the .rpm lacks the profiles"
+grep -qx /usr/share/man/man8/netprofile-apply.8.gz <<<"$files" || fail "the .rpm lacks netprofile-apply(8)"
+grep -qx /usr/lib/systemd/system/netprofile.service <<<"$files" || fail "the .rpm lacks the unit"
+grep -q '/run/systemd/system' <<<"$scripts" || fail "the .rpm scripts reload systemd unconditionally"
+rroot=$(mktemp -d)
+rpm --root "$rroot" --initdb
+rpm --root "$rroot" --nodeps --noscripts -i "$rpmfile"
+# --nodeps: the throwaway root has no libc to satisfy the requirements; -V checks every file.
+rpm --root "$rroot" -V --nodeps netprofile || fail "rpm -V reports changes right after install"
+[ -x "$rroot/usr/bin/netprofile" ] || fail "the .rpm did not install /usr/bin/netprofile"
+"$rroot/usr/bin/netprofile" --version >/dev/null || fail "the binary from the .rpm does not run"
+# rpm -V must see a changed file, or its silence above proves nothing.
+echo "# changed" >>"$rroot/usr/share/netprofile/profiles/base.toml"
+! rpm --root "$rroot" -V --nodeps netprofile >/dev/null 2>&1 || fail "rpm -V missed a changed file"
+rm -rf "$rroot"
+step ".rpm: -qpl, -qpR, --root install, -V"
+
+# --- fleet: Ansible and Kubernetes --------------------------------------------------------------
+NETPROFILE="$PWD/target/release/netprofile" packaging/ansible/test.sh
+step "ansible: check mode, two runs, failing profile, rollback, confirm"
+k8s_profile=$(mktemp --suffix=.toml)
+python3 packaging/kubernetes/check.py packaging/kubernetes/netprofile-daemonset.yaml "$k8s_profile"
+target/release/netprofile render "$k8s_profile" >/dev/null || fail "the ConfigMap's profile does not render"
+rm -f "$k8s_profile"
+step "kubernetes: YAML parsed and checked, profile renders"

@@ -1,0 +1,80 @@
+//! `netprofile render PROFILE`: the files a profile writes (sysctl.d, limits.d, systemd
+//! drop-ins), computed without reading any live system, so one review of a profile change covers
+//! a whole fleet. It plans against an imagined machine that already holds every wanted value
+//! (raise-only and lower-only keys at their bound), so the files come from the same code path
+//! apply uses. It never touches `--root`: not even to recover a journal.
+
+use super::Output;
+use crate::cli::Config;
+use crate::error::Result;
+use crate::plan;
+use crate::profile::{self, Want, keys};
+use crate::system::LiveState;
+use crate::system::root::Namespace;
+
+/// `netprofile render PROFILE`: exit 0 and the files, or 2 for a bad profile.
+pub fn render(config: &Config, reference: &str) -> Result<Output> {
+    let profile = profile::load(reference)?;
+    let mut live = LiveState {
+        namespace: Some(Namespace::Initial),
+        ..LiveState::default()
+    };
+    for (key, setting) in &profile.sysctl {
+        let value = match &setting.want {
+            Want::Exact(v) => v.clone(),
+            Want::Min(n) | Want::Max(n) => n.to_string(),
+        };
+        live.sysctl.insert(key.clone(), Some(value));
+    }
+    // Without a kernel, a key outside the catalogue cannot be checked: name it, and the nearest
+    // known key when it looks like a typo, so the reviewer sees it (diff checks it for real).
+    let mut unchecked = Vec::new();
+    for (key, setting) in &profile.sysctl {
+        if keys::known(key.as_str()).is_none() && !setting.optional {
+            let hint = keys::nearest(key.as_str(), keys::CATALOGUE.iter().map(|k| k.name))
+                .map_or_else(String::new, |n| format!(" (did you mean {n:?}?)"));
+            unchecked.push(format!(
+                "warning: {}:{}: [sysctl] {:?} is not in netprofile's catalogue of keys{hint}; \
+                 render cannot tell whether a kernel has it: `netprofile diff` on a host checks it",
+                setting.origin.file,
+                setting.origin.line,
+                key.as_str()
+            ));
+        }
+    }
+    let plan = plan::plan(&profile, &live)?;
+    let files: Vec<(&str, &str)> = plan
+        .files
+        .iter()
+        .filter_map(|f| Some((f.path.as_str(), f.new.as_deref()?)))
+        .collect();
+    let stdout = if config.json {
+        let items: Vec<serde_json::Value> = files
+            .iter()
+            .map(|(path, content)| serde_json::json!({ "path": path, "content": content }))
+            .collect();
+        serde_json::to_string_pretty(&serde_json::json!({
+            "schema": 1,
+            "command": "render",
+            "profile": plan.profile,
+            "source": plan.source,
+            "files": items,
+        }))
+        .unwrap_or_default()
+            + "\n"
+    } else {
+        files
+            .iter()
+            .map(|(path, content)| format!("==> {path} <==\n{content}"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    Ok(Output {
+        code: 0,
+        stdout,
+        stderr: unchecked
+            .into_iter()
+            .chain(super::warnings(&plan))
+            .collect(),
+    })
+}

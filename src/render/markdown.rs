@@ -1,0 +1,199 @@
+//! A plan as a Markdown comment for a pull request (`diff --format markdown`,
+//! `apply --dry-run --format markdown`): the summary, one table per kind of setting, warnings,
+//! and each file diff in a fenced `diff` block. Pure string building, like the rest of render;
+//! it never colours (a pasted comment has no terminal) and never reads anything.
+
+use std::fmt::Write as _;
+
+use super::{Paint, file_diff, or_dash, summary};
+use crate::plan::{Action, FileChange, Plan};
+use crate::system::root::Namespace;
+
+/// A table cell: pipes and newlines would break the row, backticks the code span.
+fn cell(text: &str) -> String {
+    text.replace('\\', "\\\\")
+        .replace('|', "\\|")
+        .replace('\n', " ")
+}
+
+/// Text as inline code, with a fence longer than any run of backticks inside it.
+fn code(text: &str) -> String {
+    let longest = longest_run(text, '`');
+    let fence = "`".repeat(longest + 1);
+    let pad = if text.starts_with('`') || text.ends_with('`') {
+        " "
+    } else {
+        ""
+    };
+    cell(&format!("{fence}{pad}{text}{pad}{fence}"))
+}
+
+fn longest_run(text: &str, c: char) -> usize {
+    let (mut best, mut run) = (0, 0);
+    for ch in text.chars() {
+        if ch == c {
+            run += 1;
+            best = best.max(run);
+        } else {
+            run = 0;
+        }
+    }
+    best
+}
+
+fn action(action: Action) -> String {
+    match action {
+        Action::Set => format!("**{}**", action.label()),
+        _ => action.label().to_string(),
+    }
+}
+
+fn table(out: &mut String, header: &[&str], rows: &[Vec<String>]) {
+    out.push('\n');
+    let _ = writeln!(out, "| {} |", header.join(" | "));
+    let _ = writeln!(
+        out,
+        "|{}",
+        header.iter().map(|_| "---|").collect::<String>()
+    );
+    for row in rows {
+        let _ = writeln!(out, "| {} |", row.join(" | "));
+    }
+}
+
+fn diff_block(out: &mut String, change: &FileChange) {
+    let diff = file_diff(change, Paint(false));
+    let fence = "`".repeat(longest_run(&diff, '`').max(2) + 1);
+    let _ = write!(
+        out,
+        "\n`{}` ({}):\n\n{fence}diff\n{diff}{fence}\n",
+        change.path,
+        change.verb()
+    );
+}
+
+/// The Markdown form of a plan, headed by the command that produced it.
+#[must_use]
+pub fn plan(plan: &Plan, command: &str) -> String {
+    let mut out = String::new();
+    let ns = match plan.namespace {
+        Namespace::Initial => "initial network namespace",
+        Namespace::Private => "private network namespace",
+    };
+    let _ = writeln!(
+        out,
+        "### netprofile {command} {}\n\nProfile {} ({}), {ns}: **{}**",
+        code(&plan.profile),
+        code(&plan.profile),
+        code(&plan.source),
+        summary(plan)
+    );
+    if !plan.sysctl.is_empty() {
+        let rows: Vec<Vec<String>> = plan
+            .sysctl
+            .iter()
+            .map(|r| {
+                vec![
+                    code(r.key.as_str()),
+                    cell(&or_dash(r.live.as_deref())),
+                    r.boot.as_ref().map_or_else(
+                        || "-".to_string(),
+                        |b| {
+                            cell(&format!(
+                                "{} ({}:{})",
+                                or_dash(Some(&b.value)),
+                                b.source.file,
+                                b.source.line
+                            ))
+                        },
+                    ),
+                    cell(&r.wanted),
+                    action(r.action),
+                ]
+            })
+            .collect();
+        table(
+            &mut out,
+            &["sysctl", "live", "at boot", "wanted", "action"],
+            &rows,
+        );
+    }
+    if !plan.limits.is_empty() {
+        let rows: Vec<Vec<String>> = plan
+            .limits
+            .iter()
+            .map(|r| {
+                vec![
+                    code(&format!("{} {} {}", r.domain, r.half, r.item)),
+                    cell(&or_dash(r.live.as_deref())),
+                    r.source.as_ref().map_or_else(
+                        || "-".to_string(),
+                        |s| cell(&format!("{}:{}", s.file, s.line)),
+                    ),
+                    cell(&r.wanted),
+                    action(r.action),
+                ]
+            })
+            .collect();
+        table(
+            &mut out,
+            &["limit", "live", "set in", "wanted", "action"],
+            &rows,
+        );
+    }
+    if !plan.systemd.is_empty() {
+        let rows: Vec<Vec<String>> = plan
+            .systemd
+            .iter()
+            .map(|r| {
+                vec![
+                    code(r.setting),
+                    cell(&r.live),
+                    r.source.as_ref().map_or_else(
+                        || "systemd default".to_string(),
+                        |s| cell(&format!("{}:{}", s.file, s.line)),
+                    ),
+                    cell(&r.wanted),
+                    action(r.action),
+                ]
+            })
+            .collect();
+        table(
+            &mut out,
+            &["systemd", "live", "set in", "wanted", "action"],
+            &rows,
+        );
+    }
+    if !plan.warnings.is_empty() {
+        out.push('\n');
+        for w in &plan.warnings {
+            let _ = writeln!(out, "> **warning:** {}", cell(w));
+        }
+    }
+    let changed: Vec<&FileChange> = plan.files.iter().filter(|f| f.changes()).collect();
+    if !changed.is_empty() {
+        out.push_str("\n#### Files\n");
+        for change in changed {
+            diff_block(&mut out, change);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn code_spans_survive_backticks_and_pipes() {
+        assert_eq!(code("a"), "`a`");
+        assert_eq!(code("a`b"), "``a`b``");
+        assert_eq!(code("`x"), "`` `x ``");
+        assert_eq!(code("a|b"), "`a\\|b`");
+    }
+
+    #[test]
+    fn cells_stay_on_one_row() {
+        assert_eq!(cell("1\n2|3"), "1 2\\|3");
+    }
+}

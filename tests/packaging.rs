@@ -1,0 +1,109 @@
+//! What the packages ship, checked from the binary: `__generate man` writes netprofile.8 and one
+//! page per visible subcommand of the clap definition (so a new subcommand gets its page), the
+//! completions know every subcommand, and the profiles installed under
+//! /usr/share/netprofile/profiles are exactly the ones embedded in the binary.
+
+mod common;
+
+use clap::CommandFactory;
+use common::Test;
+use netprofile::cli::Cli;
+
+/// Every visible subcommand path, as the page names it: netprofile-test-hold.
+fn pages(cmd: &clap::Command, prefix: &str, out: &mut Vec<String>) {
+    for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
+        if sub.get_name() == "help" {
+            continue;
+        }
+        let name = format!("{prefix}-{}", sub.get_name());
+        out.push(format!("{name}.8"));
+        pages(sub, &name, out);
+    }
+}
+
+fn listing(dir: &std::path::Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .expect("read generated dir")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn man_pages_cover_every_visible_subcommand() {
+    let out = Test::bare()
+        .args(&["__generate", "man", "man"])
+        .run()
+        .code(0);
+    let mut want = vec!["netprofile.8".to_string()];
+    pages(&Cli::command(), "netprofile", &mut want);
+    want.sort();
+    assert!(want.len() > 10, "too few subcommands: {want:?}");
+    assert_eq!(listing(&out.dir.path().join("man")), want);
+    let main = std::fs::read_to_string(out.dir.path().join("man/netprofile.8")).expect("page");
+    assert!(main.contains(".TH netprofile 8"), "section 8: {main}");
+    assert!(
+        main.contains("netprofile\\-diff(8)"),
+        "links the subcommand pages"
+    );
+    assert!(!main.contains("__watch"), "hidden subcommands stay hidden");
+    let apply =
+        std::fs::read_to_string(out.dir.path().join("man/netprofile-apply.8")).expect("page");
+    assert!(apply.contains("\\-\\-dry\\-run"), "{apply}");
+}
+
+#[test]
+fn completions_know_every_subcommand() {
+    let out = Test::bare()
+        .args(&["__generate", "completions", "comp"])
+        .run()
+        .code(0);
+    let dir = out.dir.path().join("comp");
+    assert_eq!(
+        listing(&dir),
+        ["_netprofile", "netprofile.bash", "netprofile.fish"]
+    );
+    let fish = std::fs::read_to_string(dir.join("netprofile.fish")).expect("fish");
+    for sub in Cli::command()
+        .get_subcommands()
+        .filter(|s| !s.is_hide_set())
+    {
+        assert!(
+            fish.contains(&format!("-a \"{}\"", sub.get_name())),
+            "fish completion lacks {}",
+            sub.get_name()
+        );
+    }
+    let bash = std::fs::read_to_string(dir.join("netprofile.bash")).expect("bash");
+    assert!(bash.contains("complete -F _netprofile"), "{bash}");
+}
+
+#[test]
+fn installed_profiles_are_the_embedded_ones() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/profiles");
+    let files: Vec<String> = listing(std::path::Path::new(dir))
+        .into_iter()
+        .filter_map(|f| f.strip_suffix(".toml").map(str::to_string))
+        .collect();
+    let mut shipped: Vec<String> = netprofile::profile::SHIPPED
+        .iter()
+        .map(|(n, _)| (*n).to_string())
+        .collect();
+    shipped.sort();
+    assert_eq!(files, shipped);
+    for (name, text) in netprofile::profile::SHIPPED {
+        let file = std::fs::read_to_string(format!("{dir}/{name}.toml")).expect("profile");
+        assert_eq!(&file, text, "{name}");
+    }
+}
+
+#[test]
+fn generate_into_an_unwritable_place_exits_2_and_names_it() {
+    let out = Test::bare()
+        .file("blocker", "a file, not a folder\n")
+        .args(&["__generate", "man", "root/blocker/man"])
+        .run()
+        .code(2);
+    assert!(out.stderr.contains("root/blocker/man"), "{}", out.stderr);
+}
