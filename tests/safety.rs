@@ -787,9 +787,15 @@ fn one_kill(scenario: Scenario, delay_us: u64) -> (Seen, bool) {
         // Did `confirm` commit? Its generation record names the apply it kept.
         std::fs::read_dir(dir.join("root/var/lib/netprofile/generations"))
             .map(|entries| {
-                entries.filter_map(Result::ok).any(|e| {
-                    std::fs::read_to_string(e.path()).is_ok_and(|t| t.contains("\"confirms\": 1"))
-                })
+                // Only committed records: a `.NAME.netprofile-PID` temp file that a kill left
+                // before its rename is not a decision.
+                entries
+                    .filter_map(Result::ok)
+                    .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+                    .any(|e| {
+                        std::fs::read_to_string(e.path())
+                            .is_ok_and(|t| t.contains("\"confirms\": 1"))
+                    })
             })
             .unwrap_or(false)
     };
