@@ -332,6 +332,10 @@ pub const MAX_EXTENDS_DEPTH: usize = 32;
 /// The longest profile name.
 pub const MAX_NAME_LEN: usize = 64;
 
+/// The most `[sysctl]` keys one file may hold. Every key costs a read of the live system, and a
+/// profile of 100 000 keys is an attack or a mistake, not a tuning.
+pub const MAX_KEYS: usize = 4096;
+
 /// Whether a profile name is safe to write into a drop-in's header comment: 1 to 64 of
 /// `A-Z a-z 0-9 . _ -`. A name with a newline would otherwise become a live line of
 /// limits.d or sysctl.d.
@@ -401,6 +405,13 @@ fn load_layers(
         return Err(Error::Usage(format!(
             "{display}: [profile] name {name:?} is not allowed; use 1 to {MAX_NAME_LEN} of \
              letters, digits, '.', '_' and '-'"
+        )));
+    }
+    if raw.sysctl.len() > MAX_KEYS {
+        return Err(Error::Usage(format!(
+            "{display}: [sysctl] has {} keys; netprofile accepts at most {MAX_KEYS} in one file \
+             (real profiles use tens). Split it, or remove keys it does not need",
+            raw.sysctl.len()
         )));
     }
     seen.push(key.clone());
