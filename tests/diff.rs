@@ -27,7 +27,12 @@ fn diff_shows_table_and_file_diffs_and_exits_1() {
         .args(&["diff", "small.toml"])
         .run()
         .code(1)
-        .stderr("")
+        .stderr(
+            "warning: netprofile.service holds the min/max keys (net.ipv4.tcp_max_syn_backlog) \
+             at boot, not the sysctl drop-in, and it is not enabled \
+             (/etc/systemd/system/multi-user.target.wants/netprofile.service is absent): run \
+             `systemctl enable netprofile.service`\n",
+        )
         .stdout(
             r#"
             profile small (small.toml), initial network namespace
@@ -42,11 +47,10 @@ fn diff_shows_table_and_file_diffs_and_exits_1() {
 
             --- /dev/null
             +++ /etc/sysctl.d/90-netprofile.conf
-            @@ -0,0 +1,4 @@
+            @@ -0,0 +1,3 @@
             +# Written by netprofile from profile "small" (small.toml).
             +# Do not edit: the next `netprofile apply` replaces this file.
             +net.core.somaxconn = 65535
-            +net.ipv4.tcp_max_syn_backlog = 2048
 
             --- /dev/null
             +++ /etc/security/limits.d/90-netprofile.conf
@@ -64,7 +68,7 @@ fn diff_shows_table_and_file_diffs_and_exits_1() {
 fn diff_in_sync_exits_0() {
     let sysctl_dropin = "# Written by netprofile from profile \"small\" (small.toml).\n\
         # Do not edit: the next `netprofile apply` replaces this file.\n\
-        net.core.somaxconn = 65535\nnet.ipv4.tcp_max_syn_backlog = 2048\n";
+        net.core.somaxconn = 65535\n";
     let limits_dropin = "# Written by netprofile from profile \"small\" (small.toml).\n\
         # Do not edit: the next `netprofile apply` replaces this file.\n\
         *            -     nofile     65536\n";
@@ -412,6 +416,10 @@ fn reserved_port_is_not_flagged() {
         .profile(
             "p.toml",
             "[profile]\nextends = [\"high-conn\"]\n[ports]\nreserved = [\"8080\"]\n",
+        )
+        .file(
+            "etc/systemd/system/multi-user.target.wants/netprofile.service",
+            "",
         )
         .args(&["diff", "p.toml"])
         .run()
