@@ -134,17 +134,17 @@ fn shipped_high_conn_differs_on_a_stock_machine() {
         .stdout_has("profile high-conn (shipped:high-conn), initial network namespace")
         .stdout_has(&common::unindent(
             "
-            SYSCTL                          LIVE                 AT BOOT  WANTED                  ACTION
-            fs.file-max                     9223372036854775807  -        >= 9223372036854775807  ok
-            fs.nr_open                      1048576              -        >= 1048576              ok
-            net.core.netdev_max_backlog     1000                 -        >= 16384                set
-            net.core.somaxconn              4096                 -        65535                   set
-            net.ipv4.ip_local_port_range    32768 60999          -        1024 65535              set
-            net.ipv4.tcp_max_syn_backlog    2048                 -        >= 65535                set
-            net.ipv4.tcp_max_tw_buckets     131072               -        >= 262144               set
-            net.ipv4.tcp_syncookies         1                    -        1                       ok
-            net.ipv4.tcp_tw_reuse           2                    -        1                       set
-            net.netfilter.nf_conntrack_max  -                    -        >= 1048576              skip (absent)
+            SYSCTL                          LIVE                 AT BOOT  WANTED      ACTION
+            fs.file-max                     9223372036854775807  -        >= 2097152  ok
+            fs.nr_open                      1048576              -        >= 1048576  ok
+            net.core.netdev_max_backlog     1000                 -        >= 16384    set
+            net.core.somaxconn              4096                 -        65535       set
+            net.ipv4.ip_local_port_range    32768 60999          -        1024 65535  set
+            net.ipv4.tcp_max_syn_backlog    2048                 -        >= 65535    set
+            net.ipv4.tcp_max_tw_buckets     131072               -        >= 262144   set
+            net.ipv4.tcp_syncookies         1                    -        1           ok
+            net.ipv4.tcp_tw_reuse           2                    -        1           set
+            net.netfilter.nf_conntrack_max  -                    -        >= 1048576  skip (absent)
             ",
         ))
         .stdout_has("+++ /etc/systemd/system.conf.d/90-netprofile.conf");
