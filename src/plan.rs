@@ -534,8 +534,8 @@ pub fn plan(profile: &Profile, live: &LiveState) -> Result<Plan> {
     if namespace == Namespace::Initial {
         overrides.splice(0..0, boot_overrides(profile, &rows, live, &files));
         warnings.extend(overrides.iter().map(Override::describe));
-        warnings.extend(lowered_at_boot(profile, &rows));
-        warnings.extend(boot_cancels(&rows, live, &files));
+        warnings.extend(boot_unit_warning(profile, &rows, live));
+        warnings.extend(boot_cancels(profile, &rows, live, &files));
         warnings.extend(limit_warnings(profile, live, &files, nr_open));
         warnings.extend(service_warnings(&service_rows));
         warnings.extend(pending_warnings(profile, &rows));
@@ -718,9 +718,10 @@ fn unknown_key(key: &KeyName, origin: &Origin, live: &LiveState) -> Problem {
 }
 
 /// fs.nr_open as it will be after apply: the profile's target, else the live value.
-/// When the profile sets fs.nr_open, the lower of that and what the drop-in persists: a
-/// `min` is persisted as its bound, so after a reboot nr_open may be lower than now, and a
-/// nofile above it would then lock logins out.
+/// When the profile sets fs.nr_open, the lower of that and what holds after a reboot: a `min`
+/// is held at boot as its bound (netprofile.service raises it to the bound, no further), so
+/// after a reboot nr_open may be lower than now, and a nofile above it would then lock logins
+/// out.
 fn effective_nr_open(profile: &Profile, live: &LiveState, rows: &[SysctlRow]) -> Option<i64> {
     let key = KeyName::parse("fs.nr_open").ok()?;
     let planned = rows
@@ -755,9 +756,10 @@ fn is_typo(key: &KeyName, live: &LiveState) -> bool {
             || keys::nearest(leaf, siblings).is_some())
 }
 
-/// The value the drop-in persists for a setting: the profile's own figure, never the host's
-/// live value, so the same profile writes the same file on every host and a later rise above
-/// a `min` is not drift. `optional` keys carry systemd-sysctl's `-` (ignore if absent).
+/// The value a setting holds at boot: the profile's own figure, never the host's live value.
+/// Exact values are persisted in the drop-in (`optional` keys carry systemd-sysctl's `-`,
+/// ignore if absent); a `min` or `max` is not (see `is_bound`), its bound is held by
+/// netprofile.service.
 #[must_use]
 pub fn persisted(key: &KeyName, setting: &crate::profile::Setting) -> (String, String) {
     let value = match &setting.want {
@@ -772,33 +774,45 @@ pub fn persisted(key: &KeyName, setting: &crate::profile::Setting) -> (String, S
     (name, value)
 }
 
-/// A `min` key whose live value is above the bound: the drop-in sets the bound at boot, which
-/// would lower this host's value if the live one is the kernel's own default.
-fn lowered_at_boot(profile: &Profile, rows: &[SysctlRow]) -> Vec<String> {
-    let mut out = Vec::new();
-    for row in rows {
-        let Some(setting) = profile.sysctl.get(&row.key) else {
-            continue;
-        };
-        if let (Want::Min(n), Some(now)) = (&setting.want, &row.live)
-            && let Ok(now) = now.parse::<i64>()
-            && now > *n
-        {
-            out.push(format!(
-                "{}: this host runs with {now}, above the profile's min {n}; the drop-in sets {n} \
-                 at boot (the same file on every host), so if {now} is this kernel's own default \
-                 the boot lowers it. Raise min to {now} in the profile to keep it",
-                row.key
-            ));
-        }
+/// Whether a setting is raise-only or lower-only. Such a key is not written to the sysctl
+/// drop-in: systemd-sysctl *sets* what the file says, which would lower a value that boot
+/// raised (systemd 240 and later raises fs.file-max to its maximum before systemd-sysctl
+/// runs). netprofile.service, ordered after systemd-sysctl, raises (lowers) it to the bound
+/// recorded in the generation, only in that direction, so the drop-in holds exact values only
+/// and is the same on every host.
+#[must_use]
+pub fn is_bound(setting: &crate::profile::Setting) -> bool {
+    matches!(setting.want, Want::Min(_) | Want::Max(_))
+}
+
+/// One line when the profile has `min`/`max` keys and netprofile.service, which holds them at
+/// boot, is not enabled on this root.
+fn boot_unit_warning(profile: &Profile, rows: &[SysctlRow], live: &LiveState) -> Option<String> {
+    if live.boot_unit_enabled {
+        return None;
     }
-    out
+    let keys: Vec<String> = rows
+        .iter()
+        .filter(|r| r.target.is_some())
+        .filter(|r| profile.sysctl.get(&r.key).is_some_and(is_bound))
+        .map(|r| r.key.to_string())
+        .collect();
+    if keys.is_empty() {
+        return None;
+    }
+    Some(format!(
+        "netprofile.service holds the min/max keys ({}) at boot, not the sysctl drop-in, and it \
+         is not enabled ({} is absent): run `systemctl enable netprofile.service`",
+        keys.join(", "),
+        Root::display(Root::BOOT_UNIT_WANTS)
+    ))
 }
 
 fn planned_files(profile: &Profile, live: &LiveState) -> Vec<FileChange> {
     let values: Vec<(String, String)> = profile
         .sysctl
         .iter()
+        .filter(|(_, setting)| !is_bound(setting))
         .map(|(key, setting)| persisted(key, setting))
         .collect();
     let wanted = [
@@ -925,6 +939,11 @@ fn boot_overrides(
         let Some(setting) = profile.sysctl.get(&row.key) else {
             continue;
         };
+        // A min or max is held by netprofile.service, which runs after systemd-sysctl: what a
+        // boot file sets first is raised (lowered) again, so no file overrides it.
+        let Want::Exact(v) = &setting.want else {
+            continue;
+        };
         if row.target.is_none() {
             continue;
         }
@@ -932,11 +951,7 @@ fn boot_overrides(
         let Some(at_boot) = sysctld::boot_value(&boot, row.key.as_str(), ints) else {
             continue;
         };
-        let holds = match &setting.want {
-            Want::Exact(v) => value::same(row.key.as_str(), &at_boot.value, v),
-            Want::Min(n) => at_boot.value.trim().parse::<i64>().is_ok_and(|b| b >= *n),
-            Want::Max(n) => at_boot.value.trim().parse::<i64>().is_ok_and(|b| b <= *n),
-        };
+        let holds = value::same(row.key.as_str(), &at_boot.value, v);
         if at_boot.file != dropin && !holds {
             out.push(Override {
                 setting: row.key.to_string(),
@@ -965,7 +980,12 @@ fn boot_after_apply(live: &LiveState, files: &[FileChange]) -> Option<Vec<BootFi
 
 /// Lines after netprofile's drop-in that leave the kernel's default at boot: a `-key` line that
 /// cancels the assignment, or a value the kernel refuses.
-fn boot_cancels(rows: &[SysctlRow], live: &LiveState, files: &[FileChange]) -> Vec<String> {
+fn boot_cancels(
+    profile: &Profile,
+    rows: &[SysctlRow],
+    live: &LiveState,
+    files: &[FileChange],
+) -> Vec<String> {
     let dropin = Root::display(&Root::sysctl_dropin());
     let Some(boot) = boot_after_apply(live, files) else {
         return Vec::new();
@@ -973,6 +993,10 @@ fn boot_cancels(rows: &[SysctlRow], live: &LiveState, files: &[FileChange]) -> V
     let mut warnings = Vec::new();
     for row in rows {
         let Some(target) = &row.target else { continue };
+        // netprofile.service holds a min or max whatever the boot files leave.
+        if profile.sysctl.get(&row.key).is_some_and(is_bound) {
+            continue;
+        }
         let ints = sysctld::ints_of(row.key.as_str(), row.live.as_deref());
         if sysctld::boot_value(&boot, row.key.as_str(), ints).is_none()
             && let Some((raw, file, line)) = sysctld::explicit_line(&boot, row.key.as_str())
@@ -1370,7 +1394,7 @@ mod tests {
     }
 
     #[test]
-    fn persisted_values_are_the_profiles_own() {
+    fn persisted_values_are_the_profiles_own_and_exact_only() {
         let p = profile(&[
             ("net.ipv4.tcp_max_syn_backlog", Want::Min(4096), false),
             ("net.ipv4.tcp_fin_timeout", Want::Max(30), false),
@@ -1391,10 +1415,11 @@ mod tests {
             );
             let got = plan(&p, &l).unwrap();
             let text = got.files[0].new.clone().unwrap();
+            // The min and max are held at boot by netprofile.service: a line here would make
+            // systemd-sysctl set them, lowering a value boot raised.
             assert!(
                 text.ends_with(
-                    "net.ipv4.tcp_fin_timeout = 30\n\
-                     net.ipv4.tcp_max_syn_backlog = 4096\n\
+                    "# Do not edit: the next `netprofile apply` replaces this file.\n\
                      -net.netfilter.nf_conntrack_max = 1048576\n"
                 ),
                 "live {backlog} {fin}: {text}"
@@ -1405,8 +1430,8 @@ mod tests {
     #[test]
     fn nofile_is_checked_against_nr_open_at_boot_too() {
         use crate::profile::limit::{Domain, Item, LimitValue};
-        // Live nr_open was raised (systemd does at boot); the drop-in persists the min, 1048576,
-        // so a hard nofile of 2000000 would fail at the next login after a reboot.
+        // Live nr_open was raised (systemd does at boot); only the min, 1048576, is held after a
+        // reboot, so a hard nofile of 2000000 could fail at the next login.
         let mut p = profile(&[("fs.nr_open", Want::Min(1_048_576), false)]);
         p.limits.push(crate::profile::Limit {
             domain: Domain::All,

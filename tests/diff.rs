@@ -27,7 +27,12 @@ fn diff_shows_table_and_file_diffs_and_exits_1() {
         .args(&["diff", "small.toml"])
         .run()
         .code(1)
-        .stderr("")
+        .stderr(
+            "warning: netprofile.service holds the min/max keys (net.ipv4.tcp_max_syn_backlog) \
+             at boot, not the sysctl drop-in, and it is not enabled \
+             (/etc/systemd/system/multi-user.target.wants/netprofile.service is absent): run \
+             `systemctl enable netprofile.service`\n",
+        )
         .stdout(
             r#"
             profile small (small.toml), initial network namespace
@@ -42,11 +47,10 @@ fn diff_shows_table_and_file_diffs_and_exits_1() {
 
             --- /dev/null
             +++ /etc/sysctl.d/90-netprofile.conf
-            @@ -0,0 +1,4 @@
+            @@ -0,0 +1,3 @@
             +# Written by netprofile from profile "small" (small.toml).
             +# Do not edit: the next `netprofile apply` replaces this file.
             +net.core.somaxconn = 65535
-            +net.ipv4.tcp_max_syn_backlog = 2048
 
             --- /dev/null
             +++ /etc/security/limits.d/90-netprofile.conf
@@ -64,7 +68,7 @@ fn diff_shows_table_and_file_diffs_and_exits_1() {
 fn diff_in_sync_exits_0() {
     let sysctl_dropin = "# Written by netprofile from profile \"small\" (small.toml).\n\
         # Do not edit: the next `netprofile apply` replaces this file.\n\
-        net.core.somaxconn = 65535\nnet.ipv4.tcp_max_syn_backlog = 2048\n";
+        net.core.somaxconn = 65535\n";
     let limits_dropin = "# Written by netprofile from profile \"small\" (small.toml).\n\
         # Do not edit: the next `netprofile apply` replaces this file.\n\
         *            -     nofile     65536\n";
@@ -130,17 +134,17 @@ fn shipped_high_conn_differs_on_a_stock_machine() {
         .stdout_has("profile high-conn (shipped:high-conn), initial network namespace")
         .stdout_has(&common::unindent(
             "
-            SYSCTL                          LIVE                 AT BOOT  WANTED                  ACTION
-            fs.file-max                     9223372036854775807  -        >= 9223372036854775807  ok
-            fs.nr_open                      1048576              -        >= 1048576              ok
-            net.core.netdev_max_backlog     1000                 -        >= 16384                set
-            net.core.somaxconn              4096                 -        65535                   set
-            net.ipv4.ip_local_port_range    32768 60999          -        1024 65535              set
-            net.ipv4.tcp_max_syn_backlog    2048                 -        >= 65535                set
-            net.ipv4.tcp_max_tw_buckets     131072               -        >= 262144               set
-            net.ipv4.tcp_syncookies         1                    -        1                       ok
-            net.ipv4.tcp_tw_reuse           2                    -        1                       set
-            net.netfilter.nf_conntrack_max  -                    -        >= 1048576              skip (absent)
+            SYSCTL                          LIVE                 AT BOOT  WANTED      ACTION
+            fs.file-max                     9223372036854775807  -        >= 2097152  ok
+            fs.nr_open                      1048576              -        >= 1048576  ok
+            net.core.netdev_max_backlog     1000                 -        >= 16384    set
+            net.core.somaxconn              4096                 -        65535       set
+            net.ipv4.ip_local_port_range    32768 60999          -        1024 65535  set
+            net.ipv4.tcp_max_syn_backlog    2048                 -        >= 65535    set
+            net.ipv4.tcp_max_tw_buckets     131072               -        >= 262144   set
+            net.ipv4.tcp_syncookies         1                    -        1           ok
+            net.ipv4.tcp_tw_reuse           2                    -        1           set
+            net.netfilter.nf_conntrack_max  -                    -        >= 1048576  skip (absent)
             ",
         ))
         .stdout_has("+++ /etc/systemd/system.conf.d/90-netprofile.conf");
@@ -412,6 +416,10 @@ fn reserved_port_is_not_flagged() {
         .profile(
             "p.toml",
             "[profile]\nextends = [\"high-conn\"]\n[ports]\nreserved = [\"8080\"]\n",
+        )
+        .file(
+            "etc/systemd/system/multi-user.target.wants/netprofile.service",
+            "",
         )
         .args(&["diff", "p.toml"])
         .run()

@@ -183,6 +183,30 @@ fn render_is_the_same_on_every_host() {
 }
 
 #[test]
+fn render_leaves_min_and_max_keys_to_the_boot_unit() {
+    // No line for them (systemd-sysctl would set the bound and lower a higher value), and no
+    // "unit not enabled" warning: render describes the fleet's files, not one host.
+    Test::bare()
+        .profile(
+            "b.toml",
+            "[profile]\nname = \"b\"\n[sysctl]\n\"net.core.somaxconn\" = 65535\n\
+             \"fs.file-max\" = { min = 2097152 }\n\"net.ipv4.tcp_fin_timeout\" = { max = 30 }\n",
+        )
+        .args(&["render", "b.toml"])
+        .run()
+        .code(0)
+        .stderr("")
+        .stdout(
+            r#"
+            ==> /etc/sysctl.d/90-netprofile.conf <==
+            # Written by netprofile from profile "b" (b.toml).
+            # Do not edit: the next `netprofile apply` replaces this file.
+            net.core.somaxconn = 65535
+            "#,
+        );
+}
+
+#[test]
 fn render_names_a_key_it_cannot_check_without_a_kernel() {
     Test::bare()
         .profile(

@@ -1,6 +1,6 @@
 //! Keys that appear later: a key whose module is not loaded (no file under proc/sys) is
 //! pending, not an error and not skipped. diff and status show it, apply sets the rest, keeps
-//! it in the sysctl.d drop-in and records it, `[modules] load` writes a modules-load.d drop-in,
+//! it in the sysctl.d drop-in (an exact value; a min is held as a bound) and records it, `[modules] load` writes a modules-load.d drop-in,
 //! and `apply --pending` sets it once the module has loaded (here: once the fixture root grows
 //! the key's file, as the kernel's proc/sys does when nf_conntrack loads).
 
@@ -200,4 +200,31 @@ fn bad_module_names_are_refused() {
         .run()
         .code(2)
         .stderr_has("p.toml:2: [modules] load: \"../evil\" is not a module name");
+}
+
+#[test]
+fn a_pending_min_key_is_raised_to_its_bound_never_lowered_when_its_module_loads() {
+    let profile = "[sysctl]\n\"net.netfilter.nf_conntrack_max\" = { min = 262144 }\n\
+                   [modules]\nload = [\"nf_conntrack\"]\n";
+    let out = Test::new()
+        .profile("p.toml", profile)
+        .args(&["apply", "-q", "p.toml"])
+        .run()
+        .code(0);
+    // Not in the sysctl drop-in: systemd-sysctl would set it, lowering a larger default.
+    assert!(
+        !out.root().join("etc/sysctl.d/90-netprofile.conf").exists(),
+        "a profile of min keys only writes no sysctl drop-in"
+    );
+    common::write(&out.root().join(CONNTRACK), "65536\n");
+    let out = out.then(&["apply", "--pending"]).code(0).stdout(
+        "set net.netfilter.nf_conntrack_max = 262144\n\
+         applied generation 2: 1 key brought back to its min/max bound\n",
+    );
+    assert_eq!(read(&out.root(), CONNTRACK), "262144\n");
+    // After a reboot the module sizes it above the min: kept.
+    common::write(&out.root().join(CONNTRACK), "1048576\n");
+    let out = out.then(&["apply", "--pending"]).code(0);
+    assert!(out.stdout.starts_with("nothing to do"), "{}", out.stdout);
+    assert_eq!(read(&out.root(), CONNTRACK), "1048576\n");
 }

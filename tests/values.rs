@@ -396,8 +396,11 @@ fn persisted_files_are_the_same_on_every_host() {
     }
     assert_eq!(files[0], files[1]);
     assert_eq!(files[1], files[2]);
+    // The min is not in the drop-in: systemd-sysctl would *set* it at boot, lowering a host
+    // whose value is above it. netprofile.service holds it instead.
     assert!(
-        files[0].contains("\nnet.ipv4.tcp_max_syn_backlog = 4096\n"),
+        files[0].ends_with("\nnet.core.somaxconn = 65535\n")
+            && !files[0].contains("tcp_max_syn_backlog"),
         "{}",
         files[0]
     );
@@ -424,18 +427,170 @@ fn a_later_rise_above_a_min_is_not_drift() {
         .stdout_has("2 managed keys, 0 drifted");
 }
 
+const UNIT_ENABLED: &str = "etc/systemd/system/multi-user.target.wants/netprofile.service";
+
 #[test]
-fn a_min_below_the_live_value_warns_that_boot_would_lower_it() {
-    Test::new()
+fn a_lower_boot_file_does_not_override_a_min_held_by_the_boot_unit() {
+    // systemd-sysctl sets 1024 at boot, then netprofile.service (ordered after it) raises the
+    // key to its min again: no override, apply is not refused, and nothing warns of a lowering.
+    let out = Test::new()
         .sysctl("net.ipv4.tcp_max_syn_backlog", "8192")
+        .file(
+            "etc/sysctl.d/95-low.conf",
+            "net.ipv4.tcp_max_syn_backlog = 1024\n",
+        )
         .profile("p.toml", RAISE)
         .args(&["diff", "p.toml"])
         .run()
         .code(1)
-        .stderr_has(
-            "warning: net.ipv4.tcp_max_syn_backlog: this host runs with 8192, above the \
-             profile's min 4096; the drop-in sets 4096 at boot",
+        .stdout_has("net.ipv4.tcp_max_syn_backlog  8192  1024 (/etc/sysctl.d/95-low.conf:1)")
+        .stderr(
+            "warning: netprofile.service holds the min/max keys (net.ipv4.tcp_max_syn_backlog) \
+             at boot, not the sysctl drop-in, and it is not enabled \
+             (/etc/systemd/system/multi-user.target.wants/netprofile.service is absent): run \
+             `systemctl enable netprofile.service`\n",
         );
+    assert!(!out.stdout.contains("overridden"), "{}", out.stdout);
+    let out = common::Test::new()
+        .sysctl("net.ipv4.tcp_max_syn_backlog", "8192")
+        .file(
+            "etc/sysctl.d/95-low.conf",
+            "net.ipv4.tcp_max_syn_backlog = 1024\n",
+        )
+        .file(UNIT_ENABLED, "")
+        .profile("p.toml", RAISE)
+        .args(&["diff", "p.toml"])
+        .run()
+        .code(1)
+        .stderr("")
+        .then(&["apply", "-q", "p.toml"])
+        .code(0)
+        .stderr("")
+        .then(&["check", "p.toml"])
+        .code(0);
+    assert_eq!(
+        std::fs::read_to_string(out.root().join("proc/sys/net/ipv4/tcp_max_syn_backlog")).unwrap(),
+        "8192\n",
+        "a min never lowers the live value"
+    );
+}
+
+fn proc_key(root: &std::path::Path, key: &str) -> String {
+    let rel = format!("proc/sys/{}", key.replace('.', "/"));
+    std::fs::read_to_string(root.join(rel)).unwrap()
+}
+
+fn reboot_to(root: &std::path::Path, key: &str, value: &str) {
+    let rel = format!("proc/sys/{}", key.replace('.', "/"));
+    common::write(&root.join(rel), &format!("{value}\n"));
+}
+
+const BOUNDS: &str = r#"
+[sysctl]
+"net.core.somaxconn" = 65535
+"net.ipv4.tcp_max_syn_backlog" = { min = 4096 }
+"net.core.netdev_max_backlog" = { min = 2000 }
+"net.ipv4.tcp_fin_timeout" = { max = 30 }
+"#;
+
+#[test]
+fn the_boot_unit_raises_a_min_below_its_bound_and_rollback_undoes_it() {
+    let out = Test::new()
+        .sysctl("net.ipv4.tcp_max_syn_backlog", "1024")
+        .file(UNIT_ENABLED, "")
+        .profile("p.toml", BOUNDS)
+        .args(&["apply", "-q", "p.toml"])
+        .run()
+        .code(0);
+    assert_eq!(
+        proc_key(&out.root(), "net.ipv4.tcp_max_syn_backlog"),
+        "4096\n"
+    );
+    // A reboot: the kernel's default is back for one key, boot raised another above its min.
+    reboot_to(&out.root(), "net.ipv4.tcp_max_syn_backlog", "1024");
+    reboot_to(&out.root(), "net.core.netdev_max_backlog", "50000");
+    let out = out
+        .then(&["check", "p.toml"])
+        .code(1)
+        .then(&["apply", "--pending"])
+        .code(0)
+        .stdout(
+            "set net.ipv4.tcp_max_syn_backlog = 4096\n\
+             applied generation 2: 1 key brought back to its min/max bound\n",
+        );
+    assert_eq!(
+        proc_key(&out.root(), "net.ipv4.tcp_max_syn_backlog"),
+        "4096\n"
+    );
+    assert_eq!(
+        proc_key(&out.root(), "net.core.netdev_max_backlog"),
+        "50000\n",
+        "a value above its min is never lowered"
+    );
+    let out = out
+        .then(&["check", "p.toml"])
+        .code(0)
+        .then(&["status"])
+        .code(0)
+        .stdout_has("0 drifted")
+        .then(&["apply", "--pending"])
+        .code(0)
+        .stdout("nothing to do: the min/max keys hold their bounds\n")
+        .then(&["rollback"])
+        .code(0);
+    assert_eq!(
+        proc_key(&out.root(), "net.ipv4.tcp_max_syn_backlog"),
+        "1024\n",
+        "rollback undoes the boot unit's raise"
+    );
+}
+
+#[test]
+fn the_boot_unit_lowers_a_max_above_its_bound_only() {
+    let out = Test::new()
+        .file(UNIT_ENABLED, "")
+        .profile("p.toml", BOUNDS)
+        .args(&["apply", "-q", "p.toml"])
+        .run()
+        .code(0);
+    assert_eq!(proc_key(&out.root(), "net.ipv4.tcp_fin_timeout"), "30\n");
+    let dropin =
+        std::fs::read_to_string(out.root().join("etc/sysctl.d/90-netprofile.conf")).unwrap();
+    assert!(!dropin.contains("tcp_fin_timeout"), "{dropin}");
+    reboot_to(&out.root(), "net.ipv4.tcp_fin_timeout", "60");
+    let out = out.then(&["apply", "--pending"]).code(0).stdout(
+        "set net.ipv4.tcp_fin_timeout = 30\n\
+         applied generation 2: 1 key brought back to its min/max bound\n",
+    );
+    reboot_to(&out.root(), "net.ipv4.tcp_fin_timeout", "10");
+    let out = out
+        .then(&["apply", "--pending"])
+        .code(0)
+        .stdout("nothing to do: the min/max keys hold their bounds\n");
+    assert_eq!(
+        proc_key(&out.root(), "net.ipv4.tcp_fin_timeout"),
+        "10\n",
+        "a value below its max is never raised"
+    );
+}
+
+#[test]
+fn a_no_persist_apply_is_not_held_at_boot() {
+    let out = Test::new()
+        .sysctl("net.ipv4.tcp_max_syn_backlog", "1024")
+        .profile("p.toml", RAISE)
+        .args(&["apply", "-q", "--no-persist", "p.toml"])
+        .run()
+        .code(0);
+    reboot_to(&out.root(), "net.ipv4.tcp_max_syn_backlog", "1024");
+    let out = out
+        .then(&["apply", "--pending"])
+        .code(0)
+        .stdout("nothing to do: no pending keys\n");
+    assert_eq!(
+        proc_key(&out.root(), "net.ipv4.tcp_max_syn_backlog"),
+        "1024\n"
+    );
 }
 
 #[test]

@@ -117,7 +117,8 @@ fn verify_options() -> crate::conntest::Options {
     }
 }
 
-/// The profile's raise-only and lower-only keys, for status: a rise above a min is not drift.
+/// The profile's raise-only and lower-only keys: for status (a rise above a min is not drift)
+/// and for netprofile.service, which holds them at boot (`apply --pending`).
 fn bounds(profile: &profile::Profile) -> std::collections::BTreeMap<String, String> {
     profile
         .sysctl
@@ -284,6 +285,7 @@ pub fn apply(config: &Config, reference: &str, opts: &ApplyOptions) -> Result<Ou
                 Vec::new(),
             );
             generation.overridden = super::overrides::record(&plan.overrides);
+            generation.bounds = bounds(&profile);
             generation.message = Some("overrides accepted with --allow-override".into());
             state::write_generation(root, &generation)?;
         }
@@ -322,6 +324,7 @@ pub fn apply(config: &Config, reference: &str, opts: &ApplyOptions) -> Result<Ou
         generation.overridden = super::overrides::record(&plan.overrides);
     }
     generation.bounds = bounds(&profile);
+    generation.no_persist = opts.no_persist;
     if let Some(seconds) = opts.confirm {
         generation.outcome = Outcome::Pending;
         start_pending(root, number, seconds, deferred.clone())?;

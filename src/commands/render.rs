@@ -15,8 +15,11 @@ use crate::system::root::Namespace;
 /// `netprofile render PROFILE`: exit 0 and the files, or 2 for a bad profile.
 pub fn render(config: &Config, reference: &str) -> Result<Output> {
     let profile = profile::load(reference)?;
+    // The imagined host also runs netprofile.service: whether a real one does is that host's
+    // question (`diff` warns there), not the fleet-wide files'.
     let mut live = LiveState {
         namespace: Some(Namespace::Initial),
+        boot_unit_enabled: true,
         ..LiveState::default()
     };
     for (key, setting) in &profile.sysctl {

@@ -1,9 +1,10 @@
 //! What reaches processes and what comes later: `apply --running PATTERN` (prlimit on running
 //! processes, as changes of the apply's transaction), `apply --pending` (keys whose module has
-//! loaded since), and the sections `apply` and `status` end with: processes that still run with
+//! loaded since, and the `min`/`max` keys held at boot by netprofile.service), and the sections `apply` and `status` end with: processes that still run with
 //! old limits, and keys still pending. The transaction itself lives in transaction/; this file
 //! decides which changes to make and how to report them.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use super::require_privileges;
@@ -200,24 +201,70 @@ pub fn current_pending(all: &[Generation]) -> Vec<PendingKey> {
     stack.last().map(|(_, p)| p.to_vec()).unwrap_or_default()
 }
 
-/// `netprofile apply --pending`: sets the pending keys whose module has loaded since.
+/// The raise-only and lower-only keys to hold now (`>= N`, `<= N`): those of the last apply in
+/// force that was persisted (a `--no-persist` apply does not outlive a reboot; rollback takes
+/// its generation out of force, and the bounds of the apply before it hold again).
+#[must_use]
+pub fn held_bounds(all: &[Generation], pending: Option<u64>) -> BTreeMap<String, String> {
+    let effective = state::in_effect_with(all, pending);
+    all.iter()
+        .rev()
+        .find(|g| effective.contains(&g.number) && g.op == "apply" && !g.no_persist)
+        .map(|g| g.bounds.clone())
+        .unwrap_or_default()
+}
+
+/// `>= N` or `<= N`: the value to move `now` to, when it is on the wrong side of the bound.
+fn past_bound(bound: &str, now: &str) -> Option<String> {
+    let now = now.trim().parse::<i64>().ok()?;
+    if let Some(n) = bound
+        .strip_prefix(">= ")
+        .and_then(|n| n.parse::<i64>().ok())
+    {
+        return (now < n).then(|| n.to_string());
+    }
+    let n = bound.strip_prefix("<= ")?.parse::<i64>().ok()?;
+    (now > n).then(|| n.to_string())
+}
+
+/// `netprofile apply --pending` (what netprofile.service runs at boot, after systemd-sysctl):
+/// sets the pending keys whose module has loaded since, and raises each `min` key below its
+/// bound (lowers each `max` key above it), never the other way, as one generation.
 pub fn apply_pending(config: &Config) -> Result<Output> {
     let root = &config.root;
     require_privileges(root, "apply --pending")?;
     let _lock = Lock::take(root)?;
-    let pending = current_pending(&state::generations(root)?);
+    let all = state::generations(root)?;
+    let pending = current_pending(&all);
+    let bounds = held_bounds(&all, state::read_pending(root)?.map(|p| p.generation));
     let mut changes = Vec::new();
     let mut still = Vec::new();
     for p in &pending {
         let key = KeyName::parse(&p.key).map_err(Error::State)?;
         match live::read_sysctl_raw(root, &key)? {
             None => still.push(p.clone()),
+            // A pending min/max is held as a bound below, never set to its exact figure.
+            Some(_) if bounds.contains_key(&p.key) => {}
             Some(now) if crate::profile::value::same(&p.key, &now, &p.value) => {}
             Some(now) => changes.push(Change::Sysctl {
                 key: p.key.clone(),
                 before: now,
                 after: p.value.clone(),
             }),
+        }
+    }
+    for (name, bound) in &bounds {
+        let key = KeyName::parse(name).map_err(Error::State)?;
+        // Absent (a module key not loaded yet): listed as still pending above, if it is one.
+        let Some(now) = live::read_sysctl_raw(root, &key)? else {
+            continue;
+        };
+        if let Some(after) = past_bound(bound, &now) {
+            changes.push(Change::Sysctl {
+                key: name.clone(),
+                before: now,
+                after,
+            });
         }
     }
     let waiting = |still: &[PendingKey]| {
@@ -228,8 +275,10 @@ pub fn apply_pending(config: &Config) -> Result<Output> {
             .join(", ")
     };
     if changes.is_empty() {
-        let stdout = if pending.is_empty() {
+        let stdout = if pending.is_empty() && bounds.is_empty() {
             "nothing to do: no pending keys\n".to_string()
+        } else if pending.is_empty() {
+            "nothing to do: the min/max keys hold their bounds\n".to_string()
         } else if still.is_empty() {
             "nothing to do: the pending keys already hold their values\n".to_string()
         } else {
@@ -244,6 +293,14 @@ pub fn apply_pending(config: &Config) -> Result<Output> {
     let number = state::next_generation(root)?;
     let mut generation = Generation::new(number, "apply-pending", None, changes.clone());
     generation.pending = still.clone();
+    // So that status still reads a later rise above a min as in sync, not drift.
+    generation.bounds = changes
+        .iter()
+        .filter_map(|c| match c {
+            Change::Sysctl { key, .. } => Some((key.clone(), bounds.get(key)?.clone())),
+            _ => None,
+        })
+        .collect();
     transaction::execute(root, number, &changes)?;
     transaction::commit(root, &generation)?;
     let mut stdout = String::new();
@@ -252,12 +309,24 @@ pub fn apply_pending(config: &Config) -> Result<Output> {
             let _ = writeln!(stdout, "set {key} = {after}");
         }
     }
-    let _ = write!(
-        stdout,
-        "applied generation {number}: {} pending key{} set",
-        changes.len(),
-        if changes.len() == 1 { "" } else { "s" }
-    );
+    let held = generation.bounds.len();
+    let set = changes.len() - held;
+    let _ = write!(stdout, "applied generation {number}: ");
+    if set > 0 || held == 0 {
+        let _ = write!(
+            stdout,
+            "{set} pending key{} set",
+            if set == 1 { "" } else { "s" }
+        );
+    }
+    if held > 0 {
+        let _ = write!(
+            stdout,
+            "{}{held} key{} brought back to its min/max bound",
+            if set > 0 { ", " } else { "" },
+            if held == 1 { "" } else { "s" }
+        );
+    }
     if !still.is_empty() {
         let _ = write!(stdout, "; still pending: {}", waiting(&still));
     }

@@ -975,15 +975,17 @@ pub fn markdown() -> String {
          release that added the key (2.6.12 means it predates the kernel's git history; \
          `2.6` means some 2.6 release, not pinned down).\n\n\
          ## What is persisted\n\n\
-         The sysctl drop-in (`/etc/sysctl.d/90-netprofile.conf`) holds the profile's own \
-         figures, never the host's live values, so the same profile writes the same file on \
-         every host: an exact value as given, `{ min = N }` and `{ max = N }` as N, and an \
-         `optional` key with systemd-sysctl's `-` prefix (ignored where the kernel lacks it). A \
-         later rise above a `min` is therefore not drift. Because systemd-sysctl sets the \
-         figure at boot, a `min` below a host's live value would lower that value at boot: \
-         `diff` and `apply` warn about it, and the bound should be the floor the fleet really \
-         needs (the shipped `base` uses fs.file-max's maximum, which systemd 240 and later \
-         sets at boot anyway).\n\n\
+         The sysctl drop-in (`/etc/sysctl.d/90-netprofile.conf`) holds the profile's exact \
+         values, never the host's live values, so the same profile writes the same file on \
+         every host; an `optional` key carries systemd-sysctl's `-` prefix (ignored where the \
+         kernel lacks it). `{ min = N }` and `{ max = N }` are not in it: systemd-sysctl sets \
+         what the file says, which would lower a value that boot raised (systemd 240 and later \
+         raises fs.file-max to its maximum). They are recorded in the generation, and \
+         `netprofile.service`, which runs `netprofile apply --pending` after \
+         systemd-sysctl, raises a `min` key that is below its bound (lowers a `max` key above \
+         it), never the other way. A later rise above a `min` is not drift, and a boot file \
+         that sets such a key lower does not override it. `diff` and `apply` warn when the \
+         profile has such keys and the unit is not enabled.\n\n\
          ## Files that override netprofile\n\n\
          A file netprofile does not own that sets a managed value after netprofile's drop-in \
          (a later sysctl.d file or /etc/sysctl.conf at boot, a later limits.d file at login, a \

@@ -66,6 +66,9 @@ pub struct LiveState {
     /// The unit files and drop-ins of each service the profile names or netprofile has a
     /// drop-in for (systemd's precedence, units.rs).
     pub units: BTreeMap<String, units::UnitFiles>,
+    /// Whether netprofile.service is enabled (its multi-user.target.wants link exists): it
+    /// holds `min` and `max` keys at boot, which the sysctl drop-in does not carry.
+    pub boot_unit_enabled: bool,
 }
 
 /// The most netprofile reads from any one file. Real sysctl.d, limits and state files are a
@@ -350,6 +353,9 @@ impl LiveState {
         live.boot_files = boot_files(root)?;
         live.limit_files = limit_files(root)?;
         live.pam_limits_installed = pam_limits_installed(root);
+        // symlink_metadata: the enablement is the link itself, whatever it points to.
+        live.boot_unit_enabled =
+            std::fs::symlink_metadata(root.path(Root::BOOT_UNIT_WANTS)).is_ok();
         live.systemd_files = systemd_files(root)?;
         live.systemd_nofile = systemd::default_limit_nofile(&live.systemd_files);
         live.read_accounts(root)?;

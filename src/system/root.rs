@@ -111,6 +111,10 @@ impl Root {
     pub const KERNEL_PROC: &'static str = "/proc";
     pub const RUN_DIR: &'static str = "run/netprofile";
     pub const LOCK: &'static str = "run/netprofile.lock";
+    /// The packaged boot unit's enablement link: the unit re-applies raise-only and
+    /// lower-only keys after systemd-sysctl (packaging/systemd/netprofile.service).
+    pub const BOOT_UNIT_WANTS: &'static str =
+        "etc/systemd/system/multi-user.target.wants/netprofile.service";
 
     /// Root-relative paths of the drop-ins netprofile writes.
     #[must_use]

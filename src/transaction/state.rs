@@ -239,6 +239,10 @@ pub struct Generation {
     /// `min` (or fall below a `max`) is not drift.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub bounds: std::collections::BTreeMap<String, String>,
+    /// `apply --no-persist`: nothing of it is to hold after a reboot, so netprofile.service
+    /// does not re-apply its bounds at boot.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub no_persist: bool,
 }
 
 impl Generation {
@@ -259,6 +263,7 @@ impl Generation {
             pending: Vec::new(),
             overridden: Vec::new(),
             bounds: std::collections::BTreeMap::new(),
+            no_persist: false,
         }
     }
 }

@@ -31,13 +31,15 @@ fn refuse(rel: &str, why: &str) -> Error {
 }
 
 /// What a sysctl.d drop-in must mean: `(key, value)` in the order written, from the same
-/// figures the drop-in is rendered from (`plan::persisted`). systemd-sysctl strips the `-` of
-/// an optional key (it only means "ignore a failure").
+/// figures the drop-in is rendered from (`plan::persisted`; exact values only, a `min` or
+/// `max` is held by netprofile.service). systemd-sysctl strips the `-` of an optional key (it
+/// only means "ignore a failure").
 #[must_use]
 pub fn sysctl_expected(profile: &Profile) -> Vec<(String, String)> {
     profile
         .sysctl
         .iter()
+        .filter(|(_, setting)| !crate::plan::is_bound(setting))
         .map(|(key, setting)| {
             let (name, value) = crate::plan::persisted(key, setting);
             (
