@@ -304,9 +304,10 @@ pub struct TestArgs {
     /// Connections to open (split over the workers).
     #[arg(long, short = 'n', default_value_t = 10_000)]
     pub connections: u64,
-    /// churn: the longest the run may take; hold: how long to hold once all are attempted.
-    #[arg(long, default_value = "30s", value_parser = parse_duration)]
-    pub duration: std::time::Duration,
+    /// churn: the longest the run may take; hold: how long to hold once all are attempted
+    /// [default: churn 30s, hold 2s].
+    #[arg(long, value_parser = parse_duration)]
+    pub duration: Option<std::time::Duration>,
     /// Connects in flight at once (split over the workers).
     #[arg(long, default_value_t = 512)]
     pub concurrency: u32,
@@ -322,13 +323,14 @@ pub struct TestArgs {
     /// Time between two accepts: a slow server (e.g. 2ms).
     #[arg(long, default_value = "0", value_parser = parse_duration)]
     pub accept_delay: std::time::Duration,
-    /// Worker processes on each side (each has its own open-files limit).
-    #[arg(long, default_value_t = 1)]
-    pub workers: u32,
+    /// Worker processes on each side (each has its own open-files limit) [default: hold: enough
+    /// for the hard limit, churn: 1].
+    #[arg(long)]
+    pub workers: Option<u32>,
     /// Destination addresses to spread over (127.0.0.1.. or 198.18.0.1..), each with its own
-    /// ephemeral ports.
-    #[arg(long, default_value_t = 1)]
-    pub addresses: u8,
+    /// ephemeral ports [default: hold: enough for the port range, churn: 1].
+    #[arg(long)]
+    pub addresses: Option<u8>,
     /// Source addresses to spread over (127.0.1.1.. or 198.19.0.1..), bound with
     /// IP_BIND_ADDRESS_NO_PORT so each keeps its own ephemeral ports per destination.
     #[arg(long, default_value_t = 0)]
@@ -375,14 +377,21 @@ impl TestArgs {
         crate::conntest::Options {
             mode,
             connections: self.connections,
-            duration_ms: ms(self.duration),
+            duration_ms: self.duration.map_or(
+                match mode {
+                    crate::conntest::engine::Mode::Churn => 30_000,
+                    crate::conntest::engine::Mode::Hold => 2_000,
+                },
+                ms,
+            ),
             concurrency: self.concurrency.max(1),
             payload: self.payload,
             closer: self.closer,
             backlog: self.backlog,
             accept_delay_us: u64::try_from(self.accept_delay.as_micros()).unwrap_or(u64::MAX),
-            workers: self.workers.max(1),
-            addresses: self.addresses.max(1),
+            // 0: chosen by conntest::resolve.
+            workers: self.workers.map_or(0, |w| w.max(1)),
+            addresses: self.addresses.map_or(0, |a| a.max(1)),
             sources: self.sources,
             nofile: self.nofile,
             connect_timeout_ms: ms(self.connect_timeout),

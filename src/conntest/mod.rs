@@ -40,8 +40,9 @@ pub struct Options {
     pub closer: Closer,
     pub backlog: i32,
     pub accept_delay_us: u64,
+    /// Worker processes per side; 0: chosen by `resolve`.
     pub workers: u32,
-    /// Destination addresses to spread over (127.0.0.1.. on loopback).
+    /// Destination addresses to spread over (127.0.0.1.. on loopback); 0: chosen by `resolve`.
     pub addresses: u8,
     /// Source addresses to spread over (127.0.1.1.. on loopback, 198.19.0.1.. in the
     /// sandbox); 0: let the kernel choose.
@@ -96,6 +97,9 @@ pub fn worker(root: &Root, task_json: &str) -> Result<String> {
             progress,
         } => {
             let limit = engine::set_nofile(nofile);
+            // Wait for the start: the orchestrator closes our stdin once every client worker
+            // is running, so process start-up is not part of the ramp they measure together.
+            let _ = std::io::stdin().read_line(&mut String::new());
             let mut show = |attempted: u64, established: u64| {
                 if progress {
                     println!("progress {attempted} {established}");
@@ -239,15 +243,69 @@ fn own_facts(root: &Root) -> Facts {
     }
 }
 
+/// Connections one worker is given at most: 90 % of the per-process hard limit, less a few
+/// descriptors of its own. The margin also covers the server side, where SO_REUSEPORT spreads
+/// connections by hash, not evenly (about 18 000 ± 130 per worker at 1 000 000 over 56).
+fn per_worker(hard_nofile: u64) -> u64 {
+    (hard_nofile.saturating_sub(32) / 10 * 9).max(1)
+}
+
+/// Connections one destination address is given at most: 80 % of the even half of the
+/// ephemeral range. connect() tries even ports first and, once they are used, scans them for
+/// every new connection (see docs/test.md): the rate falls from over 10 000/s to under 1 000/s.
+fn per_address(port_range: (u64, u64)) -> u64 {
+    let size = port_range.1.saturating_sub(port_range.0) + 1;
+    (size / 2 * 4 / 5).max(1)
+}
+
+/// Fills in what the user left to netprofile (0 workers, 0 addresses, so that
+/// `test hold -n 1000000` needs no tuning flags): a hold gets enough workers that each fits in
+/// the per-process hard open-files limit (the real one: a limit played with --nofile or a
+/// profile is what the test is about, so it is not worked around), enough destination
+/// addresses that each stays in the fast part of the ephemeral range, and 128 connects in
+/// flight per worker unless --concurrency says more. Churn keeps one of each, as the seed's
+/// demonstrations of running out of ports need.
+pub fn resolve(root: &Root, opts: &Options) -> Options {
+    let mut o = opts.clone();
+    let hold = o.mode == Mode::Hold;
+    if o.workers == 0 {
+        o.workers = if hold {
+            let hard = rustix::process::getrlimit(rustix::process::Resource::Nofile)
+                .maximum
+                .unwrap_or(u64::MAX);
+            u32::try_from(o.connections.div_ceil(per_worker(hard)))
+                .unwrap_or(u32::MAX)
+                .clamp(1, 1000)
+        } else {
+            1
+        };
+        if hold {
+            o.concurrency = o.concurrency.max(o.workers.saturating_mul(128));
+        }
+    }
+    if o.addresses == 0 {
+        o.addresses = if hold && o.target.is_none() {
+            let range = own_facts(root).port_range.unwrap_or((32768, 60999));
+            u8::try_from(o.connections.div_ceil(per_address(range)))
+                .unwrap_or(u8::MAX)
+                .clamp(1, 250)
+        } else {
+            1
+        };
+    }
+    o
+}
+
 /// Runs one test and returns its report.
 pub fn run(root: &Root, opts: &Options) -> Result<Report> {
+    let opts = &resolve(root, opts);
     if opts.sandbox {
         return sandbox::run(root, opts);
     }
     let workers = opts.workers.max(1);
     let (targets, place, counters_before, mut servers) = if let Some(target) = opts.target {
         (
-            vec![target],
+            consecutive(target, opts.addresses),
             "remote",
             counters::read(root, "proc/net"),
             Vec::new(),
@@ -265,7 +323,8 @@ pub fn run(root: &Root, opts: &Options) -> Result<Report> {
             servers,
         )
     };
-    let sources: Vec<Ipv4Addr> = if place == "loopback" {
+    // Loopback sources for a loopback server, ours or a `test serve` one on 127.0.0.0/8.
+    let sources: Vec<Ipv4Addr> = if targets.iter().all(|t| t.ip().is_loopback()) {
         (1..=opts.sources)
             .map(|i| Ipv4Addr::new(127, 0, 1, i))
             .collect()
@@ -285,6 +344,16 @@ pub fn run(root: &Root, opts: &Options) -> Result<Report> {
         server_reports,
         counters,
     ))
+}
+
+/// `addresses` destinations from `first` on (`--target 127.0.0.1:P --addresses 2`: .1 and .2),
+/// for a server listening on several consecutive addresses.
+fn consecutive(first: SocketAddrV4, addresses: u8) -> Vec<SocketAddrV4> {
+    let base = u32::from(*first.ip());
+    (0..u32::from(addresses.max(1)))
+        .map_while(|i| base.checked_add(i))
+        .map(|a| SocketAddrV4::new(Ipv4Addr::from(a), first.port()))
+        .collect()
 }
 
 fn server_task(opts: &Options, listen: &[SocketAddrV4]) -> WorkerTask {
@@ -359,6 +428,10 @@ fn run_clients(
             progress: opts.progress,
         };
         clients.push(Worker::spawn(root, &task, host)?);
+    }
+    // Start them together (each waits for its stdin to close).
+    for c in &mut clients {
+        drop(c.stdin.take());
     }
     if !opts.progress {
         return clients.into_iter().map(Worker::finish).collect();
@@ -447,6 +520,23 @@ fn assemble(
     servers: Vec<WorkerOutput>,
     counters: BTreeMap<String, BTreeMap<String, i64>>,
 ) -> Report {
+    // Workers start one after another: put their ramps on one clock, from the first connect of
+    // any worker to the last one settled, so the rate is the machine's, not one worker's.
+    let mut clients = clients;
+    let first = clients
+        .iter()
+        .map(|c| c.report.started_mono_us)
+        .filter(|s| *s > 0)
+        .min();
+    if let Some(first) = first {
+        for c in &mut clients {
+            let late_ms = c.report.started_mono_us.saturating_sub(first) / 1000;
+            if c.report.started_mono_us > 0 {
+                c.report.ramp_ms += late_ms;
+                c.report.elapsed_ms += late_ms;
+            }
+        }
+    }
     // The client side knows its port range and limit, the server side its somaxconn.
     let client = clients.first().map(|c| &c.facts);
     let facts = Facts {
@@ -487,4 +577,36 @@ pub fn serve(root: &Root, opts: &Options, listen: SocketAddrV4) -> Result<Report
         reports,
         counters,
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_million_held_fits_this_machines_limits_without_flags() {
+        // Hard nofile 20 000: 56 workers of at most 17 964, the server side's hash imbalance
+        // included; the range a profile sets (1024-65535): 39 destinations of at most 25 804.
+        assert_eq!(per_worker(20_000), 17_964);
+        assert_eq!(1_000_000_u64.div_ceil(per_worker(20_000)), 56);
+        assert_eq!(per_address((1024, 65535)), 25_804);
+        assert_eq!(1_000_000_u64.div_ceil(per_address((1024, 65535))), 39);
+        // The kernel's default range needs more addresses.
+        assert_eq!(1_000_000_u64.div_ceil(per_address((32768, 60999))), 89);
+        // Tiny or unlimited inputs never give 0.
+        assert_eq!(per_worker(10), 1);
+        assert!(per_worker(u64::MAX) > 1_000_000);
+    }
+
+    #[test]
+    fn a_target_and_addresses_name_consecutive_destinations() {
+        let first = SocketAddrV4::new(Ipv4Addr::new(127, 0, 0, 1), 80);
+        assert_eq!(
+            consecutive(first, 2),
+            vec![first, SocketAddrV4::new(Ipv4Addr::new(127, 0, 0, 2), 80)]
+        );
+        assert_eq!(consecutive(first, 0), vec![first]);
+        let last = SocketAddrV4::new(Ipv4Addr::BROADCAST, 80);
+        assert_eq!(consecutive(last, 3), vec![last]);
+    }
 }

@@ -171,6 +171,7 @@ pub fn run_with(
     profiles: &[&str],
     label: Option<String>,
 ) -> Result<Report> {
+    let opts = &super::resolve(root, opts);
     // Workers play a login under the profiles' limits: the soft nofile their `*` entry gives,
     // unless --nofile says otherwise (engine::set_nofile caps it at the real hard limit).
     let mut opts = opts.clone();
@@ -258,6 +259,7 @@ fn login_nofile(profile: &crate::profile::Profile) -> Option<u64> {
 
 /// One sandbox run with `--baseline` (if any) applied.
 pub fn run(root: &Root, opts: &Options) -> Result<Report> {
+    let opts = &super::resolve(root, opts);
     let profiles: Vec<&str> = opts.baseline.iter().map(String::as_str).collect();
     run_with(root, opts, &profiles, opts.baseline.clone())
 }
