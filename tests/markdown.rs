@@ -166,6 +166,35 @@ fn render_prints_the_files_without_a_live_system() {
 }
 
 #[test]
+fn render_prints_service_and_module_drop_ins() {
+    Test::bare()
+        .profile(
+            "svc.toml",
+            "[profile]\nname = \"svc\"\n\
+             [systemd.services.\"nginx.service\"]\nlimit_nofile = \"65536:1048576\"\n\
+             [modules]\nload = [\"nf_conntrack\"]\n",
+        )
+        .args(&["render", "svc.toml"])
+        .run()
+        .code(0)
+        .stderr("")
+        .stdout(
+            r#"
+            ==> /etc/modules-load.d/netprofile.conf <==
+            # Written by netprofile from profile "svc" (svc.toml).
+            # Do not edit: the next `netprofile apply` replaces this file.
+            nf_conntrack
+
+            ==> /etc/systemd/system/nginx.service.d/90-netprofile.conf <==
+            # Written by netprofile from profile "svc" (svc.toml).
+            # Do not edit: the next `netprofile apply` replaces this file.
+            [Service]
+            LimitNOFILE=65536:1048576
+            "#,
+        );
+}
+
+#[test]
 fn render_is_the_same_on_every_host() {
     // Two different machines; the same profile writes the same bytes on both.
     let a = Test::new()

@@ -29,6 +29,11 @@ pub fn render(config: &Config, reference: &str) -> Result<Output> {
         };
         live.sysctl.insert(key.clone(), Some(value));
     }
+    // plan writes a drop-in for each unit the machine knows: on the imagined machine that is
+    // every unit the profile names.
+    for unit in profile.services.keys() {
+        live.units.insert(unit.clone(), Default::default());
+    }
     // Without a kernel, a key outside the catalogue cannot be checked: name it, and the nearest
     // known key when it looks like a typo, so the reviewer sees it (diff checks it for real).
     let mut unchecked = Vec::new();
