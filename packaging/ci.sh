@@ -8,7 +8,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CARGO_DEB_VERSION=3.8.0
-CARGO_GENERATE_RPM_VERSION=0.21.1
 ANSIBLE_CORE_VERSION=2.19.14
 
 step_start=$SECONDS
@@ -20,7 +19,7 @@ fail() { echo "packaging: $*" >&2; exit 1; }
 
 # --- tools -------------------------------------------------------------------------------------
 need=()
-command -v rpm >/dev/null 2>&1 || need+=(rpm)
+command -v rpmbuild >/dev/null 2>&1 || need+=(rpm)
 command -v lintian >/dev/null 2>&1 || need+=(lintian)
 command -v man >/dev/null 2>&1 || need+=(man-db)
 if [ "${#need[@]}" -gt 0 ]; then
@@ -29,16 +28,14 @@ if [ "${#need[@]}" -gt 0 ]; then
 fi
 cargo deb --version 2>/dev/null | grep -q "$CARGO_DEB_VERSION" \
     || cargo install --locked --quiet cargo-deb --version "$CARGO_DEB_VERSION"
-cargo generate-rpm --version 2>/dev/null | grep -q "$CARGO_GENERATE_RPM_VERSION" \
-    || cargo install --locked --quiet cargo-generate-rpm --version "$CARGO_GENERATE_RPM_VERSION"
 command -v ansible-playbook >/dev/null 2>&1 \
     || python3 -m pip install --quiet --disable-pip-version-check "ansible-core==$ANSIBLE_CORE_VERSION"
-step "tools (apt rpm lintian, cargo-deb $CARGO_DEB_VERSION, cargo-generate-rpm $CARGO_GENERATE_RPM_VERSION, ansible-core)"
+step "tools (apt rpm lintian, cargo-deb $CARGO_DEB_VERSION, ansible-core)"
 
 # --- build ---------------------------------------------------------------------------------------
 packaging/build.sh
 deb=$(ls target/debian/netprofile_*.deb)
-rpmfile=$(ls target/generate-rpm/netprofile-*.rpm)
+rpmfile=$(ls target/rpm/netprofile-*.rpm)
 step "build $deb $rpmfile"
 
 # --- the .deb, installed for real ---------------------------------------------------------------
@@ -120,6 +117,12 @@ grep -qx /usr/share/netprofile/profiles/high-conn.toml <<<"$files" || fail "the 
 grep -qx /usr/share/man/man8/netprofile-apply.8.gz <<<"$files" || fail "the .rpm lacks netprofile-apply(8)"
 grep -qx /usr/lib/systemd/system/netprofile.service <<<"$files" || fail "the .rpm lacks the unit"
 grep -q '/run/systemd/system' <<<"$scripts" || fail "the .rpm scripts reload systemd unconditionally"
+# The package owns the folders only netprofile uses (%dir in packaging/rpm/netprofile.spec).
+modes=$(rpm -qp --qf '[%{FILEMODES:perms} %{FILENAMES}\n]' "$rpmfile")
+for d in /usr/share/netprofile /usr/share/netprofile/profiles /usr/share/doc/netprofile \
+    /usr/share/doc/netprofile/docs /usr/share/licenses/netprofile; do
+    grep -qx "drwxr-xr-x $d" <<<"$modes" || fail "the .rpm does not own the folder $d"
+done
 rroot=$(mktemp -d)
 rpm --root "$rroot" --initdb
 rpm --root "$rroot" --nodeps --noscripts -i "$rpmfile"
@@ -130,8 +133,15 @@ rpm --root "$rroot" -V --nodeps netprofile || fail "rpm -V reports changes right
 # rpm -V must see a changed file, or its silence above proves nothing.
 echo "# changed" >>"$rroot/usr/share/netprofile/profiles/base.toml"
 ! rpm --root "$rroot" -V --nodeps netprofile >/dev/null 2>&1 || fail "rpm -V missed a changed file"
+rpm --root "$rroot" -qf /usr/share/netprofile/profiles >/dev/null \
+    || fail "rpm -qf does not name the owner of /usr/share/netprofile/profiles"
+# Erase: owned folders go with the package (the scriptlets no longer remove them).
+rpm --root "$rroot" -e --nodeps --noscripts netprofile
+for d in usr/share/netprofile usr/share/doc/netprofile usr/share/licenses/netprofile usr/bin/netprofile; do
+    [ ! -e "$rroot/$d" ] || fail "rpm -e left /$d"
+done
 rm -rf "$rroot"
-step ".rpm: -qpl, -qpR, --root install, -V"
+step ".rpm: -qpl, -qpR, owned folders, --root install, -V, -qf, -e"
 
 # --- fleet: Ansible and Kubernetes --------------------------------------------------------------
 NETPROFILE="$PWD/target/release/netprofile" packaging/ansible/test.sh
