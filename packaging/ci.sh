@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # CI for what netprofile ships (called by .ci/run): builds the .deb and the .rpm, installs the
-# .deb for real and removes it again, checks both packages with their own tools (lintian, rpm -V),
-# and tests the Ansible collection and the Kubernetes example. Each step prints its duration.
+# .deb for real, takes it through the README's quick start in a private namespace, removes it
+# again, checks both packages with their own tools (lintian, rpm -V), and tests the Ansible
+# collection and the Kubernetes example. Each step prints its duration.
 #
 # CAUTION: `dpkg -i` installs into the real /usr (what a CI machine is for); the package is purged
 # at the end of the step. The service is never enabled or started here.
@@ -22,6 +23,7 @@ need=()
 command -v rpmbuild >/dev/null 2>&1 || need+=(rpm)
 command -v lintian >/dev/null 2>&1 || need+=(lintian)
 command -v man >/dev/null 2>&1 || need+=(man-db)
+command -v ip >/dev/null 2>&1 || need+=(iproute2)
 if [ "${#need[@]}" -gt 0 ]; then
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
@@ -90,6 +92,40 @@ cat "$tmp.out"
 [ "$code" = 1 ] || fail "diff high-conn on a stock root exited $code, not 1"
 grep -q '+++ /etc/sysctl.d/90-netprofile.conf' "$tmp.out" || fail "diff shows no sysctl.d file"
 rm -rf "$tmp" "$tmp.out"
+# The README's quick start with the installed binary: diff, apply --verify, status, rollback,
+# diff. Safely: inside a private user + network namespace entered as uid 65534 (never bare
+# `unshare -rn` as root, which reaches the host's fs.* keys), on a temporary root whose `proc` is
+# a symlink to /proc, so --verify measures this kernel (the namespace's loopback). There global
+# keys are skipped and nothing is persisted; the state lives in the temporary root.
+qs=$(mktemp -d)
+ln -s /proc "$qs/proc"
+chown -R 65534:65534 "$qs"
+set +e
+setpriv --reuid=65534 --regid=65534 --clear-groups -- unshare -rn env R="$qs" sh -c '
+    ip link set lo up || exit 9
+    np() { /usr/bin/netprofile --root "$R" "$@"; }
+    np diff high-conn >"$R/diff-before" 2>&1; echo "diff=$?"
+    cat "$R/diff-before"
+    np apply --verify high-conn; echo "apply=$?"
+    np status; echo "status=$?"
+    np rollback; echo "rollback=$?"
+    np diff high-conn >"$R/diff-after" 2>&1; echo "diff=$?"
+    cmp -s "$R/diff-before" "$R/diff-after"; echo "same=$?"
+' >"$qs.out" 2>&1
+code=$?
+set -e
+cat "$qs.out"
+[ "$code" = 0 ] || fail "the quick start in a private namespace exited $code"
+codes=$(grep -E '^(diff|apply|status|rollback|same)=[0-9]+$' "$qs.out" | tr '\n' ' ')
+[ "$codes" = "diff=1 apply=0 status=0 rollback=0 diff=1 same=0 " ] \
+    || fail "quick start: exit codes $codes, wanted diff=1 apply=0 status=0 rollback=0 diff=1 same=0"
+grep -q '^before: ' "$qs.out" && grep -q '^after: ' "$qs.out" \
+    || fail "apply --verify printed no before/after verdict"
+grep -qE 'gain' "$qs.out" || fail "apply --verify printed no gain line"
+grep -q '^applied generation 1' "$qs.out" || fail "apply did not report generation 1"
+grep -q '^in effect: generation 1' "$qs.out" || fail "status does not show generation 1 in effect"
+grep -q '^rolled back to the state before generation 1' "$qs.out" || fail "rollback did not report"
+rm -rf "$qs" "$qs.out"
 dpkg -r netprofile
 [ ! -e /usr/bin/netprofile ] || fail "dpkg -r left /usr/bin/netprofile"
 dpkg -P netprofile
@@ -103,7 +139,7 @@ for f in $installed /var/lib/netprofile /run/netprofile.lock; do
 done
 [ -z "$left" ] || fail "purge left:$left"
 ! dpkg -s netprofile >/dev/null 2>&1 || fail "dpkg still knows netprofile after purge"
-step ".deb: lintian, install, --version, profiles, man -l, diff, remove, purge"
+step ".deb: lintian, install, --version, profiles, man -l, diff, quick start (namespace), remove, purge"
 
 # --- the .rpm ------------------------------------------------------------------------------------
 # (Captured first: grep -q closing the pipe early would fail the pipeline under pipefail.)
