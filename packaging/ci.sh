@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # CI for what netprofile ships (called by .ci/run): builds the .deb and the .rpm, installs the
-# .deb for real and removes it again, checks both packages with their own tools (lintian, rpm -V),
-# and tests the Ansible collection and the Kubernetes example. Each step prints its duration.
+# .deb for real, takes it through the README's quick start in a private namespace, removes it
+# again, checks both packages with their own tools (lintian, rpm -V), and tests the Ansible
+# collection and the Kubernetes example. Each step prints its duration.
 #
 # CAUTION: `dpkg -i` installs into the real /usr (what a CI machine is for); the package is purged
 # at the end of the step. The service is never enabled or started here.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CARGO_DEB_VERSION=3.8.0
-CARGO_GENERATE_RPM_VERSION=0.21.1
 ANSIBLE_CORE_VERSION=2.19.14
 
 step_start=$SECONDS
@@ -20,25 +20,24 @@ fail() { echo "packaging: $*" >&2; exit 1; }
 
 # --- tools -------------------------------------------------------------------------------------
 need=()
-command -v rpm >/dev/null 2>&1 || need+=(rpm)
+command -v rpmbuild >/dev/null 2>&1 || need+=(rpm)
 command -v lintian >/dev/null 2>&1 || need+=(lintian)
 command -v man >/dev/null 2>&1 || need+=(man-db)
+command -v ip >/dev/null 2>&1 || need+=(iproute2)
 if [ "${#need[@]}" -gt 0 ]; then
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
 cargo deb --version 2>/dev/null | grep -q "$CARGO_DEB_VERSION" \
     || cargo install --locked --quiet cargo-deb --version "$CARGO_DEB_VERSION"
-cargo generate-rpm --version 2>/dev/null | grep -q "$CARGO_GENERATE_RPM_VERSION" \
-    || cargo install --locked --quiet cargo-generate-rpm --version "$CARGO_GENERATE_RPM_VERSION"
 command -v ansible-playbook >/dev/null 2>&1 \
     || python3 -m pip install --quiet --disable-pip-version-check "ansible-core==$ANSIBLE_CORE_VERSION"
-step "tools (apt rpm lintian, cargo-deb $CARGO_DEB_VERSION, cargo-generate-rpm $CARGO_GENERATE_RPM_VERSION, ansible-core)"
+step "tools (apt rpm lintian, cargo-deb $CARGO_DEB_VERSION, ansible-core)"
 
 # --- build ---------------------------------------------------------------------------------------
 packaging/build.sh
 deb=$(ls target/debian/netprofile_*.deb)
-rpmfile=$(ls target/generate-rpm/netprofile-*.rpm)
+rpmfile=$(ls target/rpm/netprofile-*.rpm)
 step "build $deb $rpmfile"
 
 # --- the .deb, installed for real ---------------------------------------------------------------
@@ -93,6 +92,40 @@ cat "$tmp.out"
 [ "$code" = 1 ] || fail "diff high-conn on a stock root exited $code, not 1"
 grep -q '+++ /etc/sysctl.d/90-netprofile.conf' "$tmp.out" || fail "diff shows no sysctl.d file"
 rm -rf "$tmp" "$tmp.out"
+# The README's quick start with the installed binary: diff, apply --verify, status, rollback,
+# diff. Safely: inside a private user + network namespace entered as uid 65534 (never bare
+# `unshare -rn` as root, which reaches the host's fs.* keys), on a temporary root whose `proc` is
+# a symlink to /proc, so --verify measures this kernel (the namespace's loopback). There global
+# keys are skipped and nothing is persisted; the state lives in the temporary root.
+qs=$(mktemp -d)
+ln -s /proc "$qs/proc"
+chown -R 65534:65534 "$qs"
+set +e
+setpriv --reuid=65534 --regid=65534 --clear-groups -- unshare -rn env R="$qs" sh -c '
+    ip link set lo up || exit 9
+    np() { /usr/bin/netprofile --root "$R" "$@"; }
+    np diff high-conn >"$R/diff-before" 2>&1; echo "diff=$?"
+    cat "$R/diff-before"
+    np apply --verify high-conn; echo "apply=$?"
+    np status; echo "status=$?"
+    np rollback; echo "rollback=$?"
+    np diff high-conn >"$R/diff-after" 2>&1; echo "diff=$?"
+    cmp -s "$R/diff-before" "$R/diff-after"; echo "same=$?"
+' >"$qs.out" 2>&1
+code=$?
+set -e
+cat "$qs.out"
+[ "$code" = 0 ] || fail "the quick start in a private namespace exited $code"
+codes=$(grep -E '^(diff|apply|status|rollback|same)=[0-9]+$' "$qs.out" | tr '\n' ' ')
+[ "$codes" = "diff=1 apply=0 status=0 rollback=0 diff=1 same=0 " ] \
+    || fail "quick start: exit codes $codes, wanted diff=1 apply=0 status=0 rollback=0 diff=1 same=0"
+grep -q '^before: ' "$qs.out" && grep -q '^after: ' "$qs.out" \
+    || fail "apply --verify printed no before/after verdict"
+grep -qE 'gain' "$qs.out" || fail "apply --verify printed no gain line"
+grep -q '^applied generation 1' "$qs.out" || fail "apply did not report generation 1"
+grep -q '^in effect: generation 1' "$qs.out" || fail "status does not show generation 1 in effect"
+grep -q '^rolled back to the state before generation 1' "$qs.out" || fail "rollback did not report"
+rm -rf "$qs" "$qs.out"
 dpkg -r netprofile
 [ ! -e /usr/bin/netprofile ] || fail "dpkg -r left /usr/bin/netprofile"
 dpkg -P netprofile
@@ -106,7 +139,7 @@ for f in $installed /var/lib/netprofile /run/netprofile.lock; do
 done
 [ -z "$left" ] || fail "purge left:$left"
 ! dpkg -s netprofile >/dev/null 2>&1 || fail "dpkg still knows netprofile after purge"
-step ".deb: lintian, install, --version, profiles, man -l, diff, remove, purge"
+step ".deb: lintian, install, --version, profiles, man -l, diff, quick start (namespace), remove, purge"
 
 # --- the .rpm ------------------------------------------------------------------------------------
 # (Captured first: grep -q closing the pipe early would fail the pipeline under pipefail.)
@@ -120,6 +153,12 @@ grep -qx /usr/share/netprofile/profiles/high-conn.toml <<<"$files" || fail "the 
 grep -qx /usr/share/man/man8/netprofile-apply.8.gz <<<"$files" || fail "the .rpm lacks netprofile-apply(8)"
 grep -qx /usr/lib/systemd/system/netprofile.service <<<"$files" || fail "the .rpm lacks the unit"
 grep -q '/run/systemd/system' <<<"$scripts" || fail "the .rpm scripts reload systemd unconditionally"
+# The package owns the folders only netprofile uses (%dir in packaging/rpm/netprofile.spec).
+modes=$(rpm -qp --qf '[%{FILEMODES:perms} %{FILENAMES}\n]' "$rpmfile")
+for d in /usr/share/netprofile /usr/share/netprofile/profiles /usr/share/doc/netprofile \
+    /usr/share/doc/netprofile/docs /usr/share/licenses/netprofile; do
+    grep -qx "drwxr-xr-x $d" <<<"$modes" || fail "the .rpm does not own the folder $d"
+done
 rroot=$(mktemp -d)
 rpm --root "$rroot" --initdb
 rpm --root "$rroot" --nodeps --noscripts -i "$rpmfile"
@@ -130,8 +169,15 @@ rpm --root "$rroot" -V --nodeps netprofile || fail "rpm -V reports changes right
 # rpm -V must see a changed file, or its silence above proves nothing.
 echo "# changed" >>"$rroot/usr/share/netprofile/profiles/base.toml"
 ! rpm --root "$rroot" -V --nodeps netprofile >/dev/null 2>&1 || fail "rpm -V missed a changed file"
+rpm --root "$rroot" -qf /usr/share/netprofile/profiles >/dev/null \
+    || fail "rpm -qf does not name the owner of /usr/share/netprofile/profiles"
+# Erase: owned folders go with the package (the scriptlets no longer remove them).
+rpm --root "$rroot" -e --nodeps --noscripts netprofile
+for d in usr/share/netprofile usr/share/doc/netprofile usr/share/licenses/netprofile usr/bin/netprofile; do
+    [ ! -e "$rroot/$d" ] || fail "rpm -e left /$d"
+done
 rm -rf "$rroot"
-step ".rpm: -qpl, -qpR, --root install, -V"
+step ".rpm: -qpl, -qpR, owned folders, --root install, -V, -qf, -e"
 
 # --- fleet: Ansible and Kubernetes --------------------------------------------------------------
 NETPROFILE="$PWD/target/release/netprofile" packaging/ansible/test.sh
