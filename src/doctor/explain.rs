@@ -296,7 +296,7 @@ pub fn explain(root: &Root, subject: &Subject) -> Result<Explanation> {
             )
         }
         Subject::Limit(item) => {
-            let live = read_optional(root, "proc/self/limits")
+            let live = read_optional(root, crate::doctor::proc::SELF_LIMITS)
                 .ok()
                 .flatten()
                 .and_then(|t| live_limit(&t, limits_row(*item)?));
@@ -328,7 +328,10 @@ pub fn explain(root: &Root, subject: &Subject) -> Result<Explanation> {
                 item.to_string(),
                 "limit",
                 live,
-                "/proc/self/limits (this session)".to_string(),
+                format!(
+                    "{} (this session)",
+                    Root::display(crate::doctor::proc::SELF_LIMITS)
+                ),
                 chain,
                 None,
                 None,

@@ -6,7 +6,6 @@
 //! and counted in `unreadable`.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::ErrorKind;
 
 use crate::error::{Error, Result};
 use crate::profile::keys::KeyName;
@@ -352,21 +351,6 @@ pub fn port_range(value: Option<&String>) -> (u16, u16) {
     (it.next().unwrap_or(32768), it.next().unwrap_or(60999))
 }
 
-/// Reads a /proc/net table in few large reads.
-fn read_table(root: &Root, rel: &str) -> Result<Option<String>> {
-    use std::io::Read;
-    let path = root.path(rel);
-    let mut file = match std::fs::File::open(&path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(Error::read(path, e)),
-    };
-    let mut bytes = Vec::with_capacity(1 << 18);
-    file.read_to_end(&mut bytes)
-        .map_err(|e| Error::read(&path, e))?;
-    Ok(Some(String::from_utf8_lossy(&bytes).into_owned()))
-}
-
 /// Whether the root's `proc/net` is the network namespace this process runs in (the real
 /// root, or a tree whose `proc` links to the kernel's), where sock_diag answers for it.
 fn shows_this_kernel(root: &Root) -> bool {
@@ -403,7 +387,7 @@ impl Snapshot {
         }
         let mut tables = Vec::new();
         for rel in Root::PROC_NET_TCP {
-            tables.extend(read_table(root, rel)?);
+            tables.extend(crate::system::read_proc_table(root, rel)?);
         }
         let range = port_range(snap.sysctl.get("net.ipv4.ip_local_port_range"));
         (snap.listeners, snap.states) = parse_tcp(&tables, range);

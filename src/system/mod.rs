@@ -122,7 +122,7 @@ pub fn read_optional(root: &Root, rel: &str) -> Result<Option<String>> {
 }
 
 /// Reads a `/proc/net` table with a large buffer: every read() walks the socket hash again.
-fn read_proc_table(root: &Root, rel: &str) -> Result<Option<String>> {
+pub fn read_proc_table(root: &Root, rel: &str) -> Result<Option<String>> {
     use std::io::Read;
     let path = root.path(rel);
     let mut file = match std::fs::File::open(&path) {

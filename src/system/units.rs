@@ -239,8 +239,12 @@ mod tests {
         let files = unit_files(&root, "web.service").unwrap();
         let got = files.limit_nofile().unwrap();
         assert_eq!(
-            (got.value.as_str(), got.file.as_str(), got.line),
-            ("8192", "/etc/systemd/system/web.service.d/50-x.conf", 2)
+            (got.value.clone(), got.file.clone(), got.line),
+            (
+                "8192".to_string(),
+                Root::display("etc/systemd/system/web.service.d/50-x.conf"),
+                2
+            )
         );
         // Ours (90-) comes after 50-x.conf and wins; a 99- drop-in would beat it.
         let ours = Root::display(&Root::unit_dropin("web.service"));

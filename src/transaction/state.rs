@@ -622,11 +622,9 @@ mod tests {
                 .validate()
                 .is_ok()
         );
-        for bad in [
-            "../victim",
-            "etc/sudoers.d/pwn",
-            "/etc/sysctl.d/90-netprofile.conf",
-        ] {
+        // An absolute path is refused even when it names a managed drop-in.
+        let absolute = Root::display(&Root::sysctl_dropin());
+        for bad in ["../victim", "etc/sudoers.d/pwn", absolute.as_str()] {
             assert!(file(bad).validate().is_err(), "{bad}");
         }
         let key = |k: &str| Change::Sysctl {
