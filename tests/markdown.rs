@@ -119,7 +119,7 @@ fn markdown_in_sync_says_so_without_files() {
             r#"
             ### netprofile diff `one`
 
-            Profile `one` (`one.toml`), initial network namespace: **in sync: 1 keys as wanted**
+            Profile `one` (`one.toml`), initial network namespace: **in sync: 1 key as wanted**
 
             | sysctl | live | at boot | wanted | action |
             |---|---|---|---|---|

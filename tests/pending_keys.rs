@@ -92,7 +92,7 @@ fn a_missing_module_key_is_pending_then_applied_when_the_module_loads() {
     let out = out
         .then(&["diff", "ct.toml"])
         .code(0)
-        .stdout_has("in sync: 1 keys as wanted, 1 pending (module not loaded)");
+        .stdout_has("in sync: 1 key as wanted, 1 pending (module not loaded)");
 
     // The module loads: the kernel's default appears.
     common::write(&out.root().join(CONNTRACK), "65536\n");

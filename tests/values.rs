@@ -294,10 +294,10 @@ fn a_later_limits_file_is_refused_then_accepted_and_reported_as_overridden() {
         )
         .then(&["check", "p.toml"])
         .code(0)
-        .stdout("in sync: 1 keys as wanted, 1 overridden by other files (accepted)\n");
+        .stdout("in sync: 1 key as wanted, 1 overridden by other files (accepted)\n");
     // A second apply has nothing to do, and says so truthfully.
     let out = out.then(&["apply", "p.toml"]).code(0).stdout(
-        "nothing to do: in sync: 1 keys as wanted, 1 overridden by other files (accepted)\n",
+        "nothing to do: in sync: 1 key as wanted, 1 overridden by other files (accepted)\n",
     );
     out.then(&["status"]).code(0).stdout_has(
         "* soft nofile  overridden at login by /etc/security/limits.d/95-ops.conf:1 (4096, \
@@ -362,9 +362,7 @@ fn a_later_sysctl_file_is_refused_and_an_unaccepted_one_is_drift() {
         .stdout_has("\"accepted\": false")
         .then(&["apply", "--allow-override", "-q", "p.toml"])
         .code(0)
-        .stdout(
-            "nothing to do: in sync: 1 keys as wanted, 1 overridden by other files (accepted)\n",
-        )
+        .stdout("nothing to do: in sync: 1 key as wanted, 1 overridden by other files (accepted)\n")
         .then(&["check", "p.toml"])
         .code(0)
         .then(&["check", "--json", "p.toml"])

@@ -323,9 +323,10 @@ pub fn summary(plan: &Plan) -> String {
         .filter(|r| matches!(r.action, Action::SkipAbsent | Action::SkipGlobal))
         .count();
     if !plan.differs() {
+        let wanted = plan.sysctl.len() - skipped - pending;
         let mut s = format!(
-            "in sync: {} keys as wanted",
-            plan.sysctl.len() - skipped - pending
+            "in sync: {wanted} key{} as wanted",
+            if wanted == 1 { "" } else { "s" }
         );
         if skipped > 0 {
             let _ = write!(s, ", {skipped} skipped");
