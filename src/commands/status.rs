@@ -223,10 +223,7 @@ fn limit_rows(root: &Root, managed: &Managed) -> Result<Vec<LimitRow>> {
     };
     let configured = pam::parse(text, &Root::display(&rel));
     let live = crate::system::entries(&crate::system::limit_files(root)?);
-    let nr_open = KeyName::parse("fs.nr_open")
-        .ok()
-        .and_then(|key| crate::system::read_sysctl(root, &key).ok().flatten())
-        .and_then(|v| v.trim().parse().ok());
+    let nr_open = crate::system::nr_open(root);
     let mut rows = Vec::new();
     for entry in &configured {
         let (soft, hard) = pam::resolve(&live, &subject(&entry.domain), entry.item, nr_open);

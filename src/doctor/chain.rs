@@ -148,15 +148,6 @@ fn kind_text(kind: Kind) -> &'static str {
     }
 }
 
-/// The live fs.nr_open, which pam_limits uses for a nofile of `unlimited`.
-fn nr_open(root: &Root) -> Option<i64> {
-    let key = crate::profile::keys::KeyName::parse("fs.nr_open").ok()?;
-    crate::system::read_sysctl(root, &key)
-        .ok()
-        .flatten()
-        .and_then(|v| v.trim().parse().ok())
-}
-
 /// Every limits.conf / limits.d entry of `item` in pam_limits' order; `Wins` for the entries
 /// a non-root login (`*`) or root ends up with.
 pub fn limit_chain(root: &Root, item: Item) -> Result<Vec<Link>> {
@@ -171,7 +162,8 @@ pub fn limit_chain(root: &Root, item: Item) -> Result<Vec<Link>> {
     };
     let mut winners: Vec<(String, usize, &'static str)> = Vec::new();
     for (who, name) in [(&anyone, "other logins"), (&root_login, "root")] {
-        let (soft, hard) = crate::system::limits::resolve(&all, who, item, nr_open(root));
+        let (soft, hard) =
+            crate::system::limits::resolve(&all, who, item, crate::system::nr_open(root));
         for (half, label) in [(soft, "soft"), (hard, "hard")] {
             if let Some(r) = half {
                 winners.push((
@@ -261,8 +253,12 @@ pub fn systemd_chain(root: &Root) -> Result<Vec<Link>> {
 /// at the soft value's line, `by` naming both lines; `None` when no entry applies.
 pub fn limit_at_login(root: &Root, item: Item) -> Result<Option<Link>> {
     let all = entries(&limit_files(root)?);
-    let (soft, hard) =
-        crate::system::limits::resolve(&all, &Subject::default(), item, nr_open(root));
+    let (soft, hard) = crate::system::limits::resolve(
+        &all,
+        &Subject::default(),
+        item,
+        crate::system::nr_open(root),
+    );
     let place = |r: &Option<crate::system::limits::Resolved>| {
         r.as_ref().map_or_else(
             || "not set".to_string(),

@@ -259,20 +259,13 @@ pub fn parse_tcp(tables: &[String], ephemeral: (u16, u16)) -> (Vec<Listener>, Tc
     (listeners, states)
 }
 
-/// `Max open files  1024  524288  files` of proc/PID/limits: (soft, hard), `None` = unlimited.
+/// `Max open files  1024  524288  files` of proc/PID/limits: (soft, hard), `None` = unlimited
+/// (system::processes reads the line; `u64::MAX` is its unlimited).
 #[must_use]
 pub fn parse_nofile(limits: &str) -> Option<(Option<u64>, Option<u64>)> {
-    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
-    let rest = line.strip_prefix("Max open files")?;
-    let v: Vec<&str> = rest.split_whitespace().collect();
-    let num = |s: &str| {
-        if s == "unlimited" {
-            Ok(None)
-        } else {
-            s.parse().map(Some)
-        }
-    };
-    Some((num(v.first()?).ok()?, num(v.get(1)?).ok()?))
+    let (soft, hard) = crate::system::processes::parse_limits(limits)?;
+    let finite = |n: u64| (n != u64::MAX).then_some(n);
+    Some((finite(soft), finite(hard)))
 }
 
 /// The fds an epoll instance watches, from its fdinfo (`tfd:       5 events: ...`).
@@ -283,17 +276,6 @@ pub fn epoll_targets(fdinfo: &str) -> Vec<u64> {
         .filter_map(|l| l.trim().strip_prefix("tfd:"))
         .filter_map(|rest| rest.split_whitespace().next()?.parse().ok())
         .collect()
-}
-
-/// The systemd service of a process from proc/PID/cgroup (`0::/system.slice/nginx.service`).
-#[must_use]
-pub fn service_of(cgroup: &str) -> Option<String> {
-    cgroup
-        .lines()
-        .filter_map(|l| l.rsplit(':').next())
-        .flat_map(|path| path.split('/'))
-        .find(|seg| seg.ends_with(".service"))
-        .map(String::from)
 }
 
 /// utime + stime and start time (both in clock ticks) from proc/PID/stat.
@@ -524,8 +506,8 @@ impl Snapshot {
                         .ok()
                 })
                 .unwrap_or(1);
-            p.service =
-                read_quiet(root, &format!("proc/{pid}/cgroup")).and_then(|t| service_of(&t));
+            p.service = read_quiet(root, &format!("proc/{pid}/cgroup"))
+                .and_then(|t| crate::system::processes::unit_of(&t));
             for efd in epoll_fds {
                 let info =
                     read_quiet(root, &format!("proc/{pid}/fdinfo/{efd}")).unwrap_or_default();
@@ -618,11 +600,11 @@ mod tests {
                     tfd:        7 events:       19 data: 7\n";
         assert_eq!(epoll_targets(info), vec![3, 7]);
         assert_eq!(
-            service_of("0::/system.slice/nginx.service\n"),
+            crate::system::processes::unit_of("0::/system.slice/nginx.service\n"),
             Some("nginx.service".into())
         );
         assert_eq!(
-            service_of("0::/user.slice/user-0.slice/session-1.scope\n"),
+            crate::system::processes::unit_of("0::/user.slice/user-0.slice/session-1.scope\n"),
             None
         );
         let stat =

@@ -121,6 +121,17 @@ pub fn read_optional(root: &Root, rel: &str) -> Result<Option<String>> {
         .map_err(|e| Error::read(path, e))
 }
 
+/// The live fs.nr_open: the ceiling of any nofile, and what pam_limits uses for a nofile of
+/// `unlimited`. `None` when it cannot be read.
+#[must_use]
+pub fn nr_open(root: &Root) -> Option<i64> {
+    let key = KeyName::parse("fs.nr_open").ok()?;
+    read_sysctl(root, &key)
+        .ok()
+        .flatten()
+        .and_then(|v| v.trim().parse().ok())
+}
+
 /// Reads a `/proc/net` table with a large buffer: every read() walks the socket hash again.
 pub fn read_proc_table(root: &Root, rel: &str) -> Result<Option<String>> {
     use std::io::Read;

@@ -223,6 +223,7 @@ const SYSTEMD_DEFAULT: (u64, u64) = (1024, 524_288);
 #[must_use]
 pub fn fresh_start(
     process: &Process,
+    nr_open: Option<i64>,
     unit: Option<&UnitFiles>,
     live: &LiveState,
 ) -> Option<FreshStart> {
@@ -259,10 +260,6 @@ pub fn fresh_start(
     };
     subject.uid = subject.uid.or(process.uid);
     let entries = crate::system::entries(&live.limit_files);
-    let nr_open = crate::profile::keys::KeyName::parse("fs.nr_open")
-        .ok()
-        .and_then(|key| live.sysctl.get(&key).cloned().flatten())
-        .and_then(|v| v.trim().parse().ok());
     let (soft, hard) = crate::system::limits::resolve(&entries, &subject, Item::Nofile, nr_open);
     let num = |v: LimitValue| match v {
         LimitValue::Num(n) => u64::try_from(n).ok(),
@@ -289,6 +286,7 @@ pub struct Stale {
 
 /// The listening processes whose nofile limits are below what a fresh start would get.
 pub fn stale(root: &Root, live: &LiveState) -> Result<Vec<Stale>> {
+    let nr_open = super::nr_open(root);
     let mut unit_cache: BTreeMap<String, UnitFiles> = BTreeMap::new();
     let mut out = Vec::new();
     for process in listening(root)? {
@@ -302,7 +300,7 @@ pub fn stale(root: &Root, live: &LiveState) -> Result<Vec<Stale>> {
             }
             None => None,
         };
-        let Some(fresh) = fresh_start(&process, unit, live) else {
+        let Some(fresh) = fresh_start(&process, nr_open, unit, live) else {
             continue;
         };
         if now.0 < fresh.nofile.0 || now.1 < fresh.nofile.1 {
@@ -349,6 +347,32 @@ Max open files            1024                 524288               files     \n
             listening_inodes(&[tcp.into()]),
             BTreeMap::from([(4242, 8080)])
         );
+    }
+
+    /// pam_limits gives `unlimited` nofile as fs.nr_open: a login's fresh start must read the
+    /// live fs.nr_open, which `stale` once looked up in a LiveState that never held it.
+    #[test]
+    fn an_unlimited_nofile_at_login_is_fs_nr_open() {
+        let live = LiveState {
+            limit_files: vec![super::super::sysctld::BootFile {
+                path: "/etc/security/limits.conf".into(),
+                text: "* - nofile unlimited\n".into(),
+            }],
+            ..LiveState::default()
+        };
+        let process = Process {
+            pid: 1,
+            comm: "server".into(),
+            uid: Some(1000),
+            unit: None,
+            nofile: Some((1024, 4096)),
+            ports: vec![8080],
+        };
+        let got = fresh_start(&process, Some(1_048_576), None, &live).expect("a limit");
+        assert_eq!(got.nofile, (1_048_576, 1_048_576));
+        // fs.nr_open unreadable: left unlimited rather than guessed.
+        let unknown = fresh_start(&process, None, None, &live).expect("a limit");
+        assert_eq!(unknown.nofile, (u64::MAX, u64::MAX));
     }
 
     #[test]
