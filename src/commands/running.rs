@@ -216,15 +216,9 @@ pub fn held_bounds(all: &[Generation], pending: Option<u64>) -> BTreeMap<String,
 
 /// `>= N` or `<= N`: the value to move `now` to, when it is on the wrong side of the bound.
 fn past_bound(bound: &str, now: &str) -> Option<String> {
-    let now = now.trim().parse::<i64>().ok()?;
-    if let Some(n) = bound
-        .strip_prefix(">= ")
-        .and_then(|n| n.parse::<i64>().ok())
-    {
-        return (now < n).then(|| n.to_string());
-    }
-    let n = bound.strip_prefix("<= ")?.parse::<i64>().ok()?;
-    (now > n).then(|| n.to_string())
+    state::against_bound(bound, now)?
+        .err()
+        .map(|n| n.to_string())
 }
 
 /// `netprofile apply --pending` (what netprofile.service runs at boot, after systemd-sysctl):

@@ -545,21 +545,5 @@ fn human(config: &Config, doc: &StatusDoc, edits: &[HandEdit]) -> String {
 /// Whether `now` meets a recorded bound (`>= 4096`, `<= 30`): a later rise above a min is not
 /// drift.
 fn within(bound: Option<&String>, now: &str) -> bool {
-    let Some(bound) = bound else { return false };
-    let Ok(now) = now.trim().parse::<i64>() else {
-        return false;
-    };
-    if let Some(n) = bound
-        .strip_prefix(">= ")
-        .and_then(|n| n.parse::<i64>().ok())
-    {
-        return now >= n;
-    }
-    if let Some(n) = bound
-        .strip_prefix("<= ")
-        .and_then(|n| n.parse::<i64>().ok())
-    {
-        return now <= n;
-    }
-    false
+    bound.and_then(|b| state::against_bound(b, now)) == Some(Ok(()))
 }

@@ -165,6 +165,20 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 
 /// The sha256 a journal and a generation carry over their changes.
 #[must_use]
+/// Where a live value stands against a recorded bound (`Generation::bounds`: `>= 4096` for a
+/// profile's `min`, `<= 30` for a `max`): `Ok(())` when it meets it, `Err(N)` with the bound
+/// to move it to, `None` when either does not read as a number.
+pub fn against_bound(bound: &str, now: &str) -> Option<std::result::Result<(), i64>> {
+    let now = now.trim().parse::<i64>().ok()?;
+    let (min, n) = if let Some(n) = bound.strip_prefix(">= ") {
+        (true, n.parse::<i64>().ok()?)
+    } else {
+        (false, bound.strip_prefix("<= ")?.parse::<i64>().ok()?)
+    };
+    let meets = if min { now >= n } else { now <= n };
+    Some(if meets { Ok(()) } else { Err(n) })
+}
+
 pub fn checksum(changes: &[Change]) -> String {
     sha256_hex(&serde_json::to_vec(changes).unwrap_or_default())
 }
@@ -570,6 +584,21 @@ impl Lock {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn values_against_recorded_bounds() {
+        for (bound, now, want) in [
+            (">= 4096", "8192", Some(Ok(()))),
+            (">= 4096", "4096\n", Some(Ok(()))),
+            (">= 4096", "1024", Some(Err(4096))),
+            ("<= 30", "60", Some(Err(30))),
+            ("<= 30", "15", Some(Ok(()))),
+            (">= 4096", "4096 8192", None),
+            ("= 4096", "1", None),
+        ] {
+            assert_eq!(against_bound(bound, now), want, "{bound} {now:?}");
+        }
+    }
 
     fn g(number: u64, op: &str, outcome: Outcome, rollback_of: Option<u64>) -> Generation {
         let mut g = Generation::new(number, op, None, Vec::new());
