@@ -525,6 +525,9 @@ pub fn plan(profile: &Profile, live: &LiveState) -> Result<Plan> {
     }
 
     let service_rows = service_rows(profile, live, nr_open, private, &mut problems);
+    // A drop-in that beats netprofile's for a service is an override like any other: refused
+    // by apply unless accepted, then recorded, so `check` does not report it as drift for ever.
+    overrides.extend(service_overrides(&service_rows));
 
     if !problems.is_empty() {
         return Err(Error::Invalid(crate::profile::in_line_order(problems)));
@@ -537,7 +540,6 @@ pub fn plan(profile: &Profile, live: &LiveState) -> Result<Plan> {
         warnings.extend(boot_unit_warning(profile, &rows, live));
         warnings.extend(boot_cancels(profile, &rows, live, &files));
         warnings.extend(limit_warnings(profile, live, &files, nr_open));
-        warnings.extend(service_warnings(&service_rows));
         warnings.extend(pending_warnings(profile, &rows));
     } else {
         warnings.push(
@@ -637,6 +639,10 @@ fn service_rows(
                 == Some((service.nofile.soft, service.nofile.hard))
             {
                 Action::Keep
+            } else if after.as_ref().is_some_and(|a| {
+                a.file != ours && pair(&a.value) != Some((service.nofile.soft, service.nofile.hard))
+            }) {
+                Action::Overridden
             } else {
                 Action::Set
             },
@@ -650,23 +656,23 @@ fn service_rows(
     out
 }
 
-/// Drop-ins that would beat netprofile's for a service.
-fn service_warnings(rows: &[ServiceRow]) -> Vec<String> {
+/// Drop-ins that would beat netprofile's for a service, with another value, as overrides.
+fn service_overrides(rows: &[ServiceRow]) -> Vec<Override> {
+    let pair = |v: &str| crate::system::units::parse_nofile(v);
     rows.iter()
+        .filter(|r| r.action != Action::SkipGlobal)
         .filter_map(|r| {
             let src = r.after_source.as_ref()?;
+            let after = r.after.as_deref()?;
             let ours = Root::display(&Root::unit_dropin(&r.unit));
-            (src.file != ours).then(|| {
-                format!(
-                    "{}:{} sets LimitNOFILE={} for {} after netprofile's drop-in: that value \
-                     wins, not {}. Remove that line, or rename the file to sort before {}",
-                    src.file,
-                    src.line,
-                    r.after.as_deref().unwrap_or_default(),
-                    r.unit,
-                    r.wanted,
-                    crate::system::root::DROPIN_NAME
-                )
+            (src.file != ours && pair(after) != pair(&r.wanted)).then(|| Override {
+                setting: format!("LimitNOFILE of {}", r.unit),
+                wanted: r.wanted.clone(),
+                value: after.to_string(),
+                file: src.file.clone(),
+                line: src.line,
+                when: "service start".into(),
+                accepted: false,
             })
         })
         .collect()

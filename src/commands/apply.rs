@@ -19,7 +19,8 @@ use crate::render;
 use crate::system::LiveState;
 use crate::system::root::Root;
 use crate::transaction;
-use crate::transaction::state::{self, Change, Generation, Lock, Outcome, Pending, ProfileRef};
+use crate::transaction::state::{self, Change, Generation, Outcome, Pending, ProfileRef};
+use crate::transaction::writer::Writer;
 
 fn profile_ref(profile: &profile::Profile) -> ProfileRef {
     ProfileRef {
@@ -212,60 +213,23 @@ pub fn apply(config: &Config, reference: &str, opts: &ApplyOptions) -> Result<Ou
         return Ok(out);
     }
     require_privileges(root, "apply")?;
-    let lock = Lock::take(root)?;
-    let recovered = super::recover::recover_locked(root, &lock)?;
-    if let Some(p) = state::read_pending(root)? {
-        return Err(Error::State(format!(
-            "generation {} is waiting for `netprofile confirm` (or its automatic revert); \
-             confirm or roll it back first. Nothing was changed",
-            p.generation
-        )));
-    }
-    let live = LiveState::read(root, &profile)?;
-    let mut plan = plan::plan(&profile, &live)?;
-    // An override makes the applied value not hold at boot or login: refuse before anything
-    // is touched unless the operator accepts it (then it is recorded, not reported as drift).
-    let mut stderr_note = None;
-    super::overrides::mark(root, &mut plan)?;
-    let unaccepted = super::overrides::unaccepted(&plan);
-    if !opts.no_persist && !unaccepted.is_empty() && !opts.allow_override {
-        return Err(super::overrides::refusal(&unaccepted));
-    }
-    let record = !opts.no_persist && !unaccepted.is_empty();
-    if record {
-        stderr_note = Some(format!(
-            "note: {} overridden setting{} recorded as accepted (--allow-override); check and \
-             status report {} as overridden, not as drift",
-            unaccepted.len(),
-            if unaccepted.len() == 1 { "" } else { "s" },
-            if unaccepted.len() == 1 { "it" } else { "them" }
-        ));
-        // From here on they are accepted: the summary and the record say so.
-        for o in &mut plan.overrides {
-            o.accepted = true;
-        }
-    }
-    // Every drop-in must re-parse to exactly this plan before anything changes.
-    transaction::verify::check_plan(&profile, &plan)?;
-    let mut stderr = recovered;
+    // Every plan-time refusal happens here, before the lock: bad input exits 2 with nothing
+    // created, not even run/ or the lock file. The plan is made again under the lock, after
+    // recovery, from what the machine holds then.
+    refuse_waiting_confirm(root, false)?;
+    prepare(root, &profile, opts)?;
+    let writer = Writer::begin(root, "apply")?;
+    refuse_waiting_confirm(root, true)?;
+    let Prepared {
+        plan,
+        changes,
+        deferred,
+        record,
+        note,
+    } = prepare(root, &profile, opts)?;
+    let mut stderr = writer.recovered.clone();
     stderr.extend(plan.warnings.iter().map(|w| format!("warning: {w}")));
-    stderr.extend(stderr_note);
-    // Files are written now, at `confirm` (deferred), or not at all (--no-persist).
-    let mut changes = key_changes(&live, &plan);
-    let running = super::running::running_changes(root, &profile, &live, &plan, &opts.running)?;
-    let files = if opts.no_persist {
-        Vec::new()
-    } else {
-        file_changes(&plan)
-    };
-    let deferred = if opts.confirm.is_some() {
-        files
-    } else {
-        changes.extend(files);
-        Vec::new()
-    };
-    // Processes last: on the real root fs.nr_open is raised before them.
-    changes.extend(running);
+    stderr.extend(note);
     if opts.no_persist
         && (!plan.limits.is_empty() || !plan.systemd.is_empty() || !plan.services.is_empty())
     {
@@ -279,7 +243,7 @@ pub fn apply(config: &Config, reference: &str, opts: &ApplyOptions) -> Result<Ou
         if record {
             // Nothing to write, but the operator's acceptance must be on record for check.
             let mut generation = Generation::new(
-                state::next_generation(root)?,
+                writer.next_generation()?,
                 "apply",
                 Some(profile_ref(&profile)),
                 Vec::new(),
@@ -287,7 +251,7 @@ pub fn apply(config: &Config, reference: &str, opts: &ApplyOptions) -> Result<Ou
             generation.overridden = super::overrides::record(&plan.overrides);
             generation.bounds = bounds(&profile);
             generation.message = Some("overrides accepted with --allow-override".into());
-            state::write_generation(root, &generation)?;
+            writer.run(&generation)?;
         }
         let summary = format!("nothing to do: {}", render::summary(&plan));
         let stdout = if config.json {
@@ -301,18 +265,15 @@ pub fn apply(config: &Config, reference: &str, opts: &ApplyOptions) -> Result<Ou
             stderr,
         });
     }
-    // A symlinked drop-in or folder is refused before anything changes.
-    for change in changes.iter().chain(&deferred) {
-        if let Change::File { path, .. } = change {
-            crate::transaction::atomic::refuse_symlinks(root, path)?;
-        }
-    }
+    // Undo is proven before anything changes: before the pending record and its watcher too.
+    let all: Vec<Change> = changes.iter().chain(&deferred).cloned().collect();
+    writer.prove(&all)?;
     let before_test = if opts.verify {
         Some(crate::conntest::run(root, &verify_options())?)
     } else {
         None
     };
-    let number = state::next_generation(root)?;
+    let number = writer.next_generation()?;
     let mut generation = Generation::new(
         number,
         "apply",
@@ -329,11 +290,11 @@ pub fn apply(config: &Config, reference: &str, opts: &ApplyOptions) -> Result<Ou
         generation.outcome = Outcome::Pending;
         start_pending(root, number, seconds, deferred.clone())?;
     }
-    if let Err(e) = transaction::run(root, &generation) {
+    if let Err(e) = writer.run(&generation) {
+        if opts.confirm.is_some() && !matches!(e, Error::RollbackFailed { .. }) {
+            let _ = state::clear_pending(root);
+        }
         if matches!(e, Error::ApplyFailed { .. }) {
-            if opts.confirm.is_some() {
-                let _ = state::clear_pending(root);
-            }
             generation.outcome = Outcome::Failed;
             generation.message = Some(e.to_string());
             // History only: the failure itself is what the user must hear.
@@ -341,23 +302,35 @@ pub fn apply(config: &Config, reference: &str, opts: &ApplyOptions) -> Result<Ou
         }
         return Err(e);
     }
+    // Committed. From here on nothing may turn into "nothing was touched" (exit 2): a step of
+    // the report that fails is a warning beside the truth, and the exit stays 0.
     let mut stdout = if config.quiet || config.json {
         String::new()
     } else {
         render::human(&plan, config.paint)
     };
+    let after_commit = |stderr: &mut Vec<String>, what: &str, e: &Error| {
+        stderr.push(format!(
+            "warning: generation {number} was applied and recorded, but {what} failed: {e}. \
+             The changes are in place (`netprofile rollback` undoes them)"
+        ));
+    };
     if let Some(mut before) = before_test {
-        let mut after = crate::conntest::run(root, &verify_options())?;
-        before.settings.profile = Some("before apply".into());
-        after.settings.profile = Some(format!("after apply of {}", profile.name));
-        if !config.json {
-            stdout.push_str(&crate::conntest::report::compare(
-                std::slice::from_ref(&before),
-                std::slice::from_ref(&after),
-            ));
+        match crate::conntest::run(root, &verify_options()) {
+            Ok(mut after) => {
+                before.settings.profile = Some("before apply".into());
+                after.settings.profile = Some(format!("after apply of {}", profile.name));
+                if !config.json {
+                    stdout.push_str(&crate::conntest::report::compare(
+                        std::slice::from_ref(&before),
+                        std::slice::from_ref(&after),
+                    ));
+                }
+                generation.verify = Some(serde_json::json!({ "before": before, "after": after }));
+                let _ = state::write_generation(root, &generation);
+            }
+            Err(e) => after_commit(&mut stderr, "the connection test after it", &e),
         }
-        generation.verify = Some(serde_json::json!({ "before": before, "after": after }));
-        let _ = state::write_generation(root, &generation);
     }
     if let Some(seconds) = opts.confirm {
         let _ = writeln!(
@@ -373,7 +346,15 @@ pub fn apply(config: &Config, reference: &str, opts: &ApplyOptions) -> Result<Ou
         if opts.confirm.is_none() && !opts.no_persist {
             stdout.push_str(&super::running::reach_hints(&plan));
         }
-        stdout.push_str(&super::running::old_limits_section(root)?);
+        let section = if crate::transaction::fault::fail("report") {
+            Err(Error::State("fault injected at report".into()))
+        } else {
+            super::running::old_limits_section(root)
+        };
+        match section {
+            Ok(text) => stdout.push_str(&text),
+            Err(e) => after_commit(&mut stderr, "listing the processes with old limits", &e),
+        }
     }
     if config.json {
         let mut result = apply_result(
@@ -386,11 +367,17 @@ pub fn apply(config: &Config, reference: &str, opts: &ApplyOptions) -> Result<Ou
             stdout.lines().last().unwrap_or_default().to_string(),
         );
         result.verify.clone_from(&generation.verify);
-        if let (Some(seconds), Some(p)) = (opts.confirm, state::read_pending(root)?) {
-            result.confirm = Some(render::json::ConfirmWindow {
-                seconds,
-                deadline_ms: p.deadline_ms,
-            });
+        if let Some(seconds) = opts.confirm {
+            match state::read_pending(root) {
+                Ok(Some(p)) => {
+                    result.confirm = Some(render::json::ConfirmWindow {
+                        seconds,
+                        deadline_ms: p.deadline_ms,
+                    });
+                }
+                Ok(None) => {}
+                Err(e) => after_commit(&mut stderr, "reading the confirmation deadline", &e),
+            }
         }
         stdout = render::json::pretty(&result);
     }
@@ -398,6 +385,95 @@ pub fn apply(config: &Config, reference: &str, opts: &ApplyOptions) -> Result<Ou
         code: 0,
         stdout,
         stderr,
+    })
+}
+
+/// A `--confirm` still waiting for `netprofile confirm` stops another apply. Before the lock,
+/// one past its deadline is left for the writer's recovery to revert.
+fn refuse_waiting_confirm(root: &Root, locked: bool) -> Result<()> {
+    if let Some(p) = state::read_pending(root)?
+        && (locked || state::epoch_millis() < p.deadline_ms)
+    {
+        return Err(Error::State(format!(
+            "generation {} is waiting for `netprofile confirm` (or its automatic revert); \
+             confirm or roll it back first. Nothing was changed",
+            p.generation
+        )));
+    }
+    Ok(())
+}
+
+/// What an apply will do, decided from the machine as it is now.
+struct Prepared {
+    plan: Plan,
+    /// Written by this transaction, in order.
+    changes: Vec<Change>,
+    /// Files written at `confirm` (with `--confirm`).
+    deferred: Vec<Change>,
+    /// Overrides accepted now with --allow-override, to be recorded.
+    record: bool,
+    note: Option<String>,
+}
+
+/// Plans an apply and makes every check that can refuse it before anything is touched: the
+/// plan itself, overrides without --allow-override, drop-ins that would not re-parse to the
+/// plan, --running, symlinked drop-ins, names too long to restore. Only reads.
+fn prepare(root: &Root, profile: &profile::Profile, opts: &ApplyOptions) -> Result<Prepared> {
+    let live = LiveState::read(root, profile)?;
+    let mut plan = plan::plan(profile, &live)?;
+    // An override makes the applied value not hold at boot or login: refuse before anything
+    // is touched unless the operator accepts it (then it is recorded, not reported as drift).
+    super::overrides::mark(root, &mut plan)?;
+    let unaccepted = super::overrides::unaccepted(&plan);
+    if !opts.no_persist && !unaccepted.is_empty() && !opts.allow_override {
+        return Err(super::overrides::refusal(&unaccepted));
+    }
+    let record = !opts.no_persist && !unaccepted.is_empty();
+    let mut note = None;
+    if record {
+        note = Some(format!(
+            "note: {} overridden setting{} recorded as accepted (--allow-override); check and \
+             status report {} as overridden, not as drift",
+            unaccepted.len(),
+            if unaccepted.len() == 1 { "" } else { "s" },
+            if unaccepted.len() == 1 { "it" } else { "them" }
+        ));
+        // From here on they are accepted: the summary and the record say so.
+        for o in &mut plan.overrides {
+            o.accepted = true;
+        }
+    }
+    // Every drop-in must re-parse to exactly this plan before anything changes.
+    transaction::verify::check_plan(profile, &plan)?;
+    // Files are written now, at `confirm` (deferred), or not at all (--no-persist).
+    let mut changes = key_changes(&live, &plan);
+    let running = super::running::running_changes(root, profile, &live, &plan, &opts.running)?;
+    let files = if opts.no_persist {
+        Vec::new()
+    } else {
+        file_changes(&plan)
+    };
+    let deferred = if opts.confirm.is_some() {
+        files
+    } else {
+        changes.extend(files);
+        Vec::new()
+    };
+    // Processes last: on the real root fs.nr_open is raised before them.
+    changes.extend(running);
+    // A symlinked drop-in or folder, or a name too long to restore, is refused now.
+    for change in changes.iter().chain(&deferred) {
+        if let Change::File { path, .. } = change {
+            crate::transaction::atomic::refuse_symlinks(root, path)?;
+        }
+    }
+    transaction::writer::prove_names(root, changes.iter().chain(&deferred))?;
+    Ok(Prepared {
+        plan,
+        changes,
+        deferred,
+        record,
+        note,
     })
 }
 

@@ -7,21 +7,18 @@
 
 use std::fmt::Write as _;
 
-use super::recover::{recover_locked, refresh_before};
-use super::require_privileges;
 use crate::cli::Config;
 use crate::commands::Output;
 use crate::error::{Error, Result};
-use crate::transaction;
-use crate::transaction::state::{self, Change, Generation, Lock, Outcome};
+use crate::transaction::state::{self, Change, Generation, Outcome};
+use crate::transaction::writer::{Writer, refresh_before};
 
 /// `netprofile confirm`: keeps a pending `--confirm` and writes its files.
 pub fn confirm(config: &Config) -> Result<Output> {
     let root = &config.root;
-    require_privileges(root, "confirm")?;
-    let lock = Lock::take(root)?;
     // A deadline that passed is reverted here, before the pending record is looked at.
-    let stderr = recover_locked(root, &lock)?;
+    let writer = Writer::begin(root, "confirm")?;
+    let stderr = writer.recovered.clone();
     let Some(pending) = state::read_pending(root)? else {
         let hint = if stderr.iter().any(|l| l.contains("not confirmed in time")) {
             "too late: the pending apply ran out and was reverted (see above)"
@@ -44,10 +41,10 @@ pub fn confirm(config: &Config) -> Result<Output> {
         .iter()
         .map(|c| refresh_before(root, c))
         .collect::<Result<_>>()?;
-    let number = state::next_generation(root)?;
+    let number = writer.next_generation()?;
     let mut written = Generation::new(number, "confirm", original.profile.clone(), changes);
     written.confirms = Some(original.number);
-    transaction::run(root, &written)?;
+    writer.run(&written)?;
     let mut files_generation = None;
     let mut files = Vec::new();
     if !written.changes.is_empty() {

@@ -20,11 +20,10 @@ pub mod test;
 pub mod watch;
 
 use crate::cli::Config;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::plan;
 use crate::profile::{self};
 use crate::system::LiveState;
-use crate::system::root::Root;
 
 /// What a command produced.
 #[derive(Debug, Default)]
@@ -68,15 +67,4 @@ pub(super) fn warnings(plan: &plan::Plan) -> Vec<String> {
         .collect()
 }
 
-/// Refuses to write to the real root without privileges, before anything is opened for writing.
-pub fn require_privileges(root: &Root, what: &str) -> Result<()> {
-    if root.is_real() && !rustix::process::geteuid().is_root() {
-        return Err(Error::Privilege {
-            message: format!(
-                "{what} changes kernel settings and files under /etc: run it as root (or with \
-                 --root DIR on a copy). Nothing was changed"
-            ),
-        });
-    }
-    Ok(())
-}
+pub use crate::transaction::writer::require_privileges;

@@ -4,14 +4,12 @@
 //! (rolling back restores that apply's keys and its files together).
 
 use super::apply::summary;
-use super::recover::{is_noop, recover_locked, refresh_before};
-use super::require_privileges;
 use crate::cli::Config;
 use crate::commands::Output;
 use crate::error::{Error, Result};
 use crate::system::root::Root;
-use crate::transaction;
-use crate::transaction::state::{self, Change, Generation, Lock, Outcome};
+use crate::transaction::state::{self, Change, Generation, Outcome};
+use crate::transaction::writer::{Writer, is_noop, refresh_before};
 
 /// `netprofile rollback [GEN]`: restores the state before GEN (default: the last apply still in
 /// effect). With nothing in effect it says so, changes nothing and exits 0.
@@ -20,9 +18,8 @@ use crate::transaction::state::{self, Change, Generation, Lock, Outcome};
 /// `force`: the error shows the edit.
 pub fn rollback(config: &Config, target: Option<u64>, force: bool) -> Result<Output> {
     let root = &config.root;
-    require_privileges(root, "rollback")?;
-    let lock = Lock::take(root)?;
-    let mut stderr = recover_locked(root, &lock)?;
+    let writer = Writer::begin(root, "rollback")?;
+    let mut stderr = writer.recovered.clone();
     let all = state::generations(root)?;
     let effective = state::in_effect_now(root, &all)?;
     // A `confirm` generation stands for the apply it kept.
@@ -131,10 +128,10 @@ pub fn rollback(config: &Config, target: Option<u64>, force: bool) -> Result<Out
         }
     }
     let pending = state::read_pending(root)?;
-    let number = state::next_generation(root)?;
+    let number = writer.next_generation()?;
     let mut generation = Generation::new(number, "rollback", None, changes.clone());
     generation.rollback_of = Some(target);
-    transaction::run(root, &generation)?;
+    writer.run(&generation)?;
     // Bookkeeping after the commit point (in_effect already reads the rollback record).
     for g in all
         .iter()

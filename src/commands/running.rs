@@ -7,7 +7,6 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use super::require_privileges;
 use crate::cli::Config;
 use crate::commands::Output;
 use crate::error::{Error, Result};
@@ -17,8 +16,8 @@ use crate::profile::{Profile, keys::KeyName};
 use crate::system::processes::{self, Process};
 use crate::system::root::Root;
 use crate::system::{self as live, LiveState};
-use crate::transaction;
-use crate::transaction::state::{self, Change, Generation, Lock, Nofile, Outcome, PendingKey};
+use crate::transaction::state::{self, Change, Generation, Nofile, Outcome, PendingKey};
+use crate::transaction::writer::Writer;
 
 /// What the profile gives a process: its service's limit, the manager's default for any other
 /// service, else the profile's `[[limits]]` nofile for its user or `*` (pam_limits: `*` does not
@@ -140,10 +139,20 @@ pub(super) fn running_changes(
             }
             let before = Nofile { soft, hard };
             if after != before {
+                // Without its start time the record could not tell this process from a later
+                // one with the same pid and name, so rollback could not be made safe.
+                let Some(started) = processes::kernel_started(process.pid) else {
+                    return Err(Error::Usage(format!(
+                        "{label}: its start time cannot be read from /proc/{}/stat, so a \
+                         rollback could not tell it from another process with the same pid; \
+                         nothing was changed",
+                        process.pid
+                    )));
+                };
                 changes.push(Change::Rlimit {
                     pid: process.pid,
                     comm,
-                    started: processes::kernel_started(process.pid),
+                    started: Some(started),
                     before,
                     after,
                 });
@@ -224,10 +233,14 @@ fn past_bound(bound: &str, now: &str) -> Option<String> {
 /// `netprofile apply --pending` (what netprofile.service runs at boot, after systemd-sysctl):
 /// sets the pending keys whose module has loaded since, and raises each `min` key below its
 /// bound (lowers each `max` key above it), never the other way, as one generation.
+///
+/// A writer like every other (`Writer::begin`): after a crash, which is when the boot unit
+/// runs it, it first finishes or undoes the interrupted apply and reverts an expired
+/// `--confirm`, and it refuses planted or damaged state, before it reads what to hold.
 pub fn apply_pending(config: &Config) -> Result<Output> {
     let root = &config.root;
-    require_privileges(root, "apply --pending")?;
-    let _lock = Lock::take(root)?;
+    let writer = Writer::begin(root, "apply --pending")?;
+    let stderr = writer.recovered.clone();
     let all = state::generations(root)?;
     let pending = current_pending(&all);
     let bounds = held_bounds(&all, state::read_pending(root)?.map(|p| p.generation));
@@ -281,10 +294,10 @@ pub fn apply_pending(config: &Config) -> Result<Output> {
         return Ok(Output {
             code: 0,
             stdout,
-            stderr: Vec::new(),
+            stderr,
         });
     }
-    let number = state::next_generation(root)?;
+    let number = writer.next_generation()?;
     let mut generation = Generation::new(number, "apply-pending", None, changes.clone());
     generation.pending = still.clone();
     // So that status still reads a later rise above a min as in sync, not drift.
@@ -295,8 +308,7 @@ pub fn apply_pending(config: &Config) -> Result<Output> {
             _ => None,
         })
         .collect();
-    transaction::execute(root, number, &changes)?;
-    transaction::commit(root, &generation)?;
+    writer.run(&generation)?;
     let mut stdout = String::new();
     for change in &changes {
         if let Change::Sysctl { key, after, .. } = change {
@@ -328,7 +340,7 @@ pub fn apply_pending(config: &Config) -> Result<Output> {
     Ok(Output {
         code: 0,
         stdout,
-        stderr: Vec::new(),
+        stderr,
     })
 }
 

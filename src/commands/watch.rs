@@ -1,12 +1,16 @@
-//! `netprofile __watch GEN`: the detached watcher of an `apply --confirm`.
+//! `netprofile __watch GEN`: the detached watcher of an `apply --confirm`. At the deadline it
+//! becomes a writer like any other (`Writer::begin_waiting`: trusted lock, recovery, which
+//! reverts the expired confirmation). It waits for a lock another netprofile holds only up to
+//! `WATCHER_LOCK_WAIT`; a lock it cannot trust, or one held longer, stops it with a message in
+//! run/netprofile/watcher-stopped.txt that `status` shows; the next writer then reverts.
 
 use std::time::Duration;
 
-use super::recover::recover_locked;
 use crate::cli::Config;
 use crate::commands::Output;
-use crate::error::{Error, Result};
-use crate::transaction::state::{self, Lock};
+use crate::error::Result;
+use crate::transaction::state;
+use crate::transaction::writer::{WATCHER_LOCK_WAIT, Writer};
 
 /// `netprofile __watch GEN`: waits for the deadline, then reverts unless confirmed.
 pub fn watch(config: &Config, generation: u64) -> Result<Output> {
@@ -23,21 +27,21 @@ pub fn watch(config: &Config, generation: u64) -> Result<Output> {
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    // Another writer may hold the lock briefly (a `confirm` racing the deadline): retry.
-    let lock = loop {
-        match Lock::take(root) {
-            Ok(lock) => break lock,
-            Err(Error::Locked { .. }) => std::thread::sleep(Duration::from_millis(50)),
-            Err(e) => return Err(e),
+    // Another writer may hold the lock briefly (a `confirm` racing the deadline): wait, bounded.
+    match Writer::begin_waiting(root, "the --confirm watcher", WATCHER_LOCK_WAIT) {
+        Ok(writer) => Ok(Output {
+            code: 0,
+            stdout: String::new(),
+            stderr: writer.recovered.clone(),
+        }),
+        Err(e) => {
+            // Its stderr goes nowhere: leave the reason where `status` looks.
+            let _ = state::write_state_file(
+                root,
+                state::WATCHER_STOPPED,
+                &format!("{}\n", e.to_string().replace('\n', " ")),
+            );
+            Err(e)
         }
-    };
-    // The same recovery every writer runs: an open journal first (the apply was stopped
-    // mid-way), then the expired confirmation.
-    let messages = recover_locked(root, &lock)?;
-    drop(lock);
-    Ok(Output {
-        code: 0,
-        stdout: String::new(),
-        stderr: messages,
-    })
+    }
 }

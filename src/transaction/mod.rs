@@ -5,12 +5,14 @@
 //! so a process killed at any point leaves enough to restore: `recover` finds an open journal
 //! and puts everything back, unless the transaction had already recorded its generation (then
 //! only the journal's removal was interrupted). This module never decides *what* to change;
-//! plan.rs and the commands do.
+//! plan.rs and the commands do. Its steps are private: commands reach them only through
+//! `writer::Writer` (lock, recover, prove, journal, change, commit), the one writer entry.
 
 pub mod atomic;
 pub mod fault;
 pub mod state;
 pub mod verify;
+pub mod writer;
 
 use std::fmt::Write as _;
 
@@ -54,15 +56,27 @@ fn perform(root: &Root, change: &Change, step: &str) -> Result<()> {
     }
 }
 
+/// Whether `pid` is still the process a change recorded: same name AND same start time. A
+/// record without a start time never matches, so a process that merely shares a pid and a
+/// name with it is never touched.
+fn same_recorded_process(pid: u32, comm: &str, started: Option<u64>) -> bool {
+    started.is_some() && crate::system::processes::same_process(pid, comm, started)
+}
+
 /// Sets a running process's open-files limits with prlimit(2) and reads them back from the
-/// kernel's /proc. The pid must still carry the name it had when planned.
+/// kernel's /proc. The pid must still carry the name and start time it had when planned.
 fn set_nofile(pid: u32, comm: &str, started: Option<u64>, want: state::Nofile) -> Result<()> {
-    use crate::system::processes::{kernel_nofile, same_process};
+    use crate::system::processes::kernel_nofile;
     let label = format!("pid {pid} ({comm})");
     if kernel_nofile(pid).is_none() {
         return Err(Error::State(format!("{label}: the process has exited")));
     }
-    if !same_process(pid, comm, started) {
+    if started.is_none() {
+        return Err(Error::State(format!(
+            "{label}: no start time was recorded, so netprofile cannot tell it from another              process with the same pid and name; its limits were not touched"
+        )));
+    }
+    if !same_recorded_process(pid, comm, started) {
         return Err(Error::State(format!(
             "{label}: pid {pid} is now another process; its limits were not touched"
         )));
@@ -124,13 +138,19 @@ fn undo(root: &Root, done: &[Change]) -> (Vec<String>, bool) {
     let mut ok = true;
     for (i, change) in done.iter().enumerate().rev() {
         let step = format!("undo:{}", i + 1);
-        // A process that has exited has no limits left to restore.
+        // A process that has exited has no limits left to restore; one recorded without its
+        // start time cannot be told from another process with its pid and name: left alone.
         if let Change::Rlimit {
             pid, comm, started, ..
         } = change
-            && !crate::system::processes::same_process(*pid, comm, *started)
+            && !same_recorded_process(*pid, comm, *started)
         {
-            lines.push(format!("  {}: exited; nothing to restore", change.label()));
+            let why = if started.is_none() {
+                "no start time recorded, so it cannot be told from another process with this                  pid and name; left alone"
+            } else {
+                "exited; nothing to restore"
+            };
+            lines.push(format!("  {}: {why}", change.label()));
             continue;
         }
         let result = perform(root, &change.inverse(), &step);
@@ -164,7 +184,7 @@ fn describe_before(change: &Change) -> String {
 /// Runs `changes` as generation `number`. On success the journal is still open: the caller
 /// records the generation and then calls `state::close_journal`, so a crash between the two
 /// is recognised as committed.
-pub fn execute(root: &Root, number: u64, changes: &[Change]) -> Result<()> {
+fn execute(root: &Root, number: u64, changes: &[Change]) -> Result<()> {
     let journal = Journal {
         generation: number,
         started: state::now(),
@@ -203,7 +223,7 @@ pub fn execute(root: &Root, number: u64, changes: &[Change]) -> Result<()> {
 }
 
 /// Records `generation` and closes the journal: the commit point of a transaction.
-pub fn commit(root: &Root, generation: &Generation) -> Result<()> {
+fn commit(root: &Root, generation: &Generation) -> Result<()> {
     if fault::fail("generation") {
         return Err(Error::State(format!(
             "recording generation {}: fault injected at generation",
@@ -222,7 +242,7 @@ pub fn commit(root: &Root, generation: &Generation) -> Result<()> {
 /// Any failure after the first change, the commit included (generations folder read-only,
 /// ENOSPC, EROFS), undoes every change and returns `ApplyFailed` (exit 3) listing what was
 /// restored, or `RollbackFailed` (exit 4): never "nothing touched" with changes in place.
-pub fn run(root: &Root, generation: &Generation) -> Result<()> {
+fn run(root: &Root, generation: &Generation) -> Result<()> {
     execute(root, generation.number, &generation.changes)?;
     let Err(error) = commit(root, generation) else {
         return Ok(());
@@ -248,7 +268,7 @@ pub fn run(root: &Root, generation: &Generation) -> Result<()> {
 }
 
 /// Finds an open journal and restores the state before it. Returns what it did, for the user.
-pub fn recover(root: &Root) -> Result<Option<String>> {
+fn recover(root: &Root) -> Result<Option<String>> {
     let Some(journal) = state::read_journal(root)? else {
         return Ok(None);
     };
@@ -268,12 +288,34 @@ pub fn recover(root: &Root) -> Result<Option<String>> {
     }
     let (lines, ok) = undo(root, &journal.changes);
     if !ok {
+        // Kept in place, it would stop every later writer with this same error for ever: the
+        // journal is moved aside (kept for the operator), the failure recorded in history.
+        let aside = format!(
+            "{}/journal-{:06}.failed.json",
+            Root::STATE_DIR,
+            journal.generation
+        );
+        let text = serde_json::to_string_pretty(&journal).unwrap_or_default() + "\n";
+        state::write_state_file(root, &aside, &text)?;
+        state::close_journal(root)?;
+        let mut generation =
+            Generation::new(journal.generation, "recover", None, journal.changes.clone());
+        generation.outcome = Outcome::Failed;
+        generation.message = Some(format!(
+            "interrupted run started {} could not be fully restored; journal moved to {}",
+            journal.started,
+            Root::display(&aside)
+        ));
+        let _ = state::write_generation(root, &generation);
         return Err(Error::RollbackFailed {
             message: format!(
                 "an interrupted run (generation {}) left an open journal, and restoring it \
-                 failed; the state of each change:\n{}",
+                 failed; the state of each change:\n{}\nthe journal was moved to {} so that \
+                 later runs are not blocked; set the keys marked NOT RESTORED by hand (their \
+                 original values are in that file). Nothing else was done",
                 journal.generation,
-                lines.join("\n")
+                lines.join("\n"),
+                Root::display(&aside)
             ),
         });
     }

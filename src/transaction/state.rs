@@ -387,6 +387,11 @@ pub fn read_journal(root: &Root) -> Result<Option<Journal>> {
     Ok(Some(journal))
 }
 
+/// Writes one of netprofile's own state files (mode 0600, atomically).
+pub fn write_state_file(root: &Root, rel: &str, text: &str) -> Result<()> {
+    atomic::write_file(root, rel, text, 0o600)
+}
+
 pub fn close_journal(root: &Root) -> Result<()> {
     atomic::remove_file(root, JOURNAL)
 }
@@ -515,6 +520,7 @@ pub fn read_pending(root: &Root) -> Result<Option<Pending>> {
 }
 
 pub fn clear_pending(root: &Root) -> Result<()> {
+    let _ = atomic::remove_file(root, WATCHER_STOPPED);
     atomic::remove_file(root, PENDING)
 }
 
@@ -533,10 +539,17 @@ pub struct Lock {
 }
 
 impl Lock {
-    pub fn take(root: &Root) -> Result<Lock> {
+    /// Takes the lock. Only the writer entry (writer.rs) calls this. The lock file is state
+    /// like any other: opened below the root without following a symlink, never truncated or
+    /// written before it is proved ours (a regular file with one link, owned by root or the
+    /// running user, writable by no one else, in a folder with the same properties).
+    pub(super) fn take(root: &Root) -> Result<Lock> {
         let path = root.path(Root::LOCK);
-        // Opened below the root without following symlinks: a planted
-        // `run/netprofile.lock -> /etc/shadow` must not be truncated.
+        let (dir, _) = beneath::split(Root::LOCK).map_err(|e| Error::write(&path, e))?;
+        let dirfd = beneath::open_dir(root, dir, true).map_err(|e| Error::write(&path, e))?;
+        trusted(&dirfd, dir)?;
+        // Neither O_TRUNC nor a write until it is checked: a planted hard link to another
+        // file must come out of this unchanged.
         let fd = beneath::open_file(
             root,
             Root::LOCK,
@@ -544,23 +557,34 @@ impl Lock {
             0o600,
         )
         .map_err(|e| Error::write(&path, e))?;
-        let mut file = File::from(fd);
-        if !file.metadata().is_ok_and(|m| m.is_file()) {
+        let meta = rustix::fs::fstat(&fd).map_err(|e| Error::write(&path, e.into()))?;
+        if rustix::fs::FileType::from_raw_mode(meta.st_mode) != rustix::fs::FileType::RegularFile {
             return Err(Error::write(
                 &path,
                 std::io::Error::other("is not a regular file; remove it to continue"),
             ));
         }
+        if meta.st_nlink != 1 {
+            return Err(Error::State(format!(
+                "refusing {}: it has {} hard links, so it is another file's name too and \
+                 writing it would change that file. Inspect it and remove it to continue; \
+                 nothing was changed",
+                Root::display(Root::LOCK),
+                meta.st_nlink
+            )));
+        }
+        trusted(&fd, Root::LOCK)?;
+        let mut file = File::from(fd);
         match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
             Ok(()) => {}
             Err(rustix::io::Errno::WOULDBLOCK) => {
                 let mut holder = String::new();
-                let _ = file.read_to_string(&mut holder);
+                let _ = (&file).take(64).read_to_string(&mut holder);
                 let holder = holder.trim();
-                let who = if holder.is_empty() {
-                    "another netprofile".to_string()
-                } else {
+                let who = if !holder.is_empty() && holder.bytes().all(|b| b.is_ascii_digit()) {
                     format!("another netprofile (pid {holder})")
+                } else {
+                    "another netprofile".to_string()
                 };
                 return Err(Error::Locked {
                     message: format!(
@@ -580,6 +604,10 @@ impl Lock {
         Ok(Lock { _file: file })
     }
 }
+
+/// Where the `--confirm` watcher says why it stopped without reverting (shown by `status` and
+/// every command's recover report until the next writer reverts).
+pub const WATCHER_STOPPED: &str = "run/netprofile/watcher-stopped.txt";
 
 #[cfg(test)]
 mod tests {
