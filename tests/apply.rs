@@ -308,10 +308,16 @@ fn a_symlinked_dropin_is_refused_before_anything_changes() {
 
 #[test]
 fn a_second_writer_is_refused_with_the_holders_pid() {
-    let t = setup();
-    let _lock =
-        netprofile::transaction::state::Lock::take(&netprofile::system::root::Root::new(t.root()))
-            .unwrap();
+    // Another netprofile's lock: its pid in the file, an exclusive flock held.
+    let t = setup().file("run/netprofile.lock", &std::process::id().to_string());
+    let path = t.root().join("run/netprofile.lock");
+    std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let _lock = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&path)
+        .unwrap();
+    rustix::fs::flock(&_lock, rustix::fs::FlockOperation::NonBlockingLockExclusive).unwrap();
     let before = system_files(&t.root());
     let out = t.args(&["apply", "t.toml"]).run().code(2);
     assert!(

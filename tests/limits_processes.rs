@@ -93,8 +93,9 @@ fn a_later_dropin_that_beats_ours_is_named() {
         .run()
         .code(1)
         .stderr_has(
-            "/run/systemd/system/web.service.d/99-local.conf:2 sets LimitNOFILE=2048 for \
-             web.service after netprofile's drop-in: that value wins, not 65536:131072",
+            "/run/systemd/system/web.service.d/99-local.conf:2 sets LimitNOFILE of web.service \
+             to 2048 (netprofile wants 65536:131072), and it is read after netprofile's \
+             drop-in, so at service start the value would be 2048",
         );
     let row = out
         .stdout
@@ -102,7 +103,7 @@ fn a_later_dropin_that_beats_ours_is_named() {
         .find(|l| l.starts_with("web.service"))
         .unwrap_or_default();
     assert!(
-        row.contains("2048 (/run/systemd/system/web.service.d/99-local.conf:2)  set"),
+        row.contains("2048 (/run/systemd/system/web.service.d/99-local.conf:2)  overridden"),
         "{row}"
     );
 }

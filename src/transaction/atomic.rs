@@ -147,6 +147,14 @@ pub fn put(root: &Root, rel: &str, content: Option<&str>) -> Result<()> {
     }
 }
 
+/// Whether the key file `rel` is the kernel's (procfs), not a regular file of a temporary root
+/// (which takes any text). Only the kernel can refuse a value.
+pub fn sysctl_is_kernel(root: &Root, rel: &str) -> Result<bool> {
+    let fd = beneath::open_file(root, rel, OFlags::RDONLY | OFlags::NONBLOCK, 0)
+        .map_err(|e| Error::read(root.path(rel), e))?;
+    Ok(beneath::is_procfs(&fd))
+}
+
 /// Writes a sysctl value. An empty value is written as "\n": a zero-byte write never reaches
 /// the kernel's handler, so it would silently leave the old value in place. The key's file is
 /// opened below `proc/sys` without following any symlink.

@@ -118,6 +118,12 @@ impl<'r> Writer<'r> {
             match change {
                 Change::File { path, .. } => prove_path(self.root, path)?,
                 Change::Sysctl { key, before, .. } => {
+                    // A regular file of a temporary root takes any text back: only the
+                    // kernel can refuse, and there one write is the whole operation.
+                    let name = KeyName::parse(key).map_err(Error::State)?;
+                    if !super::atomic::sysctl_is_kernel(self.root, &Root::sysctl_rel(&name))? {
+                        continue;
+                    }
                     let undo = Change::Sysctl {
                         key: key.clone(),
                         before: before.clone(),
