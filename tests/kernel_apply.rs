@@ -254,3 +254,39 @@ fn confirm_timeout_reverts_even_after_its_terminal_is_killed() {
     assert_eq!(field(&stdout, "reverted"), ["yes"], "{all}");
     assert_eq!(field(&stdout, "history"), ["1"], "{all}");
 }
+
+#[test]
+fn a_key_whose_current_value_cannot_be_written_back_is_refused_before_any_change() {
+    // Issue 16: in a user namespace the kernel shows ping_group_range's unmapped default as
+    // "65534 65534", a value it refuses to take back. Before, apply wrote the key, failed, and
+    // its undo failed too: exit 4 and a journal that stopped every later writer. Now the undo
+    // is proven first: exit 2, the key as it was, no journal, and the next apply works.
+    let Some((stdout, all)) = run(
+        r#"
+        echo "before=$(cat /proc/sys/net/ipv4/ping_group_range)"
+        np apply -q bad.toml; echo "bad=$?"
+        echo "after=$(cat /proc/sys/net/ipv4/ping_group_range)"
+        echo "somaxconn=$(cat /proc/sys/net/core/somaxconn)"
+        test -e "$ROOT/var/lib/netprofile/journal.json"; echo "journal=$?"
+        np apply -q p.toml; echo "good=$?"
+        "#,
+        &[
+            (
+                "bad.toml",
+                "[sysctl]\n\"net.ipv4.ping_group_range\" = \"1 0\"\n\"net.core.somaxconn\" = 8192\n",
+            ),
+            ("p.toml", PROFILE),
+        ],
+    ) else {
+        return;
+    };
+    assert_eq!(field(&stdout, "bad"), ["2"], "{all}");
+    assert!(
+        all.contains("net.ipv4.ping_group_range cannot be undone: writing its current value back"),
+        "{all}"
+    );
+    assert_eq!(field(&stdout, "before"), field(&stdout, "after"), "{all}");
+    assert_eq!(field(&stdout, "somaxconn"), ["4096"], "{all}");
+    assert_eq!(field(&stdout, "journal"), ["1"], "{all}");
+    assert_eq!(field(&stdout, "good"), ["0"], "{all}");
+}

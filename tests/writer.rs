@@ -208,7 +208,10 @@ fn a_journal_that_cannot_be_undone_is_moved_aside_and_stops_only_one_run() {
             .join("var/lib/netprofile/journal-000001.failed.json")
             .exists()
     );
-    assert!(stock_keys(&out.root()), "the run that found it did nothing else");
+    assert!(
+        stock_keys(&out.root()),
+        "the run that found it did nothing else"
+    );
     // The next writer is not blocked: it does its job as generation 2.
     let out = out
         .then(&["apply", "-q", "t.toml"])
@@ -279,8 +282,10 @@ fn a_lock_owned_by_another_user_or_writable_by_others_is_refused() {
 
 fn alive(pid: u32) -> bool {
     // A zombie (nobody reaps the detached watcher here) has stopped too.
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .is_ok_and(|s| s.rsplit_once(") ").is_some_and(|(_, rest)| !rest.starts_with('Z')))
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+        s.rsplit_once(") ")
+            .is_some_and(|(_, rest)| !rest.starts_with('Z'))
+    })
 }
 
 #[test]
@@ -335,8 +340,7 @@ fn every_plan_time_refusal_creates_nothing() {
         ),
         (
             "nofile above fs.nr_open",
-            "[[limits]]\ndomain = \"*\"\ntype = \"-\"\nitem = \"nofile\"\nvalue = 2000000\n"
-                .into(),
+            "[[limits]]\ndomain = \"*\"\ntype = \"-\"\nitem = \"nofile\"\nvalue = 2000000\n".into(),
             vec![],
             &[],
             "fs.nr_open",
