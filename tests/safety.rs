@@ -688,6 +688,104 @@ enum Scenario {
     Confirm,
     /// `apply` completed, then `rollback` killed at a random moment.
     Rollback,
+    /// `apply` of a profile with a `min` key completed, the key lowered since (as after a
+    /// reboot), then `apply --pending` (what the boot unit runs) killed at a random moment.
+    ApplyPending,
+    /// `apply --running sleep`, raising a real child's soft open-files limit together with the
+    /// keys and files, killed at a random moment.
+    ApplyRunning,
+}
+
+/// PROFILE with its somaxconn as a raise-only bound, which `apply --pending` holds.
+const MIN_PROFILE: &str = r#"
+[sysctl]
+"net.core.somaxconn" = { min = 65535 }
+"net.ipv4.tcp_rmem" = "4096 87380 16777216"
+"net.ipv4.tcp_fin_timeout" = 15
+
+[[limits]]
+domain = "*"
+type = "-"
+item = "nofile"
+value = 65536
+"#;
+
+/// What `apply --pending` killed before its commit leaves: the lowered key, the rest applied.
+const PENDING_NOT_HELD: &str = "proc/sys/net/core/somaxconn=4096 \
+                                proc/sys/net/ipv4/tcp_fin_timeout=15 \
+                                proc/sys/net/ipv4/tcp_rmem=4096 87380 16777216 files=2";
+
+/// A `sleep` with a soft open-files limit of 256, killed on drop.
+struct Sleeper(std::process::Child);
+
+impl Drop for Sleeper {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn nofile(pid: u32) -> (u64, u64) {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap_or_default();
+    let pair: Vec<u64> = text
+        .lines()
+        .find_map(|l| l.strip_prefix("Max open files"))
+        .unwrap_or_default()
+        .split_whitespace()
+        .take(2)
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    (
+        pair.first().copied().unwrap_or(0),
+        pair.get(1).copied().unwrap_or(0),
+    )
+}
+
+/// Starts the sleeper and gives the temporary root its `proc` entry (a login process of uid
+/// 1000, so the profile's `*` limits apply to it) and a profile raising its soft limit to
+/// 1000 within its hard one, with PROFILE's keys.
+fn sleeper_on(root: &Path) -> Sleeper {
+    let child = Command::new("sh")
+        .args(["-c", "ulimit -S -n 256 && exec sleep 120"])
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("spawn sh");
+    let pid = child.id();
+    let sleeper = Sleeper(child);
+    let end = Instant::now() + Duration::from_secs(20);
+    while std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default() != "sleep\n" {
+        assert!(Instant::now() < end, "sleep never started");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let (_, hard) = nofile(pid);
+    let files = [
+        (format!("proc/{pid}/comm"), "sleep\n".to_string()),
+        (
+            format!("proc/{pid}/status"),
+            "Name:\tsleep\nUid:\t1000\t1000\t1000\t1000\n".to_string(),
+        ),
+        (
+            format!("proc/{pid}/cgroup"),
+            "0::/user.slice/user-1000.slice/session-1.scope\n".to_string(),
+        ),
+        (
+            format!("proc/{pid}/limits"),
+            std::fs::read_to_string(format!("/proc/{pid}/limits")).expect("limits"),
+        ),
+    ];
+    for (rel, text) in files {
+        common::write(&root.join(rel), &text);
+    }
+    let profile = PROFILE.replace(
+        "type = \"-\"\nitem = \"nofile\"\nvalue = 65536",
+        &format!(
+            "type = \"soft\"\nitem = \"nofile\"\nvalue = {}\n\n[[limits]]\ndomain = \"*\"\n\
+             type = \"hard\"\nitem = \"nofile\"\nvalue = {hard}",
+            1000.min(hard)
+        ),
+    );
+    common::write(&root.parent().unwrap().join("r.toml"), &profile);
+    sleeper
 }
 
 /// What one kill left: the three keys and two drop-ins are all before or all after.
@@ -696,6 +794,16 @@ enum Seen {
     Before,
     After,
     Mixed(String),
+}
+
+impl Seen {
+    fn clone_state(&self) -> Seen {
+        match self {
+            Seen::Before => Seen::Before,
+            Seen::After => Seen::After,
+            Seen::Mixed(s) => Seen::Mixed(s.clone()),
+        }
+    }
 }
 
 fn classify(root: &Path) -> Seen {
@@ -762,9 +870,10 @@ fn np(dir: &Path, args: &[&str]) -> Command {
 /// Runs one scenario with a kill after `delay_us`; returns what the root shows once the
 /// deadline (if any) has passed and the next writer has run.
 fn one_kill(scenario: Scenario, delay_us: u64) -> (Seen, bool) {
-    let t = setup();
+    let t = setup().profile("m.toml", MIN_PROFILE);
     let dir = t.root().parent().unwrap().to_path_buf();
     let status = |c: &mut Command| c.status().map(|s| s.success()).unwrap_or(false);
+    let mut sleeper = None;
     let (args, confirmable): (&[&str], bool) = match scenario {
         Scenario::ApplyConfirm => (&["apply", "-q", "--confirm", "1", "t.toml"], false),
         Scenario::Confirm => {
@@ -777,6 +886,15 @@ fn one_kill(scenario: Scenario, delay_us: u64) -> (Seen, bool) {
         Scenario::Rollback => {
             assert!(status(&mut np(&dir, &["apply", "-q", "t.toml"])));
             (&["rollback"], false)
+        }
+        Scenario::ApplyPending => {
+            assert!(status(&mut np(&dir, &["apply", "-q", "m.toml"])));
+            common::write(&dir.join("root/proc/sys/net/core/somaxconn"), "4096\n");
+            (&["apply", "--pending"], false)
+        }
+        Scenario::ApplyRunning => {
+            sleeper = Some(sleeper_on(&dir.join("root")));
+            (&["apply", "-q", "r.toml", "--running", "sleep"], false)
         }
     };
     let mut child = np(&dir, args).spawn().unwrap();
@@ -803,7 +921,24 @@ fn one_kill(scenario: Scenario, delay_us: u64) -> (Seen, bool) {
     // `confirm` with nothing pending changes nothing).
     wait_for_watcher(&dir.join("root"), Duration::from_secs(15));
     let _ = status(&mut np(&dir, &["confirm"]));
-    let seen = classify(&dir.join("root"));
+    let mut seen = classify(&dir.join("root"));
+    // The interrupted run is finished or undone: no journal is left open.
+    if dir.join("root/var/lib/netprofile/journal.json").exists() {
+        seen = Seen::Mixed(format!("an open journal is left; {seen:?}"));
+    }
+    // The process's limit moves with the keys and files, all or nothing.
+    if let Some(sleeper) = &sleeper {
+        let soft = nofile(sleeper.0.id()).0;
+        let want = match seen {
+            Seen::Before => 256,
+            Seen::After => 1000.min(nofile(sleeper.0.id()).1),
+            Seen::Mixed(_) => soft,
+        };
+        if soft != want {
+            seen = Seen::Mixed(format!("{seen:?} but the process's soft nofile is {soft}"));
+        }
+    }
+    drop(sleeper);
     drop(t);
     (seen, confirmed)
 }
@@ -817,10 +952,12 @@ fn one_hundred_random_kills_leave_no_mixed_state_and_nothing_past_its_deadline()
     let mut rng = Rng(seed);
     let runs: Vec<(Scenario, u64)> = (0..100)
         .map(|i| {
-            let scenario = match i % 3 {
+            let scenario = match i % 5 {
                 0 => Scenario::ApplyConfirm,
                 1 => Scenario::Confirm,
-                _ => Scenario::Rollback,
+                2 => Scenario::Rollback,
+                3 => Scenario::ApplyPending,
+                _ => Scenario::ApplyRunning,
             };
             (scenario, rng.next() % 25_000)
         })
@@ -843,8 +980,13 @@ fn one_hundred_random_kills_leave_no_mixed_state_and_nothing_past_its_deadline()
             Scenario::ApplyConfirm => Seen::Before,
             Scenario::Confirm if *confirmed => Seen::After,
             Scenario::Confirm => Seen::Before,
-            // Either the rollback committed or it was undone.
-            Scenario::Rollback => {
+            // Either `apply --pending` committed (the bound held again) or it was undone.
+            Scenario::ApplyPending => match seen {
+                Seen::Mixed(s) if s == PENDING_NOT_HELD => seen.clone_state(),
+                _ => Seen::After,
+            },
+            // Either the rollback (or the apply) committed or it was undone.
+            Scenario::ApplyRunning | Scenario::Rollback => {
                 if *seen == Seen::Before {
                     Seen::Before
                 } else {
