@@ -330,7 +330,15 @@ fn the_watcher_stops_with_a_message_when_another_user_holds_the_lock() {
 #[test]
 fn every_plan_time_refusal_creates_nothing() {
     let service = "[systemd.services.\"web.service\"]\nlimit_nofile = \"65536:2000000\"\n";
-    let cases: Vec<(&str, String, Vec<(&str, &str)>, &[&str], &str)> = vec![
+    // (what, profile, files on the root, extra arguments, the message)
+    type Case<'a> = (
+        &'a str,
+        String,
+        Vec<(&'a str, &'a str)>,
+        &'a [&'a str],
+        &'a str,
+    );
+    let cases: Vec<Case> = vec![
         (
             "unknown key",
             "[sysctl]\n\"net.core.somaxconnn\" = 1\n".into(),
