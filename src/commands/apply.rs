@@ -288,17 +288,17 @@ pub fn apply(config: &Config, reference: &str, opts: &ApplyOptions) -> Result<Ou
     generation.no_persist = opts.no_persist;
     if let Some(seconds) = opts.confirm {
         generation.outcome = Outcome::Pending;
-        start_pending(root, number, seconds, deferred.clone())?;
+        start_pending(&writer, number, seconds, deferred.clone())?;
     }
     if let Err(e) = writer.run(&generation) {
         if opts.confirm.is_some() && !matches!(e, Error::RollbackFailed { .. }) {
-            let _ = state::clear_pending(root);
+            let _ = writer.clear_pending();
         }
         if matches!(e, Error::ApplyFailed { .. }) {
             generation.outcome = Outcome::Failed;
             generation.message = Some(e.to_string());
             // History only: the failure itself is what the user must hear.
-            let _ = state::write_generation(root, &generation);
+            let _ = writer.record(&generation);
         }
         return Err(e);
     }
@@ -327,7 +327,7 @@ pub fn apply(config: &Config, reference: &str, opts: &ApplyOptions) -> Result<Ou
                     ));
                 }
                 generation.verify = Some(serde_json::json!({ "before": before, "after": after }));
-                let _ = state::write_generation(root, &generation);
+                let _ = writer.record(&generation);
             }
             Err(e) => after_commit(&mut stderr, "the connection test after it", &e),
         }
@@ -479,24 +479,25 @@ fn prepare(root: &Root, profile: &profile::Profile, opts: &ApplyOptions) -> Resu
 
 /// Writes the pending record of generation `number` and starts its watcher, both before the
 /// first change. Either failing stops the apply with nothing changed.
-fn start_pending(root: &Root, number: u64, seconds: u64, files: Vec<Change>) -> Result<()> {
+fn start_pending(writer: &Writer, number: u64, seconds: u64, files: Vec<Change>) -> Result<()> {
+    let root = writer.root();
     let mut pending = Pending {
         generation: number,
         deadline_ms: state::epoch_millis().saturating_add(seconds.saturating_mul(1000)),
         watcher: None,
         files,
     };
-    state::write_pending(root, &pending)?;
+    writer.write_pending(&pending)?;
     crate::transaction::fault::point("pending");
     match spawn_watcher(root, number) {
         Ok(pid) => {
             pending.watcher = Some(pid);
             // Only informative (status shows it): the watcher does not need it.
-            let _ = state::write_pending(root, &pending);
+            let _ = writer.write_pending(&pending);
             Ok(())
         }
         Err(e) => {
-            let _ = state::clear_pending(root);
+            let _ = writer.clear_pending();
             Err(Error::State(format!(
                 "cannot start the watcher that reverts an unconfirmed apply ({e}); nothing was                  changed"
             )))

@@ -28,7 +28,7 @@ pub fn confirm(config: &Config) -> Result<Output> {
         return Err(Error::State(hint.into()));
     };
     let Some(mut original) = state::read_generation(root, pending.generation)? else {
-        state::clear_pending(root)?;
+        writer.clear_pending()?;
         return Err(Error::State(format!(
             "generation {} never completed (its run was interrupted and restored); nothing to \
              confirm",
@@ -55,8 +55,8 @@ pub fn confirm(config: &Config) -> Result<Output> {
     original.outcome = Outcome::Applied;
     // Both are bookkeeping after the commit point: `in_effect` and `revert_pending` already
     // read the `confirm` generation as the decision.
-    let _ = state::write_generation(root, &original);
-    let _ = state::clear_pending(root);
+    let _ = writer.record(&original);
+    let _ = writer.clear_pending();
     let _ = writeln!(stdout, "confirmed generation {}", original.number);
     if config.json {
         use crate::render::json;

@@ -139,14 +139,14 @@ pub fn rollback(config: &Config, target: Option<u64>, force: bool) -> Result<Out
     {
         let mut g = g.clone();
         g.outcome = Outcome::RolledBack;
-        let _ = state::write_generation(root, &g);
+        let _ = writer.record(&g);
     }
     let mut ended_pending = None;
     if let Some(p) = pending
         && p.generation >= target
     {
         ended_pending = Some(p.generation);
-        let _ = state::clear_pending(root);
+        let _ = writer.clear_pending();
     }
     let restored: Vec<String> = changes.iter().map(Change::label).collect();
     if !restored.is_empty() {

@@ -36,11 +36,7 @@ pub fn watch(config: &Config, generation: u64) -> Result<Output> {
         }),
         Err(e) => {
             // Its stderr goes nowhere: leave the reason where `status` looks.
-            let _ = state::write_state_file(
-                root,
-                state::WATCHER_STOPPED,
-                &format!("{}\n", e.to_string().replace('\n', " ")),
-            );
+            let _ = state::note_watcher_stopped(root, &e.to_string());
             Err(e)
         }
     }

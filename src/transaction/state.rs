@@ -368,7 +368,7 @@ fn validate_all(root: &Root, rel: &str, changes: &[Change]) -> Result<()> {
     Ok(())
 }
 
-pub fn write_journal(root: &Root, journal: &Journal) -> Result<()> {
+pub(super) fn write_journal(root: &Root, journal: &Journal) -> Result<()> {
     atomic::write_file(root, JOURNAL, &to_json(journal), 0o600)
 }
 
@@ -388,15 +388,15 @@ pub fn read_journal(root: &Root) -> Result<Option<Journal>> {
 }
 
 /// Writes one of netprofile's own state files (mode 0600, atomically).
-pub fn write_state_file(root: &Root, rel: &str, text: &str) -> Result<()> {
+pub(super) fn write_state_file(root: &Root, rel: &str, text: &str) -> Result<()> {
     atomic::write_file(root, rel, text, 0o600)
 }
 
-pub fn close_journal(root: &Root) -> Result<()> {
+pub(super) fn close_journal(root: &Root) -> Result<()> {
     atomic::remove_file(root, JOURNAL)
 }
 
-pub fn write_generation(root: &Root, generation: &Generation) -> Result<()> {
+pub(super) fn write_generation(root: &Root, generation: &Generation) -> Result<()> {
     atomic::write_file(
         root,
         &generation_rel(generation.number),
@@ -506,7 +506,7 @@ pub struct Pending {
     pub files: Vec<Change>,
 }
 
-pub fn write_pending(root: &Root, pending: &Pending) -> Result<()> {
+pub(super) fn write_pending(root: &Root, pending: &Pending) -> Result<()> {
     atomic::write_file(root, PENDING, &to_json(pending), 0o600)
 }
 
@@ -519,7 +519,7 @@ pub fn read_pending(root: &Root) -> Result<Option<Pending>> {
     Ok(Some(pending))
 }
 
-pub fn clear_pending(root: &Root) -> Result<()> {
+pub(super) fn clear_pending(root: &Root) -> Result<()> {
     let _ = atomic::remove_file(root, WATCHER_STOPPED);
     atomic::remove_file(root, PENDING)
 }
@@ -603,6 +603,15 @@ impl Lock {
         written.map_err(|e| Error::write(&path, e))?;
         Ok(Lock { _file: file })
     }
+}
+
+/// The watcher, which could not become a writer, leaves the reason it stopped for `status`.
+pub fn note_watcher_stopped(root: &Root, why: &str) -> Result<()> {
+    write_state_file(
+        root,
+        WATCHER_STOPPED,
+        &format!("{}\n", why.replace('\n', " ")),
+    )
 }
 
 /// Where the `--confirm` watcher says why it stopped without reverting (shown by `status` and

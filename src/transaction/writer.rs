@@ -153,6 +153,21 @@ impl<'r> Writer<'r> {
         super::run(self.root, generation)
     }
 
+    /// Records (or updates) a generation: bookkeeping after a commit, such as an outcome.
+    pub fn record(&self, generation: &Generation) -> Result<()> {
+        state::write_generation(self.root, generation)
+    }
+
+    /// Writes the pending `--confirm` record.
+    pub fn write_pending(&self, pending: &state::Pending) -> Result<()> {
+        state::write_pending(self.root, pending)
+    }
+
+    /// Removes the pending `--confirm` record (confirmed, reverted, rolled back or failed).
+    pub fn clear_pending(&self) -> Result<()> {
+        state::clear_pending(self.root)
+    }
+
     /// Restores an open journal, reverts an expired `--confirm`, removes temp files of killed
     /// runs. Returns messages for stderr.
     fn recover(&self) -> Result<Vec<String>> {
