@@ -214,9 +214,15 @@ fn a_kill_at_every_step_and_at_random_moments_recovers_exactly() {
 fn a_second_writer_is_refused_while_the_first_runs() {
     let Some((stdout, all)) = run(
         r#"
-        NETPROFILE_FAULT=pause:journal "$NP" --root "$ROOT" apply -q p.toml >first.out 2>&1 &
+        # The first pauses 4 s holding the lock; the second starts once the first has written its
+        # journal (polled, so that a loaded machine cannot reorder them).
+        NETPROFILE_FAULT=pause:journal,pause:change:1,pause:change:2,pause:change:3 \
+            "$NP" --root "$ROOT" apply -q p.toml >first.out 2>&1 &
         first=$!
-        sleep 0.3
+        for i in $(seq 600); do
+            [ -e "$ROOT/var/lib/netprofile/journal.json" ] && break
+            sleep 0.05
+        done
         np apply -q p.toml 2>second.err; echo "second=$?"
         wait $first; echo "first=$?"
         grep -o "another netprofile (pid $first) holds /run/netprofile.lock" second.err | sed 's/^/message=/'
@@ -237,12 +243,13 @@ fn confirm_timeout_reverts_even_after_its_terminal_is_killed() {
     let Some((stdout, all)) = run(
         r#"
         before=$(dump)
-        bash -c 'np() { "$NP" --root "$ROOT" "$@"; }; np apply -q --confirm 1 p.toml; sleep 60' >/dev/null 2>&1 &
+        bash -c 'np() { "$NP" --root "$ROOT" "$@"; }; np apply -q --confirm 3 p.toml; sleep 120' >/dev/null 2>&1 &
         terminal=$!
-        sleep 0.5
+        # Polled with generous bounds: a loaded machine may take seconds for each step.
+        for i in $(seq 600); do [ "$(dump)" != "$before" ] && break; sleep 0.05; done
         [ "$(dump)" != "$before" ] && echo "applied=yes"
         kill -9 $terminal
-        for i in $(seq 50); do [ "$(dump)" = "$before" ] && break; sleep 0.1; done
+        for i in $(seq 1200); do [ "$(dump)" = "$before" ] && break; sleep 0.05; done
         [ "$(dump)" = "$before" ] && echo "reverted=yes" || echo "reverted=no $(dump)"
         np history | grep -c "reverted" | sed 's/^/history=/'
         "#,

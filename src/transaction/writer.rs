@@ -124,18 +124,25 @@ impl<'r> Writer<'r> {
                     if !super::atomic::sysctl_is_kernel(self.root, &Root::sysctl_rel(&name))? {
                         continue;
                     }
-                    let undo = Change::Sysctl {
-                        key: key.clone(),
-                        before: before.clone(),
-                        after: before.clone(),
-                    };
-                    if let Err(e) = super::perform(self.root, &undo, "prove") {
+                    let rel = Root::sysctl_rel(&name);
+                    if let Err(e) = super::atomic::write_sysctl(self.root, &rel, before) {
                         return Err(Error::Usage(format!(
                             "{key} cannot be undone: writing its current value back, as a \
                              rollback would, fails ({e}). netprofile changes nothing it cannot \
                              restore; leave {key} out of the profile (or set it by hand). \
                              Nothing was changed"
                         )));
+                    }
+                    let now = live::read_sysctl(self.root, &name)?.unwrap_or_default();
+                    if !crate::profile::value::same(key, &now, before) {
+                        // The kernel took its own value and now shows another: say so.
+                        return Err(Error::RollbackFailed {
+                            message: format!(
+                                "{key} cannot be undone: the kernel took its current value \
+                                 {before:?} back but now reads {now:?}. Nothing else was \
+                                 changed; set {key} by hand and leave it out of the profile"
+                            ),
+                        });
                     }
                 }
                 // Lowering a limit back is always allowed; a process without a recorded start
