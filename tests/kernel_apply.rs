@@ -214,10 +214,11 @@ fn a_kill_at_every_step_and_at_random_moments_recovers_exactly() {
 fn a_second_writer_is_refused_while_the_first_runs() {
     let Some((stdout, all)) = run(
         r#"
-        # The first pauses 4 s holding the lock; the second starts once the first has written its
-        # journal (polled, so that a loaded machine cannot reorder them).
-        NETPROFILE_FAULT=pause:journal,pause:change:1,pause:change:2,pause:change:3 \
-            "$NP" --root "$ROOT" apply -q p.toml >first.out 2>&1 &
+        # The first pauses 1 s at each of its 8 steps, holding the lock; the second starts once
+        # the first has written its journal (polled, so a loaded machine cannot reorder them).
+        pauses=pause:journal,pause:generation
+        for i in 1 2 3 4 5 6; do pauses=$pauses,pause:change:$i; done
+        NETPROFILE_FAULT=$pauses "$NP" --root "$ROOT" apply -q p.toml >first.out 2>&1 &
         first=$!
         for i in $(seq 600); do
             [ -e "$ROOT/var/lib/netprofile/journal.json" ] && break
