@@ -71,8 +71,7 @@ impl<'r> Writer<'r> {
         let lock = loop {
             match Lock::take(root) {
                 Ok(lock) => break lock,
-                Err(Error::Locked { message }) if Instant::now() < end => {
-                    let _ = message;
+                Err(Error::Locked { .. }) if Instant::now() < end => {
                     std::thread::sleep(Duration::from_millis(100));
                 }
                 Err(Error::Locked { message }) => {
