@@ -1,0 +1,209 @@
+//! `netprofile watch` against the real kernel, in a private user + network namespace entered as
+//! uid 65534: a slow server (somaxconn 8 caps its listen(1024); it accepts one connection per
+//! 100 ms) under bounded loopback load overflows its accept queue. watch names the listener and
+//! its process, proposes net.core.somaxconn, and once the load stops reports the finding as
+//! past. The proposal is a profile `netprofile diff` accepts. `metrics`, run during the load,
+//! parses with a real Prometheus parser and shows the overflow.
+
+mod common;
+mod prom_common;
+
+use common::{Test, in_netns, text, validate_json};
+use serde_json::Value;
+
+/// A slow server: listens on 127.0.0.1 (a free port, written to the file named by argv[1])
+/// with listen(BACKLOG), accepts one connection every 100 ms, exits by itself after 60 s. It
+/// names itself `slowsrv` (its /proc/PID/comm).
+const SLOW_SERVER: &str = r#"
+import os, socket, sys, time
+with open("/proc/self/comm", "w") as f:
+    f.write("slowsrv")
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+s.listen(int(sys.argv[2]))
+with open(sys.argv[1] + ".tmp", "w") as f:
+    f.write(str(s.getsockname()[1]))
+os.rename(sys.argv[1] + ".tmp", sys.argv[1])
+s.settimeout(0.5)
+end = time.monotonic() + 60
+while time.monotonic() < end:
+    try:
+        c, _ = s.accept()
+        c.close()
+    except socket.timeout:
+        pass
+    time.sleep(0.1)
+"#;
+
+/// Bounded loopback load: batches of 64 non-blocking connects every 0.2 s for argv[2]
+/// seconds, at most 3000 connections, each batch closed before the next.
+const LOAD: &str = r#"
+import socket, sys, time
+port, seconds = int(sys.argv[1]), float(sys.argv[2])
+end = time.monotonic() + seconds
+total = 0
+while time.monotonic() < end and total < 3000:
+    batch = []
+    for _ in range(64):
+        c = socket.socket()
+        c.setblocking(False)
+        try:
+            c.connect(("127.0.0.1", port))
+        except BlockingIOError:
+            pass
+        batch.append(c)
+    total += len(batch)
+    time.sleep(0.2)
+    for c in batch:
+        c.close()
+"#;
+
+/// The namespace script: somaxconn `somaxconn`, the slow server with `backlog`; a JSON watch
+/// of 1 s intervals for 25 s; 3 s in, 6 s of load, during which a short text watch and
+/// `metrics` run. Prints nothing itself: the outputs land in files of the temporary folder.
+fn script(somaxconn: u32, backlog: u32) -> String {
+    format!(
+        r#"
+        set -e
+        ip link set lo up
+        echo {somaxconn} > /proc/sys/net/core/somaxconn
+        /usr/bin/python3 slow.py port {backlog} &
+        srv=$!
+        for _ in $(seq 200); do [ -e port ] && break; sleep 0.1; done
+        "$NP" --root "$ROOT" --json watch --interval 1s --for 25s > watch.json &
+        watch=$!
+        sleep 3
+        /usr/bin/python3 load.py "$(cat port)" 6 &
+        load=$!
+        sleep 1
+        "$NP" --root "$ROOT" --color never watch --interval 1s --for 2s > during.txt
+        "$NP" --root "$ROOT" metrics > metrics.prom
+        wait $load
+        wait $watch
+        kill $srv
+        cat port > port.txt
+        "#
+    )
+}
+
+struct Run {
+    watch: Value,
+    during: String,
+    metrics: String,
+    port: String,
+}
+
+fn run(somaxconn: u32, backlog: u32) -> Option<Run> {
+    let (out, dir) = in_netns(
+        &script(somaxconn, backlog),
+        &[("slow.py", SLOW_SERVER), ("load.py", LOAD)],
+    )?;
+    assert!(out.status.success(), "{}", text(&out));
+    let read = |name: &str| {
+        std::fs::read_to_string(dir.path().join(name))
+            .unwrap_or_else(|e| panic!("{name}: {e}\n{}", text(&out)))
+    };
+    let watch = read("watch.json");
+    Some(Run {
+        watch: validate_json(&["--json", "watch"], &watch),
+        during: read("during.txt"),
+        metrics: read("metrics.prom"),
+        port: read("port.txt").trim().to_string(),
+    })
+}
+
+fn accept_queue(doc: &Value) -> &Value {
+    let all = doc["findings"].as_array().expect("findings");
+    all.iter()
+        .find(|f| f["id"] == "accept-queue")
+        .unwrap_or_else(|| panic!("no accept-queue finding:\n{doc:#}"))
+}
+
+#[test]
+fn watch_proposes_somaxconn_for_the_slow_servers_overflow_and_reports_it_past_after() {
+    let Some(r) = run(8, 1024) else { return };
+    let doc = &r.watch;
+    let listener = format!("127.0.0.1:{}", r.port);
+    let samples = doc["samples"].as_array().expect("samples");
+    // While the load ran, some interval saw the overflow, with its rate.
+    let bound: Vec<&Value> = samples
+        .iter()
+        .filter(|s| {
+            s["binding"]
+                .as_array()
+                .is_some_and(|b| b.contains(&Value::from("accept-queue")))
+        })
+        .collect();
+    assert!(!bound.is_empty(), "{doc:#}");
+    assert!(
+        bound
+            .iter()
+            .any(|s| s["rates"]["TcpExt.ListenOverflows"].as_f64() > Some(0.0)),
+        "{doc:#}"
+    );
+    // After the load: the last interval binds nothing and the finding is past.
+    assert_eq!(samples.last().unwrap()["binding"], serde_json::json!([]));
+    let f = accept_queue(doc);
+    assert_eq!(f["state"], "past", "{f:#}");
+    assert_eq!(f["subject"], listener.as_str(), "{f:#}");
+    assert_eq!(f["process"], "slowsrv", "{f:#}");
+    assert!(f["rate_per_s"].as_f64() > Some(0.0), "{f:#}");
+    assert_eq!(f["rate_of"], "TcpExt.ListenOverflows");
+    // The proposal: somaxconn, with the listener and its process as evidence.
+    let proposal = doc["proposal"].as_str().expect("a proposal");
+    assert!(
+        proposal.contains("\n\"net.core.somaxconn\" = 65535\n"),
+        "{proposal}"
+    );
+    assert!(
+        proposal.contains(&format!("at {listener} of slowsrv (pid ")),
+        "{proposal}"
+    );
+    assert!(proposal.contains("(net.core.somaxconn)"), "{proposal}");
+    // It is a profile netprofile takes: diff on a stock machine (somaxconn 4096) wants it.
+    Test::new()
+        .profile("proposal.toml", proposal)
+        .args(&["diff", "proposal.toml"])
+        .run()
+        .code(1)
+        .stdout_has("net.core.somaxconn");
+    // The short watch that ended during the load reported it present, with the process.
+    assert!(
+        r.during.contains(&format!(
+            "present accept-queue at {listener} (slowsrv, pid "
+        )),
+        "{}",
+        r.during
+    );
+    assert!(r.during.contains("binds: accept-queue"), "{}", r.during);
+    assert!(
+        r.during
+            .contains("proposal (review it; watch applied nothing):")
+    );
+    // metrics during the load: the real kernel's figures parse, and show the overflow.
+    let Some(m) = prom_common::parse(&r.metrics) else {
+        return;
+    };
+    let who = [("listener", listener.as_str()), ("process", "slowsrv")];
+    assert_eq!(
+        prom_common::value(&m, "netprofile_accept_queue_limit", &who),
+        8.0
+    );
+    assert!(prom_common::value(&m, "netprofile_tcp_listen_overflows", &[]) > 0.0);
+}
+
+#[test]
+fn an_applications_small_backlog_is_not_blamed_on_somaxconn() {
+    // The same overflow, but the server asks listen(4) under the default somaxconn 4096: the
+    // proposal must not raise somaxconn (it would change nothing) and names the application.
+    let Some(r) = run(4096, 4) else { return };
+    let f = accept_queue(&r.watch);
+    assert_eq!(f["process"], "slowsrv", "{f:#}");
+    let proposal = r.watch["proposal"].as_str().expect("a proposal");
+    assert!(!proposal.contains("\"net.core.somaxconn\" ="), "{proposal}");
+    assert!(
+        proposal.contains("listen() backlog (4) binds, not net.core.somaxconn"),
+        "{proposal}"
+    );
+    assert!(proposal.contains("slowsrv's configuration"), "{proposal}");
+}
