@@ -207,3 +207,130 @@ fn an_applications_small_backlog_is_not_blamed_on_somaxconn() {
     );
     assert!(proposal.contains("slowsrv's configuration"), "{proposal}");
 }
+
+// ---- On a fixture tree: a process's open files grow toward its limit ----
+
+/// A machine whose process `webd` (pid 4242, web.service) holds the listener 0.0.0.0:8080 with
+/// a soft nofile of 1024 and `open` fds.
+fn fd_machine(open: u32) -> Test {
+    let tcp = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n\
+               \x20  0: 00000000:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 9001 1\n";
+    let t = Test::new()
+        .file("proc/net/netstat", "TcpExt: ListenOverflows\nTcpExt: 0\n")
+        .file("proc/net/tcp", tcp)
+        .file("proc/4242/comm", "webd\n")
+        .file(
+            "proc/4242/limits",
+            "Limit                     Soft Limit           Hard Limit           Units\n\
+             Max open files            1024                 1048576              files\n",
+        )
+        .file("proc/4242/status", "Name:\twebd\nThreads:\t4\n")
+        .file("proc/4242/cgroup", "0::/system.slice/web.service\n");
+    let fd = t.root().join("proc/4242/fd");
+    std::fs::create_dir_all(&fd).unwrap();
+    std::os::unix::fs::symlink("socket:[9001]", fd.join("3")).unwrap();
+    for n in 1..open {
+        std::os::unix::fs::symlink("/dev/null", fd.join((10 + n).to_string())).unwrap();
+    }
+    t
+}
+
+#[test]
+fn a_process_nearing_its_nofile_is_approaching_then_binds_with_a_systemd_proposal() {
+    use std::io::{BufRead, BufReader, Read};
+    let t = fd_machine(600);
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_netprofile"))
+        .arg("--root")
+        .arg(t.root())
+        .args([
+            "--color",
+            "never",
+            "watch",
+            "--interval",
+            "0.5s",
+            "--for",
+            "8s",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("run netprofile");
+    let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
+    // Wait for the first interval (two snapshots taken) before the fds grow.
+    let mut seen = String::new();
+    while !seen
+        .lines()
+        .any(|l| l.trim_end().ends_with("no counter moved"))
+    {
+        let mut line = String::new();
+        assert!(stdout.read_line(&mut line).expect("read") > 0, "{seen}");
+        seen.push_str(&line);
+    }
+    // 600 -> 1024 open files in 2.2 s (20 every 100 ms), then held.
+    let fd = t.root().join("proc/4242/fd");
+    for n in 600..1024u32 {
+        std::os::unix::fs::symlink("/dev/null", fd.join((10 + n).to_string())).unwrap();
+        if n % 20 == 0 {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
+    stdout.read_to_string(&mut seen).expect("read");
+    let status = child.wait().expect("wait");
+    assert!(status.success(), "{seen}");
+    assert!(
+        seen.contains("approaching: nofile at pid 4242 (webd): "),
+        "{seen}"
+    );
+    assert!(seen.contains(" of 1024 (+"), "{seen}");
+    assert!(seen.contains("binds in ~"), "{seen}");
+    assert!(
+        seen.contains("present nofile at pid 4242 (webd, pid 4242)"),
+        "{seen}"
+    );
+    // A systemd service: the proposal raises DefaultLimitNOFILE and says how for one unit.
+    assert!(
+        seen.contains("\n[systemd]\n# nofile (present) at pid 4242 of webd (pid 4242): "),
+        "{seen}"
+    );
+    assert!(
+        seen.contains("\ndefault_limit_nofile = 1048576\n"),
+        "{seen}"
+    );
+    assert!(
+        seen.contains("LimitNOFILE=1048576 (systemctl edit web.service)"),
+        "{seen}"
+    );
+}
+
+#[test]
+fn ctrl_c_ends_the_watch_with_its_summary() {
+    let t = fd_machine(10);
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_netprofile"))
+        .arg("--root")
+        .arg(t.root())
+        .args(["--json", "watch", "--interval", "1s", "--for", "10m"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("run netprofile");
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let pid = i32::try_from(child.id()).unwrap();
+    // SAFETY: kill(2) on the child this test started.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGINT) }, 0);
+    let out = child.wait_with_output().expect("wait");
+    assert_eq!(out.status.code(), Some(0));
+    let doc = validate_json(&["--json", "watch"], &String::from_utf8_lossy(&out.stdout));
+    assert_eq!(doc["interrupted"], true, "{doc:#}");
+    assert!(doc["watched_s"].as_f64().unwrap() < 300.0, "{doc:#}");
+    assert_eq!(doc["findings"], serde_json::json!([]));
+    assert_eq!(doc["proposal"], Value::Null);
+}
+
+#[test]
+fn watch_is_bounded() {
+    for args in [
+        ["watch", "--for", "25h"],
+        ["watch", "--for", "0s"],
+        ["watch", "--interval", "10ms"],
+    ] {
+        Test::new().args(&args).run().code(2).stderr_has("must be");
+    }
+}
