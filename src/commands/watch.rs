@@ -179,14 +179,11 @@ pub fn watch(config: &Config, interval: Duration, length: Duration) -> Result<Ou
     loop {
         let t = start.elapsed().as_secs_f64();
         let snap = Snapshot::read(&config.root)?;
-        let before = watcher.findings.len();
         if let Some(row) = watcher.push(t, &snap)
             && stream
         {
             let row = row.clone();
-            let text = interval_text(config, &row, &watcher.findings);
-            emit(&text);
-            let _ = before;
+            emit(&interval_text(config, &row, &watcher.findings));
         }
         tick += 1;
         let next = interval * tick;

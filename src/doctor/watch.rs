@@ -96,8 +96,6 @@ pub struct Watcher {
     prev: Option<(f64, BTreeMap<String, i64>, Vec<Gauge>)>,
     pub samples: Vec<SampleRow>,
     pub findings: Vec<WatchFinding>,
-    /// A snapshot taken at the start: the limits there are not binding by watch's doing.
-    started: bool,
 }
 
 #[allow(clippy::cast_precision_loss)]
@@ -145,7 +143,6 @@ impl Watcher {
         let counters = snap.counters.clone();
         let Some((t0, before, old)) = self.prev.replace((t_s, counters.clone(), gauges.clone()))
         else {
-            self.started = true;
             return None;
         };
         let dt = t_s - t0;
