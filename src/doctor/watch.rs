@@ -141,10 +141,8 @@ impl Watcher {
     pub fn push(&mut self, t_s: f64, snap: &Snapshot) -> Option<&SampleRow> {
         let gauges = gauges::gauges(snap);
         let counters = snap.counters.clone();
-        let Some((t0, before, old)) = self.prev.replace((t_s, counters.clone(), gauges.clone()))
-        else {
-            return None;
-        };
+        // The first snapshot only sets the starting point.
+        let (t0, before, old) = self.prev.replace((t_s, counters.clone(), gauges.clone()))?;
         let dt = t_s - t0;
         let delta = |name: &str| {
             counters.get(name).copied().unwrap_or(0) - before.get(name).copied().unwrap_or(0)
