@@ -2,7 +2,7 @@
 //! uid 65534: a slow server (somaxconn 8 caps its listen(1024); it accepts one connection per
 //! 100 ms) under bounded loopback load overflows its accept queue. watch names the listener and
 //! its process, proposes net.core.somaxconn, and once the load stops reports the finding as
-//! past. The proposal is a profile `netprofile diff` accepts. `metrics`, run during the load,
+//! past. The proposal is a profile `netprofile diff` accepts. `metrics`, run after the load,
 //! parses with a real Prometheus parser and shows the overflow.
 
 mod common;
@@ -12,7 +12,7 @@ use common::{Test, in_netns, text, validate_json};
 use serde_json::Value;
 
 /// A slow server: listens on 127.0.0.1 (a free port, written to the file named by argv[1])
-/// with listen(BACKLOG), accepts one connection every 100 ms, exits by itself after 60 s. It
+/// with listen(BACKLOG), accepts one connection every 100 ms, exits by itself after 180 s. It
 /// names itself `slowsrv` (its /proc/PID/comm).
 const SLOW_SERVER: &str = r#"
 import os, socket, sys, time
@@ -25,7 +25,7 @@ with open(sys.argv[1] + ".tmp", "w") as f:
     f.write(str(s.getsockname()[1]))
 os.rename(sys.argv[1] + ".tmp", sys.argv[1])
 s.settimeout(0.5)
-end = time.monotonic() + 60
+end = time.monotonic() + 180
 while time.monotonic() < end:
     try:
         c, _ = s.accept()
@@ -59,8 +59,12 @@ while time.monotonic() < end and total < 3000:
 "#;
 
 /// The namespace script: somaxconn `somaxconn`, the slow server with `backlog`; a JSON watch
-/// of 1 s intervals for 25 s; 3 s in, 6 s of load, during which a short text watch and
-/// `metrics` run. Prints nothing itself: the outputs land in files of the temporary folder.
+/// of 1 s intervals (its progress lines on stderr); once it has taken its first snapshot (its
+/// "watching" line), 6 s of load, then `metrics`; once the watch has taken two more snapshots
+/// after the load, Ctrl-C (SIGINT) ends it with its document. Snapshots can take many seconds
+/// on a loaded machine (proc/net/tcp walks every socket of the host), so the script waits for
+/// them instead of assuming a pace; every wait is bounded (300 s). The outputs land in files
+/// of the temporary folder. It runs in a private PID namespace with its own /proc (see `run`).
 fn script(somaxconn: u32, backlog: u32) -> String {
     format!(
         r#"
@@ -69,18 +73,18 @@ fn script(somaxconn: u32, backlog: u32) -> String {
         echo {somaxconn} > /proc/sys/net/core/somaxconn
         /usr/bin/python3 slow.py port {backlog} &
         srv=$!
-        for _ in $(seq 200); do [ -e port ] && break; sleep 0.1; done
-        "$NP" --root "$ROOT" --json watch --interval 1s --for 25s > watch.json &
+        for _ in $(seq 600); do [ -e port ] && break; sleep 0.1; done
+        "$NP" --root "$ROOT" --color never --json watch --interval 1s --for 10m > watch.json 2> watch.err &
         watch=$!
-        sleep 3
-        /usr/bin/python3 load.py "$(cat port)" 6 &
-        load=$!
-        sleep 1
-        "$NP" --root "$ROOT" --color never watch --interval 1s --for 2s > during.txt
+        intervals() {{ grep -cE '^ *[0-9]+\.[0-9]s  ' watch.err || true; }}
+        for _ in $(seq 3000); do grep -q watching watch.err && break; sleep 0.1; done
+        /usr/bin/python3 load.py "$(cat port)" 6
         "$NP" --root "$ROOT" metrics > metrics.prom
-        wait $load
+        n=$(intervals)
+        for _ in $(seq 3000); do [ "$(intervals)" -ge $((n + 2)) ] && break; sleep 0.1; done
+        kill -INT $watch
         wait $watch
-        kill $srv
+        kill $srv 2>/dev/null || true
         cat port > port.txt
         "#
     )
@@ -88,15 +92,22 @@ fn script(somaxconn: u32, backlog: u32) -> String {
 
 struct Run {
     watch: Value,
-    during: String,
+    progress: String,
     metrics: String,
     port: String,
 }
 
 fn run(somaxconn: u32, backlog: u32) -> Option<Run> {
+    // A private PID namespace with its own /proc: doctor's snapshot reads every process it may
+    // (uid 65534's in other tests hold 100 000s of fds, each a readlink), so it sees only
+    // this test's. The root's `proc` links to /proc, now that one.
     let (out, dir) = in_netns(
-        &script(somaxconn, backlog),
-        &[("slow.py", SLOW_SERVER), ("load.py", LOAD)],
+        "exec unshare --pid --fork --mount-proc bash ns.sh",
+        &[
+            ("slow.py", SLOW_SERVER),
+            ("load.py", LOAD),
+            ("ns.sh", &script(somaxconn, backlog)),
+        ],
     )?;
     assert!(out.status.success(), "{}", text(&out));
     let read = |name: &str| {
@@ -106,7 +117,7 @@ fn run(somaxconn: u32, backlog: u32) -> Option<Run> {
     let watch = read("watch.json");
     Some(Run {
         watch: validate_json(&["--json", "watch"], &watch),
-        during: read("during.txt"),
+        progress: read("watch.err"),
         metrics: read("metrics.prom"),
         port: read("port.txt").trim().to_string(),
     })
@@ -167,20 +178,16 @@ fn watch_proposes_somaxconn_for_the_slow_servers_overflow_and_reports_it_past_af
         .run()
         .code(1)
         .stdout_has("net.core.somaxconn");
-    // The short watch that ended during the load reported it present, with the process.
+    // While it bound, the progress (stderr with --json) said so, with the listener's process.
     assert!(
-        r.during.contains(&format!(
-            "present accept-queue at {listener} (slowsrv, pid "
+        r.progress.contains(&format!(
+            "binds: accept-queue: listener {listener}; process slowsrv (pid "
         )),
         "{}",
-        r.during
+        r.progress
     );
-    assert!(r.during.contains("binds: accept-queue"), "{}", r.during);
-    assert!(
-        r.during
-            .contains("proposal (review it; watch applied nothing):")
-    );
-    // metrics during the load: the real kernel's figures parse, and show the overflow.
+    assert_eq!(doc["interrupted"], true, "ended by Ctrl-C");
+    // metrics after the load: the real kernel's figures parse, and show the overflow.
     let Some(m) = prom_common::parse(&r.metrics) else {
         return;
     };
@@ -237,7 +244,8 @@ fn fd_machine(open: u32) -> Test {
 
 #[test]
 fn a_process_nearing_its_nofile_is_approaching_then_binds_with_a_systemd_proposal() {
-    use std::io::{BufRead, BufReader, Read};
+    use std::io::{BufRead, BufReader};
+    use std::time::{Duration, Instant};
     let t = fd_machine(600);
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_netprofile"))
         .arg("--root")
@@ -249,39 +257,60 @@ fn a_process_nearing_its_nofile_is_approaching_then_binds_with_a_systemd_proposa
             "--interval",
             "0.5s",
             "--for",
-            "8s",
+            "2m",
         ])
         .stdout(std::process::Stdio::piped())
         .spawn()
         .expect("run netprofile");
-    let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
-    // Wait for the first interval (two snapshots taken) before the fds grow.
-    let mut seen = String::new();
-    while !seen
-        .lines()
-        .any(|l| l.trim_end().ends_with("no counter moved"))
-    {
-        let mut line = String::new();
-        assert!(stdout.read_line(&mut line).expect("read") > 0, "{seen}");
-        seen.push_str(&line);
-    }
-    // 600 -> 1024 open files in 2.2 s (20 every 100 ms), then held.
-    let fd = t.root().join("proc/4242/fd");
-    for n in 600..1024u32 {
-        std::os::unix::fs::symlink("/dev/null", fd.join((10 + n).to_string())).unwrap();
-        if n % 20 == 0 {
-            std::thread::sleep(std::time::Duration::from_millis(100));
+    // watch's lines as they come, read by a thread so the test can grow the fds meanwhile.
+    let stdout = BufReader::new(child.stdout.take().expect("stdout"));
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let reader = std::thread::spawn(move || {
+        for line in stdout.lines().map_while(Result::ok) {
+            let _ = tx.send(line);
         }
-    }
-    stdout.read_to_string(&mut seen).expect("read");
+    });
+    let mut seen = String::new();
+    let deadline = Instant::now() + Duration::from_secs(100);
+    // Each step waits (at most until the deadline) for a line containing `want`, doing `step`
+    // every 100 ms meanwhile.
+    let mut wait_for = |want: &str, step: &mut dyn FnMut()| {
+        while !seen.contains(want) {
+            assert!(Instant::now() < deadline, "no {want:?} in:\n{seen}");
+            step();
+            if let Ok(line) = rx.recv_timeout(Duration::from_millis(100)) {
+                seen.push_str(&line);
+                seen.push('\n');
+            }
+        }
+    };
+    let fd = t.root().join("proc/4242/fd");
+    let mut open = 600u32;
+    let mut add = |n: u32, cap: u32| {
+        for _ in 0..n {
+            if open < cap {
+                std::os::unix::fs::symlink("/dev/null", fd.join((10 + open).to_string())).unwrap();
+                open += 1;
+            }
+        }
+    };
+    // Two snapshots taken; then the fds grow, 5 per 100 ms up to 1000 (98 %: not yet binding),
+    // until watch calls the limit approaching; then all 1024 are open until it binds.
+    wait_for("no counter moved", &mut || {});
+    wait_for("approaching: nofile at pid 4242 (webd): ", &mut || {
+        add(5, 1000)
+    });
+    wait_for("binds: nofile", &mut || add(1024, 1024));
+    // SAFETY: kill(2) on the child this test started: Ctrl-C ends it with the summary.
+    let pid = i32::try_from(child.id()).unwrap();
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGINT) }, 0);
     let status = child.wait().expect("wait");
+    reader.join().expect("reader");
+    seen.extend(rx.try_iter().map(|l| l + "\n"));
     assert!(status.success(), "{seen}");
-    assert!(
-        seen.contains("approaching: nofile at pid 4242 (webd): "),
-        "{seen}"
-    );
     assert!(seen.contains(" of 1024 (+"), "{seen}");
     assert!(seen.contains("binds in ~"), "{seen}");
+    assert!(seen.contains("\ninterrupted\n"), "{seen}");
     assert!(
         seen.contains("present nofile at pid 4242 (webd, pid 4242)"),
         "{seen}"

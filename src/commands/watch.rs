@@ -1,7 +1,7 @@
 //! `netprofile watch [--interval D] [--for D]`: reads doctor's snapshot every interval and
 //! prints, as it goes, the counters' rates, the limits approaching and the limits binding;
 //! at the end (or on Ctrl-C) the findings, present or past, and the proposal: profile TOML to
-//! review. `--json` prints one document at the end instead. Read-only: never writes a key or
+//! review. `--json` prints one document at the end instead (the progress then goes to stderr). Read-only: never writes a key or
 //! a file, never takes the writer lock, never applies its proposal.
 
 use std::io::Write;
@@ -167,32 +167,55 @@ pub fn watch(config: &Config, interval: Duration, length: Duration) -> Result<Ou
     catch_signals();
     let start = Instant::now();
     let mut watcher = Watcher::new();
-    let stream = !config.json && !config.quiet;
-    if stream {
-        emit(&format!(
-            "watching every {} for {} (Ctrl-C ends early with the summary)\n",
-            humantime::format_duration(interval),
-            humantime::format_duration(length)
-        ));
-    }
+    let header = format!(
+        "watching every {} for {} (Ctrl-C ends early with the summary)\n",
+        humantime::format_duration(interval),
+        humantime::format_duration(length)
+    );
     let mut tick: u32 = 0;
     loop {
         let t = start.elapsed().as_secs_f64();
         let snap = Snapshot::read(&config.root)?;
-        if let Some(row) = watcher.push(t, &snap)
-            && stream
-        {
-            let row = row.clone();
-            emit(&interval_text(config, &row, &watcher.findings));
+        // Ctrl-C during a (slow) read: end with the intervals already complete.
+        if STOP.load(Ordering::SeqCst) {
+            break;
         }
+        // With --json the document is stdout's; the progress goes to stderr, as human text does.
+        let say = |text: &str| {
+            if config.quiet {
+                return;
+            }
+            if config.json {
+                let _ = std::io::stderr().lock().write_all(text.as_bytes());
+            } else {
+                emit(text);
+            }
+        };
+        if tick == 0 {
+            // After the first snapshot: from here on a change is measured (a script starting
+            // load may wait for this line).
+            say(&header);
+        }
+        if let Some(row) = watcher.push(t, &snap) {
+            let row = row.clone();
+            say(&interval_text(config, &row, &watcher.findings));
+        }
+        // The next tick still ahead: a snapshot slower than the interval (a loaded machine,
+        // thousands of processes) skips ticks rather than stretching the watch past --for.
         tick += 1;
+        while interval * tick <= start.elapsed() {
+            tick += 1;
+        }
         let next = interval * tick;
         if next > length || STOP.load(Ordering::SeqCst) {
             break;
         }
         // Sleep in short steps so Ctrl-C ends the watch at once.
         while start.elapsed() < next && !STOP.load(Ordering::SeqCst) {
-            std::thread::sleep((next - start.elapsed()).min(Duration::from_millis(100)));
+            std::thread::sleep(
+                next.saturating_sub(start.elapsed())
+                    .min(Duration::from_millis(100)),
+            );
         }
         if STOP.load(Ordering::SeqCst) {
             break;
