@@ -50,13 +50,17 @@ installed=$(dpkg -L netprofile)
 for f in /usr/bin/netprofile /usr/share/man/man8/netprofile.8.gz /usr/share/man/man8/netprofile-diff.8.gz \
     /usr/share/netprofile/profiles/high-conn.toml /usr/share/bash-completion/completions/netprofile \
     /usr/share/zsh/vendor-completions/_netprofile /usr/share/fish/vendor_completions.d/netprofile.fish \
-    /lib/systemd/system/netprofile.service /usr/share/doc/netprofile/copyright; do
+    /lib/systemd/system/netprofile.service /lib/systemd/system/netprofile-metrics.service \
+    /lib/systemd/system/netprofile-metrics.timer /usr/share/doc/netprofile/copyright; do
     [ -e "$f" ] || fail "the .deb did not install $f"
 done
 # The unit parses and its ExecStart exists (verify loads it offline; nothing is enabled or started).
 if command -v systemd-analyze >/dev/null 2>&1; then
     systemd-analyze verify --man=no /lib/systemd/system/netprofile.service \
         || fail "systemd-analyze verify rejects netprofile.service"
+    systemd-analyze verify --man=no /lib/systemd/system/netprofile-metrics.service \
+        /lib/systemd/system/netprofile-metrics.timer \
+        || fail "systemd-analyze verify rejects netprofile-metrics.service or .timer"
 fi
 /usr/bin/netprofile --version | grep -qx "netprofile $(grep -m1 '^version' Cargo.toml | cut -d'"' -f2)" \
     || fail "netprofile --version does not print the package version"
@@ -152,6 +156,7 @@ echo "$scripts"
 grep -qx /usr/share/netprofile/profiles/high-conn.toml <<<"$files" || fail "the .rpm lacks the profiles"
 grep -qx /usr/share/man/man8/netprofile-apply.8.gz <<<"$files" || fail "the .rpm lacks netprofile-apply(8)"
 grep -qx /usr/lib/systemd/system/netprofile.service <<<"$files" || fail "the .rpm lacks the unit"
+grep -qx /usr/lib/systemd/system/netprofile-metrics.timer <<<"$files" || fail "the .rpm lacks the metrics timer"
 grep -q '/run/systemd/system' <<<"$scripts" || fail "the .rpm scripts reload systemd unconditionally"
 # The package owns the folders only netprofile uses (%dir in packaging/rpm/netprofile.spec).
 modes=$(rpm -qp --qf '[%{FILEMODES:perms} %{FILENAMES}\n]' "$rpmfile")

@@ -55,6 +55,17 @@ pub enum Format {
     Markdown,
 }
 
+/// How `check` prints its result.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
+pub enum CheckFormat {
+    /// One line; exit 0 in sync, 1 drifted, 2 error.
+    #[default]
+    Text,
+    /// The Nagios/Icinga plugin convention: `NETPROFILE OK - ... | perfdata`, exit 0 OK,
+    /// 1 WARNING, 2 CRITICAL, 3 UNKNOWN.
+    Nagios,
+}
+
 /// What `__generate` writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Generate {
@@ -78,6 +89,10 @@ pub enum Command {
     Check {
         /// A profile file (has a '/' or ends in .toml) or a shipped profile name.
         profile: String,
+        /// text (exit 0/1/2 as diff), or nagios: the Nagios/Icinga plugin convention (OK,
+        /// WARNING, CRITICAL, UNKNOWN with exit 0, 1, 2, 3 and perfdata).
+        #[arg(long, value_enum, default_value_t = CheckFormat::Text)]
+        format: CheckFormat,
     },
     /// Plan, apply all-or-nothing with rollback, persist, and record a generation.
     Apply {
@@ -163,6 +178,23 @@ pub enum Command {
         /// Print this shipped profile's TOML, as shipped (to copy and edit).
         name: Option<String>,
     },
+    /// Counters over time: rates, limits approaching, and a reviewable proposal when one binds
+    /// (never applied). Ctrl-C ends early with the summary.
+    Watch {
+        /// Time between two samples (0.2 s to 1 h).
+        #[arg(long, default_value = "5s", value_parser = parse_interval)]
+        interval: std::time::Duration,
+        /// How long to watch (at most 24 h).
+        #[arg(long = "for", value_name = "DURATION", default_value = "1m", value_parser = parse_watch_for)]
+        for_: std::time::Duration,
+    },
+    /// Prometheus text format for node_exporter's textfile collector (read-only).
+    Metrics {
+        /// Write to FILE atomically (a temporary file in its folder, then rename) instead of
+        /// stdout, e.g. /var/lib/prometheus/node-exporter/netprofile.prom.
+        #[arg(long, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
     /// Print the files a profile writes, without reading the live system: one review for a fleet.
     Render {
         /// A profile file (has a '/' or ends in .toml) or a shipped profile name.
@@ -178,8 +210,8 @@ pub enum Command {
         dir: PathBuf,
     },
     /// Internal: the detached watcher of `apply --confirm`.
-    #[command(name = "__watch", hide = true)]
-    Watch {
+    #[command(name = "__confirm-watcher", hide = true)]
+    ConfirmWatcher {
         /// The pending generation to revert unless confirmed.
         generation: u64,
     },
@@ -267,6 +299,25 @@ fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
         return Ok(std::time::Duration::from_secs_f64(secs));
     }
     humantime::parse_duration(s).map_err(|e| format!("{e} (write 30, 30s, 500ms or 2m)"))
+}
+
+/// The longest `watch --for`: a day. watch is bounded; a longer watch is a service's job.
+pub const MAX_WATCH: std::time::Duration = std::time::Duration::from_secs(24 * 60 * 60);
+
+fn parse_watch_for(s: &str) -> Result<std::time::Duration, String> {
+    let d = parse_duration(s)?;
+    if d.is_zero() || d > MAX_WATCH {
+        return Err(format!("must be more than 0 and at most 24h; it was {s:?}"));
+    }
+    Ok(d)
+}
+
+fn parse_interval(s: &str) -> Result<std::time::Duration, String> {
+    let d = parse_duration(s)?;
+    if d < std::time::Duration::from_millis(200) || d > std::time::Duration::from_secs(3600) {
+        return Err(format!("must be between 200ms and 1h; it was {s:?}"));
+    }
+    Ok(d)
 }
 
 /// The longest `--confirm`: a day. Longer is almost surely a typo, and a huge number once

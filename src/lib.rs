@@ -82,7 +82,9 @@ fn command_name(command: &Command) -> &'static str {
         Command::Generate { .. } => "__generate",
         Command::Doctor { .. } => "doctor",
         Command::Explain { .. } => "explain",
-        Command::Watch { .. } => "__watch",
+        Command::ConfirmWatcher { .. } => "__confirm-watcher",
+        Command::Watch { .. } => "watch",
+        Command::Metrics { .. } => "metrics",
         Command::Worker { .. } => "__worker",
         Command::Holder => "__holder",
     }
@@ -104,7 +106,7 @@ fn dispatch(config: &Config, command: &Command) -> error::Result<commands::Outpu
             Command::Profiles { .. }
                 | Command::Render { .. }
                 | Command::Generate { .. }
-                | Command::Watch { .. }
+                | Command::ConfirmWatcher { .. }
                 | Command::Worker { .. }
                 | Command::Holder
                 // They report an open journal themselves.
@@ -119,7 +121,7 @@ fn dispatch(config: &Config, command: &Command) -> error::Result<commands::Outpu
     }
     match command {
         Command::Diff { profile, .. } => commands::diff::diff(config, profile),
-        Command::Check { profile } => commands::check::check(config, profile),
+        Command::Check { profile, format } => commands::check::check(config, profile, *format),
         Command::Apply {
             profile,
             dry_run,
@@ -154,7 +156,11 @@ fn dispatch(config: &Config, command: &Command) -> error::Result<commands::Outpu
         Command::Profiles { name } => commands::profiles::profiles(config, name.as_deref()),
         Command::Render { profile } => commands::render::render(config, profile),
         Command::Generate { what, dir } => commands::generate::generate(*what, dir),
-        Command::Watch { generation } => commands::watch::watch(config, *generation),
+        Command::ConfirmWatcher { generation } => {
+            commands::confirm_watcher::confirm_watcher(config, *generation)
+        }
+        Command::Watch { interval, for_ } => commands::watch::watch(config, *interval, *for_),
+        Command::Metrics { output } => commands::metrics::metrics(config, output.as_deref()),
         Command::Test { what } => commands::test::test(config, what),
         Command::Doctor {
             connections,

@@ -47,7 +47,10 @@ fn man_pages_cover_every_visible_subcommand() {
         main.contains("netprofile\\-diff(8)"),
         "links the subcommand pages"
     );
-    assert!(!main.contains("__watch"), "hidden subcommands stay hidden");
+    assert!(
+        !main.contains("__confirm-watcher"),
+        "hidden subcommands stay hidden"
+    );
     let apply =
         std::fs::read_to_string(out.dir.path().join("man/netprofile-apply.8")).expect("page");
     assert!(apply.contains("\\-\\-dry\\-run"), "{apply}");

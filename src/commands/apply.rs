@@ -505,7 +505,7 @@ fn start_pending(writer: &Writer, number: u64, seconds: u64, files: Vec<Change>)
     }
 }
 
-/// Starts `netprofile __watch GEN` detached in its own session, so it outlives the terminal.
+/// Starts `netprofile __confirm-watcher GEN` detached in its own session, so it outlives the terminal.
 fn spawn_watcher(root: &Root, generation: u64) -> std::io::Result<u32> {
     use std::os::unix::process::CommandExt;
     let exe = std::env::current_exe()?;
@@ -513,7 +513,7 @@ fn spawn_watcher(root: &Root, generation: u64) -> std::io::Result<u32> {
     command
         .arg("--root")
         .arg(root.base())
-        .arg("__watch")
+        .arg("__confirm-watcher")
         .arg(generation.to_string())
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())

@@ -1,14 +1,18 @@
-//! `netprofile check PROFILE`: the drift check for monitoring, as one line.
+//! `netprofile check PROFILE`: the drift check for monitoring, as one line; with `--format
+//! nagios`, as a Nagios/Icinga plugin (status line with perfdata, exit 0/1/2/3).
 
 use super::Output;
 use super::{plan_for, warnings};
-use crate::cli::Config;
+use crate::cli::{CheckFormat, Config};
 use crate::error::Result;
 use crate::plan;
 use crate::render;
 
-/// `netprofile check PROFILE`: the one-line form of diff.
-pub fn check(config: &Config, reference: &str) -> Result<Output> {
+/// `netprofile check PROFILE [--format nagios]`: the one-line form of diff.
+pub fn check(config: &Config, reference: &str, format: CheckFormat) -> Result<Output> {
+    if format == CheckFormat::Nagios && !config.json {
+        return Ok(nagios(config, reference));
+    }
     // plan_for marks accepted overrides: "in sync" only when what netprofile set holds, and an
     // override the operator did not accept with `apply --allow-override` is drift.
     let plan = plan_for(config, reference)?;
@@ -53,4 +57,76 @@ pub fn check(config: &Config, reference: &str) -> Result<Output> {
         stdout,
         stderr: warnings(&plan),
     })
+}
+
+/// Nagios/Icinga plugin exit codes.
+const NAGIOS_OK: i32 = 0;
+const NAGIOS_WARNING: i32 = 1;
+const NAGIOS_CRITICAL: i32 = 2;
+const NAGIOS_UNKNOWN: i32 = 3;
+
+/// The plugin convention (Nagios Plugin Development Guidelines): one line
+/// `NETPROFILE STATE - text | perfdata` and exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.
+/// CRITICAL: a value in force now (a key, a limit, a systemd setting) is not the profile's.
+/// WARNING: what is in force is right but would not hold at boot or login (a drop-in missing or
+/// edited, another file overriding). UNKNOWN: the check itself failed (bad profile, unreadable
+/// file); the error is on the status line.
+fn nagios(config: &Config, reference: &str) -> Output {
+    let plan = match plan_for(config, reference) {
+        Ok(plan) => plan,
+        Err(e) => {
+            let text = crate::doctor::watch::printable(&e.to_string());
+            return Output {
+                code: NAGIOS_UNKNOWN,
+                stdout: format!("NETPROFILE UNKNOWN - {text}\n"),
+                stderr: Vec::new(),
+            };
+        }
+    };
+    let set = |action: &plan::Action| *action == plan::Action::Set;
+    let keys: Vec<&str> = plan
+        .sysctl
+        .iter()
+        .filter(|r| set(&r.action))
+        .map(|r| r.key.as_str())
+        .collect();
+    let limits = plan.limits.iter().filter(|r| set(&r.action)).count();
+    let systemd = plan.systemd.iter().filter(|r| set(&r.action)).count()
+        + plan.services.iter().filter(|r| set(&r.action)).count();
+    let files = plan.files.iter().filter(|f| f.changes()).count();
+    let overrides = super::overrides::unaccepted(&plan).len();
+    let (code, state) = if !keys.is_empty() || limits > 0 || systemd > 0 {
+        (NAGIOS_CRITICAL, "CRITICAL")
+    } else if files > 0 || overrides > 0 {
+        (NAGIOS_WARNING, "WARNING")
+    } else {
+        (NAGIOS_OK, "OK")
+    };
+    let mut text = render::summary(&plan);
+    if !keys.is_empty() && !config.quiet {
+        text.push_str(&format!(" ({})", keys.join(", ")));
+    }
+    if overrides > 0 {
+        text.push_str(&format!(
+            "; {overrides} overridden by files netprofile does not own"
+        ));
+    }
+    // 'label'=value;warn;crit;min;max: a drifted live value is critical from 1, a file or an
+    // override a warning from 1.
+    let perf = format!(
+        "sysctl_drifted={};;1;0;{} limits_drifted={limits};;1;0;{} systemd_drifted={systemd};;1;0;{} \
+         files_drifted={files};1;;0;{} overrides={overrides};1;;0;",
+        keys.len(),
+        plan.sysctl.len(),
+        plan.limits.len(),
+        plan.systemd.len() + plan.services.len(),
+        plan.files.len(),
+    );
+    // The status line is one line: nothing from a file may break it or forge perfdata.
+    let text = crate::doctor::watch::printable(&text).replace('|', "/");
+    Output {
+        code,
+        stdout: format!("NETPROFILE {state} - {text} | {perf}\n"),
+        stderr: warnings(&plan),
+    }
 }

@@ -4,11 +4,13 @@
 pub mod apply;
 pub mod check;
 pub mod confirm;
+pub mod confirm_watcher;
 pub mod diff;
 pub mod doctor;
 pub mod explain;
 pub mod generate;
 pub mod history;
+pub mod metrics;
 pub mod overrides;
 pub mod profiles;
 pub mod recover;

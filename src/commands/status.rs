@@ -142,27 +142,27 @@ struct Where {
 }
 
 #[derive(Debug, Serialize)]
-struct LimitRow {
-    domain: String,
-    item: String,
+pub(crate) struct LimitRow {
+    pub(crate) domain: String,
+    pub(crate) item: String,
     #[serde(rename = "type")]
-    half: &'static str,
+    pub(crate) half: &'static str,
     /// What the managed drop-in sets.
     configured: String,
     /// The value pam_limits gives a login of this domain now, and the line it comes from;
     /// `null` when no file sets one (the kernel default stays).
     in_force: Option<String>,
     source: Option<Where>,
-    in_sync: bool,
+    pub(crate) in_sync: bool,
 }
 
 #[derive(Debug, Serialize)]
-struct SystemdRow {
-    setting: &'static str,
+pub(crate) struct SystemdRow {
+    pub(crate) setting: &'static str,
     configured: String,
     in_force: Option<String>,
     source: Option<Where>,
-    in_sync: bool,
+    pub(crate) in_sync: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -216,7 +216,7 @@ fn subject(domain: &str) -> Subject {
     }
 }
 
-fn limit_rows(root: &Root, managed: &Managed) -> Result<Vec<LimitRow>> {
+pub(crate) fn limit_rows(root: &Root, managed: &Managed) -> Result<Vec<LimitRow>> {
     let rel = Root::limits_dropin();
     let Some(text) = managed.files.get(&rel) else {
         return Ok(Vec::new());
@@ -252,7 +252,7 @@ fn limit_rows(root: &Root, managed: &Managed) -> Result<Vec<LimitRow>> {
     Ok(rows)
 }
 
-fn systemd_rows(root: &Root, managed: &Managed) -> Result<Vec<SystemdRow>> {
+pub(crate) fn systemd_rows(root: &Root, managed: &Managed) -> Result<Vec<SystemdRow>> {
     let rel = Root::systemd_dropin();
     let Some(text) = managed.files.get(&rel) else {
         return Ok(Vec::new());
@@ -544,6 +544,6 @@ fn human(config: &Config, doc: &StatusDoc, edits: &[HandEdit]) -> String {
 
 /// Whether `now` meets a recorded bound (`>= 4096`, `<= 30`): a later rise above a min is not
 /// drift.
-fn within(bound: Option<&String>, now: &str) -> bool {
+pub(crate) fn within(bound: Option<&String>, now: &str) -> bool {
     bound.and_then(|b| state::against_bound(b, now)) == Some(Ok(()))
 }

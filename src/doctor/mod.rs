@@ -11,4 +11,6 @@ pub mod chain;
 pub mod diag;
 pub mod explain;
 pub mod findings;
+pub mod gauges;
 pub mod proc;
+pub mod watch;

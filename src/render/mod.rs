@@ -3,6 +3,7 @@
 
 pub mod json;
 pub mod markdown;
+pub mod metrics;
 
 use std::fmt::Write as _;
 

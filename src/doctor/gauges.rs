@@ -1,0 +1,213 @@
+//! Gauges: each limit's use and its ceiling, as numbers, from a `Snapshot` (accept queues per
+//! listener, ephemeral ports toward the busiest destination, TIME_WAIT, file handles, nofile
+//! per listening process, conntrack, TCP memory). `metrics` exports them and `watch` follows
+//! them over time. Pure: never performs I/O (proc.rs reads).
+
+use serde::Serialize;
+
+use super::findings::usable_ports;
+use super::proc::Snapshot;
+
+/// One limit's use and ceiling now.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Gauge {
+    /// The doctor finding id this limit belongs to (accept-queue, ephemeral-ports,
+    /// time-wait-buckets, file-max, nofile, conntrack, tcp-mem).
+    pub limit: &'static str,
+    /// What it is a limit of: `127.0.0.1:8080` (a listener), `127.0.0.1:80` (a destination),
+    /// `pid 42` (a process); empty for a machine-wide limit.
+    pub subject: String,
+    /// The process's name (comm) for a listener or a process, else empty.
+    pub process: String,
+    /// The process id for a listener or a process.
+    pub pid: Option<u32>,
+    pub used: u64,
+    pub ceiling: u64,
+    /// The setting the ceiling comes from (`net.core.somaxconn`, `listen() backlog`, ...).
+    pub ceiling_from: String,
+}
+
+impl Gauge {
+    /// used / ceiling (0 when the ceiling is 0).
+    #[must_use]
+    #[allow(clippy::cast_precision_loss)]
+    pub fn usage(&self) -> f64 {
+        if self.ceiling == 0 {
+            0.0
+        } else {
+            self.used as f64 / self.ceiling as f64
+        }
+    }
+
+    /// A stable key for following this gauge from one sample to the next.
+    #[must_use]
+    pub fn key(&self) -> String {
+        format!("{} {}", self.limit, self.subject)
+    }
+}
+
+fn num(snap: &Snapshot, key: &str) -> Option<u64> {
+    snap.sysctl.get(key)?.trim().parse().ok()
+}
+
+/// The process that holds the listening socket on `port`, if doctor could read it.
+#[must_use]
+pub fn holder(snap: &Snapshot, port: u16) -> Option<&super::proc::Process> {
+    snap.processes.iter().find(|p| p.ports.contains(&port))
+}
+
+/// Every limit with its use and ceiling now, in a fixed order.
+#[must_use]
+pub fn gauges(snap: &Snapshot) -> Vec<Gauge> {
+    let mut out = Vec::new();
+    let somaxconn = num(snap, "net.core.somaxconn");
+    for l in &snap.listeners {
+        // Without sock_diag the backlog in force is unknown; somaxconn is the most it can be.
+        let (ceiling, from) = match (l.backlog, somaxconn) {
+            (Some(b), Some(s)) if b >= s => (s, "net.core.somaxconn"),
+            (Some(b), _) => (b, "listen() backlog"),
+            (None, Some(s)) => (s, "net.core.somaxconn"),
+            (None, None) => continue,
+        };
+        let who = holder(snap, l.port);
+        out.push(Gauge {
+            limit: "accept-queue",
+            subject: format!("{}:{}", l.address, l.port),
+            process: who.map(|p| p.comm.clone()).unwrap_or_default(),
+            pid: who.map(|p| p.pid),
+            used: l.queue,
+            ceiling,
+            ceiling_from: from.into(),
+        });
+    }
+    if snap.sysctl.contains_key("net.ipv4.ip_local_port_range") {
+        let (dest, used) = snap.states.busiest_destination.clone().unwrap_or_default();
+        out.push(Gauge {
+            limit: "ephemeral-ports",
+            subject: dest,
+            process: String::new(),
+            pid: None,
+            used,
+            ceiling: usable_ports(snap),
+            ceiling_from: "net.ipv4.ip_local_port_range".into(),
+        });
+    }
+    if let Some(buckets) = num(snap, "net.ipv4.tcp_max_tw_buckets") {
+        out.push(Gauge {
+            limit: "time-wait-buckets",
+            subject: String::new(),
+            process: String::new(),
+            pid: None,
+            used: snap.states.time_wait,
+            ceiling: buckets,
+            ceiling_from: "net.ipv4.tcp_max_tw_buckets".into(),
+        });
+    }
+    if let Some((allocated, _, max)) = snap.file_nr {
+        out.push(Gauge {
+            limit: "file-max",
+            subject: String::new(),
+            process: String::new(),
+            pid: None,
+            used: allocated,
+            ceiling: max,
+            ceiling_from: "fs.file-max".into(),
+        });
+    }
+    for p in &snap.processes {
+        if let Some(soft) = p.nofile_soft {
+            out.push(Gauge {
+                limit: "nofile",
+                subject: format!("pid {}", p.pid),
+                process: p.comm.clone(),
+                pid: Some(p.pid),
+                used: p.open_fds,
+                ceiling: soft,
+                ceiling_from: match &p.service {
+                    Some(unit) => format!("LimitNOFILE of {unit}"),
+                    None => "nofile (limits.conf)".into(),
+                },
+            });
+        }
+    }
+    if let Some((count, max)) = snap.conntrack {
+        out.push(Gauge {
+            limit: "conntrack",
+            subject: String::new(),
+            process: String::new(),
+            pid: None,
+            used: count,
+            ceiling: max,
+            ceiling_from: "net.netfilter.nf_conntrack_max".into(),
+        });
+    }
+    if let Some(high) = snap
+        .sysctl
+        .get("net.ipv4.tcp_mem")
+        .and_then(|m| m.split_whitespace().nth(2)?.parse().ok())
+    {
+        out.push(Gauge {
+            limit: "tcp-mem",
+            subject: String::new(),
+            process: String::new(),
+            pid: None,
+            used: u64::try_from(snap.sockstat.get("TCP.mem").copied().unwrap_or(0)).unwrap_or(0),
+            ceiling: high,
+            ceiling_from: "net.ipv4.tcp_mem (high, pages)".into(),
+        });
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::doctor::proc::{Listener, Process};
+
+    #[test]
+    fn a_listener_below_somaxconn_is_capped_by_its_own_backlog() {
+        let mut snap = Snapshot::default();
+        snap.sysctl
+            .insert("net.core.somaxconn".into(), "128".into());
+        for (port, backlog) in [(80, Some(512)), (81, Some(16)), (82, None)] {
+            snap.listeners.push(Listener {
+                address: "0.0.0.0".into(),
+                port,
+                queue: 8,
+                backlog,
+                inode: 0,
+            });
+        }
+        snap.processes.push(Process {
+            pid: 7,
+            comm: "web".into(),
+            ports: vec![81],
+            nofile_soft: Some(1024),
+            open_fds: 512,
+            ..Process::default()
+        });
+        let g = gauges(&snap);
+        let q: Vec<(&str, u64, &str, &str)> = g
+            .iter()
+            .filter(|g| g.limit == "accept-queue")
+            .map(|g| {
+                (
+                    g.subject.as_str(),
+                    g.ceiling,
+                    g.ceiling_from.as_str(),
+                    g.process.as_str(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            q,
+            [
+                ("0.0.0.0:80", 128, "net.core.somaxconn", ""),
+                ("0.0.0.0:81", 16, "listen() backlog", "web"),
+                ("0.0.0.0:82", 128, "net.core.somaxconn", ""),
+            ]
+        );
+        let n = g.iter().find(|g| g.limit == "nofile").expect("nofile");
+        assert_eq!((n.used, n.ceiling, n.usage()), (512, 1024, 0.5));
+    }
+}

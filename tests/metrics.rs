@@ -1,0 +1,194 @@
+//! `netprofile metrics`: its output parsed by a real Prometheus text parser (prom_common), on
+//! fixture trees: each limit's use and ceiling with the listener's process (its name escaped
+//! as the format says), kernel counters as counters, drift per managed setting and in total,
+//! the generation in force; `--output FILE` written atomically.
+
+mod common;
+mod prom_common;
+
+use common::Test;
+use prom_common::{family, parse, value};
+
+const TCP_HEADER: &str = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n";
+
+/// A machine with a listener on 0.0.0.0:8080 (3 waiting, socket inode 9001) held by a process
+/// whose name has a double quote and a backslash, 900 of 1024 files open.
+fn machine() -> Test {
+    let t = Test::new()
+        .file(
+            "proc/net/netstat",
+            "TcpExt: ListenOverflows ListenDrops TCPSynRetrans TCPTimeWaitOverflow TCPAbortOnMemory\n\
+             TcpExt: 1234 1240 7 0 0\n",
+        )
+        .file(
+            "proc/net/snmp",
+            "Tcp: ActiveOpens PassiveOpens AttemptFails EstabResets CurrEstab\nTcp: 10 20 1 2 3\n",
+        )
+        .file(
+            "proc/net/sockstat",
+            "sockets: used 40\nTCP: inuse 5 orphan 0 tw 2 alloc 6 mem 10\n",
+        )
+        .file(
+            "proc/net/tcp",
+            &format!(
+                "{TCP_HEADER}   0: 00000000:1F90 00000000:0000 0A 00000000:00000003 00:00000000 00000000     0        0 9001 1\n\
+                 \x20  1: 0100000A:8000 0500000A:01BB 06 00000000:00000000 00:00000000 00000000     0        0 0 1\n\
+                 \x20  2: 0100000A:8001 0500000A:01BB 01 00000000:00000000 00:00000000 00000000     0        0 0 1\n"
+            ),
+        )
+        .file("proc/net/tcp6", TCP_HEADER)
+        .sysctl("fs.file-nr", "2048\t0\t100000")
+        .file("proc/uptime", "1000.00 1900.00\n")
+        .file("proc/stat", "cpu  1 2 3\ncpu0 1 1 1\n")
+        .file("proc/4242/comm", "we\"b\\d\n")
+        .file(
+            "proc/4242/limits",
+            "Limit                     Soft Limit           Hard Limit           Units\n\
+             Max open files            1024                 1048576              files\n",
+        )
+        .file("proc/4242/status", "Name:\tweb\nThreads:\t4\n")
+        .file("proc/4242/cgroup", "0::/system.slice/web.service\n");
+    let fd = t.root().join("proc/4242/fd");
+    std::fs::create_dir_all(&fd).unwrap();
+    std::os::unix::fs::symlink("socket:[9001]", fd.join("3")).unwrap();
+    for n in 0..899 {
+        std::os::unix::fs::symlink("/dev/null", fd.join((10 + n).to_string())).unwrap();
+    }
+    t
+}
+
+#[test]
+fn every_limit_with_its_ceiling_and_the_counters_parse_as_prometheus_text() {
+    let out = machine().args(&["metrics"]).run().code(0);
+    assert_eq!(out.stderr, "");
+    let Some(f) = parse(&out.stdout) else { return };
+    // The listener's queue and its ceiling (somaxconn 4096: proc/net/tcp shows no backlog),
+    // labelled with the process whose name the parser read back through the escapes.
+    let who = [("listener", "0.0.0.0:8080"), ("process", "we\"b\\d")];
+    assert_eq!(value(&f, "netprofile_accept_queue", &who), 3.0);
+    assert_eq!(value(&f, "netprofile_accept_queue_limit", &who), 4096.0);
+    assert!(
+        out.stdout.contains(r#"process="we\"b\\d""#),
+        "{}",
+        out.stdout
+    );
+    let pid = [("pid", "4242"), ("process", "we\"b\\d")];
+    assert_eq!(value(&f, "netprofile_process_open_files", &pid), 900.0);
+    assert_eq!(value(&f, "netprofile_process_nofile_limit", &pid), 1024.0);
+    let dest = [("destination", "10.0.0.5:443")];
+    assert_eq!(value(&f, "netprofile_ephemeral_ports_used", &dest), 2.0);
+    assert_eq!(
+        value(&f, "netprofile_ephemeral_ports_limit", &dest),
+        28232.0
+    );
+    assert_eq!(value(&f, "netprofile_time_wait_sockets", &[]), 1.0);
+    assert_eq!(value(&f, "netprofile_time_wait_limit", &[]), 131072.0);
+    assert_eq!(value(&f, "netprofile_files_allocated", &[]), 2048.0);
+    assert_eq!(value(&f, "netprofile_files_limit", &[]), 100000.0);
+    assert_eq!(value(&f, "netprofile_tcp_memory_pages", &[]), 10.0);
+    assert_eq!(
+        value(&f, "netprofile_tcp_memory_limit_pages", &[]),
+        381726.0
+    );
+    // Counters are counters.
+    let overflows = family(&f, "netprofile_tcp_listen_overflows");
+    assert_eq!(overflows["type"], "counter");
+    assert_eq!(
+        overflows["samples"][0]["name"],
+        "netprofile_tcp_listen_overflows_total"
+    );
+    assert_eq!(overflows["samples"][0]["value"], 1234.0);
+    assert_eq!(value(&f, "netprofile_tcp_passive_opens", &[]), 20.0);
+    assert_eq!(family(&f, "netprofile_tcp_established")["type"], "gauge");
+    // Doctor's judgement: the overflows since boot are a warning.
+    assert_eq!(
+        value(
+            &f,
+            "netprofile_limit_severity",
+            &[("limit", "accept-queue")]
+        ),
+        2.0
+    );
+    // Nothing applied yet.
+    assert_eq!(value(&f, "netprofile_generation", &[]), 0.0);
+    assert_eq!(value(&f, "netprofile_drifted_settings", &[]), 0.0);
+}
+
+const PROFILE: &str = r#"
+[profile]
+name = "t"
+
+[sysctl]
+"net.core.somaxconn" = 65535
+"net.ipv4.tcp_max_syn_backlog" = { min = 8192 }
+"#;
+
+#[test]
+fn drift_per_managed_setting_and_in_total_and_the_generation_in_force() {
+    let out = machine()
+        .profile("t.toml", PROFILE)
+        .args(&["apply", "-q", "t.toml"])
+        .run()
+        .code(0);
+    // By hand: somaxconn lowered (drift); tcp_max_syn_backlog raised above its min (not drift).
+    common::write(&out.root().join("proc/sys/net/core/somaxconn"), "1024\n");
+    common::write(
+        &out.root().join("proc/sys/net/ipv4/tcp_max_syn_backlog"),
+        "16384\n",
+    );
+    let out = out.then(&["metrics"]).code(0);
+    let Some(f) = parse(&out.stdout) else { return };
+    let drift =
+        |kind: &str, name: &str| value(&f, "netprofile_drift", &[("kind", kind), ("name", name)]);
+    assert_eq!(drift("sysctl", "net.core.somaxconn"), 1.0);
+    assert_eq!(drift("sysctl", "net.ipv4.tcp_max_syn_backlog"), 0.0);
+    assert_eq!(drift("file", "/etc/sysctl.d/90-netprofile.conf"), 0.0);
+    assert_eq!(value(&f, "netprofile_drifted_settings", &[]), 1.0);
+    assert_eq!(value(&f, "netprofile_generation", &[]), 1.0);
+    assert_eq!(value(&f, "netprofile_generations_in_force", &[]), 1.0);
+    // status counts the same drift.
+    let status = out.then(&["--json", "status"]).code(0);
+    let doc: serde_json::Value = serde_json::from_str(&status.stdout).unwrap();
+    assert_eq!(doc["drifted"], 1);
+}
+
+#[test]
+fn output_file_is_replaced_whole_and_matches_stdout() {
+    let out = machine().args(&["metrics"]).run().code(0);
+    let stdout = out.stdout.clone();
+    let dir = out.dir.path().join("textfile");
+    std::fs::create_dir(&dir).unwrap();
+    let prom = dir.join("netprofile.prom");
+    std::fs::write(&prom, "stale\n").unwrap();
+    let out = out
+        .then(&["metrics", "--output", prom.to_str().unwrap()])
+        .code(0);
+    assert_eq!(out.stdout, "", "with --output nothing goes to stdout");
+    assert_eq!(std::fs::read_to_string(&prom).unwrap(), stdout);
+    // No temporary file is left beside it for the collector to read.
+    let names: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, ["netprofile.prom"]);
+}
+
+#[test]
+fn an_output_through_a_symlink_is_refused() {
+    let out = machine().args(&["metrics"]).run().code(0);
+    let dir = out.dir.path().join("textfile");
+    std::fs::create_dir(&dir).unwrap();
+    std::os::unix::fs::symlink("/etc/passwd", dir.join("netprofile.prom")).unwrap();
+    let path = dir.join("netprofile.prom");
+    let out = out
+        .then(&["metrics", "--output", path.to_str().unwrap()])
+        .code(2)
+        .stderr_has("netprofile.prom");
+    assert!(out.stdout.is_empty());
+    assert!(
+        std::fs::symlink_metadata(&path)
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+}
