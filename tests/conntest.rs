@@ -255,7 +255,7 @@ fn serve_reports_accepted_connections_and_refuses_client_flags() {
             "test",
             "serve",
             "--listen",
-            "127.0.0.1:0",
+            "127.0.0.1:7000",
             "--duration",
             "1",
         ];
