@@ -51,7 +51,11 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> i32 {
         Ok(output) => {
             let mut stderr = std::io::stderr().lock();
             for line in &output.stderr {
-                let _ = writeln!(stderr, "{}", render::terminal::for_terminal(line));
+                let _ = writeln!(
+                    stderr,
+                    "{}",
+                    render::terminal::for_terminal(&error::clip(line))
+                );
             }
             if config.json {
                 // JSON stays exact: serde escapes every control character itself.
@@ -65,7 +69,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> i32 {
             let _ = writeln!(
                 std::io::stderr().lock(),
                 "{}",
-                render::terminal::for_terminal(&format!("error: {e}"))
+                render::terminal::for_terminal(&error::clip(&format!("error: {e}")))
             );
             if config.json {
                 print_stdout(&render::json::error(command_name(&cli.command), &e));

@@ -328,6 +328,10 @@ pub fn valid_name(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }
 
+/// The longest kernel module name: the kernel's MODULE_NAME_LEN (64 - sizeof(long)) less
+/// its NUL. modprobe refuses longer names, so systemd-modules-load would fail at every boot.
+pub const MAX_MODULE_NAME_LEN: usize = 55;
+
 /// Reads a profile file: regular files only, at most `MAX_FILE_BYTES`. Opened non-blocking so
 /// a FIFO named as the profile is refused at once instead of waiting for a writer.
 fn read_profile_file(path: &Path) -> Result<String> {
@@ -783,7 +787,21 @@ fn convert(raw: RawFile, text: &str, file: &str, problems: &mut Vec<Problem>) ->
             problem(
                 module.span().start,
                 "[modules] load".into(),
-                format!("{name:?} is not a module name (letters, digits, '_' and '-')"),
+                format!(
+                    "{} is not a module name (letters, digits, '_' and '-')",
+                    limit::clip_quoted(name)
+                ),
+            );
+        } else if name.len() > MAX_MODULE_NAME_LEN {
+            problem(
+                module.span().start,
+                "[modules] load".into(),
+                format!(
+                    "{} is {} characters long; a kernel module name has at most \
+                     {MAX_MODULE_NAME_LEN} (MODULE_NAME_LEN, 56 with its NUL)",
+                    limit::clip_quoted(name),
+                    name.len()
+                ),
             );
         } else if !modules.contains(name) {
             modules.push(name.clone());
@@ -1228,8 +1246,8 @@ mod tests {
                 "did you mean \"nofile\"",
             ),
             (
-                "[[limits]]\ndomain = \"*\"\ntype = \"soft\"\nitem = \"nofile\"\nvalue = 10\n[[limits]]\ndomain = \"*\"\ntype = \"hard\"\nitem = \"nofile\"\nvalue = 5",
-                "soft 10 is above hard 5",
+                "[[limits]]\ndomain = \"*\"\ntype = \"soft\"\nitem = \"nofile\"\nvalue = 1000\n[[limits]]\ndomain = \"*\"\ntype = \"hard\"\nitem = \"nofile\"\nvalue = 500",
+                "soft 1000 is above hard 500",
             ),
             (
                 "[systemd]\ndefault_limit_nofile = \"9:3\"",
