@@ -663,17 +663,20 @@ fn seed_b_after_the_ports_run_out_doctor_names_ephemeral_ports() {
 fn seed_c_during_a_hold_at_1024_files_doctor_names_the_servers_nofile() {
     // Seed C on loopback: the test's server and client workers play a soft nofile of 1024
     // while 3000 connections are attempted and held for 8 s; doctor runs meanwhile (again every
-    // quarter second until it sees the limit, at most 10 s, so a slow start on a busy machine
-    // is waited for) and finds the server worker (it holds the listener) at its limit.
+    // quarter second until it sees the limit, for as long as the hold runs and at most 480
+    // times, so a slow start on a busy machine is waited for, however slow) and finds the
+    // server worker (it holds the listener) at its limit.
     let Some(doc) = doctor_in_netns(
         r#"
         ip link set lo up
         "$NP" test hold -n 3000 --nofile 1024 --duration 8 >/dev/null 2>&1 &
+        hold=$!
         out=
-        for _ in $(seq 40); do
+        for _ in $(seq 480); do
             sleep 0.25
             out=$("$NP" --root "$ROOT" --json doctor)
             case "$out" in *'"binding": "nofile"'*) break ;; esac
+            kill -0 "$hold" 2>/dev/null || break
         done
         printf '%s\n' "$out"
         wait
