@@ -117,3 +117,23 @@ fn profile_and_file_strings_are_escaped_in_diff_and_errors() {
     assert_eq!(out.code, 2, "{}", out.stderr);
     no_raw_controls("error", &out.stderr);
 }
+
+#[test]
+fn history_and_status_show_a_profile_path_with_escapes_escaped() {
+    // The profile's file name is what history and status name it by.
+    let name = "\x1b[2Jp.toml";
+    let out = Test::new()
+        .profile(name, "[sysctl]\n\"net.core.somaxconn\" = 65535\n")
+        .args(&["apply", "-q", name])
+        .run();
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let out = out.then(&["history"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(out.stdout.contains("\\e[2Jp.toml"), "{}", out.stdout);
+    no_raw_controls("history stdout", &out.stdout);
+    no_raw_controls("history stderr", &out.stderr);
+    let out = out.then(&["status"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    no_raw_controls("status stdout", &out.stdout);
+    no_raw_controls("status stderr", &out.stderr);
+}
