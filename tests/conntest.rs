@@ -160,8 +160,10 @@ fn seed_b_quick_connections_to_one_port_run_out_of_ephemeral_ports() {
     if after["cut_by_duration"] == true {
         assert_ne!(after["verdict"]["limit"], "ephemeral-ports", "{after:#}");
     } else {
+        // All made; a connect may still have taken a second on a busy CPU ("cpu").
         assert_eq!(after["established"], 40000, "{after:#}");
-        assert_eq!(after["verdict"]["limit"], "none", "{after:#}");
+        let limit = after["verdict"]["limit"].as_str().unwrap();
+        assert!(limit == "none" || limit == "cpu", "{after:#}");
     }
 }
 
