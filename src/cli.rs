@@ -139,6 +139,7 @@ pub enum Command {
     Rollback {
         /// The generation to undo, with every later one (default: the last that changed
         /// something); `netprofile history` lists them.
+        #[arg(value_parser = clap::value_parser!(u64).range(1..))]
         generation: Option<u64>,
         /// Overwrite managed drop-ins that were edited by hand since netprofile wrote them.
         #[arg(long)]
@@ -155,8 +156,9 @@ pub enum Command {
     },
     /// Which limit binds first, from live values and kernel counters (read-only).
     Doctor {
-        /// Instead: every limit N held connections would meet, in the order they bind.
-        #[arg(long, value_name = "N")]
+        /// Instead: every limit N held connections would meet, in the order they bind
+        /// (1 to 1 000 000 000).
+        #[arg(long, value_name = "N", value_parser = bounded_u64("--connections", 1, 1_000_000_000))]
         connections: Option<u64>,
         /// With --connections: also R new connections per second (e.g. 500 or 500/s).
         #[arg(long, value_name = "R/s", requires = "connections", value_parser = parse_rate)]
@@ -213,6 +215,7 @@ pub enum Command {
     #[command(name = "__confirm-watcher", hide = true)]
     ConfirmWatcher {
         /// The pending generation to revert unless confirmed.
+        #[arg(value_parser = clap::value_parser!(u64).range(1..))]
         generation: u64,
     },
     /// Internal: a connection-test worker.
@@ -240,26 +243,26 @@ pub enum TestCommand {
 /// The flags of `test serve`: what a server does, nothing a client does.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ServeArgs {
-    /// Address to listen on.
-    #[arg(long)]
+    /// Address to listen on (a port from 1 to 65535: the client must be told it).
+    #[arg(long, value_parser = parse_listen)]
     pub listen: std::net::SocketAddrV4,
-    /// How long to serve.
-    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    /// How long to serve (up to 24 h).
+    #[arg(long, default_value = "30s", value_parser = parse_test_duration)]
     pub duration: std::time::Duration,
     /// Which side closes first; give the client's --closer.
     #[arg(long, value_enum, default_value_t = crate::conntest::engine::Closer::Client)]
     pub closer: crate::conntest::engine::Closer,
-    /// The listen backlog (an application passing a small one).
-    #[arg(long, default_value_t = 4096)]
+    /// The listen backlog (an application passing a small one; 1 to 2147483647).
+    #[arg(long, default_value_t = 4096, value_parser = clap::value_parser!(i32).range(1..))]
     pub backlog: i32,
-    /// Time between two accepts: a slow server (e.g. 2ms).
-    #[arg(long, default_value = "0", value_parser = parse_duration)]
+    /// Time between two accepts: a slow server (e.g. 2ms; up to 10 s).
+    #[arg(long, default_value = "0", value_parser = parse_accept_delay)]
     pub accept_delay: std::time::Duration,
-    /// Worker processes (each has its own open-files limit).
-    #[arg(long, default_value_t = 1)]
+    /// Worker processes (each has its own open-files limit; 1 to 1000).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=MAX_WORKERS))]
     pub workers: u32,
-    /// Play a lower per-process open-files limit in the workers.
-    #[arg(long)]
+    /// Play a lower per-process open-files limit in the workers (16 to 2147483584).
+    #[arg(long, value_parser = bounded_u64("--nofile", MIN_TEST_NOFILE, MAX_NR_OPEN))]
     pub nofile: Option<u64>,
 }
 
@@ -291,33 +294,119 @@ impl ServeArgs {
     }
 }
 
-fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
-    if let Ok(secs) = s.parse::<f64>()
-        && secs >= 0.0
-        && secs.is_finite()
-    {
-        return Ok(std::time::Duration::from_secs_f64(secs));
+/// The most worker processes a test starts on each side: what `conntest::resolve` chooses at
+/// most for a hold, and far more than any host needs (each holds up to ~18 000 connections).
+pub const MAX_WORKERS: i64 = 1000;
+/// The most connections one test opens: 1000 workers of the largest per-worker share.
+pub const MAX_TEST_CONNECTIONS: u64 = 10_000_000;
+/// The kernel's largest fs.nr_open on 64-bit (INT_MAX rounded down to BITS_PER_LONG): no
+/// process can have more open files.
+pub const MAX_NR_OPEN: u64 = 2_147_483_584;
+/// A worker needs a few descriptors of its own (epoll, pipes, stdio) before any connection.
+pub const MIN_TEST_NOFILE: u64 = 16;
+
+/// A whole-number flag bounded to `min..=max`; out of range (or too large to parse) is a usage
+/// error that states the range, so `-n 18446744073709551615` never reaches fork().
+fn bounded_u64(
+    flag: &'static str,
+    min: u64,
+    max: u64,
+) -> impl Fn(&str) -> Result<u64, String> + Clone + Send + Sync + 'static {
+    move |s: &str| {
+        let range = format!("{flag} must be a whole number from {min} to {max}");
+        let n: u64 = s
+            .trim()
+            .parse()
+            .map_err(|_| format!("{s:?} is out of range: {range}"))?;
+        if n < min || n > max {
+            return Err(format!("{n} is out of range: {range}"));
+        }
+        Ok(n)
     }
-    humantime::parse_duration(s).map_err(|e| format!("{e} (write 30, 30s, 500ms or 2m)"))
+}
+
+/// A duration as seconds (`30`, `0.5`) or with a unit (`30s`, `500ms`, `2m`), from `min` to
+/// `max`; checked before it becomes a `Duration`, so `1e300` is a usage error, not a panic.
+fn bounded_duration(
+    s: &str,
+    min: std::time::Duration,
+    max: std::time::Duration,
+) -> Result<std::time::Duration, String> {
+    let range = format!(
+        "must be between {} and {}",
+        humantime::format_duration(min),
+        humantime::format_duration(max)
+    );
+    let d = if let Ok(secs) = s.trim().parse::<f64>() {
+        if !secs.is_finite() || secs < min.as_secs_f64() || secs > max.as_secs_f64() {
+            return Err(format!("{s:?} {range}"));
+        }
+        std::time::Duration::from_secs_f64(secs)
+    } else {
+        humantime::parse_duration(s)
+            .map_err(|e| format!("{e} (write 30, 30s, 500ms or 2m; {range})"))?
+    };
+    if d < min || d > max {
+        return Err(format!("{s:?} {range}"));
+    }
+    Ok(d)
+}
+
+/// A test's `--duration`: up to a day.
+fn parse_test_duration(s: &str) -> Result<std::time::Duration, String> {
+    bounded_duration(
+        s,
+        std::time::Duration::ZERO,
+        std::time::Duration::from_secs(24 * 60 * 60),
+    )
+}
+
+/// `--accept-delay`: a slow server, up to 10 s between two accepts.
+fn parse_accept_delay(s: &str) -> Result<std::time::Duration, String> {
+    bounded_duration(
+        s,
+        std::time::Duration::ZERO,
+        std::time::Duration::from_secs(10),
+    )
+}
+
+/// `--connect-timeout`: 1 ms to 10 min.
+fn parse_connect_timeout(s: &str) -> Result<std::time::Duration, String> {
+    bounded_duration(
+        s,
+        std::time::Duration::from_millis(1),
+        std::time::Duration::from_secs(600),
+    )
+}
+
+/// `--listen ADDR:PORT` needs a real port: with port 0 the kernel would pick one the remote
+/// client cannot know.
+fn parse_listen(s: &str) -> Result<std::net::SocketAddrV4, String> {
+    let addr: std::net::SocketAddrV4 = s
+        .parse()
+        .map_err(|_| format!("{s:?} is not IPV4:PORT (e.g. 0.0.0.0:7000)"))?;
+    if addr.port() == 0 {
+        return Err(format!(
+            "{s:?} has port 0; name the port to listen on, from 1 to 65535, and give the same \
+             to the client's --target"
+        ));
+    }
+    Ok(addr)
 }
 
 /// The longest `watch --for`: a day. watch is bounded; a longer watch is a service's job.
 pub const MAX_WATCH: std::time::Duration = std::time::Duration::from_secs(24 * 60 * 60);
 
 fn parse_watch_for(s: &str) -> Result<std::time::Duration, String> {
-    let d = parse_duration(s)?;
-    if d.is_zero() || d > MAX_WATCH {
-        return Err(format!("must be more than 0 and at most 24h; it was {s:?}"));
-    }
-    Ok(d)
+    bounded_duration(s, std::time::Duration::from_millis(1), MAX_WATCH)
 }
 
 fn parse_interval(s: &str) -> Result<std::time::Duration, String> {
-    let d = parse_duration(s)?;
-    if d < std::time::Duration::from_millis(200) || d > std::time::Duration::from_secs(3600) {
-        return Err(format!("must be between 200ms and 1h; it was {s:?}"));
-    }
-    Ok(d)
+    bounded_duration(
+        s,
+        std::time::Duration::from_millis(200),
+        std::time::Duration::from_secs(3600),
+    )
 }
 
 /// The longest `--confirm`: a day. Longer is almost surely a typo, and a huge number once
@@ -344,53 +433,69 @@ pub fn parse_confirm(s: &str) -> Result<u64, String> {
     Ok(secs)
 }
 
+/// `--payload`: bytes each client sends, 0 to 1 MiB.
+fn parse_payload(s: &str) -> Result<usize, String> {
+    bounded_u64("--payload", 0, 1 << 20)(s).map(|n| usize::try_from(n).unwrap_or(usize::MAX))
+}
+
+/// `--rate`: new connections per second, 1 to 100 000 000 (500 or 500/s).
 fn parse_rate(s: &str) -> Result<u64, String> {
-    s.trim_end_matches("/s")
-        .parse()
-        .map_err(|_| format!("{s:?} is not a rate: write 500 or 500/s"))
+    const MAX: u64 = 100_000_000;
+    let n: u64 = s.trim_end_matches("/s").parse().map_err(|_| {
+        format!("{s:?} is not a rate from 1 to {MAX} per second: write 500 or 500/s")
+    })?;
+    if n == 0 || n > MAX {
+        return Err(format!(
+            "{n} is out of range: --rate must be from 1 to {MAX} per second"
+        ));
+    }
+    Ok(n)
 }
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct TestArgs {
-    /// Connections to open (split over the workers).
-    #[arg(long, short = 'n', default_value_t = 10_000)]
+    /// Connections to open (split over the workers; 1 to 10 000 000).
+    #[arg(long, short = 'n', default_value_t = 10_000,
+          value_parser = bounded_u64("--connections", 1, MAX_TEST_CONNECTIONS))]
     pub connections: u64,
     /// churn: the longest the run may take; hold: how long to hold once all are attempted
-    /// [default: churn 30s, hold 2s].
-    #[arg(long, value_parser = parse_duration)]
+    /// (up to 24 h) [default: churn 30s, hold 2s].
+    #[arg(long, value_parser = parse_test_duration)]
     pub duration: Option<std::time::Duration>,
-    /// Connects in flight at once (split over the workers).
-    #[arg(long, default_value_t = 512)]
+    /// Connects in flight at once (split over the workers; 1 to 1 000 000).
+    #[arg(long, default_value_t = 512, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub concurrency: u32,
-    /// Bytes each client sends after connecting.
-    #[arg(long, default_value_t = 12)]
+    /// Bytes each client sends after connecting (0 to 1048576).
+    #[arg(long, default_value_t = 12, value_parser = parse_payload)]
     pub payload: usize,
     /// Which side closes first (and so keeps the TIME_WAIT socket).
     #[arg(long, value_enum, default_value_t = crate::conntest::engine::Closer::Client)]
     pub closer: crate::conntest::engine::Closer,
-    /// The built-in server's listen backlog (an application passing a small one).
-    #[arg(long, default_value_t = 4096)]
+    /// The built-in server's listen backlog (an application passing a small one; 1 to
+    /// 2147483647).
+    #[arg(long, default_value_t = 4096, value_parser = clap::value_parser!(i32).range(1..))]
     pub backlog: i32,
-    /// Time between two accepts: a slow server (e.g. 2ms).
-    #[arg(long, default_value = "0", value_parser = parse_duration)]
+    /// Time between two accepts: a slow server (e.g. 2ms; up to 10 s).
+    #[arg(long, default_value = "0", value_parser = parse_accept_delay)]
     pub accept_delay: std::time::Duration,
-    /// Worker processes on each side (each has its own open-files limit) [default: hold: enough
-    /// for the hard limit, churn: 1].
-    #[arg(long)]
+    /// Worker processes on each side (each has its own open-files limit; 1 to 1000)
+    /// [default: hold: enough for the hard limit, churn: 1].
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=MAX_WORKERS))]
     pub workers: Option<u32>,
     /// Destination addresses to spread over (127.0.0.1.. or 198.18.0.1..), each with its own
-    /// ephemeral ports [default: hold: enough for the port range, churn: 1].
-    #[arg(long)]
+    /// ephemeral ports (1 to 250) [default: hold: enough for the port range, churn: 1].
+    #[arg(long, value_parser = clap::value_parser!(u8).range(1..=250))]
     pub addresses: Option<u8>,
     /// Source addresses to spread over (127.0.1.1.. or 198.19.0.1..), bound with
-    /// IP_BIND_ADDRESS_NO_PORT so each keeps its own ephemeral ports per destination.
-    #[arg(long, default_value_t = 0)]
+    /// IP_BIND_ADDRESS_NO_PORT so each keeps its own ephemeral ports per destination (0 to
+    /// 250).
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=250))]
     pub sources: u8,
-    /// Play a lower per-process open-files limit in the workers.
-    #[arg(long)]
+    /// Play a lower per-process open-files limit in the workers (16 to 2147483584).
+    #[arg(long, value_parser = bounded_u64("--nofile", MIN_TEST_NOFILE, MAX_NR_OPEN))]
     pub nofile: Option<u64>,
-    /// Give up on a connect after this long (counted as ETIMEDOUT).
-    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    /// Give up on a connect after this long (counted as ETIMEDOUT; 1 ms to 10 min).
+    #[arg(long, default_value = "10s", value_parser = parse_connect_timeout)]
     pub connect_timeout: std::time::Duration,
     /// Run between two private network namespaces joined by veth (198.18.0.0/15).
     #[arg(long)]
@@ -409,7 +514,7 @@ pub struct TestArgs {
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=20))]
     pub repeat: u32,
     /// A remote `netprofile test serve` to connect to instead of a local server.
-    #[arg(long, value_name = "HOST:PORT")]
+    #[arg(long, value_name = "HOST:PORT", value_parser = parse_listen)]
     pub target: Option<std::net::SocketAddrV4>,
     /// Draw connections over time and the latency distribution to an SVG file.
     #[arg(long, value_name = "FILE.svg")]

@@ -79,6 +79,51 @@ pub enum Error {
     Locked { message: String },
 }
 
+/// An error message as shown to a person: a word (a value, key, name or path) longer than 200
+/// characters is cut to its first 40 with an ellipsis and its length, and a line still longer
+/// than 2 000 characters keeps its head and tail (where the advice is). A profile value of
+/// 200 000 characters is named, never echoed whole, whichever check refuses it.
+#[must_use]
+pub fn clip(text: &str) -> String {
+    const WORD: usize = 200;
+    const LINE: usize = 2000;
+    let mut lines = Vec::new();
+    for line in text.split('\n') {
+        let mut out = String::with_capacity(line.len().min(4 * LINE));
+        let mut word = String::new();
+        let flush = |word: &mut String, out: &mut String| {
+            let n = word.chars().count();
+            if n > WORD {
+                let head: String = word.chars().take(40).collect();
+                out.push_str(&format!("{head}… ({n} characters)"));
+            } else {
+                out.push_str(word);
+            }
+            word.clear();
+        };
+        for c in line.chars() {
+            if c.is_whitespace() {
+                flush(&mut word, &mut out);
+                out.push(c);
+            } else {
+                word.push(c);
+            }
+        }
+        flush(&mut word, &mut out);
+        let n = out.chars().count();
+        if n > LINE {
+            let head: String = out.chars().take(LINE / 2).collect();
+            let tail: String = out.chars().skip(n - LINE / 4).collect();
+            out = format!(
+                "{head} … ({} characters cut) … {tail}",
+                n - LINE / 2 - LINE / 4
+            );
+        }
+        lines.push(out);
+    }
+    lines.join("\n")
+}
+
 fn problems_text(problems: &[Problem]) -> String {
     let lines: Vec<String> = problems.iter().map(ToString::to_string).collect();
     let mut text = lines.join("\nerror: ");

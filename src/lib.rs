@@ -51,13 +51,26 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> i32 {
         Ok(output) => {
             let mut stderr = std::io::stderr().lock();
             for line in &output.stderr {
-                let _ = writeln!(stderr, "{line}");
+                let _ = writeln!(
+                    stderr,
+                    "{}",
+                    render::terminal::for_terminal(&error::clip(line))
+                );
             }
-            print_stdout(&output.stdout);
+            if config.json {
+                // JSON stays exact: serde escapes every control character itself.
+                print_stdout(&output.stdout);
+            } else {
+                print_stdout(&render::terminal::for_terminal(&output.stdout));
+            }
             output.code
         }
         Err(e) => {
-            let _ = writeln!(std::io::stderr().lock(), "error: {e}");
+            let _ = writeln!(
+                std::io::stderr().lock(),
+                "{}",
+                render::terminal::for_terminal(&error::clip(&format!("error: {e}")))
+            );
             if config.json {
                 print_stdout(&render::json::error(command_name(&cli.command), &e));
             }

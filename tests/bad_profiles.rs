@@ -190,3 +190,77 @@ fn bad_usage_exits_2() {
     Test::new().args(&["diff"]).run().code(2);
     Test::new().args(&["frobnicate"]).run().code(2);
 }
+
+/// Issue 16, break 10: profiles that validation accepted although applying them would lock
+/// logins out, overflow pam_limits' line buffer or the kernel's module name; and errors that
+/// echoed a huge value whole.
+#[test]
+fn lockout_values_and_oversized_names_are_refused_with_short_errors() {
+    let long = |c: &str, n: usize| c.repeat(n);
+    let cases: Vec<(String, &str)> = vec![
+        (
+            "[[limits]]\ndomain = \"*\"\ntype = \"-\"\nitem = \"nofile\"\nvalue = 0\n".into(),
+            "nofile 0 would lock logins out",
+        ),
+        (
+            "[[limits]]\ndomain = \"*\"\ntype = \"soft\"\nitem = \"nofile\"\nvalue = 1\n".into(),
+            "give at least 64",
+        ),
+        (
+            format!(
+                "[[limits]]\ndomain = \"{}\"\ntype = \"-\"\nitem = \"nofile\"\nvalue = 65536\n",
+                long("u", 20_000)
+            ),
+            "is 20000 characters long; a user or group name has at most 255",
+        ),
+        (
+            format!("[modules]\nload = [\"{}\"]\n", long("m", 100_000)),
+            "is 100000 characters long; a kernel module name has at most 55",
+        ),
+        (
+            format!(
+                "[sysctl]\n\"net.core.somaxconn\" = \"{}\"\n",
+                long("9x", 100_000)
+            ),
+            "(200002 characters)",
+        ),
+        (
+            format!(
+                "[[limits]]\ndomain = \"*\"\ntype = \"-\"\nitem = \"nofile\"\nvalue = \"{}\"\n",
+                long("v", 200_000)
+            ),
+            "(200002 characters)",
+        ),
+    ];
+    for (text, message) in &cases {
+        let t = Test::new().profile("bad.toml", text);
+        let before = snapshot(&t.root());
+        let out = t.args(&["diff", "bad.toml"]).run();
+        let head: String = text.chars().take(80).collect();
+        assert_eq!(out.code, 2, "{head}\n{}", out.stderr);
+        assert!(
+            out.stderr.contains(message),
+            "profile: {head}\nwant: {message}\ngot:  {}",
+            out.stderr
+        );
+        assert!(
+            out.stderr.len() < 2_000,
+            "{head}: the error echoes the value ({} bytes)",
+            out.stderr.len()
+        );
+        assert_eq!(snapshot(&out.root()), before, "{head}: root changed");
+    }
+    // 64 itself, and a module name of 55, pass validation.
+    Test::new()
+        .profile(
+            "ok.toml",
+            &format!(
+                "[[limits]]\ndomain = \"*\"\ntype = \"-\"\nitem = \"nofile\"\nvalue = 64\n\
+                 [modules]\nload = [\"{}\"]\n",
+                long("m", 55)
+            ),
+        )
+        .args(&["render", "ok.toml"])
+        .run()
+        .code(0);
+}

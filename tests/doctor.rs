@@ -662,20 +662,25 @@ fn seed_b_after_the_ports_run_out_doctor_names_ephemeral_ports() {
 #[test]
 fn seed_c_during_a_hold_at_1024_files_doctor_names_the_servers_nofile() {
     // Seed C on loopback: the test's server and client workers play a soft nofile of 1024
-    // while 3000 connections are attempted and held for 8 s; doctor runs meanwhile (again every
-    // quarter second until it sees the limit, at most 10 s, so a slow start on a busy machine
-    // is waited for) and finds the server worker (it holds the listener) at its limit.
+    // while 3000 connections are attempted and held; doctor runs meanwhile (again every quarter
+    // second until it sees the limit, at most 480 times and while the hold runs) and finds the
+    // server worker (it holds the listener) at its limit. The hold is given 120 s and ended
+    // (its own process group, workers too) as soon as doctor has seen it: on a loaded machine
+    // one doctor run can take seconds, and an 8-s hold could end before any run saw it.
     let Some(doc) = doctor_in_netns(
         r#"
         ip link set lo up
-        "$NP" test hold -n 3000 --nofile 1024 --duration 8 >/dev/null 2>&1 &
+        setsid "$NP" test hold -n 3000 --nofile 1024 --duration 120 >/dev/null 2>&1 &
+        hold=$!
         out=
-        for _ in $(seq 40); do
+        for _ in $(seq 480); do
             sleep 0.25
             out=$("$NP" --root "$ROOT" --json doctor)
             case "$out" in *'"binding": "nofile"'*) break ;; esac
+            kill -0 "$hold" 2>/dev/null || break
         done
         printf '%s\n' "$out"
+        kill -- -"$hold" 2>/dev/null
         wait
         "#,
     ) else {

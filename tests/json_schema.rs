@@ -227,12 +227,19 @@ fn the_connection_test_documents_validate() {
         assert!(out.status.success(), "{}", text(&out));
         validate_json(args, &String::from_utf8_lossy(&out.stdout));
     }
+    // A free loopback port: port 0 is refused (a remote client could not know the port).
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let listen = format!("127.0.0.1:{port}");
     let args = [
         "--json",
         "test",
         "serve",
         "--listen",
-        "127.0.0.1:0",
+        &listen,
         "--duration",
         "0.2",
     ];

@@ -244,13 +244,14 @@ fn confirm_timeout_reverts_even_after_its_terminal_is_killed() {
     let Some((stdout, all)) = run(
         r#"
         before=$(dump)
-        bash -c 'np() { "$NP" --root "$ROOT" "$@"; }; np apply -q --confirm 3 p.toml; sleep 120' >/dev/null 2>&1 &
+        bash -c 'np() { "$NP" --root "$ROOT" "$@"; }; np apply -q --confirm 10 p.toml; sleep 300' >/dev/null 2>&1 &
         terminal=$!
-        # Polled with generous bounds: a loaded machine may take seconds for each step.
-        for i in $(seq 600); do [ "$(dump)" != "$before" ] && break; sleep 0.05; done
+        # Polled, not slept: on a loaded machine the apply may take seconds. The 10-s window
+        # leaves time to see it applied before the deadline.
+        for i in $(seq 300); do [ "$(dump)" != "$before" ] && break; sleep 0.1; done
         [ "$(dump)" != "$before" ] && echo "applied=yes"
         kill -9 $terminal
-        for i in $(seq 1200); do [ "$(dump)" = "$before" ] && break; sleep 0.05; done
+        for i in $(seq 600); do [ "$(dump)" = "$before" ] && break; sleep 0.2; done
         [ "$(dump)" = "$before" ] && echo "reverted=yes" || echo "reverted=no $(dump)"
         np history | grep -c "reverted" | sed 's/^/history=/'
         "#,

@@ -30,14 +30,14 @@ Profile `review` (`review.toml`), initial network namespace: **differs: 2 keys t
 
 | sysctl | live | at boot | wanted | action |
 |---|---|---|---|---|
-| `net.core.somaxconn` | 4096 | - | 65535 | **set** |
-| `net.ipv4.ip_local_port_range` | 32768 60999 | - | 1024 65535 | **set** |
-| `net.ipv4.tcp_tw_reuse` | 2 | - | 2 | ok |
+| `net.core.somaxconn` | `4096` | - | `65535` | **set** |
+| `net.ipv4.ip_local_port_range` | `32768 60999` | - | `1024 65535` | **set** |
+| `net.ipv4.tcp_tw_reuse` | `2` | - | `2` | ok |
 
 | limit | live | set in | wanted | action |
 |---|---|---|---|---|
-| `* soft nofile` | - | - | 65536 | **set** |
-| `* hard nofile` | - | - | 65536 | **set** |
+| `* soft nofile` | - | - | `65536` | **set** |
+| `* hard nofile` | - | - | `65536` | **set** |
 
 #### Files
 
@@ -123,7 +123,7 @@ fn markdown_in_sync_says_so_without_files() {
 
             | sysctl | live | at boot | wanted | action |
             |---|---|---|---|---|
-            | `net.core.somaxconn` | 65535 | 65535 (/etc/sysctl.d/90-netprofile.conf:3) | 65535 | ok |
+            | `net.core.somaxconn` | `65535` | `65535` (`/etc/sysctl.d/90-netprofile.conf`:3) | `65535` | ok |
             "#,
         );
 }
@@ -293,4 +293,92 @@ fn profiles_unknown_name_lists_the_shipped_ones() {
             error: no shipped profile named "high-con"; did you mean "high-conn"? (shipped: base, high-conn, load-generator, legacy-defaults)
             "#,
         );
+}
+
+/// The text of a Markdown line that Markdown would act on: code spans and backslash escapes
+/// taken out (what is left is where a link, image, mention or emphasis could start).
+fn live_markdown(line: &str) -> String {
+    let chars: Vec<char> = line.chars().collect();
+    let mut out = String::new();
+    let mut i = 0;
+    while i < chars.len() {
+        match chars[i] {
+            '\\' => i += 2,
+            '`' => {
+                let run = chars[i..].iter().take_while(|c| **c == '`').count();
+                let mut j = i + run;
+                let close = loop {
+                    if j >= chars.len() {
+                        break None;
+                    }
+                    if chars[j] == '`' {
+                        let r = chars[j..].iter().take_while(|c| **c == '`').count();
+                        if r == run {
+                            break Some(j + r);
+                        }
+                        j += r;
+                    } else {
+                        j += 1;
+                    }
+                };
+                match close {
+                    Some(end) => i = end,
+                    None => {
+                        out.push('`');
+                        i += 1;
+                    }
+                }
+            }
+            c => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn markdown_cells_cannot_carry_markup_from_values_and_services_have_rows() {
+    const HOSTILE: &str = "<img src=x onerror=alert(1)> [x](http://e.example) @admin **b** |c `d";
+    let out = Test::new()
+        .sysctl("net.ipv4.tcp_congestion_control", HOSTILE)
+        .sysctl(
+            "net.ipv4.tcp_available_congestion_control",
+            "reno cubic bbr",
+        )
+        .file(
+            "etc/sysctl.d/50-[y](http:--e.example)@ops.conf",
+            &format!("net.ipv4.tcp_congestion_control = {HOSTILE}\n"),
+        )
+        .profile(
+            "m.toml",
+            "[sysctl]\n\"net.ipv4.tcp_congestion_control\" = \"bbr\"\n\
+             [systemd.services.\"web.service\"]\nlimit_nofile = 65536\n",
+        )
+        .args(&["diff", "m.toml", "--format", "markdown"])
+        .run();
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let md = &out.stdout;
+    // The hostile values are there, as code.
+    assert!(md.contains("<img src=x"), "{md}");
+    for line in md.lines() {
+        if line.starts_with("```") || line.starts_with('+') || line.starts_with('-') {
+            continue;
+        }
+        let live = live_markdown(line);
+        for bad in ["<img", "](", "@admin", "@ops", "**b", "http://"] {
+            assert!(!live.contains(bad), "{bad:?} is live Markdown in {line:?}");
+        }
+        if line.starts_with('|') {
+            // Every table row keeps its five cells: no pipe from a value splits one.
+            let cells = line.replace("\\|", "").matches('|').count();
+            assert_eq!(cells, 6, "{line:?}");
+        }
+    }
+    assert!(
+        md.contains("| service LimitNOFILE | now | wanted | wins after apply | action |"),
+        "{md}"
+    );
+    assert!(md.contains("| `web.service` |"), "{md}");
 }

@@ -65,7 +65,7 @@ fn a_kill_right_after_the_commit_of_a_confirm_apply_still_reverts_at_the_deadlin
         .run();
     assert_eq!(out.signal, Some(9), "{}", out.stderr);
     assert_eq!(read(&out.root(), "proc/sys/net/core/somaxconn"), "65535\n");
-    wait_for_watcher(&out.root(), Duration::from_secs(15));
+    wait_for_watcher(&out.root(), Duration::from_secs(120));
     assert_eq!(
         out.system_files(),
         before,
@@ -165,7 +165,7 @@ fn rollback_after_a_revert_says_so_and_changes_nothing() {
         .args(&["apply", "-q", "--confirm", "1", "t.toml"])
         .run()
         .code(0);
-    wait_for_watcher(&out.root(), Duration::from_secs(15));
+    wait_for_watcher(&out.root(), Duration::from_secs(120));
     assert_eq!(out.system_files(), before);
     let out = out
         .then(&["rollback"])
@@ -919,7 +919,7 @@ fn one_kill(scenario: Scenario, delay_us: u64) -> (Seen, bool) {
     };
     // Past every deadline, then the next writer (which recovers and then does its own job:
     // `confirm` with nothing pending changes nothing).
-    wait_for_watcher(&dir.join("root"), Duration::from_secs(15));
+    wait_for_watcher(&dir.join("root"), Duration::from_secs(120));
     let _ = status(&mut np(&dir, &["confirm"]));
     let mut seen = classify(&dir.join("root"));
     // The interrupted run is finished or undone: no journal is left open.

@@ -81,7 +81,12 @@ pub fn parse_softnet(text: &str) -> BTreeMap<String, i64> {
 /// Reads the counters under `net_dir` (root-relative, e.g. `proc/net` or `proc/1234/net`).
 #[must_use]
 pub fn read(root: &Root, net_dir: &str) -> BTreeMap<String, i64> {
-    let text = |name: &str| std::fs::read_to_string(root.path(&format!("{net_dir}/{name}")));
+    let text = |name: &str| {
+        crate::system::read_optional(root, &format!("{net_dir}/{name}"))
+            .ok()
+            .flatten()
+            .ok_or(())
+    };
     let mut out = BTreeMap::new();
     if let Ok(t) = text("netstat") {
         out.extend(parse_tables(&t, &["TcpExt"]));

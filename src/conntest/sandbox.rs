@@ -71,9 +71,13 @@ impl Host {
             return Err(Error::State(format!("the {name} host did not start")));
         }
         let ns_path = root.path(&format!("proc/{}/ns/net", child.id()));
-        let ns = std::fs::File::open(&ns_path)
-            .map(OwnedFd::from)
-            .map_err(|e| Error::State(format!("{}: {e}", ns_path.display())))?;
+        // A namespace handle for setns(2), never read: not a file read (see Root::read).
+        let ns = rustix::fs::open(
+            &ns_path,
+            rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC,
+            rustix::fs::Mode::empty(),
+        )
+        .map_err(|e| Error::State(format!("{}: {e}", ns_path.display())))?;
         let state = tempfile::tempdir().map_err(|e| Error::State(format!("tempdir: {e}")))?;
         std::os::unix::fs::symlink(Root::KERNEL_PROC, state.path().join("proc"))
             .map_err(|e| Error::State(format!("sandbox state root: {e}")))?;

@@ -34,6 +34,13 @@ impl KeyName {
                     "key has an empty segment (two dots in a row or a trailing dot)".into(),
                 );
             }
+            if segment.len() > 255 {
+                return Err(format!(
+                    "key has a segment of {} characters; a /proc/sys name has at most 255 \
+                     (NAME_MAX)",
+                    segment.len()
+                ));
+            }
             if let Some(bad) = segment
                 .chars()
                 .find(|c| !(c.is_ascii_alphanumeric() || *c == '_' || *c == '-'))

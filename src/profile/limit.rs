@@ -15,8 +15,28 @@ pub enum Domain {
     UidRange(Option<u32>, Option<u32>),
 }
 
+/// The longest domain: a user or group name is at most LOGIN_NAME_MAX - 1 (255) bytes, and
+/// the limits.d line that carries it must fit pam_limits' 1024-byte line buffer (a longer
+/// line is read in pieces, and the pieces are not what the profile meant).
+pub const MAX_DOMAIN_LEN: usize = 255;
+
+/// The fewest open files a nofile limit may give. A login needs stdin, stdout and stderr, the
+/// files PAM and NSS open (passwd, group, the modules' own), its shell's and a few for the
+/// first commands: with 0 or 1 no login can even open a file, and below 64 sshd and login
+/// fail intermittently. A lower value locks users out instead of limiting them.
+pub const MIN_NOFILE: i64 = 64;
+
 impl Domain {
     pub fn parse(raw: &str) -> Result<Self, String> {
+        if raw.len() > MAX_DOMAIN_LEN {
+            return Err(format!(
+                "domain {} is {} characters long; a user or group name has at most \
+                 {MAX_DOMAIN_LEN} (LOGIN_NAME_MAX), and pam_limits reads a limits.d line into a \
+                 1024-byte buffer",
+                clip_quoted(raw),
+                raw.chars().count()
+            ));
+        }
         let name_ok = |s: &str| {
             !s.is_empty()
                 && s.chars()
@@ -69,6 +89,19 @@ impl Domain {
                 "domain {raw:?} is not a user name, @group, * or uid range (a:b, :b, a:)"
             ))
         }
+    }
+}
+
+/// A string from a profile quoted for an error message, cut to its first 40 characters with
+/// an ellipsis and its length when longer: an error never echoes a huge value whole.
+#[must_use]
+pub fn clip_quoted(raw: &str) -> String {
+    let n = raw.chars().count();
+    if n <= 64 {
+        format!("{raw:?}")
+    } else {
+        let head: String = raw.chars().take(40).collect();
+        format!("{head:?}… ({n} characters)")
     }
 }
 
@@ -189,6 +222,10 @@ impl LimitValue {
             (Item::Nice | Item::Priority, _) => Ok(value),
             (Item::Nonewprivs, LimitValue::Num(0 | 1)) => Ok(value),
             (Item::Nonewprivs, _) => Err("nonewprivs takes 0 or 1".into()),
+            (Item::Nofile, LimitValue::Num(n)) if n < MIN_NOFILE => Err(format!(
+                "nofile {n} would lock logins out: a login needs stdin, stdout, stderr and the \
+                 files PAM, NSS and its shell open; give at least {MIN_NOFILE}"
+            )),
             (Item::Nofile, LimitValue::Unlimited) => Err(
                 "nofile cannot be unlimited: the kernel caps open files at fs.nr_open; give a \
                  number no larger than fs.nr_open"

@@ -200,40 +200,20 @@ fn not_found(reference: &str, from: Option<&str>) -> Error {
     ))
 }
 
-/// The largest profile (and, through `system::read_optional`, any file) netprofile reads.
-/// 100 000 keys take about 5 MB; anything larger is refused with a clear error.
-pub const MAX_FILE_BYTES: u64 = 16 << 20;
+/// The largest profile netprofile reads (the cap of every file read: `root::MAX_READ`).
+pub const MAX_FILE_BYTES: u64 = crate::system::root::MAX_READ;
 
-/// Reads an opened file whole if it is a regular file of at most `limit` bytes. A FIFO, a
-/// device (`/dev/zero`) or a folder is refused at once instead of blocking or reading forever.
+/// Reads an opened file whole if it is a regular file of at most `limit` bytes, as UTF-8
+/// text, through the one bounded read (`root::read_fd`).
 pub fn read_bounded(file: std::fs::File, limit: u64) -> std::io::Result<String> {
     String::from_utf8(read_bounded_bytes(file, limit)?).map_err(|_| {
         std::io::Error::new(std::io::ErrorKind::InvalidData, "is not valid UTF-8 text")
     })
 }
 
-/// Reads at most `limit` bytes of a regular file; a directory, FIFO, device or socket, or a
-/// larger file, is an error.
+/// Reads at most `limit` bytes of an opened regular file (`root::read_fd`).
 pub fn read_bounded_bytes(file: std::fs::File, limit: u64) -> std::io::Result<Vec<u8>> {
-    use std::io::Read;
-    let meta = file.metadata()?;
-    if meta.is_dir() {
-        return Err(std::io::Error::from(std::io::ErrorKind::IsADirectory));
-    }
-    if !meta.is_file() {
-        return Err(std::io::Error::other(
-            "is not a regular file (a FIFO, device or socket); netprofile reads only regular files",
-        ));
-    }
-    let mut bytes = Vec::new();
-    file.take(limit + 1).read_to_end(&mut bytes)?;
-    if bytes.len() as u64 > limit {
-        return Err(std::io::Error::other(format!(
-            "is larger than {} MiB; netprofile refuses to read it",
-            limit >> 20
-        )));
-    }
-    Ok(bytes)
+    crate::system::root::read_fd(std::os::fd::OwnedFd::from(file), limit)
 }
 
 /// Loads a profile by path or shipped name, follows `extends`, and validates everything that
@@ -348,15 +328,19 @@ pub fn valid_name(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }
 
+/// The longest kernel module name: the kernel's MODULE_NAME_LEN (64 - sizeof(long)) less
+/// its NUL. modprobe refuses longer names, so systemd-modules-load would fail at every boot.
+pub const MAX_MODULE_NAME_LEN: usize = 55;
+
 /// Reads a profile file: regular files only, at most `MAX_FILE_BYTES`. Opened non-blocking so
 /// a FIFO named as the profile is refused at once instead of waiting for a writer.
 fn read_profile_file(path: &Path) -> Result<String> {
-    use std::os::unix::fs::OpenOptionsExt;
-    std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
-        .open(path)
-        .and_then(|file| read_bounded(file, MAX_FILE_BYTES))
+    crate::system::root::Root::read_named(path, MAX_FILE_BYTES)
+        .and_then(|bytes| {
+            String::from_utf8(bytes).map_err(|_| {
+                std::io::Error::new(std::io::ErrorKind::InvalidData, "is not valid UTF-8 text")
+            })
+        })
         .map_err(|e| Error::read(path, e))
 }
 
@@ -803,7 +787,21 @@ fn convert(raw: RawFile, text: &str, file: &str, problems: &mut Vec<Problem>) ->
             problem(
                 module.span().start,
                 "[modules] load".into(),
-                format!("{name:?} is not a module name (letters, digits, '_' and '-')"),
+                format!(
+                    "{} is not a module name (letters, digits, '_' and '-')",
+                    limit::clip_quoted(name)
+                ),
+            );
+        } else if name.len() > MAX_MODULE_NAME_LEN {
+            problem(
+                module.span().start,
+                "[modules] load".into(),
+                format!(
+                    "{} is {} characters long; a kernel module name has at most \
+                     {MAX_MODULE_NAME_LEN} (MODULE_NAME_LEN, 56 with its NUL)",
+                    limit::clip_quoted(name),
+                    name.len()
+                ),
             );
         } else if !modules.contains(name) {
             modules.push(name.clone());
@@ -1248,8 +1246,8 @@ mod tests {
                 "did you mean \"nofile\"",
             ),
             (
-                "[[limits]]\ndomain = \"*\"\ntype = \"soft\"\nitem = \"nofile\"\nvalue = 10\n[[limits]]\ndomain = \"*\"\ntype = \"hard\"\nitem = \"nofile\"\nvalue = 5",
-                "soft 10 is above hard 5",
+                "[[limits]]\ndomain = \"*\"\ntype = \"soft\"\nitem = \"nofile\"\nvalue = 1000\n[[limits]]\ndomain = \"*\"\ntype = \"hard\"\nitem = \"nofile\"\nvalue = 500",
+                "soft 1000 is above hard 500",
             ),
             (
                 "[systemd]\ndefault_limit_nofile = \"9:3\"",

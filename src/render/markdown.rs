@@ -9,23 +9,54 @@ use super::{Paint, file_diff, or_dash, summary};
 use crate::plan::{Action, FileChange, Plan};
 use crate::system::root::Namespace;
 
-/// A table cell: pipes and newlines would break the row, backticks the code span.
-fn cell(text: &str) -> String {
-    text.replace('\\', "\\\\")
-        .replace('|', "\\|")
-        .replace('\n', " ")
+/// Free text (a warning) that embeds strings from the system or a profile: every character
+/// Markdown acts on is backslash-escaped, so `<img>`, `[link](url)`, `**`, `~~`, autolinks
+/// (`http\://`) and table pipes stay text; `@` is put in a code span, because GitHub links
+/// mentions in text whatever the escaping. Newlines would end the row or quote.
+fn text(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '@' => out.push_str("`@`"),
+            '\n' | '\r' => out.push(' '),
+            '\\' | '`' | '*' | '_' | '{' | '}' | '[' | ']' | '<' | '>' | '(' | ')' | '#' | '+'
+            | '!' | '|' | '~' | '&' | ':' => {
+                out.push('\\');
+                out.push(c);
+            }
+            _ => out.push(c),
+        }
+    }
+    out
 }
 
-/// Text as inline code, with a fence longer than any run of backticks inside it.
+/// A value from the system or a profile in a table cell: an inline code span, where
+/// Markdown makes no links, images, emphasis, HTML or mentions; a fence longer than any run
+/// of backticks inside; pipes escaped (GitHub's tables split cells first); newlines become
+/// spaces.
 fn code(text: &str) -> String {
-    let longest = longest_run(text, '`');
+    let text = text.replace(['\n', '\r'], " ");
+    let longest = longest_run(&text, '`');
     let fence = "`".repeat(longest + 1);
     let pad = if text.starts_with('`') || text.ends_with('`') {
         " "
     } else {
         ""
     };
-    cell(&format!("{fence}{pad}{text}{pad}{fence}"))
+    format!("{fence}{pad}{text}{pad}{fence}").replace('|', "\\|")
+}
+
+/// A value cell: `-` for none, `""` for empty, else the value as code.
+fn value(v: Option<&str>) -> String {
+    match v {
+        None => "-".to_string(),
+        Some(v) => code(&or_dash(Some(v))),
+    }
+}
+
+/// Where a value is set: `` `file`:line ``.
+fn place(file: &str, line: usize) -> String {
+    format!("{}:{line}", code(file))
 }
 
 fn longest_run(text: &str, c: char) -> usize {
@@ -66,8 +97,8 @@ fn diff_block(out: &mut String, change: &FileChange) {
     let fence = "`".repeat(longest_run(&diff, '`').max(2) + 1);
     let _ = write!(
         out,
-        "\n`{}` ({}):\n\n{fence}diff\n{diff}{fence}\n",
-        change.path,
+        "\n{} ({}):\n\n{fence}diff\n{diff}{fence}\n",
+        code(&change.path),
         change.verb()
     );
 }
@@ -95,19 +126,18 @@ pub fn plan(plan: &Plan, command: &str) -> String {
             .map(|r| {
                 vec![
                     code(r.key.as_str()),
-                    cell(&or_dash(r.live.as_deref())),
+                    value(r.live.as_deref()),
                     r.boot.as_ref().map_or_else(
                         || "-".to_string(),
                         |b| {
-                            cell(&format!(
-                                "{} ({}:{})",
-                                or_dash(Some(&b.value)),
-                                b.source.file,
-                                b.source.line
-                            ))
+                            format!(
+                                "{} ({})",
+                                value(Some(&b.value)),
+                                place(&b.source.file, b.source.line)
+                            )
                         },
                     ),
-                    cell(&r.wanted),
+                    value(Some(&r.wanted)),
                     action(r.action),
                 ]
             })
@@ -125,12 +155,11 @@ pub fn plan(plan: &Plan, command: &str) -> String {
             .map(|r| {
                 vec![
                     code(&format!("{} {} {}", r.domain, r.half, r.item)),
-                    cell(&or_dash(r.live.as_deref())),
-                    r.source.as_ref().map_or_else(
-                        || "-".to_string(),
-                        |s| cell(&format!("{}:{}", s.file, s.line)),
-                    ),
-                    cell(&r.wanted),
+                    value(r.live.as_deref()),
+                    r.source
+                        .as_ref()
+                        .map_or_else(|| "-".to_string(), |s| place(&s.file, s.line)),
+                    value(Some(&r.wanted)),
                     action(r.action),
                 ]
             })
@@ -148,12 +177,11 @@ pub fn plan(plan: &Plan, command: &str) -> String {
             .map(|r| {
                 vec![
                     code(r.setting),
-                    cell(&r.live),
-                    r.source.as_ref().map_or_else(
-                        || "systemd default".to_string(),
-                        |s| cell(&format!("{}:{}", s.file, s.line)),
-                    ),
-                    cell(&r.wanted),
+                    value(Some(&r.live)),
+                    r.source
+                        .as_ref()
+                        .map_or_else(|| "systemd default".to_string(), |s| place(&s.file, s.line)),
+                    value(Some(&r.wanted)),
                     action(r.action),
                 ]
             })
@@ -164,10 +192,40 @@ pub fn plan(plan: &Plan, command: &str) -> String {
             &rows,
         );
     }
+    if !plan.services.is_empty() {
+        let at = |v: Option<&String>, s: Option<&crate::plan::Source>| match (v, s) {
+            (Some(v), Some(s)) => format!("{} ({})", value(Some(v)), place(&s.file, s.line)),
+            _ => "- (DefaultLimitNOFILE)".to_string(),
+        };
+        let rows: Vec<Vec<String>> = plan
+            .services
+            .iter()
+            .map(|r| {
+                vec![
+                    code(&r.unit),
+                    at(r.live.as_ref(), r.source.as_ref()),
+                    value(Some(&r.wanted)),
+                    at(r.after.as_ref(), r.after_source.as_ref()),
+                    action(r.action),
+                ]
+            })
+            .collect();
+        table(
+            &mut out,
+            &[
+                "service LimitNOFILE",
+                "now",
+                "wanted",
+                "wins after apply",
+                "action",
+            ],
+            &rows,
+        );
+    }
     if !plan.warnings.is_empty() {
         out.push('\n');
         for w in &plan.warnings {
-            let _ = writeln!(out, "> **warning:** {}", cell(w));
+            let _ = writeln!(out, "> **warning:** {}", text(w));
         }
     }
     let changed: Vec<&FileChange> = plan.files.iter().filter(|f| f.changes()).collect();
@@ -190,10 +248,14 @@ mod tests {
         assert_eq!(code("a`b"), "``a`b``");
         assert_eq!(code("`x"), "`` `x ``");
         assert_eq!(code("a|b"), "`a\\|b`");
+        assert_eq!(code("1\n2"), "`1 2`");
     }
 
     #[test]
-    fn cells_stay_on_one_row() {
-        assert_eq!(cell("1\n2|3"), "1 2\\|3");
+    fn free_text_cannot_make_markup() {
+        assert_eq!(
+            text("<img src=x> [a](http://e) **b** @c |"),
+            "\\<img src=x\\> \\[a\\]\\(http\\://e\\) \\*\\*b\\*\\* `@`c \\|"
+        );
     }
 }

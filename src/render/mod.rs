@@ -4,6 +4,7 @@
 pub mod json;
 pub mod markdown;
 pub mod metrics;
+pub mod terminal;
 
 use std::fmt::Write as _;
 
@@ -20,7 +21,7 @@ pub struct Paint(pub bool);
 impl Paint {
     fn wrap(self, code: &str, text: &str) -> String {
         if self.0 {
-            format!("\x1b[{code}m{text}\x1b[0m")
+            terminal::style(code, text)
         } else {
             text.to_string()
         }
@@ -54,21 +55,10 @@ impl Paint {
     }
 }
 
-/// Lays out rows in columns; the last column is not padded. Widths ignore colour codes.
+/// Lays out rows in columns; the last column is not padded. Widths are what the terminal
+/// shows (`terminal::width`: colour takes none, an escaped control character its escape).
 pub fn table(out: &mut String, header: &[&str], rows: &[Vec<String>], paint: Paint) {
-    let visible = |s: &str| {
-        let mut n = 0;
-        let mut in_escape = false;
-        for c in s.chars() {
-            match (in_escape, c) {
-                (false, '\x1b') => in_escape = true,
-                (true, 'm') => in_escape = false,
-                (false, _) => n += 1,
-                _ => {}
-            }
-        }
-        n
-    };
+    let visible = terminal::width;
     let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
     for row in rows {
         for (i, cell) in row.iter().enumerate() {

@@ -71,54 +71,17 @@ pub struct LiveState {
     pub boot_unit_enabled: bool,
 }
 
-/// The most netprofile reads from any one file. Real sysctl.d, limits and state files are a
-/// few kilobytes; a larger one (or `/dev/zero`) is refused instead of filling memory.
-pub const MAX_READ: u64 = crate::profile::MAX_FILE_BYTES;
+/// The most netprofile reads from any one file (see `root::MAX_READ`).
+pub const MAX_READ: u64 = root::MAX_READ;
 
-/// Whether netprofile reads `rel` without following any symlink: the kernel's keys, its own
-/// state and its own drop-ins. Other system files (sysctl.d, limits.conf, passwd) are read as
-/// their real readers read them, symlinks included (`99-sysctl.conf -> ../sysctl.conf`).
-fn read_nofollow(rel: &str) -> bool {
-    rel.starts_with("proc/sys/")
-        || rel.starts_with("var/lib/netprofile/")
-        || rel.starts_with("run/netprofile/")
-        || [
-            Root::sysctl_dropin(),
-            Root::limits_dropin(),
-            Root::systemd_dropin(),
-        ]
-        .iter()
-        .any(|d| d == rel)
-}
-
-/// Reads a file that may be absent: a regular file only (a FIFO or device is refused without
-/// blocking), at most `MAX_READ` bytes, and never through a symlink where `read_nofollow` says.
+/// Reads a file that may be absent through `Root::read`, the one bounded read: a regular file
+/// only (a FIFO or device is refused without blocking), at most `MAX_READ` bytes, and never
+/// through a symlink under `proc`, the state folders or netprofile's own drop-ins.
 pub fn read_optional(root: &Root, rel: &str) -> Result<Option<String>> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let path = root.path(rel);
-    let opened = if read_nofollow(rel) {
-        root::beneath::open_file(
-            root,
-            rel,
-            rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::NONBLOCK,
-            0,
-        )
-        .map(std::fs::File::from)
-    } else {
-        std::fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
-            .open(&path)
-    };
-    let file = match opened {
-        Ok(file) => file,
-        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(Error::read(path, e)),
-    };
     // Bytes, not UTF-8: a Latin-1 comment in a config file is read, as systemd and PAM read it.
-    crate::profile::read_bounded_bytes(file, MAX_READ)
-        .map(|bytes| Some(String::from_utf8_lossy(&bytes).into_owned()))
-        .map_err(|e| Error::read(path, e))
+    root.read(rel, MAX_READ)
+        .map(|bytes| bytes.map(|b| String::from_utf8_lossy(&b).into_owned()))
+        .map_err(|e| Error::read(root.path(rel), e))
 }
 
 /// The live fs.nr_open: the ceiling of any nofile, and what pam_limits uses for a nofile of
@@ -132,19 +95,12 @@ pub fn nr_open(root: &Root) -> Option<i64> {
         .and_then(|v| v.trim().parse().ok())
 }
 
-/// Reads a `/proc/net` table with a large buffer: every read() walks the socket hash again.
+/// Reads a `/proc/net` table (`proc/net/tcp{,6}`) through `Root::read`, with the larger cap of
+/// a socket table and large blocks: every read() walks the socket hash again.
 pub fn read_proc_table(root: &Root, rel: &str) -> Result<Option<String>> {
-    use std::io::Read;
-    let path = root.path(rel);
-    let mut file = match std::fs::File::open(&path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(Error::read(path, e)),
-    };
-    let mut bytes = Vec::with_capacity(1 << 18);
-    file.read_to_end(&mut bytes)
-        .map_err(|e| Error::read(&path, e))?;
-    Ok(Some(String::from_utf8_lossy(&bytes).into_owned()))
+    root.read(rel, root::MAX_TABLE_READ)
+        .map(|bytes| bytes.map(|b| String::from_utf8_lossy(&b).into_owned()))
+        .map_err(|e| Error::read(root.path(rel), e))
 }
 
 /// A key's value exactly as the kernel prints it, less the final newline (tabs kept, so undo
@@ -197,7 +153,7 @@ fn read_conf(root: &Root, rel_dir: &str, name: &OsStr) -> Result<BootFile> {
         (false, _) => String::new(),
         (true, Some(_)) => read_optional(root, &rel)?.unwrap_or_default(),
         // A name that is not UTF-8 cannot be spelled as a root-relative &str.
-        (true, None) => std::fs::read(&full)
+        (true, None) => root::Root::read_named(&full, MAX_READ)
             .map(|b| String::from_utf8_lossy(&b).into_owned())
             .map_err(|e| Error::read(&full, e))?,
     };

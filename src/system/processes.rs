@@ -135,7 +135,7 @@ pub fn all(root: &Root) -> Vec<Process> {
 pub fn listening(root: &Root) -> Result<Vec<Process>> {
     let mut tables = Vec::new();
     for rel in Root::PROC_NET_TCP {
-        tables.extend(read_optional(root, rel)?);
+        tables.extend(crate::system::read_proc_table(root, rel)?);
     }
     let inodes = listening_inodes(&tables);
     if inodes.is_empty() {
@@ -171,8 +171,8 @@ pub fn listening(root: &Root) -> Result<Vec<Process>> {
 /// The running kernel's fs.nr_open, which bounds what prlimit may set on a real pid.
 #[must_use]
 pub fn kernel_nr_open() -> Option<u64> {
-    std::fs::read_to_string(format!("{}/sys/fs/nr_open", Root::KERNEL_PROC))
-        .ok()?
+    read_optional(&Root::kernel(), "proc/sys/fs/nr_open")
+        .ok()??
         .trim()
         .parse()
         .ok()
@@ -182,9 +182,9 @@ pub fn kernel_nr_open() -> Option<u64> {
 /// the pid does not exist.
 #[must_use]
 pub fn kernel_nofile(pid: u32) -> Option<(String, (u64, u64))> {
-    let dir = format!("{}/{pid}", Root::KERNEL_PROC);
-    let comm = std::fs::read_to_string(format!("{dir}/comm")).ok()?;
-    let limits = std::fs::read_to_string(format!("{dir}/limits")).ok()?;
+    let kernel = Root::kernel();
+    let comm = read_optional(&kernel, &format!("proc/{pid}/comm")).ok()??;
+    let limits = read_optional(&kernel, &format!("proc/{pid}/limits")).ok()??;
     Some((comm.trim().to_string(), parse_limits(&limits)?))
 }
 
@@ -192,7 +192,7 @@ pub fn kernel_nofile(pid: u32) -> Option<(String, (u64, u64))> {
 /// its name, what tells it apart from a later process that reuses the pid.
 #[must_use]
 pub fn kernel_started(pid: u32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("{}/{pid}/stat", Root::KERNEL_PROC)).ok()?;
+    let stat = read_optional(&Root::kernel(), &format!("proc/{pid}/stat")).ok()??;
     let (_, rest) = stat.rsplit_once(')')?;
     rest.split_whitespace().nth(19)?.parse().ok()
 }

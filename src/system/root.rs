@@ -3,8 +3,10 @@
 //! Every system path (`/proc/sys/...`, `/etc/...`, `/var/lib/netprofile`, `/run/...`) is
 //! spelled here and nowhere else, relative to a base directory that is `/` on a real machine
 //! and a temporary tree in tests (`--root DIR`). Other modules ask `Root` for a path; they never
-//! build an absolute one. This module resolves paths and reads a few identity facts (network
-//! namespace); it never writes.
+//! build an absolute one. This module resolves paths, reads a few identity facts (network
+//! namespace) and owns the one bounded read every file read goes through (`Root::read`,
+//! `Root::read_named`, `read_fd`: non-blocking, no-follow, regular files only, capped); it
+//! never writes.
 
 use std::path::{Path, PathBuf};
 
@@ -53,6 +55,13 @@ impl Root {
     #[must_use]
     pub fn new(base: impl Into<PathBuf>) -> Self {
         Root { base: base.into() }
+    }
+
+    /// The running kernel's root, `/`, whatever `--root` says: what prlimit and the checks
+    /// of a recorded pid read (`proc/PID/...` of this kernel).
+    #[must_use]
+    pub fn kernel() -> Self {
+        Root::new("/")
     }
 
     /// True when this is the machine's real root (`/`), where writes need privileges.
@@ -143,6 +152,124 @@ impl Root {
             Namespace::Initial
         }
     }
+}
+
+/// The most netprofile reads from any one file: a profile, a sysctl.d, limits or state file,
+/// a `/proc` value. Real ones are a few kilobytes; 100 000 profile keys take about 5 MB.
+pub const MAX_READ: u64 = 16 << 20;
+
+/// The most netprofile reads from a `/proc/net/tcp{,6}` table: about 150 bytes a socket, so
+/// room for some 3.5 million sockets in one namespace, and a bound on memory for anything else.
+pub const MAX_TABLE_READ: u64 = 512 << 20;
+
+/// How `Root::read` opens a path. Decided by `Root::read_policy`, in one place.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Follow {
+    /// Every component opened with `O_NOFOLLOW` (see `beneath`): the kernel's files under
+    /// `proc` (procfs' own links such as `proc/net -> self/net` excepted), netprofile's state
+    /// and its own drop-ins. A symlink is an error naming it.
+    Never,
+    /// Followed as the real reader follows it: systemd-sysctl reads `99-sysctl.conf ->
+    /// ../sysctl.conf`, pam_limits and PID 1 their files through links. Still non-blocking,
+    /// regular files only and capped.
+    AsReaders,
+}
+
+impl Root {
+    /// Whether `rel` is read without following symlinks (`Follow::Never`) or as the real
+    /// readers of configuration read it. Everything under `proc`, the state folders and
+    /// netprofile's own drop-ins never follow a link.
+    #[must_use]
+    pub fn read_policy(rel: &str) -> Follow {
+        let rel = rel.trim_start_matches('/');
+        let own = [
+            Root::sysctl_dropin(),
+            Root::limits_dropin(),
+            Root::systemd_dropin(),
+        ];
+        if rel == "proc"
+            || rel.starts_with("proc/")
+            || rel.starts_with("var/lib/netprofile/")
+            || rel.starts_with("run/netprofile/")
+            || rel == Root::LOCK
+            || own.iter().any(|d| d == rel)
+        {
+            Follow::Never
+        } else {
+            Follow::AsReaders
+        }
+    }
+
+    /// THE way netprofile reads a file below its root (issue 16, "one bounded read"): the
+    /// open never blocks (`O_NONBLOCK`, so a FIFO cannot hang a read-only command), follows no
+    /// symlink where `read_policy` says so, and then only a regular file (checked with fstat
+    /// on the opened descriptor, so nothing can be swapped in between) of at most `cap`
+    /// bytes is read. `None` when the file is absent. Errors name the shown path.
+    pub fn read(&self, rel: &str, cap: u64) -> std::io::Result<Option<Vec<u8>>> {
+        use rustix::fs::OFlags;
+        let flags = OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC;
+        let opened = match Self::read_policy(rel) {
+            Follow::Never => beneath::open_file(self, rel, flags, 0),
+            Follow::AsReaders => beneath::components(rel).and_then(|_| {
+                rustix::fs::open(self.path(rel), flags, rustix::fs::Mode::empty())
+                    .map_err(std::io::Error::from)
+            }),
+        };
+        match opened {
+            Ok(fd) => read_fd(fd, cap).map(Some),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Reads a file the user named on the command line (a profile, a path outside any root),
+    /// following links as a shell would, with the same guarantees as `Root::read`.
+    pub fn read_named(path: &Path, cap: u64) -> std::io::Result<Vec<u8>> {
+        use rustix::fs::OFlags;
+        let flags = OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC;
+        let fd = rustix::fs::open(path, flags, rustix::fs::Mode::empty())?;
+        read_fd(fd, cap)
+    }
+}
+
+/// The one bounded read every file read of netprofile ends in, for a descriptor that
+/// `Root::read`, `Root::read_named` or a writer's trusted open (transaction/state.rs) made:
+/// a directory is `IsADirectory`, any other non-regular file (FIFO, device, socket) an error,
+/// and more than `cap` bytes an error stating the cap. The caller's error names the path.
+pub fn read_fd(fd: std::os::fd::OwnedFd, cap: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let file = std::fs::File::from(fd);
+    let meta = file.metadata()?;
+    if meta.is_dir() {
+        return Err(std::io::Error::from(std::io::ErrorKind::IsADirectory));
+    }
+    if !meta.is_file() {
+        return Err(std::io::Error::other(
+            "is not a regular file (a FIFO, device or socket); netprofile reads only regular \
+             files: replace it with one",
+        ));
+    }
+    // procfs reports size 0; read in large blocks (each read() of a socket table walks the
+    // kernel's hash again), at most one byte past the cap to tell "too large" apart.
+    let mut bytes = Vec::with_capacity(usize::try_from(meta.len().min(cap)).unwrap_or(0) + 1);
+    let mut limited = file.take(cap + 1);
+    let mut block = vec![0_u8; 1 << 18];
+    loop {
+        match limited.read(&mut block) {
+            Ok(0) => break,
+            Ok(n) => bytes.extend_from_slice(&block[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    if bytes.len() as u64 > cap {
+        return Err(std::io::Error::other(format!(
+            "is larger than {} MiB; netprofile refuses to read more (a link to a device, or a \
+             runaway file?)",
+            cap >> 20
+        )));
+    }
+    Ok(bytes)
 }
 
 /// Opening paths under a root without ever following a symlink (DESIGN.md "Persistence").
@@ -247,8 +374,10 @@ pub mod beneath {
                     next
                 }
                 Err(rustix::io::Errno::LOOP | rustix::io::Errno::NOTDIR)
-                    if i == 0 && part == "proc" =>
+                    if (i == 0 && part == "proc") || (i > 0 && is_procfs(&fd)) =>
                 {
+                    // procfs' own links (`proc/net -> self/net`) are the kernel's, and lead
+                    // only within procfs; that is checked on what they open.
                     let next = rustix::fs::openat(&fd, part, flags, Mode::empty())?;
                     if !is_procfs(&next) {
                         return Err(symlink_error(&Root::display(&done)));

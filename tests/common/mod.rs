@@ -104,6 +104,76 @@ impl Test {
     pub fn run(self) -> Outcome {
         run_in(self.dir, &self.args, &self.env)
     }
+
+    /// Runs like `run`, but kills the run if it has not finished within `limit` (a hang is then
+    /// a failed assertion, not a stuck test): `code` -1 and stderr "did not finish".
+    pub fn run_within(self, limit: std::time::Duration) -> Outcome {
+        use std::io::Read;
+        let mut child = Command::new(env!("CARGO_BIN_EXE_netprofile"))
+            .current_dir(self.dir.path())
+            .arg("--root")
+            .arg(self.dir.path().join("root"))
+            .args(&self.args)
+            .env_remove("NO_COLOR")
+            .env_remove("NETPROFILE_FAULT")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("run netprofile");
+        // Drain both pipes meanwhile, so a large output cannot block the child.
+        let drain = |pipe: Option<Box<dyn Read + Send>>| {
+            std::thread::spawn(move || {
+                let mut bytes = Vec::new();
+                if let Some(mut p) = pipe {
+                    let _ = p.read_to_end(&mut bytes);
+                }
+                String::from_utf8_lossy(&bytes).into_owned()
+            })
+        };
+        let out = drain(
+            child
+                .stdout
+                .take()
+                .map(|p| Box::new(p) as Box<dyn Read + Send>),
+        );
+        let err = drain(
+            child
+                .stderr
+                .take()
+                .map(|p| Box::new(p) as Box<dyn Read + Send>),
+        );
+        let end = std::time::Instant::now() + limit;
+        let status = loop {
+            if let Some(status) = child.try_wait().expect("wait") {
+                break Some(status);
+            }
+            if std::time::Instant::now() > end {
+                let _ = child.kill();
+                let _ = child.wait();
+                break None;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        };
+        let stdout = out.join().unwrap_or_default();
+        let stderr = err.join().unwrap_or_default();
+        match status {
+            Some(status) => Outcome {
+                code: status.code().unwrap_or(-1),
+                signal: std::os::unix::process::ExitStatusExt::signal(&status),
+                stdout,
+                stderr,
+                dir: self.dir,
+            },
+            None => Outcome {
+                code: -1,
+                signal: None,
+                stdout,
+                stderr: format!("did not finish within {limit:?}\n{stderr}"),
+                dir: self.dir,
+            },
+        }
+    }
 }
 
 fn run_in(dir: TempDir, args: &[String], env: &[(String, String)]) -> Outcome {

@@ -1,0 +1,139 @@
+//! Terminal-safe output (issue 16, break 5): strings from the system or a profile reach the
+//! terminal with every control character shown (`\e`), in doctor, diff, errors and the rest;
+//! `--json` keeps them exact. Its own test binary: it renames this process.
+
+mod common;
+
+use std::process::Command;
+
+use common::Test;
+
+const HOSTILE: &str = "\x1b[2Jpwn\x07";
+
+fn no_raw_controls(what: &str, text: &str) {
+    assert!(
+        !text
+            .chars()
+            .any(|c| (c.is_control() && c != '\n' && c != '\t') || c == '\u{202e}'),
+        "{what}: raw control character in\n{text:?}"
+    );
+}
+
+#[test]
+fn a_process_named_with_escapes_listening_on_loopback_is_shown_escaped() {
+    // A process's name is the main thread's comm; any thread of the process may set it. Only
+    // this test binary is renamed, and only loopback is listened on.
+    std::fs::write("/proc/self/comm", HOSTILE).expect("rename this process");
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let me = std::process::id();
+    let doctor = |json: bool| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_netprofile"));
+        if json {
+            cmd.arg("--json");
+        }
+        cmd.args(["doctor", "--color", "always"])
+            .env_remove("NO_COLOR")
+            .output()
+            .unwrap()
+    };
+    let out = doctor(false);
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    );
+    assert!(
+        stdout.contains(&format!("\\e[2Jpwn\\x07 (pid {me}, port {port})")),
+        "doctor should name the process, escaped:\n{stdout}\n{stderr}"
+    );
+    // Colour is still emitted (--color always), and nothing else that controls the terminal.
+    assert!(stdout.contains("\x1b[1m"), "{stdout:?}");
+    let without_colour: String = stdout
+        .replace("\x1b[0m", "")
+        .replace("\x1b[1m", "")
+        .replace("\x1b[2m", "")
+        .replace("\x1b[31m", "")
+        .replace("\x1b[32m", "")
+        .replace("\x1b[33m", "");
+    no_raw_controls("doctor stdout", &without_colour);
+    no_raw_controls("doctor stderr", &stderr);
+    // JSON stays exact: the name as the kernel has it.
+    let json = doctor(true);
+    let doc: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert!(
+        doc.to_string().contains("\\u001b[2Jpwn\\u0007"),
+        "the JSON should carry the exact name: {doc}"
+    );
+    drop(listener);
+}
+
+#[test]
+fn profile_and_file_strings_are_escaped_in_diff_and_errors() {
+    // A boot file whose name and value carry escapes, overriding a managed key; a profile
+    // description and a bad value with escapes.
+    let t = Test::new()
+        .file(
+            "etc/sysctl.d/99-\x1b[2Jx.conf",
+            "net.core.somaxconn = 128\n",
+        )
+        .file(
+            "etc/sysctl.d/98-v.conf",
+            "net.core.somaxconn = 128\u{202e}\x1b]0;title\x07\n",
+        )
+        .profile(
+            "p.toml",
+            "[profile]\ndescription = \"d\\u001b[2J\"\n[sysctl]\n\"net.core.somaxconn\" = 65535\n",
+        );
+    let out = t.args(&["diff", "p.toml"]).run();
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(out.stdout.contains("99-\\e[2Jx.conf"), "{}", out.stdout);
+    no_raw_controls("diff stdout", &out.stdout);
+    no_raw_controls("diff stderr", &out.stderr);
+    let out = out.then(&["--json", "diff", "p.toml"]);
+    assert!(out.stdout.contains("99-\\u001b[2Jx.conf"), "{}", out.stdout);
+    let out = out.then(&["explain", "net.core.somaxconn"]);
+    assert!(
+        out.stdout.contains("128\\u{202e}\\e]0;title\\x07"),
+        "{}",
+        out.stdout
+    );
+    no_raw_controls("explain stdout", &out.stdout);
+
+    let bad = Test::new()
+        .profile(
+            "bad.toml",
+            "[sysctl]\n\"net.core.somaxconn\" = \"1\\u001b[2J\"\n",
+        )
+        .args(&["check", "bad.toml"])
+        .run();
+    assert_eq!(bad.code, 2, "{}", bad.stderr);
+    no_raw_controls("check stderr", &bad.stderr);
+
+    // A root path with an escape in it, named in an error.
+    let t = Test::new();
+    let dir = t.root().join("\x1b[2Jdir");
+    std::fs::create_dir(&dir).unwrap();
+    let out = t.args(&["check", "\x1b[2Jdir/missing.toml"]).run();
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    no_raw_controls("error", &out.stderr);
+}
+
+#[test]
+fn history_and_status_show_a_profile_path_with_escapes_escaped() {
+    // The profile's file name is what history and status name it by.
+    let name = "\x1b[2Jp.toml";
+    let out = Test::new()
+        .profile(name, "[sysctl]\n\"net.core.somaxconn\" = 65535\n")
+        .args(&["apply", "-q", name])
+        .run();
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let out = out.then(&["history"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(out.stdout.contains("\\e[2Jp.toml"), "{}", out.stdout);
+    no_raw_controls("history stdout", &out.stdout);
+    no_raw_controls("history stderr", &out.stderr);
+    let out = out.then(&["status"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    no_raw_controls("status stdout", &out.stdout);
+    no_raw_controls("status stderr", &out.stderr);
+}
