@@ -58,8 +58,25 @@ pub fn recover_locked(root: &Root, _lock: &Lock) -> Result<Vec<String>> {
     if let Some(text) = transaction::recover(root)? {
         messages.push(format!("netprofile: {text}"));
     }
-    let expired =
-        state::read_pending(root)?.is_some_and(|p| state::epoch_millis() >= p.deadline_ms);
+    let record = state::read_pending(root)?;
+    // A `--confirm` generation a reboot ended (its record in run/ is gone): recorded as dropped.
+    let all = state::generations(root)?;
+    for n in state::dropped(&all, record.as_ref().map(|p| p.generation)) {
+        if let Some(mut g) = all.iter().find(|g| g.number == n).cloned() {
+            g.outcome = Outcome::Dropped;
+            g.message = Some(
+                "dropped: a reboot ended it before `netprofile confirm`; nothing of it is in \
+                 place"
+                    .into(),
+            );
+            state::write_generation(root, &g)?;
+            messages.push(format!(
+                "netprofile: generation {n} (apply --confirm) was dropped by a reboot before \
+                 `netprofile confirm`; nothing of it is in place"
+            ));
+        }
+    }
+    let expired = record.is_some_and(|p| state::epoch_millis() >= p.deadline_ms);
     if expired && let Some(text) = revert_pending(root)? {
         messages.push(format!("netprofile: {text}"));
     }
