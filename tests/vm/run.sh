@@ -60,6 +60,8 @@ stop_vm() {
 }
 cleanup() {
     stop_vm
+    # The guest's console, for a failed run (target/ is the build's scratch folder).
+    mkdir -p "$repo/target/vm" && cp "$run/console.log" "$repo/target/vm/console-$suite.log" 2>/dev/null || true
     rm -rf "$run"
 }
 trap cleanup EXIT
@@ -70,10 +72,12 @@ port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0));
 pubkey=$(base64 -w0 <"$run/key.pub")
 # snapshot=on: the cached image is never written; the guest's writes live until qemu exits, so
 # they survive the guest's reboots (a reboot resets the machine, the same qemu process goes on).
-"${qemu[0]}" -L "${qemu[1]}" -accel "$accel" -m 1536 -smp 1 \
+# -nodefaults: no VGA, floppy, CD-ROM or parallel port to probe; quiet: the serial console is
+# slow under TCG.
+"${qemu[0]}" -L "${qemu[1]}" -accel "$accel" -m 1536 -smp 1 -nodefaults -vga none \
     -display none -monitor none -serial "file:$run/console.log" \
     -kernel "$img/vmlinuz" -initrd "$img/initrd.img" \
-    -append "root=/dev/vda rw console=ttyS0 net.ifnames=0 np_key=$pubkey" \
+    -append "root=/dev/vda rw console=ttyS0 quiet mitigations=off net.ifnames=0 np_key=$pubkey" \
     -drive "file=$img/rootfs.img,format=raw,if=virtio,snapshot=on" \
     -nic "user,model=virtio-net-pci,restrict=on,hostfwd=tcp:127.0.0.1:$port-:22" \
     >"$run/qemu.log" 2>&1 &
