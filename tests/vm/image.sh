@@ -26,7 +26,9 @@ command -v mmdebstrap >/dev/null || { echo "image.sh: mmdebstrap is missing (apt
 command -v mkfs.ext4 >/dev/null || [ -x /sbin/mkfs.ext4 ] || { echo "image.sh: mkfs.ext4 is missing (e2fsprogs)" >&2; exit 1; }
 mkdir -p "$cache"
 work=$(mktemp -d "$cache/build.XXXXXX")
-trap 'rm -rf "$work"' EXIT
+# --one-file-system: never into a mount mmdebstrap left in the chroot (proc, sys, dev/pts) if it
+# was killed before it unmounted them.
+trap 'rm -rf --one-file-system "$work"' EXIT
 start=$SECONDS
 
 packages=systemd,systemd-sysv,udev,dbus,kmod,libpam-modules,procps,iproute2,openssh-server,sudo
