@@ -271,7 +271,7 @@ sed 's/^/    /' "$run/history"
 check_grep "history: generation $cgen dropped, not pending" "^ *$cgen .*dropped" "$(cat "$run/history")"
 check "history: no generation left pending" 0 "$(grep -Ec '  pending( |$)' "$run/history" || true)"
 np status >"$run/out" 2>&1 || true
-check_grep "status says generation $cgen was dropped" "generation $cgen .*dropped" "$(cat "$run/out")"
+check_grep "status says generation $cgen was dropped" "^dropped: generation $cgen " "$(cat "$run/out")"
 
 # --- reboot 4: the shipped profile, applied as a user would, holds with no extra step --------------
 np apply high-conn >"$run/out" 2>&1 || true
