@@ -5,7 +5,8 @@
 # collection and the Kubernetes example. Each step prints its duration.
 #
 # CAUTION: `dpkg -i` installs into the real /usr (what a CI machine is for); the package is purged
-# at the end of the step. The service is never enabled or started here.
+# at the end of the step. The postinst enables the service (links under /etc/systemd/system, taken
+# away by the purge); it is never started here. tests/vm/run.sh boots it for real.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CARGO_DEB_VERSION=3.8.0
@@ -47,6 +48,10 @@ dpkg-deb --contents "$deb"
 dpkg -i "$deb"
 trap 'dpkg -P netprofile >/dev/null 2>&1 || true' EXIT
 installed=$(dpkg -L netprofile)
+wants=/etc/systemd/system/multi-user.target.wants/netprofile.service
+if command -v deb-systemd-helper >/dev/null 2>&1; then
+    [ -L "$wants" ] || fail "the postinst did not enable netprofile.service ($wants is absent)"
+fi
 for f in /usr/bin/netprofile /usr/share/man/man8/netprofile.8.gz /usr/share/man/man8/netprofile-diff.8.gz \
     /usr/share/netprofile/profiles/high-conn.toml /usr/share/bash-completion/completions/netprofile \
     /usr/share/zsh/vendor-completions/_netprofile /usr/share/fish/vendor_completions.d/netprofile.fish \
@@ -135,7 +140,7 @@ dpkg -r netprofile
 dpkg -P netprofile
 trap - EXIT
 left=""
-for f in $installed /var/lib/netprofile /run/netprofile.lock; do
+for f in $installed /var/lib/netprofile /run/netprofile.lock "$wants"; do
     [ -e "$f" ] || continue
     # A folder that other packages also own (/usr/share/man/man8) rightly stays.
     [ -d "$f" ] && dpkg -S "$f" >/dev/null 2>&1 && continue

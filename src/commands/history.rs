@@ -6,7 +6,16 @@ use crate::error::Result;
 
 /// `netprofile history`: one line per generation, oldest first.
 pub fn history(config: &Config) -> Result<Output> {
-    let all = crate::transaction::state::generations(&config.root)?;
+    let pending = crate::transaction::state::read_pending(&config.root)
+        .ok()
+        .flatten()
+        .map(|p| p.generation);
+    // A `--confirm` generation a reboot dropped shows as dropped, whether or not a writer has
+    // recorded it yet.
+    let all = crate::transaction::state::as_shown(
+        &crate::transaction::state::generations(&config.root)?,
+        pending,
+    );
     if config.json {
         use crate::render::json;
         return Ok(Output {
@@ -26,10 +35,6 @@ pub fn history(config: &Config) -> Result<Output> {
             stderr: Vec::new(),
         });
     }
-    let pending = crate::transaction::state::read_pending(&config.root)
-        .ok()
-        .flatten()
-        .map(|p| p.generation);
     let in_effect = crate::transaction::state::in_effect_with(&all, pending);
     let mut out = String::new();
     for g in &all {

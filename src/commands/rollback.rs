@@ -1,13 +1,15 @@
 //! `netprofile rollback [GEN]`: back to the state before a generation, as a transaction of its
 //! own. Never a toggle: only generations still in effect (`state::in_effect`) are undone, a
 //! reverted or rolled-back one never comes back, and a `confirm` belongs to the apply it kept
-//! (rolling back restores that apply's keys and its files together).
+//! (rolling back restores that apply's keys and its files together). A plain `rollback` undoes
+//! the user's last change: the boot unit's `apply-pending` generations after it go with it.
 
 use super::apply::summary;
 use crate::cli::Config;
 use crate::commands::Output;
 use crate::error::{Error, Result};
 use crate::system::root::Root;
+use crate::system::sysctld;
 use crate::transaction::state::{self, Change, Generation, Outcome};
 use crate::transaction::writer::{Writer, is_noop, refresh_before};
 
@@ -41,13 +43,20 @@ pub fn rollback(config: &Config, target: Option<u64>, force: bool) -> Result<Out
             }
             n
         }
+        // The user's last change, not the boot unit's: an `apply-pending` generation (what
+        // netprofile.service did at boot) holds the apply before it and goes with it.
         None => match all
             .iter()
             .rev()
-            .filter(|g| effective.contains(&g.number))
+            .filter(|g| effective.contains(&g.number) && g.op != "apply-pending")
             .map(owner)
             .next()
-        {
+            .or_else(|| {
+                all.iter()
+                    .rev()
+                    .find(|g| effective.contains(&g.number))
+                    .map(owner)
+            }) {
             Some(n) => n,
             None => {
                 let line = "nothing to roll back: no generation is in effect (`netprofile \
@@ -93,6 +102,7 @@ pub fn rollback(config: &Config, target: Option<u64>, force: bool) -> Result<Out
         }
     }
     restore.reverse();
+    let boot_notes = to_boot_values(root, &mut restore)?;
     let edits: Vec<super::status::HandEdit> = super::status::hand_edits(
         root,
         &super::status::managed(&all, state::read_pending(root)?.map(|p| p.generation)),
@@ -152,6 +162,7 @@ pub fn rollback(config: &Config, target: Option<u64>, force: bool) -> Result<Out
     if !restored.is_empty() {
         stderr.push(format!("restored: {}", restored.join(", ")));
     }
+    stderr.extend(boot_notes);
     let line = format!(
         "rolled back to the state before generation {target} as generation {number}: {}",
         summary(&changes)
@@ -191,4 +202,46 @@ pub fn rollback(config: &Config, target: Option<u64>, force: bool) -> Result<Out
         stdout,
         stderr,
     })
+}
+
+/// Rollback leaves the machine as if the undone generations had never been applied: a key is
+/// restored to what the boot files set once the restored drop-ins are in place (another file's
+/// line, as systemd-sysctl reads them, or netprofile's own earlier drop-in), and to the value
+/// journaled before the generation only where no boot file sets it. So live agrees with the
+/// next boot: a value another file set at a boot since the apply is not lowered to the
+/// journaled one from before that boot. Returns a note per key whose journaled value was not
+/// the one restored.
+fn to_boot_values(root: &Root, restore: &mut [Change]) -> Result<Vec<String>> {
+    let mut files = crate::system::boot_files(root)?;
+    for change in restore.iter() {
+        if let Change::File { path, after, .. } = change {
+            let shown = Root::display(path);
+            if let Some(i) = files.iter().position(|f| f.path == shown) {
+                match after {
+                    Some(text) => text.clone_into(&mut files[i].text),
+                    None => {
+                        files.remove(i);
+                    }
+                }
+            }
+        }
+    }
+    let mut notes = Vec::new();
+    for change in restore.iter_mut() {
+        let Change::Sysctl { key, before, after } = change else {
+            continue;
+        };
+        let ints = sysctld::ints_of(key, Some(before));
+        let Some(boot) = sysctld::boot_value(&files, key, ints) else {
+            continue;
+        };
+        if !crate::profile::value::same(key, &boot.value, after) {
+            notes.push(format!(
+                "{key}: back to {}, what {}:{} sets at boot, not {} from before the generation",
+                boot.value, boot.file, boot.line, after
+            ));
+            *after = boot.value;
+        }
+    }
+    Ok(notes)
 }

@@ -185,6 +185,9 @@ struct StatusDoc {
     limits: Vec<LimitRow>,
     systemd: Vec<SystemdRow>,
     pending: Option<PendingRow>,
+    /// `--confirm` generations a reboot ended before `netprofile confirm` (nothing of them is
+    /// in place), since the last change a user made.
+    dropped: Vec<u64>,
     open_journal: bool,
     generations: usize,
     /// The generations still in force.
@@ -278,6 +281,23 @@ pub(crate) fn systemd_rows(root: &Root, managed: &Managed) -> Result<Vec<Systemd
     }])
 }
 
+/// The `--confirm` generations a reboot dropped (recorded so or not yet) after the last
+/// generation a user's command made that was not dropped: what the user last did and lost.
+fn recently_dropped(all: &[Generation], pending: Option<u64>) -> Vec<u64> {
+    let shown = state::as_shown(all, pending);
+    let since = shown
+        .iter()
+        .filter(|g| g.op != "apply-pending" && g.outcome != state::Outcome::Dropped)
+        .map(|g| g.number)
+        .max()
+        .unwrap_or(0);
+    shown
+        .iter()
+        .filter(|g| g.number > since && g.outcome == state::Outcome::Dropped)
+        .map(|g| g.number)
+        .collect()
+}
+
 /// `netprofile status`: managed keys, files, limits and systemd settings now, and any pending
 /// confirmation. Exit 0: status informs; `check PROFILE` is the monitoring command.
 pub fn status(config: &Config) -> Result<Output> {
@@ -342,6 +362,7 @@ pub fn status(config: &Config) -> Result<Output> {
         limits,
         systemd,
         pending,
+        dropped: recently_dropped(&all, pending_generation),
         open_journal: root.path(state::JOURNAL).exists(),
         generations: all.len(),
         in_force: in_force(&all, pending_generation)
@@ -490,6 +511,12 @@ fn human(config: &Config, doc: &StatusDoc, edits: &[HandEdit]) -> String {
         out.push_str(&format!(
             "pending: generation {} reverts in {} s unless `netprofile confirm`\n",
             p.generation, p.seconds_left
+        ));
+    }
+    for n in &doc.dropped {
+        out.push_str(&format!(
+            "dropped: generation {n} (apply --confirm) was ended by a reboot before `netprofile \
+             confirm`; nothing of it is in place\n"
         ));
     }
     if doc.open_journal {

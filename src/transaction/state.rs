@@ -219,6 +219,10 @@ pub enum Outcome {
     Recovered,
     /// Applied, then undone by `netprofile rollback`: no longer in effect.
     RolledBack,
+    /// A `--confirm` generation that a reboot ended before `netprofile confirm`: its live
+    /// values went with the reboot and its files were never written, so nothing of it is in
+    /// place (`dropped`).
+    Dropped,
 }
 
 /// One entry of `netprofile history`.
@@ -484,6 +488,36 @@ pub fn in_effect_with(all: &[Generation], pending: Option<u64>) -> Vec<u64> {
         .collect()
 }
 
+/// The `--confirm` generations a reboot dropped: still marked pending, though no pending
+/// record names them (run/ does not outlive a reboot) and no `confirm` kept them. Writers
+/// record them as `Outcome::Dropped` (commands/recover.rs); readers show them so before that.
+#[must_use]
+pub fn dropped(all: &[Generation], pending: Option<u64>) -> Vec<u64> {
+    all.iter()
+        .filter(|g| {
+            g.outcome == Outcome::Pending
+                && pending != Some(g.number)
+                && !all.iter().any(|c| c.confirms == Some(g.number))
+        })
+        .map(|g| g.number)
+        .collect()
+}
+
+/// `all` as it is to be shown: the generations a reboot dropped (see `dropped`) marked so.
+#[must_use]
+pub fn as_shown(all: &[Generation], pending: Option<u64>) -> Vec<Generation> {
+    let gone = dropped(all, pending);
+    all.iter()
+        .cloned()
+        .map(|mut g| {
+            if gone.contains(&g.number) {
+                g.outcome = Outcome::Dropped;
+            }
+            g
+        })
+        .collect()
+}
+
 /// The generations in effect now (see `in_effect_with`), reading the pending record.
 pub fn in_effect_now(root: &Root, all: &[Generation]) -> Result<Vec<u64>> {
     let pending = read_pending(root)?.map(|p| p.generation);
@@ -673,6 +707,11 @@ mod tests {
         c.confirms = Some(1);
         kept.push(c);
         assert_eq!(in_effect_with(&kept, None), [1, 2]);
+        // Without its record and unconfirmed, it was dropped; with either, it was not.
+        assert_eq!(dropped(&pending, None), [1]);
+        assert!(dropped(&pending, Some(1)).is_empty());
+        assert!(dropped(&kept, None).is_empty());
+        assert_eq!(as_shown(&pending, None)[0].outcome, Dropped);
     }
 
     #[test]

@@ -182,8 +182,26 @@ impl<'r> Writer<'r> {
         if let Some(text) = super::recover(root)? {
             messages.push(format!("netprofile: {text}"));
         }
-        let expired =
-            state::read_pending(root)?.is_some_and(|p| state::epoch_millis() >= p.deadline_ms);
+        let record = state::read_pending(root)?;
+        // A `--confirm` generation a reboot ended (its record in run/ is gone): recorded as
+        // dropped, so history and status never show it pending for ever.
+        let all = state::generations(root)?;
+        for n in state::dropped(&all, record.as_ref().map(|p| p.generation)) {
+            if let Some(mut g) = all.iter().find(|g| g.number == n).cloned() {
+                g.outcome = Outcome::Dropped;
+                g.message = Some(
+                    "dropped: a reboot ended it before `netprofile confirm`; nothing of it is in \
+                     place"
+                        .into(),
+                );
+                state::write_generation(root, &g)?;
+                messages.push(format!(
+                    "netprofile: generation {n} (apply --confirm) was dropped by a reboot before \
+                     `netprofile confirm`; nothing of it is in place"
+                ));
+            }
+        }
+        let expired = record.is_some_and(|p| state::epoch_millis() >= p.deadline_ms);
         if expired && let Some(text) = self.revert_pending()? {
             messages.push(format!("netprofile: {text}"));
         }
