@@ -6,6 +6,7 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use clap_complete::engine::ArgValueCompleter;
 
 use crate::render::Paint;
 use crate::system::root::Root;
@@ -64,11 +65,20 @@ pub enum Generate {
     Completions,
 }
 
+/// The shells `netprofile completions` writes a script for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CompletionShell {
+    Bash,
+    Zsh,
+    Fish,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Compare the live system with a profile and show the files apply would write.
     Diff {
         /// A profile file (has a '/' or ends in .toml) or a shipped profile name.
+        #[arg(add = ArgValueCompleter::new(crate::complete::ProfileCompleter))]
         profile: String,
         /// text (a table and diffs) or markdown (a comment to paste into a pull request).
         #[arg(long, value_enum, default_value_t = Format::Text)]
@@ -77,6 +87,7 @@ pub enum Command {
     /// Drift check for monitoring: one line, exit 0 in sync, 1 drifted, 2 error.
     Check {
         /// A profile file (has a '/' or ends in .toml) or a shipped profile name.
+        #[arg(add = ArgValueCompleter::new(crate::complete::ProfileCompleter))]
         profile: String,
     },
     /// Plan, apply all-or-nothing with rollback, persist, and record a generation.
@@ -84,6 +95,7 @@ pub enum Command {
         /// A profile file (has a '/' or ends in .toml) or a shipped profile name (not with
         /// --pending).
         #[arg(required_unless_present = "pending", conflicts_with = "pending")]
+        #[arg(add = ArgValueCompleter::new(crate::complete::ProfileCompleter))]
         profile: Option<String>,
         /// Apply even though another file (a later sysctl.d, limits.d or system.conf.d file)
         /// overrides a managed value at boot, login or service start; record those values as
@@ -124,6 +136,8 @@ pub enum Command {
     Rollback {
         /// The generation to undo, with every later one (default: the last that changed
         /// something); `netprofile history` lists them.
+        #[arg(value_parser = parse_generation)]
+        #[arg(add = ArgValueCompleter::new(crate::complete::GenerationCompleter))]
         generation: Option<u64>,
         /// Overwrite managed drop-ins that were edited by hand since netprofile wrote them.
         #[arg(long)]
@@ -141,7 +155,7 @@ pub enum Command {
     /// Which limit binds first, from live values and kernel counters (read-only).
     Doctor {
         /// Instead: every limit N held connections would meet, in the order they bind.
-        #[arg(long, value_name = "N")]
+        #[arg(long, value_name = "N", value_parser = parse_count)]
         connections: Option<u64>,
         /// With --connections: also R new connections per second (e.g. 500 or 500/s).
         #[arg(long, value_name = "R/s", requires = "connections", value_parser = parse_rate)]
@@ -156,17 +170,27 @@ pub enum Command {
     /// Where a key's value (or a limits item, or DefaultLimitNOFILE) comes from now and at boot.
     Explain {
         /// A sysctl key (net.core.somaxconn), a limits item (nofile) or DefaultLimitNOFILE.
+        #[arg(add = ArgValueCompleter::new(crate::complete::KeyCompleter))]
         key: String,
     },
     /// List the shipped profiles, or print one.
     Profiles {
         /// Print this shipped profile's TOML, as shipped (to copy and edit).
+        #[arg(add = ArgValueCompleter::new(crate::complete::ShippedCompleter))]
         name: Option<String>,
     },
     /// Print the files a profile writes, without reading the live system: one review for a fleet.
     Render {
         /// A profile file (has a '/' or ends in .toml) or a shipped profile name.
+        #[arg(add = ArgValueCompleter::new(crate::complete::ProfileCompleter))]
         profile: String,
+    },
+    /// Print the completion script for a shell; it completes profile names and files, keys
+    /// for explain and generations for rollback (bash: `source <(netprofile completions bash)`).
+    Completions {
+        /// bash, zsh or fish.
+        #[arg(value_enum)]
+        shell: CompletionShell,
     },
     /// Internal: write the man pages or shell completions into DIR (packaging).
     #[command(name = "__generate", hide = true)]
@@ -293,6 +317,63 @@ pub fn parse_confirm(s: &str) -> Result<u64, String> {
     Ok(secs)
 }
 
+/// `rollback GENERATION`: a number from `netprofile history`.
+fn parse_generation(s: &str) -> Result<u64, String> {
+    s.parse().map_err(|_| {
+        format!(
+            "{s:?} is not a generation number: give a number that `netprofile history` lists \
+             (e.g. 3), or no argument for the last generation that changed something"
+        )
+    })
+}
+
+/// A count of connections (`-n`, `--connections`): digits only. Shorthands (`1e6`, `50k`) are
+/// refused with the number written out, so the user sees what they would get.
+fn parse_count(s: &str) -> Result<u64, String> {
+    if let Ok(n) = s.parse::<u64>() {
+        return Ok(n);
+    }
+    let lower = s.trim().to_ascii_lowercase();
+    let spelled = [("k", 1e3), ("m", 1e6), ("g", 1e9)]
+        .iter()
+        .find_map(|(suffix, factor)| {
+            lower
+                .strip_suffix(suffix)
+                .and_then(|n| n.parse::<f64>().ok())
+                .map(|n| n * factor)
+        })
+        .or_else(|| lower.parse::<f64>().ok());
+    Err(match spelled {
+        Some(n) if n.is_finite() && n >= 0.0 && n.fract() == 0.0 && n < 1.8e19 => {
+            format!("{s:?} is not a whole number in digits: write {n:.0}")
+        }
+        _ => format!("{s:?} is not a whole number: write digits only, e.g. 50000"),
+    })
+}
+
+/// `--target HOST:PORT`: an IPv4 address (names are not resolved: the test must know which
+/// address it measures).
+fn parse_target(s: &str) -> Result<std::net::SocketAddrV4, String> {
+    if let Ok(addr) = s.parse() {
+        return Ok(addr);
+    }
+    let (host, port) = s.rsplit_once(':').unwrap_or((s, ""));
+    let port = if port.parse::<u16>().is_ok() {
+        port
+    } else {
+        "PORT"
+    };
+    if host == "localhost" {
+        return Err(format!(
+            "{s:?}: write an IPv4 address, e.g. 127.0.0.1:{port} (host names are not resolved)"
+        ));
+    }
+    Err(format!(
+        "{s:?} is not IPV4:PORT: write e.g. 192.0.2.10:{port} (host names and IPv6 are not \
+         supported)"
+    ))
+}
+
 fn parse_rate(s: &str) -> Result<u64, String> {
     s.trim_end_matches("/s")
         .parse()
@@ -302,7 +383,7 @@ fn parse_rate(s: &str) -> Result<u64, String> {
 #[derive(Debug, Clone, clap::Args)]
 pub struct TestArgs {
     /// Connections to open (split over the workers).
-    #[arg(long, short = 'n', default_value_t = 10_000)]
+    #[arg(long, short = 'n', default_value_t = 10_000, value_parser = parse_count)]
     pub connections: u64,
     /// churn: the longest the run may take; hold: how long to hold once all are attempted
     /// [default: churn 30s, hold 2s].
@@ -346,19 +427,22 @@ pub struct TestArgs {
     pub sandbox: bool,
     /// In the sandbox: apply this profile and compare with the baseline.
     #[arg(long, value_name = "PROFILE")]
+    #[arg(add = ArgValueCompleter::new(crate::complete::ProfileCompleter))]
     pub profile: Option<String>,
     /// In the sandbox: the "before" side (default: kernel defaults), e.g. legacy-defaults.
     #[arg(long, value_name = "PROFILE")]
+    #[arg(add = ArgValueCompleter::new(crate::complete::ProfileCompleter))]
     pub baseline: Option<String>,
     /// In the sandbox: run with P1, then with P2, and show the gain.
     #[arg(long, num_args = 2, value_names = ["P1", "P2"])]
+    #[arg(add = ArgValueCompleter::new(crate::complete::ProfileCompleter))]
     pub compare: Option<Vec<String>>,
     /// With --compare (or --profile): runs of each side, alternated; the median and spread
     /// are reported and a gain is claimed only beyond the spread.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=20))]
     pub repeat: u32,
     /// A remote `netprofile test serve` to connect to instead of a local server.
-    #[arg(long, value_name = "HOST:PORT")]
+    #[arg(long, value_name = "HOST:PORT", value_parser = parse_target)]
     pub target: Option<std::net::SocketAddrV4>,
     /// Draw connections over time and the latency distribution to an SVG file.
     #[arg(long, value_name = "FILE.svg")]

@@ -8,6 +8,7 @@
 
 pub mod cli;
 pub mod commands;
+pub mod complete;
 pub mod conntest;
 pub mod doctor;
 pub mod error;
@@ -27,6 +28,10 @@ use crate::cli::{Cli, Command, Config};
 /// Runs netprofile with the given arguments and returns the process exit code.
 pub fn run(args: impl IntoIterator<Item = OsString>) -> i32 {
     let args: Vec<OsString> = args.into_iter().collect();
+    // A TAB in a shell that sourced `netprofile completions SHELL`: answer and do nothing else.
+    if complete::answer(&args) {
+        return 0;
+    }
     let cli = match Cli::try_parse_from(&args) {
         Ok(cli) => cli,
         Err(e) => {
@@ -79,6 +84,7 @@ fn command_name(command: &Command) -> &'static str {
         Command::Test { .. } => "test",
         Command::Profiles { .. } => "profiles",
         Command::Render { .. } => "render",
+        Command::Completions { .. } => "completions",
         Command::Generate { .. } => "__generate",
         Command::Doctor { .. } => "doctor",
         Command::Explain { .. } => "explain",
@@ -104,6 +110,7 @@ fn dispatch(config: &Config, command: &Command) -> error::Result<commands::Outpu
             Command::Profiles { .. }
                 | Command::Render { .. }
                 | Command::Generate { .. }
+                | Command::Completions { .. }
                 | Command::Watch { .. }
                 | Command::Worker { .. }
                 | Command::Holder
@@ -153,6 +160,11 @@ fn dispatch(config: &Config, command: &Command) -> error::Result<commands::Outpu
         Command::Status => commands::status::status(config),
         Command::Profiles { name } => commands::profiles::profiles(config, name.as_deref()),
         Command::Render { profile } => commands::render::render(config, profile),
+        Command::Completions { shell } => Ok(commands::Output {
+            code: 0,
+            stdout: complete::script(*shell),
+            stderr: Vec::new(),
+        }),
         Command::Generate { what, dir } => commands::generate::generate(*what, dir),
         Command::Watch { generation } => commands::watch::watch(config, *generation),
         Command::Test { what } => commands::test::test(config, what),

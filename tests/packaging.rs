@@ -64,19 +64,42 @@ fn completions_know_every_subcommand() {
         listing(&dir),
         ["_netprofile", "netprofile.bash", "netprofile.fish"]
     );
-    let fish = std::fs::read_to_string(dir.join("netprofile.fish")).expect("fish");
+    // Each installed script asks the installed binary at each TAB (dynamic completion), and is
+    // exactly what `netprofile completions SHELL` prints.
+    for (file, shell) in [
+        ("netprofile.bash", "bash"),
+        ("_netprofile", "zsh"),
+        ("netprofile.fish", "fish"),
+    ] {
+        let text = std::fs::read_to_string(dir.join(file)).expect("script");
+        assert!(text.contains("NETPROFILE_COMPLETE"), "{file}: {text}");
+        let printed = Test::bare().args(&["completions", shell]).run().code(0);
+        assert_eq!(printed.stdout, text, "{file}");
+    }
+    let asked = std::process::Command::new(env!("CARGO_BIN_EXE_netprofile"))
+        .args(["--", "netprofile", ""])
+        .env("NETPROFILE_COMPLETE", "fish")
+        .output()
+        .expect("complete");
+    let offered = String::from_utf8_lossy(&asked.stdout);
+    let offered: Vec<&str> = offered
+        .lines()
+        .map(|l| l.split('\t').next().unwrap_or(l))
+        .collect();
     for sub in Cli::command()
         .get_subcommands()
         .filter(|s| !s.is_hide_set())
     {
         assert!(
-            fish.contains(&format!("-a \"{}\"", sub.get_name())),
-            "fish completion lacks {}",
+            offered.contains(&sub.get_name()),
+            "completion lacks {}: {offered:?}",
             sub.get_name()
         );
     }
-    let bash = std::fs::read_to_string(dir.join("netprofile.bash")).expect("bash");
-    assert!(bash.contains("complete -F _netprofile"), "{bash}");
+    assert!(
+        !offered.contains(&"__watch"),
+        "hidden subcommands stay hidden"
+    );
 }
 
 #[test]

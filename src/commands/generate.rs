@@ -6,10 +6,9 @@
 use std::path::Path;
 
 use clap::CommandFactory;
-use clap_complete::Shell;
 
 use super::Output;
-use crate::cli::{Cli, Generate};
+use crate::cli::{Cli, CompletionShell, Generate};
 use crate::error::{Error, Result};
 
 /// Writes the pages or completions into `dir` (created if missing) and lists what it wrote.
@@ -49,13 +48,18 @@ fn page(cmd: &clap::Command, dir: &Path, written: &mut Vec<String>) -> Result<()
     Ok(())
 }
 
-/// netprofile.bash, _netprofile (zsh) and netprofile.fish.
+/// netprofile.bash, _netprofile (zsh) and netprofile.fish: the scripts `netprofile completions
+/// SHELL` prints, which ask the installed binary at each TAB (crate::complete).
 fn completions(dir: &Path) -> Result<Vec<String>> {
-    let mut cmd = Cli::command();
     let mut written = Vec::new();
-    for shell in [Shell::Bash, Shell::Zsh, Shell::Fish] {
-        let path = clap_complete::generate_to(shell, &mut cmd, "netprofile", dir)
-            .map_err(|e| Error::write(dir, e))?;
+    for (shell, name) in [
+        (CompletionShell::Bash, "netprofile.bash"),
+        (CompletionShell::Zsh, "_netprofile"),
+        (CompletionShell::Fish, "netprofile.fish"),
+    ] {
+        let path = dir.join(name);
+        std::fs::write(&path, crate::complete::script(shell))
+            .map_err(|e| Error::write(&path, e))?;
         written.push(path.display().to_string());
     }
     Ok(written)
