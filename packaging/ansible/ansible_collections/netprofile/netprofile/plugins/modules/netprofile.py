@@ -234,7 +234,7 @@ class Netprofile(object):
         if rc not in ok:
             self.fail(" ".join(args), rc, out, err)
         try:
-            return rc, json.loads(out)
+            return json.loads(out)
         except ValueError as e:
             self.fail(" ".join(args), rc, out, "%s; not JSON: %s" % (err, e))
 
@@ -302,7 +302,7 @@ def applied(module, np, result, profile):
     # Files are written only at confirm with --confirm, and never with --no-persist.
     with_files = not module.params["no_persist"] and not module.params["confirm"]
     # diff exits 0 in sync, 1 differs, 2 bad profile (nothing touched).
-    rc, before = np.json(["diff", profile], ok=(0, 1))
+    before = np.json(["diff", profile], ok=(0, 1))
     result["plan"] = before
     changes = pending(before, with_files)
     result["changes"] = changes
@@ -335,7 +335,7 @@ def applied(module, np, result, profile):
         result["generation"] = doc["generation"]
     if doc.get("verify"):
         result["verify"] = doc["verify"]
-    _, after = np.json(["diff", profile], ok=(0, 1))
+    after = np.json(["diff", profile], ok=(0, 1))
     left = pending(after, with_files)
     if left:
         module.fail_json(
@@ -352,9 +352,9 @@ def rolled_back(module, np, result):
     "In force" is netprofile's own rule (`status --json`), so a confirmed apply (its `confirm`
     generation stands for the apply it kept) and an `apply --pending` generation count too.
     """
-    _, status = np.json(["status"], ok=(0, 1))
+    status = np.json(["status"], ok=(0, 1))
     in_force = status.get("in_force") or []
-    _, history = np.json(["history"])
+    history = np.json(["history"])
     by_number = dict((g.get("number"), g) for g in history.get("generations") or [])
     profile = module.params["profile"]
     target = None
@@ -436,7 +436,7 @@ def _same_profile(recorded, profile):
 
 
 def confirmed(module, np, result):
-    _, status = np.json(["status"], ok=(0, 1))
+    status = np.json(["status"], ok=(0, 1))
     if not status.get("pending"):
         result["changed"] = False
         return result
