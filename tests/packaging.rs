@@ -130,3 +130,66 @@ fn generate_into_an_unwritable_place_exits_2_and_names_it() {
         .code(2);
     assert!(out.stderr.contains("root/blocker/man"), "{}", out.stderr);
 }
+
+/// The pages a sysadmin expects: SYNOPSIS with each option's value, EXIT STATUS, ENVIRONMENT,
+/// FILES, EXAMPLES where there are some, SEE ALSO naming the files' own pages, and nothing
+/// `man --warnings` complains about (man-db's groff, as `man -l` renders the installed page).
+#[test]
+fn man_pages_have_the_sections_a_sysadmin_expects_and_render_without_warnings() {
+    let out = Test::bare()
+        .args(&["__generate", "man", "man"])
+        .run()
+        .code(0);
+    let dir = out.dir.path().join("man");
+    let read = |name: &str| std::fs::read_to_string(dir.join(name)).expect("page");
+    let apply = read("netprofile-apply.8");
+    let synopsis = apply
+        .split(".SH SYNOPSIS\n")
+        .nth(1)
+        .and_then(|s| s.lines().next())
+        .expect("a SYNOPSIS line");
+    for want in [
+        "\\fB\\-\\-confirm\\fR \\fIDURATION\\fR",
+        "\\fB\\-\\-root\\fR \\fIDIR\\fR",
+        "\\fB\\-\\-color\\fR auto|always|never",
+        "[\\fB\\-\\-running\\fR \\fIPATTERN\\fR]...",
+        "[\\fIPROFILE\\fR]",
+    ] {
+        assert!(synopsis.contains(want), "{want} not in {synopsis}");
+    }
+    assert!(apply.contains(".SH EXAMPLES\n"), "{apply}");
+    for page in listing(&dir) {
+        let text = read(&page);
+        for section in [
+            ".SH EXIT STATUS\n",
+            ".SH ENVIRONMENT\n",
+            ".SH FILES\n",
+            ".SH SEE ALSO\n",
+        ] {
+            assert!(text.contains(section), "{page} lacks {section}");
+        }
+        for see in [
+            "\\fBsysctl.d\\fR(5)",
+            "\\fBlimits.conf\\fR(5)",
+            "\\fBsystemd\\-sysctl\\fR(8)",
+        ] {
+            assert!(text.contains(see), "{page} does not refer to {see}");
+        }
+        assert!(
+            !text.contains(".SH EXTRA"),
+            "{page}: exit codes belong in EXIT STATUS"
+        );
+        let man = std::process::Command::new("man")
+            .args(["--warnings", "-l"])
+            .arg(dir.join(&page))
+            .env("MANWIDTH", "80")
+            .output()
+            .expect("man(1) from man-db (packaging/ci.sh installs it)");
+        assert!(man.status.success(), "man -l {page} failed");
+        assert_eq!(
+            String::from_utf8_lossy(&man.stderr),
+            "",
+            "{page}: man --warnings"
+        );
+    }
+}
