@@ -95,6 +95,26 @@ fn command_name(command: &Command) -> &'static str {
 }
 
 fn dispatch(config: &Config, command: &Command) -> error::Result<commands::Output> {
+    // `--root /nonexistent` is a typo, not eight errors about /proc/sys under it.
+    let base = config.root.base();
+    if !config.root.is_real()
+        && !base.is_dir()
+        && !matches!(
+            command,
+            Command::Generate { .. } | Command::Completions { .. } | Command::Worker { .. }
+        )
+    {
+        return Err(error::Error::Usage(format!(
+            "--root {}: {}; give the folder that stands for / (a copy of the system, an image \
+             or a chroot), or leave --root out to act on this machine",
+            base.display(),
+            if base.exists() {
+                "is not a folder"
+            } else {
+                "no such folder"
+            }
+        )));
+    }
     // What an interrupted run left behind: writers (apply, confirm, rollback, the watcher)
     // restore it themselves once they hold the writer lock; every other command only reports
     // it and never takes the lock, so monitoring (diff, check, status, history) keeps working
