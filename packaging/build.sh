@@ -43,10 +43,10 @@ rm -rf "$work/vendor"
 
 # --- the .rpm, compiled from those sources -----------------------------------------------------
 # Packager: set by whoever builds (Fedora's build system sets it; a spec must not). Debian's
-# brp-compress uses bash's `read -d` under #!/bin/sh (dash), so it compresses no man page;
+# brp-compress uses bash's `read -r -d` under #!/bin/sh (dash), so it compresses no man page;
 # __os_install_post stays on, with that one helper run by bash.
 post=$(rpm --eval '%{__os_install_post}' | awk 'NF { sub(/^[ \t]+/, ""); printf "%s%s", sep, $0; sep = " ; " }')
-if grep -q 'read -d' /usr/lib/rpm/brp-compress 2>/dev/null && [ "$(readlink -f /bin/sh)" != /usr/bin/bash ]; then
+if grep -qE 'read .*-d ' /usr/lib/rpm/brp-compress 2>/dev/null && [ "$(readlink -f /bin/sh)" != /usr/bin/bash ]; then
     post=${post//\/usr\/lib\/rpm\/brp-compress/bash /usr/lib/rpm/brp-compress}
 fi
 rpmbuild -bb --nodeps --quiet \
