@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# CI for what netprofile ships (called by .ci/run): builds the .deb and the .rpm, installs the
-# .deb for real, takes it through the README's quick start in a private namespace, removes it
-# again, checks both packages with their own tools (lintian, rpm -V), and tests the Ansible
-# collection and the Kubernetes example. Each step prints its duration.
+# CI for what netprofile ships (called by .ci/run): builds the .rpm from source and the .deb
+# from its binary, installs the .deb for real, takes it through the README's quick start in a
+# private namespace, removes it again, checks both packages with their own ecosystems' tools
+# (lintian, rpmlint, rpmspec, rpm -V, systemd-analyze security, ansible-test sanity,
+# kubernetes-validate), and tests the Ansible collection and the Kubernetes example.
+# Each step prints its duration.
 #
 # CAUTION: `dpkg -i` installs into the real /usr (what a CI machine is for); the package is purged
 # at the end of the step. The postinst enables the service (links under /etc/systemd/system, taken
@@ -11,6 +13,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 CARGO_DEB_VERSION=3.8.0
 ANSIBLE_CORE_VERSION=2.19.14
+KUBERNETES_VALIDATE_VERSION=1.37.0
 
 step_start=$SECONDS
 step() {
@@ -22,24 +25,50 @@ fail() { echo "packaging: $*" >&2; exit 1; }
 # --- tools -------------------------------------------------------------------------------------
 need=()
 command -v rpmbuild >/dev/null 2>&1 || need+=(rpm)
+command -v rpmlint >/dev/null 2>&1 || need+=(rpmlint)
+command -v cpio >/dev/null 2>&1 || need+=(cpio)
 command -v lintian >/dev/null 2>&1 || need+=(lintian)
 command -v man >/dev/null 2>&1 || need+=(man-db)
 command -v ip >/dev/null 2>&1 || need+=(iproute2)
+command -v curl >/dev/null 2>&1 || need+=(curl)
+# The Python tools live in a venv (Debian 12's python3 refuses a system-wide pip install);
+# ansible-test's own sanity venvs need ensurepip too.
+python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || need+=(python3-venv)
 if [ "${#need[@]}" -gt 0 ]; then
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
 cargo deb --version 2>/dev/null | grep -q "$CARGO_DEB_VERSION" \
     || cargo install --locked --quiet cargo-deb --version "$CARGO_DEB_VERSION"
-command -v ansible-playbook >/dev/null 2>&1 \
-    || python3 -m pip install --quiet --disable-pip-version-check "ansible-core==$ANSIBLE_CORE_VERSION"
-step "tools (apt rpm lintian, cargo-deb $CARGO_DEB_VERSION, ansible-core)"
+venv=target/ci-venv
+[ -x "$venv/bin/python3" ] || python3 -m venv "$venv"
+"$venv/bin/python3" -m pip install --quiet --disable-pip-version-check \
+    "ansible-core==$ANSIBLE_CORE_VERSION" "kubernetes-validate==$KUBERNETES_VALIDATE_VERSION"
+PATH="$PWD/$venv/bin:$PATH"
+export PATH
+step "tools (apt rpm rpmlint lintian, cargo-deb $CARGO_DEB_VERSION, ansible-core, kubernetes-validate)"
+
+# --- the spec on its own, and the boot unit ------------------------------------------------------
+rpmspec -P packaging/rpm/netprofile.spec >/dev/null || fail "rpmspec -P cannot parse the spec alone"
+# The spec needs no filter: rpmlint finds netprofile.rpmlintrc beside it by itself, and its two
+# filters are for the built package.
+echo "--- rpmlint --ignore-unused-rpmlintrc packaging/rpm/netprofile.spec"
+lint=$(rpmlint --ignore-unused-rpmlintrc packaging/rpm/netprofile.spec 2>&1) || true
+echo "$lint"
+grep -q ' 0 errors' <<<"$lint" || fail "rpmlint reports errors on the spec"
+security=$(systemd-analyze security --offline=yes packaging/systemd/netprofile.service 2>&1) || true
+score=$(sed -n 's/.*Overall exposure level for netprofile.service: \([0-9.]*\).*/\1/p' <<<"$security")
+echo "systemd-analyze security --offline=yes: $score"
+[ -n "$score" ] || { echo "$security"; fail "systemd-analyze security gave no score"; }
+awk -v s="$score" 'BEGIN { exit !(s <= 2.0) }' \
+    || { echo "$security"; fail "netprofile.service exposure $score (packaging/README.md records 1.6)"; }
+step "spec: rpmspec -P, rpmlint; unit: systemd-analyze security"
 
 # --- build ---------------------------------------------------------------------------------------
 packaging/build.sh
 deb=$(ls target/debian/netprofile_*.deb)
 rpmfile=$(ls target/rpm/netprofile-*.rpm)
-step "build $deb $rpmfile"
+step "build $deb $rpmfile (one release build, in rpmbuild's %build)"
 
 # --- the .deb, installed for real ---------------------------------------------------------------
 echo "--- lintian"
@@ -53,7 +82,8 @@ if command -v deb-systemd-helper >/dev/null 2>&1; then
     [ -L "$wants" ] || fail "the postinst did not enable netprofile.service ($wants is absent)"
 fi
 for f in /usr/bin/netprofile /usr/share/man/man8/netprofile.8.gz /usr/share/man/man8/netprofile-diff.8.gz \
-    /usr/share/netprofile/profiles/high-conn.toml /usr/share/bash-completion/completions/netprofile \
+    /usr/share/netprofile/profiles/high-conn.toml /usr/share/netprofile/schema/apply.json \
+    /usr/share/bash-completion/completions/netprofile \
     /usr/share/zsh/vendor-completions/_netprofile /usr/share/fish/vendor_completions.d/netprofile.fish \
     /lib/systemd/system/netprofile.service /lib/systemd/system/netprofile-metrics.service \
     /lib/systemd/system/netprofile-metrics.timer /usr/share/doc/netprofile/copyright; do
@@ -151,6 +181,10 @@ done
 step ".deb: lintian, install, --version, profiles, man -l, diff, quick start (namespace), remove, purge"
 
 # --- the .rpm ------------------------------------------------------------------------------------
+echo "--- rpmlint -r packaging/rpm/netprofile.rpmlintrc $rpmfile"
+lint=$(rpmlint -r packaging/rpm/netprofile.rpmlintrc "$rpmfile" 2>&1) || true
+echo "$lint"
+grep -q ' 0 errors' <<<"$lint" || fail "rpmlint reports errors on $rpmfile"
 # (Captured first: grep -q closing the pipe early would fail the pipeline under pipefail.)
 rpm -qpi "$rpmfile"
 files=$(rpm -qpl "$rpmfile")
@@ -159,16 +193,19 @@ rpm -qpR "$rpmfile"
 scripts=$(rpm -qp --scripts "$rpmfile")
 echo "$scripts"
 grep -qx /usr/share/netprofile/profiles/high-conn.toml <<<"$files" || fail "the .rpm lacks the profiles"
-grep -qx /usr/share/man/man8/netprofile-apply.8.gz <<<"$files" || fail "the .rpm lacks netprofile-apply(8)"
+grep -qx /usr/share/netprofile/schema/apply.json <<<"$files" || fail "the .rpm lacks the JSON Schemas"
+grep -q '^/usr/share/man/man8/netprofile-apply.8' <<<"$files" || fail "the .rpm lacks netprofile-apply(8)"
 grep -qx /usr/lib/systemd/system/netprofile.service <<<"$files" || fail "the .rpm lacks the unit"
 grep -qx /usr/lib/systemd/system/netprofile-metrics.timer <<<"$files" || fail "the .rpm lacks the metrics timer"
-grep -q '/run/systemd/system' <<<"$scripts" || fail "the .rpm scripts reload systemd unconditionally"
-# The package owns the folders only netprofile uses (%dir in packaging/rpm/netprofile.spec).
+grep -q '/run/systemd/system\|systemd-update-helper\|systemctl' <<<"$scripts" || fail "the .rpm has no systemd scriptlets"
+# The package owns every folder it creates (co-owning the completion folders).
 modes=$(rpm -qp --qf '[%{FILEMODES:perms} %{FILENAMES}\n]' "$rpmfile")
-for d in /usr/share/netprofile /usr/share/netprofile/profiles /usr/share/doc/netprofile \
-    /usr/share/doc/netprofile/docs /usr/share/licenses/netprofile; do
+docdir=$(dirname "$(grep -m1 '/README.md$' <<<"$files")")
+for d in /usr/share/netprofile /usr/share/netprofile/profiles /usr/share/netprofile/schema "$docdir" \
+    /usr/share/bash-completion/completions /usr/share/zsh/site-functions /usr/share/fish/vendor_completions.d; do
     grep -qx "drwxr-xr-x $d" <<<"$modes" || fail "the .rpm does not own the folder $d"
 done
+grep -qx "drwx------ /var/lib/netprofile" <<<"$modes" || fail "the .rpm does not own /var/lib/netprofile (0700)"
 rroot=$(mktemp -d)
 rpm --root "$rroot" --initdb
 rpm --root "$rroot" --nodeps --noscripts -i "$rpmfile"
@@ -181,19 +218,34 @@ echo "# changed" >>"$rroot/usr/share/netprofile/profiles/base.toml"
 ! rpm --root "$rroot" -V --nodeps netprofile >/dev/null 2>&1 || fail "rpm -V missed a changed file"
 rpm --root "$rroot" -qf /usr/share/netprofile/profiles >/dev/null \
     || fail "rpm -qf does not name the owner of /usr/share/netprofile/profiles"
-# Erase: owned folders go with the package (the scriptlets no longer remove them).
+# Erase: every folder the package created goes with it (nothing else owns them in this root).
 rpm --root "$rroot" -e --nodeps --noscripts netprofile
-for d in usr/share/netprofile usr/share/doc/netprofile usr/share/licenses/netprofile usr/bin/netprofile; do
-    [ ! -e "$rroot/$d" ] || fail "rpm -e left /$d"
-done
+left=$(cd "$rroot" && find usr var -mindepth 1 -not -path 'var/lib/rpm*' -not -path 'usr/lib/sysimage*' 2>/dev/null \
+    | grep -v '^var/lib$\|^var$\|^usr/lib$\|^usr/share$\|^usr/bin$\|^usr/lib/systemd\|^usr/share/man$\|^usr/share/man/man8$\|^usr/share/doc$\|^usr/share/licenses$\|^usr/lib/.build-id$' || true)
+[ -z "$left" ] || fail "rpm -e left: $left"
 rm -rf "$rroot"
-step ".rpm: -qpl, -qpR, owned folders, --root install, -V, -qf, -e"
+step ".rpm: rpmlint, -qpl, -qpR, owned folders, --root install, -V, -qf, -e"
 
 # --- fleet: Ansible and Kubernetes --------------------------------------------------------------
-NETPROFILE="$PWD/target/release/netprofile" packaging/ansible/test.sh
-step "ansible: check mode, two runs, failing profile, rollback, confirm"
+NETPROFILE="$PWD/target/packaging/netprofile" packaging/ansible/test.sh
+step "ansible: check mode, two runs, failing profile, rollback, confirm, inline content, overrides"
+# ansible-test fetches its pip bootstrap from ci-files.testing.ansible.com, which CI cannot reach;
+# packaging/ansible/ci/get-pip.py does the same from PyPI (ensurepip, then pip).
+pip_version=$(python3 -c 'import re, ansible_test, os; print(re.search(r"pip=.(\d[\d.]*)", open(os.path.join(os.path.dirname(ansible_test.__file__), "_internal/python_requirements.py")).read()).group(1))')
+mkdir -p ~/.ansible/test/cache
+cp packaging/ansible/ci/get-pip.py ~/.ansible/test/cache/"get_pip_${pip_version//./_}.py"
+pyver=$(python3 -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+(cd packaging/ansible/ansible_collections/netprofile/netprofile \
+    && ansible-test sanity --python "$pyver" --requirements --color no 2>&1 | grep -v '^Installing\|^Using cached\|^Collecting\|^  Downloading\|^Successfully\|━' ) \
+    || fail "ansible-test sanity failed"
+rm -rf packaging/ansible/ansible_collections/netprofile/netprofile/tests/output
+step "ansible-test sanity --python $pyver"
+echo "--- kubernetes-validate --strict packaging/kubernetes/netprofile-daemonset.yaml"
+kubernetes-validate --strict packaging/kubernetes/netprofile-daemonset.yaml \
+    || fail "kubernetes-validate rejects the DaemonSet example"
 k8s_profile=$(mktemp --suffix=.toml)
 python3 packaging/kubernetes/check.py packaging/kubernetes/netprofile-daemonset.yaml "$k8s_profile"
-target/release/netprofile render "$k8s_profile" >/dev/null || fail "the ConfigMap's profile does not render"
+target/packaging/netprofile render "$k8s_profile" >/dev/null || fail "the ConfigMap's profile does not render"
 rm -f "$k8s_profile"
-step "kubernetes: YAML parsed and checked, profile renders"
+packaging/kubernetes/reconcile-test.sh target/packaging/netprofile
+step "kubernetes: kubernetes-validate, checked, profile renders, the loop reconciles"

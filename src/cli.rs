@@ -6,6 +6,7 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use clap_complete::engine::ArgValueCompleter;
 
 use crate::render::Paint;
 use crate::system::root::Root;
@@ -75,11 +76,20 @@ pub enum Generate {
     Completions,
 }
 
+/// The shells `netprofile completions` writes a script for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CompletionShell {
+    Bash,
+    Zsh,
+    Fish,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Compare the live system with a profile and show the files apply would write.
     Diff {
         /// A profile file (has a '/' or ends in .toml) or a shipped profile name.
+        #[arg(add = ArgValueCompleter::new(crate::complete::ProfileCompleter))]
         profile: String,
         /// text (a table and diffs) or markdown (a comment to paste into a pull request).
         #[arg(long, value_enum, default_value_t = Format::Text)]
@@ -88,6 +98,7 @@ pub enum Command {
     /// Drift check for monitoring: one line, exit 0 in sync, 1 drifted, 2 error.
     Check {
         /// A profile file (has a '/' or ends in .toml) or a shipped profile name.
+        #[arg(add = ArgValueCompleter::new(crate::complete::ProfileCompleter))]
         profile: String,
         /// text (exit 0/1/2 as diff), or nagios: the Nagios/Icinga plugin convention (OK,
         /// WARNING, CRITICAL, UNKNOWN with exit 0, 1, 2, 3 and perfdata).
@@ -99,6 +110,7 @@ pub enum Command {
         /// A profile file (has a '/' or ends in .toml) or a shipped profile name (not with
         /// --pending).
         #[arg(required_unless_present = "pending", conflicts_with = "pending")]
+        #[arg(add = ArgValueCompleter::new(crate::complete::ProfileCompleter))]
         profile: Option<String>,
         /// Apply even though another file (a later sysctl.d, limits.d or system.conf.d file)
         /// overrides a managed value at boot, login or service start; record those values as
@@ -139,7 +151,8 @@ pub enum Command {
     Rollback {
         /// The generation to undo, with every later one (default: the last that changed
         /// something); `netprofile history` lists them.
-        #[arg(value_parser = clap::value_parser!(u64).range(1..))]
+        #[arg(value_parser = parse_generation)]
+        #[arg(add = ArgValueCompleter::new(crate::complete::GenerationCompleter))]
         generation: Option<u64>,
         /// Overwrite managed drop-ins that were edited by hand since netprofile wrote them.
         #[arg(long)]
@@ -173,11 +186,13 @@ pub enum Command {
     /// Where a key's value (or a limits item, or DefaultLimitNOFILE) comes from now and at boot.
     Explain {
         /// A sysctl key (net.core.somaxconn), a limits item (nofile) or DefaultLimitNOFILE.
+        #[arg(add = ArgValueCompleter::new(crate::complete::KeyCompleter))]
         key: String,
     },
     /// List the shipped profiles, or print one.
     Profiles {
         /// Print this shipped profile's TOML, as shipped (to copy and edit).
+        #[arg(add = ArgValueCompleter::new(crate::complete::ShippedCompleter))]
         name: Option<String>,
     },
     /// Counters over time: rates, limits approaching, and a reviewable proposal when one binds
@@ -200,7 +215,15 @@ pub enum Command {
     /// Print the files a profile writes, without reading the live system: one review for a fleet.
     Render {
         /// A profile file (has a '/' or ends in .toml) or a shipped profile name.
+        #[arg(add = ArgValueCompleter::new(crate::complete::ProfileCompleter))]
         profile: String,
+    },
+    /// Print the completion script for a shell; it completes profile names and files, keys
+    /// for explain and generations for rollback (bash: `source <(netprofile completions bash)`).
+    Completions {
+        /// bash, zsh or fish.
+        #[arg(value_enum)]
+        shell: CompletionShell,
     },
     /// Internal: write the man pages or shell completions into DIR (packaging).
     #[command(name = "__generate", hide = true)]
@@ -314,10 +337,8 @@ fn bounded_u64(
 ) -> impl Fn(&str) -> Result<u64, String> + Clone + Send + Sync + 'static {
     move |s: &str| {
         let range = format!("{flag} must be a whole number from {min} to {max}");
-        let n: u64 = s
-            .trim()
-            .parse()
-            .map_err(|_| format!("{s:?} is out of range: {range}"))?;
+        // `1e6` and `50k` get the number written out (parse_count), then the range.
+        let n = parse_count(s.trim()).map_err(|e| format!("{e} ({range})"))?;
         if n < min || n > max {
             return Err(format!("{n} is out of range: {range}"));
         }
@@ -438,6 +459,69 @@ fn parse_payload(s: &str) -> Result<usize, String> {
     bounded_u64("--payload", 0, 1 << 20)(s).map(|n| usize::try_from(n).unwrap_or(usize::MAX))
 }
 
+/// `rollback GENERATION`: a number from `netprofile history`.
+fn parse_generation(s: &str) -> Result<u64, String> {
+    match s.parse::<u64>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(format!(
+            "{s:?} is not a generation number: give a number from 1 that `netprofile history` \
+             lists (e.g. 3), or no argument for the last generation that changed something"
+        )),
+    }
+}
+
+/// A count of connections (`-n`, `--connections`): digits only. Shorthands (`1e6`, `50k`) are
+/// refused with the number written out, so the user sees what they would get.
+fn parse_count(s: &str) -> Result<u64, String> {
+    if let Ok(n) = s.parse::<u64>() {
+        return Ok(n);
+    }
+    let lower = s.trim().to_ascii_lowercase();
+    let spelled = [("k", 1e3), ("m", 1e6), ("g", 1e9)]
+        .iter()
+        .find_map(|(suffix, factor)| {
+            lower
+                .strip_suffix(suffix)
+                .and_then(|n| n.parse::<f64>().ok())
+                .map(|n| n * factor)
+        })
+        .or_else(|| lower.parse::<f64>().ok());
+    Err(match spelled {
+        Some(n) if n.is_finite() && n >= 0.0 && n.fract() == 0.0 && n < 1.8e19 => {
+            format!("{s:?} is not a whole number in digits: write {n:.0}")
+        }
+        _ => format!("{s:?} is not a whole number: write digits only, e.g. 50000"),
+    })
+}
+
+/// `--target HOST:PORT`: an IPv4 address (names are not resolved: the test must know which
+/// address it measures).
+fn parse_target(s: &str) -> Result<std::net::SocketAddrV4, String> {
+    if let Ok(addr) = s.parse::<std::net::SocketAddrV4>() {
+        if addr.port() == 0 {
+            return Err(format!(
+                "{s:?} has port 0; give the port the server listens on, from 1 to 65535"
+            ));
+        }
+        return Ok(addr);
+    }
+    let (host, port) = s.rsplit_once(':').unwrap_or((s, ""));
+    let port = if port.parse::<u16>().is_ok() {
+        port
+    } else {
+        "PORT"
+    };
+    if host == "localhost" {
+        return Err(format!(
+            "{s:?}: write an IPv4 address, e.g. 127.0.0.1:{port} (host names are not resolved)"
+        ));
+    }
+    Err(format!(
+        "{s:?} is not IPV4:PORT: write e.g. 192.0.2.10:{port} (host names and IPv6 are not \
+         supported)"
+    ))
+}
+
 /// `--rate`: new connections per second, 1 to 100 000 000 (500 or 500/s).
 fn parse_rate(s: &str) -> Result<u64, String> {
     const MAX: u64 = 100_000_000;
@@ -502,19 +586,22 @@ pub struct TestArgs {
     pub sandbox: bool,
     /// In the sandbox: apply this profile and compare with the baseline.
     #[arg(long, value_name = "PROFILE")]
+    #[arg(add = ArgValueCompleter::new(crate::complete::ProfileCompleter))]
     pub profile: Option<String>,
     /// In the sandbox: the "before" side (default: kernel defaults), e.g. legacy-defaults.
     #[arg(long, value_name = "PROFILE")]
+    #[arg(add = ArgValueCompleter::new(crate::complete::ProfileCompleter))]
     pub baseline: Option<String>,
     /// In the sandbox: run with P1, then with P2, and show the gain.
     #[arg(long, num_args = 2, value_names = ["P1", "P2"])]
+    #[arg(add = ArgValueCompleter::new(crate::complete::ProfileCompleter))]
     pub compare: Option<Vec<String>>,
     /// With --compare (or --profile): runs of each side, alternated; the median and spread
     /// are reported and a gain is claimed only beyond the spread.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=20))]
     pub repeat: u32,
     /// A remote `netprofile test serve` to connect to instead of a local server.
-    #[arg(long, value_name = "HOST:PORT", value_parser = parse_listen)]
+    #[arg(long, value_name = "HOST:PORT", value_parser = parse_target)]
     pub target: Option<std::net::SocketAddrV4>,
     /// Draw connections over time and the latency distribution to an SVG file.
     #[arg(long, value_name = "FILE.svg")]

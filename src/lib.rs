@@ -8,6 +8,7 @@
 
 pub mod cli;
 pub mod commands;
+pub mod complete;
 pub mod conntest;
 pub mod doctor;
 pub mod error;
@@ -27,6 +28,10 @@ use crate::cli::{Cli, Command, Config};
 /// Runs netprofile with the given arguments and returns the process exit code.
 pub fn run(args: impl IntoIterator<Item = OsString>) -> i32 {
     let args: Vec<OsString> = args.into_iter().collect();
+    // A TAB in a shell that sourced `netprofile completions SHELL`: answer and do nothing else.
+    if complete::answer(&args) {
+        return 0;
+    }
     let cli = match Cli::try_parse_from(&args) {
         Ok(cli) => cli,
         Err(e) => {
@@ -92,6 +97,7 @@ fn command_name(command: &Command) -> &'static str {
         Command::Test { .. } => "test",
         Command::Profiles { .. } => "profiles",
         Command::Render { .. } => "render",
+        Command::Completions { .. } => "completions",
         Command::Generate { .. } => "__generate",
         Command::Doctor { .. } => "doctor",
         Command::Explain { .. } => "explain",
@@ -104,6 +110,26 @@ fn command_name(command: &Command) -> &'static str {
 }
 
 fn dispatch(config: &Config, command: &Command) -> error::Result<commands::Output> {
+    // `--root /nonexistent` is a typo, not eight errors about /proc/sys under it.
+    let base = config.root.base();
+    if !config.root.is_real()
+        && !base.is_dir()
+        && !matches!(
+            command,
+            Command::Generate { .. } | Command::Completions { .. } | Command::Worker { .. }
+        )
+    {
+        return Err(error::Error::Usage(format!(
+            "--root {}: {}; give the folder that stands for / (a copy of the system, an image \
+             or a chroot), or leave --root out to act on this machine",
+            base.display(),
+            if base.exists() {
+                "is not a folder"
+            } else {
+                "no such folder"
+            }
+        )));
+    }
     // What an interrupted run left behind: writers (apply, confirm, rollback, the watcher)
     // restore it themselves once they hold the writer lock; every other command only reports
     // it and never takes the lock, so monitoring (diff, check, status, history) keeps working
@@ -120,6 +146,7 @@ fn dispatch(config: &Config, command: &Command) -> error::Result<commands::Outpu
                 | Command::Render { .. }
                 | Command::Generate { .. }
                 | Command::ConfirmWatcher { .. }
+                | Command::Completions { .. }
                 | Command::Worker { .. }
                 | Command::Holder
                 // They report an open journal themselves.
@@ -168,6 +195,11 @@ fn dispatch(config: &Config, command: &Command) -> error::Result<commands::Outpu
         Command::Status => commands::status::status(config),
         Command::Profiles { name } => commands::profiles::profiles(config, name.as_deref()),
         Command::Render { profile } => commands::render::render(config, profile),
+        Command::Completions { shell } => Ok(commands::Output {
+            code: 0,
+            stdout: complete::script(*shell),
+            stderr: Vec::new(),
+        }),
         Command::Generate { what, dir } => commands::generate::generate(*what, dir),
         Command::ConfirmWatcher { generation } => {
             commands::confirm_watcher::confirm_watcher(config, *generation)

@@ -67,19 +67,42 @@ fn completions_know_every_subcommand() {
         listing(&dir),
         ["_netprofile", "netprofile.bash", "netprofile.fish"]
     );
-    let fish = std::fs::read_to_string(dir.join("netprofile.fish")).expect("fish");
+    // Each installed script asks the installed binary at each TAB (dynamic completion), and is
+    // exactly what `netprofile completions SHELL` prints.
+    for (file, shell) in [
+        ("netprofile.bash", "bash"),
+        ("_netprofile", "zsh"),
+        ("netprofile.fish", "fish"),
+    ] {
+        let text = std::fs::read_to_string(dir.join(file)).expect("script");
+        assert!(text.contains("NETPROFILE_COMPLETE"), "{file}: {text}");
+        let printed = Test::bare().args(&["completions", shell]).run().code(0);
+        assert_eq!(printed.stdout, text, "{file}");
+    }
+    let asked = std::process::Command::new(env!("CARGO_BIN_EXE_netprofile"))
+        .args(["--", "netprofile", ""])
+        .env("NETPROFILE_COMPLETE", "fish")
+        .output()
+        .expect("complete");
+    let offered = String::from_utf8_lossy(&asked.stdout);
+    let offered: Vec<&str> = offered
+        .lines()
+        .map(|l| l.split('\t').next().unwrap_or(l))
+        .collect();
     for sub in Cli::command()
         .get_subcommands()
         .filter(|s| !s.is_hide_set())
     {
         assert!(
-            fish.contains(&format!("-a \"{}\"", sub.get_name())),
-            "fish completion lacks {}",
+            offered.contains(&sub.get_name()),
+            "completion lacks {}: {offered:?}",
             sub.get_name()
         );
     }
-    let bash = std::fs::read_to_string(dir.join("netprofile.bash")).expect("bash");
-    assert!(bash.contains("complete -F _netprofile"), "{bash}");
+    assert!(
+        !offered.contains(&"__watch"),
+        "hidden subcommands stay hidden"
+    );
 }
 
 #[test]
@@ -109,4 +132,67 @@ fn generate_into_an_unwritable_place_exits_2_and_names_it() {
         .run()
         .code(2);
     assert!(out.stderr.contains("root/blocker/man"), "{}", out.stderr);
+}
+
+/// The pages a sysadmin expects: SYNOPSIS with each option's value, EXIT STATUS, ENVIRONMENT,
+/// FILES, EXAMPLES where there are some, SEE ALSO naming the files' own pages, and nothing
+/// `man --warnings` complains about (man-db's groff, as `man -l` renders the installed page).
+#[test]
+fn man_pages_have_the_sections_a_sysadmin_expects_and_render_without_warnings() {
+    let out = Test::bare()
+        .args(&["__generate", "man", "man"])
+        .run()
+        .code(0);
+    let dir = out.dir.path().join("man");
+    let read = |name: &str| std::fs::read_to_string(dir.join(name)).expect("page");
+    let apply = read("netprofile-apply.8");
+    let synopsis = apply
+        .split(".SH SYNOPSIS\n")
+        .nth(1)
+        .and_then(|s| s.lines().next())
+        .expect("a SYNOPSIS line");
+    for want in [
+        "\\fB\\-\\-confirm\\fR \\fIDURATION\\fR",
+        "\\fB\\-\\-root\\fR \\fIDIR\\fR",
+        "\\fB\\-\\-color\\fR auto|always|never",
+        "[\\fB\\-\\-running\\fR \\fIPATTERN\\fR]...",
+        "[\\fIPROFILE\\fR]",
+    ] {
+        assert!(synopsis.contains(want), "{want} not in {synopsis}");
+    }
+    assert!(apply.contains(".SH EXAMPLES\n"), "{apply}");
+    for page in listing(&dir) {
+        let text = read(&page);
+        for section in [
+            ".SH EXIT STATUS\n",
+            ".SH ENVIRONMENT\n",
+            ".SH FILES\n",
+            ".SH SEE ALSO\n",
+        ] {
+            assert!(text.contains(section), "{page} lacks {section}");
+        }
+        for see in [
+            "\\fBsysctl.d\\fR(5)",
+            "\\fBlimits.conf\\fR(5)",
+            "\\fBsystemd\\-sysctl\\fR(8)",
+        ] {
+            assert!(text.contains(see), "{page} does not refer to {see}");
+        }
+        assert!(
+            !text.contains(".SH EXTRA"),
+            "{page}: exit codes belong in EXIT STATUS"
+        );
+        let man = std::process::Command::new("man")
+            .args(["--warnings", "-l"])
+            .arg(dir.join(&page))
+            .env("MANWIDTH", "80")
+            .output()
+            .expect("man(1) from man-db (packaging/ci.sh installs it)");
+        assert!(man.status.success(), "man -l {page} failed");
+        assert_eq!(
+            String::from_utf8_lossy(&man.stderr),
+            "",
+            "{page}: man --warnings"
+        );
+    }
 }

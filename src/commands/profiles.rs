@@ -11,8 +11,17 @@ use crate::profile::{self, SHIPPED, keys};
 fn show(config: &Config, name: &str) -> Result<Output> {
     let Some((_, text)) = SHIPPED.iter().find(|(n, _)| *n == name) else {
         let names: Vec<&str> = SHIPPED.iter().map(|(n, _)| *n).collect();
-        let hint = keys::nearest(name, names.iter().copied())
-            .map_or_else(String::new, |n| format!("; did you mean {n:?}?"));
+        // `hig`: the one shipped name it begins, else the nearest spelling.
+        let starting: Vec<&str> = names
+            .iter()
+            .copied()
+            .filter(|n| !name.is_empty() && n.starts_with(name))
+            .collect();
+        let guess = match starting.as_slice() {
+            [one] => Some(*one),
+            _ => keys::nearest(name, names.iter().copied()),
+        };
+        let hint = guess.map_or_else(String::new, |n| format!("; did you mean {n:?}?"));
         return Err(Error::Usage(format!(
             "no shipped profile named {name:?}{hint} (shipped: {})",
             names.join(", ")

@@ -96,7 +96,13 @@ fn catalogue(name: &str) -> Catalogue {
         shape: known.map(|k| format!("{:?}", k.shape).to_lowercase()),
         removed: keys::removed(name),
         suggestion: if known.is_none() {
-            keys::nearest(name, keys::CATALOGUE.iter().map(|k| k.name)).map(String::from)
+            // `somaxconn`: the catalogue key it is the last part of, else the nearest spelling.
+            keys::CATALOGUE
+                .iter()
+                .map(|k| k.name)
+                .find(|k| !name.contains('.') && k.rsplit('.').next() == Some(name))
+                .or_else(|| keys::nearest(name, keys::CATALOGUE.iter().map(|k| k.name)))
+                .map(String::from)
         } else {
             None
         },

@@ -11,6 +11,7 @@ pub mod limit;
 pub mod value;
 
 use std::collections::BTreeMap;
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
@@ -177,8 +178,12 @@ impl Source {
 
 /// Whether a profile reference is a path (it has a `/`, ends in `.toml`, or names a file in
 /// `dir`) rather than a shipped name.
+/// A reference is a file when it has a '/' or a .toml ending, or names a file in `dir` that is
+/// not also a shipped name (a shipped name means the shipped profile; `./NAME` the file).
 fn looks_like_path(reference: &str, dir: &Path) -> bool {
-    reference.contains('/') || reference.ends_with(".toml") || dir.join(reference).is_file()
+    reference.contains('/')
+        || reference.ends_with(".toml")
+        || (shipped(reference).is_none() && dir.join(reference).is_file())
 }
 
 fn shipped(name: &str) -> Option<Source> {
@@ -190,8 +195,17 @@ fn shipped(name: &str) -> Option<Source> {
 
 fn not_found(reference: &str, from: Option<&str>) -> Error {
     let names: Vec<&str> = SHIPPED.iter().map(|(n, _)| *n).collect();
-    let hint = keys::nearest(reference, names.iter().copied())
-        .map_or_else(String::new, |n| format!("; did you mean {n:?}?"));
+    let starting: Vec<&str> = names
+        .iter()
+        .copied()
+        .filter(|n| !reference.is_empty() && n.starts_with(reference))
+        .collect();
+    let hint = (if let [one] = starting.as_slice() {
+        Some(*one)
+    } else {
+        keys::nearest(reference, names.iter().copied())
+    })
+    .map_or_else(String::new, |n| format!("; did you mean {n:?}?"));
     let place = from.map_or_else(String::new, |f| format!("{f}: extends: "));
     Error::Usage(format!(
         "{place}no profile file or shipped profile named {reference:?}{hint} \
@@ -219,10 +233,21 @@ pub fn read_bounded_bytes(file: std::fs::File, limit: u64) -> std::io::Result<Ve
 /// Loads a profile by path or shipped name, follows `extends`, and validates everything that
 /// does not need the live system.
 pub fn load(reference: &str) -> Result<Profile> {
-    let source = if looks_like_path(reference, Path::new(".")) {
+    let source = if let Some(source) = shipped(reference) {
+        // A shipped name means the shipped profile, even when the current folder has a file of
+        // that name (a stray `./high-conn` must not silently replace it): say so.
+        if Path::new(reference).is_file() {
+            let _ = writeln!(
+                std::io::stderr().lock(),
+                "warning: using the shipped profile {reference:?}, not the file ./{reference} in \
+                 the current folder; write ./{reference} for the file"
+            );
+        }
+        source
+    } else if looks_like_path(reference, Path::new(".")) {
         Source::File(PathBuf::from(reference))
     } else {
-        shipped(reference).ok_or_else(|| not_found(reference, None))?
+        return Err(not_found(reference, None));
     };
     let mut stack = Vec::new();
     let mut seen = Vec::new();
@@ -469,11 +494,21 @@ fn parse_toml(text: &str, display: &str) -> Result<RawFile> {
         if let Some(problem) = too_large(e.message(), &line_text, display, line) {
             return Error::Invalid(vec![problem]);
         }
+        let mut message = e.message().trim().to_string();
+        // `[limits]` where `[[limits]]` was meant: each entry is one item of an array of tables.
+        let header = line_text.trim();
+        if message.starts_with("invalid type: map, expected a sequence")
+            && let Some(table) = header.strip_prefix('[').and_then(|h| h.strip_suffix(']'))
+            && !table.starts_with('[')
+        {
+            message =
+                format!("{message}: write [[{table}]] (double brackets), once before each entry");
+        }
         Error::Toml {
             file: display.to_string(),
             line,
             column,
-            message: e.message().trim().to_string(),
+            message,
             caret: format!("{}^", " ".repeat(column - 1)),
             line_text,
         }

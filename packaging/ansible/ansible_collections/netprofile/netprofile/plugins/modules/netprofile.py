@@ -23,26 +23,61 @@ description:
     (C(netprofile diff --json)) and the exit codes, so check mode reports exactly what
     C(netprofile apply) would change, and changes nothing.
   - In diff mode the task shows every file C(apply) would write and every live value it would set.
+  - Every change goes through C(netprofile apply), C(rollback) or C(confirm), with their journal
+    and automatic undo; the module never writes a kernel setting or a file itself (except the
+    temporary copy of O(content)).
 options:
   profile:
     description:
       - A profile file on the managed host (it has a C(/) or ends in C(.toml)) or a shipped
-        profile name such as C(high-conn). Required for O(state=applied).
+        profile name such as C(high-conn).
+      - With O(state=applied), one of O(profile) and O(content) is required.
+      - With O(state=rolled_back), only the newest generation in force that applied this profile
+        is undone (with every later one, as C(netprofile rollback N) does).
+    type: str
+  content:
+    description:
+      - The profile's TOML text itself, for O(state=applied). The module writes it to a private
+        temporary file on the host for the run and removes it afterwards.
+      - Its C(extends) may name shipped profiles or absolute paths only.
     type: str
   state:
     description:
-      - C(applied) makes the live system and the persisted drop-ins match the profile.
-      - C(rolled_back) returns to the state before the last generation, if the last generation is
-        an apply (of O(profile), when given) that was not rolled back yet.
-      - C(confirmed) keeps a pending C(apply --confirm); nothing to do when none is pending.
+      - V(applied) makes the live system and the persisted drop-ins match the profile.
+      - V(rolled_back) returns to the state before the newest generation in force (an apply, a
+        confirmed apply or an C(apply --pending)), of O(profile) when given. Nothing to do when
+        no generation is in force; the result's C(msg) says so.
+      - V(confirmed) keeps a pending C(apply --confirm); nothing to do when none is pending.
     type: str
     choices: [applied, rolled_back, confirmed]
     default: applied
   confirm:
     description:
-      - With O(state=applied), apply with C(--confirm SECONDS) - netprofile reverts by itself
-        unless a later task with O(state=confirmed) comes in time. Files are written at confirm.
+      - With O(state=applied), apply with C(--confirm SECONDS), 1 to 86400. netprofile reverts
+        by itself unless a later task with O(state=confirmed) comes in time. Files are written
+        at confirm.
     type: int
+  allow_override:
+    description:
+      - Apply even though another file (a later sysctl.d, limits.d or system.conf.d file)
+        overrides a managed value at boot, login or service start (C(apply --allow-override)).
+        Those values are recorded as overridden, so check and status do not report them as drift.
+    type: bool
+    default: false
+  verify:
+    description:
+      - Run netprofile's connection test over loopback before and after the apply
+        (C(apply --verify)) and return both reports in RV(verify). Adds tens of seconds.
+    type: bool
+    default: false
+  running:
+    description:
+      - Also raise the open-files limits of running processes matching each pattern (their
+        C(/proc/PID/comm), or their service, such as C(nginx.service)) with prlimit(2)
+        (C(apply --running)). Recorded with the generation and undone by a rollback.
+    type: list
+    elements: str
+    default: []
   no_persist:
     description: Change live values only; write no files (C(apply --no-persist)).
     type: bool
@@ -55,8 +90,41 @@ options:
     description: The netprofile executable (a name looked up in PATH, or a path).
     type: str
     default: netprofile
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+attributes:
+  check_mode:
+    support: full
+    details: Check mode runs C(netprofile diff) (or reads the history) and changes nothing.
+  diff_mode:
+    support: full
+    details: Shows each live value to set and each file to write, or to restore on rollback.
+  platform:
+    platforms: posix
+    details: Linux only; netprofile reads and writes /proc/sys.
+requirements:
+  - The C(netprofile) binary on the managed host (the .deb or .rpm of netprofile), version 0.1.0
+    or later.
+  - Root on the managed host for O(state=applied), V(rolled_back) and V(confirmed) (use
+    C(become)), unless O(root) points at a copy of the file system.
+notes:
+  - A failed apply is rolled back by netprofile before the task fails (exit 3); exit 4 means the
+    rollback failed too and the message lists each key's state.
+  - Run with C(serial) and O(confirm) across a fleet, so that a tuning that cuts hosts off undoes
+    itself before it reaches the next batch.
+  - Inside a container or a private network namespace netprofile applies only per-namespace keys
+    and persists nothing.
+seealso:
+  - module: ansible.posix.sysctl
+    description: Sets one sysctl key, without a plan, a journal or a rollback.
+  - name: sysctl.d(5)
+    description: The boot-time files netprofile writes (C(/etc/sysctl.d/90-netprofile.conf)).
+    link: https://man7.org/linux/man-pages/man5/sysctl.d.5.html
+  - name: limits.conf(5)
+    description: The pam_limits files netprofile writes under C(/etc/security/limits.d).
+    link: https://man7.org/linux/man-pages/man5/limits.conf.5.html
 author:
-  - netprofile maintainers
+  - netprofile maintainers (@netprofile)
 """
 
 EXAMPLES = r"""
@@ -64,12 +132,26 @@ EXAMPLES = r"""
   netprofile.netprofile.netprofile:
     profile: high-conn
     confirm: 300
+  register: tuned
 
 - name: Still reachable? Keep it
   netprofile.netprofile.netprofile:
     state: confirmed
 
-- name: Undo the last apply of high-conn
+- name: A profile written in the playbook, accepting a later file that overrides a value
+  netprofile.netprofile.netprofile:
+    content: |
+      [profile]
+      name = "web"
+      extends = ["high-conn"]
+
+      [sysctl]
+      "net.core.somaxconn" = 32768
+    allow_override: true
+    running:
+      - nginx.service
+
+- name: Undo the last apply of high-conn (and every later generation)
   netprofile.netprofile.netprofile:
     profile: high-conn
     state: rolled_back
@@ -79,6 +161,22 @@ RETURN = r"""
 plan:
   description: C(netprofile diff --json) before the task (schema in docs/schema of netprofile).
   returned: state=applied
+  type: dict
+generation:
+  description:
+    - The generation the task recorded (C(netprofile history) lists it; C(netprofile rollback N)
+      undoes it). For O(state=rolled_back), the generation that recorded the rollback.
+  returned: when a command recorded one
+  type: int
+  sample: 3
+rolled_back:
+  description: The generation undone (with every later one in force).
+  returned: state=rolled_back and changed
+  type: int
+  sample: 2
+verify:
+  description: The connection-test reports before and after (C(apply --verify --json)).
+  returned: when O(verify=true) and the profile was applied
   type: dict
 changes:
   description: What the task changed (or would change in check mode), one line per item.
@@ -100,6 +198,8 @@ stderr:
 """
 
 import json
+import os
+import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
 
@@ -134,7 +234,7 @@ class Netprofile(object):
         if rc not in ok:
             self.fail(" ".join(args), rc, out, err)
         try:
-            return rc, json.loads(out)
+            return json.loads(out)
         except ValueError as e:
             self.fail(" ".join(args), rc, out, "%s; not JSON: %s" % (err, e))
 
@@ -198,14 +298,11 @@ def plan_diff(doc, with_files):
     return entries
 
 
-def applied(module, np, result):
-    profile = module.params["profile"]
-    if not profile:
-        module.fail_json(msg="state=applied needs profile (a file or a shipped name)")
+def applied(module, np, result, profile):
     # Files are written only at confirm with --confirm, and never with --no-persist.
     with_files = not module.params["no_persist"] and not module.params["confirm"]
     # diff exits 0 in sync, 1 differs, 2 bad profile (nothing touched).
-    rc, before = np.json(["diff", profile], ok=(0, 1))
+    before = np.json(["diff", profile], ok=(0, 1))
     result["plan"] = before
     changes = pending(before, with_files)
     result["changes"] = changes
@@ -219,12 +316,26 @@ def applied(module, np, result):
         args += ["--confirm", str(module.params["confirm"])]
     if module.params["no_persist"]:
         args.append("--no-persist")
-    rc, out, err = np.run(args)
+    if module.params["allow_override"]:
+        args.append("--allow-override")
+    if module.params["verify"]:
+        args.append("--verify")
+    for pattern in module.params["running"]:
+        args += ["--running", pattern]
+    rc, out, err = np.run(["--json"] + args)
     result.update(rc=rc, stdout=out, stderr=err)
     if rc != 0:
         # 2: refused, nothing touched; 3: failed and rolled back; 4: rollback failed too.
         np.fail("apply", rc, out, err, changes=changes)
-    _, after = np.json(["diff", profile], ok=(0, 1))
+    try:
+        doc = json.loads(out)
+    except ValueError:
+        doc = {}
+    if doc.get("generation") is not None:
+        result["generation"] = doc["generation"]
+    if doc.get("verify"):
+        result["verify"] = doc["verify"]
+    after = np.json(["diff", profile], ok=(0, 1))
     left = pending(after, with_files)
     if left:
         module.fail_json(
@@ -236,30 +347,59 @@ def applied(module, np, result):
 
 
 def rolled_back(module, np, result):
-    _, history = np.json(["history"])
-    generations = history.get("generations") or []
-    last = generations[-1] if generations else None
+    """Undoes the newest generation in force (of the profile, when given), as `rollback N`.
+
+    "In force" is netprofile's own rule (`status --json`), so a confirmed apply (its `confirm`
+    generation stands for the apply it kept) and an `apply --pending` generation count too.
+    """
+    status = np.json(["status"], ok=(0, 1))
+    in_force = status.get("in_force") or []
+    history = np.json(["history"])
+    by_number = dict((g.get("number"), g) for g in history.get("generations") or [])
     profile = module.params["profile"]
-    undo = (
-        last is not None
-        and last.get("op") == "apply"
-        and last.get("outcome") == "applied"
-        and (not profile or _same_profile(last.get("profile") or {}, profile))
-    )
-    if not undo:
+    target = None
+    for number in reversed(in_force):
+        g = by_number.get(number) or {}
+        # A `confirm` generation stands for the apply it kept.
+        owner = by_number.get(g.get("confirms")) if g.get("confirms") is not None else g
+        if owner is None:
+            continue
+        if profile and not _same_profile(owner.get("profile") or {}, profile):
+            continue
+        target = owner
+        break
+    if target is None:
         result["changed"] = False
+        if profile:
+            result["msg"] = "nothing to roll back: no generation of %s is in force" % profile
+        else:
+            result["msg"] = "nothing to roll back: no generation is in force"
         return result
-    undone = last.get("changes") or []
+    number = target.get("number")
+    undone = []
+    for n in in_force:
+        if n >= number:
+            undone.extend((by_number.get(n) or {}).get("changes") or [])
+    later = [n for n in in_force if n > number and (by_number.get(n) or {}).get("confirms") != number]
+    if later:
+        module.warn("rolling back generation %s also undoes the later generations %s" % (number, later))
+    result["rolled_back"] = number
     result["changes"] = ["%s %s: restore" % (c.get("kind"), c.get("key") or c.get("path")) for c in undone]
     if module._diff:
-        result["diff"] = rollback_diff(last.get("number"), undone)
+        result["diff"] = rollback_diff(number, undone)
     result["changed"] = True
     if module.check_mode:
         return result
-    rc, out, err = np.run(["rollback", str(last.get("number"))])
+    rc, out, err = np.run(["--json", "rollback", str(number)])
     result.update(rc=rc, stdout=out, stderr=err)
     if rc != 0:
-        np.fail("rollback", rc, out, err, changes=changes)
+        np.fail("rollback", rc, out, err, changes=result["changes"])
+    try:
+        doc = json.loads(out)
+    except ValueError:
+        doc = {}
+    if doc.get("generation") is not None:
+        result["generation"] = doc["generation"]
     return result
 
 
@@ -296,7 +436,7 @@ def _same_profile(recorded, profile):
 
 
 def confirmed(module, np, result):
-    _, status = np.json(["status"])
+    status = np.json(["status"], ok=(0, 1))
     if not status.get("pending"):
         result["changed"] = False
         return result
@@ -315,27 +455,54 @@ def main():
     module = AnsibleModule(
         argument_spec=dict(
             profile=dict(type="str"),
+            content=dict(type="str"),
             state=dict(type="str", default="applied", choices=["applied", "rolled_back", "confirmed"]),
             confirm=dict(type="int"),
+            allow_override=dict(type="bool", default=False),
+            verify=dict(type="bool", default=False),
+            running=dict(type="list", elements="str", default=[]),
             no_persist=dict(type="bool", default=False),
             root=dict(type="path", default="/"),
             binary=dict(type="str", default="netprofile"),
         ),
-        required_if=[("state", "applied", ["profile"])],
+        mutually_exclusive=[("profile", "content")],
+        required_if=[("state", "applied", ("profile", "content"), True)],
         supports_check_mode=True,
     )
-    if module.params["confirm"] is not None and module.params["confirm"] <= 0:
-        module.fail_json(msg="confirm must be a number of seconds above 0")
+    confirm = module.params["confirm"]
+    if confirm is not None and not 1 <= confirm <= 86400:
+        module.fail_json(msg="confirm must be a number of seconds from 1 to 86400 (24 h)")
+    if module.params["state"] != "applied":
+        for option in ("content", "confirm"):
+            if module.params[option] is not None:
+                module.fail_json(msg="%s is only for state=applied" % option)
     np = Netprofile(module)
     result = dict(changed=False, changes=[], rc=0, stdout="", stderr="")
     state = module.params["state"]
     if state == "applied":
-        applied(module, np, result)
+        if module.params["content"] is not None:
+            with_content(module, np, result)
+        else:
+            applied(module, np, result, module.params["profile"])
     elif state == "rolled_back":
         rolled_back(module, np, result)
     else:
         confirmed(module, np, result)
     module.exit_json(**result)
+
+
+def with_content(module, np, result):
+    """Applies inline TOML through a private temporary file that is removed afterwards."""
+    fd, path = tempfile.mkstemp(prefix="netprofile-", suffix=".toml")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(module.params["content"])
+        applied(module, np, result, path)
+    finally:
+        os.unlink(path)
+    # The temporary name means nothing to the operator; the profile's own name is in the plan.
+    if isinstance(result.get("plan"), dict):
+        result["plan"]["source"] = "content"
 
 
 if __name__ == "__main__":
