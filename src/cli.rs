@@ -152,6 +152,11 @@ pub enum Command {
         /// With --connections: hold N connections with the connection test in the sandbox.
         #[arg(long, requires = "connections")]
         verify: bool,
+        /// Seconds between the two samples that tell a problem now from one in the past
+        /// (0: one sample, counters since boot only) [default: 2 on the running kernel, 0 on
+        /// a --root tree or with --connections].
+        #[arg(long, value_name = "SECONDS", value_parser = parse_interval)]
+        interval: Option<std::time::Duration>,
     },
     /// Where a key's value (or a limits item, or DefaultLimitNOFILE) comes from now and at boot.
     Explain {
@@ -267,6 +272,17 @@ fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
         return Ok(std::time::Duration::from_secs_f64(secs));
     }
     humantime::parse_duration(s).map_err(|e| format!("{e} (write 30, 30s, 500ms or 2m)"))
+}
+
+/// `doctor --interval`: a duration from 0 to 60 s.
+fn parse_interval(s: &str) -> Result<std::time::Duration, String> {
+    let d = parse_duration(s)?;
+    if d > std::time::Duration::from_secs(60) {
+        return Err(format!(
+            "{s:?} is too long: doctor samples at most 60 s apart"
+        ));
+    }
+    Ok(d)
 }
 
 /// The longest `--confirm`: a day. Longer is almost surely a typo, and a huge number once
