@@ -41,7 +41,8 @@ pub struct Latency {
 #[derive(Debug, Clone, Serialize)]
 pub struct Verdict {
     /// `none`, `nofile`, `file-max`, `ephemeral-ports`, `accept-queue`, `netdev-backlog`,
-    /// `syn-retransmits`, `cpu`, `refused`, `tcp-mem`, `other` (failures with an errno no
+    /// `syn-retransmits`, `cpu`, `refused`, `tcp-mem`, `server-closed` (a hold whose
+    /// connections the server closed or reset), `other` (failures with an errno no
     /// setting explains), or `duration` (the time limit cut the run before all connections
     /// were attempted, and no limit was hit).
     pub limit: &'static str,
@@ -372,12 +373,51 @@ pub fn verdict(r: &Report) -> Verdict {
         ("tcp-mem", count("ENOBUFS") + count("ENOMEM")),
         ("other", other_failures(r)),
     ];
-    let Some((limit, _)) = candidates
+    let found = candidates
         .iter()
         .filter(|(_, n)| *n > 0)
         .max_by_key(|(_, n)| *n)
-        .copied()
-    else {
+        .copied();
+    // A server that closes or resets held connections right after accepting them is its own
+    // verdict: its queue filling and the SYN retransmits that follow are symptoms of it (a
+    // server at its fd limit or its own connection cap), not of somaxconn. Only a limit of
+    // this client's own side outranks it.
+    let resets = count("ECONNRESET");
+    let closed = r.dropped + resets;
+    let client_side = matches!(
+        found.map(|(l, _)| l),
+        Some("nofile" | "file-max" | "ephemeral-ports" | "tcp-mem")
+    );
+    if r.settings.mode == Mode::Hold && closed > 0 && !client_side {
+        return Verdict {
+            limit: "server-closed",
+            text: format!(
+                "the server closed or reset connections right after accepting them: {} of {} \
+                 established were closed by it before the hold ended{}{}. The kernel let them \
+                 in; the server let them go: its own connection cap (nginx worker_connections, \
+                 haproxy maxconn, redis maxclients, max_connections) or its open-files limit \
+                 (EMFILE at accept). Run `netprofile doctor` where {} runs: it names the \
+                 process and the setting",
+                r.dropped,
+                r.established,
+                if resets > 0 {
+                    format!(", {resets} connects were reset")
+                } else {
+                    String::new()
+                },
+                if overflows > 0 || retransmitted > 0 {
+                    format!(
+                        "; meanwhile its queue filled ({retransmitted} connects took 1 s or \
+                         more, ListenOverflows +{overflows}), a symptom of the same"
+                    )
+                } else {
+                    String::new()
+                },
+                r.settings.target
+            ),
+        };
+    }
+    let Some((limit, _)) = found else {
         if r.settings.place == "serve" {
             return Verdict {
                 limit: "none",

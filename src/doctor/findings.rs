@@ -228,6 +228,7 @@ pub fn findings_in(snap: &Snapshot, ctx: &Context) -> Vec<Finding> {
             && f.process.as_ref().is_some_and(|p| capped.contains(&p.pid))
         {
             f.severity = Severity::Warning;
+            f.fix.clear();
             f.title
                 .push_str(": a symptom of the server's own cap (see app-cap), not of somaxconn");
         }
@@ -728,6 +729,12 @@ fn nofile(snap: &Snapshot, ctx: &Context, out: &mut Vec<Finding>) {
         fix.extend(super::apps::nofile_setting(ctx.apps, p.pid));
         let left = soft.saturating_sub(p.open_fds);
         let cap = super::apps::remaining(ctx.apps, snap, p.pid);
+        // A server whose own cap binds before its fds (redis sets its nofile to maxclients +
+        // 32) is not at its nofile: app-cap says what binds.
+        let cap_first = cap.as_ref().is_some_and(|(_, n)| *n < left);
+        if cap_first && severity > Severity::Info {
+            severity = Severity::Info;
+        }
         let capacity = match &cap {
             Some((setting, n)) if *n < left => format!(
                 "about {n} more connections in this process: its own {setting} binds before \
