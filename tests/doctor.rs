@@ -858,3 +858,41 @@ fn verify_holds_the_connections_in_the_sandbox() {
         });
     assert_eq!(verify["confirms"], !machine_wide_binds, "{cap:#}");
 }
+
+#[test]
+fn conntrack_is_not_binding_where_nothing_is_tracked() {
+    // nf_conntrack is loaded (count and max exist) but this namespace has 3 connections and 0
+    // entries: nothing is tracked here, so neither doctor nor the capacity question names it,
+    // even for 620 000 connections at 5000/s against a max of 262 144.
+    let rows: String = (40000..40003).map(|p| conn_row(p, 443, "01")).collect();
+    let t = || {
+        machine()
+            .sysctl("net.netfilter.nf_conntrack_max", "262144")
+            .sysctl("net.netfilter.nf_conntrack_count", "0")
+            .file("proc/net/tcp", &format!("{TCP_HEADER}{rows}"))
+    };
+    let doc = doctor_json(t(), &[]);
+    let f = finding(&doc, "conntrack");
+    assert_eq!(f["severity"], "ok", "{f:#}");
+    assert!(
+        f["title"]
+            .as_str()
+            .unwrap()
+            .starts_with("nothing is tracked in this network namespace"),
+        "{f:#}"
+    );
+    let doc = doctor_json(
+        t(),
+        &["--connections", "620000", "--rate", "5000", "--outgoing"],
+    );
+    let limits = doc["capacity"]["limits"].as_array().unwrap();
+    let c = limits
+        .iter()
+        .find(|l| l["limit"] == "net.netfilter.nf_conntrack_max")
+        .unwrap();
+    assert_eq!(c["binds"], false, "{c:#}");
+    assert_ne!(
+        doc["capacity"]["first_binding"],
+        "net.netfilter.nf_conntrack_max"
+    );
+}

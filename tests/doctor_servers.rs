@@ -1,9 +1,9 @@
 //! doctor against real servers (nginx, redis, haproxy from Debian's packages) under real load
-//! (netprofile's own `test hold --target`, and ab), each scenario in a private user + network
-//! + mount namespace entered as uid 65534, the server started with its own configuration in a
-//! temporary folder on loopback, with a limit set on purpose. Each test asserts doctor's JSON
-//! (finding, process, fix) before and after the cure. Under CI=true a missing server binary
-//! fails the test (.ci/run installs them); elsewhere the test is skipped with a message.
+//! (netprofile's own `test hold --target`, and ab), each scenario in a private user, network,
+//! mount and pid namespace entered as uid 65534, the server started with its own configuration
+//! in a temporary folder on loopback, with a limit set on purpose. Each test asserts doctor's
+//! JSON (finding, process, fix) before and after the cure. Under CI=true a missing server
+//! binary fails the test (.ci/run installs them); elsewhere the test is skipped with a message.
 
 mod common;
 mod doctor_common;
