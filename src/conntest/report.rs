@@ -1015,6 +1015,7 @@ mod tests {
         backlog: i32,
         somaxconn: u64,
         stalls: u64,
+        dropped: u64,
         hosts: Vec<(&'static str, Vec<(&'static str, i64)>)>,
     }
 
@@ -1030,6 +1031,7 @@ mod tests {
                 backlog: 4096,
                 somaxconn: 4096,
                 stalls: 0,
+                dropped: 0,
                 hosts: vec![("loopback", Vec::new())],
             }
         }
@@ -1058,6 +1060,7 @@ mod tests {
                     stalls: self.stalls,
                     elapsed_ms: self.elapsed_ms,
                     ramp_ms: self.elapsed_ms,
+                    dropped: self.dropped,
                     ..WorkerReport::default()
                 }],
                 servers: Vec::new(),
@@ -1079,6 +1082,46 @@ mod tests {
                 },
             })
         }
+    }
+
+    #[test]
+    fn a_server_that_closes_held_connections_is_its_own_verdict_not_the_accept_queue() {
+        // nginx at its fd limit or redis at maxclients: 100 of 600 held connections closed by
+        // the server while its queue overflowed. The closes are the verdict; the overflows are
+        // named as their symptom.
+        let r = Run {
+            mode: Mode::Hold,
+            connections: 600,
+            attempted: 600,
+            established: 600,
+            held: 500,
+            dropped: 100,
+            stalls: 40,
+            hosts: vec![("loopback", vec![("ListenOverflows", 90)])],
+            ..Run::default()
+        }
+        .build();
+        assert_eq!(r.verdict.limit, "server-closed", "{}", r.verdict.text);
+        assert!(
+            r.verdict
+                .text
+                .contains("100 of 600 established were closed by it")
+                && r.verdict
+                    .text
+                    .contains("ListenOverflows +90), a symptom of the same"),
+            "{}",
+            r.verdict.text
+        );
+        // The same overflows without a close stay an accept-queue verdict.
+        let r = Run {
+            mode: Mode::Hold,
+            held: 600,
+            stalls: 40,
+            hosts: vec![("loopback", vec![("ListenOverflows", 90)])],
+            ..Run::default()
+        }
+        .build();
+        assert_eq!(r.verdict.limit, "accept-queue", "{}", r.verdict.text);
     }
 
     #[test]
