@@ -725,7 +725,7 @@ fn nofile(snap: &Snapshot, ctx: &Context, out: &mut Vec<Finding>) {
             severity = Severity::Warning;
         }
         let name = who(p);
-        let mut fix = nofile_fix(p, p.open_fds.max(65_536));
+        let mut fix = nofile_fix(p, p.open_fds + 1);
         fix.extend(super::apps::nofile_setting(ctx.apps, p.pid));
         let left = soft.saturating_sub(p.open_fds);
         let cap = super::apps::remaining(ctx.apps, snap, p.pid);
