@@ -182,6 +182,11 @@ pub enum Command {
         /// With --connections: hold N connections with the connection test in the sandbox.
         #[arg(long, requires = "connections")]
         verify: bool,
+        /// Seconds between the two samples that tell a problem now from one in the past
+        /// (0: one sample, counters since boot only) [default: 2 on the running kernel, 0 on
+        /// a --root tree or with --connections].
+        #[arg(long, value_name = "SECONDS", value_parser = parse_interval)]
+        interval: Option<std::time::Duration>,
     },
     /// Where a key's value (or a limits item, or DefaultLimitNOFILE) comes from now and at boot.
     Explain {
@@ -199,7 +204,7 @@ pub enum Command {
     /// (never applied). Ctrl-C ends early with the summary.
     Watch {
         /// Time between two samples (0.2 s to 1 h).
-        #[arg(long, default_value = "5s", value_parser = parse_interval)]
+        #[arg(long, default_value = "5s", value_parser = parse_watch_interval)]
         interval: std::time::Duration,
         /// How long to watch (at most 24 h).
         #[arg(long = "for", value_name = "DURATION", default_value = "1m", value_parser = parse_watch_for)]
@@ -422,11 +427,21 @@ fn parse_watch_for(s: &str) -> Result<std::time::Duration, String> {
     bounded_duration(s, std::time::Duration::from_millis(1), MAX_WATCH)
 }
 
-fn parse_interval(s: &str) -> Result<std::time::Duration, String> {
+/// `watch --interval`: 0.2 s to 1 h.
+fn parse_watch_interval(s: &str) -> Result<std::time::Duration, String> {
     bounded_duration(
         s,
         std::time::Duration::from_millis(200),
         std::time::Duration::from_secs(3600),
+    )
+}
+
+/// `doctor --interval`: a duration from 0 to 60 s.
+fn parse_interval(s: &str) -> Result<std::time::Duration, String> {
+    bounded_duration(
+        s,
+        std::time::Duration::ZERO,
+        std::time::Duration::from_secs(60),
     )
 }
 

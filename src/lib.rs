@@ -212,6 +212,7 @@ fn dispatch(config: &Config, command: &Command) -> error::Result<commands::Outpu
             rate,
             outgoing,
             verify,
+            interval,
         } => commands::doctor::doctor(
             config,
             connections.map(|n| doctor::capacity::Question {
@@ -220,6 +221,7 @@ fn dispatch(config: &Config, command: &Command) -> error::Result<commands::Outpu
                 outgoing: *outgoing,
             }),
             *verify,
+            *interval,
         ),
         Command::Explain { key } => commands::explain::explain(config, key),
         Command::Worker { task } => {

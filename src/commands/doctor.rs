@@ -1,14 +1,79 @@
 //! `netprofile doctor`: the findings and the binding limit (doctor/findings.rs), or with
 //! `--connections N` the limits N connections would meet (doctor/capacity.rs), as text or JSON.
-//! `--verify` runs the connection test in the sandbox as a child process. Read-only: never
-//! writes a key or a file and never takes the writer lock.
+//! `--verify` runs the connection test in the sandbox as a child process. Findings come from
+//! two samples `--interval` apart (doctor/rates.rs) so counters say "now" or "in the past",
+//! with the known servers' own caps (doctor/apps.rs). Read-only: never writes a key or a file
+//! and never takes the writer lock.
 
 use super::Output;
 use crate::cli::Config;
+use crate::doctor::apps::{self, App};
 use crate::doctor::capacity::{self, Limit, Question};
-use crate::doctor::findings::{self, Finding, Severity};
-use crate::doctor::proc::Snapshot;
+use crate::doctor::findings::{self, Context, Finding, Severity};
+use crate::doctor::proc::{Listener, Process, Snapshot};
+use crate::doctor::rates;
 use crate::error::{Error, Result};
+use crate::system::root::Namespace;
+use crate::transaction::state::{Change, Outcome, generations};
+
+/// `doctor --json`: docs/schema/doctor.json.
+#[derive(Debug, serde::Serialize)]
+struct Document<'a> {
+    schema: u32,
+    namespace: Option<Namespace>,
+    findings: &'a [Finding],
+    binding: Option<&'static str>,
+    summary: &'a str,
+    /// Seconds between the two samples; `null` when one was taken (`--interval 0`).
+    interval_s: Option<f64>,
+    listeners: &'a [Listener],
+    processes: &'a [Process],
+    /// Processes without a listener near their nofile (clients).
+    clients: &'a [Process],
+    /// Known servers and the settings that cap their connections.
+    apps: &'a [App],
+    slab_per_socket: Slab,
+    capacity: Option<CapacityDoc<'a>>,
+}
+
+#[derive(Debug, serde::Serialize)]
+struct Slab {
+    bytes: u64,
+    source: &'static str,
+}
+
+#[derive(Debug, serde::Serialize)]
+struct CapacityDoc<'a> {
+    connections: u64,
+    rate: Option<u64>,
+    outgoing: bool,
+    limits: &'a [Limit],
+    first_binding: Option<String>,
+    verify: Option<&'a Verify>,
+}
+
+/// (generation, somaxconn before, after) for each applied generation that changed it.
+fn somaxconn_changes(config: &Config) -> Vec<(u64, u64, u64)> {
+    // Read-only and best effort: state doctor cannot trust or read is left out.
+    let Ok(all) = generations(&config.root) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for g in all {
+        if !matches!(g.outcome, Outcome::Applied | Outcome::Pending) {
+            continue;
+        }
+        for c in &g.changes {
+            if let Change::Sysctl { key, before, after } = c
+                && key == "net.core.somaxconn"
+                && let (Ok(b), Ok(a)) = (before.trim().parse(), after.trim().parse())
+            {
+                out.push((g.number, b, a));
+            }
+        }
+    }
+    out
+}
 
 /// What `--verify` found.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -24,9 +89,33 @@ pub struct Verify {
 }
 
 /// `netprofile doctor [--connections N [--rate R] [--outgoing] [--verify]]`.
-pub fn doctor(config: &Config, question: Option<Question>, verify: bool) -> Result<Output> {
-    let snap = Snapshot::read(&config.root)?;
-    let all = findings::findings(&snap);
+pub fn doctor(
+    config: &Config,
+    question: Option<Question>,
+    verify: bool,
+    interval: Option<std::time::Duration>,
+) -> Result<Output> {
+    // Two samples on the running kernel; a tree's files do not move, and the capacity
+    // question needs no rates.
+    let interval = interval.map_or_else(
+        || {
+            if question.is_none() && crate::doctor::proc::shows_this_kernel(&config.root) {
+                rates::DEFAULT_INTERVAL_S
+            } else {
+                0.0
+            }
+        },
+        |d| d.as_secs_f64(),
+    );
+    let (snap, sampled) = rates::sample(&config.root, interval)?;
+    let known = apps::read(&config.root, &snap);
+    let changes = somaxconn_changes(config);
+    let ctx = Context {
+        rates: sampled.as_ref(),
+        apps: &known,
+        somaxconn_changes: &changes,
+    };
+    let all = findings::findings_in(&snap, &ctx);
     let (top, line) = findings::binding(&all);
     let mut stderr = Vec::new();
     if config
@@ -53,7 +142,31 @@ pub fn doctor(config: &Config, question: Option<Question>, verify: bool) -> Resu
         _ => None,
     };
     let stdout = if config.json {
-        json(&snap, &all, top, &line, cap.as_ref(), verified.as_ref())
+        let doc = Document {
+            schema: 1,
+            namespace: snap.namespace,
+            findings: &all,
+            binding: top.map(|f| f.limit),
+            summary: &line,
+            interval_s: sampled.as_ref().map(|r| r.seconds),
+            listeners: &snap.listeners,
+            processes: &snap.processes,
+            clients: &snap.clients,
+            apps: &known,
+            slab_per_socket: Slab {
+                bytes: snap.slab_per_socket,
+                source: snap.slab_source,
+            },
+            capacity: cap.as_ref().map(|(q, limits)| CapacityDoc {
+                connections: q.connections,
+                rate: q.rate,
+                outgoing: q.outgoing,
+                limits,
+                first_binding: limits.iter().find(|l| l.binds).map(|l| l.limit.clone()),
+                verify: verified.as_ref(),
+            }),
+        };
+        serde_json::to_string_pretty(&doc).unwrap_or_default() + "\n"
     } else {
         let mut out = String::new();
         if let Some((q, limits)) = &cap {
@@ -70,35 +183,6 @@ pub fn doctor(config: &Config, question: Option<Question>, verify: bool) -> Resu
         stdout,
         stderr,
     })
-}
-
-fn json(
-    snap: &Snapshot,
-    all: &[Finding],
-    top: Option<&Finding>,
-    line: &str,
-    cap: Option<&(Question, Vec<Limit>)>,
-    verified: Option<&Verify>,
-) -> String {
-    let doc = serde_json::json!({
-        "schema": 1,
-        "namespace": snap.namespace,
-        "findings": all,
-        "binding": top.map(|f| f.limit),
-        "summary": line,
-        "listeners": snap.listeners,
-        "processes": snap.processes,
-        "slab_per_socket": { "bytes": snap.slab_per_socket, "source": snap.slab_source },
-        "capacity": cap.map(|(q, limits)| serde_json::json!({
-            "connections": q.connections,
-            "rate": q.rate,
-            "outgoing": q.outgoing,
-            "limits": limits,
-            "first_binding": limits.iter().find(|l| l.binds).map(|l| l.limit.clone()),
-            "verify": verified,
-        })),
-    });
-    serde_json::to_string_pretty(&doc).unwrap_or_default() + "\n"
 }
 
 fn findings_text(config: &Config, all: &[Finding]) -> String {

@@ -41,7 +41,8 @@ pub struct Latency {
 #[derive(Debug, Clone, Serialize)]
 pub struct Verdict {
     /// `none`, `nofile`, `file-max`, `ephemeral-ports`, `accept-queue`, `netdev-backlog`,
-    /// `syn-retransmits`, `cpu`, `refused`, `tcp-mem`, `other` (failures with an errno no
+    /// `syn-retransmits`, `cpu`, `refused`, `tcp-mem`, `server-closed` (a hold whose
+    /// connections the server closed or reset), `other` (failures with an errno no
     /// setting explains), or `duration` (the time limit cut the run before all connections
     /// were attempted, and no limit was hit).
     pub limit: &'static str,
@@ -372,12 +373,51 @@ pub fn verdict(r: &Report) -> Verdict {
         ("tcp-mem", count("ENOBUFS") + count("ENOMEM")),
         ("other", other_failures(r)),
     ];
-    let Some((limit, _)) = candidates
+    let found = candidates
         .iter()
         .filter(|(_, n)| *n > 0)
         .max_by_key(|(_, n)| *n)
-        .copied()
-    else {
+        .copied();
+    // A server that closes or resets held connections right after accepting them is its own
+    // verdict: its queue filling and the SYN retransmits that follow are symptoms of it (a
+    // server at its fd limit or its own connection cap), not of somaxconn. Only a limit of
+    // this client's own side outranks it.
+    let resets = count("ECONNRESET");
+    let closed = r.dropped + resets;
+    let client_side = matches!(
+        found.map(|(l, _)| l),
+        Some("nofile" | "file-max" | "ephemeral-ports" | "tcp-mem")
+    );
+    if r.settings.mode == Mode::Hold && closed > 0 && !client_side {
+        return Verdict {
+            limit: "server-closed",
+            text: format!(
+                "the server closed or reset connections right after accepting them: {} of {} \
+                 established were closed by it before the hold ended{}{}. The kernel let them \
+                 in; the server let them go: its own connection cap (nginx worker_connections, \
+                 haproxy maxconn, redis maxclients, max_connections) or its open-files limit \
+                 (EMFILE at accept). Run `netprofile doctor` where {} runs: it names the \
+                 process and the setting",
+                r.dropped,
+                r.established,
+                if resets > 0 {
+                    format!(", {resets} connects were reset")
+                } else {
+                    String::new()
+                },
+                if overflows > 0 || retransmitted > 0 {
+                    format!(
+                        "; meanwhile its queue filled ({retransmitted} connects took 1 s or \
+                         more, ListenOverflows +{overflows}), a symptom of the same"
+                    )
+                } else {
+                    String::new()
+                },
+                r.settings.target
+            ),
+        };
+    }
+    let Some((limit, _)) = found else {
         if r.settings.place == "serve" {
             return Verdict {
                 limit: "none",
@@ -975,6 +1015,7 @@ mod tests {
         backlog: i32,
         somaxconn: u64,
         stalls: u64,
+        dropped: u64,
         hosts: Vec<(&'static str, Vec<(&'static str, i64)>)>,
     }
 
@@ -990,6 +1031,7 @@ mod tests {
                 backlog: 4096,
                 somaxconn: 4096,
                 stalls: 0,
+                dropped: 0,
                 hosts: vec![("loopback", Vec::new())],
             }
         }
@@ -1018,6 +1060,7 @@ mod tests {
                     stalls: self.stalls,
                     elapsed_ms: self.elapsed_ms,
                     ramp_ms: self.elapsed_ms,
+                    dropped: self.dropped,
                     ..WorkerReport::default()
                 }],
                 servers: Vec::new(),
@@ -1039,6 +1082,46 @@ mod tests {
                 },
             })
         }
+    }
+
+    #[test]
+    fn a_server_that_closes_held_connections_is_its_own_verdict_not_the_accept_queue() {
+        // nginx at its fd limit or redis at maxclients: 100 of 600 held connections closed by
+        // the server while its queue overflowed. The closes are the verdict; the overflows are
+        // named as their symptom.
+        let r = Run {
+            mode: Mode::Hold,
+            connections: 600,
+            attempted: 600,
+            established: 600,
+            held: 500,
+            dropped: 100,
+            stalls: 40,
+            hosts: vec![("loopback", vec![("ListenOverflows", 90)])],
+            ..Run::default()
+        }
+        .build();
+        assert_eq!(r.verdict.limit, "server-closed", "{}", r.verdict.text);
+        assert!(
+            r.verdict
+                .text
+                .contains("100 of 600 established were closed by it")
+                && r.verdict
+                    .text
+                    .contains("ListenOverflows +90), a symptom of the same"),
+            "{}",
+            r.verdict.text
+        );
+        // The same overflows without a close stay an accept-queue verdict.
+        let r = Run {
+            mode: Mode::Hold,
+            held: 600,
+            stalls: 40,
+            hosts: vec![("loopback", vec![("ListenOverflows", 90)])],
+            ..Run::default()
+        }
+        .build();
+        assert_eq!(r.verdict.limit, "accept-queue", "{}", r.verdict.text);
     }
 
     #[test]

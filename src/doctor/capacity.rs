@@ -170,7 +170,26 @@ pub fn limits(snap: &Snapshot, q: Question) -> Vec<Limit> {
             Some("[sysctl] \"net.ipv4.tcp_mem\": raise only with the RAM for it"),
         ));
     }
-    if let Some((count, max)) = snap.conntrack {
+    let sockets = snap.states.established + snap.states.time_wait;
+    if let Some((0, max)) = snap.conntrack
+        && sockets > 0
+    {
+        // Nothing tracked here although connections exist: nf_conntrack hooks into a network
+        // namespace only when a rule needs it, and counts per namespace.
+        let mut l = limit(
+            "net.netfilter.nf_conntrack_max",
+            0,
+            max,
+            "entries",
+            format!(
+                "not tracked in this network namespace: 0 entries with {sockets} TCP \
+                 connections; binds only if a firewall rule starts tracking here"
+            ),
+            None,
+        );
+        l.binds = false;
+        out.push(l);
+    } else if let Some((count, max)) = snap.conntrack {
         let tw = q.rate.unwrap_or(0) * 120;
         out.push(limit(
             "net.netfilter.nf_conntrack_max",

@@ -4,13 +4,81 @@
 
 use serde::Serialize;
 
-use super::proc::{Snapshot, port_range};
+use super::apps::App;
+use super::proc::{Process, Snapshot, port_range};
+use super::rates::{self, CounterRate, Rates, When};
+
+/// What findings may use beyond the snapshot: the second sample's rates, the applications'
+/// settings (apps.rs) and what netprofile's generations did to somaxconn.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Context<'a> {
+    pub rates: Option<&'a Rates>,
+    pub apps: &'a [App],
+    /// (generation, somaxconn before, after) for each generation that changed it, oldest first.
+    pub somaxconn_changes: &'a [(u64, u64, u64)],
+}
+
+/// The process a finding is about, and what started it (which decides the fix).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct ProcessRef {
+    pub pid: u32,
+    pub name: String,
+    pub uid: Option<u32>,
+    pub user: Option<String>,
+    /// The systemd unit whose cgroup holds it.
+    pub unit: Option<String>,
+    /// The uid of the login session it descends from (proc/PID/loginuid).
+    pub login_uid: Option<u32>,
+    /// `unit`, `login` or `unknown` (neither a unit's cgroup nor a login uid: a container, an
+    /// init script, a supervisor; its limits come from whatever started it).
+    pub started_by: &'static str,
+}
+
+impl ProcessRef {
+    #[must_use]
+    pub fn of(p: &Process) -> ProcessRef {
+        ProcessRef {
+            pid: p.pid,
+            name: p.comm.clone(),
+            uid: p.uid,
+            user: p.user.clone(),
+            unit: p.service.clone(),
+            login_uid: p.login_uid,
+            started_by: if p.service.is_some() {
+                "unit"
+            } else if p.login_uid.is_some() {
+                "login"
+            } else {
+                "unknown"
+            },
+        }
+    }
+}
+
+/// "nginx (pid 42, user www-data, nginx.service)": how findings name a process.
+#[must_use]
+pub fn who(p: &Process) -> String {
+    let mut parts = vec![format!("pid {}", p.pid)];
+    match (&p.user, p.uid) {
+        (Some(u), _) => parts.push(format!("user {u}")),
+        (None, Some(uid)) => parts.push(format!("uid {uid}")),
+        _ => {}
+    }
+    if let Some(unit) = &p.service {
+        parts.push(unit.clone());
+    }
+    if !p.ports.is_empty() {
+        parts.push(format!("port {}", join(&p.ports)));
+    }
+    format!("{} ({})", p.comm, parts.join(", "))
+}
 
 /// How close a limit is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
     /// Nothing to do.
+    #[default]
     Ok,
     /// Worth knowing; not a limit now.
     Info,
@@ -39,7 +107,7 @@ pub struct Evidence {
     pub value: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Finding {
     /// Stable id: accept-queue, app-backlog, ephemeral-ports, time-wait-buckets, file-max,
     /// nofile, conntrack, tcp-mem, syn-retrans, cpu, threads, epoll, fin-timeout, tw-reuse.
@@ -55,6 +123,13 @@ pub struct Finding {
     pub process_side: bool,
     /// How full the limit is (0..1+), to rank findings of one severity.
     pub usage: Option<f64>,
+    /// The process it is about (pid, name, user, unit or login).
+    pub process: Option<ProcessRef>,
+    /// For a finding built on kernel counters: whether they rise now (two samples), only rose
+    /// in the past, or were not sampled.
+    pub when: Option<When>,
+    /// Those counters: since boot, and their change over the interval.
+    pub rates: Vec<CounterRate>,
 }
 
 fn ev(name: impl Into<String>, value: impl ToString) -> Evidence {
@@ -119,19 +194,45 @@ pub fn usable_ports(snap: &Snapshot) -> u64 {
     size.saturating_sub(reserved)
 }
 
-/// Every finding, most severe first.
+/// Every finding from the snapshot alone (no rates, no application settings), most severe
+/// first.
 #[must_use]
 pub fn findings(snap: &Snapshot) -> Vec<Finding> {
+    findings_in(snap, &Context::default())
+}
+
+/// Every finding, most severe first.
+#[must_use]
+pub fn findings_in(snap: &Snapshot, ctx: &Context) -> Vec<Finding> {
     let mut out = Vec::new();
-    accept_queue(snap, &mut out);
-    ephemeral(snap, &mut out);
+    accept_queue(snap, ctx, &mut out);
+    ephemeral(snap, ctx, &mut out);
     files(snap, &mut out);
-    nofile(snap, &mut out);
+    nofile(snap, ctx, &mut out);
     conntrack(snap, &mut out);
-    memory(snap, &mut out);
-    retransmits(snap, &mut out);
+    memory(snap, ctx, &mut out);
+    retransmits(snap, ctx, &mut out);
     process_side(snap, &mut out);
     folklore(snap, &mut out);
+    super::apps::findings(snap, ctx, &mut out);
+    // A full queue behind a server that stopped accepting at its own cap is the symptom, the
+    // cap the cause: the cap binds.
+    let capped: Vec<u32> = out
+        .iter()
+        .filter(|f| matches!(f.limit, "app-cap" | "app-closes") && f.severity == Severity::Critical)
+        .filter_map(|f| f.process.as_ref().map(|p| p.pid))
+        .collect();
+    for f in &mut out {
+        if f.limit == "accept-queue"
+            && f.severity == Severity::Critical
+            && f.process.as_ref().is_some_and(|p| capped.contains(&p.pid))
+        {
+            f.severity = Severity::Warning;
+            f.fix.clear();
+            f.title
+                .push_str(": a symptom of the server's own cap (see app-cap), not of somaxconn");
+        }
+    }
     out.sort_by(|a, b| {
         b.severity.cmp(&a.severity).then(
             b.usage
@@ -143,21 +244,48 @@ pub fn findings(snap: &Snapshot) -> Vec<Finding> {
     out
 }
 
-fn accept_queue(snap: &Snapshot, out: &mut Vec<Finding>) {
+/// The process that holds listening port `port`.
+fn holder(snap: &Snapshot, port: u16) -> Option<&Process> {
+    snap.processes.iter().find(|p| p.ports.contains(&port))
+}
+
+/// How to restart a process so that it listens again.
+fn restart_line(p: &Process) -> String {
+    match &p.service {
+        Some(unit) => format!(
+            "restart {} (systemctl restart {unit}): somaxconn is read at listen(), and a reload \
+             keeps the old listening socket",
+            who(p)
+        ),
+        None => format!(
+            "restart {} (stop and start it): somaxconn is read at listen(), and a reload keeps \
+             the old listening socket",
+            who(p)
+        ),
+    }
+}
+
+#[allow(clippy::too_many_lines)]
+fn accept_queue(snap: &Snapshot, ctx: &Context, out: &mut Vec<Finding>) {
     let Some(somaxconn) = num(snap, "net.core.somaxconn") else {
         return;
     };
-    let overflows = counter(snap, "TcpExt.ListenOverflows");
-    let drops = counter(snap, "TcpExt.ListenDrops");
+    let (overflow_rate, when) = rates::counter(snap, ctx.rates, "TcpExt.ListenOverflows");
+    let (drop_rate, _) = rates::counter(snap, ctx.rates, "TcpExt.ListenDrops");
+    let overflows = overflow_rate.since_boot;
+    let drops = drop_rate.since_boot;
     let mut evidence = vec![
         ev("net.core.somaxconn", somaxconn),
         ev("TcpExt.ListenOverflows", overflows),
         ev("TcpExt.ListenDrops", drops),
+        ev("ListenOverflows now", rates::phrase(&overflow_rate)),
     ];
     let mut worst = 0.0f64;
     let mut full = Vec::new();
     let mut capped = Vec::new();
     let mut low_app = Vec::new();
+    // Listeners whose backlog an older, smaller somaxconn cut at listen() time.
+    let mut stale: Vec<(u16, u64, String)> = Vec::new();
     for l in &snap.listeners {
         // Without sock_diag (a tree that is not the running kernel's) the backlog is unknown;
         // somaxconn is then the most it can be.
@@ -174,8 +302,28 @@ fn accept_queue(snap: &Snapshot, out: &mut Vec<Finding>) {
         if l.queue >= backlog {
             full.push(l.port);
         }
+        let asked = super::apps::asked_backlog(ctx.apps, snap, l.port);
+        let generation = ctx
+            .somaxconn_changes
+            .iter()
+            .rev()
+            .find(|(_, before, after)| l.backlog == Some(*before) && *after > *before);
         match l.backlog {
             Some(b) if b >= somaxconn => capped.push(l.port),
+            Some(b) if generation.is_some() || asked.is_some_and(|a| a > b) => {
+                let why = match (generation, asked) {
+                    (Some((g, before, after)), _) => format!(
+                        "its backlog {b} is the somaxconn {before} in force before netprofile \
+                         generation {g} raised it to {after}"
+                    ),
+                    (None, Some(a)) => format!(
+                        "it asks a backlog of {a} but has {b}: the somaxconn in force when it \
+                         called listen() was {b}"
+                    ),
+                    (None, None) => String::new(),
+                };
+                stale.push((l.port, b, why));
+            }
             Some(b) if b < 511 => low_app.push((l.port, b)),
             _ => {}
         }
@@ -184,30 +332,64 @@ fn accept_queue(snap: &Snapshot, out: &mut Vec<Finding>) {
     if somaxconn < 65535 {
         fix.push("[sysctl] \"net.core.somaxconn\" = 65535".to_string());
         fix.push("[sysctl] \"net.ipv4.tcp_max_syn_backlog\" = { min = 65535 }".to_string());
+        // A new somaxconn reaches a listener only when it calls listen() again.
+        for port in &capped {
+            if let Some(p) = holder(snap, *port) {
+                let line = format!("then {}", restart_line(p));
+                if !fix.contains(&line) {
+                    fix.push(line);
+                }
+            }
+        }
     }
     let severity = if !full.is_empty() {
         Severity::Critical
-    } else if overflows > 0 || (somaxconn < 4096 && !capped.is_empty()) {
+    } else if when == When::Now || (somaxconn < 4096 && !capped.is_empty()) {
         Severity::Warning
+    } else if overflows > 0 {
+        Severity::Info
     } else {
         Severity::Ok
     };
+    let holders: Vec<String> = full
+        .iter()
+        .chain(&capped)
+        .filter_map(|p| holder(snap, *p))
+        .map(who)
+        .collect();
+    let holders = if holders.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", holders.join("; "))
+    };
     let title = if !full.is_empty() {
-        format!("accept queue full now on port {}", join(&full))
+        format!("accept queue full now on port {}{holders}", join(&full))
+    } else if when == When::Now {
+        format!(
+            "accept queue overflowing now: ListenOverflows {} ({overflows} since boot): \
+             clients' handshakes are dropped and retried after 1 s, 3 s, 7 s",
+            rates::phrase(&overflow_rate)
+        )
+    } else if !capped.is_empty() && severity >= Severity::Warning {
+        format!(
+            "listen() backlog capped at net.core.somaxconn {somaxconn} on port {}{holders}",
+            join(&capped)
+        )
     } else if overflows > 0 {
         format!(
-            "accept queue overflowed {overflows} times since boot: clients' handshakes were \
-             dropped and retried after 1 s, 3 s, 7 s"
-        )
-    } else if !capped.is_empty() {
-        format!(
-            "listen() backlog capped at net.core.somaxconn {somaxconn} on port {}",
-            join(&capped)
+            "accept queue overflowed {overflows} times since boot, {}: a past problem, not \
+             a present one",
+            rates::phrase(&overflow_rate)
         )
     } else {
         "accept queues have room".to_string()
     };
     let smallest = snap.listeners.iter().filter_map(|l| l.backlog).min();
+    let process = full
+        .first()
+        .or(capped.first())
+        .and_then(|p| holder(snap, *p))
+        .map(ProcessRef::of);
     out.push(Finding {
         limit: "accept-queue",
         severity,
@@ -227,22 +409,52 @@ fn accept_queue(snap: &Snapshot, out: &mut Vec<Finding>) {
         },
         process_side: false,
         usage: Some(worst),
+        process,
+        when: Some(when),
+        rates: vec![overflow_rate, drop_rate],
     });
+    for (port, backlog, why) in &stale {
+        let p = holder(snap, *port);
+        let name = p.map_or_else(|| format!("the process on port {port}"), who);
+        out.push(Finding {
+            limit: "listener-restart",
+            severity: Severity::Warning,
+            title: format!(
+                "{name} listens with a backlog of {backlog} although net.core.somaxconn is now \
+                 {somaxconn}: {why}; it keeps {backlog} until it listens again"
+            ),
+            evidence: vec![
+                ev(format!("port {port} backlog"), backlog),
+                ev("net.core.somaxconn", somaxconn),
+            ],
+            capacity: Some(format!("a burst of {backlog} connects on port {port}")),
+            fix: vec![p.map_or_else(
+                || format!("restart the server on port {port}"),
+                restart_line,
+            )],
+            process_side: true,
+            usage: None,
+            process: p.map(ProcessRef::of),
+            ..Finding::default()
+        });
+    }
     if !low_app.is_empty() {
         let ports: Vec<String> = low_app
             .iter()
             .map(|(p, b)| format!("port {p} backlog {b}"))
             .collect();
+        let p = holder(snap, low_app[0].0);
         out.push(Finding {
             limit: "app-backlog",
-            severity: if overflows > 0 {
+            severity: if when == When::Now {
                 Severity::Warning
             } else {
                 Severity::Info
             },
             title: format!(
-                "the application asks a small listen() backlog ({}); somaxconn {somaxconn} is not \
-                 what limits it: raise the backlog in the application's configuration",
+                "{} asks a small listen() backlog ({}); somaxconn {somaxconn} is not what \
+                 limits it: raise the backlog in the application's configuration",
+                p.map_or_else(|| "the application".to_string(), who),
                 ports.join(", ")
             ),
             evidence: low_app
@@ -250,9 +462,11 @@ fn accept_queue(snap: &Snapshot, out: &mut Vec<Finding>) {
                 .map(|(p, b)| ev(format!("port {p} backlog"), b))
                 .collect(),
             capacity: None,
-            fix: Vec::new(),
+            fix: super::apps::backlog_setting(p).into_iter().collect(),
             process_side: true,
             usage: None,
+            process: p.map(ProcessRef::of),
+            ..Finding::default()
         });
     }
 }
@@ -262,7 +476,7 @@ fn join(ports: &[u16]) -> String {
     v.join(", ")
 }
 
-fn ephemeral(snap: &Snapshot, out: &mut Vec<Finding>) {
+fn ephemeral(snap: &Snapshot, ctx: &Context, out: &mut Vec<Finding>) {
     let Some(raw) = snap.sysctl.get("net.ipv4.ip_local_port_range") else {
         return;
     };
@@ -334,26 +548,48 @@ fn ephemeral(snap: &Snapshot, out: &mut Vec<Finding>) {
         },
         process_side: false,
         usage: Some(usage),
+        ..Finding::default()
     });
-    let overflow = counter(snap, "TcpExt.TCPTimeWaitOverflow");
+    let (rate, when) = rates::counter(snap, ctx.rates, "TcpExt.TCPTimeWaitOverflow");
+    let overflow = rate.since_boot;
     if overflow > 0 {
         let buckets = num(snap, "net.ipv4.tcp_max_tw_buckets").unwrap_or(0);
+        let now = when == When::Now;
         out.push(Finding {
             limit: "time-wait-buckets",
-            severity: Severity::Warning,
-            title: format!(
-                "TIME_WAIT table overflowed {overflow} times since boot: sockets were destroyed \
-                 early (late segments may hit new connections)"
-            ),
+            severity: if now {
+                Severity::Warning
+            } else {
+                Severity::Info
+            },
+            title: if now {
+                format!(
+                    "TIME_WAIT table overflowing now ({}; {overflow} since boot): sockets are \
+                     destroyed early (late segments may hit new connections)",
+                    rates::phrase(&rate)
+                )
+            } else {
+                format!(
+                    "TIME_WAIT table overflowed {overflow} times since boot, {}: a past problem",
+                    rates::phrase(&rate)
+                )
+            },
             evidence: vec![
                 ev("TcpExt.TCPTimeWaitOverflow", overflow),
                 ev("net.ipv4.tcp_max_tw_buckets", buckets),
                 ev("TIME_WAIT sockets now", tw),
             ],
             capacity: Some(format!("{} connections closed per second", buckets / 60)),
-            fix: vec!["[sysctl] \"net.ipv4.tcp_max_tw_buckets\" = { min = 262144 }".into()],
+            fix: if now {
+                vec!["[sysctl] \"net.ipv4.tcp_max_tw_buckets\" = { min = 262144 }".into()]
+            } else {
+                Vec::new()
+            },
             process_side: false,
             usage: Some(ratio(tw, buckets)),
+            when: Some(when),
+            rates: vec![rate],
+            ..Finding::default()
         });
     }
 }
@@ -393,6 +629,7 @@ fn files(snap: &Snapshot, out: &mut Vec<Finding>) {
         },
         process_side: false,
         usage: Some(usage),
+        ..Finding::default()
     });
 }
 
@@ -400,42 +637,124 @@ fn limit_text(v: Option<u64>) -> String {
     v.map_or_else(|| "unlimited".to_string(), |n| n.to_string())
 }
 
-fn nofile(snap: &Snapshot, out: &mut Vec<Finding>) {
-    for p in &snap.processes {
+/// The profile lines and steps that raise `p`'s nofile, fitted to what started it: a unit's
+/// drop-in (limits.conf never reaches a service), a limits.d line for its user (pam_limits
+/// never applies `*` to root), or, when neither a unit nor a login started it, where its
+/// limit really comes from; and `apply --running` first when only the soft limit binds.
+#[must_use]
+pub fn nofile_fix(p: &Process, need: u64) -> Vec<String> {
+    let mut fix = Vec::new();
+    if let (Some(soft), hard) = (p.nofile_soft, p.nofile_hard)
+        && hard.is_none_or(|h| h > soft && h >= need)
+    {
+        fix.push(format!(
+            "now, without a restart: netprofile apply high-conn --running {} (only the soft \
+             limit binds: it is {soft}, the hard limit {} allows more; prlimit raises it in \
+             place)",
+            p.comm,
+            limit_text(hard)
+        ));
+    }
+    match (&p.service, p.login_uid) {
+        (Some(unit), _) => {
+            fix.push("[systemd] default_limit_nofile = 1048576".to_string());
+            fix.push(format!(
+                "or for this unit alone: LimitNOFILE=1048576 in a drop-in (systemctl edit \
+                 {unit}), then systemctl restart {unit}; limits.conf does not reach a systemd \
+                 service"
+            ));
+        }
+        (None, Some(_)) => {
+            // pam_limits applies a `*` line to every user but root: root needs its own.
+            let domain = match (p.uid, &p.user) {
+                (Some(0), _) => "root".to_string(),
+                _ => "*".to_string(),
+            };
+            fix.push(format!(
+                "[[limits]] domain = \"{domain}\", type = \"-\", item = \"nofile\", value = \
+                 1048576{}",
+                if domain == "root" {
+                    " (it runs as root, and pam_limits never applies a \"*\" line to root)"
+                } else {
+                    ""
+                }
+            ));
+            fix.push(format!(
+                "then start {} again from a new login (limits.conf is read at login)",
+                p.comm
+            ));
+        }
+        (None, None) => {
+            fix.push(format!(
+                "{} was started by neither a systemd unit nor a login session (no unit cgroup, \
+                 loginuid unset): it inherited its limit from what started it (a container \
+                 runtime, an init script, a supervisor); raise nofile there (`ulimit -n` in its \
+                 start script, the runtime's --ulimit nofile=) and restart it",
+                p.comm
+            ));
+        }
+    }
+    fix
+}
+
+fn started_text(p: &Process) -> String {
+    match (&p.service, p.login_uid) {
+        (Some(u), _) => format!("systemd unit {u} (limits.conf does not apply)"),
+        (None, Some(uid)) => format!("a login session of uid {uid} (limits.conf applies)"),
+        (None, None) => {
+            "neither a systemd unit nor a login session (loginuid unset): its limit was \
+             inherited from what started it"
+                .to_string()
+        }
+    }
+}
+
+fn nofile(snap: &Snapshot, ctx: &Context, out: &mut Vec<Finding>) {
+    let all = snap
+        .processes
+        .iter()
+        .map(|p| (p, true))
+        .chain(snap.clients.iter().map(|p| (p, false)));
+    for (p, server) in all {
         let Some(soft) = p.nofile_soft else {
             continue;
         };
         let usage = ratio(p.open_fds, soft);
         let mut severity = level(usage);
-        if severity == Severity::Ok && soft <= 1024 {
+        if severity == Severity::Ok && soft <= 1024 && server {
             severity = Severity::Warning;
         }
-        let who = format!("{} (pid {}, port {})", p.comm, p.pid, join(&p.ports));
-        let fix = match &p.service {
-            Some(unit) => vec![
-                "[systemd] default_limit_nofile = 1048576".to_string(),
-                format!(
-                    "or for this unit alone: LimitNOFILE=1048576 (systemctl edit {unit}); \
-                     limits.conf does not reach a systemd service"
-                ),
-            ],
-            None => vec![
-                "[[limits]] domain = \"*\", type = \"-\", item = \"nofile\", value = 1048576"
-                    .to_string(),
-                format!("then start {} again from a new login", p.comm),
-            ],
+        let name = who(p);
+        let mut fix = nofile_fix(p, p.open_fds + 1);
+        fix.extend(super::apps::nofile_setting(ctx.apps, p.pid));
+        let left = soft.saturating_sub(p.open_fds);
+        let cap = super::apps::remaining(ctx.apps, snap, p.pid);
+        // A server whose own cap binds before its fds (redis sets its nofile to maxclients +
+        // 32) is not at its nofile: app-cap says what binds.
+        let cap_first = cap.as_ref().is_some_and(|(_, n)| *n < left);
+        if cap_first && severity > Severity::Info {
+            severity = Severity::Info;
+        }
+        let capacity = match &cap {
+            Some((setting, n)) if *n < left => format!(
+                "about {n} more connections in this process: its own {setting} binds before \
+                 its {left} free fds"
+            ),
+            _ if server => format!("about {left} more connections in this process"),
+            _ => format!("about {left} more sockets or files in this process"),
         };
         out.push(Finding {
             limit: "nofile",
             severity,
             title: if severity >= Severity::Warning {
                 format!(
-                    "{who} may open {soft} files and has {} open: EMFILE (\"too many open \
+                    "{name}{} may open {soft} files and has {} open: EMFILE (\"too many open \
                      files\") at {soft}",
+                    if server { "" } else { ", a client" },
                     p.open_fds
                 )
             } else {
-                format!("{who}: {} of {soft} open files", p.open_fds)
+                format!("{name}: {} of {soft} open files", p.open_fds)
             },
             evidence: vec![
                 ev(format!("pid {} nofile soft", p.pid), soft),
@@ -444,18 +763,16 @@ fn nofile(snap: &Snapshot, out: &mut Vec<Finding>) {
                     limit_text(p.nofile_hard),
                 ),
                 ev(format!("pid {} open fds", p.pid), p.open_fds),
+                ev(format!("pid {} started by", p.pid), started_text(p)),
                 ev(
-                    format!("pid {} started by", p.pid),
-                    p.service.as_ref().map_or_else(
-                        || "a login session (limits.conf applies)".to_string(),
-                        |u| format!("systemd unit {u} (limits.conf does not apply)"),
-                    ),
+                    format!("pid {} user", p.pid),
+                    p.user
+                        .clone()
+                        .or(p.uid.map(|u| u.to_string()))
+                        .unwrap_or_else(|| "?".into()),
                 ),
             ],
-            capacity: Some(format!(
-                "about {} more connections in this process",
-                soft.saturating_sub(p.open_fds)
-            )),
+            capacity: Some(capacity),
             fix: if severity >= Severity::Warning {
                 fix
             } else {
@@ -463,6 +780,8 @@ fn nofile(snap: &Snapshot, out: &mut Vec<Finding>) {
             },
             process_side: false,
             usage: Some(usage),
+            process: Some(ProcessRef::of(p)),
+            ..Finding::default()
         });
     }
 }
@@ -471,6 +790,28 @@ fn conntrack(snap: &Snapshot, out: &mut Vec<Finding>) {
     let Some((count, max)) = snap.conntrack else {
         return;
     };
+    let sockets = snap.states.established + snap.states.time_wait;
+    if count == 0 && sockets > 0 {
+        // nf_conntrack counts per network namespace and hooks in only where a rule needs it:
+        // connections here without a single entry are not tracked here.
+        out.push(Finding {
+            limit: "conntrack",
+            severity: Severity::Ok,
+            title: format!(
+                "nothing is tracked in this network namespace (0 entries with {sockets} TCP \
+                 connections): nf_conntrack_max {max} does not bind here"
+            ),
+            evidence: vec![
+                ev("net.netfilter.nf_conntrack_count", count),
+                ev("net.netfilter.nf_conntrack_max", max),
+                ev("TCP connections (established + TIME_WAIT)", sockets),
+            ],
+            capacity: None,
+            usage: Some(0.0),
+            ..Finding::default()
+        });
+        return;
+    }
     let usage = ratio(count, max);
     let severity = level(usage);
     out.push(Finding {
@@ -495,10 +836,11 @@ fn conntrack(snap: &Snapshot, out: &mut Vec<Finding>) {
         },
         process_side: false,
         usage: Some(usage),
+        ..Finding::default()
     });
 }
 
-fn memory(snap: &Snapshot, out: &mut Vec<Finding>) {
+fn memory(snap: &Snapshot, ctx: &Context, out: &mut Vec<Finding>) {
     let Some(mem) = snap.sysctl.get("net.ipv4.tcp_mem") else {
         return;
     };
@@ -510,12 +852,15 @@ fn memory(snap: &Snapshot, out: &mut Vec<Finding>) {
         return;
     };
     let used = u64::try_from(snap.sockstat.get("TCP.mem").copied().unwrap_or(0)).unwrap_or(0);
-    let aborts = counter(snap, "TcpExt.TCPAbortOnMemory");
+    let (abort_rate, when) = rates::counter(snap, ctx.rates, "TcpExt.TCPAbortOnMemory");
+    let aborts = abort_rate.since_boot;
     let usage = ratio(used, high);
     let severity = if used >= high {
         Severity::Critical
-    } else if used >= pressure || aborts > 0 {
+    } else if used >= pressure || when == When::Now {
         Severity::Warning
+    } else if aborts > 0 {
+        Severity::Info
     } else {
         Severity::Ok
     };
@@ -529,7 +874,10 @@ fn memory(snap: &Snapshot, out: &mut Vec<Finding>) {
                 if used >= high { " and drops data" } else { "" }
             )
         } else if aborts > 0 {
-            format!("{aborts} connections aborted for lack of TCP memory since boot")
+            format!(
+                "{aborts} connections aborted for lack of TCP memory since boot, {}",
+                rates::phrase(&abort_rate)
+            )
         } else {
             format!("TCP buffers use {used} of {high} pages (tcp_mem)")
         },
@@ -564,18 +912,23 @@ fn memory(snap: &Snapshot, out: &mut Vec<Finding>) {
         },
         process_side: false,
         usage: Some(usage),
+        when: (aborts > 0).then_some(when),
+        rates: vec![abort_rate],
+        ..Finding::default()
     });
 }
 
-fn retransmits(snap: &Snapshot, out: &mut Vec<Finding>) {
-    let syn = counter(snap, "TcpExt.TCPSynRetrans");
+fn retransmits(snap: &Snapshot, ctx: &Context, out: &mut Vec<Finding>) {
+    let (rate, when) = rates::counter(snap, ctx.rates, "TcpExt.TCPSynRetrans");
+    let syn = rate.since_boot;
     if syn > 0 {
         out.push(Finding {
             limit: "syn-retrans",
             severity: Severity::Info,
             title: format!(
-                "{syn} SYNs this host sent were retransmitted since boot: its own connects \
-                 waited 1 s or more (a full accept queue or drops at the far side)"
+                "{syn} SYNs this host sent were retransmitted since boot ({}): its own connects \
+                 waited 1 s or more (a full accept queue or drops at the far side)",
+                rates::phrase(&rate)
             ),
             evidence: vec![
                 ev("TcpExt.TCPSynRetrans", syn),
@@ -585,13 +938,20 @@ fn retransmits(snap: &Snapshot, out: &mut Vec<Finding>) {
             fix: Vec::new(),
             process_side: true,
             usage: None,
+            when: Some(when),
+            rates: vec![rate],
+            ..Finding::default()
         });
     }
 }
 
+/// A listener without epoll is a warning from this many open fds on (select()'s FD_SETSIZE is
+/// 1024).
+pub const EPOLL_MATTERS_FDS: u64 = 512;
+
 fn process_side(snap: &Snapshot, out: &mut Vec<Finding>) {
     for p in &snap.processes {
-        let who = format!("{} (pid {}, port {})", p.comm, p.pid, join(&p.ports));
+        let who = who(p);
         let cpu = p.cpu_now.unwrap_or(0.0).max(p.cpu_lifetime);
         let mut evidence = vec![
             ev(format!("pid {} threads", p.pid), p.threads),
@@ -625,6 +985,7 @@ fn process_side(snap: &Snapshot, out: &mut Vec<Finding>) {
                 ],
                 process_side: true,
                 usage: Some(cpu),
+                ..Finding::default()
             });
         } else if p.threads == 1 && snap.cpus > 1 {
             out.push(Finding {
@@ -636,15 +997,19 @@ fn process_side(snap: &Snapshot, out: &mut Vec<Finding>) {
                 fix: Vec::new(),
                 process_side: true,
                 usage: None,
+                ..Finding::default()
             });
         }
         if !p.epoll {
+            // select() fails at fd 1024 and poll() costs grow with connections: it matters
+            // when the process holds hundreds of fds, not on a developer's idle server.
+            let matters = !p.has_epoll && p.open_fds >= EPOLL_MATTERS_FDS;
             out.push(Finding {
                 limit: "epoll",
-                severity: if p.has_epoll {
-                    Severity::Info
-                } else {
+                severity: if matters {
                     Severity::Warning
+                } else {
+                    Severity::Info
                 },
                 title: if p.has_epoll {
                     format!(
@@ -655,7 +1020,16 @@ fn process_side(snap: &Snapshot, out: &mut Vec<Finding>) {
                     format!(
                         "{who} waits on its listener without epoll (select(), poll() or a \
                          blocking accept()): select() cannot watch fd 1024 or above, poll() \
-                         costs O(connections) per wake-up; no sysctl changes that"
+                         costs O(connections) per wake-up; no sysctl changes that{}",
+                        if matters {
+                            format!(" ({} fds open now)", p.open_fds)
+                        } else {
+                            format!(
+                                "; with {} fds open it matters only from several hundred \
+                                 connections on",
+                                p.open_fds
+                            )
+                        }
                     )
                 },
                 evidence: vec![
@@ -670,6 +1044,7 @@ fn process_side(snap: &Snapshot, out: &mut Vec<Finding>) {
                 fix: Vec::new(),
                 process_side: true,
                 usage: None,
+                ..Finding::default()
             });
         }
     }
@@ -698,6 +1073,7 @@ fn folklore(snap: &Snapshot, out: &mut Vec<Finding>) {
             ],
             process_side: false,
             usage: None,
+            ..Finding::default()
         });
     }
     let reuse = num(snap, "net.ipv4.tcp_tw_reuse").unwrap_or(2);
@@ -707,9 +1083,10 @@ fn folklore(snap: &Snapshot, out: &mut Vec<Finding>) {
             limit: "tw-reuse",
             severity: Severity::Info,
             title: format!(
-                "net.ipv4.tcp_tw_reuse is 1, but {accepted} of {} TIME_WAIT sockets are on \
-                 accepted connections (local port is a listener): tw_reuse only lets connect() \
-                 reuse a port, it does nothing for a server's side",
+                "{accepted} of {} TIME_WAIT sockets are on accepted connections (local port is a \
+                 listener): they hold no port and cost a few hundred bytes each; tcp_tw_reuse \
+                 (1 here, as high-conn sets it) serves this host's own outgoing connections, \
+                 and these need nothing",
                 snap.states.time_wait
             ),
             evidence: vec![
@@ -718,13 +1095,10 @@ fn folklore(snap: &Snapshot, out: &mut Vec<Finding>) {
                 ev("TIME_WAIT sockets now", snap.states.time_wait),
             ],
             capacity: None,
-            fix: vec![
-                "let clients close first (HTTP keep-alive), or accept the TIME_WAIT: it costs \
-                 a few hundred bytes and no port on a server"
-                    .into(),
-            ],
-            process_side: true,
+            fix: Vec::new(),
+            process_side: false,
             usage: None,
+            ..Finding::default()
         });
     }
 }
@@ -761,7 +1135,9 @@ pub fn binding(all: &[Finding]) -> (Option<&Finding>, String) {
         };
         return (None, line);
     };
-    let lift = if f.process_side {
+    let lift = if f.process_side && !f.fix.is_empty() {
+        format!("no profile lifts it: {}", f.fix.join("; "))
+    } else if f.process_side {
         "no profile lifts it: the application must change".to_string()
     } else if lifted_by_high_conn(f.limit) {
         format!(

@@ -93,6 +93,19 @@ pub struct Process {
     pub cpu_lifetime: f64,
     /// Share of one core over a short sample (real root only).
     pub cpu_now: Option<f64>,
+    /// Real uid (proc/PID/status `Uid:`).
+    pub uid: Option<u32>,
+    /// Its user's name, from the root's etc/passwd.
+    pub user: Option<String>,
+    /// proc/PID/loginuid: the uid of the login session it descends from; `None` when it was
+    /// not started from a login (4294967295: a daemon, a container, an init script).
+    pub login_uid: Option<u32>,
+    /// utime + stime in clock ticks when read (rates.rs compares two samples).
+    #[serde(skip)]
+    pub cpu_ticks: Option<u64>,
+    /// proc/PID/cmdline (apps.rs finds a server's configuration file in it).
+    #[serde(skip)]
+    pub cmdline: Vec<String>,
 }
 
 /// Everything doctor looks at, read once.
@@ -121,6 +134,21 @@ pub struct Snapshot {
     pub cpus: u64,
     /// Processes whose fds could not be read (another user's without privileges).
     pub unreadable: u64,
+    /// Processes that hold no listener but 70 % or more of their soft nofile (clients, load
+    /// generators, proxies' outgoing sides), with at least `CLIENT_MIN_FDS` open.
+    pub clients: Vec<Process>,
+}
+
+/// A process without a listener is looked at only from this many open fds on.
+pub const CLIENT_MIN_FDS: u64 = 100;
+
+/// Counts of one local port (a listening port) from the TCP tables.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PortStates {
+    /// ESTABLISHED connections on it (accepted, or waiting in its queue).
+    pub established: u64,
+    /// Connections this side closed first: FIN_WAIT1, FIN_WAIT2, TIME_WAIT, CLOSING.
+    pub closed_here: u64,
 }
 
 /// Counts from the TCP tables.
@@ -135,6 +163,8 @@ pub struct TcpStates {
     /// The destination ip:port with most sockets (established + TIME_WAIT) from a local
     /// ephemeral port, and how many: what one destination has used of the port range.
     pub busiest_destination: Option<(String, u64)>,
+    /// Per listening port: its established and locally closed connections.
+    pub by_port: BTreeMap<u16, PortStates>,
 }
 
 /// `Name: a b c` / `Name: 1 2 3` line pairs (netstat, snmp) into `Name.a` = 1.
@@ -214,6 +244,7 @@ pub fn parse_tcp(tables: &[String], ephemeral: (u16, u16)) -> (Vec<Listener>, Tc
     let mut states = TcpStates::default();
     let mut per_dest: BTreeMap<String, u64> = BTreeMap::new();
     let mut tw_ports = Vec::new();
+    let mut local_ports: BTreeMap<u16, PortStates> = BTreeMap::new();
     for line in tables.iter().flat_map(|t| t.lines().skip(1)) {
         let f: Vec<&str> = line.split_whitespace().collect();
         let (Some(local), Some(remote), Some(st), Some(queues)) =
@@ -251,9 +282,23 @@ pub fn parse_tcp(tables: &[String], ephemeral: (u16, u16)) -> (Vec<Listener>, Tc
             "03" => states.syn_recv += 1,
             _ => {}
         }
+        if matches!(*st, "01" | "04" | "05" | "06" | "0B")
+            && let Some((_, lport)) = address(local)
+        {
+            let e = local_ports.entry(lport).or_default();
+            if *st == "01" {
+                e.established += 1;
+            } else {
+                e.closed_here += 1;
+            }
+        }
     }
     let listening: BTreeSet<u16> = listeners.iter().map(|l: &Listener| l.port).collect();
     states.time_wait_accepted = tw_ports.iter().filter(|p| listening.contains(p)).count() as u64;
+    states.by_port = listening
+        .iter()
+        .map(|p| (*p, local_ports.get(p).copied().unwrap_or_default()))
+        .collect();
     states.busiest_destination = per_dest.into_iter().max_by_key(|(d, n)| (*n, d.clone()));
     listeners.sort_by(|a, b| (a.port, &a.address).cmp(&(b.port, &b.address)));
     (listeners, states)
@@ -335,7 +380,7 @@ pub fn port_range(value: Option<&String>) -> (u16, u16) {
 
 /// Whether the root's `proc/net` is the network namespace this process runs in (the real
 /// root, or a tree whose `proc` links to the kernel's), where sock_diag answers for it.
-fn shows_this_kernel(root: &Root) -> bool {
+pub fn shows_this_kernel(root: &Root) -> bool {
     let kernel = std::path::Path::new(Root::KERNEL_PROC);
     std::fs::canonicalize(root.path("proc")).is_ok_and(|p| p == kernel)
 }
@@ -434,9 +479,6 @@ impl Snapshot {
             .filter(|l| l.inode != 0)
             .map(|l| (l.inode, l.port))
             .collect();
-        if by_inode.is_empty() {
-            return Ok(());
-        }
         let proc_dir = root.path("proc");
         let Ok(entries) = std::fs::read_dir(&proc_dir) else {
             return Ok(());
@@ -448,6 +490,11 @@ impl Snapshot {
         let uptime: Option<f64> =
             read_quiet(root, UPTIME).and_then(|t| t.split_whitespace().next()?.parse().ok());
         let ticks = clock_ticks();
+        let users = read_quiet(root, "etc/passwd").unwrap_or_default();
+        // A client counts when it lives in the network namespace doctor looks at: its sockets
+        // are this namespace's (another namespace's clients are that one's business).
+        let netns = |pid: &str| std::fs::read_link(root.path(&format!("proc/{pid}/ns/net"))).ok();
+        let own_netns = netns("self");
         let mut samples = Vec::new();
         for pid in pids {
             let fd_dir = root.path(&format!("proc/{pid}/fd"));
@@ -461,6 +508,9 @@ impl Snapshot {
             let mut epoll_fds = Vec::new();
             for fd in fds.filter_map(std::result::Result::ok) {
                 open += 1;
+                if by_inode.is_empty() {
+                    continue;
+                }
                 let Ok(target) = std::fs::read_link(fd.path()) else {
                     continue;
                 };
@@ -478,9 +528,6 @@ impl Snapshot {
                     epoll_fds.extend(num);
                 }
             }
-            if ports.is_empty() {
-                continue;
-            }
             let mut p = Process {
                 pid,
                 ports: ports.into_iter().collect(),
@@ -488,26 +535,28 @@ impl Snapshot {
                 has_epoll: !epoll_fds.is_empty(),
                 ..Process::default()
             };
-            p.comm = read_quiet(root, &format!("proc/{pid}/comm"))
-                .map(|c| c.trim().to_string())
-                .unwrap_or_default();
+            if p.ports.is_empty() && open < CLIENT_MIN_FDS {
+                continue;
+            }
             if let Some((soft, hard)) =
                 read_quiet(root, &format!("proc/{pid}/limits")).and_then(|t| parse_nofile(&t))
             {
                 p.nofile_soft = soft;
                 p.nofile_hard = hard;
             }
-            p.threads = read_quiet(root, &format!("proc/{pid}/status"))
-                .and_then(|t| {
-                    t.lines()
-                        .find_map(|l| l.strip_prefix("Threads:"))?
-                        .trim()
-                        .parse()
-                        .ok()
-                })
-                .unwrap_or(1);
-            p.service = read_quiet(root, &format!("proc/{pid}/cgroup"))
-                .and_then(|t| crate::system::processes::unit_of(&t));
+            if p.ports.is_empty() {
+                // A client near its limit: the same identity, no listener facts.
+                let near = p
+                    .nofile_soft
+                    .is_some_and(|soft| open >= CLIENT_MIN_FDS && open * 10 >= soft * 7)
+                    && (own_netns.is_none() || netns(&pid.to_string()) == own_netns);
+                if near {
+                    identify(root, &users, &mut p);
+                    self.clients.push(p);
+                }
+                continue;
+            }
+            identify(root, &users, &mut p);
             for efd in epoll_fds {
                 let info =
                     read_quiet(root, &format!("proc/{pid}/fdinfo/{efd}")).unwrap_or_default();
@@ -524,6 +573,7 @@ impl Snapshot {
                     let share = used as f64 / ticks as f64 / alive;
                     p.cpu_lifetime = share;
                 }
+                p.cpu_ticks = Some(used);
                 samples.push((self.processes.len(), used));
             }
             self.processes.push(p);
@@ -546,6 +596,47 @@ impl Snapshot {
         }
         Ok(())
     }
+}
+
+/// The identity of a process: name, threads, uid and user, systemd unit, login uid, command
+/// line.
+fn identify(root: &Root, users: &str, p: &mut Process) {
+    let pid = p.pid;
+    p.comm = read_quiet(root, &format!("proc/{pid}/comm"))
+        .map(|c| c.trim().to_string())
+        .unwrap_or_default();
+    let status = read_quiet(root, &format!("proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+    };
+    p.threads = field("Threads:").unwrap_or(1);
+    p.uid = field("Uid:").and_then(|u| u32::try_from(u).ok());
+    p.user = p.uid.and_then(|uid| user_name(users, uid));
+    p.service = read_quiet(root, &format!("proc/{pid}/cgroup"))
+        .and_then(|t| crate::system::processes::unit_of(&t));
+    p.login_uid = read_quiet(root, &format!("proc/{pid}/loginuid"))
+        .and_then(|t| t.trim().parse::<u32>().ok())
+        .filter(|u| *u != u32::MAX);
+    p.cmdline = read_quiet(root, &format!("proc/{pid}/cmdline"))
+        .map(|c| {
+            c.split('\0')
+                .filter(|a| !a.is_empty())
+                .map(String::from)
+                .collect()
+        })
+        .unwrap_or_default();
+}
+
+/// The name of `uid` in a passwd file.
+#[must_use]
+pub fn user_name(passwd: &str, uid: u32) -> Option<String> {
+    passwd.lines().find_map(|l| {
+        let f: Vec<&str> = l.split(':').collect();
+        (f.get(2)?.parse::<u32>().ok()? == uid).then(|| f[0].to_string())
+    })
 }
 
 #[cfg(test)]

@@ -1,0 +1,726 @@
+//! Application caps: the connection limits a server sets itself, which no sysctl lifts. For the
+//! common servers (nginx, haproxy, redis, PostgreSQL, MySQL/MariaDB, Apache) `read` finds the
+//! configuration file (the command line's `-c`/`-f`/`-D`/config argument, else the packaged
+//! default path, read through `proc/PID/root` so a container's or a private mount namespace's
+//! file is the one read) and takes the settings that cap connections; when it cannot read one
+//! it names the setting to check. `findings` then reports a server at its own cap, and, from
+//! two samples (rates.rs), the signatures of a cap whatever the server: a queue at its backlog
+//! while the process is idle and its established count flat (it stopped accepting), and a
+//! server that closes connections right after accepting them. `read` does the I/O; the rest is
+//! pure.
+
+use serde::Serialize;
+
+use super::findings::{Context, Finding, ProcessRef, Severity, who};
+use super::proc::{Process, Snapshot};
+use crate::system::read_optional;
+use crate::system::root::Root;
+
+/// One setting of a server's configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Setting {
+    pub name: String,
+    /// `None` when it is not set (the server's default applies) or could not be read.
+    pub value: Option<u64>,
+    /// The file and line it was read from, or `default`.
+    pub source: String,
+}
+
+/// A known server and the settings that cap its connections.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct App {
+    /// `nginx`, `haproxy`, `redis`, `postgresql`, `mysql`, `apache`.
+    pub kind: &'static str,
+    /// The first (lowest) pid of the server's listening processes.
+    pub pid: u32,
+    /// Every listening process of it (an nginx master and its workers).
+    pub pids: Vec<u32>,
+    /// The configuration file read, if one was.
+    pub config: Option<String>,
+    /// Why it could not be read.
+    pub config_error: Option<String>,
+    pub settings: Vec<Setting>,
+    /// The setting that caps connections and the connections it allows (all processes).
+    pub cap: Option<(String, u64)>,
+    /// The listen() backlog it asks for, when known.
+    pub backlog: Option<u64>,
+}
+
+/// The kind of server a process is, by its name.
+#[must_use]
+pub fn kind_of(comm: &str) -> Option<&'static str> {
+    Some(match comm {
+        "nginx" => "nginx",
+        "haproxy" => "haproxy",
+        "redis-server" => "redis",
+        "postgres" | "postmaster" => "postgresql",
+        "mysqld" | "mariadbd" => "mysql",
+        "apache2" | "httpd" => "apache",
+        _ => return None,
+    })
+}
+
+/// The setting to check, for a kind whose configuration could not be read.
+fn setting_names(kind: &str) -> &'static str {
+    match kind {
+        "nginx" => "worker_connections (events block) and worker_rlimit_nofile",
+        "haproxy" => "maxconn (global and per frontend)",
+        "redis" => "maxclients",
+        "postgresql" => "max_connections (postgresql.conf)",
+        "mysql" => "max_connections ([mysqld] in my.cnf)",
+        _ => "MaxRequestWorkers (the mpm configuration)",
+    }
+}
+
+/// Where a server's listen() backlog is set, for an `app-backlog` finding.
+#[must_use]
+pub fn backlog_setting(p: Option<&Process>) -> Option<String> {
+    let kind = kind_of(&p?.comm)?;
+    Some(match kind {
+        "nginx" => "nginx: listen ... backlog=65535; (default 511)".to_string(),
+        "haproxy" => "haproxy: backlog 65535 in the frontend (default: its maxconn)".to_string(),
+        "redis" => "redis: tcp-backlog 65535 (default 511)".to_string(),
+        "postgresql" => "postgresql: the backlog is fixed (max_connections × 2, at most \
+                         10000): raise max_connections or put a pooler in front"
+            .to_string(),
+        "mysql" => "mysql: back_log (default: max_connections)".to_string(),
+        _ => "apache: ListenBacklog 65535 (default 511)".to_string(),
+    })
+}
+
+/// Configuration text with `#` comments removed.
+fn strip_comments(text: &str) -> String {
+    text.lines()
+        .map(|l| l.split('#').next().unwrap_or(""))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// nginx: `worker_processes`, `worker_connections`, `worker_rlimit_nofile` and the largest
+/// `backlog=` of a `listen`, as (name, value) in file order.
+#[must_use]
+pub fn parse_nginx(text: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for stmt in strip_comments(text).split([';', '{', '}']) {
+        let words: Vec<&str> = stmt.split_whitespace().collect();
+        match words.first() {
+            Some(&name @ ("worker_processes" | "worker_connections" | "worker_rlimit_nofile")) => {
+                if let Some(v) = words.get(1) {
+                    out.push((name.to_string(), (*v).to_string()));
+                }
+            }
+            Some(&"listen") => {
+                for w in &words[1..] {
+                    if let Some(b) = w.strip_prefix("backlog=") {
+                        out.push(("backlog".to_string(), b.to_string()));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// `name value` lines (redis, haproxy, Apache): every line whose first word is one of `names`
+/// (case-insensitive), with the section it is in for haproxy (`global`, `frontend x`, ...).
+#[must_use]
+pub fn parse_words(text: &str, names: &[&str]) -> Vec<(String, String, String)> {
+    let mut section = String::new();
+    let mut out = Vec::new();
+    for line in strip_comments(text).lines() {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let Some(first) = words.first() else { continue };
+        let lower = first.to_ascii_lowercase();
+        if matches!(
+            lower.as_str(),
+            "global" | "defaults" | "frontend" | "listen" | "backend"
+        ) && !line.starts_with([' ', '\t'])
+        {
+            section = words.join(" ");
+            continue;
+        }
+        if names.iter().any(|n| n.eq_ignore_ascii_case(first))
+            && let Some(v) = words.get(1)
+        {
+            out.push((lower, v.trim_matches('"').to_string(), section.clone()));
+        }
+    }
+    out
+}
+
+/// `key = value` lines (postgresql.conf, my.cnf): the last value of `key`.
+#[must_use]
+pub fn parse_assign(text: &str, key: &str) -> Option<String> {
+    strip_comments(text)
+        .lines()
+        .filter_map(|l| {
+            let (k, v) = l.split_once('=')?;
+            (k.trim().replace('-', "_") == key).then(|| v.trim().trim_matches('\'').to_string())
+        })
+        .next_back()
+}
+
+/// The value of `-c PATH` / `-f PATH` / `--flag=PATH` in a command line.
+fn arg_after(cmdline: &[String], flag: &str) -> Option<String> {
+    cmdline.iter().enumerate().find_map(|(i, a)| {
+        if a == flag {
+            cmdline.get(i + 1).cloned()
+        } else {
+            a.strip_prefix(flag)
+                .and_then(|r| r.strip_prefix('='))
+                .map(String::from)
+        }
+    })
+}
+
+/// Reads an absolute path as the process sees it (proc/PID/root), relative to its cwd when
+/// relative.
+fn read_as(root: &Root, pid: u32, path: &str) -> Result<Option<String>, String> {
+    let rel = if let Some(abs) = path.strip_prefix('/') {
+        format!("proc/{pid}/root/{abs}")
+    } else {
+        format!("proc/{pid}/cwd/{path}")
+    };
+    read_optional(root, &rel).map_err(|e| e.to_string())
+}
+
+fn num(v: &str) -> Option<u64> {
+    v.trim().parse().ok()
+}
+
+/// Finds each known server among the listening processes and reads its settings.
+#[must_use]
+pub fn read(root: &Root, snap: &Snapshot) -> Vec<App> {
+    let mut apps: Vec<App> = Vec::new();
+    for p in &snap.processes {
+        let Some(kind) = kind_of(&p.comm) else {
+            continue;
+        };
+        // One server, several processes: the same kind sharing a listening port.
+        if let Some(app) = apps.iter_mut().find(|a| {
+            a.kind == kind
+                && snap
+                    .processes
+                    .iter()
+                    .find(|q| q.pid == a.pid)
+                    .is_some_and(|q| q.ports.iter().any(|port| p.ports.contains(port)))
+        }) {
+            app.pids.push(p.pid);
+            continue;
+        }
+        apps.push(App {
+            kind,
+            pid: p.pid,
+            pids: vec![p.pid],
+            ..App::default()
+        });
+    }
+    for app in &mut apps {
+        let Some(p) = snap.processes.iter().find(|q| q.pid == app.pid) else {
+            continue;
+        };
+        let workers = u64::try_from(app.pids.len().saturating_sub(1).max(1)).unwrap_or(1);
+        let candidates: Vec<String> = match app.kind {
+            "nginx" => vec![arg_after(&p.cmdline, "-c").unwrap_or("/etc/nginx/nginx.conf".into())],
+            "haproxy" => {
+                vec![arg_after(&p.cmdline, "-f").unwrap_or("/etc/haproxy/haproxy.cfg".into())]
+            }
+            "redis" => {
+                // redis rewrites its command line to its title; a config path may remain.
+                let given = p
+                    .cmdline
+                    .iter()
+                    .skip(1)
+                    .find(|a| a.ends_with(".conf"))
+                    .cloned();
+                vec![given.unwrap_or("/etc/redis/redis.conf".into())]
+            }
+            "postgresql" => {
+                let data = arg_after(&p.cmdline, "-D");
+                let mut c = Vec::new();
+                c.extend(arg_after(&p.cmdline, "--config-file").or(arg_after(&p.cmdline, "-c")));
+                c.extend(data.map(|d| format!("{}/postgresql.conf", d.trim_end_matches('/'))));
+                c
+            }
+            "mysql" => vec![
+                arg_after(&p.cmdline, "--defaults-file").unwrap_or("/etc/mysql/my.cnf".into()),
+                "/etc/mysql/mariadb.conf.d/50-server.cnf".into(),
+                "/etc/mysql/mysql.conf.d/mysqld.cnf".into(),
+            ],
+            _ => vec![
+                arg_after(&p.cmdline, "-f").unwrap_or("/etc/apache2/apache2.conf".into()),
+                "/etc/apache2/mods-enabled/mpm_event.conf".into(),
+                "/etc/apache2/mods-enabled/mpm_worker.conf".into(),
+                "/etc/apache2/mods-enabled/mpm_prefork.conf".into(),
+                "/etc/httpd/conf/httpd.conf".into(),
+            ],
+        };
+        let mut text = String::new();
+        for path in &candidates {
+            match read_as(root, p.pid, path) {
+                Ok(Some(t)) => {
+                    if app.config.is_none() {
+                        app.config = Some(path.clone());
+                    }
+                    text.push_str(&t);
+                    text.push('\n');
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    app.config_error.get_or_insert(e);
+                }
+            }
+        }
+        let config_src = app.config.clone().unwrap_or_default();
+        let readable = app.config.is_some();
+        let set = |name: &str, value: Option<u64>, found: bool| Setting {
+            name: name.to_string(),
+            value,
+            source: if found {
+                config_src.clone()
+            } else {
+                "default".to_string()
+            },
+        };
+        match app.kind {
+            "nginx" => {
+                let s = parse_nginx(&text);
+                let get = |n: &str| s.iter().rev().find(|(k, _)| k == n).map(|(_, v)| v.clone());
+                let wc = get("worker_connections").and_then(|v| num(&v));
+                let wp = get("worker_processes")
+                    .and_then(|v| num(&v))
+                    .unwrap_or(workers);
+                let per = wc.unwrap_or(512);
+                app.settings
+                    .push(set("worker_connections", Some(per), wc.is_some()));
+                app.settings.push(set("worker_processes", Some(wp), true));
+                let rl = get("worker_rlimit_nofile").and_then(|v| num(&v));
+                app.settings
+                    .push(set("worker_rlimit_nofile", rl, rl.is_some()));
+                if readable {
+                    app.cap = Some((
+                        format!("worker_connections {per} × {wp} worker(s)"),
+                        per * wp,
+                    ));
+                }
+                let b = s
+                    .iter()
+                    .filter(|(k, _)| k == "backlog")
+                    .filter_map(|(_, v)| num(v))
+                    .max();
+                app.backlog = Some(b.unwrap_or(511));
+            }
+            "haproxy" => {
+                let s = parse_words(&text, &["maxconn", "backlog"]);
+                let global = s
+                    .iter()
+                    .find(|(k, _, sec)| k == "maxconn" && sec == "global")
+                    .and_then(|(_, v, _)| num(v));
+                let front = s
+                    .iter()
+                    .filter(|(k, _, sec)| k == "maxconn" && sec != "global")
+                    .filter(|(_, _, sec)| !sec.starts_with("backend"))
+                    .filter_map(|(_, v, _)| num(v))
+                    .min();
+                app.settings
+                    .push(set("maxconn (global)", global, global.is_some()));
+                app.settings
+                    .push(set("maxconn (frontend)", front, front.is_some()));
+                let cap = [global, front].into_iter().flatten().min();
+                if let Some(c) = cap {
+                    app.cap = Some((format!("maxconn {c}"), c));
+                }
+                let b = s
+                    .iter()
+                    .filter(|(k, _, _)| k == "backlog")
+                    .find_map(|(_, v, _)| num(v));
+                app.backlog = b.or(front).or(global);
+            }
+            "redis" => {
+                let s = parse_words(&text, &["maxclients", "tcp-backlog"]);
+                let mc = s
+                    .iter()
+                    .rev()
+                    .find(|(k, _, _)| k == "maxclients")
+                    .and_then(|(_, v, _)| num(v));
+                app.settings
+                    .push(set("maxclients", Some(mc.unwrap_or(10_000)), mc.is_some()));
+                // redis lowers maxclients to its open-files limit less 32 when it cannot
+                // raise that limit (adjustOpenFilesLimit).
+                let by_fds = p.nofile_soft.map(|s| s.saturating_sub(32));
+                let configured = mc.unwrap_or(10_000);
+                app.cap = match by_fds {
+                    Some(f) if f < configured => Some((
+                        format!("maxclients (at most its nofile {} - 32 = {f})", f + 32),
+                        f,
+                    )),
+                    _ if readable => Some((format!("maxclients {configured}"), configured)),
+                    _ => None,
+                };
+                let b = s
+                    .iter()
+                    .rev()
+                    .find(|(k, _, _)| k == "tcp-backlog")
+                    .and_then(|(_, v, _)| num(v));
+                app.backlog = Some(b.unwrap_or(511));
+            }
+            "postgresql" => {
+                let mc = parse_assign(&text, "max_connections").and_then(|v| num(&v));
+                app.settings.push(set(
+                    "max_connections",
+                    Some(mc.unwrap_or(100)),
+                    mc.is_some(),
+                ));
+                if readable {
+                    let c = mc.unwrap_or(100);
+                    app.cap = Some((format!("max_connections {c}"), c));
+                }
+            }
+            "mysql" => {
+                let mc = parse_assign(&text, "max_connections").and_then(|v| num(&v));
+                app.settings.push(set(
+                    "max_connections",
+                    Some(mc.unwrap_or(151)),
+                    mc.is_some(),
+                ));
+                if readable {
+                    // One more for an administrator (SUPER / CONNECTION_ADMIN).
+                    let c = mc.unwrap_or(151);
+                    app.cap = Some((format!("max_connections {c}"), c + 1));
+                }
+            }
+            _ => {
+                let s = parse_words(&text, &["MaxRequestWorkers", "MaxClients", "ListenBacklog"]);
+                let mrw = s
+                    .iter()
+                    .rev()
+                    .find(|(k, _, _)| k == "maxrequestworkers" || k == "maxclients")
+                    .and_then(|(_, v, _)| num(v));
+                app.settings
+                    .push(set("MaxRequestWorkers", mrw, mrw.is_some()));
+                if let Some(c) = mrw {
+                    app.cap = Some((format!("MaxRequestWorkers {c}"), c));
+                }
+                let b = s
+                    .iter()
+                    .rev()
+                    .find(|(k, _, _)| k == "listenbacklog")
+                    .and_then(|(_, v, _)| num(v));
+                app.backlog = Some(b.unwrap_or(511));
+            }
+        }
+    }
+    apps
+}
+
+fn app_of(apps: &[App], pid: u32) -> Option<&App> {
+    apps.iter().find(|a| a.pids.contains(&pid))
+}
+
+/// Established connections on the listening ports of `app`.
+fn established(snap: &Snapshot, ports: &[u16]) -> u64 {
+    ports
+        .iter()
+        .filter_map(|p| snap.states.by_port.get(p))
+        .map(|s| s.established)
+        .sum()
+}
+
+fn ports_of(snap: &Snapshot, app: &App) -> Vec<u16> {
+    let mut ports: Vec<u16> = snap
+        .processes
+        .iter()
+        .filter(|p| app.pids.contains(&p.pid))
+        .flat_map(|p| p.ports.iter().copied())
+        .collect();
+    ports.sort_unstable();
+    ports.dedup();
+    ports
+}
+
+/// The backlog the server on `port` asks for, when its configuration says (or its default).
+#[must_use]
+pub fn asked_backlog(apps: &[App], snap: &Snapshot, port: u16) -> Option<u64> {
+    let p = snap.processes.iter().find(|p| p.ports.contains(&port))?;
+    app_of(apps, p.pid)?.backlog
+}
+
+/// The connections process `pid` may still accept under its own cap: (setting, how many).
+#[must_use]
+pub fn remaining(apps: &[App], snap: &Snapshot, pid: u32) -> Option<(String, u64)> {
+    let app = app_of(apps, pid)?;
+    let (setting, cap) = app.cap.clone()?;
+    let used = established(snap, &ports_of(snap, app));
+    Some((setting, cap.saturating_sub(used)))
+}
+
+/// The line that names a server's own setting in its nofile fix (nginx and haproxy set their
+/// workers' limit themselves).
+#[must_use]
+pub fn nofile_setting(apps: &[App], pid: u32) -> Option<String> {
+    let app = app_of(apps, pid)?;
+    match app.kind {
+        "nginx" => Some(format!(
+            "nginx sets its workers' limit itself: worker_rlimit_nofile 65535; in {} (main \
+             context), then reload",
+            app.config.as_deref().unwrap_or("nginx.conf")
+        )),
+        "haproxy" => Some(
+            "haproxy raises its own limit from global maxconn (about 2 × maxconn): check it \
+             is not capped by an explicit ulimit-n"
+                .to_string(),
+        ),
+        "redis" => Some(
+            "redis raises its soft limit to maxclients + 32 when the hard limit allows: raise \
+             the hard limit (LimitNOFILE=) and restart it"
+                .to_string(),
+        ),
+        _ => None,
+    }
+}
+
+fn setting_text(app: &App) -> String {
+    match (&app.config, &app.cap) {
+        (Some(path), Some((setting, _))) => format!("{setting} (from {path})"),
+        (Some(path), None) => format!("{} (read {path})", setting_names(app.kind)),
+        (None, _) => format!(
+            "{} (its configuration could not be read{}: check it there)",
+            setting_names(app.kind),
+            app.config_error
+                .as_deref()
+                .map_or_else(String::new, |e| format!(": {e}"))
+        ),
+    }
+}
+
+fn raise_line(app: &App) -> String {
+    let file = app
+        .config
+        .clone()
+        .unwrap_or_else(|| "its configuration".into());
+    match app.kind {
+        "nginx" => format!(
+            "raise worker_connections (events block) in {file}, and worker_rlimit_nofile to at \
+             least twice it; then nginx -s reload"
+        ),
+        "haproxy" => format!("raise maxconn (global and the frontend's) in {file}; then reload"),
+        "redis" => format!(
+            "raise maxclients in {file} (CONFIG SET maxclients N works live) and its nofile to \
+             maxclients + 32"
+        ),
+        "postgresql" => format!(
+            "raise max_connections in {file} (restart needed), or put a pooler (pgbouncer) in \
+             front"
+        ),
+        "mysql" => {
+            format!("raise max_connections in {file} (SET GLOBAL max_connections works live)")
+        }
+        _ => {
+            format!("raise MaxRequestWorkers (and ServerLimit) in {file}; then apachectl graceful")
+        }
+    }
+}
+
+/// Application-cap findings: a known server at its own cap, and the signatures of a cap.
+#[allow(clippy::too_many_lines)]
+pub fn findings(snap: &Snapshot, ctx: &Context, out: &mut Vec<Finding>) {
+    let ev = |name: String, value: String| super::findings::Evidence { name, value };
+    let mut named: Vec<u32> = Vec::new();
+    for app in ctx.apps {
+        let Some(p) = snap.processes.iter().find(|q| q.pid == app.pid) else {
+            continue;
+        };
+        let ports = ports_of(snap, app);
+        let used = established(snap, &ports);
+        let Some((setting, cap)) = &app.cap else {
+            continue;
+        };
+        #[allow(clippy::cast_precision_loss)]
+        let usage = used as f64 / (*cap).max(1) as f64;
+        if usage < 0.7 {
+            continue;
+        }
+        named.push(app.pid);
+        let severity = if usage >= 0.95 {
+            Severity::Critical
+        } else {
+            Severity::Warning
+        };
+        out.push(Finding {
+            limit: "app-cap",
+            severity,
+            title: format!(
+                "{} holds {used} connections against its own cap {}: new clients are refused or \
+                 wait, whatever the kernel allows",
+                who(p),
+                setting_text(app)
+            ),
+            evidence: vec![
+                ev("established on its ports".into(), used.to_string()),
+                ev("cap".into(), format!("{setting} = {cap}")),
+                ev(
+                    "configuration".into(),
+                    app.config.clone().unwrap_or_else(|| "not readable".into()),
+                ),
+            ],
+            capacity: Some(format!("{} more connections", cap.saturating_sub(used))),
+            fix: vec![raise_line(app)],
+            process_side: true,
+            usage: Some(usage),
+            process: Some(ProcessRef::of(p)),
+            ..Finding::default()
+        });
+    }
+    let Some(rates) = ctx.rates else {
+        return;
+    };
+    // Signatures, from the two samples, for every listening process.
+    for p in &snap.processes {
+        if named.contains(&p.pid) {
+            continue;
+        }
+        let app = app_of(ctx.apps, p.pid);
+        let cpu = rates.cpu.get(&p.pid).copied();
+        let now: u64 = p
+            .ports
+            .iter()
+            .filter_map(|port| snap.states.by_port.get(port))
+            .map(|s| s.established)
+            .sum();
+        let before: u64 = p
+            .ports
+            .iter()
+            .filter_map(|port| rates.ports_before.get(port))
+            .map(|s| s.established)
+            .sum();
+        let closed_now: u64 = p
+            .ports
+            .iter()
+            .filter_map(|port| snap.states.by_port.get(port))
+            .map(|s| s.closed_here)
+            .sum();
+        let closed_before: u64 = p
+            .ports
+            .iter()
+            .filter_map(|port| rates.ports_before.get(port))
+            .map(|s| s.closed_here)
+            .sum();
+        let full_both = snap.listeners.iter().any(|l| {
+            p.ports.contains(&l.port)
+                && l.backlog.is_some_and(|b| {
+                    l.queue >= b && rates.queue_before.get(&l.inode).is_some_and(|q| *q >= b)
+                })
+        });
+        let idle = cpu.is_some_and(|c| c < 0.05);
+        let flat = now == before;
+        let setting = app.map_or_else(
+            || {
+                "a connection limit in its own configuration (or a loop that stopped \
+                 accepting)"
+                    .to_string()
+            },
+            setting_text,
+        );
+        let fix = app.map_or_else(
+            || "raise the connection limit in the application's configuration".to_string(),
+            raise_line,
+        );
+        let evidence = vec![
+            ev(
+                "established on its ports".into(),
+                format!("{before} then {now} over {} s", rates.seconds),
+            ),
+            ev(
+                format!("pid {} CPU over the interval", p.pid),
+                cpu.map_or("?".into(), |c| format!("{:.1}% of one core", c * 100.0)),
+            ),
+            ev(
+                "closed by it on its ports (FIN_WAIT, TIME_WAIT)".into(),
+                format!("{closed_before} then {closed_now}"),
+            ),
+        ];
+        if full_both && idle && flat {
+            out.push(Finding {
+                limit: "app-cap",
+                severity: Severity::Critical,
+                title: format!(
+                    "{} stopped accepting: its accept queue stays at its backlog while it is idle \
+                     and its {now} connections stay {now}: an application cap, not the kernel: \
+                     {setting}",
+                    who(p)
+                ),
+                evidence,
+                capacity: Some(format!("{now} connections")),
+                fix: vec![fix],
+                process_side: true,
+                usage: Some(1.0),
+                process: Some(ProcessRef::of(p)),
+                ..Finding::default()
+            });
+            continue;
+        }
+        // Connections come in (handshakes completed) and are closed by the server at once,
+        // while the ones it keeps stay as many: it accepts and closes (or resets).
+        let opens = rates.change("Tcp.PassiveOpens");
+        let resets = rates.change("TcpExt.TCPAbortOnClose") + rates.change("TcpExt.TCPAbortOnData");
+        let closed = closed_now.saturating_sub(closed_before);
+        let newly = i64::try_from(closed).unwrap_or(i64::MAX).max(resets);
+        if flat && now > 0 && opens >= 20 && newly >= 20 && newly * 2 >= opens {
+            out.push(Finding {
+                limit: "app-closes",
+                severity: Severity::Critical,
+                title: format!(
+                    "{} closes or resets new connections right after accepting them ({} \
+                     handshakes, {newly} closed or reset by it in {} s) while it keeps {now}: \
+                     an application cap ({setting}) or its own fd limit",
+                    who(p),
+                    opens,
+                    rates.seconds
+                ),
+                evidence,
+                capacity: Some(format!("{now} connections")),
+                fix: vec![fix],
+                process_side: true,
+                usage: Some(1.0),
+                process: Some(ProcessRef::of(p)),
+                ..Finding::default()
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parsers_find_the_caps() {
+        let nginx = "worker_processes 2;\nevents { worker_connections 64; }\n# worker_connections 9;\n\
+                     http { server { listen 127.0.0.1:8080 backlog=100; } }\n";
+        assert_eq!(
+            parse_nginx(nginx),
+            vec![
+                ("worker_processes".into(), "2".into()),
+                ("worker_connections".into(), "64".into()),
+                ("backlog".into(), "100".into())
+            ]
+        );
+        let haproxy = "global\n    maxconn 4000\nfrontend web\n    bind :80\n    maxconn 100\n";
+        let w = parse_words(haproxy, &["maxconn"]);
+        assert_eq!(w[0], ("maxconn".into(), "4000".into(), "global".into()));
+        assert_eq!(
+            w[1],
+            ("maxconn".into(), "100".into(), "frontend web".into())
+        );
+        assert_eq!(
+            parse_assign(
+                "max_connections = 300 # more\nmax-connections=500\n",
+                "max_connections"
+            ),
+            Some("500".into())
+        );
+        assert_eq!(kind_of("redis-server"), Some("redis"));
+        assert_eq!(kind_of("bash"), None);
+    }
+}
