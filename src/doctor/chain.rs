@@ -145,6 +145,7 @@ fn kind_text(kind: Kind) -> &'static str {
         Kind::Hard => "hard",
         Kind::Both => "-",
         Kind::Stop => "- (stops pam_limits for these logins)",
+        Kind::Logins { .. } | Kind::Unreadable { .. } => "",
     }
 }
 
