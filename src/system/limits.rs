@@ -304,10 +304,6 @@ fn source(domain: &str, who: &Subject) -> Option<u8> {
     let range = uid_range(domain);
     let root = who.uid == Some(0);
     if let Some(group) = domain.strip_prefix('@') {
-        // Debian keeps every group line off root, gid ranges included (`@:0` too).
-        if root {
-            return None;
-        }
         let member = match range {
             None => !root && who.groups.iter().any(|g| g == group),
             Some(Range::One(gid)) => who.group_ids.contains(&gid),
@@ -576,46 +572,34 @@ pub fn session(
             limits_set: true,
         });
     }
-    // setrlimit refuses a nofile above fs.nr_open for everyone, root included.
+    // setrlimit refuses a hard nofile above fs.nr_open (EPERM), root's too: the item keeps the
+    // login's old values. Debian's pam_limits (1.5 and 1.7 alike, as the oracle shows) ignores
+    // the error, so the session goes on.
     if item == Item::Nofile
         && let Some(nr) = nr_open
-        && let Some(r) = o
-            .hard
-            .iter()
-            .chain(o.soft.iter())
-            .find(|r| matches!(r.value, LimitValue::Num(v) if v > nr))
+        && o.hard
+            .as_ref()
+            .is_some_and(|r| matches!(r.value, LimitValue::Num(v) if v > nr))
     {
-        return Session::untouched(
-            None,
-            fails
-                .or(Some(Failure {
-                    file: r.file.clone(),
-                    line: r.line,
-                    why: format!(
-                        "{}:{} sets nofile {} above fs.nr_open {nr}: setrlimit refuses it and the \
-                     session keeps its old nofile",
-                        r.file, r.line, r.value
-                    ),
-                    fix: format!("lower it to {nr} or less, or raise fs.nr_open first"),
-                    limits_set: true,
-                }))
-                .filter(|_| rules == PamRules::V1_7 || fails_on_setrlimit_v15()),
-        );
+        return Session::untouched(None, fails);
     }
     let hard = o.hard.map_or(Half::Inherited, Half::Set);
-    let soft = match (o.soft, item) {
-        (Some(r), _) => Half::Set(r),
-        (None, Item::Nofile) => {
-            let cap = match &hard {
-                Half::Set(Resolved {
-                    value: LimitValue::Num(h),
-                    ..
-                }) => *h,
-                _ => DEBIAN_UNSET_SOFT_NOFILE,
-            };
-            Half::Reset(DEBIAN_UNSET_SOFT_NOFILE.min(cap))
-        }
-        (None, _) => Half::Inherited,
+    // Debian's 1.5 gives an unset soft nofile the kernel's default (1024, clamped to the hard
+    // value), whether or not a line sets the hard half; 1.7 keeps the soft value the login
+    // had, clamped to the hard one.
+    let soft = match (o.soft, &hard, item, rules) {
+        (Some(r), _, _, _) => Half::Set(r),
+        (
+            None,
+            Half::Set(Resolved {
+                value: LimitValue::Num(h),
+                ..
+            }),
+            Item::Nofile,
+            PamRules::V1_5,
+        ) => Half::Reset(DEBIAN_UNSET_SOFT_NOFILE.min(*h)),
+        (None, _, Item::Nofile, PamRules::V1_5) => Half::Reset(DEBIAN_UNSET_SOFT_NOFILE),
+        (None, _, _, _) => Half::Inherited,
     };
     Session {
         soft,
@@ -633,8 +617,8 @@ pub struct HalfReport {
     pub how: &'static str,
     /// The value the session gets; `None` when inherited.
     pub value: Option<String>,
-    /// For an inherited soft half under a hard one that a line sets: the soft value is clamped
-    /// to it.
+    /// The soft half is clamped to this: the hard value a line sets (for an inherited soft
+    /// half), or `inherited hard` (for a soft half set with no hard line).
     pub at_most: Option<String>,
     /// `file:line` of the line that sets it.
     pub source: Option<String>,
@@ -663,7 +647,7 @@ impl Session {
             Half::Set(r) => HalfReport {
                 how: "set",
                 value: Some(r.value.to_string()),
-                at_most: None,
+                at_most: cap,
                 source: Some(format!("{}:{}", r.file, r.line)),
             },
             Half::Reset(v) => HalfReport {
@@ -679,8 +663,11 @@ impl Session {
                 source: None,
             },
         };
-        let hard_cap = match &self.hard {
-            Half::Set(r) => Some(r.value.to_string()),
+        // pam_limits clamps the soft half to the hard one; with no hard line that is the hard
+        // limit the login inherits.
+        let hard_cap = match (&self.hard, &self.soft) {
+            (Half::Set(r), Half::Inherited) => Some(r.value.to_string()),
+            (Half::Inherited, Half::Set(_) | Half::Reset(_)) => Some("inherited hard".to_string()),
             _ => None,
         };
         let limits_set = self.fails.as_ref().is_none_or(|f| f.limits_set);
@@ -699,11 +686,6 @@ impl Session {
             failure: self.fails.clone(),
         }
     }
-}
-
-/// Whether Debian's pam_limits 1.5.2 fails the session when setrlimit refuses a value.
-const fn fails_on_setrlimit_v15() -> bool {
-    false
 }
 
 #[cfg(test)]
