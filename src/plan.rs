@@ -211,6 +211,8 @@ pub struct Plan {
     /// Files netprofile does not own that would override a managed setting.
     pub overrides: Vec<Override>,
     pub warnings: Vec<String>,
+    /// The systemd-sysctl and pam_limits versions the boot and login values were modelled on.
+    pub models: Vec<crate::system::versions::Model>,
 }
 
 impl Plan {
@@ -271,7 +273,9 @@ pub fn plan(profile: &Profile, live: &LiveState) -> Result<Plan> {
             .map(|raw| value::of_key(key.as_str(), &raw));
         let raw_now = live.sysctl.get(key).cloned().flatten();
         let ints = sysctld::ints_of(key.as_str(), raw_now.as_deref());
-        let boot = sysctld::boot_value(&live.boot_files, key.as_str(), ints).map(BootValue::from);
+        let boot =
+            sysctld::boot_value_with(&live.boot_files, key.as_str(), ints, raw_now.as_deref())
+                .map(BootValue::from);
         let wanted = match &setting.want {
             Want::Exact(v) => v.clone(),
             Want::Min(n) => format!(">= {n}"),
@@ -558,6 +562,7 @@ pub fn plan(profile: &Profile, live: &LiveState) -> Result<Plan> {
         files,
         overrides,
         warnings,
+        models: live.versions.models(),
     })
 }
 
@@ -948,7 +953,9 @@ fn boot_overrides(
             continue;
         }
         let ints = sysctld::ints_of(row.key.as_str(), row.live.as_deref());
-        let Some(at_boot) = sysctld::boot_value(&boot, row.key.as_str(), ints) else {
+        let Some(at_boot) =
+            sysctld::boot_value_with(&boot, row.key.as_str(), ints, row.live.as_deref())
+        else {
             continue;
         };
         let holds = value::same(row.key.as_str(), &at_boot.value, v);
@@ -998,7 +1005,7 @@ fn boot_cancels(
             continue;
         }
         let ints = sysctld::ints_of(row.key.as_str(), row.live.as_deref());
-        if sysctld::boot_value(&boot, row.key.as_str(), ints).is_none()
+        if sysctld::boot_value_with(&boot, row.key.as_str(), ints, row.live.as_deref()).is_none()
             && let Some((raw, file, line)) = sysctld::explicit_line(&boot, row.key.as_str())
             && file != dropin
         {

@@ -101,7 +101,17 @@ impl ConfName for String {
 /// assignment in a file that is not masked (systemd-sysctl's rule).
 pub fn sysctl_chain(root: &Root, key: &str) -> Result<Vec<Link>> {
     let applied = boot_files(root)?;
-    let winner = sysctld::boot_value(&applied, key, sysctld::ints_of(key, None));
+    // The value the kernel holds now stands for what it holds before boot writes: the fields
+    // a partial write keeps, and what a key outside the catalogue holds.
+    let live = crate::profile::keys::KeyName::parse(key)
+        .ok()
+        .and_then(|k| crate::system::read_sysctl_raw(root, &k).ok().flatten());
+    let winner = sysctld::boot_value_with(
+        &applied,
+        key,
+        sysctld::ints_of(key, live.as_deref()),
+        live.as_deref(),
+    );
     let order: Vec<&str> = applied.iter().map(|f| f.path.as_str()).collect();
     let mut links = Vec::new();
     for (file, masked_by) in sysctl_files(root)? {
@@ -127,12 +137,17 @@ pub fn sysctl_chain(root: &Root, key: &str) -> Result<Vec<Link>> {
     }
     // Applied files in boot order, then masked ones.
     links.sort_by_key(|(pos, a, _, _)| (pos.is_none(), pos.unwrap_or(0), a.line));
+    // The winning line shows what the kernel keeps of it (`0x10` is 16), as diff shows it.
+    let kept = winner.map(|w| w.value);
     Ok(links
         .into_iter()
         .map(|(_, a, fate, by)| Link {
             file: a.file,
             line: a.line,
-            value: a.value,
+            value: match (&kept, fate) {
+                (Some(v), Fate::Wins) => v.clone(),
+                _ => a.value,
+            },
             fate,
             by,
         })

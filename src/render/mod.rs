@@ -153,6 +153,10 @@ pub fn human(plan: &Plan, paint: Paint) -> String {
         Namespace::Private => "private network namespace",
     };
     let _ = writeln!(out, "profile {} ({}), {ns}", plan.profile, plan.source);
+    if !plan.models.is_empty() {
+        let notes: Vec<&str> = plan.models.iter().map(|m| m.note.as_str()).collect();
+        let _ = writeln!(out, "modelled: {}", notes.join("; "));
+    }
     if !plan.sysctl.is_empty() {
         out.push('\n');
         let rows: Vec<Vec<String>> = plan

@@ -70,6 +70,9 @@ pub struct LiveState {
     /// Whether netprofile.service is enabled (its multi-user.target.wants link exists): it
     /// holds `min` and `max` keys at boot, which the sysctl drop-in does not carry.
     pub boot_unit_enabled: bool,
+    /// The systemd and libpam-modules versions of the root (dpkg status): which rules the
+    /// models follow.
+    pub versions: versions::Versions,
 }
 
 /// The most netprofile reads from any one file. Real sysctl.d, limits and state files are a
@@ -462,6 +465,7 @@ impl LiveState {
             live.sysctl.insert(key.clone(), value);
         }
         live.boot_files = boot_files(root)?;
+        live.versions = versions(root);
         live.limit_files = limit_files(root)?;
         live.pam_limits_installed = pam_limits_installed(root);
         // symlink_metadata: the enablement is the link itself, whatever it points to.
