@@ -1066,6 +1066,20 @@ pub fn markdown() -> String {
          `--allow-override` it applies and records the override in the generation, and \
          `check`, `diff` and `status` report it as overridden, not as drift. An override that \
          was not accepted makes `check` exit 1.\n\n\
+         ## What the kernel keeps at boot\n\n\
+         The AT BOOT value `diff` and `explain` show is what the kernel keeps of the winning \
+         line, not its text. Numbers are read as the kernel's `proc_get_long` reads them: \
+         leading blanks skipped, base 0 (`0x10` is 16, `010` is 8), no `+`, and the number must \
+         end at a blank (`5junk` is refused, `12 13` keeps 12). A value outside the kernel's own \
+         bounds for the key is refused and the default stays; those bounds were probed on Linux \
+         6.18 in a private namespace and are not always the ranges below (`tcp_syncookies` \
+         takes 0-255, `tcp_keepalive_time` any jiffies value, negative ones included; an \
+         unsigned key refuses `-1`). `ip_local_port_range` is refused when reversed or when it \
+         starts below `ip_unprivileged_port_start`; a congestion control that is not one name \
+         (`reno # c`: systemd keeps inline `#` text) is refused; a write of fewer integers than \
+         the key holds changes only those (`tcp_rmem = 205 87380` keeps the third field). \
+         `tests/oracle_sysctl.rs` checks this against the real systemd-sysctl of Debian 12, 13 \
+         and sid.\n\n\
          ## Keys\n\n",
     );
     out.push_str("| key | type | valid values | unit | scope | since | prevents |\n");

@@ -58,6 +58,10 @@ if [ "${#missing[@]}" -gt 0 ]; then
         rm -rf "$work"
         mkdir -p "$work/debs"
         (cd "$work/debs" && apt-get "${apt_opts[@]}" download "${packages[@]/%//$suite}" >&2)
+        # libsystemd-shared 257 and later need a newer libcrypto than Debian 12 has; the
+        # package is libssl3t64 from Debian 13 on, libssl3 before.
+        (cd "$work/debs" && { apt-get "${apt_opts[@]}" download "libssl3t64/$suite" >&2 ||
+            apt-get "${apt_opts[@]}" download "libssl3/$suite" >&2; })
         for deb in "$work"/debs/*.deb; do
             dpkg -x "$deb" "$work/root"
         done
