@@ -36,6 +36,7 @@ fn diff_shows_table_and_file_diffs_and_exits_1() {
         .stdout(
             r#"
             profile small (small.toml), initial network namespace
+            modelled: systemd-sysctl unknown (as 257), pam_limits unknown (as 1.7)
 
             SYSCTL                        LIVE  AT BOOT  WANTED   ACTION
             net.core.somaxconn            4096  -        65535    set

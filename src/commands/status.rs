@@ -364,8 +364,12 @@ pub fn status(config: &Config) -> Result<Output> {
         let tail = text.split_off(last);
         text.push_str(&super::running::pending_section(root)?);
         text.push_str(&super::running::old_limits_section(root)?);
-        let notes: Vec<&str> = doc.models.iter().map(|m| m.note.as_str()).collect();
-        text.push_str(&format!("modelled: {}\n", notes.join("; ")));
+        let notes: Vec<String> = doc
+            .models
+            .iter()
+            .map(crate::system::versions::Model::short)
+            .collect();
+        text.push_str(&format!("modelled: {}\n", notes.join(", ")));
         text.push_str(&tail);
         text
     };

@@ -75,6 +75,22 @@ pub fn sysctl_files(root: &Root) -> Result<Vec<(BootFile, Option<String>)>> {
             out.push((BootFile { path: shown, text }, masked_by));
         }
     }
+    // The text systemd reads is the one boot_files read (symlinks resolved inside the root);
+    // a file whose name is not UTF-8 is listed from there too.
+    for (file, masked_by) in &mut out {
+        if masked_by.is_none()
+            && let Some(read) = applied.iter().find(|f| f.path == file.path)
+        {
+            file.text.clone_from(&read.text);
+        }
+    }
+    for read in &applied {
+        if !out.iter().any(|(f, _)| f.path == read.path)
+            && read.path != Root::display(Root::SYSCTL_CONF)
+        {
+            out.push((read.clone(), None));
+        }
+    }
     // /etc/sysctl.conf, read last when present (boot_files decides).
     if let Some(conf) = applied
         .iter()

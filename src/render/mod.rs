@@ -154,8 +154,12 @@ pub fn human(plan: &Plan, paint: Paint) -> String {
     };
     let _ = writeln!(out, "profile {} ({}), {ns}", plan.profile, plan.source);
     if !plan.models.is_empty() {
-        let notes: Vec<&str> = plan.models.iter().map(|m| m.note.as_str()).collect();
-        let _ = writeln!(out, "modelled: {}", notes.join("; "));
+        let notes: Vec<String> = plan
+            .models
+            .iter()
+            .map(crate::system::versions::Model::short)
+            .collect();
+        let _ = writeln!(out, "modelled: {}", notes.join(", "));
     }
     if !plan.sysctl.is_empty() {
         out.push('\n');

@@ -95,9 +95,16 @@ fn to_dotted(path: &str) -> String {
         .collect()
 }
 
+/// systemd's LONG_LINE_MAX: `read_line` fails on a longer line, and systemd-sysctl stops
+/// reading that file there (the lines before it stay; 252, 257 and 262 alike).
+const LONG_LINE_MAX: usize = 1 << 20;
+
 fn parse_lines(text: &str) -> Vec<Line> {
     let mut out = Vec::new();
     for (index, raw) in lines(text).enumerate() {
+        if raw.len() >= LONG_LINE_MAX {
+            break;
+        }
         let p = strip(raw);
         if p.is_empty() || p.starts_with(['#', ';']) {
             continue;

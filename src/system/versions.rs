@@ -69,6 +69,18 @@ pub struct Model {
     pub note: String,
 }
 
+impl Model {
+    /// A few words for one-line summaries: `pam_limits 1.5.2-6+deb12u1`, or
+    /// `pam_limits unknown (as 1.7)`.
+    #[must_use]
+    pub fn short(&self) -> String {
+        match &self.version {
+            Some(v) => format!("{} {v}", self.program),
+            None => format!("{} unknown (as {})", self.program, self.rules),
+        }
+    }
+}
+
 /// The versions found under a root.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Versions {
