@@ -159,7 +159,7 @@ fn human(config: &Config, e: &Explanation) -> String {
     if e.kind != "systemd"
         && let Some(m) = e.models.iter().find(|m| m.program == program)
     {
-        out.push_str(&format!("  modelled: {}\n", m.note));
+        out.push_str(&format!("  modelled: {}\n", m.short()));
     }
     out
 }
