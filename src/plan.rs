@@ -1069,7 +1069,11 @@ fn limit_warnings(
     };
     let entries = live::entries(&all);
     let mut warnings = Vec::new();
-    if live.pam_limits_installed && live::pam_limits_fails(&all) {
+    // pam_limits 1.6 and later skip a missing limits.conf; 1.5 fails every session.
+    if live.pam_limits_installed
+        && live.versions.pam_rules() == crate::system::versions::PamRules::V1_5
+        && live::pam_limits_fails(&all)
+    {
         warnings.push(format!(
             "{} is missing: wherever PAM runs pam_limits, it fails every session without it, so \
              no login gets these limits and logins through `session required pam_limits.so` are \
