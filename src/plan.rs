@@ -211,6 +211,8 @@ pub struct Plan {
     /// Files netprofile does not own that would override a managed setting.
     pub overrides: Vec<Override>,
     pub warnings: Vec<String>,
+    /// The systemd-sysctl and pam_limits versions the boot and login values were modelled on.
+    pub models: Vec<crate::system::versions::Model>,
 }
 
 impl Plan {
@@ -271,7 +273,9 @@ pub fn plan(profile: &Profile, live: &LiveState) -> Result<Plan> {
             .map(|raw| value::of_key(key.as_str(), &raw));
         let raw_now = live.sysctl.get(key).cloned().flatten();
         let ints = sysctld::ints_of(key.as_str(), raw_now.as_deref());
-        let boot = sysctld::boot_value(&live.boot_files, key.as_str(), ints).map(BootValue::from);
+        let boot =
+            sysctld::boot_value_with(&live.boot_files, key.as_str(), ints, raw_now.as_deref())
+                .map(BootValue::from);
         let wanted = match &setting.want {
             Want::Exact(v) => v.clone(),
             Want::Min(n) => format!(">= {n}"),
@@ -560,6 +564,7 @@ pub fn plan(profile: &Profile, live: &LiveState) -> Result<Plan> {
         files,
         overrides,
         warnings,
+        models: live.versions.models(),
     })
 }
 
@@ -954,7 +959,9 @@ fn boot_overrides(
             continue;
         }
         let ints = sysctld::ints_of(row.key.as_str(), row.live.as_deref());
-        let Some(at_boot) = sysctld::boot_value(&boot, row.key.as_str(), ints) else {
+        let Some(at_boot) =
+            sysctld::boot_value_with(&boot, row.key.as_str(), ints, row.live.as_deref())
+        else {
             continue;
         };
         let holds = value::same(row.key.as_str(), &at_boot.value, v);
@@ -1004,7 +1011,7 @@ fn boot_cancels(
             continue;
         }
         let ints = sysctld::ints_of(row.key.as_str(), row.live.as_deref());
-        if sysctld::boot_value(&boot, row.key.as_str(), ints).is_none()
+        if sysctld::boot_value_with(&boot, row.key.as_str(), ints, row.live.as_deref()).is_none()
             && let Some((raw, file, line)) = sysctld::explicit_line(&boot, row.key.as_str())
             && file != dropin
         {
@@ -1068,7 +1075,11 @@ fn limit_warnings(
     };
     let entries = live::entries(&all);
     let mut warnings = Vec::new();
-    if live.pam_limits_installed && live::pam_limits_fails(&all) {
+    // pam_limits 1.6 and later skip a missing limits.conf; 1.5 fails every session.
+    if live.pam_limits_installed
+        && live.versions.pam_rules() == crate::system::versions::PamRules::V1_5
+        && live::pam_limits_fails(&all)
+    {
         warnings.push(format!(
             "{} is missing: wherever PAM runs pam_limits, it fails every session without it, so \
              no login gets these limits and logins through `session required pam_limits.so` are \

@@ -36,6 +36,7 @@ fn diff_shows_table_and_file_diffs_and_exits_1() {
         .stdout(
             r#"
             profile small (small.toml), initial network namespace
+            modelled: systemd-sysctl unknown (as 257), pam_limits unknown (as 1.7)
 
             SYSCTL                        LIVE  AT BOOT  WANTED   ACTION
             net.core.somaxconn            4096  -        65535    set
@@ -324,12 +325,29 @@ fn later_cancel_or_refused_value_is_named() {
         );
 }
 
-/// pam_limits fails every session when limits.conf is missing (tests/oracle_limits.rs).
+/// pam_limits 1.5 fails every session when limits.conf is missing; 1.7 skips it
+/// (tests/oracle_limits.rs).
 #[test]
-fn missing_limits_conf_is_named_where_pam_limits_is_installed() {
+fn missing_limits_conf_is_named_where_pam_limits_1_5_is_installed() {
     let warning = "/etc/security/limits.conf is missing: wherever PAM runs pam_limits";
+    let status = |pam: &str| {
+        format!("Package: libpam-modules\nStatus: install ok installed\nVersion: {pam}\n")
+    };
+    let newer = Test::new()
+        .file("usr/lib/x86_64-linux-gnu/security/pam_limits.so", "")
+        .file("var/lib/dpkg/status", &status("1.7.0-5"))
+        .profile("small.toml", SMALL)
+        .args(&["diff", "small.toml"])
+        .run();
+    assert!(!newer.stderr.contains(warning), "{}", newer.stderr);
+    assert!(
+        newer.stdout.contains("pam_limits 1.7.0-5"),
+        "{}",
+        newer.stdout
+    );
     let without = Test::new()
         .file("usr/lib/x86_64-linux-gnu/security/pam_limits.so", "")
+        .file("var/lib/dpkg/status", &status("1.5.2-6+deb12u1"))
         .profile("small.toml", SMALL)
         .args(&["diff", "small.toml"])
         .run()
@@ -337,6 +355,7 @@ fn missing_limits_conf_is_named_where_pam_limits_is_installed() {
     assert_eq!(without.code, 1);
     let with = Test::new()
         .file("usr/lib/x86_64-linux-gnu/security/pam_limits.so", "")
+        .file("var/lib/dpkg/status", &status("1.5.2-6+deb12u1"))
         .file("etc/security/limits.conf", "# empty\n")
         .profile("small.toml", SMALL)
         .args(&["diff", "small.toml"])

@@ -49,6 +49,7 @@ fn the_whole_sysctl_chain_with_masked_and_overridden_files() {
               catalogue: known to netprofile (int value)
               note: live value 4096 differs from the boot value 8192 (/etc/sysctl.d/99-last.conf:2): changed since boot
               note: a masked file is never read: a file of the same name in a folder of higher precedence (/etc before /run before /usr/local/lib before /usr/lib) replaces it
+              modelled: systemd-sysctl unknown (as 257)
             ",
         );
 }
@@ -183,6 +184,7 @@ fn a_limit_item_shows_what_a_login_gets_and_each_entry() {
               netprofile generations:
                 none changed it
               note: limits.conf takes effect at the next login (pam_limits); running processes keep their limits (see /proc/PID/limits)
+              modelled: pam_limits unknown (as 1.7)
             ",
         );
 }

@@ -1,24 +1,36 @@
-//! Oracle: netprofile's effective limits against the real pam_limits, run through a PAM session.
+//! Oracle: what netprofile's CLI says each login gets (`explain nofile --json`, `explain nproc
+//! --json`, their `logins`) against the real pam_limits of Debian 12, 13 and sid, run through a
+//! PAM session.
 //!
 //! Each case is a crafted limits.conf + limits.d tree. A small python3 program (ctypes on
 //! libpam.so.0, no compiler needed) opens a PAM session of a private service whose only line is
-//! `session required pam_limits.so`, once per user in a fixed passwd/group, and reports the
-//! nofile and nproc limits the session leaves. It runs inside a private user + mount + PID
-//! namespace entered as uid 65534 (`setpriv --reuid=65534 ... -- unshare -rmpf --mount-proc`):
-//! the tree, the service file, passwd and group are bind-mounted over /etc, and the program is
-//! PID 1, so Debian's reset to /proc/1/limits resets to the base it set itself. Without
-//! CAP_SYS_RESOURCE only lowering is observable, so every value is below the base and a value
-//! above it (nofile `unlimited` = fs.nr_open) must leave the base. netprofile reads the
-//! same tree (`system::limit_files` + `limits::outcome`) and must agree for every user and
-//! item. Nothing is expected by hand. Under CI=true a case that cannot run fails.
+//! `session required /path/to/that/release/pam_limits.so`, once per user in a fixed passwd and
+//! group, and reports the nofile and nproc limits the session leaves. python3 runs through the
+//! release's own ld.so with its libraries first (tests/oracle), so the release's libpam and
+//! pam_limits are the ones loaded. It runs inside a private user + mount + PID namespace entered
+//! as uid 65534 (`setpriv --reuid=65534 ... -- unshare -rmpf --mount-proc`): the tree, the
+//! service file, passwd and group are bind-mounted over /etc, and the program is PID 1. Every
+//! session starts from BASE (both halves of nofile and nproc). Without CAP_SYS_RESOURCE no
+//! limit can rise above BASE, so the tree's fs.nr_open is BASE and is bind-mounted over the
+//! namespace's /proc/sys/fs/nr_open (what pam_limits reads for nofile `unlimited`): a nofile
+//! above it is one that setrlimit refuses, for netprofile as for the kernel here; nproc values
+//! stay below BASE. `ORACLE_CASE=NAME` runs the cases whose name holds NAME and prints
+//! their files.
+//!
+//! netprofile reads the same tree with `--root`, the release's versions in its
+//! var/lib/dpkg/status, and prints what each login gets. The test only reads that output: a
+//! half the CLI calls `inherited` is the session's starting BASE (clamped to the `at_most` the
+//! CLI prints), and a session the CLI says fails must fail. No pam_limits rule is written here.
+//! Under CI=true a release that cannot run fails.
+
+#[path = "oracle/mod.rs"]
+mod oracle;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Command;
 
-use netprofile::profile::limit::{Item, LimitValue};
-use netprofile::system::root::Root;
-use netprofile::system::{LiveState, entries, limit_files, limits, pam_limits_fails};
+use oracle::{Release, Rng, cli_json};
 
 const PYTHON: &str = "/usr/bin/python3";
 
@@ -80,11 +92,14 @@ for user in sys.argv[2:]:
 const MISSING: &str = "\0missing";
 const DIRECTORY: &str = "\0directory";
 
-/// A limits.d entry: a file, a directory, or a /dev/null link.
+/// A limits.d entry: a file, a directory, a /dev/null link, or a link to a path; `Extra` is a
+/// file at a root-relative path outside limits.d (a link's target).
 enum Node {
     File(&'static str, String),
     Dir(&'static str),
     Null(&'static str),
+    Link(&'static str, &'static str),
+    Extra(&'static str, &'static str),
 }
 
 fn d(name: &'static str, text: &str) -> Node {
@@ -185,7 +200,7 @@ fn rule_cases() -> Vec<(String, String, Vec<Node>)> {
         ),
         c(
             "values: trailing letters, junk, minus one",
-            "* soft nofile 1017abc\n* hard nofile junk\nalice - nproc -1\n",
+            "* soft nofile 1017abc\n* hard nofile junk\nalice - nofile -1\nbob hard nofile infinity\n",
             vec![],
         ),
         c(
@@ -249,24 +264,98 @@ fn rule_cases() -> Vec<(String, String, Vec<Node>)> {
             vec![d("50-x.conf", "* - nofile 1028\n")],
         ),
         c(
+            "a dangling link in limits.d",
+            "* - nofile 1040\n",
+            vec![
+                Node::Link("50-gone.conf", "nowhere.conf"),
+                d("60-x.conf", "* - nproc 940\n"),
+            ],
+        ),
+        c(
+            "a stop line before a dangling link",
+            "@ops -\n* - nofile 1041\n",
+            vec![Node::Link("50-gone.conf", "/etc/security/gone.conf")],
+        ),
+        c(
+            "an absolute link in limits.d resolves inside the root",
+            "* - nofile 1042\n",
+            vec![
+                Node::Extra(
+                    "etc/security/extra/x.conf",
+                    "* soft nofile 1142\n@ops - nproc 942\n",
+                ),
+                Node::Link("50-x.conf", "/etc/security/extra/x.conf"),
+            ],
+        ),
+        c(
+            "a relative link in limits.d",
+            "* - nofile 1043\n",
+            vec![
+                Node::Extra("etc/security/extra/y.conf", "alice soft nofile 1143\n"),
+                Node::Link("50-y.conf", "../extra/y.conf"),
+            ],
+        ),
+        c(
+            "maxlogins 0 for everyone",
+            "* - nofile 1044\n* - maxlogins 0\n",
+            vec![],
+        ),
+        c(
+            "maxlogins 0 for a user, a group, a percent group",
+            "* - nofile 1045\nalice hard maxlogins 0\n@staff - maxlogins 0\n%ops - maxlogins 0\n",
+            vec![],
+        ),
+        c(
+            "maxsyslogins 0 and a user override",
+            "* - maxsyslogins 0\nalice - maxlogins 5\n",
+            vec![],
+        ),
+        c(
+            "maxlogins: a better rank keeps its value",
+            "alice - maxlogins 3\n* - maxlogins 0\n% - maxlogins 0\n",
+            vec![],
+        ),
+        c(
+            "gid ranges and root",
+            "@:0 - nofile 1046\n@0: - nproc 946\n@:50 - nofile 1146\n",
+            vec![],
+        ),
+        c(
+            "a nofile above fs.nr_open",
+            "* hard nofile 20000\nalice soft nofile 30000\n* - nproc 947\n",
+            vec![],
+        ),
+        c(
+            "a line longer than 1023 bytes",
+            &format!(
+                "# {}* - nofile 1048\n*{}soft nproc 948\n",
+                "x".repeat(1021),
+                " ".repeat(1030)
+            ),
+            vec![],
+        ),
+        c(
+            "a limits.d line longer than 1023 bytes",
+            "",
+            vec![d(
+                "50-long.conf",
+                &format!(
+                    "alice soft nofile 1049 {}@ops - nofile 1149\n",
+                    "#".repeat(1001)
+                ),
+            )],
+        ),
+        c(
+            "tabs, vertical tabs and extra words",
+            "*\tsoft\tnofile\t1050 and more\nalice\x0bhard nproc 950\n",
+            vec![],
+        ),
+        c(
             "unknown type and item",
             "* bogus nofile 1026\n* soft nofiles 1126\n* soft nofile 1226\n",
             vec![],
         ),
     ]
-}
-
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
-        items[usize::try_from(self.next() % items.len() as u64).unwrap_or(0)]
-    }
 }
 
 /// Trees mixing the rules: random domains, types, items and values over limits.conf and two
@@ -289,6 +378,9 @@ fn generated_cases(count: usize) -> Vec<(String, String, Vec<Node>)> {
         "@:50",
         "%ops",
         "nobody",
+        "@:0",
+        "@:1000",
+        "%",
     ];
     let kinds = ["soft", "hard", "-", "-", "SOFT", "Hard"];
     let items = ["nofile", "nofile", "NOFILE", "nproc", "nproc"];
@@ -300,8 +392,20 @@ fn generated_cases(count: usize) -> Vec<(String, String, Vec<Node>)> {
             let mut text = String::new();
             for _ in 0..(rng.next() % 5) {
                 value += 7;
-                let line = match rng.next() % 12 {
+                let line = match rng.next() % 14 {
                     0 => format!("{} -", rng.pick(&["@ops", "bob", "@staff", "2000:"])),
+                    12 => format!(
+                        "{} - {} {}",
+                        rng.pick(&domains),
+                        rng.pick(&["maxlogins", "maxlogins", "maxsyslogins"]),
+                        rng.pick(&["0", "0", "7", "unlimited"])
+                    ),
+                    13 => format!(
+                        "{} {} nofile {}",
+                        rng.pick(&domains),
+                        rng.pick(&kinds),
+                        BASE + 500
+                    ),
                     1 => format!(
                         "{} {} {} {value}abc",
                         rng.pick(&domains),
@@ -322,14 +426,16 @@ fn generated_cases(count: usize) -> Vec<(String, String, Vec<Node>)> {
             texts.push(text);
         }
         let conf = texts.remove(0);
-        cases.push((
-            format!("generated #{n}"),
-            conf,
-            vec![
-                Node::File("10-a.conf", texts.remove(0)),
-                Node::File("20-b.conf", texts.remove(0)),
-            ],
-        ));
+        let mut dropins = vec![
+            Node::File("10-a.conf", texts.remove(0)),
+            Node::File("20-b.conf", texts.remove(0)),
+        ];
+        match rng.next() % 8 {
+            0 => dropins.push(Node::Link("15-gone.conf", "/etc/security/nowhere.conf")),
+            1 => dropins.push(Node::Null("15-null.conf")),
+            _ => {}
+        }
+        cases.push((format!("generated #{n}"), conf, dropins));
     }
     cases
 }
@@ -341,7 +447,7 @@ fn latin1_bytes(text: &str) -> Vec<u8> {
         .collect()
 }
 
-fn write_tree(root: &Path, conf: &str, dropins: &[Node]) {
+fn write_tree(root: &Path, conf: &str, dropins: &[Node], release: &Release) {
     let security = root.join("etc/security");
     std::fs::create_dir_all(security.join("limits.d")).expect("mkdir");
     std::fs::create_dir_all(root.join("etc/pam.d")).expect("mkdir");
@@ -354,9 +460,14 @@ fn write_tree(root: &Path, conf: &str, dropins: &[Node]) {
     }
     std::fs::write(
         root.join("etc/pam.d/np-oracle"),
-        "session required pam_limits.so\n",
+        format!("session required {}\n", release.pam_limits().display()),
     )
     .expect("write");
+    // What netprofile reads to choose its model, and the fs.nr_open that bounds nofile here.
+    std::fs::create_dir_all(root.join("var/lib/dpkg")).expect("mkdir");
+    std::fs::write(root.join("var/lib/dpkg/status"), release.dpkg_status()).expect("write");
+    std::fs::create_dir_all(root.join("proc/sys/fs")).expect("mkdir");
+    std::fs::write(root.join("proc/sys/fs/nr_open"), format!("{BASE}\n")).expect("write");
     // Latin-1 too: alice's GECOS holds the byte 0xE9.
     std::fs::write(root.join("etc/passwd"), latin1_bytes(PASSWD)).expect("write");
     std::fs::write(root.join("etc/group"), GROUP).expect("write");
@@ -371,6 +482,14 @@ fn write_tree(root: &Path, conf: &str, dropins: &[Node]) {
             }
             Node::Null(name) => {
                 std::os::unix::fs::symlink("/dev/null", dir.join(name)).expect("symlink");
+            }
+            Node::Link(name, target) => {
+                std::os::unix::fs::symlink(target, dir.join(name)).expect("symlink");
+            }
+            Node::Extra(rel, text) => {
+                let path = root.join(rel);
+                std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+                std::fs::write(path, text).expect("write");
             }
         }
     }
@@ -391,131 +510,156 @@ fn sandbox_available() -> bool {
     ok
 }
 
-fn nr_open() -> Option<i64> {
-    std::fs::read_to_string("/proc/sys/fs/nr_open")
-        .ok()?
-        .trim()
-        .parse()
-        .ok()
-}
-
-fn num(v: LimitValue) -> u64 {
-    match v {
-        LimitValue::Num(n) => u64::try_from(n).unwrap_or(u64::MAX),
-        LimitValue::Unlimited => u64::MAX,
-    }
-}
-
-/// What netprofile predicts a session leaves for one item, from the base: a half no line sets
-/// keeps the base (soft nofile: Debian's reset to 1024); a `-` stop line leaves everything; a
-/// value above the base is refused by setrlimit (Debian ignores the error) and leaves the base.
-fn predicted(o: &limits::Outcome, item: Item) -> (u64, u64) {
-    if o.stopped_at.is_some() {
-        return (BASE, BASE);
-    }
-    let unset_soft = if item == Item::Nofile {
-        u64::try_from(limits::DEBIAN_UNSET_SOFT_NOFILE).unwrap_or(BASE)
-    } else {
-        BASE
+/// The session the CLI describes for one login and item, as (soft, hard) from BASE, and
+/// whether it says the session fails. `inherited` is what the session started with: BASE,
+/// clamped to `at_most` when the CLI gives one.
+fn cli_view(login: &serde_json::Value, name: &str) -> ((u64, u64), bool) {
+    let half = |h: &serde_json::Value| -> u64 {
+        // `inherited hard` is the session's starting hard limit: BASE.
+        let cap = h["at_most"]
+            .as_str()
+            .map_or(u64::MAX, |c| c.parse().unwrap_or(BASE));
+        match h["value"].as_str() {
+            Some("unlimited") => u64::MAX,
+            Some(v) => v
+                .parse::<u64>()
+                .unwrap_or_else(|_| panic!("{name}: the CLI printed {v:?}"))
+                .min(cap),
+            None => BASE.min(cap),
+        }
     };
-    let hard = o.hard.as_ref().map_or(BASE, |r| num(r.value));
-    let soft = o
-        .soft
-        .as_ref()
-        .map_or(unset_soft, |r| num(r.value))
-        .min(hard);
-    if hard > BASE || soft > BASE {
-        (BASE, BASE)
-    } else {
-        (soft, hard)
-    }
+    (
+        (half(&login["soft"]), half(&login["hard"])),
+        login["session"] == "fails",
+    )
 }
 
 #[test]
-fn pam_limits_agrees_on_every_tree() {
+fn pam_limits_agrees_with_the_cli_on_every_tree_and_release() {
     if !sandbox_available() {
         return;
     }
+    let releases = oracle::releases();
+    if releases.is_empty() {
+        return;
+    }
     let mut cases = rule_cases();
-    cases.extend(generated_cases(24));
-    assert!(cases.len() >= 20);
-    let nr_open = nr_open();
+    cases.extend(generated_cases(40));
+    assert!(cases.len() >= 60);
+    if let Ok(only) = std::env::var("ORACLE_CASE") {
+        cases.retain(|(name, _, _)| name.contains(&only));
+    }
     let mut disagreements = Vec::new();
-    let mut checked = 0;
-    let mut lowered = 0;
-    for (name, conf, dropins) in &cases {
-        let dir = tempfile::tempdir().expect("tempdir");
-        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))
-            .expect("chmod");
-        write_tree(dir.path(), conf, dropins);
-        let script = format!(
-            "set -e
+    let mut summary = Vec::new();
+    for release in &releases {
+        let mut checked = 0;
+        let mut agreed = 0;
+        let mut lowered = 0;
+        let mut failed_sessions = 0;
+        for (name, conf, dropins) in &cases {
+            let dir = tempfile::tempdir().expect("tempdir");
+            std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))
+                .expect("chmod");
+            write_tree(dir.path(), conf, dropins, release);
+            if std::env::var("ORACLE_CASE").is_ok() {
+                let files = [
+                    "etc/security/limits.conf",
+                    "etc/security/limits.d/10-a.conf",
+                    "etc/security/limits.d/20-b.conf",
+                ];
+                for f in files {
+                    eprintln!(
+                        "--- {f}\n{}",
+                        std::fs::read_to_string(dir.path().join(f)).unwrap_or_default()
+                    );
+                }
+            }
+            let script = format!(
+                "set -e
 for f in passwd group; do mount --bind \"$TREE/etc/$f\" /etc/$f; done
 mount --bind \"$TREE/etc/security\" /etc/security
 mount --bind \"$TREE/etc/pam.d\" /etc/pam.d
-exec {PYTHON} \"$TREE/driver.py\" {BASE} {}",
-            USERS.join(" ")
-        );
-        let out = Command::new("setpriv")
-            .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
-            .args(["unshare", "-rmpf", "--mount-proc", "sh", "-c", &script])
-            .env("TREE", dir.path())
-            .output()
-            .expect("run setpriv");
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            out.status.success() && stdout.lines().count() == USERS.len(),
-            "case {name:?}: the sandbox failed: {stdout}{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let root = Root::new(dir.path());
-        let files = limit_files(&root)
-            .unwrap_or_else(|e| panic!("case {name:?}: netprofile cannot read the tree: {e}"));
-        let entries = entries(&files);
-        let fails = pam_limits_fails(&files);
-        let mut live = LiveState::default();
-        live.read_accounts(&root).expect("read passwd and group");
-        for line in stdout.lines() {
-            let f: Vec<&str> = line.split('\t').collect();
-            let [user, rc, s, h, ps, ph] = f[..] else {
-                panic!("case {name:?}: bad driver line {line:?}");
-            };
-            let real =
-                |a: &str, b: &str| (a.parse::<u64>().unwrap_or(0), b.parse::<u64>().unwrap_or(0));
-            let who = live.login(user);
-            for (item, (rs, rh)) in [(Item::Nofile, real(s, h)), (Item::Nproc, real(ps, ph))] {
-                let o = limits::outcome(&entries, &who, item, nr_open);
-                let (ms, mh) = if fails {
-                    (BASE, BASE)
-                } else {
-                    predicted(&o, item)
+mount --bind \"$TREE/proc/sys/fs/nr_open\" /proc/sys/fs/nr_open
+exec {} {PYTHON} \"$TREE/driver.py\" {BASE} {}",
+                release.run_prefix(),
+                USERS.join(" ")
+            );
+            let out = Command::new("setpriv")
+                .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+                .args(["unshare", "-rmpf", "--mount-proc", "sh", "-c", &script])
+                .env("TREE", dir.path())
+                .output()
+                .expect("run setpriv");
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            assert!(
+                out.status.success() && stdout.lines().count() == USERS.len(),
+                "{} case {name:?}: the sandbox failed: {stdout}{}",
+                release.suite,
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let nofile = cli_json(dir.path(), &["explain", "nofile"]);
+            let nproc = cli_json(dir.path(), &["explain", "nproc"]);
+            let pam_model = nofile["models"]
+                .as_array()
+                .and_then(|m| m.iter().find(|m| m["program"] == "pam_limits"))
+                .and_then(|m| m["version"].as_str())
+                .unwrap_or_default()
+                .to_string();
+            assert_eq!(
+                pam_model, release.pam,
+                "the CLI did not model the root's version"
+            );
+            for line in stdout.lines() {
+                let f: Vec<&str> = line.split('\t').collect();
+                let [user, rc, s, h, ps, ph] = f[..] else {
+                    panic!("case {name:?}: bad driver line {line:?}");
                 };
-                checked += 1;
-                lowered += usize::from((rs, rh) != (BASE, BASE));
-                if (ms, mh) != (rs, rh) {
-                    disagreements.push(format!(
-                        "{name}: {user} {item}: pam_limits soft {rs} hard {rh}, netprofile soft \
-                         {ms} hard {mh} ({o:?})"
-                    ));
+                let real = |a: &str, b: &str| {
+                    (a.parse::<u64>().unwrap_or(0), b.parse::<u64>().unwrap_or(0))
+                };
+                let real_fails = rc != "0";
+                failed_sessions += usize::from(real_fails);
+                for (item, doc, got) in [
+                    ("nofile", &nofile, real(s, h)),
+                    ("nproc", &nproc, real(ps, ph)),
+                ] {
+                    let login = doc["logins"]
+                        .as_array()
+                        .and_then(|l| l.iter().find(|l| l["user"] == user))
+                        .unwrap_or_else(|| panic!("case {name:?}: no login {user} in the CLI"));
+                    let (want, cli_fails) = cli_view(login, name);
+                    checked += 1;
+                    lowered += usize::from(got != (BASE, BASE));
+                    if want == got && cli_fails == real_fails {
+                        agreed += 1;
+                    } else {
+                        disagreements.push(format!(
+                            "pam_limits {} {name}: {user} {item}: real soft {} hard {} session \
+                             rc {rc}; CLI soft {} hard {} session {} ({})",
+                            release.pam, got.0, got.1, want.0, want.1, login["session"], login
+                        ));
+                    }
                 }
             }
-            if (rc != "0") != fails {
-                disagreements.push(format!(
-                    "{name}: {user}: pam_open_session returned {rc}, netprofile expected {}",
-                    if fails { "a failure" } else { "success" }
-                ));
-            }
         }
+        summary.push(format!(
+            "pam_limits {} ({}): {agreed}/{checked} login x item checks agree ({lowered} \
+             lowered, {failed_sessions} failed sessions), {} trees",
+            release.pam,
+            release.suite,
+            cases.len()
+        ));
+        assert!(
+            lowered >= 100,
+            "{}: only {lowered} checks saw pam lower a limit",
+            release.suite
+        );
     }
-    eprintln!(
-        "oracle_limits: {} trees, {checked} user x item checks ({lowered} lowered by pam), {} \
-         disagreements",
-        cases.len(),
-        disagreements.len()
-    );
-    assert!(disagreements.is_empty(), "{}", disagreements.join("\n"));
+    eprintln!("oracle_limits:\n  {}", summary.join("\n  "));
     assert!(
-        lowered >= 100,
-        "only {lowered} checks saw pam lower a limit"
+        disagreements.is_empty(),
+        "{}\n{}",
+        disagreements.len(),
+        disagreements.join("\n")
     );
 }

@@ -151,5 +151,15 @@ fn human(config: &Config, e: &Explanation) -> String {
     for note in &e.notes {
         out.push_str(&format!("  note: {note}\n"));
     }
+    let program = if e.kind == "sysctl" {
+        "systemd-sysctl"
+    } else {
+        "pam_limits"
+    };
+    if e.kind != "systemd"
+        && let Some(m) = e.models.iter().find(|m| m.program == program)
+    {
+        out.push_str(&format!("  modelled: {}\n", m.short()));
+    }
     out
 }

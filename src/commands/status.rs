@@ -197,6 +197,8 @@ struct StatusDoc {
     overridden: Vec<crate::plan::Override>,
     /// Keys waiting for a module, and listening processes still on old limits.
     processes: serde_json::Value,
+    /// The systemd-sysctl and pam_limits versions the boot and login values were modelled on.
+    models: Vec<crate::system::versions::Model>,
 }
 
 /// A login of a limits domain, as far as the domain names it (a group's members and a user's
@@ -371,6 +373,7 @@ pub fn status(config: &Config) -> Result<Output> {
             .collect(),
         overridden: super::overrides::accepted(root)?,
         processes: super::running::status_json(root)?,
+        models: crate::system::versions(root).models(),
     };
     let stdout = if config.json {
         crate::render::json::pretty(&doc)
@@ -382,6 +385,12 @@ pub fn status(config: &Config) -> Result<Output> {
         let tail = text.split_off(last);
         text.push_str(&super::running::pending_section(root)?);
         text.push_str(&super::running::old_limits_section(root)?);
+        let notes: Vec<String> = doc
+            .models
+            .iter()
+            .map(crate::system::versions::Model::short)
+            .collect();
+        text.push_str(&format!("modelled: {}\n", notes.join(", ")));
         text.push_str(&tail);
         text
     };

@@ -75,6 +75,22 @@ pub fn sysctl_files(root: &Root) -> Result<Vec<(BootFile, Option<String>)>> {
             out.push((BootFile { path: shown, text }, masked_by));
         }
     }
+    // The text systemd reads is the one boot_files read (symlinks resolved inside the root);
+    // a file whose name is not UTF-8 is listed from there too.
+    for (file, masked_by) in &mut out {
+        if masked_by.is_none()
+            && let Some(read) = applied.iter().find(|f| f.path == file.path)
+        {
+            file.text.clone_from(&read.text);
+        }
+    }
+    for read in &applied {
+        if !out.iter().any(|(f, _)| f.path == read.path)
+            && read.path != Root::display(Root::SYSCTL_CONF)
+        {
+            out.push((read.clone(), None));
+        }
+    }
     // /etc/sysctl.conf, read last when present (boot_files decides).
     if let Some(conf) = applied
         .iter()
@@ -101,7 +117,17 @@ impl ConfName for String {
 /// assignment in a file that is not masked (systemd-sysctl's rule).
 pub fn sysctl_chain(root: &Root, key: &str) -> Result<Vec<Link>> {
     let applied = boot_files(root)?;
-    let winner = sysctld::boot_value(&applied, key, sysctld::ints_of(key, None));
+    // The value the kernel holds now stands for what it holds before boot writes: the fields
+    // a partial write keeps, and what a key outside the catalogue holds.
+    let live = crate::profile::keys::KeyName::parse(key)
+        .ok()
+        .and_then(|k| crate::system::read_sysctl_raw(root, &k).ok().flatten());
+    let winner = sysctld::boot_value_with(
+        &applied,
+        key,
+        sysctld::ints_of(key, live.as_deref()),
+        live.as_deref(),
+    );
     let order: Vec<&str> = applied.iter().map(|f| f.path.as_str()).collect();
     let mut links = Vec::new();
     for (file, masked_by) in sysctl_files(root)? {
@@ -127,12 +153,17 @@ pub fn sysctl_chain(root: &Root, key: &str) -> Result<Vec<Link>> {
     }
     // Applied files in boot order, then masked ones.
     links.sort_by_key(|(pos, a, _, _)| (pos.is_none(), pos.unwrap_or(0), a.line));
+    // The winning line shows what the kernel keeps of it (`0x10` is 16), as diff shows it.
+    let kept = winner.map(|w| w.value);
     Ok(links
         .into_iter()
         .map(|(_, a, fate, by)| Link {
             file: a.file,
             line: a.line,
-            value: a.value,
+            value: match (&kept, fate) {
+                (Some(v), Fate::Wins) => v.clone(),
+                _ => a.value,
+            },
             fate,
             by,
         })
@@ -145,6 +176,7 @@ fn kind_text(kind: Kind) -> &'static str {
         Kind::Hard => "hard",
         Kind::Both => "-",
         Kind::Stop => "- (stops pam_limits for these logins)",
+        Kind::Logins { .. } | Kind::Unreadable { .. } => "",
     }
 }
 

@@ -86,6 +86,10 @@ pub struct Explanation {
     pub generations: Vec<GenerationChange>,
     pub catalogue: Option<Catalogue>,
     pub notes: Vec<String>,
+    /// The systemd-sysctl and pam_limits versions modelled (system/versions.rs).
+    pub models: Vec<crate::system::versions::Model>,
+    /// For a limits item: what each passwd login gets at its next session.
+    pub logins: Vec<crate::system::limits::LoginReport>,
 }
 
 /// The catalogue entry of a key. The one place explain uses the catalogue's API.
@@ -264,6 +268,7 @@ pub fn explain(root: &Root, subject: &Subject) -> Result<Explanation> {
     let mut notes = Vec::new();
     let mut managers = Vec::new();
     let mut login = None;
+    let mut logins = Vec::new();
     let (name, kind, live, live_source, chain, scope, cat) = match subject {
         Subject::Sysctl(key) => {
             let live = crate::system::read_sysctl(root, key)?;
@@ -308,6 +313,15 @@ pub fn explain(root: &Root, subject: &Subject) -> Result<Explanation> {
                 .and_then(|t| live_limit(&t, limits_row(*item)?));
             let chain = chain::limit_chain(root, *item)?;
             login = chain::limit_at_login(root, *item)?;
+            logins = crate::system::login_sessions(root, *item)?;
+            let mut seen: Vec<String> = Vec::new();
+            for f in logins.iter().filter_map(|l| l.failure.as_ref()) {
+                let note = format!("login lockout: {}. Fix: {}", f.why, f.fix);
+                if !seen.contains(&note) {
+                    seen.push(note);
+                }
+            }
+            notes.extend(seen);
             if *item == Item::Nofile {
                 for link in chain::systemd_chain(root)? {
                     managers.push(Manager {
@@ -418,5 +432,7 @@ pub fn explain(root: &Root, subject: &Subject) -> Result<Explanation> {
         generations: generation_changes(root, subject)?,
         catalogue: cat,
         notes,
+        models: crate::system::versions(root).models(),
+        logins,
     })
 }

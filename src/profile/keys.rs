@@ -935,6 +935,78 @@ pub fn known(name: &str) -> Option<&'static KnownKey> {
         .find(|key| key.name == name || key.aliases.contains(&name))
 }
 
+/// What the kernel's handler takes for one-integer keys of the catalogue: the smallest and the
+/// largest value a write may hold; outside them the whole write is refused (EINVAL) and the old
+/// value stays. Probed on Linux 6.18 in a private user + network namespace (binary search on
+/// each bound; `tests/kernel_values.rs` probes again and compares): u8 keys take 0-255 whatever
+/// they mean, jiffies keys (`tcp_fin_timeout`, keepalive times) take +-INT_MAX/HZ, several keys
+/// take any int, negative ones included. `ip_unprivileged_port_start` is also bounded by the
+/// low end of `ip_local_port_range` (see `port_range_refused`). Keys not listed (the global ones,
+/// which a namespace cannot probe) take any value of their C type.
+pub const KERNEL_RANGES: &[(&str, i64, i64)] = &[
+    ("net.core.somaxconn", 0, 2147483647),
+    ("net.ipv4.tcp_max_syn_backlog", -2147483648, 2147483647),
+    ("net.ipv4.tcp_syncookies", 0, 255),
+    ("net.ipv4.tcp_abort_on_overflow", 0, 255),
+    ("net.ipv4.tcp_synack_retries", 0, 255),
+    ("net.ipv4.tcp_syn_retries", 1, 127),
+    ("net.ipv4.tcp_migrate_req", 0, 1),
+    ("net.ipv4.tcp_tw_reuse", 0, 2),
+    ("net.ipv4.tcp_fin_timeout", -8589934, 8589934),
+    ("net.ipv4.tcp_max_tw_buckets", -2147483648, 2147483647),
+    ("net.ipv4.ip_unprivileged_port_start", 0, 32768),
+    ("net.ipv4.tcp_timestamps", 0, 255),
+    ("net.ipv4.tcp_orphan_retries", 0, 255),
+    ("net.ipv4.tcp_retries1", 0, 255),
+    ("net.ipv4.tcp_retries2", 0, 255),
+    ("net.ipv4.tcp_child_ehash_entries", 0, 16777216),
+    ("net.ipv4.tcp_keepalive_time", -8589934, 8589934),
+    ("net.ipv4.tcp_keepalive_intvl", -8589934, 8589934),
+    ("net.ipv4.tcp_keepalive_probes", 0, 255),
+    ("net.ipv4.udp_rmem_min", 1, 2147483647),
+    ("net.ipv4.udp_wmem_min", 1, 2147483647),
+    ("net.core.optmem_max", 0, 2147483647),
+    ("net.ipv4.tcp_notsent_lowat", 0, 4294967295),
+    ("net.ipv4.tcp_moderate_rcvbuf", 0, 255),
+    ("net.ipv4.tcp_adv_win_scale", -31, 31),
+    ("net.ipv4.tcp_limit_output_bytes", -2147483648, 2147483647),
+    ("net.ipv4.tcp_slow_start_after_idle", 0, 255),
+    ("net.ipv4.tcp_fastopen", -2147483648, 2147483647),
+    ("net.ipv4.tcp_mtu_probing", 0, 255),
+    ("net.ipv4.tcp_min_snd_mss", 48, 65535),
+    ("net.ipv4.tcp_sack", 0, 255),
+    ("net.ipv4.tcp_window_scaling", 0, 255),
+    ("net.ipv4.tcp_ecn", 0, 2),
+    ("net.ipv4.tcp_autocorking", 0, 1),
+    ("net.ipv4.tcp_no_metrics_save", 0, 255),
+    ("net.ipv4.tcp_rfc1337", 0, 255),
+    ("net.ipv4.tcp_early_retrans", 0, 4),
+    ("net.ipv4.tcp_comp_sack_nr", 0, 255),
+    ("net.ipv4.ip_forward", -2147483648, 2147483647),
+    ("net.ipv4.ip_nonlocal_bind", 0, 255),
+    ("net.unix.max_dgram_qlen", -2147483648, 2147483647),
+    (
+        "net.netfilter.nf_conntrack_tcp_timeout_time_wait",
+        -8589934,
+        8589934,
+    ),
+    (
+        "net.netfilter.nf_conntrack_tcp_timeout_established",
+        -8589934,
+        8589934,
+    ),
+];
+
+/// The kernel's bounds for a one-integer key, when known (`KERNEL_RANGES`).
+#[must_use]
+pub fn kernel_range(name: &str) -> Option<(i64, i64)> {
+    let name = canonical(name);
+    KERNEL_RANGES
+        .iter()
+        .find(|(k, _, _)| *k == name)
+        .map(|(_, lo, hi)| (*lo, *hi))
+}
+
 /// The one name of a kernel setting: the catalogue name for an alias, else the name itself.
 #[must_use]
 pub fn canonical(name: &str) -> &str {
@@ -1001,6 +1073,20 @@ pub fn markdown() -> String {
          `--allow-override` it applies and records the override in the generation, and \
          `check`, `diff` and `status` report it as overridden, not as drift. An override that \
          was not accepted makes `check` exit 1.\n\n\
+         ## What the kernel keeps at boot\n\n\
+         The AT BOOT value `diff` and `explain` show is what the kernel keeps of the winning \
+         line, not its text. Numbers are read as the kernel's `proc_get_long` reads them: \
+         leading blanks skipped, base 0 (`0x10` is 16, `010` is 8), no `+`, and the number must \
+         end at a blank (`5junk` is refused, `12 13` keeps 12). A value outside the kernel's own \
+         bounds for the key is refused and the default stays; those bounds were probed on Linux \
+         6.18 in a private namespace and are not always the ranges below (`tcp_syncookies` \
+         takes 0-255, `tcp_keepalive_time` any jiffies value, negative ones included; an \
+         unsigned key refuses `-1`). `ip_local_port_range` is refused when reversed or when it \
+         starts below `ip_unprivileged_port_start`; a congestion control that is not one name \
+         (`reno # c`: systemd keeps inline `#` text) is refused; a write of fewer integers than \
+         the key holds changes only those (`tcp_rmem = 205 87380` keeps the third field). \
+         `tests/oracle_sysctl.rs` checks this against the real systemd-sysctl of Debian 12, 13 \
+         and sid.\n\n\
          ## Keys\n\n",
     );
     out.push_str("| key | type | valid values | unit | scope | since | prevents |\n");

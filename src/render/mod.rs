@@ -144,6 +144,14 @@ pub fn human(plan: &Plan, paint: Paint) -> String {
         Namespace::Private => "private network namespace",
     };
     let _ = writeln!(out, "profile {} ({}), {ns}", plan.profile, plan.source);
+    if !plan.models.is_empty() {
+        let notes: Vec<String> = plan
+            .models
+            .iter()
+            .map(crate::system::versions::Model::short)
+            .collect();
+        let _ = writeln!(out, "modelled: {}", notes.join(", "));
+    }
     if !plan.sysctl.is_empty() {
         out.push('\n');
         let rows: Vec<Vec<String>> = plan

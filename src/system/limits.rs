@@ -18,14 +18,20 @@
 //! it never performs I/O (system/mod.rs reads the files).
 
 use crate::profile::limit::{Item, LimitValue};
+pub use crate::system::versions::PamRules;
 
-/// soft, hard or both (`-`); `Stop` is a two-field `<domain> -` line.
+/// soft, hard or both (`-`); `Stop` is a two-field `<domain> -` line; `Logins` a
+/// `maxlogins` (or, with `sys`, `maxsyslogins`) line, whose value is in `Entry::value`;
+/// `Unreadable` a file pam_limits cannot open (`missing`: it does not exist, as for a dangling
+/// link), placed where pam_limits would read it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     Soft,
     Hard,
     Both,
     Stop,
+    Logins { sys: bool },
+    Unreadable { missing: bool },
 }
 
 /// One line of a limits file that pam_limits would act on. `item` and `value` are meaningless
@@ -73,14 +79,81 @@ fn parse_value(item: Item, raw: &str) -> Option<LimitValue> {
     }
 }
 
-/// Parses limits.conf text into the lines pam_limits acts on; the others (too few fields, an
-/// unknown type, item or value, a malformed uid range) are skipped, as pam_limits skips them.
+/// Parses limits.conf text into the lines pam_limits acts on, with the newest rules (see
+/// `parse_with`).
 #[must_use]
 pub fn parse(text: &str, file: &str) -> Vec<Entry> {
-    let mut entries = Vec::new();
+    parse_with(text, file, PamRules::default())
+        .into_iter()
+        .filter(|e| matches!(e.kind, Kind::Soft | Kind::Hard | Kind::Both | Kind::Stop))
+        .collect()
+}
+
+/// The lines of a file as pam_limits reads them: 1.5.x `fgets` into a 1024-byte buffer, so a
+/// longer line goes on as the next line (its rest is read as a line of its own); 1.7 reads
+/// whole lines. The line number is the number of the line in the file.
+fn raw_lines(text: &str, rules: PamRules) -> Vec<(usize, &str)> {
+    let mut out = Vec::new();
     for (index, line) in text.split('\n').enumerate() {
+        if rules == PamRules::V1_7 {
+            out.push((index + 1, line));
+            continue;
+        }
+        let mut rest = line;
+        while rest.len() > 1023 {
+            let mut cut = 1023;
+            while !rest.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            out.push((index + 1, &rest[..cut]));
+            rest = &rest[cut..];
+        }
+        out.push((index + 1, rest));
+    }
+    out
+}
+
+/// A line's fields as pam_limits splits them: 1.5 `sscanf("%s%s%s%s")` on C whitespace (extra
+/// fields ignored); 1.7 `strtok` on space and tab for the first three, the rest of the line
+/// (trimmed) as the value.
+fn fields(line: &str, rules: PamRules) -> Vec<&str> {
+    let line = line.trim_start_matches(is_space);
+    match rules {
+        PamRules::V1_5 => line
+            .split(is_space)
+            .filter(|f| !f.is_empty())
+            .take(4)
+            .collect(),
+        PamRules::V1_7 => {
+            let mut out = Vec::new();
+            let mut rest = line;
+            while out.len() < 3 {
+                rest = rest.trim_start_matches([' ', '\t']);
+                if rest.is_empty() {
+                    break;
+                }
+                let end = rest.find([' ', '\t']).unwrap_or(rest.len());
+                out.push(&rest[..end]);
+                rest = &rest[end..];
+            }
+            let value = rest.trim_matches([' ', '\t']);
+            if out.len() == 3 && !value.is_empty() {
+                out.push(value);
+            }
+            out
+        }
+    }
+}
+
+/// Parses limits.conf text into the lines pam_limits `rules` acts on; the others (too few
+/// fields, an unknown type, item or value, a malformed uid range) are skipped, as pam_limits
+/// skips them. `maxlogins` and `maxsyslogins` lines are kept as `Kind::Logins`.
+#[must_use]
+pub fn parse_with(text: &str, file: &str, rules: PamRules) -> Vec<Entry> {
+    let mut entries = Vec::new();
+    for (number, line) in raw_lines(text, rules) {
         let line = line.split('#').next().unwrap_or_default();
-        let fields: Vec<&str> = line.split(is_space).filter(|f| !f.is_empty()).collect();
+        let fields = fields(line, rules);
         let Some(domain) = fields.first() else {
             continue;
         };
@@ -94,7 +167,7 @@ pub fn parse(text: &str, file: &str) -> Vec<Entry> {
             item,
             value,
             file: file.to_string(),
-            line: index + 1,
+            line: number,
         };
         if fields.len() == 2 && kind.as_deref().is_some_and(|k| k.starts_with('-')) {
             entries.push(at(Kind::Stop, Item::Nofile, LimitValue::Unlimited));
@@ -109,15 +182,48 @@ pub fn parse(text: &str, file: &str) -> Vec<Entry> {
             Some("-") => Kind::Both,
             _ => continue,
         };
-        let Ok(item) = Item::parse(&fields[2].to_ascii_lowercase()) else {
+        let item_name = fields[2].to_ascii_lowercase();
+        let value = fields[3].to_ascii_lowercase();
+        if let Some(sys) = match item_name.as_str() {
+            "maxlogins" => Some(false),
+            "maxsyslogins" => Some(true),
+            _ => None,
+        } {
+            if let Some(n) = login_value(&value) {
+                entries.push(at(Kind::Logins { sys }, Item::Nofile, n));
+            }
+            continue;
+        }
+        let Ok(item) = Item::parse(&item_name) else {
             continue;
         };
-        let Some(value) = parse_value(item, &fields[3].to_ascii_lowercase()) else {
+        let Some(value) = parse_value(item, &value) else {
             continue;
         };
         entries.push(at(kind, item, value));
     }
     entries
+}
+
+/// A `maxlogins` value as pam reads it: `-1`, `-`, `unlimited`, `infinity` are no limit;
+/// otherwise strtol's leading number (`0` refuses every login but root's).
+fn login_value(raw: &str) -> Option<LimitValue> {
+    if matches!(raw, "-1" | "-" | "unlimited" | "infinity") {
+        return Some(LimitValue::Unlimited);
+    }
+    let t = raw.trim_start_matches(is_space);
+    let (sign, digits) = match t.strip_prefix('-') {
+        Some(rest) => (-1, rest),
+        None => (1, t.strip_prefix('+').unwrap_or(t)),
+    };
+    let len = digits
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(digits.len());
+    if len == 0 {
+        return None;
+    }
+    let n: i64 = digits[..len].parse().unwrap_or(i64::from(i32::MAX));
+    Some(LimitValue::Num(sign * n.min(i64::from(i32::MAX))))
 }
 
 /// pam's `parse_uid_range` on a domain (after an `@` or `%`).
@@ -269,7 +375,7 @@ pub fn outcome(entries: &[Entry], who: &Subject, item: Item, nr_open: Option<i64
             }
             continue;
         }
-        if entry.item != item {
+        if entry.item != item || !matches!(entry.kind, Kind::Soft | Kind::Hard | Kind::Both) {
             continue;
         }
         let Some(rank) = source(&entry.domain, who) else {
@@ -322,6 +428,264 @@ pub fn resolve(
 ) -> (Option<Resolved>, Option<Resolved>) {
     let o = outcome(entries, who, item, nr_open);
     (o.soft, o.hard)
+}
+
+/// The source rank of a `maxlogins` line for `who`: as for rlimits, plus `%` (all logins,
+/// rank 3) and `%group` / `%:gid` (rank 2); `%` gid ranges are ignored.
+fn login_source(domain: &str, who: &Subject) -> Option<u8> {
+    let Some(group) = domain.strip_prefix('%') else {
+        return source(domain, who);
+    };
+    if who.user.as_deref() == Some(domain) {
+        return Some(USER);
+    }
+    match uid_range(domain) {
+        None if group.is_empty() => Some(3),
+        None => who.groups.iter().any(|g| g == group).then_some(2),
+        Some(Range::One(gid)) => who.group_ids.contains(&gid).then_some(2),
+        Some(_) => None,
+    }
+}
+
+/// One half of what a session leaves for an item.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Half {
+    /// A line sets it.
+    Set(Resolved),
+    /// No line sets it: the session keeps what the login process had.
+    Inherited,
+    /// No line sets it and pam_limits resets it (Debian's soft nofile 1024).
+    Reset(i64),
+}
+
+/// Why pam_limits fails a session, where, and what to do.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Failure {
+    pub file: String,
+    pub line: usize,
+    pub why: String,
+    pub fix: String,
+    /// Whether the limits were set before the session failed (maxlogins) or not at all.
+    pub limits_set: bool,
+}
+
+/// What pam_limits does for one login and one item, failures included.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    pub soft: Half,
+    pub hard: Half,
+    pub stopped_at: Option<(String, usize)>,
+    pub fails: Option<Failure>,
+}
+
+impl Session {
+    fn untouched(stopped_at: Option<(String, usize)>, fails: Option<Failure>) -> Session {
+        Session {
+            soft: Half::Inherited,
+            hard: Half::Inherited,
+            stopped_at,
+            fails,
+        }
+    }
+}
+
+/// A session of `who` under pam_limits `rules`, for `item`: the `<domain> -` line that stops
+/// it, the file it cannot open (1.5 fails on any; 1.7 skips a missing one), a `maxlogins 0`
+/// that refuses it (not for root), a nofile above fs.nr_open that setrlimit refuses, and
+/// otherwise the values it sets. `entries` come from `parse_with` in file order, with
+/// `Kind::Unreadable` entries where files cannot be opened.
+#[must_use]
+pub fn session(
+    entries: &[Entry],
+    who: &Subject,
+    item: Item,
+    nr_open: Option<i64>,
+    rules: PamRules,
+) -> Session {
+    let mut logins: Option<(u8, &Entry)> = None;
+    for entry in entries {
+        match entry.kind {
+            Kind::Unreadable { missing } if rules == PamRules::V1_5 || !missing => {
+                let why = if missing {
+                    format!(
+                        "{} does not exist (or is a dangling link): pam_limits {} cannot open it \
+                         and fails every session, root's too",
+                        entry.file,
+                        rules.label()
+                    )
+                } else {
+                    format!(
+                        "{} cannot be opened: pam_limits fails every session, root's too",
+                        entry.file
+                    )
+                };
+                let fix = if entry.file
+                    == crate::system::root::Root::display(crate::system::root::Root::LIMITS_CONF)
+                {
+                    format!("create {} (an empty file will do)", entry.file)
+                } else {
+                    format!("remove {} or point it at a file that exists", entry.file)
+                };
+                return Session::untouched(
+                    None,
+                    Some(Failure {
+                        file: entry.file.clone(),
+                        line: 0,
+                        why,
+                        fix,
+                        limits_set: false,
+                    }),
+                );
+            }
+            Kind::Stop if stops(&entry.domain, who) => {
+                return Session::untouched(Some((entry.file.clone(), entry.line)), None);
+            }
+            Kind::Logins { .. } => {
+                if let Some(rank) = login_source(&entry.domain, who)
+                    && logins.is_none_or(|(best, _)| best >= rank)
+                {
+                    logins = Some((rank, entry));
+                }
+            }
+            _ => {}
+        }
+    }
+    let o = outcome(entries, who, item, nr_open);
+    let mut fails = None;
+    if let Some((_, e)) = logins
+        && e.value == LimitValue::Num(0)
+        && who.uid != Some(0)
+    {
+        let what = if e.kind == (Kind::Logins { sys: true }) {
+            "maxsyslogins"
+        } else {
+            "maxlogins"
+        };
+        fails = Some(Failure {
+            file: e.file.clone(),
+            line: e.line,
+            why: format!(
+                "{}:{} sets {what} 0 for {}: pam_limits refuses the session",
+                e.file, e.line, e.domain
+            ),
+            fix: format!("remove that line, or set {what} to the number of sessions to allow"),
+            limits_set: true,
+        });
+    }
+    // setrlimit refuses a hard nofile above fs.nr_open (EPERM), root's too: the item keeps the
+    // login's old values. Debian's pam_limits (1.5 and 1.7 alike, as the oracle shows) ignores
+    // the error, so the session goes on.
+    if item == Item::Nofile
+        && let Some(nr) = nr_open
+        && o.hard
+            .as_ref()
+            .is_some_and(|r| matches!(r.value, LimitValue::Num(v) if v > nr))
+    {
+        return Session::untouched(None, fails);
+    }
+    let hard = o.hard.map_or(Half::Inherited, Half::Set);
+    // Debian's 1.5 gives an unset soft nofile the kernel's default (1024, clamped to the hard
+    // value), whether or not a line sets the hard half; 1.7 keeps the soft value the login
+    // had, clamped to the hard one.
+    let soft = match (o.soft, &hard, item, rules) {
+        (Some(r), _, _, _) => Half::Set(r),
+        (
+            None,
+            Half::Set(Resolved {
+                value: LimitValue::Num(h),
+                ..
+            }),
+            Item::Nofile,
+            PamRules::V1_5,
+        ) => Half::Reset(DEBIAN_UNSET_SOFT_NOFILE.min(*h)),
+        (None, _, Item::Nofile, PamRules::V1_5) => Half::Reset(DEBIAN_UNSET_SOFT_NOFILE),
+        (None, _, _, _) => Half::Inherited,
+    };
+    Session {
+        soft,
+        hard,
+        stopped_at: None,
+        fails,
+    }
+}
+
+/// One half of a login's limit as reports show it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct HalfReport {
+    /// `set` (a line sets it), `reset` (pam_limits resets it) or `inherited` (the login keeps
+    /// what its parent process had).
+    pub how: &'static str,
+    /// The value the session gets; `None` when inherited.
+    pub value: Option<String>,
+    /// The soft half is clamped to this: the hard value a line sets (for an inherited soft
+    /// half), or `inherited hard` (for a soft half set with no hard line).
+    pub at_most: Option<String>,
+    /// `file:line` of the line that sets it.
+    pub source: Option<String>,
+}
+
+/// What one login gets for one item at its next session.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct LoginReport {
+    pub user: String,
+    pub uid: Option<u32>,
+    pub soft: HalfReport,
+    pub hard: HalfReport,
+    /// `ok` or `fails` (pam_limits refuses the session: the login is locked out wherever
+    /// `session required pam_limits.so` runs).
+    pub session: &'static str,
+    /// The `<domain> -` line that made pam_limits set nothing, as `file:line`.
+    pub stopped_at: Option<String>,
+    pub failure: Option<Failure>,
+}
+
+impl Session {
+    /// The report of this session for `user`.
+    #[must_use]
+    pub fn report(&self, user: &str, uid: Option<u32>) -> LoginReport {
+        let half = |h: &Half, cap: Option<String>| match h {
+            Half::Set(r) => HalfReport {
+                how: "set",
+                value: Some(r.value.to_string()),
+                at_most: cap,
+                source: Some(format!("{}:{}", r.file, r.line)),
+            },
+            Half::Reset(v) => HalfReport {
+                how: "reset",
+                value: Some(v.to_string()),
+                at_most: None,
+                source: None,
+            },
+            Half::Inherited => HalfReport {
+                how: "inherited",
+                value: None,
+                at_most: cap,
+                source: None,
+            },
+        };
+        // pam_limits clamps the soft half to the hard one; with no hard line that is the hard
+        // limit the login inherits.
+        let hard_cap = match (&self.hard, &self.soft) {
+            (Half::Set(r), Half::Inherited) => Some(r.value.to_string()),
+            (Half::Inherited, Half::Set(_) | Half::Reset(_)) => Some("inherited hard".to_string()),
+            _ => None,
+        };
+        let limits_set = self.fails.as_ref().is_none_or(|f| f.limits_set);
+        let (soft, hard) = if limits_set {
+            (half(&self.soft, hard_cap), half(&self.hard, None))
+        } else {
+            (half(&Half::Inherited, None), half(&Half::Inherited, None))
+        };
+        LoginReport {
+            user: user.to_string(),
+            uid,
+            soft,
+            hard,
+            session: if self.fails.is_some() { "fails" } else { "ok" },
+            stopped_at: self.stopped_at.as_ref().map(|(f, l)| format!("{f}:{l}")),
+            failure: self.fails.clone(),
+        }
+    }
 }
 
 #[cfg(test)]

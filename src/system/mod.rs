@@ -17,6 +17,7 @@ pub mod root;
 pub mod sysctld;
 pub mod systemd;
 pub mod units;
+pub mod versions;
 
 use std::collections::BTreeMap;
 use std::ffi::{OsStr, OsString};
@@ -69,6 +70,9 @@ pub struct LiveState {
     /// Whether netprofile.service is enabled (its multi-user.target.wants link exists): it
     /// holds `min` and `max` keys at boot, which the sysctl drop-in does not carry.
     pub boot_unit_enabled: bool,
+    /// The systemd and libpam-modules versions of the root (dpkg status): which rules the
+    /// models follow.
+    pub versions: versions::Versions,
 }
 
 /// The most netprofile reads from any one file (see `root::MAX_READ`).
@@ -141,21 +145,46 @@ fn conf_names(root: &Root, rel_dir: &str) -> Result<Vec<OsString>> {
     Ok(names)
 }
 
+/// Opens a config file as its reader would on the target: symlinks followed inside the root
+/// (`Root::resolve`), a regular file read up to `MAX_READ` bytes, anything else (a directory,
+/// a device) read as nothing. `Err` with the io error when it cannot be opened (a dangling link
+/// is `NotFound`, a loop is `FilesystemLoop`/ELOOP).
+fn open_conf(root: &Root, rel: &str) -> std::io::Result<String> {
+    let path = root
+        .resolve(rel)
+        .ok_or_else(|| std::io::Error::from_raw_os_error(libc::ELOOP))?;
+    let meta = std::fs::metadata(&path)?;
+    if !meta.is_file() {
+        return Ok(String::new());
+    }
+    Root::read_named(&path, MAX_READ).map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+}
+
 /// One listed config file: its display path and text. A name that is not a regular file (a
 /// directory, a /dev/null link, a dangling link) reads as nothing, as systemd's and pam's
-/// `fopen` + `fgets` read it: it masks (sysctl.d) and sets nothing.
+/// `fopen` + `fgets` read it: it masks (sysctl.d) and sets nothing. Symlinks resolve inside the
+/// root.
 fn read_conf(root: &Root, rel_dir: &str, name: &OsStr) -> Result<BootFile> {
     let lossy = name.to_string_lossy();
     let rel = format!("{rel_dir}/{lossy}");
-    let full = root.path(rel_dir).join(name);
-    let regular = std::fs::metadata(&full).is_ok_and(|m| m.is_file());
-    let text = match (regular, name.to_str()) {
-        (false, _) => String::new(),
-        (true, Some(_)) => read_optional(root, &rel)?.unwrap_or_default(),
+    let text = match name.to_str() {
+        Some(_) => match open_conf(root, &rel) {
+            Ok(text) => text,
+            Err(e) if e.kind() == ErrorKind::NotFound => String::new(),
+            Err(e) if e.raw_os_error() == Some(libc::ELOOP) => String::new(),
+            Err(e) => return Err(Error::read(root.path(&rel), e)),
+        },
         // A name that is not UTF-8 cannot be spelled as a root-relative &str.
-        (true, None) => root::Root::read_named(&full, MAX_READ)
-            .map(|b| String::from_utf8_lossy(&b).into_owned())
-            .map_err(|e| Error::read(&full, e))?,
+        None => {
+            let full = root.path(rel_dir).join(name);
+            if std::fs::metadata(&full).is_ok_and(|m| m.is_file()) {
+                root::Root::read_named(&full, MAX_READ)
+                    .map(|b| String::from_utf8_lossy(&b).into_owned())
+                    .map_err(|e| Error::read(&full, e))?
+            } else {
+                String::new()
+            }
+        }
     };
     Ok(BootFile {
         path: Root::display(&rel),
@@ -177,15 +206,13 @@ pub fn boot_files(root: &Root) -> Result<Vec<BootFile>> {
     Ok(sysctld::order(found))
 }
 
-/// A main file that may be absent: `None` when it is; a directory or device reads as nothing.
+/// A main file that may be absent: `None` when it is (a dangling link too); a directory or
+/// device reads as nothing. Symlinks resolve inside the root.
 fn read_main(root: &Root, rel: &str) -> Result<Option<BootFile>> {
-    match std::fs::metadata(root.path(rel)) {
+    match open_conf(root, rel) {
         Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
-        Ok(m) if !m.is_file() => Ok(Some(BootFile {
-            path: Root::display(rel),
-            text: String::new(),
-        })),
-        _ => Ok(read_optional(root, rel)?.map(|text| BootFile {
+        Err(e) => Err(Error::read(root.path(rel), e)),
+        Ok(text) => Ok(Some(BootFile {
             path: Root::display(rel),
             text,
         })),
@@ -201,6 +228,76 @@ pub fn limit_files(root: &Root) -> Result<Vec<BootFile>> {
         files.push(read_conf(root, Root::LIMITS_D, &name)?);
     }
     Ok(files)
+}
+
+/// The limits entries pam_limits `rules` acts on, in its order, with a `Kind::Unreadable`
+/// entry where it cannot open a file: limits.conf when it is missing, a limits.d `*.conf`
+/// that is a dangling link or a loop. This is what `limits::session` models a login from.
+pub fn session_entries(root: &Root, rules: limits::PamRules) -> Result<Vec<Entry>> {
+    let unreadable = |rel: &str, missing: bool| Entry {
+        domain: String::new(),
+        kind: limits::Kind::Unreadable { missing },
+        item: crate::profile::limit::Item::Nofile,
+        value: crate::profile::limit::LimitValue::Unlimited,
+        file: Root::display(rel),
+        line: 0,
+    };
+    let mut out = Vec::new();
+    let read = |rel: &str, out: &mut Vec<Entry>| -> Result<()> {
+        match open_conf(root, rel) {
+            Ok(text) => out.extend(limits::parse_with(&text, &Root::display(rel), rules)),
+            Err(e) if e.kind() == ErrorKind::NotFound => out.push(unreadable(rel, true)),
+            Err(e) if e.raw_os_error() == Some(libc::ELOOP) => out.push(unreadable(rel, false)),
+            Err(e) => return Err(Error::read(root.path(rel), e)),
+        }
+        Ok(())
+    };
+    read(Root::LIMITS_CONF, &mut out)?;
+    for name in conf_names(root, Root::LIMITS_D)? {
+        let rel = format!("{}/{}", Root::LIMITS_D, name.to_string_lossy());
+        read(&rel, &mut out)?;
+    }
+    Ok(out)
+}
+
+/// What every login in the root's passwd gets for `item` at its next session under the root's
+/// pam_limits version, in passwd order, and the model used.
+pub fn login_sessions(
+    root: &Root,
+    item: crate::profile::limit::Item,
+) -> Result<Vec<limits::LoginReport>> {
+    let rules = versions(root).pam_rules();
+    let entries = session_entries(root, rules)?;
+    let mut live = LiveState::default();
+    live.read_accounts(root)?;
+    let nr_open = nr_open(root);
+    let mut names: Vec<(u32, String)> = Vec::new();
+    if let Some(passwd) = read_optional(root, Root::PASSWD)? {
+        for line in passwd.lines() {
+            if let Some(name) = line.split(':').next()
+                && let Some((uid, _)) = live.users.get(name)
+                && !names.iter().any(|(_, n)| n == name)
+            {
+                names.push((*uid, name.to_string()));
+            }
+        }
+    }
+    Ok(names
+        .into_iter()
+        .map(|(uid, name)| {
+            limits::session(&entries, &live.login(&name), item, nr_open, rules)
+                .report(&name, Some(uid))
+        })
+        .collect())
+}
+
+/// The package versions under the root (dpkg's status file), for the version-aware models.
+#[must_use]
+pub fn versions(root: &Root) -> versions::Versions {
+    match read_optional(root, "var/lib/dpkg/status") {
+        Ok(Some(text)) => versions::Versions::from_dpkg_status(&text),
+        _ => versions::Versions::default(),
+    }
 }
 
 /// Whether pam_limits.so is installed under the root: in usr/lib/security, usr/lib64/security
@@ -318,6 +415,7 @@ impl LiveState {
             live.sysctl.insert(key.clone(), value);
         }
         live.boot_files = boot_files(root)?;
+        live.versions = versions(root);
         live.limit_files = limit_files(root)?;
         live.pam_limits_installed = pam_limits_installed(root);
         // symlink_metadata: the enablement is the link itself, whatever it points to.

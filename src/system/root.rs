@@ -81,6 +81,61 @@ impl Root {
         self.base.join(rel.trim_start_matches('/'))
     }
 
+    /// A root-relative path resolved as the target machine would resolve it: every symlink on
+    /// the way is followed inside the root (an absolute target `/etc/x` means `BASE/etc/x`,
+    /// `..` stops at the base), never on the host. The result names no symlink but may not
+    /// exist (a dangling link resolves to where it points). `None` after 40 links (a loop).
+    #[must_use]
+    pub fn resolve(&self, rel: &str) -> Option<PathBuf> {
+        let mut todo: Vec<String> = rel
+            .split('/')
+            .rev()
+            .filter(|p| !p.is_empty())
+            .map(String::from)
+            .collect();
+        let mut done: Vec<String> = Vec::new();
+        let mut links = 0;
+        while let Some(part) = todo.pop() {
+            match part.as_str() {
+                "." => continue,
+                ".." => {
+                    done.pop();
+                    continue;
+                }
+                _ => {}
+            }
+            let here = self.base.join(done.join("/")).join(&part);
+            match std::fs::symlink_metadata(&here) {
+                Ok(m) if m.file_type().is_symlink() => {
+                    links += 1;
+                    if links > 40 {
+                        return None;
+                    }
+                    let target = std::fs::read_link(&here).ok()?;
+                    let target = target.to_string_lossy();
+                    if target.starts_with('/') {
+                        done.clear();
+                    }
+                    todo.extend(
+                        target
+                            .split('/')
+                            .rev()
+                            .filter(|p| !p.is_empty())
+                            .map(String::from),
+                    );
+                }
+                _ => done.push(part),
+            }
+        }
+        let joined = done.join("/");
+        let path = self.base.join(&joined);
+        // Every machine has /dev/null; a --root tree usually has no dev/ of its own.
+        if joined == "dev/null" && std::fs::symlink_metadata(&path).is_err() {
+            return Some(PathBuf::from("/dev/null"));
+        }
+        Some(path)
+    }
+
     /// How a root-relative path is shown to the user: as it is on the target machine.
     #[must_use]
     pub fn display(rel: &str) -> String {
@@ -210,8 +265,13 @@ impl Root {
         let flags = OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC;
         let opened = match Self::read_policy(rel) {
             Follow::Never => beneath::open_file(self, rel, flags, 0),
+            // Links are followed as the target machine follows them: inside the root
+            // (`resolve`: an absolute target is under the base, never the host's).
             Follow::AsReaders => beneath::components(rel).and_then(|_| {
-                rustix::fs::open(self.path(rel), flags, rustix::fs::Mode::empty())
+                let path = self
+                    .resolve(rel)
+                    .ok_or_else(|| std::io::Error::from_raw_os_error(libc::ELOOP))?;
+                rustix::fs::open(path, flags, rustix::fs::Mode::empty())
                     .map_err(std::io::Error::from)
             }),
         };

@@ -95,9 +95,16 @@ fn to_dotted(path: &str) -> String {
         .collect()
 }
 
+/// systemd's LONG_LINE_MAX: `read_line` fails on a longer line, and systemd-sysctl stops
+/// reading that file there (the lines before it stay; 252, 257 and 262 alike).
+const LONG_LINE_MAX: usize = 1 << 20;
+
 fn parse_lines(text: &str) -> Vec<Line> {
     let mut out = Vec::new();
     for (index, raw) in lines(text).enumerate() {
+        if raw.len() >= LONG_LINE_MAX {
+            break;
+        }
         let p = strip(raw);
         if p.is_empty() || p.starts_with(['#', ';']) {
             continue;
@@ -380,33 +387,146 @@ fn table(files: &[BootFile]) -> Vec<Option_> {
 }
 
 /// What the kernel keeps of `text` written to a key whose value is `ints` integers (`None`
-/// when the key is not numeric): the integers read up to that count, the rest ignored; `None`
-/// when the kernel refuses the write (no number first, or a number run into other text).
-/// Values of other keys are kept as written, less surrounding whitespace.
+/// when the key is not numeric), with no key-specific rule; see `kernel_takes`.
 #[must_use]
 pub fn kernel_keeps(text: &str, ints: Option<usize>) -> Option<String> {
+    kernel_takes(None, text, ints, None)
+}
+
+/// The kernel's `proc_get_long`: leading whitespace skipped, an optional `-`, then a number
+/// in C's base 0 (`0x10` is 16, `010` is 8); the number must end at whitespace or at the end.
+/// Returns the value and the rest, or `None` when the kernel refuses the text.
+fn kernel_int(text: &str) -> Option<(i128, &str)> {
+    let t = text.trim_start_matches([' ', '\t', '\n', '\x0b', '\x0c', '\r']);
+    let (negative, t) = match t.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, t),
+    };
+    if !t.starts_with(|c: char| c.is_ascii_digit()) {
+        return None;
+    }
+    let (radix, digits) = if let Some(hex) = t
+        .strip_prefix("0x")
+        .or_else(|| t.strip_prefix("0X"))
+        .filter(|h| h.starts_with(|c: char| c.is_ascii_hexdigit()))
+    {
+        (16, hex)
+    } else if t.starts_with('0') {
+        (8, t)
+    } else {
+        (10, t)
+    };
+    let len = digits
+        .find(|c: char| !c.is_digit(radix))
+        .unwrap_or(digits.len());
+    let (number, rest) = digits.split_at(len);
+    if !rest.is_empty() && !rest.starts_with([' ', '\t', '\n']) {
+        return None;
+    }
+    // More than an unsigned long holds: the kernel refuses it.
+    let value = u64::from_str_radix(number, radix).ok()?;
+    let value = i128::from(value);
+    Some((if negative { -value } else { value }, rest))
+}
+
+/// The bounds of each integer of `key` as the kernel checks them: the probed `kernel_range`
+/// for one-integer keys of the catalogue, at least 1 for `tcp_rmem`/`tcp_wmem` fields, 1-65535
+/// for a port range, else the C type's range (int for the catalogue's int keys, long when
+/// unknown).
+fn field_bounds(key: Option<&str>) -> (i128, i128) {
+    use crate::profile::keys::{self, Kind};
+    let Some(key) = key else {
+        return (i128::from(i64::MIN), i128::from(u64::MAX));
+    };
+    if let Some((lo, hi)) = keys::kernel_range(key) {
+        return (i128::from(lo), i128::from(hi));
+    }
+    match keys::known(key).map(|k| k.kind) {
+        Some(Kind::PortRange) => (1, 65535),
+        Some(Kind::Triplet { .. }) if key.ends_with("mem") && key.contains("tcp_") => {
+            (1, i128::from(i32::MAX))
+        }
+        Some(Kind::Int { max, .. }) if max <= i64::from(i32::MAX) => {
+            (i128::from(i32::MIN), i128::from(i32::MAX))
+        }
+        Some(Kind::Int { max, .. }) if max <= i64::from(u32::MAX) => (0, i128::from(u32::MAX)),
+        _ => (i128::from(i64::MIN), i128::from(u64::MAX)),
+    }
+}
+
+/// What the kernel keeps of `text` written to `key` (dotted; `None`: no key-specific rule)
+/// whose value is `ints` integers (`None` when not numeric). `live` is the value the kernel
+/// holds before the write: a write of fewer integers than the key holds changes only those
+/// (`tcp_rmem = "205 87380"` keeps the third field). `None` when the kernel refuses the write:
+/// a number it cannot read (`+1`, `5junk`, `-1` for an unsigned key), a value out of the key's
+/// bounds, a reversed port range or one that starts below `ip_unprivileged_port_start` (1024),
+/// a congestion control that is not one name (`reno # c`). Numbers are shown in decimal
+/// (`0x10` is 16). Values of other keys are kept as written, less surrounding whitespace.
+#[must_use]
+pub fn kernel_takes(
+    key: Option<&str>,
+    text: &str,
+    ints: Option<usize>,
+    live: Option<&str>,
+) -> Option<String> {
+    use crate::profile::keys::{self, Kind};
     let Some(count) = ints else {
         let v = crate::profile::value::normalise(text);
-        return (!v.is_empty()).then_some(v);
+        return match key.and_then(keys::known).map(|k| k.kind) {
+            _ if v.is_empty() => None,
+            Some(Kind::Choice { .. })
+                if !v
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') =>
+            {
+                None
+            }
+            Some(Kind::Names(names)) if !names.contains(&v.as_str()) => None,
+            _ => Some(v),
+        };
     };
-    let mut kept = Vec::new();
-    let mut rest = text.trim_start_matches([' ', '\t', '\n']);
-    while kept.len() < count && !rest.is_empty() {
-        let digits_from = usize::from(rest.starts_with('-'));
-        let len = rest[digits_from..]
-            .find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(rest.len() - digits_from);
-        if len == 0 {
+    let (lo, hi) = field_bounds(key);
+    let mut kept: Vec<i128> = Vec::new();
+    let mut rest = text;
+    while kept.len() < count {
+        if rest
+            .trim_start_matches([' ', '\t', '\n', '\x0b', '\x0c', '\r'])
+            .is_empty()
+        {
             break;
         }
-        let (number, after) = rest.split_at(digits_from + len);
-        if !after.is_empty() && !after.starts_with([' ', '\t', '\n']) {
+        let (value, after) = kernel_int(rest)?;
+        if value < lo || value > hi {
             return None;
         }
-        kept.push(number.to_string());
-        rest = after.trim_start_matches([' ', '\t', '\n']);
+        kept.push(value);
+        rest = after;
     }
-    (!kept.is_empty()).then(|| kept.join(" "))
+    if kept.is_empty() {
+        return None;
+    }
+    if key.is_some_and(|k| keys::canonical(k) == "net.ipv4.ip_local_port_range") {
+        let now: Vec<i128> = live
+            .unwrap_or("32768 60999")
+            .split_whitespace()
+            .filter_map(|w| w.parse().ok())
+            .collect();
+        let low = kept[0];
+        let high = kept.get(1).or(now.get(1)).copied().unwrap_or(low);
+        if high < low || low < 1024 {
+            return None;
+        }
+    }
+    let mut fields: Vec<String> = kept.iter().map(ToString::to_string).collect();
+    if fields.len() < count
+        && let Some(live) = live
+    {
+        let now: Vec<&str> = live.split_whitespace().collect();
+        if now.len() == count {
+            fields.extend(now[fields.len()..].iter().map(|s| (*s).to_string()));
+        }
+    }
+    Some(fields.join(" "))
 }
 
 /// The value `key` (dotted) has after systemd-sysctl ran over `files`, and the line that set
@@ -414,10 +534,22 @@ pub fn kernel_keeps(text: &str, ints: Option<usize>) -> Option<String> {
 /// of integers the key holds (see `kernel_keeps`).
 #[must_use]
 pub fn boot_value(files: &[BootFile], key: &str, ints: Option<usize>) -> Option<Assignment> {
+    boot_value_with(files, key, ints, None)
+}
+
+/// `boot_value` with the key's kernel rules (`kernel_takes`) and the value the kernel holds
+/// before boot writes it (`live`: the fields a partial write keeps).
+#[must_use]
+pub fn boot_value_with(
+    files: &[BootFile],
+    key: &str,
+    ints: Option<usize>,
+    live: Option<&str>,
+) -> Option<Assignment> {
     let path = to_path(key);
     let table = table(files);
     let keep = |o: &Option_| {
-        let value = kernel_keeps(o.value.as_deref()?, ints)?;
+        let value = kernel_takes(Some(key), o.value.as_deref()?, ints, live)?;
         Some(Assignment {
             key: to_dotted(&o.path),
             value,

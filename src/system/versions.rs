@@ -1,0 +1,216 @@
+//! Which systemd-sysctl and pam_limits a root runs: the versions of the `systemd` and
+//! `libpam-modules` packages in the root's dpkg database (`var/lib/dpkg/status`), and the
+//! rule set netprofile models for each.
+//!
+//! What systemd-sysctl and pam_limits do depends on their version (DESIGN.md "Versions are
+//! facts"): pam_limits 1.5.x fails the session when limits.conf is missing or a limits.d
+//! entry cannot be opened, and reads lines of at most 1023 bytes; 1.7.x skips missing files and
+//! reads lines of any length. An unknown version (no dpkg database, an rpm-only root, a package
+//! not installed) is said so and modelled with the newest rules. This module parses text given
+//! to it; it never performs I/O (system/mod.rs reads the database).
+
+use serde::Serialize;
+
+/// The pam_limits rules netprofile knows, oldest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub enum PamRules {
+    /// Linux-PAM 1.5.x (Debian 12): a missing limits.conf or an unopenable limits.d file fails
+    /// the session; `fgets` into 1024 bytes splits longer lines; Debian resets an unset soft
+    /// nofile to 1024.
+    V1_5,
+    /// Linux-PAM 1.6 and later (Debian 13, sid): missing files are skipped, `getline` reads
+    /// lines of any length.
+    #[default]
+    V1_7,
+}
+
+impl PamRules {
+    #[must_use]
+    pub fn label(self) -> &'static str {
+        match self {
+            PamRules::V1_5 => "1.5",
+            PamRules::V1_7 => "1.7",
+        }
+    }
+}
+
+/// The systemd-sysctl rules netprofile knows. systemd 252, 257 and 262 read sysctl.d the same
+/// way for everything netprofile models (the oracle suite runs all three); the type exists so
+/// the version is stated and a difference has one place to go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub enum SysctlRules {
+    V252,
+    #[default]
+    V257,
+}
+
+impl SysctlRules {
+    #[must_use]
+    pub fn label(self) -> &'static str {
+        match self {
+            SysctlRules::V252 => "252",
+            SysctlRules::V257 => "257",
+        }
+    }
+}
+
+/// What one model of a reader was built from, as `diff`, `status` and `explain` report it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Model {
+    /// `systemd-sysctl` or `pam_limits`.
+    pub program: &'static str,
+    /// The package that ships it (`systemd`, `libpam-modules`).
+    pub package: &'static str,
+    /// The installed version from the root's package database; `None` when unknown.
+    pub version: Option<String>,
+    /// The rule set applied (`1.5`, `1.7`, `252`, `257`).
+    pub rules: &'static str,
+    /// One line for people: `pam_limits 1.5.2-6+deb12u1 (rules 1.5)`, or why it is unknown.
+    pub note: String,
+}
+
+impl Model {
+    /// A few words for one-line summaries: `pam_limits 1.5.2-6+deb12u1`, or
+    /// `pam_limits unknown (as 1.7)`.
+    #[must_use]
+    pub fn short(&self) -> String {
+        match &self.version {
+            Some(v) => format!("{} {v}", self.program),
+            None => format!("{} unknown (as {})", self.program, self.rules),
+        }
+    }
+}
+
+/// The versions found under a root.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Versions {
+    pub systemd: Option<String>,
+    pub pam: Option<String>,
+    /// Where they were looked for, for the "unknown" note.
+    pub database: Option<&'static str>,
+}
+
+/// The upstream part of a Debian version: `1:1.5.2-6+deb12u1` → `[1, 5, 2]`.
+fn upstream(version: &str) -> Vec<u64> {
+    let v = version.split_once(':').map_or(version, |(_, v)| v);
+    let v = v.rsplit_once('-').map_or(v, |(u, _)| u);
+    v.split(|c: char| !c.is_ascii_digit())
+        .take_while(|s| !s.is_empty())
+        .filter_map(|s| s.parse().ok())
+        .collect()
+}
+
+impl Versions {
+    /// Reads dpkg's status file: the `Version:` of each wanted package whose `Status:` ends in
+    /// `installed`.
+    #[must_use]
+    pub fn from_dpkg_status(text: &str) -> Versions {
+        let mut found = Versions {
+            database: Some("/var/lib/dpkg/status"),
+            ..Versions::default()
+        };
+        for stanza in text.split("\n\n") {
+            let field = |name: &str| {
+                stanza.lines().find_map(|l| {
+                    l.strip_prefix(name)
+                        .and_then(|r| r.strip_prefix(':'))
+                        .map(str::trim)
+                })
+            };
+            let installed = field("Status").is_some_and(|s| s.ends_with(" installed"));
+            let (Some(package), Some(version), true) =
+                (field("Package"), field("Version"), installed)
+            else {
+                continue;
+            };
+            match package {
+                "systemd" => found.systemd = Some(version.to_string()),
+                "libpam-modules" => found.pam = Some(version.to_string()),
+                _ => {}
+            }
+        }
+        found
+    }
+
+    #[must_use]
+    pub fn pam_rules(&self) -> PamRules {
+        match self.pam.as_deref().map(upstream).as_deref() {
+            Some([1, minor, ..]) if *minor < 6 => PamRules::V1_5,
+            Some([0, ..]) => PamRules::V1_5,
+            _ => PamRules::V1_7,
+        }
+    }
+
+    #[must_use]
+    pub fn sysctl_rules(&self) -> SysctlRules {
+        match self.systemd.as_deref().map(upstream).as_deref() {
+            Some([major, ..]) if *major < 257 => SysctlRules::V252,
+            _ => SysctlRules::V257,
+        }
+    }
+
+    fn note(&self, program: &str, version: Option<&String>, rules: &str) -> String {
+        match (version, self.database) {
+            (Some(v), _) => format!("{program} {v} (rules {rules})"),
+            (None, Some(db)) => format!(
+                "{program}: version unknown (its package is not installed in {db}); modelled as \
+                 the newest known ({rules})"
+            ),
+            (None, None) => format!(
+                "{program}: version unknown (no dpkg database under the root; rpm databases are \
+                 not read); modelled as the newest known ({rules})"
+            ),
+        }
+    }
+
+    /// The two models, as reports show them.
+    #[must_use]
+    pub fn models(&self) -> Vec<Model> {
+        let sysctl = self.sysctl_rules().label();
+        let pam = self.pam_rules().label();
+        vec![
+            Model {
+                program: "systemd-sysctl",
+                package: "systemd",
+                version: self.systemd.clone(),
+                rules: sysctl,
+                note: self.note("systemd-sysctl", self.systemd.as_ref(), sysctl),
+            },
+            Model {
+                program: "pam_limits",
+                package: "libpam-modules",
+                version: self.pam.clone(),
+                rules: pam,
+                note: self.note("pam_limits", self.pam.as_ref(), pam),
+            },
+        ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dpkg_status() {
+        let text = "Package: libpam-modules\nStatus: install ok installed\nArchitecture: amd64\n\
+                    Version: 1.5.2-6+deb12u1\n\nPackage: systemd\nStatus: deinstall ok \
+                    config-files\nVersion: 252.1-1\n\nPackage: systemd\nStatus: install ok \
+                    installed\nVersion: 257.13-1~deb13u1\n";
+        let v = Versions::from_dpkg_status(text);
+        assert_eq!(v.pam.as_deref(), Some("1.5.2-6+deb12u1"));
+        assert_eq!(v.systemd.as_deref(), Some("257.13-1~deb13u1"));
+        assert_eq!(v.pam_rules(), PamRules::V1_5);
+        assert_eq!(v.sysctl_rules(), SysctlRules::V257);
+        let newer = Versions {
+            pam: Some("1.7.0-8".into()),
+            systemd: Some("252.39-1~deb12u2".into()),
+            database: None,
+        };
+        assert_eq!(newer.pam_rules(), PamRules::V1_7);
+        assert_eq!(newer.sysctl_rules(), SysctlRules::V252);
+        let unknown = Versions::default();
+        assert_eq!(unknown.pam_rules(), PamRules::V1_7);
+        assert!(unknown.models()[1].note.contains("unknown"));
+    }
+}
