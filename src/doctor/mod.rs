@@ -8,7 +8,6 @@
 
 pub mod capacity;
 pub mod chain;
-pub mod diag;
 pub mod explain;
 pub mod findings;
 pub mod proc;
