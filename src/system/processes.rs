@@ -168,26 +168,24 @@ pub struct Fds {
 /// cannot be opened (the process is gone, or is another user's).
 #[must_use]
 pub fn scan_fds(root: &Root, pid: u32, wanted: &dyn Fn(u64) -> bool) -> Option<Fds> {
-    use rustix::fs::{Dir, Mode, OFlags};
+    use rustix::fs::{Mode, OFlags};
+    let path = root.path(&format!("proc/{pid}/fd"));
     let dir = rustix::fs::open(
-        root.path(&format!("proc/{pid}/fd")),
+        &path,
         OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
         Mode::empty(),
     )
     .ok()?;
+    let entries = std::fs::read_dir(&path).ok()?;
     let mut fds = Fds::default();
-    let mut entries = Dir::read_from(&dir).ok()?;
     let mut buf = [0u8; 64];
-    while let Some(Ok(entry)) = entries.next() {
+    for entry in entries.filter_map(std::result::Result::ok) {
         let name = entry.file_name();
-        let Some(num) = std::str::from_utf8(name.to_bytes())
-            .ok()
-            .and_then(|n| n.parse::<u64>().ok())
-        else {
-            continue; // "." and ".."
+        let Some(num) = name.to_str().and_then(|n| n.parse::<u64>().ok()) else {
+            continue;
         };
         fds.open += 1;
-        let Ok(len) = rustix::fs::readlinkat_raw(&dir, name, &mut buf[..]) else {
+        let Ok(len) = rustix::fs::readlinkat_raw(&dir, name.as_os_str(), &mut buf[..]) else {
             continue;
         };
         let target = &buf[..len.min(buf.len())];
