@@ -721,5 +721,9 @@ mod tests {
                     TCP 10 10 2368 13 8\nfilp 5 5 192 21 1\nkmalloc-8 1 1 8 1 1\n";
         assert_eq!(slab_per_socket(slab), Some(2560));
         assert_eq!(slab_per_socket("filp 5 5 192 21 1\n"), None);
+        let sched = "yes (4242, #threads: 1)\n---------\nse.exec_start : 1.5\n\
+                     se.avg.util_avg                              :                  683\n";
+        assert_eq!(parse_util_avg(sched), Some(683));
+        assert_eq!(parse_util_avg("se.avg.load_avg : 3\n"), None);
     }
 }

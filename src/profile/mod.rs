@@ -225,7 +225,9 @@ pub fn read_bounded_bytes(file: std::fs::File, limit: u64) -> std::io::Result<Ve
             "is not a regular file (a FIFO, device or socket); netprofile reads only regular files",
         ));
     }
-    let mut bytes = Vec::new();
+    // Most files read here (proc/PID/limits, status, a sysctl) fit in one page: start with
+    // one, so that read_to_end needs one read() and the one that sees the end, not five.
+    let mut bytes = Vec::with_capacity(4096);
     file.take(limit + 1).read_to_end(&mut bytes)?;
     if bytes.len() as u64 > limit {
         return Err(std::io::Error::other(format!(

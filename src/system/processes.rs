@@ -367,10 +367,31 @@ pub fn stale(root: &Root, live: &LiveState) -> Result<Vec<Stale>> {
     let mut inodes: Option<BTreeMap<u64, u16>> = None;
     let mut out = Vec::new();
     for pid in pids(root) {
-        let Some(mut process) = read_process(root, pid) else {
+        // Only what decides the fresh start, cheapest first: the limits, the service, and the
+        // user only for a process outside any service; its name only once it is reported.
+        let at = |file: &str| format!("proc/{pid}/{file}");
+        let read = |file: &str| read_optional(root, &at(file)).ok().flatten();
+        let Some(now) = read("limits").and_then(|l| parse_limits(&l)) else {
             continue;
         };
-        let Some(now) = process.nofile else { continue };
+        let unit = read("cgroup").and_then(|c| unit_of(&c));
+        let uid = if unit.is_none() {
+            read("status").and_then(|s| {
+                s.lines()
+                    .find_map(|l| l.strip_prefix("Uid:"))
+                    .and_then(|l| l.split_whitespace().next()?.parse().ok())
+            })
+        } else {
+            None
+        };
+        let mut process = Process {
+            pid,
+            comm: String::new(),
+            uid,
+            unit,
+            nofile: Some(now),
+            ports: Vec::new(),
+        };
         let unit = match &process.unit {
             Some(name) => {
                 if !unit_cache.contains_key(name) {
@@ -396,6 +417,9 @@ pub fn stale(root: &Root, live: &LiveState) -> Result<Vec<Stale>> {
             Some(ports) if !ports.is_empty() => process.ports = ports,
             _ => continue,
         }
+        // Gone since (or a kernel thread): nothing to report.
+        let Some(comm) = read("comm") else { continue };
+        process.comm = comm.trim().to_string();
         out.push(Stale {
             process,
             now,
