@@ -12,7 +12,6 @@
 pub mod apps;
 pub mod capacity;
 pub mod chain;
-pub mod diag;
 pub mod explain;
 pub mod findings;
 pub mod gauges;

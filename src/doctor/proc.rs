@@ -5,12 +5,13 @@
 //! does the I/O. It never writes and never needs privileges: what it cannot read is left out
 //! and counted in `unreadable`.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::net::IpAddr;
 
 use crate::error::{Error, Result};
 use crate::profile::keys::KeyName;
 use crate::system::root::{Namespace, Root};
-use crate::system::{read_optional, read_sysctl};
+use crate::system::{read_optional, read_sysctl, sockets};
 
 /// Root-relative paths doctor reads (Root spells the shared ones).
 pub const NETSTAT: &str = "proc/net/netstat";
@@ -66,7 +67,7 @@ pub struct Listener {
     pub port: u16,
     /// Connections waiting in the accept queue now (`rx_queue` of a LISTEN row).
     pub queue: u64,
-    /// The backlog in force, min(listen() argument, somaxconn), from sock_diag (diag.rs);
+    /// The backlog in force, min(listen() argument, somaxconn), from sock_diag (system::sockets);
     /// `None` when the tree is not the running kernel's (proc/net/tcp does not show it).
     pub backlog: Option<u64>,
     pub inode: u64,
@@ -208,14 +209,14 @@ pub fn parse_sockstat(text: &str) -> BTreeMap<String, i64> {
     out
 }
 
-/// An address of proc/net/tcp (`0100007F:1F90`, or 32 hex digits for tcp6) as text.
-fn address(hex: &str) -> Option<(String, u16)> {
+/// An address of proc/net/tcp (`0100007F:1F90`, or 32 hex digits for tcp6).
+fn address_ip(hex: &str) -> Option<(IpAddr, u16)> {
     let (ip, port) = hex.rsplit_once(':')?;
     let port = u16::from_str_radix(port, 16).ok()?;
     let ip = match ip.len() {
         8 => {
             let n = u32::from_str_radix(ip, 16).ok()?;
-            std::net::Ipv4Addr::from(n.swap_bytes()).to_string()
+            IpAddr::V4(std::net::Ipv4Addr::from(n.swap_bytes()))
         }
         32 => {
             let mut bytes = [0u8; 16];
@@ -223,28 +224,83 @@ fn address(hex: &str) -> Option<(String, u16)> {
                 let w = u32::from_str_radix(std::str::from_utf8(chunk).ok()?, 16).ok()?;
                 bytes[word * 4..word * 4 + 4].copy_from_slice(&w.to_le_bytes());
             }
-            let v6 = std::net::Ipv6Addr::from(bytes);
-            match v6.to_ipv4_mapped() {
-                Some(v4) => v4.to_string(),
-                None => format!("[{v6}]"),
-            }
+            IpAddr::V6(std::net::Ipv6Addr::from(bytes))
         }
         _ => return None,
     };
     Some((ip, port))
 }
 
-/// Listeners and state counts from proc/net/tcp and tcp6. For a LISTEN row the kernel prints
-/// the current accept queue in `rx_queue`; `tx_queue` is write_seq - snd_una, 0 for a listener
-/// (net/ipv4/tcp_ipv4.c, get_tcp4_sock), so the backlog comes from sock_diag instead. `ephemeral` is the local port range: a socket whose
-/// local port lies in it is counted against its destination.
+/// State counts, fed one socket at a time from proc/net/tcp text or from sock_diag.
+#[derive(Default)]
+struct StateCount {
+    states: TcpStates,
+    per_dest: HashMap<(IpAddr, u16), u64>,
+    tw_ports: Vec<u16>,
+    /// Per local port: established, and closed by this host (FIN_WAIT1/2, CLOSING,
+    /// TIME_WAIT); only listening ports are kept in the end.
+    local_ports: HashMap<u16, PortStates>,
+}
+
+impl StateCount {
+    fn add(&mut self, state: u8, lport: u16, remote: IpAddr, rport: u16, ephemeral: (u16, u16)) {
+        match state {
+            sockets::ESTABLISHED => self.local_ports.entry(lport).or_default().established += 1,
+            sockets::FIN_WAIT1 | sockets::FIN_WAIT2 | sockets::TIME_WAIT | sockets::CLOSING => {
+                self.local_ports.entry(lport).or_default().closed_here += 1;
+            }
+            _ => {}
+        }
+        match state {
+            sockets::ESTABLISHED | sockets::TIME_WAIT => {
+                if state == sockets::ESTABLISHED {
+                    self.states.established += 1;
+                } else {
+                    self.states.time_wait += 1;
+                    self.tw_ports.push(lport);
+                }
+                if (ephemeral.0..=ephemeral.1).contains(&lport) {
+                    *self.per_dest.entry((remote, rport)).or_default() += 1;
+                }
+            }
+            sockets::SYN_RECV => self.states.syn_recv += 1,
+            _ => {}
+        }
+    }
+
+    fn finish(mut self, listeners: &[Listener]) -> TcpStates {
+        let listening: BTreeSet<u16> = listeners.iter().map(|l| l.port).collect();
+        self.states.time_wait_accepted = self
+            .tw_ports
+            .iter()
+            .filter(|p| listening.contains(p))
+            .count() as u64;
+        self.states.by_port = listening
+            .iter()
+            .map(|p| (*p, self.local_ports.get(p).copied().unwrap_or_default()))
+            .collect();
+        let most = self.per_dest.values().copied().max();
+        self.states.busiest_destination = most.and_then(|most| {
+            self.per_dest
+                .iter()
+                .filter(|(_, n)| **n == most)
+                .map(|((ip, port), _)| format!("{}:{port}", sockets::show(*ip)))
+                .max()
+                .map(|d| (d, most))
+        });
+        self.states
+    }
+}
+
+/// Listeners and state counts from proc/net/tcp and tcp6 (a tree that is not the running
+/// kernel's). For a LISTEN row the kernel prints the current accept queue in `rx_queue`;
+/// `tx_queue` is write_seq - snd_una, 0 for a listener (net/ipv4/tcp_ipv4.c, get_tcp4_sock), so
+/// the backlog is known only from sock_diag. `ephemeral` is the local port range: a socket
+/// whose local port lies in it is counted against its destination.
 #[must_use]
 pub fn parse_tcp(tables: &[String], ephemeral: (u16, u16)) -> (Vec<Listener>, TcpStates) {
     let mut listeners = Vec::new();
-    let mut states = TcpStates::default();
-    let mut per_dest: BTreeMap<String, u64> = BTreeMap::new();
-    let mut tw_ports = Vec::new();
-    let mut local_ports: BTreeMap<u16, PortStates> = BTreeMap::new();
+    let mut count = StateCount::default();
     for line in tables.iter().flat_map(|t| t.lines().skip(1)) {
         let f: Vec<&str> = line.split_whitespace().collect();
         let (Some(local), Some(remote), Some(st), Some(queues)) =
@@ -252,56 +308,54 @@ pub fn parse_tcp(tables: &[String], ephemeral: (u16, u16)) -> (Vec<Listener>, Tc
         else {
             continue;
         };
-        match *st {
-            "0A" => {
-                let Some((address, port)) = address(local) else {
-                    continue;
-                };
-                let rx = queues.split_once(':').map_or("0", |(_, rx)| rx);
-                listeners.push(Listener {
-                    address,
-                    port,
-                    queue: u64::from_str_radix(rx, 16).unwrap_or(0),
-                    backlog: None,
-                    inode: f.get(9).and_then(|i| i.parse().ok()).unwrap_or(0),
-                });
-            }
-            "01" | "06" => {
-                if *st == "01" {
-                    states.established += 1;
-                } else {
-                    states.time_wait += 1;
-                    tw_ports.extend(address(local).map(|(_, p)| p));
-                }
-                if let (Some((_, lport)), Some((rip, rport))) = (address(local), address(remote))
-                    && (ephemeral.0..=ephemeral.1).contains(&lport)
-                {
-                    *per_dest.entry(format!("{rip}:{rport}")).or_default() += 1;
-                }
-            }
-            "03" => states.syn_recv += 1,
-            _ => {}
-        }
-        if matches!(*st, "01" | "04" | "05" | "06" | "0B")
-            && let Some((_, lport)) = address(local)
-        {
-            let e = local_ports.entry(lport).or_default();
-            if *st == "01" {
-                e.established += 1;
-            } else {
-                e.closed_here += 1;
-            }
+        let (Ok(state), Some((ip, port))) = (u8::from_str_radix(st, 16), address_ip(local)) else {
+            continue;
+        };
+        if state == sockets::LISTEN {
+            let rx = queues.split_once(':').map_or("0", |(_, rx)| rx);
+            listeners.push(Listener {
+                address: sockets::show(ip),
+                port,
+                queue: u64::from_str_radix(rx, 16).unwrap_or(0),
+                backlog: None,
+                inode: f.get(9).and_then(|i| i.parse().ok()).unwrap_or(0),
+            });
+        } else if let Some((rip, rport)) = address_ip(remote) {
+            count.add(state, port, rip, rport, ephemeral);
         }
     }
-    let listening: BTreeSet<u16> = listeners.iter().map(|l: &Listener| l.port).collect();
-    states.time_wait_accepted = tw_ports.iter().filter(|p| listening.contains(p)).count() as u64;
-    states.by_port = listening
-        .iter()
-        .map(|p| (*p, local_ports.get(p).copied().unwrap_or_default()))
-        .collect();
-    states.busiest_destination = per_dest.into_iter().max_by_key(|(d, n)| (*n, d.clone()));
     listeners.sort_by(|a, b| (a.port, &a.address).cmp(&(b.port, &b.address)));
+    let states = count.finish(&listeners);
     (listeners, states)
+}
+
+/// Listeners and state counts of the running kernel from sock_diag: one dump of the
+/// listeners, one of the ESTABLISHED, TIME_WAIT and SYN_RECV sockets, each filtered by the
+/// kernel, decoded without text or allocation per socket.
+fn diag_tcp(ephemeral: (u16, u16)) -> std::io::Result<(Vec<Listener>, TcpStates)> {
+    let mut listeners: Vec<Listener> = sockets::listeners()?
+        .iter()
+        .map(|s| Listener {
+            address: sockets::show(s.local),
+            port: s.local_port,
+            queue: u64::from(s.rqueue),
+            backlog: Some(u64::from(s.wqueue)),
+            inode: s.inode,
+        })
+        .collect();
+    listeners.sort_by(|a, b| (a.port, &a.address).cmp(&(b.port, &b.address)));
+    let mut count = StateCount::default();
+    let states = sockets::mask(sockets::ESTABLISHED)
+        | sockets::mask(sockets::TIME_WAIT)
+        | sockets::mask(sockets::SYN_RECV)
+        | sockets::mask(sockets::FIN_WAIT1)
+        | sockets::mask(sockets::FIN_WAIT2)
+        | sockets::mask(sockets::CLOSING);
+    sockets::dump(states, |s| {
+        count.add(s.state, s.local_port, s.remote, s.remote_port, ephemeral);
+    })?;
+    let states = count.finish(&listeners);
+    Ok((listeners, states))
 }
 
 /// `Max open files  1024  524288  files` of proc/PID/limits: (soft, hard), `None` = unlimited
@@ -321,6 +375,36 @@ pub fn epoll_targets(fdinfo: &str) -> Vec<u64> {
         .filter_map(|l| l.trim().strip_prefix("tfd:"))
         .filter_map(|rest| rest.split_whitespace().next()?.parse().ok())
         .collect()
+}
+
+/// Whether the epoll instance `efd` of `pid` watches one of `fds`. Its fdinfo has a line per
+/// watched fd (80 MB for a server that holds a million connections), so it is read as a
+/// stream that stops at the first match, not as one bounded file.
+fn watches_any(root: &Root, pid: u32, efd: u64, fds: &[u64]) -> bool {
+    use std::io::BufRead;
+    let Ok(file) = std::fs::File::open(root.path(&format!("proc/{pid}/fdinfo/{efd}"))) else {
+        return false;
+    };
+    let Ok(meta) = file.metadata() else {
+        return false;
+    };
+    if !meta.is_file() {
+        return false;
+    }
+    let mut reader = std::io::BufReader::with_capacity(1 << 16, file);
+    let mut line = String::new();
+    // Bounded: an epoll instance watches at most fs.nr_open fds, far fewer than this.
+    for _ in 0..(1u64 << 26) {
+        line.clear();
+        match reader.read_line(&mut line) {
+            Ok(0) | Err(_) => return false,
+            Ok(_) => {}
+        }
+        if epoll_targets(&line).iter().any(|t| fds.contains(t)) {
+            return true;
+        }
+    }
+    false
 }
 
 /// utime + stime and start time (both in clock ticks) from proc/PID/stat.
@@ -391,6 +475,38 @@ fn clock_ticks() -> u64 {
     u64::try_from(t).ok().filter(|t| *t > 0).unwrap_or(100)
 }
 
+/// What a process uses of the CPUs now, in cores, without waiting: the sum over its threads
+/// of the scheduler's utilization average (`se.avg.util_avg` of proc/PID/task/TID/sched, 1024
+/// = one CPU busy; a running average over the last ~100 ms, PELT's 32 ms half-life). `None`
+/// when the kernel does not show it (built without CONFIG_SCHED_DEBUG) or the process has too
+/// many threads to read each.
+fn cpu_now(root: &Root, pid: u32) -> Option<f64> {
+    let tasks = std::fs::read_dir(root.path(&format!("proc/{pid}/task"))).ok()?;
+    let mut total = 0u64;
+    for (n, task) in tasks.filter_map(std::result::Result::ok).enumerate() {
+        if n >= 256 {
+            return None;
+        }
+        let tid = task.file_name();
+        let text = read_quiet(
+            root,
+            &format!("proc/{pid}/task/{}/sched", tid.to_string_lossy()),
+        )?;
+        total += parse_util_avg(&text)?;
+    }
+    #[allow(clippy::cast_precision_loss)]
+    Some(total as f64 / 1024.0)
+}
+
+/// The `se.avg.util_avg : 683` line of a proc/PID/sched.
+#[must_use]
+pub fn parse_util_avg(sched: &str) -> Option<u64> {
+    sched.lines().find_map(|l| {
+        let (name, value) = l.split_once(':')?;
+        (name.trim() == "se.avg.util_avg").then(|| value.trim().parse().ok())?
+    })
+}
+
 impl Snapshot {
     /// Reads the machine (or the tree) under `root`.
     pub fn read(root: &Root) -> Result<Snapshot> {
@@ -412,20 +528,22 @@ impl Snapshot {
         if let Some(text) = read_optional(root, SOCKSTAT)? {
             snap.sockstat = parse_sockstat(&text);
         }
-        let mut tables = Vec::new();
-        for rel in Root::PROC_NET_TCP {
-            tables.extend(crate::system::read_proc_table(root, rel)?);
-        }
         let range = port_range(snap.sysctl.get("net.ipv4.ip_local_port_range"));
-        (snap.listeners, snap.states) = parse_tcp(&tables, range);
-        if shows_this_kernel(root) {
-            let diag = super::diag::listeners();
-            for l in &mut snap.listeners {
-                if let Some(q) = diag.get(&l.inode) {
-                    l.backlog = Some(q.backlog);
-                    l.queue = q.queue;
-                }
+        // The running kernel answers sock_diag; a tree (or a kernel without inet_diag) has
+        // only its proc/net/tcp text.
+        let diag = if sockets::answers_for(root) {
+            diag_tcp(range).ok()
+        } else {
+            None
+        };
+        if let Some(found) = diag {
+            (snap.listeners, snap.states) = found;
+        } else {
+            let mut tables = Vec::new();
+            for rel in Root::PROC_NET_TCP {
+                tables.extend(crate::system::read_proc_table(root, rel)?);
             }
+            (snap.listeners, snap.states) = parse_tcp(&tables, range);
         }
         if let Some(text) = read_optional(root, "proc/sys/fs/file-nr")? {
             let v: Vec<u64> = text
@@ -496,38 +614,33 @@ impl Snapshot {
         let netns = |pid: &str| std::fs::read_link(root.path(&format!("proc/{pid}/ns/net"))).ok();
         let own_netns = netns("self");
         let mut samples = Vec::new();
+        // On the running kernel the listeners are this network namespace's: a process in
+        // another one (a container's) cannot hold them, so its fds are not read at all.
+        let skip_netns = sockets::answers_for(root)
+            .then(|| std::fs::read_link(root.path("proc/self/ns/net")).ok())
+            .flatten();
         for pid in pids {
-            let fd_dir = root.path(&format!("proc/{pid}/fd"));
-            let Ok(fds) = std::fs::read_dir(&fd_dir) else {
+            if let Some(own) = &skip_netns
+                && let Ok(theirs) = std::fs::read_link(root.path(&format!("proc/{pid}/ns/net")))
+                && &theirs != own
+            {
+                continue;
+            }
+            let Some(fds) = crate::system::processes::scan_fds(root, pid, &|inode| {
+                by_inode.contains_key(&inode)
+            }) else {
                 self.unreadable += 1;
                 continue;
             };
-            let mut open = 0;
-            let mut ports = BTreeSet::new();
-            let mut listen_fds = Vec::new();
-            let mut epoll_fds = Vec::new();
-            for fd in fds.filter_map(std::result::Result::ok) {
-                open += 1;
-                if by_inode.is_empty() {
-                    continue;
-                }
-                let Ok(target) = std::fs::read_link(fd.path()) else {
-                    continue;
-                };
-                let target = target.to_string_lossy();
-                let num: Option<u64> = fd.file_name().to_str().and_then(|s| s.parse().ok());
-                if let Some(inode) = target
-                    .strip_prefix("socket:[")
-                    .and_then(|s| s.strip_suffix(']'))
-                    .and_then(|s| s.parse::<u64>().ok())
-                    && let Some(port) = by_inode.get(&inode)
-                {
-                    ports.insert(*port);
-                    listen_fds.extend(num);
-                } else if target == "anon_inode:[eventpoll]" {
-                    epoll_fds.extend(num);
-                }
-            }
+            let ports: BTreeSet<u16> = fds
+                .sockets
+                .iter()
+                .filter_map(|(_, inode)| by_inode.get(inode).copied())
+                .collect();
+            let listen_fds: Vec<u64> = fds.sockets.iter().map(|(fd, _)| *fd).collect();
+            let epoll_fds = fds.epolls;
+            let open = fds.open;
+            let listening = !ports.is_empty();
             let mut p = Process {
                 pid,
                 ports: ports.into_iter().collect(),
@@ -544,7 +657,7 @@ impl Snapshot {
                 p.nofile_soft = soft;
                 p.nofile_hard = hard;
             }
-            if p.ports.is_empty() {
+            if !listening {
                 // A client near its limit: the same identity, no listener facts.
                 let near = p
                     .nofile_soft
@@ -557,13 +670,9 @@ impl Snapshot {
                 continue;
             }
             identify(root, &users, &mut p);
-            for efd in epoll_fds {
-                let info =
-                    read_quiet(root, &format!("proc/{pid}/fdinfo/{efd}")).unwrap_or_default();
-                if epoll_targets(&info).iter().any(|t| listen_fds.contains(t)) {
-                    p.epoll = true;
-                }
-            }
+            p.epoll = epoll_fds
+                .iter()
+                .any(|efd| watches_any(root, pid, *efd, &listen_fds));
             let stat = read_quiet(root, &format!("proc/{pid}/stat"));
             if let (Some((used, start)), Some(up)) = (stat.as_deref().and_then(cpu_ticks), uptime) {
                 #[allow(clippy::cast_precision_loss)]
@@ -576,9 +685,14 @@ impl Snapshot {
                 p.cpu_ticks = Some(used);
                 samples.push((self.processes.len(), used));
             }
+            if root.is_real() {
+                p.cpu_now = cpu_now(root, pid);
+            }
             self.processes.push(p);
         }
-        // On a real machine, also what each listener uses now, over a quarter second.
+        // On a real machine, also what each listener uses now: from the scheduler's running
+        // average when the kernel shows it, else over a quarter second.
+        samples.retain(|(index, _)| self.processes[*index].cpu_now.is_none());
         if root.is_real() && !samples.is_empty() {
             let wait = std::time::Duration::from_millis(250);
             std::thread::sleep(wait);
@@ -705,5 +819,9 @@ mod tests {
                     TCP 10 10 2368 13 8\nfilp 5 5 192 21 1\nkmalloc-8 1 1 8 1 1\n";
         assert_eq!(slab_per_socket(slab), Some(2560));
         assert_eq!(slab_per_socket("filp 5 5 192 21 1\n"), None);
+        let sched = "yes (4242, #threads: 1)\n---------\nse.exec_start : 1.5\n\
+                     se.avg.util_avg                              :                  683\n";
+        assert_eq!(parse_util_avg(sched), Some(683));
+        assert_eq!(parse_util_avg("se.avg.load_avg : 3\n"), None);
     }
 }

@@ -1,7 +1,8 @@
 //! Running processes and the open-files limits they actually have.
 //!
-//! Reads, through `Root`, `proc/PID/{comm,status,cgroup,limits}`, the listening sockets of
-//! `proc/net/tcp{,6}` and the `proc/PID/fd` links that name them, to say which listening process
+//! Reads, through `Root`, `proc/PID/{comm,status,cgroup,limits}`, the listening sockets (from
+//! sock_diag on the running kernel, `proc/net/tcp{,6}` on another tree) and the `proc/PID/fd`
+//! links that name them, to say which listening process
 //! (and which systemd service) holds which nofile limit, and what a fresh start would give it
 //! (the service's LimitNOFILE by systemd's rules, the manager's DefaultLimitNOFILE, or
 //! pam_limits' value for its user). It never changes a limit: `transaction` does, with prlimit.
@@ -131,35 +132,105 @@ pub fn all(root: &Root) -> Vec<Process> {
         .collect()
 }
 
-/// The processes that hold a listening TCP socket, with their ports.
-pub fn listening(root: &Root) -> Result<Vec<Process>> {
+/// Socket inode -> port of the root's listeners: from sock_diag on the running kernel (the
+/// cost of the listeners only), from proc/net/tcp{,6} on any other tree.
+pub fn listener_ports(root: &Root) -> Result<BTreeMap<u64, u16>> {
+    if crate::system::sockets::answers_for(root)
+        && let Ok(listeners) = crate::system::sockets::listeners()
+    {
+        return Ok(listeners
+            .iter()
+            .filter(|s| s.inode != 0)
+            .map(|s| (s.inode, s.local_port))
+            .collect());
+    }
     let mut tables = Vec::new();
     for rel in Root::PROC_NET_TCP {
         tables.extend(crate::system::read_proc_table(root, rel)?);
     }
-    let inodes = listening_inodes(&tables);
+    Ok(listening_inodes(&tables))
+}
+
+/// What a process's `proc/PID/fd` folder shows.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Fds {
+    /// Open fds.
+    pub open: u64,
+    /// (fd, socket inode) of the fds whose socket `wanted` accepted.
+    pub sockets: Vec<(u64, u64)>,
+    /// The fds that are epoll instances.
+    pub epolls: Vec<u64>,
+}
+
+/// Reads `proc/PID/fd` of one process: one getdents pass over the folder and one readlinkat
+/// per fd, relative to the opened folder and into a stack buffer (no path walk and no
+/// allocation per fd, unlike `ss -p`'s readlink of each full path). `None` when the folder
+/// cannot be opened (the process is gone, or is another user's).
+#[must_use]
+pub fn scan_fds(root: &Root, pid: u32, wanted: &dyn Fn(u64) -> bool) -> Option<Fds> {
+    use rustix::fs::{Mode, OFlags};
+    let path = root.path(&format!("proc/{pid}/fd"));
+    let dir = rustix::fs::open(
+        &path,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .ok()?;
+    let entries = std::fs::read_dir(&path).ok()?;
+    let mut fds = Fds::default();
+    let mut buf = [0u8; 64];
+    for entry in entries.filter_map(std::result::Result::ok) {
+        let name = entry.file_name();
+        let Some(num) = name.to_str().and_then(|n| n.parse::<u64>().ok()) else {
+            continue;
+        };
+        fds.open += 1;
+        let Ok(len) = rustix::fs::readlinkat_raw(&dir, name.as_os_str(), &mut buf[..]) else {
+            continue;
+        };
+        let target = &buf[..len.min(buf.len())];
+        if let Some(inode) = target
+            .strip_prefix(b"socket:[")
+            .and_then(|t| t.strip_suffix(b"]"))
+            .and_then(|t| std::str::from_utf8(t).ok()?.parse::<u64>().ok())
+        {
+            if wanted(inode) {
+                fds.sockets.push((num, inode));
+            }
+        } else if target == b"anon_inode:[eventpoll]" {
+            fds.epolls.push(num);
+        }
+    }
+    Some(fds)
+}
+
+/// The ports of the listeners among a process's fds, sorted; `None` when its fds cannot be read.
+fn ports_of(root: &Root, pid: u32, inodes: &BTreeMap<u64, u16>) -> Option<Vec<u16>> {
+    let fds = scan_fds(root, pid, &|inode| inodes.contains_key(&inode))?;
+    let mut ports: Vec<u16> = fds
+        .sockets
+        .iter()
+        .filter_map(|(_, inode)| inodes.get(inode).copied())
+        .collect();
+    ports.sort_unstable();
+    ports.dedup();
+    Some(ports)
+}
+
+/// The processes that hold a listening TCP socket, with their ports.
+pub fn listening(root: &Root) -> Result<Vec<Process>> {
+    let inodes = listener_ports(root)?;
     if inodes.is_empty() {
         return Ok(Vec::new());
     }
     let mut out = Vec::new();
     for pid in pids(root) {
-        let Ok(fds) = std::fs::read_dir(root.path(&format!("proc/{pid}/fd"))) else {
+        let Some(ports) = ports_of(root, pid, &inodes) else {
             continue;
         };
-        let mut ports: Vec<u16> = fds
-            .filter_map(std::result::Result::ok)
-            .filter_map(|fd| std::fs::read_link(fd.path()).ok())
-            .filter_map(|target| {
-                let target = target.to_string_lossy().into_owned();
-                let inode = target.strip_prefix("socket:[")?.strip_suffix(']')?;
-                inodes.get(&inode.parse().ok()?).copied()
-            })
-            .collect();
         if ports.is_empty() {
             continue;
         }
-        ports.sort_unstable();
-        ports.dedup();
         if let Some(mut process) = read_process(root, pid) {
             process.ports = ports;
             out.push(process);
@@ -285,12 +356,42 @@ pub struct Stale {
 }
 
 /// The listening processes whose nofile limits are below what a fresh start would get.
+///
+/// A process's limits, service and user are a few small reads; its fds may be a million
+/// sockets. So the fds are read only for the processes whose limits are old, which are the
+/// only ones this can report: on a busy host whose servers are up to date, `status` costs what
+/// the process count costs, not what the connections cost.
 pub fn stale(root: &Root, live: &LiveState) -> Result<Vec<Stale>> {
     let nr_open = super::nr_open(root);
     let mut unit_cache: BTreeMap<String, UnitFiles> = BTreeMap::new();
+    let mut inodes: Option<BTreeMap<u64, u16>> = None;
     let mut out = Vec::new();
-    for process in listening(root)? {
-        let Some(now) = process.nofile else { continue };
+    for pid in pids(root) {
+        // Only what decides the fresh start, cheapest first: the limits, the service, and the
+        // user only for a process outside any service; its name only once it is reported.
+        let at = |file: &str| format!("proc/{pid}/{file}");
+        let read = |file: &str| read_optional(root, &at(file)).ok().flatten();
+        let Some(now) = read("limits").and_then(|l| parse_limits(&l)) else {
+            continue;
+        };
+        let unit = read("cgroup").and_then(|c| unit_of(&c));
+        let uid = if unit.is_none() {
+            read("status").and_then(|s| {
+                s.lines()
+                    .find_map(|l| l.strip_prefix("Uid:"))
+                    .and_then(|l| l.split_whitespace().next()?.parse().ok())
+            })
+        } else {
+            None
+        };
+        let mut process = Process {
+            pid,
+            comm: String::new(),
+            uid,
+            unit,
+            nofile: Some(now),
+            ports: Vec::new(),
+        };
         let unit = match &process.unit {
             Some(name) => {
                 if !unit_cache.contains_key(name) {
@@ -303,13 +404,27 @@ pub fn stale(root: &Root, live: &LiveState) -> Result<Vec<Stale>> {
         let Some(fresh) = fresh_start(&process, nr_open, unit, live) else {
             continue;
         };
-        if now.0 < fresh.nofile.0 || now.1 < fresh.nofile.1 {
-            out.push(Stale {
-                process,
-                now,
-                fresh,
-            });
+        if now.0 >= fresh.nofile.0 && now.1 >= fresh.nofile.1 {
+            continue;
         }
+        if inodes.is_none() {
+            inodes = Some(listener_ports(root)?);
+        }
+        let Some(inodes) = inodes.as_ref().filter(|i| !i.is_empty()) else {
+            return Ok(Vec::new());
+        };
+        match ports_of(root, pid, inodes) {
+            Some(ports) if !ports.is_empty() => process.ports = ports,
+            _ => continue,
+        }
+        // Gone since (or a kernel thread): nothing to report.
+        let Some(comm) = read("comm") else { continue };
+        process.comm = comm.trim().to_string();
+        out.push(Stale {
+            process,
+            now,
+            fresh,
+        });
     }
     Ok(out)
 }

@@ -1,0 +1,130 @@
+#!/usr/bin/env bash
+# Benchmark (issue 23): what the read-only commands cost on a host that holds many
+# connections. In a private user + network namespace entered as uid 65534, a C server and
+# client of our own (benches/ref/epoll_ref.c, built here with gcc) hold N connections over
+# loopback: 127.0.0.1:999 served by S SO_REUSEPORT server processes, reached from 32 source
+# addresses 127.0.1.x by S client processes, each process under 20 000 fds (hard nofile is
+# 20 000 here, so the holders shard like benches/conn_million.sh). Then, interleaved in rounds,
+# each command is timed against the standard tools for the same job:
+#   netprofile diff high-conn, check high-conn, status   vs  sysctl -q -p FILE + ss -ltn
+#   netprofile doctor                                     vs  ss -s + ss -ltnp
+# FILE is the sysctl drop-in high-conn renders (four per-namespace keys). Medians over rounds;
+# a ratio is the median of the per-round ratios. The N = 0 row is each command's idle time.
+# Budgets: diff/check/status <= 2x the tools and <= 1.5x their idle time; doctor <= 1x.
+# Usage: benches/busy_host.sh [ROUNDS] [N...]      (default: 5 rounds, N = 0 100000 1000000)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+rounds=${1:-5}
+shift || true
+scales=("${@:-0 100000 1000000}")
+cargo build --release -q
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+gcc -O2 -Wall -o "$work/epoll_ref" benches/ref/epoll_ref.c
+cp target/release/netprofile "$work/netprofile"
+"$work/netprofile" render high-conn |
+    awk '/^==> .*sysctl.d/ {on = 1; next} /^==>/ {on = 0} on && /=/' > "$work/p.conf"
+chmod 755 "$work" "$work/netprofile" "$work/epoll_ref"
+chmod 644 "$work/p.conf"
+chown 65534:65534 "$work"
+
+cat > "$work/inner.sh" <<'INNER'
+set -euo pipefail
+W=$1; rounds=$2; shift 2
+export PATH="$PATH:/usr/sbin:/sbin"
+ip link set lo up
+sysctl -q -p "$W/p.conf"  # the profile's per-namespace keys: range 1024-65535, tw_reuse
+ms() { date +%s%N; }
+# Time one command line (a batch of $2 runs) in ns per run.
+t() {
+    local t0 t1
+    t0=$(ms)
+    for _ in $(seq "$2"); do eval "$1" >/dev/null 2>&1 || true; done
+    t1=$(ms)
+    echo $(( (t1 - t0) / $2 ))
+}
+settle() { # until the last scale's sockets are gone, at most 300 s
+    for _ in $(seq 1500); do
+        awk '/^TCP:/ {exit !($3 < 2000)}' /proc/net/sockstat && return; sleep 0.2
+    done
+}
+NP="$W/netprofile"
+STD1="sysctl -q -p $W/p.conf; ss -ltn"
+STD2="ss -s; ss -ltnp"
+for n in "$@"; do
+    settle
+    procs=$(( n / 12500 + 1 ))
+    srv=() cli=()
+    if [ "$n" -gt 0 ]; then
+        for i in $(seq "$procs"); do
+            "$W/epoll_ref" server 999 1 3600 > "$W/s.$i" & srv+=($!)
+        done
+        for i in $(seq "$procs"); do
+            until grep -q ready "$W/s.$i" 2>/dev/null; do sleep 0.01; done
+        done
+        t0=$(ms)
+        for i in $(seq "$procs"); do
+            "$W/epoll_ref" hold 999 $(( n / procs + (i <= n % procs) )) 256 1 32 3600 \
+                > "$W/c.$i" & cli+=($!)
+        done
+        # Ramped when every client printed its line (bounded: 20 min).
+        for _ in $(seq 12000); do
+            [ "$(cat "$W"/c.* 2>/dev/null | wc -l)" -ge "$procs" ] && break; sleep 0.1
+        done
+        held=$(cat "$W"/c.* | awk '{e += $4; f += $6} END {print e + 0, f + 0}')
+        echo "ramp $n $procs $(( ($(ms) - t0) / 1000000 )) $held"
+    fi
+    estab=$(awk '/^Tcp:/ && $1 == "Tcp:" && $10 ~ /^[0-9]+$/ {print $10}' /proc/net/snmp | tail -1)
+    echo "scale $n procs $procs CurrEstab $estab sockstat $(grep '^TCP:' /proc/net/sockstat)"
+    # Batch sizes: 10 runs of the cheap commands (3 from 500 000 on); the ones that walk
+    # every fd (ss -ltnp, doctor) once per round from 50 000 connections on.
+    b=$(( n >= 500000 ? 3 : 10 ))
+    b2=$(( n >= 50000 ? 1 : 10 ))
+    for r in $(seq "$rounds"); do
+        echo "time $n $r $(t "$STD1" $b) $(t "$NP diff high-conn" $b) $(t "$NP check high-conn" $b) \
+$(t "$NP status" $b) $(t "$STD2" $b2) $(t "$NP doctor" $b2)"
+    done
+    # Teardown: clients first (they close), then servers.
+    [ "${#cli[@]}" -gt 0 ] && { kill "${cli[@]}" 2>/dev/null || true; wait "${cli[@]}" 2>/dev/null || true; }
+    [ "${#srv[@]}" -gt 0 ] && { kill "${srv[@]}" 2>/dev/null || true; wait "${srv[@]}" 2>/dev/null || true; }
+    rm -f "$W"/c.* "$W"/s.*
+done
+INNER
+
+echo "busy_host.sh: $rounds rounds, N = ${scales[*]}; $(date -u '+%F %H:%M UTC'), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
+# shellcheck disable=SC2068
+setpriv --reuid=65534 --regid=65534 --clear-groups -- \
+    unshare -rn bash "$work/inner.sh" "$work" "$rounds" ${scales[@]} | tee "$work/out" | grep -v '^time '
+echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "per round, ns per run: N round tools1 diff check status tools2 doctor"
+grep '^time ' "$work/out" | cut -d' ' -f2-
+awk '
+    function median(a, k,    i, j, t, m) {
+        for (i = 1; i <= k; i++) for (j = i + 1; j <= k; j++) if (a[j] < a[i]) { t = a[i]; a[i] = a[j]; a[j] = t }
+        m = (k % 2) ? a[(k + 1) / 2] : (a[k / 2] + a[k / 2 + 1]) / 2
+        return m
+    }
+    $1 == "time" {
+        n = $2; k = ++cnt[n]; if (!(n in seen)) { seen[n] = 1; order[++ns] = n }
+        for (c = 1; c <= 6; c++) v[n, c, k] = $(c + 3)
+        r[n, 1, k] = $5 / $4; r[n, 2, k] = $6 / $4; r[n, 3, k] = $7 / $4; r[n, 4, k] = $9 / $8
+    }
+    END {
+        name[1] = "sysctl -p + ss -ltn"; name[2] = "diff"; name[3] = "check"; name[4] = "status"
+        name[5] = "ss -s + ss -ltnp"; name[6] = "doctor"
+        printf "%-9s %-22s %10s %14s %10s\n", "N", "command", "median ms", "ratio to tools", "vs idle"
+        for (s = 1; s <= ns; s++) {
+            n = order[s]; k = cnt[n]
+            for (c = 1; c <= 6; c++) {
+                for (i = 1; i <= k; i++) x[i] = v[n, c, i]
+                med[n, c] = median(x, k)
+            }
+            for (c = 1; c <= 6; c++) {
+                ratio = "";
+                if (c >= 2 && c <= 4) { for (i = 1; i <= k; i++) x[i] = r[n, c - 1, i]; ratio = sprintf("%.2f", median(x, k)) }
+                if (c == 6) { for (i = 1; i <= k; i++) x[i] = r[n, 4, i]; ratio = sprintf("%.2f", median(x, k)) }
+                idle = (order[1] == 0 && med[0, c] > 0) ? sprintf("%.2f", med[n, c] / med[0, c]) : ""
+                printf "%-9s %-22s %10.1f %14s %10s\n", n, name[c], med[n, c] / 1e6, ratio, idle
+            }
+        }
+    }' "$work/out"
