@@ -284,7 +284,7 @@ fn families(snap: &Snapshot, drift: &[Drift], in_force: &[u64]) -> Vec<Family> {
     let mut severity = Family::new(
         "netprofile_limit_severity",
         Kind::Gauge,
-        "Doctor's judgement of a limit: 0 ok, 1 info, 2 warning (reached since boot or close), 3 critical (full now).",
+        "Doctor's judgement of a limit from one sample: 0 ok, 1 info (counters since boot alone), 2 warning (close), 3 critical (full now).",
     );
     let mut usage = Family::new(
         "netprofile_limit_usage_ratio",

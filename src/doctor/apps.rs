@@ -13,7 +13,6 @@ use serde::Serialize;
 
 use super::findings::{Context, Finding, ProcessRef, Severity, who};
 use super::proc::{Process, Snapshot};
-use crate::system::read_optional;
 use crate::system::root::Root;
 
 /// One setting of a server's configuration.
@@ -182,7 +181,15 @@ fn read_as(root: &Root, pid: u32, path: &str) -> Result<Option<String>, String> 
     } else {
         format!("proc/{pid}/cwd/{path}")
     };
-    read_optional(root, &rel).map_err(|e| e.to_string())
+    // `proc/PID/root` and `cwd` are the kernel's links into the process's own view: they are
+    // followed on purpose (Root::read refuses links under proc/), with the same guarantees
+    // otherwise: non-blocking, a regular file only, bounded. A config is read, never trusted.
+    let path = root.path(&rel);
+    match Root::read_named(&path, crate::system::MAX_READ) {
+        Ok(bytes) => Ok(Some(String::from_utf8_lossy(&bytes).into_owned())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(crate::error::Error::read(path, e).to_string()),
+    }
 }
 
 fn num(v: &str) -> Option<u64> {
