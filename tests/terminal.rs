@@ -43,7 +43,8 @@ fn a_process_named_with_escapes_listening_on_loopback_is_shown_escaped() {
         String::from_utf8_lossy(&out.stderr).into_owned(),
     );
     assert!(
-        stdout.contains(&format!("\\e[2Jpwn\\x07 (pid {me}, port {port})")),
+        stdout.contains(&format!("\\e[2Jpwn\\x07 (pid {me}, "))
+            && stdout.contains(&format!("port {port})")),
         "doctor should name the process, escaped:\n{stdout}\n{stderr}"
     );
     // Colour is still emitted (--color always), and nothing else that controls the terminal.

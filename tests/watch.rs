@@ -325,7 +325,7 @@ fn a_process_nearing_its_nofile_is_approaching_then_binds_with_a_systemd_proposa
         "{seen}"
     );
     assert!(
-        seen.contains("LimitNOFILE=1048576 (systemctl edit web.service)"),
+        seen.contains("LimitNOFILE=1048576 in a drop-in (systemctl edit web.service)"),
         "{seen}"
     );
 }
