@@ -350,7 +350,8 @@ def rolled_back(module, np, result):
     """Undoes the newest generation in force (of the profile, when given), as `rollback N`.
 
     "In force" is netprofile's own rule (`status --json`), so a confirmed apply (its `confirm`
-    generation stands for the apply it kept) and an `apply --pending` generation count too.
+    generation stands for the apply it kept) counts; an `apply --pending` generation is undone
+    with the apply before it, as a plain `netprofile rollback` does.
     """
     status = np.json(["status"], ok=(0, 1))
     in_force = status.get("in_force") or []
@@ -363,6 +364,10 @@ def rolled_back(module, np, result):
         # A `confirm` generation stands for the apply it kept.
         owner = by_number.get(g.get("confirms")) if g.get("confirms") is not None else g
         if owner is None:
+            continue
+        # As a plain `netprofile rollback` does: an `apply --pending` generation (what the boot
+        # unit did) belongs to the apply before it and is undone with it, never alone.
+        if owner.get("op") == "apply-pending":
             continue
         if profile and not _same_profile(owner.get("profile") or {}, profile):
             continue
