@@ -479,7 +479,7 @@ fn parse_generation(s: &str) -> Result<u64, String> {
     match s.parse::<u64>() {
         Ok(n) if n >= 1 => Ok(n),
         _ => Err(format!(
-            "{s:?} is not a generation number: give a number from 1 that `netprofile history` \
+            "{s:?} is not a generation number (1..): give a number that `netprofile history` \
              lists (e.g. 3), or no argument for the last generation that changed something"
         )),
     }
