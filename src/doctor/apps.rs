@@ -229,9 +229,9 @@ pub fn read(root: &Root, snap: &Snapshot) -> Vec<App> {
         };
         let workers = u64::try_from(app.pids.len().saturating_sub(1).max(1)).unwrap_or(1);
         let candidates: Vec<String> = match app.kind {
-            "nginx" => vec![arg_after(&p.cmdline, "-c").unwrap_or("/etc/nginx/nginx.conf".into())],
+            "nginx" => vec![arg_after(&p.cmdline, "-c").unwrap_or(Root::NGINX_CONF.into())],
             "haproxy" => {
-                vec![arg_after(&p.cmdline, "-f").unwrap_or("/etc/haproxy/haproxy.cfg".into())]
+                vec![arg_after(&p.cmdline, "-f").unwrap_or(Root::HAPROXY_CONF.into())]
             }
             "redis" => {
                 // redis rewrites its command line to its title; a config path may remain.
@@ -241,7 +241,7 @@ pub fn read(root: &Root, snap: &Snapshot) -> Vec<App> {
                     .skip(1)
                     .find(|a| a.ends_with(".conf"))
                     .cloned();
-                vec![given.unwrap_or("/etc/redis/redis.conf".into())]
+                vec![given.unwrap_or(Root::REDIS_CONF.into())]
             }
             "postgresql" => {
                 let data = arg_after(&p.cmdline, "-D");
@@ -251,16 +251,16 @@ pub fn read(root: &Root, snap: &Snapshot) -> Vec<App> {
                 c
             }
             "mysql" => vec![
-                arg_after(&p.cmdline, "--defaults-file").unwrap_or("/etc/mysql/my.cnf".into()),
-                "/etc/mysql/mariadb.conf.d/50-server.cnf".into(),
-                "/etc/mysql/mysql.conf.d/mysqld.cnf".into(),
+                arg_after(&p.cmdline, "--defaults-file").unwrap_or(Root::MYSQL_CONFS[0].into()),
+                Root::MYSQL_CONFS[1].into(),
+                Root::MYSQL_CONFS[2].into(),
             ],
             _ => vec![
-                arg_after(&p.cmdline, "-f").unwrap_or("/etc/apache2/apache2.conf".into()),
-                "/etc/apache2/mods-enabled/mpm_event.conf".into(),
-                "/etc/apache2/mods-enabled/mpm_worker.conf".into(),
-                "/etc/apache2/mods-enabled/mpm_prefork.conf".into(),
-                "/etc/httpd/conf/httpd.conf".into(),
+                arg_after(&p.cmdline, "-f").unwrap_or(Root::APACHE_CONFS[0].into()),
+                Root::APACHE_CONFS[1].into(),
+                Root::APACHE_CONFS[2].into(),
+                Root::APACHE_CONFS[3].into(),
+                Root::APACHE_CONFS[4].into(),
             ],
         };
         let mut text = String::new();

@@ -161,6 +161,24 @@ impl Root {
         self.path(parent)
     }
 
+    /// Where the common servers' packages put their configuration, as the server process
+    /// sees it (doctor reads them through `proc/PID/root`, never the host's own /etc).
+    pub const NGINX_CONF: &'static str = "/etc/nginx/nginx.conf";
+    pub const HAPROXY_CONF: &'static str = "/etc/haproxy/haproxy.cfg";
+    pub const REDIS_CONF: &'static str = "/etc/redis/redis.conf";
+    pub const MYSQL_CONFS: [&'static str; 3] = [
+        "/etc/mysql/my.cnf",
+        "/etc/mysql/mariadb.conf.d/50-server.cnf",
+        "/etc/mysql/mysql.conf.d/mysqld.cnf",
+    ];
+    pub const APACHE_CONFS: [&'static str; 5] = [
+        "/etc/apache2/apache2.conf",
+        "/etc/apache2/mods-enabled/mpm_event.conf",
+        "/etc/apache2/mods-enabled/mpm_worker.conf",
+        "/etc/apache2/mods-enabled/mpm_prefork.conf",
+        "/etc/httpd/conf/httpd.conf",
+    ];
+
     pub const SYSCTL_CONF: &'static str = "etc/sysctl.conf";
     pub const LIMITS_CONF: &'static str = "etc/security/limits.conf";
     pub const LIMITS_D: &'static str = "etc/security/limits.d";
