@@ -9,10 +9,12 @@
 //! server that closes connections right after accepting them. `read` does the I/O; the rest is
 //! pure.
 
+use std::collections::BTreeMap;
+
 use serde::Serialize;
 
 use super::findings::{Context, Finding, ProcessRef, Severity, who};
-use super::proc::{Process, Snapshot};
+use super::proc::{PortStates, Process, Snapshot};
 use crate::system::root::Root;
 
 /// One setting of a server's configuration.
@@ -589,30 +591,18 @@ pub fn findings(snap: &Snapshot, ctx: &Context, out: &mut Vec<Finding>) {
         }
         let app = app_of(ctx.apps, p.pid);
         let cpu = rates.cpu.get(&p.pid).copied();
-        let now: u64 = p
-            .ports
-            .iter()
-            .filter_map(|port| snap.states.by_port.get(port))
-            .map(|s| s.established)
-            .sum();
-        let before: u64 = p
-            .ports
-            .iter()
-            .filter_map(|port| rates.ports_before.get(port))
-            .map(|s| s.established)
-            .sum();
-        let closed_now: u64 = p
-            .ports
-            .iter()
-            .filter_map(|port| snap.states.by_port.get(port))
-            .map(|s| s.closed_here)
-            .sum();
-        let closed_before: u64 = p
-            .ports
-            .iter()
-            .filter_map(|port| rates.ports_before.get(port))
-            .map(|s| s.closed_here)
-            .sum();
+        // Sums one per-port count over the process's ports, in a sample's table.
+        let sum = |table: &BTreeMap<u16, PortStates>, pick: fn(&PortStates) -> u64| -> u64 {
+            p.ports
+                .iter()
+                .filter_map(|port| table.get(port))
+                .map(pick)
+                .sum()
+        };
+        let now = sum(&snap.states.by_port, |s| s.established);
+        let before = sum(&rates.ports_before, |s| s.established);
+        let closed_now = sum(&snap.states.by_port, |s| s.closed_here);
+        let closed_before = sum(&rates.ports_before, |s| s.closed_here);
         let full_both = snap.listeners.iter().any(|l| {
             p.ports.contains(&l.port)
                 && l.backlog.is_some_and(|b| {
