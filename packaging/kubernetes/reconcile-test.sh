@@ -77,6 +77,8 @@ wait_for ': InSync: ' 2
 sed -i 's/= 65535/= 32768/' "$work/cm/profile.toml"
 wait_for ': Applied: ' 3
 [ "$(cat "$root/proc/sys/net/core/somaxconn")" = 32768 ] || fail "the ConfigMap edit was not applied"
+# The loop logs a state before it posts its Event: the next InSync proves the Applied one was posted.
+wait_for ': InSync: ' 3
 kill "$pid"
 wait "$pid" 2>/dev/null || true
 pid=""
@@ -88,7 +90,7 @@ for line in open(sys.argv[1]):
     assert e["involvedObject"] == {"kind": "Pod", "name": "netprofile-x", "namespace": "netprofile", "uid": "0000"}, e
     print(e["reason"])' "$work/events" | tr '\n' ' ')
 case "$reasons" in
-    "Applied InSync Applied InSync Applied "*) ;;
+    "Applied InSync Applied InSync Applied InSync "*) ;;
     *) fail "events: $reasons" ;;
 esac
 echo "kubernetes: the DaemonSet's loop applied, re-applied after drift and after a ConfigMap edit; events: $reasons"
