@@ -128,9 +128,14 @@ fn seed_b_quick_connections_to_one_port_run_out_of_ephemeral_ports() {
         // says so; it names connect()'s search of a nearly full range as what slowed it once
         // TIME_WAIT holds half the range or more (then slow connects count for
         // "ephemeral-ports"; without any, the limit is the time limit itself).
+        // On a loaded machine the CPUs' input queues may drop packets too (measured in
+        // /proc/net/softnet_stat): then that measured cause may be named instead.
         assert_eq!(before["cut_by_duration"], true, "{before:#}");
+        let softnet_drops = before["machine"]["softnet.dropped"].as_i64().unwrap_or(0);
         assert!(
-            limit == "ephemeral-ports" || limit == "duration",
+            limit == "ephemeral-ports"
+                || limit == "duration"
+                || (limit == "netdev-backlog" && softnet_drops > 0),
             "{before:#}"
         );
         assert!(
