@@ -2,10 +2,12 @@
 //! the files that override the profile's limits, and the passwd logins a limits line claims
 //! but does not reach. Pure.
 
-use super::FileChange;
 use super::files::after_apply;
-use crate::profile::Profile;
-use crate::profile::limit::Domain;
+use super::{Action, FileChange, LimitRow, Override, Section, Source, problem};
+use crate::error::Problem;
+use crate::profile::keys::KeyName;
+use crate::profile::limit::{Domain, Item, LimitValue};
+use crate::profile::{Limit, Profile};
 use crate::system::limits::{self, Resolved};
 use crate::system::root::Root;
 use crate::system::{self as live, LiveState};
@@ -141,4 +143,136 @@ pub(super) fn unreached_logins(
             )
         })
         .collect()
+}
+
+/// The limits section: a row per soft and hard value of each `[[limits]]` entry, with what a
+/// login gets now and the file that would override it after apply.
+pub(super) fn plan(
+    profile: &Profile,
+    live: &LiveState,
+    files: &[FileChange],
+    nr_open: Option<i64>,
+    private: bool,
+) -> Section<LimitRow> {
+    let mut out = Section::default();
+    let old_entries = live::entries(&live.limit_files);
+    // The limits files as pam_limits will read them after apply (netprofile's drop-in in its
+    // place): what a login gets.
+    let limits_dropin = Root::display(&Root::limits_dropin());
+    let after_entries = after_apply(&live.limit_files, files, &Root::limits_dropin(), |f| {
+        f.path.starts_with(&Root::display(Root::LIMITS_D)) && f.path > limits_dropin
+    })
+    .map(|all| live::entries(&all));
+    let live_nr_open = live
+        .sysctl
+        .get(&KeyName::parse("fs.nr_open").expect("valid key"))
+        .cloned()
+        .flatten()
+        .and_then(|v| v.trim().parse().ok());
+    for limit in &profile.limits {
+        if !private {
+            out.problems.extend(above_nr_open(limit, nr_open));
+        }
+        let subject = live.subject(&limit.domain);
+        let (soft_now, hard_now) =
+            limits::resolve(&old_entries, &subject, limit.item, live_nr_open);
+        if !private {
+            out.problems
+                .extend(soft_above_hard(limit, hard_now.as_ref()));
+        }
+        let (soft_after, hard_after) = after_entries.as_ref().map_or((None, None), |entries| {
+            limits::resolve(entries, &subject, limit.item, nr_open)
+        });
+        for (half, want, now, after) in [
+            ("soft", limit.soft, soft_now, soft_after),
+            ("hard", limit.hard, hard_now, hard_after),
+        ] {
+            let Some(want) = want else { continue };
+            let (row, overridden) =
+                half_row(limit, half, want, now, after, private, &limits_dropin);
+            out.rows.push(row);
+            out.overrides.extend(overridden);
+        }
+    }
+    out
+}
+
+/// One soft or hard value: what a login gets now, and whether apply sets it, keeps it, or
+/// another file overrides it at login.
+fn half_row(
+    limit: &Limit,
+    half: &'static str,
+    want: LimitValue,
+    now: Option<Resolved>,
+    after: Option<Resolved>,
+    private: bool,
+    limits_dropin: &str,
+) -> (LimitRow, Option<Override>) {
+    let overridden = after
+        .filter(|a| !private && a.value != want && a.file != limits_dropin)
+        .map(|a| Override {
+            setting: format!("{} {half} {}", limit.domain, limit.item),
+            wanted: want.to_string(),
+            value: a.value.to_string(),
+            file: a.file.clone(),
+            line: a.line,
+            when: "login".into(),
+            accepted: false,
+        });
+    let row = LimitRow {
+        domain: limit.domain.to_string(),
+        item: limit.item.to_string(),
+        half,
+        live: now.as_ref().map(|r| r.value.to_string()),
+        source: now.as_ref().map(|r| Source {
+            file: r.file.clone(),
+            line: r.line,
+        }),
+        wanted: want.to_string(),
+        action: if private {
+            Action::SkipGlobal
+        } else if now.as_ref().map(|r| r.value) == Some(want) {
+            Action::Keep
+        } else if overridden.is_some() {
+            Action::Overridden
+        } else {
+            Action::Set
+        },
+    };
+    (row, overridden)
+}
+
+/// A hard nofile above fs.nr_open as it will be: pam_limits would fail at login.
+fn above_nr_open(limit: &Limit, nr_open: Option<i64>) -> Option<Problem> {
+    if limit.item == Item::Nofile
+        && let (Some(LimitValue::Num(hard)), Some(nr_open)) = (limit.hard, nr_open)
+        && hard > nr_open
+    {
+        return Some(problem(
+            &limit.origin,
+            format!("[[limits]] {} {}", limit.domain, limit.item),
+            format!(
+                "hard nofile {hard} is above fs.nr_open {nr_open}: pam_limits would fail at \
+                 login and lock users out. Lower it, or raise fs.nr_open in [sysctl]"
+            ),
+        ));
+    }
+    None
+}
+
+/// A soft value alone above the hard limit another line sets.
+fn soft_above_hard(limit: &Limit, hard_now: Option<&Resolved>) -> Option<Problem> {
+    if let (Some(soft), None, Some(hard_now)) = (limit.soft, limit.hard, hard_now)
+        && soft > hard_now.value
+    {
+        return Some(problem(
+            &limit.origin,
+            format!("[[limits]] {} {}", limit.domain, limit.item),
+            format!(
+                "soft {soft} is above the hard limit {} set at {}:{}; set a hard value too",
+                hard_now.value, hard_now.file, hard_now.line
+            ),
+        ));
+    }
+    None
 }

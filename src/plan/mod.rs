@@ -4,19 +4,23 @@
 //! skipped and why; it runs every check that needs the live system (unknown keys, nofile against
 //! fs.nr_open, soft above hard, listening ports in the new ephemeral range, files that override
 //! the drop-in at boot). It never performs I/O: system/ reads, transaction/ writes.
+//!
+//! `plan` composes one planner per section of the profile, each in its own file: sysctl.rs
+//! (keys now and at boot), limits.rs (what a login gets), systemd.rs (the manager and each
+//! named service), modules.rs (pending keys), ports.rs (the ephemeral range), files.rs (the
+//! drop-ins) and overrides.rs (files that would beat netprofile's).
 
 use serde::Serialize;
 
 use crate::error::{Error, Problem, Result};
-use crate::profile::dropin;
-use crate::profile::keys::{self, KeyName, Scope};
-use crate::profile::limit::{Item, LimitValue};
-use crate::profile::value;
-use crate::profile::{Origin, Profile, Want};
-use crate::system::root::{Namespace, Root};
-use crate::system::sysctld::{self, Assignment};
-use crate::system::{self as live, LiveState};
+use crate::profile::keys::{KeyName, Scope};
+use crate::profile::{Origin, Profile};
+use crate::system::LiveState;
+use crate::system::root::Namespace;
+use crate::system::sysctld::Assignment;
 
+// The section planners: each a pure function from its part of the profile and the live
+// state to rows, overrides, problems and warnings; `plan` composes them.
 mod files;
 mod limits;
 mod modules;
@@ -25,18 +29,14 @@ mod ports;
 mod sysctl;
 mod systemd;
 
-use files::{after_apply, planned_files};
+use files::planned_files;
 use limits::limit_warnings;
 pub use modules::module_of;
 use modules::pending_warnings;
 pub use overrides::Override;
 use ports::port_warnings;
-use sysctl::{
-    boot_cancels, boot_overrides, boot_unit_warning, effective_nr_open, is_typo, likely_typo,
-    unknown_key,
-};
+use sysctl::{boot_cancels, boot_overrides, boot_unit_warning, effective_nr_open};
 pub use sysctl::{is_bound, persisted};
-use systemd::{service_overrides, service_rows, systemd_override};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -236,126 +236,31 @@ fn problem(origin: &Origin, key: String, message: String) -> Problem {
     }
 }
 
+/// What one section planner decides: its rows, the overrides it finds, the problems that stop
+/// the plan and its warnings.
+struct Section<R> {
+    rows: Vec<R>,
+    overrides: Vec<Override>,
+    problems: Vec<Problem>,
+    warnings: Vec<String>,
+}
+
+impl<R> Default for Section<R> {
+    fn default() -> Self {
+        Section {
+            rows: Vec::new(),
+            overrides: Vec::new(),
+            problems: Vec::new(),
+            warnings: Vec::new(),
+        }
+    }
+}
+
 /// The plan for `profile` against `live`, or every problem that stops it.
 pub fn plan(profile: &Profile, live: &LiveState) -> Result<Plan> {
     let namespace = live.namespace.unwrap_or(Namespace::Initial);
-    let mut problems = Vec::new();
-    let mut warnings = Vec::new();
-    let mut rows = Vec::new();
-
-    for (key, setting) in &profile.sysctl {
-        let scope = keys::scope(key);
-        let current = live
-            .sysctl
-            .get(key)
-            .cloned()
-            .flatten()
-            .map(|raw| value::of_key(key.as_str(), &raw));
-        let raw_now = live.sysctl.get(key).cloned().flatten();
-        let ints = sysctld::ints_of(key.as_str(), raw_now.as_deref());
-        let boot =
-            sysctld::boot_value_with(&live.boot_files, key.as_str(), ints, raw_now.as_deref())
-                .map(BootValue::from);
-        let wanted = match &setting.want {
-            Want::Exact(v) => v.clone(),
-            Want::Min(n) => format!(">= {n}"),
-            Want::Max(n) => format!("<= {n}"),
-        };
-        let mut row = SysctlRow {
-            key: key.clone(),
-            scope,
-            live: current.clone(),
-            boot,
-            wanted,
-            target: None,
-            action: Action::Keep,
-            module: None,
-        };
-        if namespace == Namespace::Private && scope == Scope::Global {
-            row.action = Action::SkipGlobal;
-            rows.push(row);
-            continue;
-        }
-        let Some(current) = current else {
-            if setting.optional {
-                row.action = Action::SkipAbsent;
-                rows.push(row);
-            } else if let Some(module) = module_of(key.as_str())
-                && !likely_typo(key.as_str())
-            {
-                // Not loaded yet: persisted so that it holds at boot, applied when it appears.
-                row.action = Action::Pending;
-                row.module = Some(module);
-                row.target = Some(match &setting.want {
-                    Want::Exact(v) => v.clone(),
-                    Want::Min(n) | Want::Max(n) => n.to_string(),
-                });
-                rows.push(row);
-            } else if namespace == Namespace::Private && !is_typo(key, live) {
-                // Linux registers its global tables (net.core.busy_poll, default_qdisc, ...)
-                // in the initial namespace only: a private one lacks them, and that is not a
-                // missing feature of this kernel.
-                warnings.push(format!(
-                    "{key} is not in this private network namespace: Linux keeps it only in the \
-                     initial namespace (a global key), so it was skipped"
-                ));
-                row.action = Action::SkipGlobal;
-                rows.push(row);
-            } else {
-                problems.push(unknown_key(key, &setting.origin, live));
-            }
-            continue;
-        };
-        if let (Some(known), Want::Exact(v)) = (keys::known(key.as_str()), &setting.want)
-            && let keys::Kind::Choice { from } | keys::Kind::List { from } = known.kind
-        {
-            let choices = KeyName::parse(from)
-                .ok()
-                .and_then(|k| live.sysctl.get(&k).cloned().flatten());
-            if let Err(why) = known.kind.check(v, choices.as_deref()) {
-                problems.push(problem(
-                    &setting.origin,
-                    format!("[sysctl] {:?}", key.as_str()),
-                    why,
-                ));
-                continue;
-            }
-        }
-        let target = match &setting.want {
-            Want::Exact(v) => v.clone(),
-            Want::Min(n) | Want::Max(n) => {
-                let Ok(now) = current.parse::<i64>() else {
-                    problems.push(problem(
-                        &setting.origin,
-                        format!("[sysctl] {:?}", key.as_str()),
-                        format!(
-                            "min and max need a single-integer key, but the kernel reads {current:?}; \
-                             give the exact value"
-                        ),
-                    ));
-                    continue;
-                };
-                let keep = if matches!(setting.want, Want::Min(_)) {
-                    now >= *n
-                } else {
-                    now <= *n
-                };
-                if keep { current.clone() } else { n.to_string() }
-            }
-        };
-        row.action = if value::same(key.as_str(), &target, &current) {
-            Action::Keep
-        } else {
-            Action::Set
-        };
-        row.target = Some(target);
-        rows.push(row);
-    }
-
-    let nr_open = effective_nr_open(profile, live, &rows);
-    let mut limit_rows = Vec::new();
-    let mut overrides = Vec::new();
-    let old_entries = live::entries(&live.limit_files);
+    let sysctl = sysctl::plan(profile, live, namespace);
+    let nr_open = effective_nr_open(profile, live, &sysctl.rows);
     // limits.conf and systemd are machine-wide files: a private namespace neither reads nor
     // persists them, so they are shown as skipped and not checked.
     let private = namespace == Namespace::Private;
@@ -364,167 +269,34 @@ pub fn plan(profile: &Profile, live: &LiveState) -> Result<Plan> {
     } else {
         Vec::new()
     };
-    // The limits files as pam_limits will read them after apply (netprofile's drop-in in its
-    // place): what a login gets.
-    let limits_dropin = Root::display(&Root::limits_dropin());
-    let after_entries = after_apply(&live.limit_files, &files, &Root::limits_dropin(), |f| {
-        f.path.starts_with(&Root::display(Root::LIMITS_D)) && f.path > limits_dropin
-    })
-    .map(|all| live::entries(&all));
-    for limit in &profile.limits {
-        let label = format!("[[limits]] {} {}", limit.domain, limit.item);
-        if !private
-            && limit.item == Item::Nofile
-            && let (Some(LimitValue::Num(hard)), Some(nr_open)) = (limit.hard, nr_open)
-            && hard > nr_open
-        {
-            problems.push(problem(
-                &limit.origin,
-                label.clone(),
-                format!(
-                    "hard nofile {hard} is above fs.nr_open {nr_open}: pam_limits would fail at \
-                     login and lock users out. Lower it, or raise fs.nr_open in [sysctl]"
-                ),
-            ));
-        }
-        let subject = live.subject(&limit.domain);
-        let live_nr_open = live
-            .sysctl
-            .get(&KeyName::parse("fs.nr_open").expect("valid key"))
-            .cloned()
-            .flatten()
-            .and_then(|v| v.trim().parse().ok());
-        let (soft_now, hard_now) =
-            crate::system::limits::resolve(&old_entries, &subject, limit.item, live_nr_open);
-        if !private
-            && let (Some(soft), None, Some(hard_now)) = (limit.soft, limit.hard, &hard_now)
-            && soft > hard_now.value
-        {
-            problems.push(problem(
-                &limit.origin,
-                label.clone(),
-                format!(
-                    "soft {soft} is above the hard limit {} set at {}:{}; set a hard value too",
-                    hard_now.value, hard_now.file, hard_now.line
-                ),
-            ));
-        }
-        let (soft_after, hard_after) = after_entries.as_ref().map_or((None, None), |entries| {
-            crate::system::limits::resolve(entries, &subject, limit.item, nr_open)
-        });
-        for (half, want, now, after) in [
-            ("soft", limit.soft, soft_now, soft_after),
-            ("hard", limit.hard, hard_now, hard_after),
-        ] {
-            let Some(want) = want else { continue };
-            let overridden = after
-                .filter(|a| !private && a.value != want && a.file != limits_dropin)
-                .map(|a| Override {
-                    setting: format!("{} {half} {}", limit.domain, limit.item),
-                    wanted: want.to_string(),
-                    value: a.value.to_string(),
-                    file: a.file.clone(),
-                    line: a.line,
-                    when: "login".into(),
-                    accepted: false,
-                });
-            limit_rows.push(LimitRow {
-                domain: limit.domain.to_string(),
-                item: limit.item.to_string(),
-                half,
-                live: now.as_ref().map(|r| r.value.to_string()),
-                source: now.as_ref().map(|r| Source {
-                    file: r.file.clone(),
-                    line: r.line,
-                }),
-                wanted: want.to_string(),
-                action: if private {
-                    Action::SkipGlobal
-                } else if now.as_ref().map(|r| r.value) == Some(want) {
-                    Action::Keep
-                } else if overridden.is_some() {
-                    Action::Overridden
-                } else {
-                    Action::Set
-                },
-            });
-            overrides.extend(overridden);
-        }
-    }
+    let limits = limits::plan(profile, live, &files, nr_open, private);
+    let manager = systemd::manager(profile, live, &files, nr_open, private);
+    let services = systemd::services(profile, live, nr_open, private);
 
-    let mut systemd_rows = Vec::new();
-    if let Some((pair, origin)) = &profile.systemd_nofile {
-        if !private
-            && let Some(nr_open) = nr_open
-            && pair.hard > u64::try_from(nr_open).unwrap_or(0)
-        {
-            problems.push(problem(
-                origin,
-                "[systemd] default_limit_nofile".into(),
-                format!(
-                    "hard {} is above fs.nr_open {nr_open}; services would fail to start. Lower \
-                     it, or raise fs.nr_open in [sysctl]",
-                    pair.hard
-                ),
-            ));
-        }
-        let wanted = dropin::nofile_value(*pair);
-        let (now, source) = match &live.systemd_nofile {
-            Some(s) => (
-                s.value.clone(),
-                Some(Source {
-                    file: s.file.clone(),
-                    line: s.line,
-                }),
-            ),
-            // systemd's built-in default since v240.
-            None => ("1024:524288".to_string(), None),
-        };
-        fn same(v: &str) -> (&str, &str) {
-            v.split_once(':').unwrap_or((v, v))
-        }
-        // systemd reads system.conf, then system.conf.d/*.conf in name order: a later drop-in
-        // that sets DefaultLimitNOFILE wins over netprofile's.
-        let overridden = if private {
-            None
-        } else {
-            systemd_override(&wanted, live, &files)
-        };
-        overrides.extend(overridden.clone());
-        systemd_rows.push(SystemdRow {
-            setting: "DefaultLimitNOFILE",
-            action: if private {
-                Action::SkipGlobal
-            } else if same(&now) == same(&wanted) {
-                Action::Keep
-            } else if overridden.is_some() {
-                Action::Overridden
-            } else {
-                Action::Set
-            },
-            live: now,
-            source,
-            wanted,
-        });
-    }
-
-    let service_rows = service_rows(profile, live, nr_open, private, &mut problems);
-    // A drop-in that beats netprofile's for a service is an override like any other: refused
-    // by apply unless accepted, then recorded, so `check` does not report it as drift for ever.
-    overrides.extend(service_overrides(&service_rows));
-
+    let problems = [
+        sysctl.problems,
+        limits.problems,
+        manager.problems,
+        services.problems,
+    ]
+    .concat();
     if !problems.is_empty() {
         return Err(Error::Invalid(crate::profile::in_line_order(problems)));
     }
 
-    warnings.extend(port_warnings(&rows, live));
+    let mut overrides = [limits.overrides, manager.overrides, services.overrides].concat();
+    let mut warnings = sysctl.warnings;
+    warnings.extend(port_warnings(&sysctl.rows, live));
     if namespace == Namespace::Initial {
-        overrides.splice(0..0, boot_overrides(profile, &rows, live, &files));
+        overrides.splice(0..0, boot_overrides(profile, &sysctl.rows, live, &files));
         warnings.extend(overrides.iter().map(Override::describe));
-        warnings.extend(boot_unit_warning(profile, &rows, live));
-        warnings.extend(boot_cancels(profile, &rows, live, &files));
-        warnings.extend(limit_warnings(profile, live, &files, nr_open));
-        warnings.extend(pending_warnings(profile, &rows));
+        warnings.extend(past_apply_warnings(
+            profile,
+            &sysctl.rows,
+            live,
+            &files,
+            nr_open,
+        ));
     } else {
         warnings.push(
             "this is a private network namespace: global keys, limits and systemd settings are \
@@ -537,15 +309,32 @@ pub fn plan(profile: &Profile, live: &LiveState) -> Result<Plan> {
         profile: profile.name.clone(),
         source: profile.source.clone(),
         namespace,
-        sysctl: rows,
-        limits: limit_rows,
-        systemd: systemd_rows,
-        services: service_rows,
+        sysctl: sysctl.rows,
+        limits: limits.rows,
+        systemd: manager.rows,
+        services: services.rows,
         files,
         overrides,
         warnings,
         models: live.versions.models(),
     })
+}
+
+/// What looks past apply, beyond the overrides: the boot unit that holds min/max keys, boot
+/// lines that cancel the drop-in, limits that do not reach their logins, pending keys whose
+/// module does not load at boot.
+fn past_apply_warnings(
+    profile: &Profile,
+    rows: &[SysctlRow],
+    live: &LiveState,
+    files: &[FileChange],
+    nr_open: Option<i64>,
+) -> Vec<String> {
+    let mut warnings: Vec<String> = boot_unit_warning(profile, rows, live).into_iter().collect();
+    warnings.extend(boot_cancels(profile, rows, live, files));
+    warnings.extend(limit_warnings(profile, live, files, nr_open));
+    warnings.extend(pending_warnings(profile, rows));
+    warnings
 }
 
 #[cfg(test)]

@@ -4,13 +4,14 @@
 //! Pure: reads only the profile and the `LiveState` it is given.
 
 use super::files::{after_apply, file_name};
-use super::{FileChange, Override, SysctlRow, problem};
+use super::modules::module_of;
+use super::{Action, BootValue, FileChange, Override, Section, SysctlRow, problem};
 use crate::error::Problem;
-use crate::profile::keys::{self, KeyName};
+use crate::profile::keys::{self, KeyName, Scope};
 use crate::profile::value;
-use crate::profile::{Origin, Profile, Want};
+use crate::profile::{Origin, Profile, Setting, Want};
 use crate::system::LiveState;
-use crate::system::root::Root;
+use crate::system::root::{Namespace, Root};
 use crate::system::sysctld::{self, BootFile};
 
 /// A key one or two letters away from a catalogued key is a typo, not a key waiting for its
@@ -240,4 +241,160 @@ pub(super) fn boot_cancels(
         }
     }
     warnings
+}
+
+/// The sysctl section: a row per key of the profile, or the problem that stops it.
+pub(super) fn plan(
+    profile: &Profile,
+    live: &LiveState,
+    namespace: Namespace,
+) -> Section<SysctlRow> {
+    let mut out = Section::default();
+    for (key, setting) in &profile.sysctl {
+        match row(key, setting, live, namespace, &mut out.warnings) {
+            Ok(row) => out.rows.push(row),
+            Err(problem) => out.problems.push(problem),
+        }
+    }
+    out
+}
+
+/// One key: its value now and at boot, and what apply would do with it.
+fn row(
+    key: &KeyName,
+    setting: &Setting,
+    live: &LiveState,
+    namespace: Namespace,
+    warnings: &mut Vec<String>,
+) -> std::result::Result<SysctlRow, Problem> {
+    let scope = keys::scope(key);
+    let raw_now = live.sysctl.get(key).cloned().flatten();
+    let current = raw_now
+        .as_deref()
+        .map(|raw| value::of_key(key.as_str(), raw));
+    let ints = sysctld::ints_of(key.as_str(), raw_now.as_deref());
+    let boot = sysctld::boot_value_with(&live.boot_files, key.as_str(), ints, raw_now.as_deref())
+        .map(BootValue::from);
+    let wanted = match &setting.want {
+        Want::Exact(v) => v.clone(),
+        Want::Min(n) => format!(">= {n}"),
+        Want::Max(n) => format!("<= {n}"),
+    };
+    let mut row = SysctlRow {
+        key: key.clone(),
+        scope,
+        live: current.clone(),
+        boot,
+        wanted,
+        target: None,
+        action: Action::Keep,
+        module: None,
+    };
+    if namespace == Namespace::Private && scope == Scope::Global {
+        row.action = Action::SkipGlobal;
+        return Ok(row);
+    }
+    let Some(current) = current else {
+        return absent(row, setting, live, namespace, warnings);
+    };
+    refuse_bad_choice(key, setting, live)?;
+    let target = target(key, setting, &current)?;
+    row.action = if value::same(key.as_str(), &target, &current) {
+        Action::Keep
+    } else {
+        Action::Set
+    };
+    row.target = Some(target);
+    Ok(row)
+}
+
+/// A key this kernel lacks: skipped when optional, pending when a module that is not loaded
+/// provides it, skipped as global in a private namespace, else unknown.
+fn absent(
+    mut row: SysctlRow,
+    setting: &Setting,
+    live: &LiveState,
+    namespace: Namespace,
+    warnings: &mut Vec<String>,
+) -> std::result::Result<SysctlRow, Problem> {
+    let key = &row.key;
+    if setting.optional {
+        row.action = Action::SkipAbsent;
+    } else if let Some(module) = module_of(key.as_str())
+        && !likely_typo(key.as_str())
+    {
+        // Not loaded yet: persisted so that it holds at boot, applied when it appears.
+        row.action = Action::Pending;
+        row.module = Some(module);
+        row.target = Some(match &setting.want {
+            Want::Exact(v) => v.clone(),
+            Want::Min(n) | Want::Max(n) => n.to_string(),
+        });
+    } else if namespace == Namespace::Private && !is_typo(key, live) {
+        // Linux registers its global tables (net.core.busy_poll, default_qdisc, ...)
+        // in the initial namespace only: a private one lacks them, and that is not a
+        // missing feature of this kernel.
+        warnings.push(format!(
+            "{key} is not in this private network namespace: Linux keeps it only in the \
+             initial namespace (a global key), so it was skipped"
+        ));
+        row.action = Action::SkipGlobal;
+    } else {
+        return Err(unknown_key(key, &setting.origin, live));
+    }
+    Ok(row)
+}
+
+/// An exact value of a key whose values come from a list the kernel gives (a congestion
+/// control, a qdisc) that is not on that list.
+fn refuse_bad_choice(
+    key: &KeyName,
+    setting: &Setting,
+    live: &LiveState,
+) -> std::result::Result<(), Problem> {
+    if let (Some(known), Want::Exact(v)) = (keys::known(key.as_str()), &setting.want)
+        && let keys::Kind::Choice { from } | keys::Kind::List { from } = known.kind
+    {
+        let choices = KeyName::parse(from)
+            .ok()
+            .and_then(|k| live.sysctl.get(&k).cloned().flatten());
+        if let Err(why) = known.kind.check(v, choices.as_deref()) {
+            return Err(problem(
+                &setting.origin,
+                format!("[sysctl] {:?}", key.as_str()),
+                why,
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The value after apply: the exact value, or the bound when `current` is past it (a `min`
+/// keeps a higher value, a `max` a lower one).
+fn target(key: &KeyName, setting: &Setting, current: &str) -> std::result::Result<String, Problem> {
+    Ok(match &setting.want {
+        Want::Exact(v) => v.clone(),
+        Want::Min(n) | Want::Max(n) => {
+            let Ok(now) = current.parse::<i64>() else {
+                return Err(problem(
+                    &setting.origin,
+                    format!("[sysctl] {:?}", key.as_str()),
+                    format!(
+                        "min and max need a single-integer key, but the kernel reads {current:?}; \
+                         give the exact value"
+                    ),
+                ));
+            };
+            let keep = if matches!(setting.want, Want::Min(_)) {
+                now >= *n
+            } else {
+                now <= *n
+            };
+            if keep {
+                current.to_string()
+            } else {
+                n.to_string()
+            }
+        }
+    })
 }

@@ -3,7 +3,7 @@
 //! netprofile's. Pure.
 
 use super::files::{after_apply, file_name};
-use super::{Action, FileChange, Override, ServiceRow, Source, problem};
+use super::{Action, FileChange, Override, Section, ServiceRow, Source, SystemdRow, problem};
 use crate::error::Problem;
 use crate::profile::Profile;
 use crate::profile::dropin;
@@ -133,4 +133,88 @@ pub(super) fn systemd_override(
         }),
         None => None,
     }
+}
+
+/// The manager's DefaultLimitNOFILE: what is in force now, what the profile wants, and the
+/// drop-in that would beat netprofile's.
+pub(super) fn manager(
+    profile: &Profile,
+    live: &LiveState,
+    files: &[FileChange],
+    nr_open: Option<i64>,
+    private: bool,
+) -> Section<SystemdRow> {
+    let mut out = Section::default();
+    let Some((pair, origin)) = &profile.systemd_nofile else {
+        return out;
+    };
+    if !private
+        && let Some(nr_open) = nr_open
+        && pair.hard > u64::try_from(nr_open).unwrap_or(0)
+    {
+        out.problems.push(problem(
+            origin,
+            "[systemd] default_limit_nofile".into(),
+            format!(
+                "hard {} is above fs.nr_open {nr_open}; services would fail to start. Lower \
+                 it, or raise fs.nr_open in [sysctl]",
+                pair.hard
+            ),
+        ));
+    }
+    let wanted = dropin::nofile_value(*pair);
+    let (now, source) = match &live.systemd_nofile {
+        Some(s) => (
+            s.value.clone(),
+            Some(Source {
+                file: s.file.clone(),
+                line: s.line,
+            }),
+        ),
+        // systemd's built-in default since v240.
+        None => ("1024:524288".to_string(), None),
+    };
+    fn same(v: &str) -> (&str, &str) {
+        v.split_once(':').unwrap_or((v, v))
+    }
+    // systemd reads system.conf, then system.conf.d/*.conf in name order: a later drop-in
+    // that sets DefaultLimitNOFILE wins over netprofile's.
+    let overridden = if private {
+        None
+    } else {
+        systemd_override(&wanted, live, files)
+    };
+    out.overrides.extend(overridden.clone());
+    out.rows.push(SystemdRow {
+        setting: "DefaultLimitNOFILE",
+        action: if private {
+            Action::SkipGlobal
+        } else if same(&now) == same(&wanted) {
+            Action::Keep
+        } else if overridden.is_some() {
+            Action::Overridden
+        } else {
+            Action::Set
+        },
+        live: now,
+        source,
+        wanted,
+    });
+    out
+}
+
+/// The services section: a row per named service, and the drop-ins that would beat
+/// netprofile's for it.
+pub(super) fn services(
+    profile: &Profile,
+    live: &LiveState,
+    nr_open: Option<i64>,
+    private: bool,
+) -> Section<ServiceRow> {
+    let mut out = Section::default();
+    out.rows = service_rows(profile, live, nr_open, private, &mut out.problems);
+    // A drop-in that beats netprofile's for a service is an override like any other: refused
+    // by apply unless accepted, then recorded, so `check` does not report it as drift for ever.
+    out.overrides = service_overrides(&out.rows);
+    out
 }
