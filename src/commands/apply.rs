@@ -21,6 +21,7 @@ use crate::system::root::Root;
 use crate::transaction;
 use crate::transaction::state::{self, Change, Generation, Outcome, Pending, ProfileRef};
 use crate::transaction::writer::Writer;
+use crate::transaction::{replay, running};
 
 fn profile_ref(profile: &profile::Profile) -> ProfileRef {
     ProfileRef {
@@ -202,10 +203,10 @@ pub fn apply(config: &Config, reference: &str, opts: &ApplyOptions) -> Result<Ou
     if opts.dry_run {
         let live = LiveState::read(root, &profile)?;
         let mut plan = plan::plan(&profile, &live)?;
-        super::overrides::mark(root, &mut plan)?;
+        plan::overrides::mark(&mut plan, &replay::accepted_overrides(root)?);
         let mut out = crate::commands::render_plan(config, &plan, "apply --dry-run");
         out.code = i32::from(plan.differs());
-        let running = super::running::running_changes(root, &profile, &live, &plan, &opts.running)?;
+        let running = running::running_changes(root, &profile, &live, &plan, &opts.running)?;
         if !config.json {
             out.stdout.push_str(&super::running::would_raise(&running));
         }
@@ -248,7 +249,7 @@ pub fn apply(config: &Config, reference: &str, opts: &ApplyOptions) -> Result<Ou
                 Some(profile_ref(&profile)),
                 Vec::new(),
             );
-            generation.overridden = super::overrides::record(&plan.overrides);
+            generation.overridden = plan::overrides::record(&plan.overrides);
             generation.bounds = bounds(&profile);
             generation.message = Some("overrides accepted with --allow-override".into());
             writer.run(&generation)?;
@@ -282,7 +283,7 @@ pub fn apply(config: &Config, reference: &str, opts: &ApplyOptions) -> Result<Ou
     );
     generation.pending = super::running::pending_keys(&plan);
     if !opts.no_persist {
-        generation.overridden = super::overrides::record(&plan.overrides);
+        generation.overridden = plan::overrides::record(&plan.overrides);
     }
     generation.bounds = bounds(&profile);
     generation.no_persist = opts.no_persist;
@@ -423,10 +424,10 @@ fn prepare(root: &Root, profile: &profile::Profile, opts: &ApplyOptions) -> Resu
     let mut plan = plan::plan(profile, &live)?;
     // An override makes the applied value not hold at boot or login: refuse before anything
     // is touched unless the operator accepts it (then it is recorded, not reported as drift).
-    super::overrides::mark(root, &mut plan)?;
-    let unaccepted = super::overrides::unaccepted(&plan);
+    plan::overrides::mark(&mut plan, &replay::accepted_overrides(root)?);
+    let unaccepted = plan::overrides::unaccepted(&plan);
     if !opts.no_persist && !unaccepted.is_empty() && !opts.allow_override {
-        return Err(super::overrides::refusal(&unaccepted));
+        return Err(plan::overrides::refusal(&unaccepted));
     }
     let record = !opts.no_persist && !unaccepted.is_empty();
     let mut note = None;
@@ -447,7 +448,7 @@ fn prepare(root: &Root, profile: &profile::Profile, opts: &ApplyOptions) -> Resu
     transaction::verify::check_plan(profile, &plan)?;
     // Files are written now, at `confirm` (deferred), or not at all (--no-persist).
     let mut changes = key_changes(&live, &plan);
-    let running = super::running::running_changes(root, profile, &live, &plan, &opts.running)?;
+    let running = running::running_changes(root, profile, &live, &plan, &opts.running)?;
     let files = if opts.no_persist {
         Vec::new()
     } else {

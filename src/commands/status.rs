@@ -7,8 +7,6 @@
 //! configured, a systemd setting overridden. Limits and systemd settings are reported apart.
 //! Read-only: never takes the lock, never writes.
 
-use std::collections::BTreeMap;
-
 use serde::Serialize;
 
 use super::Output;
@@ -18,57 +16,10 @@ use crate::profile::keys::KeyName;
 use crate::profile::limit::Domain;
 use crate::system::limits::{self as pam, Kind, Subject};
 use crate::system::root::Root;
-use crate::transaction::state::{self, Change, Generation};
-
-/// The generations whose changes are still in force, oldest first: the transaction's own rule
-/// (`state::in_effect_with`), so status, history and rollback agree. A `--confirm` apply that
-/// is pending counts only while its record is there (after a reboot it is not in force).
-#[must_use]
-pub fn in_force(all: &[Generation], pending: Option<u64>) -> Vec<&Generation> {
-    let effective = state::in_effect_with(all, pending);
-    all.iter()
-        .filter(|g| effective.contains(&g.number))
-        .collect()
-}
-
-/// What netprofile last set, per key and per file, from the generations in force.
-#[derive(Debug, Default)]
-pub struct Managed {
-    pub sysctl: BTreeMap<String, String>,
-    /// For a raise-only (or lower-only) key, the bound it was applied with (`>= 4096`).
-    pub bounds: BTreeMap<String, String>,
-    /// Root-relative path -> the content netprofile last wrote (files it removed are dropped).
-    pub files: BTreeMap<String, String>,
-}
-
-#[must_use]
-pub fn managed(all: &[Generation], pending: Option<u64>) -> Managed {
-    let mut m = Managed::default();
-    for g in in_force(all, pending) {
-        for change in &g.changes {
-            match change {
-                Change::Sysctl { key, after, .. } => {
-                    m.sysctl.insert(key.clone(), after.clone());
-                    match g.bounds.get(key) {
-                        Some(bound) => m.bounds.insert(key.clone(), bound.clone()),
-                        None => m.bounds.remove(key),
-                    };
-                }
-                Change::File { path, after, .. } => match after {
-                    Some(text) => {
-                        m.files.insert(path.clone(), text.clone());
-                    }
-                    None => {
-                        m.files.remove(path);
-                    }
-                },
-                // A running process's limit is not a setting that can drift.
-                Change::Rlimit { .. } => {}
-            }
-        }
-    }
-    m
-}
+use crate::transaction::replay::{self, recently_dropped};
+use crate::transaction::state;
+// Re-exported for metrics, which reads the same replay.
+pub use crate::transaction::replay::{Managed, in_force, managed, within};
 
 /// A managed drop-in whose content is no longer what netprofile wrote.
 #[derive(Debug, Clone)]
@@ -283,23 +234,6 @@ pub(crate) fn systemd_rows(root: &Root, managed: &Managed) -> Result<Vec<Systemd
     }])
 }
 
-/// The `--confirm` generations a reboot dropped (recorded so or not yet) after the last
-/// generation a user's command made that was not dropped: what the user last did and lost.
-fn recently_dropped(all: &[Generation], pending: Option<u64>) -> Vec<u64> {
-    let shown = state::as_shown(all, pending);
-    let since = shown
-        .iter()
-        .filter(|g| g.op != "apply-pending" && g.outcome != state::Outcome::Dropped)
-        .map(|g| g.number)
-        .max()
-        .unwrap_or(0);
-    shown
-        .iter()
-        .filter(|g| g.number > since && g.outcome == state::Outcome::Dropped)
-        .map(|g| g.number)
-        .collect()
-}
-
 /// `netprofile status`: managed keys, files, limits and systemd settings now, and any pending
 /// confirmation. Exit 0: status informs; `check PROFILE` is the monitoring command.
 pub fn status(config: &Config) -> Result<Output> {
@@ -371,7 +305,7 @@ pub fn status(config: &Config) -> Result<Output> {
             .iter()
             .map(|g| g.number)
             .collect(),
-        overridden: super::overrides::accepted(root)?,
+        overridden: replay::accepted_overrides(root)?,
         processes: super::running::status_json(root)?,
         models: crate::system::versions(root).models(),
     };
@@ -576,10 +510,4 @@ fn human(config: &Config, doc: &StatusDoc, edits: &[HandEdit]) -> String {
         plural(doc.generations, "generation", "generations"),
     ));
     out
-}
-
-/// Whether `now` meets a recorded bound (`>= 4096`, `<= 30`): a later rise above a min is not
-/// drift.
-pub(crate) fn within(bound: Option<&String>, now: &str) -> bool {
-    bound.and_then(|b| state::against_bound(b, now)) == Some(Ok(()))
 }

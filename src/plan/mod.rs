@@ -24,7 +24,7 @@ use crate::system::sysctld::Assignment;
 mod files;
 mod limits;
 mod modules;
-mod overrides;
+pub mod overrides;
 mod ports;
 mod sysctl;
 mod systemd;

@@ -1,7 +1,14 @@
 //! Overrides: a file netprofile does not own that sets a managed setting to another value
-//! after netprofile's drop-in. Pure.
+//! after netprofile's drop-in, and the operator's answer to it. `apply --allow-override`
+//! records, in the generation, the overrides it accepted; `apply`, `check` and `status` mark a
+//! plan's overrides against that record (read by `transaction::replay::accepted_overrides`),
+//! so an accepted override is reported as such and not as drift, and a new one is refused or
+//! reported. Pure.
 
 use serde::Serialize;
+
+use super::Plan;
+use crate::error::Error;
 
 /// A file netprofile does not own that sets a managed setting to another value after
 /// netprofile's drop-in, so the profile's value would not hold at boot, login or service start.
@@ -40,4 +47,44 @@ impl Override {
     pub fn same(&self, other: &Override) -> bool {
         self.setting == other.setting && self.file == other.file && self.value == other.value
     }
+}
+
+/// Marks the plan's overrides that the last apply accepted.
+pub fn mark(plan: &mut Plan, accepted: &[Override]) {
+    for o in &mut plan.overrides {
+        o.accepted = accepted.iter().any(|a| a.same(o));
+    }
+}
+
+/// The plan's overrides that were not accepted (call `mark` first).
+#[must_use]
+pub fn unaccepted(plan: &Plan) -> Vec<&Override> {
+    plan.overrides.iter().filter(|o| !o.accepted).collect()
+}
+
+/// The error `apply` stops with when other files would override what it sets.
+#[must_use]
+pub fn refusal(overrides: &[&Override]) -> Error {
+    let lines: Vec<String> = overrides.iter().map(|o| o.describe()).collect();
+    Error::Usage(format!(
+        "apply refused: {} file line{} that netprofile does not own would override what it \
+         sets, so apply would report a success that `check` contradicts. Nothing was \
+         changed.\n  {}",
+        overrides.len(),
+        if overrides.len() == 1 { "" } else { "s" },
+        lines.join("\n  ")
+    ))
+}
+
+/// Overrides as recorded in a generation.
+#[must_use]
+pub fn record(overrides: &[Override]) -> Vec<serde_json::Value> {
+    overrides
+        .iter()
+        .map(|o| Override {
+            accepted: true,
+            ..o.clone()
+        })
+        .filter_map(|o| serde_json::to_value(o).ok())
+        .collect()
 }

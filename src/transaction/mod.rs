@@ -10,6 +10,8 @@
 
 pub mod atomic;
 pub mod fault;
+pub mod replay;
+pub mod running;
 pub mod state;
 pub mod verify;
 pub mod writer;
