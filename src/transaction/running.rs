@@ -89,68 +89,81 @@ pub fn running_changes(
             )));
         }
         for process in matched {
-            let label = format!(
-                "--running {pattern}: pid {} ({})",
-                process.pid, process.comm
-            );
-            let Some((want_soft, want_hard)) = profile_gives(profile, process, live) else {
-                return Err(Error::Usage(format!(
-                    "{label}: the profile gives it no open-files limit (add \
-                     [systemd.services.\"NAME.service\"] limit_nofile, [systemd] \
-                     default_limit_nofile or a [[limits]] nofile entry); nothing was changed"
-                )));
-            };
-            let Some((comm, (soft, hard))) = processes::kernel_nofile(process.pid) else {
-                return Err(Error::Usage(format!(
-                    "{label}: no such running process; nothing was changed"
-                )));
-            };
-            if comm != process.comm {
-                return Err(Error::Usage(format!(
-                    "{label}: the running pid {} is {comm:?}, not {:?}; nothing was changed",
-                    process.pid, process.comm
-                )));
-            }
-            let after = Nofile {
-                soft: soft.max(want_soft.unwrap_or(0)),
-                hard: hard.max(want_hard.unwrap_or(0)),
-            };
-            let after = Nofile {
-                hard: after.hard.max(after.soft),
-                ..after
-            };
-            if after.hard > hard
-                && let Some(nr_open) = nr_open
-                && after.hard > nr_open
-            {
-                return Err(Error::Usage(format!(
-                    "{label}: hard open-files limit {} is above fs.nr_open {nr_open} of the \
-                     running kernel, which prlimit refuses. Lower the profile's value or raise \
-                     fs.nr_open; nothing was changed",
-                    after.hard
-                )));
-            }
-            let before = Nofile { soft, hard };
-            if after != before {
-                // Without its start time the record could not tell this process from a later
-                // one with the same pid and name, so rollback could not be made safe.
-                let Some(started) = processes::kernel_started(process.pid) else {
-                    return Err(Error::Usage(format!(
-                        "{label}: its start time cannot be read from /proc/{}/stat, so a \
-                         rollback could not tell it from another process with the same pid; \
-                         nothing was changed",
-                        process.pid
-                    )));
-                };
-                changes.push(Change::Rlimit {
-                    pid: process.pid,
-                    comm,
-                    started: Some(started),
-                    before,
-                    after,
-                });
-            }
+            changes.extend(process_change(profile, live, pattern, process, nr_open)?);
         }
     }
     Ok(changes)
+}
+
+/// One matching process: the change that raises it to what the profile gives it (`None` when
+/// it already has that), or the refusal that stops the apply before anything changes.
+fn process_change(
+    profile: &Profile,
+    live: &LiveState,
+    pattern: &str,
+    process: &Process,
+    nr_open: Option<u64>,
+) -> Result<Option<Change>> {
+    let label = format!(
+        "--running {pattern}: pid {} ({})",
+        process.pid, process.comm
+    );
+    let Some((want_soft, want_hard)) = profile_gives(profile, process, live) else {
+        return Err(Error::Usage(format!(
+            "{label}: the profile gives it no open-files limit (add \
+             [systemd.services.\"NAME.service\"] limit_nofile, [systemd] \
+             default_limit_nofile or a [[limits]] nofile entry); nothing was changed"
+        )));
+    };
+    let Some((comm, (soft, hard))) = processes::kernel_nofile(process.pid) else {
+        return Err(Error::Usage(format!(
+            "{label}: no such running process; nothing was changed"
+        )));
+    };
+    if comm != process.comm {
+        return Err(Error::Usage(format!(
+            "{label}: the running pid {} is {comm:?}, not {:?}; nothing was changed",
+            process.pid, process.comm
+        )));
+    }
+    let after = Nofile {
+        soft: soft.max(want_soft.unwrap_or(0)),
+        hard: hard.max(want_hard.unwrap_or(0)),
+    };
+    let after = Nofile {
+        hard: after.hard.max(after.soft),
+        ..after
+    };
+    if after.hard > hard
+        && let Some(nr_open) = nr_open
+        && after.hard > nr_open
+    {
+        return Err(Error::Usage(format!(
+            "{label}: hard open-files limit {} is above fs.nr_open {nr_open} of the \
+             running kernel, which prlimit refuses. Lower the profile's value or raise \
+             fs.nr_open; nothing was changed",
+            after.hard
+        )));
+    }
+    let before = Nofile { soft, hard };
+    if after != before {
+        // Without its start time the record could not tell this process from a later
+        // one with the same pid and name, so rollback could not be made safe.
+        let Some(started) = processes::kernel_started(process.pid) else {
+            return Err(Error::Usage(format!(
+                "{label}: its start time cannot be read from /proc/{}/stat, so a \
+                 rollback could not tell it from another process with the same pid; \
+                 nothing was changed",
+                process.pid
+            )));
+        };
+        return Ok(Some(Change::Rlimit {
+            pid: process.pid,
+            comm,
+            started: Some(started),
+            before,
+            after,
+        }));
+    }
+    Ok(None)
 }
