@@ -15,7 +15,8 @@ use crate::profile::{Profile, keys::KeyName};
 use crate::system::processes;
 use crate::system::root::Root;
 use crate::system::{self as live, LiveState};
-use crate::transaction::replay::{current_pending, held_bounds};
+use crate::transaction::pending;
+use crate::transaction::replay::current_pending;
 use crate::transaction::state::{self, Change, Generation, Nofile, PendingKey};
 use crate::transaction::writer::Writer;
 
@@ -46,13 +47,6 @@ pub(super) fn pending_keys(plan: &Plan) -> Vec<PendingKey> {
         .collect()
 }
 
-/// `>= N` or `<= N`: the value to move `now` to, when it is on the wrong side of the bound.
-fn past_bound(bound: &str, now: &str) -> Option<String> {
-    state::against_bound(bound, now)?
-        .err()
-        .map(|n| n.to_string())
-}
-
 /// `netprofile apply --pending` (what netprofile.service runs at boot, after systemd-sysctl):
 /// sets the pending keys whose module has loaded since, and raises each `min` key below its
 /// bound (lowers each `max` key above it), never the other way, as one generation.
@@ -65,80 +59,59 @@ pub fn apply_pending(config: &Config) -> Result<Output> {
     let writer = Writer::begin(root, "apply --pending")?;
     let stderr = writer.recovered.clone();
     let all = state::generations(root)?;
-    let pending = current_pending(&all);
-    let bounds = held_bounds(&all, state::read_pending(root)?.map(|p| p.generation));
-    let mut changes = Vec::new();
-    let mut still = Vec::new();
-    for p in &pending {
-        let key = KeyName::parse(&p.key).map_err(Error::State)?;
-        match live::read_sysctl_raw(root, &key)? {
-            None => still.push(p.clone()),
-            // A pending min/max is held as a bound below, never set to its exact figure.
-            Some(_) if bounds.contains_key(&p.key) => {}
-            Some(now) if crate::profile::value::same(&p.key, &now, &p.value) => {}
-            Some(now) => changes.push(Change::Sysctl {
-                key: p.key.clone(),
-                before: now,
-                after: p.value.clone(),
-            }),
-        }
-    }
-    for (name, bound) in &bounds {
-        let key = KeyName::parse(name).map_err(Error::State)?;
-        // Absent (a module key not loaded yet): listed as still pending above, if it is one.
-        let Some(now) = live::read_sysctl_raw(root, &key)? else {
-            continue;
-        };
-        if let Some(after) = past_bound(bound, &now) {
-            changes.push(Change::Sysctl {
-                key: name.clone(),
-                before: now,
-                after,
-            });
-        }
-    }
-    let waiting = |still: &[PendingKey]| {
-        still
-            .iter()
-            .map(|p| format!("{} (module {})", p.key, p.module))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    if changes.is_empty() {
-        let stdout = if pending.is_empty() && bounds.is_empty() {
-            "nothing to do: no pending keys\n".to_string()
-        } else if pending.is_empty() {
-            "nothing to do: the min/max keys hold their bounds\n".to_string()
-        } else if still.is_empty() {
-            "nothing to do: the pending keys already hold their values\n".to_string()
-        } else {
-            format!("nothing to do: still pending: {}\n", waiting(&still))
-        };
+    let work = pending::changes(root, &all, state::read_pending(root)?.map(|p| p.generation))?;
+    if work.changes.is_empty() {
         return Ok(Output {
             code: 0,
-            stdout,
+            stdout: nothing_to_do(&work),
             stderr,
         });
     }
     let number = writer.next_generation()?;
-    let mut generation = Generation::new(number, "apply-pending", None, changes.clone());
-    generation.pending = still.clone();
+    let mut generation = Generation::new(number, "apply-pending", None, work.changes.clone());
+    generation.pending = work.still.clone();
     // So that status still reads a later rise above a min as in sync, not drift.
-    generation.bounds = changes
-        .iter()
-        .filter_map(|c| match c {
-            Change::Sysctl { key, .. } => Some((key.clone(), bounds.get(key)?.clone())),
-            _ => None,
-        })
-        .collect();
+    generation.bounds = work.held();
     writer.run(&generation)?;
+    Ok(Output {
+        code: 0,
+        stdout: applied(number, &work, generation.bounds.len()),
+        stderr,
+    })
+}
+
+/// The keys still waiting for their module, as one list.
+fn waiting(still: &[PendingKey]) -> String {
+    still
+        .iter()
+        .map(|p| format!("{} (module {})", p.key, p.module))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Why `apply --pending` changed nothing.
+fn nothing_to_do(work: &pending::Work) -> String {
+    if work.pending.is_empty() && work.bounds.is_empty() {
+        "nothing to do: no pending keys\n".to_string()
+    } else if work.pending.is_empty() {
+        "nothing to do: the min/max keys hold their bounds\n".to_string()
+    } else if work.still.is_empty() {
+        "nothing to do: the pending keys already hold their values\n".to_string()
+    } else {
+        format!("nothing to do: still pending: {}\n", waiting(&work.still))
+    }
+}
+
+/// What `apply --pending` set as generation `number`: a line per key, then the count of
+/// pending keys set and of keys brought back to their bound.
+fn applied(number: u64, work: &pending::Work, held: usize) -> String {
+    let changes = &work.changes;
     let mut stdout = String::new();
-    for change in &changes {
+    for change in changes {
         if let Change::Sysctl { key, after, .. } = change {
             let _ = writeln!(stdout, "set {key} = {after}");
         }
     }
-    let held = generation.bounds.len();
     let set = changes.len() - held;
     let _ = write!(stdout, "applied generation {number}: ");
     if set > 0 || held == 0 {
@@ -156,15 +129,11 @@ pub fn apply_pending(config: &Config) -> Result<Output> {
             if held == 1 { "" } else { "s" }
         );
     }
-    if !still.is_empty() {
-        let _ = write!(stdout, "; still pending: {}", waiting(&still));
+    if !work.still.is_empty() {
+        let _ = write!(stdout, "; still pending: {}", waiting(&work.still));
     }
     stdout.push('\n');
-    Ok(Output {
-        code: 0,
-        stdout,
-        stderr,
-    })
+    stdout
 }
 
 fn pair(p: (u64, u64)) -> String {

@@ -10,6 +10,7 @@
 
 pub mod atomic;
 pub mod fault;
+pub mod pending;
 pub mod replay;
 pub mod running;
 pub mod state;
