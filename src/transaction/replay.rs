@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::plan::Override;
 use crate::system::root::Root;
 use crate::transaction::state::{self, Change, Generation, Outcome, PendingKey};
@@ -132,4 +132,65 @@ pub fn accepted_overrides(root: &Root) -> Result<Vec<Override>> {
 /// drift.
 pub fn within(bound: Option<&String>, now: &str) -> bool {
     bound.and_then(|b| state::against_bound(b, now)) == Some(Ok(()))
+}
+
+/// The generation `netprofile rollback [GEN]` undoes, of those in `effective`: GEN, or the
+/// apply a `confirm` GEN kept; by default the user's last change (`None` when nothing is in
+/// effect). A GEN that does not exist or is not in effect is refused.
+pub fn rollback_target(
+    all: &[Generation],
+    effective: &[u64],
+    target: Option<u64>,
+) -> Result<Option<u64>> {
+    // A `confirm` generation stands for the apply it kept.
+    let owner = |g: &Generation| g.confirms.unwrap_or(g.number);
+    let Some(n) = target else {
+        // The user's last change, not the boot unit's: an `apply-pending` generation (what
+        // netprofile.service did at boot) holds the apply before it and goes with it.
+        return Ok(all
+            .iter()
+            .rev()
+            .filter(|g| effective.contains(&g.number) && g.op != "apply-pending")
+            .map(owner)
+            .next()
+            .or_else(|| {
+                all.iter()
+                    .rev()
+                    .find(|g| effective.contains(&g.number))
+                    .map(owner)
+            }));
+    };
+    let g = all.iter().find(|g| g.number == n).ok_or_else(|| {
+        Error::Usage(format!(
+            "there is no generation {n}; `netprofile history` lists them"
+        ))
+    })?;
+    let n = owner(g);
+    if !effective.contains(&n) {
+        return Err(Error::Usage(format!(
+            "generation {n} is not in effect (it was reverted, rolled back, failed or \
+             only restored something); `netprofile history` marks the generations in \
+             effect. Nothing was changed"
+        )));
+    }
+    Ok(Some(n))
+}
+
+/// The state before `target`: for each key or file touched by a generation in effect since,
+/// the value it had before the first of them that touched it, in the order to restore.
+#[must_use]
+pub fn state_before(all: &[Generation], effective: &[u64], target: u64) -> Vec<Change> {
+    let mut restore: Vec<Change> = Vec::new();
+    for g in all
+        .iter()
+        .filter(|g| g.number >= target && effective.contains(&g.number))
+    {
+        for change in &g.changes {
+            if !restore.iter().any(|r| r.label() == change.label()) {
+                restore.push(change.inverse());
+            }
+        }
+    }
+    restore.reverse();
+    restore
 }
