@@ -242,37 +242,9 @@ pub fn status(config: &Config) -> Result<Output> {
     let pending_record = state::read_pending(root)?;
     let pending_generation = pending_record.as_ref().map(|p| p.generation);
     let managed = managed(&all, pending_generation);
-    let mut keys = Vec::new();
-    for (key, want) in &managed.sysctl {
-        let name = KeyName::parse(key).map_err(Error::State)?;
-        let now = crate::system::read_sysctl(root, &name)?;
-        let in_sync = now.as_deref().is_some_and(|now| {
-            crate::profile::value::same(key, now, want) || within(managed.bounds.get(key), now)
-        });
-        keys.push(KeyRow {
-            key: key.clone(),
-            live: now,
-            last_set: want.clone(),
-            in_sync,
-        });
-    }
+    let keys = key_rows(root, &managed)?;
     let edits = hand_edits(root, &managed)?;
-    let files: Vec<FileRow> = managed
-        .files
-        .keys()
-        .map(|path| {
-            let edit = edits.iter().find(|e| &e.path == path);
-            FileRow {
-                path: Root::display(path),
-                state: match edit {
-                    None => "ok",
-                    Some(e) if e.now.is_some() => "edited",
-                    Some(_) => "removed",
-                },
-                in_sync: edit.is_none(),
-            }
-        })
-        .collect();
+    let files = file_rows(&managed, &edits);
     let limits = limit_rows(root, &managed)?;
     let systemd = systemd_rows(root, &managed)?;
     let drifted = keys.iter().filter(|r| !r.in_sync).count()
@@ -312,27 +284,76 @@ pub fn status(config: &Config) -> Result<Output> {
     let stdout = if config.json {
         crate::render::json::pretty(&doc)
     } else {
-        let mut text = human(config, &doc, &edits);
-        // Before the closing count line: what is waiting for a module and what still runs with
-        // old limits.
-        let last = text.trim_end_matches('\n').rfind('\n').map_or(0, |i| i + 1);
-        let tail = text.split_off(last);
-        text.push_str(&super::running::pending_section(root)?);
-        text.push_str(&super::running::old_limits_section(root)?);
-        let notes: Vec<String> = doc
-            .models
-            .iter()
-            .map(crate::system::versions::Model::short)
-            .collect();
-        text.push_str(&format!("modelled: {}\n", notes.join(", ")));
-        text.push_str(&tail);
-        text
+        human_with_sections(config, root, &doc, &edits)?
     };
     Ok(Output {
         code: 0,
         stdout,
         stderr: Vec::new(),
     })
+}
+
+/// Each key netprofile last set, its live value, and whether it still holds (a rise above a
+/// recorded min is not drift).
+fn key_rows(root: &Root, managed: &Managed) -> Result<Vec<KeyRow>> {
+    let mut keys = Vec::new();
+    for (key, want) in &managed.sysctl {
+        let name = KeyName::parse(key).map_err(Error::State)?;
+        let now = crate::system::read_sysctl(root, &name)?;
+        let in_sync = now.as_deref().is_some_and(|now| {
+            crate::profile::value::same(key, now, want) || within(managed.bounds.get(key), now)
+        });
+        keys.push(KeyRow {
+            key: key.clone(),
+            live: now,
+            last_set: want.clone(),
+            in_sync,
+        });
+    }
+    Ok(keys)
+}
+
+/// Each managed drop-in: as written, edited by hand or removed.
+fn file_rows(managed: &Managed, edits: &[HandEdit]) -> Vec<FileRow> {
+    managed
+        .files
+        .keys()
+        .map(|path| {
+            let edit = edits.iter().find(|e| &e.path == path);
+            FileRow {
+                path: Root::display(path),
+                state: match edit {
+                    None => "ok",
+                    Some(e) if e.now.is_some() => "edited",
+                    Some(_) => "removed",
+                },
+                in_sync: edit.is_none(),
+            }
+        })
+        .collect()
+}
+
+/// The text of status: the tables, then, before the closing count line, what is waiting for
+/// a module, what still runs with old limits, and the models the values were read with.
+fn human_with_sections(
+    config: &Config,
+    root: &Root,
+    doc: &StatusDoc,
+    edits: &[HandEdit],
+) -> Result<String> {
+    let mut text = human(config, doc, edits);
+    let last = text.trim_end_matches('\n').rfind('\n').map_or(0, |i| i + 1);
+    let tail = text.split_off(last);
+    text.push_str(&super::running::pending_section(root)?);
+    text.push_str(&super::running::old_limits_section(root)?);
+    let notes: Vec<String> = doc
+        .models
+        .iter()
+        .map(crate::system::versions::Model::short)
+        .collect();
+    text.push_str(&format!("modelled: {}\n", notes.join(", ")));
+    text.push_str(&tail);
+    Ok(text)
 }
 
 fn plural(n: usize, one: &str, many: &str) -> String {
