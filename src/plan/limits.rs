@@ -64,7 +64,7 @@ pub(super) fn limit_warnings(
 
 /// Whether a profile's limits domain names this login. As Debian's pam_limits reads them, `*`
 /// and `@group` never name root.
-pub(super) fn claims(domain: &Domain, who: &limits::Subject) -> bool {
+fn claims(domain: &Domain, who: &limits::Subject) -> bool {
     let root = who.uid == Some(0);
     match domain {
         Domain::All => !root,
@@ -81,7 +81,7 @@ pub(super) fn claims(domain: &Domain, who: &limits::Subject) -> bool {
 
 /// One warning per cause: the passwd logins that `limit` claims but that end up with another
 /// value (or none) at login, after apply.
-pub(super) fn unreached_logins(
+fn unreached_logins(
     limit: &crate::profile::Limit,
     live: &LiveState,
     entries: &[limits::Entry],

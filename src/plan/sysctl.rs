@@ -16,14 +16,14 @@ use crate::system::sysctld::{self, BootFile};
 
 /// A key one or two letters away from a catalogued key is a typo, not a key waiting for its
 /// module (`nf_conntrack_maxx` would otherwise stay pending for ever).
-pub(super) fn likely_typo(key: &str) -> bool {
+fn likely_typo(key: &str) -> bool {
     keys::known(key).is_none()
         && keys::CATALOGUE
             .iter()
             .any(|k| strsim::levenshtein(key, k.name) <= 2)
 }
 
-pub(super) fn unknown_key(key: &KeyName, origin: &Origin, live: &LiveState) -> Problem {
+fn unknown_key(key: &KeyName, origin: &Origin, live: &LiveState) -> Problem {
     let parent = key.as_str().rsplit_once('.').map_or("", |(p, _)| p);
     let siblings: Vec<String> = live
         .siblings
@@ -79,7 +79,7 @@ pub(super) fn effective_nr_open(
 }
 
 /// Whether an absent key looks like a typo of a known key rather than a real one.
-pub(super) fn is_typo(key: &KeyName, live: &LiveState) -> bool {
+fn is_typo(key: &KeyName, live: &LiveState) -> bool {
     let siblings: Vec<&str> = live
         .siblings
         .get(key)
@@ -197,7 +197,7 @@ pub(super) fn boot_overrides(
 
 /// The boot files as they will be after apply: netprofile's drop-in in place (it masks a
 /// same-named file in a later folder), in systemd-sysctl's order.
-pub(super) fn boot_after_apply(live: &LiveState, files: &[FileChange]) -> Option<Vec<BootFile>> {
+fn boot_after_apply(live: &LiveState, files: &[FileChange]) -> Option<Vec<BootFile>> {
     let dropin = Root::display(&Root::sysctl_dropin());
     let mut boot = after_apply(&live.boot_files, files, &Root::sysctl_dropin(), |f| {
         file_name(&f.path) > file_name(&dropin)

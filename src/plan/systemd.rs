@@ -10,7 +10,7 @@ use crate::profile::dropin;
 use crate::system::LiveState;
 use crate::system::root::Root;
 
-pub(super) fn source_of(a: &crate::system::units::Assignment) -> Source {
+fn source_of(a: &crate::system::units::Assignment) -> Source {
     Source {
         file: a.file.clone(),
         line: a.line,
@@ -18,7 +18,7 @@ pub(super) fn source_of(a: &crate::system::units::Assignment) -> Source {
 }
 
 /// A row per `[systemd.services."NAME.service"]`, with what wins now and after apply.
-pub(super) fn service_rows(
+fn service_rows(
     profile: &Profile,
     live: &LiveState,
     nr_open: Option<i64>,
@@ -81,7 +81,7 @@ pub(super) fn service_rows(
 }
 
 /// Drop-ins that would beat netprofile's for a service, with another value, as overrides.
-pub(super) fn service_overrides(rows: &[ServiceRow]) -> Vec<Override> {
+fn service_overrides(rows: &[ServiceRow]) -> Vec<Override> {
     let pair = |v: &str| crate::system::units::parse_nofile(v);
     rows.iter()
         .filter(|r| r.action != Action::SkipGlobal)
@@ -105,11 +105,7 @@ pub(super) fn service_overrides(rows: &[ServiceRow]) -> Vec<Override> {
 /// A systemd manager drop-in that sets DefaultLimitNOFILE after netprofile's, read with
 /// systemd's precedence (system.conf, then system.conf.d in /etc, /run, /usr/local/lib and
 /// /usr/lib by name, a same name in an earlier folder masking a later one).
-pub(super) fn systemd_override(
-    wanted: &str,
-    live: &LiveState,
-    files: &[FileChange],
-) -> Option<Override> {
+fn systemd_override(wanted: &str, live: &LiveState, files: &[FileChange]) -> Option<Override> {
     let dropin = Root::display(&Root::systemd_dropin());
     let main = Root::display(Root::SYSTEMD_CONF);
     let mut after = after_apply(&live.systemd_files, files, &Root::systemd_dropin(), |f| {
