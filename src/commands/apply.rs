@@ -21,6 +21,7 @@ use crate::system::root::Root;
 use crate::transaction;
 use crate::transaction::state::{self, Change, Generation, Outcome, Pending, ProfileRef};
 use crate::transaction::writer::Writer;
+use crate::transaction::{replay, running};
 
 fn profile_ref(profile: &profile::Profile) -> ProfileRef {
     ProfileRef {
@@ -200,17 +201,7 @@ pub fn apply(config: &Config, reference: &str, opts: &ApplyOptions) -> Result<Ou
     }
     let profile = profile::load(reference)?;
     if opts.dry_run {
-        let live = LiveState::read(root, &profile)?;
-        let mut plan = plan::plan(&profile, &live)?;
-        super::overrides::mark(root, &mut plan)?;
-        let mut out = crate::commands::render_plan(config, &plan, "apply --dry-run");
-        out.code = i32::from(plan.differs());
-        let running = super::running::running_changes(root, &profile, &live, &plan, &opts.running)?;
-        if !config.json {
-            out.stdout.push_str(&super::running::would_raise(&running));
-        }
-        out.code = out.code.max(i32::from(!running.is_empty()));
-        return Ok(out);
+        return dry_run(config, &profile, opts);
     }
     require_privileges(root, "apply")?;
     // Every plan-time refusal happens here, before the lock: bad input exits 2 with nothing
@@ -220,16 +211,71 @@ pub fn apply(config: &Config, reference: &str, opts: &ApplyOptions) -> Result<Ou
     prepare(root, &profile, opts)?;
     let writer = Writer::begin(root, "apply")?;
     refuse_waiting_confirm(root, true)?;
-    let Prepared {
-        plan,
-        changes,
-        deferred,
-        record,
-        note,
-    } = prepare(root, &profile, opts)?;
+    let prepared = prepare(root, &profile, opts)?;
     let mut stderr = writer.recovered.clone();
-    stderr.extend(plan.warnings.iter().map(|w| format!("warning: {w}")));
-    stderr.extend(note);
+    stderr.extend(plan_warnings(&prepared, opts));
+    if prepared.changes.is_empty() && prepared.deferred.is_empty() {
+        return nothing_to_apply(config, &writer, &profile, &prepared, opts, stderr);
+    }
+    // Undo is proven before anything changes: before the pending record and its watcher too.
+    let all: Vec<Change> = prepared
+        .changes
+        .iter()
+        .chain(&prepared.deferred)
+        .cloned()
+        .collect();
+    writer.prove(&all)?;
+    let before_test = if opts.verify {
+        Some(crate::conntest::run(root, &verify_options())?)
+    } else {
+        None
+    };
+    let mut generation = run_generation(&writer, &profile, &prepared, opts)?;
+    // Committed. From here on nothing may turn into "nothing was touched" (exit 2): a step of
+    // the report that fails is a warning beside the truth, and the exit stays 0.
+    let mut stdout = if config.quiet || config.json {
+        String::new()
+    } else {
+        render::human(&prepared.plan, config.paint)
+    };
+    if let Some(before) = before_test {
+        verify_after(
+            config,
+            &writer,
+            &profile,
+            &mut generation,
+            before,
+            &mut stdout,
+            &mut stderr,
+        );
+    }
+    report_applied(
+        config,
+        &prepared,
+        opts,
+        generation.number,
+        &mut stdout,
+        &mut stderr,
+    );
+    if config.json {
+        stdout = json_applied(config, &prepared, opts, &generation, &stdout, &mut stderr);
+    }
+    Ok(Output {
+        code: 0,
+        stdout,
+        stderr,
+    })
+}
+
+/// The plan's warnings, the note on overrides accepted now, and what --no-persist leaves out.
+fn plan_warnings(prepared: &Prepared, opts: &ApplyOptions) -> Vec<String> {
+    let plan = &prepared.plan;
+    let mut stderr: Vec<String> = plan
+        .warnings
+        .iter()
+        .map(|w| format!("warning: {w}"))
+        .collect();
+    stderr.extend(prepared.note.clone());
     if opts.no_persist
         && (!plan.limits.is_empty() || !plan.systemd.is_empty() || !plan.services.is_empty())
     {
@@ -239,56 +285,88 @@ pub fn apply(config: &Config, reference: &str, opts: &ApplyOptions) -> Result<Ou
                 .to_string(),
         );
     }
-    if changes.is_empty() && deferred.is_empty() {
-        if record {
-            // Nothing to write, but the operator's acceptance must be on record for check.
-            let mut generation = Generation::new(
-                writer.next_generation()?,
-                "apply",
-                Some(profile_ref(&profile)),
-                Vec::new(),
-            );
-            generation.overridden = super::overrides::record(&plan.overrides);
-            generation.bounds = bounds(&profile);
-            generation.message = Some("overrides accepted with --allow-override".into());
-            writer.run(&generation)?;
-        }
-        let summary = format!("nothing to do: {}", render::summary(&plan));
-        let stdout = if config.json {
-            render::json::pretty(&apply_result(&plan, opts, None, &[], &[], &stderr, summary))
-        } else {
-            summary + "\n"
-        };
-        return Ok(Output {
-            code: 0,
-            stdout,
-            stderr,
-        });
+    stderr
+}
+
+/// `apply --dry-run`: the plan and the processes `--running` would raise; exit 1 when either
+/// would change anything. Takes no lock and writes nothing.
+fn dry_run(config: &Config, profile: &profile::Profile, opts: &ApplyOptions) -> Result<Output> {
+    let root = &config.root;
+    let live = LiveState::read(root, profile)?;
+    let mut plan = plan::plan(profile, &live)?;
+    plan::overrides::mark(&mut plan, &replay::accepted_overrides(root)?);
+    let mut out = crate::commands::render_plan(config, &plan, "apply --dry-run");
+    out.code = i32::from(plan.differs());
+    let running = running::running_changes(root, profile, &live, &plan, &opts.running)?;
+    if !config.json {
+        out.stdout.push_str(&super::running::would_raise(&running));
     }
-    // Undo is proven before anything changes: before the pending record and its watcher too.
-    let all: Vec<Change> = changes.iter().chain(&deferred).cloned().collect();
-    writer.prove(&all)?;
-    let before_test = if opts.verify {
-        Some(crate::conntest::run(root, &verify_options())?)
+    out.code = out.code.max(i32::from(!running.is_empty()));
+    Ok(out)
+}
+
+/// Nothing to write: says so. Overrides accepted now with --allow-override are still recorded
+/// as a generation without changes, so that check reports them as accepted.
+fn nothing_to_apply(
+    config: &Config,
+    writer: &Writer,
+    profile: &profile::Profile,
+    prepared: &Prepared,
+    opts: &ApplyOptions,
+    stderr: Vec<String>,
+) -> Result<Output> {
+    let plan = &prepared.plan;
+    if prepared.record {
+        // Nothing to write, but the operator's acceptance must be on record for check.
+        let mut generation = Generation::new(
+            writer.next_generation()?,
+            "apply",
+            Some(profile_ref(profile)),
+            Vec::new(),
+        );
+        generation.overridden = plan::overrides::record(&plan.overrides);
+        generation.bounds = bounds(profile);
+        generation.message = Some("overrides accepted with --allow-override".into());
+        writer.run(&generation)?;
+    }
+    let summary = format!("nothing to do: {}", render::summary(plan));
+    let stdout = if config.json {
+        render::json::pretty(&apply_result(plan, opts, None, &[], &[], &stderr, summary))
     } else {
-        None
+        summary + "\n"
     };
+    Ok(Output {
+        code: 0,
+        stdout,
+        stderr,
+    })
+}
+
+/// Records the generation and runs its transaction (with `--confirm`, after the pending record
+/// and its watcher). A failed apply is recorded as failed, for history only.
+fn run_generation(
+    writer: &Writer,
+    profile: &profile::Profile,
+    prepared: &Prepared,
+    opts: &ApplyOptions,
+) -> Result<Generation> {
+    let plan = &prepared.plan;
     let number = writer.next_generation()?;
     let mut generation = Generation::new(
         number,
         "apply",
-        Some(profile_ref(&profile)),
-        changes.clone(),
+        Some(profile_ref(profile)),
+        prepared.changes.clone(),
     );
-    generation.pending = super::running::pending_keys(&plan);
+    generation.pending = super::running::pending_keys(plan);
     if !opts.no_persist {
-        generation.overridden = super::overrides::record(&plan.overrides);
+        generation.overridden = plan::overrides::record(&plan.overrides);
     }
-    generation.bounds = bounds(&profile);
+    generation.bounds = bounds(profile);
     generation.no_persist = opts.no_persist;
     if let Some(seconds) = opts.confirm {
         generation.outcome = Outcome::Pending;
-        start_pending(&writer, number, seconds, deferred.clone())?;
+        start_pending(writer, number, seconds, prepared.deferred.clone())?;
     }
     if let Err(e) = writer.run(&generation) {
         if opts.confirm.is_some() && !matches!(e, Error::RollbackFailed { .. }) {
@@ -302,90 +380,126 @@ pub fn apply(config: &Config, reference: &str, opts: &ApplyOptions) -> Result<Ou
         }
         return Err(e);
     }
-    // Committed. From here on nothing may turn into "nothing was touched" (exit 2): a step of
-    // the report that fails is a warning beside the truth, and the exit stays 0.
-    let mut stdout = if config.quiet || config.json {
-        String::new()
-    } else {
-        render::human(&plan, config.paint)
-    };
-    let after_commit = |stderr: &mut Vec<String>, what: &str, e: &Error| {
-        stderr.push(format!(
-            "warning: generation {number} was applied and recorded, but {what} failed: {e}. \
-             The changes are in place (`netprofile rollback` undoes them)"
-        ));
-    };
-    if let Some(mut before) = before_test {
-        match crate::conntest::run(root, &verify_options()) {
-            Ok(mut after) => {
-                before.settings.profile = Some("before apply".into());
-                after.settings.profile = Some(format!("after apply of {}", profile.name));
-                if !config.json {
-                    stdout.push_str(&crate::conntest::report::compare(
-                        std::slice::from_ref(&before),
-                        std::slice::from_ref(&after),
-                    ));
-                }
-                generation.verify = Some(serde_json::json!({ "before": before, "after": after }));
-                let _ = writer.record(&generation);
+    Ok(generation)
+}
+
+/// The warning for a step of the report that failed after the commit point.
+fn after_commit(number: u64, what: &str, e: &Error) -> String {
+    format!(
+        "warning: generation {number} was applied and recorded, but {what} failed: {e}. \
+         The changes are in place (`netprofile rollback` undoes them)"
+    )
+}
+
+/// `apply --verify`: the connection test after the apply, compared with the one before, both
+/// kept in the generation.
+fn verify_after(
+    config: &Config,
+    writer: &Writer,
+    profile: &profile::Profile,
+    generation: &mut Generation,
+    mut before: crate::conntest::report::Report,
+    stdout: &mut String,
+    stderr: &mut Vec<String>,
+) {
+    match crate::conntest::run(&config.root, &verify_options()) {
+        Ok(mut after) => {
+            before.settings.profile = Some("before apply".into());
+            after.settings.profile = Some(format!("after apply of {}", profile.name));
+            if !config.json {
+                stdout.push_str(&crate::conntest::report::compare(
+                    std::slice::from_ref(&before),
+                    std::slice::from_ref(&after),
+                ));
             }
-            Err(e) => after_commit(&mut stderr, "the connection test after it", &e),
+            generation.verify = Some(serde_json::json!({ "before": before, "after": after }));
+            let _ = writer.record(generation);
         }
+        Err(e) => stderr.push(after_commit(
+            generation.number,
+            "the connection test after it",
+            &e,
+        )),
     }
+}
+
+/// The lines after a committed apply: what was applied (and the `--confirm` deadline), what it
+/// takes to reach new processes, and the processes still on old limits.
+fn report_applied(
+    config: &Config,
+    prepared: &Prepared,
+    opts: &ApplyOptions,
+    number: u64,
+    stdout: &mut String,
+    stderr: &mut Vec<String>,
+) {
+    let changes = &prepared.changes;
     if let Some(seconds) = opts.confirm {
         let _ = writeln!(
             stdout,
             "applied generation {number} ({}); run `netprofile confirm` within {seconds} s to \
              keep it and write the files, or it reverts by itself",
-            summary(&changes)
+            summary(changes)
         );
     } else {
-        let _ = writeln!(stdout, "applied generation {number}: {}", summary(&changes));
+        let _ = writeln!(stdout, "applied generation {number}: {}", summary(changes));
     }
     if !config.json && !config.quiet {
         if opts.confirm.is_none() && !opts.no_persist {
-            stdout.push_str(&super::running::reach_hints(&plan));
+            stdout.push_str(&super::running::reach_hints(&prepared.plan));
         }
         let section = if crate::transaction::fault::fail("report") {
             Err(Error::State("fault injected at report".into()))
         } else {
-            super::running::old_limits_section(root)
+            super::running::old_limits_section(&config.root)
         };
         match section {
             Ok(text) => stdout.push_str(&text),
-            Err(e) => after_commit(&mut stderr, "listing the processes with old limits", &e),
+            Err(e) => stderr.push(after_commit(
+                number,
+                "listing the processes with old limits",
+                &e,
+            )),
         }
     }
-    if config.json {
-        let mut result = apply_result(
-            &plan,
-            opts,
-            Some(&generation),
-            &changes,
-            &deferred,
-            &stderr,
-            stdout.lines().last().unwrap_or_default().to_string(),
-        );
-        result.verify.clone_from(&generation.verify);
-        if let Some(seconds) = opts.confirm {
-            match state::read_pending(root) {
-                Ok(Some(p)) => {
-                    result.confirm = Some(render::json::ConfirmWindow {
-                        seconds,
-                        deadline_ms: p.deadline_ms,
-                    });
-                }
-                Ok(None) => {}
-                Err(e) => after_commit(&mut stderr, "reading the confirmation deadline", &e),
-            }
-        }
-        stdout = render::json::pretty(&result);
-    }
-    Ok(Output {
-        code: 0,
-        stdout,
+}
+
+/// The `--json` document of a committed apply; its summary is the last line of `text`.
+fn json_applied(
+    config: &Config,
+    prepared: &Prepared,
+    opts: &ApplyOptions,
+    generation: &Generation,
+    text: &str,
+    stderr: &mut Vec<String>,
+) -> String {
+    let mut result = apply_result(
+        &prepared.plan,
+        opts,
+        Some(generation),
+        &prepared.changes,
+        &prepared.deferred,
         stderr,
-    })
+        text.lines().last().unwrap_or_default().to_string(),
+    );
+    result.verify.clone_from(&generation.verify);
+    if let Some(seconds) = opts.confirm {
+        match state::read_pending(&config.root) {
+            Ok(Some(p)) => {
+                result.confirm = Some(render::json::ConfirmWindow {
+                    seconds,
+                    deadline_ms: p.deadline_ms,
+                });
+            }
+            Ok(None) => {}
+            Err(e) => stderr.push(after_commit(
+                generation.number,
+                "reading the confirmation deadline",
+                &e,
+            )),
+        }
+    }
+    render::json::pretty(&result)
 }
 
 /// A `--confirm` still waiting for `netprofile confirm` stops another apply. Before the lock,
@@ -423,10 +537,10 @@ fn prepare(root: &Root, profile: &profile::Profile, opts: &ApplyOptions) -> Resu
     let mut plan = plan::plan(profile, &live)?;
     // An override makes the applied value not hold at boot or login: refuse before anything
     // is touched unless the operator accepts it (then it is recorded, not reported as drift).
-    super::overrides::mark(root, &mut plan)?;
-    let unaccepted = super::overrides::unaccepted(&plan);
+    plan::overrides::mark(&mut plan, &replay::accepted_overrides(root)?);
+    let unaccepted = plan::overrides::unaccepted(&plan);
     if !opts.no_persist && !unaccepted.is_empty() && !opts.allow_override {
-        return Err(super::overrides::refusal(&unaccepted));
+        return Err(plan::overrides::refusal(&unaccepted));
     }
     let record = !opts.no_persist && !unaccepted.is_empty();
     let mut note = None;
@@ -447,7 +561,7 @@ fn prepare(root: &Root, profile: &profile::Profile, opts: &ApplyOptions) -> Resu
     transaction::verify::check_plan(profile, &plan)?;
     // Files are written now, at `confirm` (deferred), or not at all (--no-persist).
     let mut changes = key_changes(&live, &plan);
-    let running = super::running::running_changes(root, profile, &live, &plan, &opts.running)?;
+    let running = running::running_changes(root, profile, &live, &plan, &opts.running)?;
     let files = if opts.no_persist {
         Vec::new()
     } else {

@@ -16,7 +16,7 @@ pub fn check(config: &Config, reference: &str, format: CheckFormat) -> Result<Ou
     // plan_for marks accepted overrides: "in sync" only when what netprofile set holds, and an
     // override the operator did not accept with `apply --allow-override` is drift.
     let plan = plan_for(config, reference)?;
-    let unaccepted = super::overrides::unaccepted(&plan);
+    let unaccepted = crate::plan::overrides::unaccepted(&plan);
     let code = i32::from(plan.differs());
     let only_overrides = !unaccepted.is_empty()
         && !plan.sysctl.iter().any(|r| r.action == plan::Action::Set)
@@ -94,7 +94,7 @@ fn nagios(config: &Config, reference: &str) -> Output {
     let systemd = plan.systemd.iter().filter(|r| set(&r.action)).count()
         + plan.services.iter().filter(|r| set(&r.action)).count();
     let files = plan.files.iter().filter(|f| f.changes()).count();
-    let overrides = super::overrides::unaccepted(&plan).len();
+    let overrides = crate::plan::overrides::unaccepted(&plan).len();
     let (code, state) = if !keys.is_empty() || limits > 0 || systemd > 0 {
         (NAGIOS_CRITICAL, "CRITICAL")
     } else if files > 0 || overrides > 0 {

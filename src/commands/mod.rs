@@ -11,7 +11,6 @@ pub mod explain;
 pub mod generate;
 pub mod history;
 pub mod metrics;
-pub mod overrides;
 pub mod profiles;
 pub mod recover;
 pub mod render;
@@ -39,7 +38,10 @@ pub(super) fn plan_for(config: &Config, reference: &str) -> Result<plan::Plan> {
     let profile = profile::load(reference)?;
     let live = LiveState::read(&config.root, &profile)?;
     let mut plan = plan::plan(&profile, &live)?;
-    overrides::mark(&config.root, &mut plan)?;
+    plan::overrides::mark(
+        &mut plan,
+        &crate::transaction::replay::accepted_overrides(&config.root)?,
+    );
     Ok(plan)
 }
 

@@ -5,11 +5,13 @@
 //! the user's last change: the boot unit's `apply-pending` generations after it go with it.
 
 use super::apply::summary;
+use super::status::{HandEdit, hand_edits};
 use crate::cli::Config;
 use crate::commands::Output;
 use crate::error::{Error, Result};
 use crate::system::root::Root;
 use crate::system::sysctld;
+use crate::transaction::replay;
 use crate::transaction::state::{self, Change, Generation, Outcome};
 use crate::transaction::writer::{Writer, is_noop, refresh_before};
 
@@ -24,112 +26,12 @@ pub fn rollback(config: &Config, target: Option<u64>, force: bool) -> Result<Out
     let mut stderr = writer.recovered.clone();
     let all = state::generations(root)?;
     let effective = state::in_effect_now(root, &all)?;
-    // A `confirm` generation stands for the apply it kept.
-    let owner = |g: &Generation| g.confirms.unwrap_or(g.number);
-    let target = match target {
-        Some(n) => {
-            let g = all.iter().find(|g| g.number == n).ok_or_else(|| {
-                Error::Usage(format!(
-                    "there is no generation {n}; `netprofile history` lists them"
-                ))
-            })?;
-            let n = owner(g);
-            if !effective.contains(&n) {
-                return Err(Error::Usage(format!(
-                    "generation {n} is not in effect (it was reverted, rolled back, failed or \
-                     only restored something); `netprofile history` marks the generations in \
-                     effect. Nothing was changed"
-                )));
-            }
-            n
-        }
-        // The user's last change, not the boot unit's: an `apply-pending` generation (what
-        // netprofile.service did at boot) holds the apply before it and goes with it.
-        None => match all
-            .iter()
-            .rev()
-            .filter(|g| effective.contains(&g.number) && g.op != "apply-pending")
-            .map(owner)
-            .next()
-            .or_else(|| {
-                all.iter()
-                    .rev()
-                    .find(|g| effective.contains(&g.number))
-                    .map(owner)
-            }) {
-            Some(n) => n,
-            None => {
-                let line = "nothing to roll back: no generation is in effect (`netprofile \
-                            history` lists them); nothing was changed";
-                let stdout = if config.json {
-                    use crate::render::json;
-                    json::pretty(&json::RollbackResult {
-                        schema: json::SCHEMA,
-                        command: "rollback",
-                        exit_code: 0,
-                        exit_meaning: json::exit_meaning(0),
-                        rolled_back: None,
-                        generation: None,
-                        changed: false,
-                        keys: Vec::new(),
-                        files: Vec::new(),
-                        overwrote_hand_edits: Vec::new(),
-                        ended_pending: None,
-                        summary: line.to_string(),
-                    })
-                } else {
-                    format!("{line}\n")
-                };
-                return Ok(Output {
-                    code: 0,
-                    stdout,
-                    stderr,
-                });
-            }
-        },
+    let Some(target) = replay::rollback_target(&all, &effective, target)? else {
+        return Ok(nothing_to_roll_back(config, stderr));
     };
-    // The state before `target`: for each key or file touched by a generation in effect since,
-    // the value it had before the first of them that touched it.
-    let mut restore: Vec<Change> = Vec::new();
-    for g in all
-        .iter()
-        .filter(|g| g.number >= target && effective.contains(&g.number))
-    {
-        for change in &g.changes {
-            if !restore.iter().any(|r| r.label() == change.label()) {
-                restore.push(change.inverse());
-            }
-        }
-    }
-    restore.reverse();
+    let mut restore = replay::state_before(&all, &effective, target);
     let boot_notes = to_boot_values(root, &mut restore)?;
-    let edits: Vec<super::status::HandEdit> = super::status::hand_edits(
-        root,
-        &super::status::managed(&all, state::read_pending(root)?.map(|p| p.generation)),
-    )?
-    .into_iter()
-    .filter(|e| {
-        restore
-            .iter()
-            .any(|r| matches!(r, Change::File { path, .. } if *path == e.path))
-    })
-    .collect();
-    if !edits.is_empty() && !force {
-        let shown: Vec<String> = edits
-            .iter()
-            .map(super::status::HandEdit::describe)
-            .collect();
-        return Err(Error::Usage(format!(
-            "rollback would overwrite {} edited by hand; keep a copy of the edit, then run \
-             `netprofile rollback --force` to overwrite it. Nothing was changed\n{}",
-            if edits.len() == 1 {
-                "a managed drop-in".to_string()
-            } else {
-                format!("{} managed drop-ins", edits.len())
-            },
-            shown.join("\n").trim_end()
-        )));
-    }
+    let edits = hand_edits_in_the_way(root, &all, &restore, force)?;
     let mut changes = Vec::new();
     for change in &restore {
         let fresh = refresh_before(root, change)?;
@@ -142,22 +44,7 @@ pub fn rollback(config: &Config, target: Option<u64>, force: bool) -> Result<Out
     let mut generation = Generation::new(number, "rollback", None, changes.clone());
     generation.rollback_of = Some(target);
     writer.run(&generation)?;
-    // Bookkeeping after the commit point (in_effect already reads the rollback record).
-    for g in all
-        .iter()
-        .filter(|g| g.number >= target && effective.contains(&g.number))
-    {
-        let mut g = g.clone();
-        g.outcome = Outcome::RolledBack;
-        let _ = writer.record(&g);
-    }
-    let mut ended_pending = None;
-    if let Some(p) = pending
-        && p.generation >= target
-    {
-        ended_pending = Some(p.generation);
-        let _ = writer.clear_pending();
-    }
+    let ended_pending = mark_rolled_back(&writer, &all, &effective, target, pending);
     let restored: Vec<String> = changes.iter().map(Change::label).collect();
     if !restored.is_empty() {
         stderr.push(format!("restored: {}", restored.join(", ")));
@@ -202,6 +89,94 @@ pub fn rollback(config: &Config, target: Option<u64>, force: bool) -> Result<Out
         stdout,
         stderr,
     })
+}
+
+/// Bookkeeping after the commit point (in_effect already reads the rollback record): the
+/// generations undone are marked rolled back, and a `--confirm` among them no longer waits.
+/// Returns the pending generation that ended.
+fn mark_rolled_back(
+    writer: &Writer,
+    all: &[Generation],
+    effective: &[u64],
+    target: u64,
+    pending: Option<state::Pending>,
+) -> Option<u64> {
+    for g in all
+        .iter()
+        .filter(|g| g.number >= target && effective.contains(&g.number))
+    {
+        let mut g = g.clone();
+        g.outcome = Outcome::RolledBack;
+        let _ = writer.record(&g);
+    }
+    let p = pending.filter(|p| p.generation >= target)?;
+    let _ = writer.clear_pending();
+    Some(p.generation)
+}
+
+/// With no generation in effect: says so, changes nothing, exits 0.
+fn nothing_to_roll_back(config: &Config, stderr: Vec<String>) -> Output {
+    let line = "nothing to roll back: no generation is in effect (`netprofile \
+                history` lists them); nothing was changed";
+    let stdout = if config.json {
+        use crate::render::json;
+        json::pretty(&json::RollbackResult {
+            schema: json::SCHEMA,
+            command: "rollback",
+            exit_code: 0,
+            exit_meaning: json::exit_meaning(0),
+            rolled_back: None,
+            generation: None,
+            changed: false,
+            keys: Vec::new(),
+            files: Vec::new(),
+            overwrote_hand_edits: Vec::new(),
+            ended_pending: None,
+            summary: line.to_string(),
+        })
+    } else {
+        format!("{line}\n")
+    };
+    Output {
+        code: 0,
+        stdout,
+        stderr,
+    }
+}
+
+/// The managed drop-ins edited by hand that the rollback would overwrite: refused (the error
+/// shows the edit) unless `force`, and then returned for the warning.
+fn hand_edits_in_the_way(
+    root: &Root,
+    all: &[Generation],
+    restore: &[Change],
+    force: bool,
+) -> Result<Vec<HandEdit>> {
+    let edits: Vec<HandEdit> = hand_edits(
+        root,
+        &replay::managed(all, state::read_pending(root)?.map(|p| p.generation)),
+    )?
+    .into_iter()
+    .filter(|e| {
+        restore
+            .iter()
+            .any(|r| matches!(r, Change::File { path, .. } if *path == e.path))
+    })
+    .collect();
+    if !edits.is_empty() && !force {
+        let shown: Vec<String> = edits.iter().map(HandEdit::describe).collect();
+        return Err(Error::Usage(format!(
+            "rollback would overwrite {} edited by hand; keep a copy of the edit, then run \
+             `netprofile rollback --force` to overwrite it. Nothing was changed\n{}",
+            if edits.len() == 1 {
+                "a managed drop-in".to_string()
+            } else {
+                format!("{} managed drop-ins", edits.len())
+            },
+            shown.join("\n").trim_end()
+        )));
+    }
+    Ok(edits)
 }
 
 /// Rollback leaves the machine as if the undone generations had never been applied: a key is

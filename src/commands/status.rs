@@ -7,8 +7,6 @@
 //! configured, a systemd setting overridden. Limits and systemd settings are reported apart.
 //! Read-only: never takes the lock, never writes.
 
-use std::collections::BTreeMap;
-
 use serde::Serialize;
 
 use super::Output;
@@ -18,57 +16,10 @@ use crate::profile::keys::KeyName;
 use crate::profile::limit::Domain;
 use crate::system::limits::{self as pam, Kind, Subject};
 use crate::system::root::Root;
-use crate::transaction::state::{self, Change, Generation};
-
-/// The generations whose changes are still in force, oldest first: the transaction's own rule
-/// (`state::in_effect_with`), so status, history and rollback agree. A `--confirm` apply that
-/// is pending counts only while its record is there (after a reboot it is not in force).
-#[must_use]
-pub fn in_force(all: &[Generation], pending: Option<u64>) -> Vec<&Generation> {
-    let effective = state::in_effect_with(all, pending);
-    all.iter()
-        .filter(|g| effective.contains(&g.number))
-        .collect()
-}
-
-/// What netprofile last set, per key and per file, from the generations in force.
-#[derive(Debug, Default)]
-pub struct Managed {
-    pub sysctl: BTreeMap<String, String>,
-    /// For a raise-only (or lower-only) key, the bound it was applied with (`>= 4096`).
-    pub bounds: BTreeMap<String, String>,
-    /// Root-relative path -> the content netprofile last wrote (files it removed are dropped).
-    pub files: BTreeMap<String, String>,
-}
-
-#[must_use]
-pub fn managed(all: &[Generation], pending: Option<u64>) -> Managed {
-    let mut m = Managed::default();
-    for g in in_force(all, pending) {
-        for change in &g.changes {
-            match change {
-                Change::Sysctl { key, after, .. } => {
-                    m.sysctl.insert(key.clone(), after.clone());
-                    match g.bounds.get(key) {
-                        Some(bound) => m.bounds.insert(key.clone(), bound.clone()),
-                        None => m.bounds.remove(key),
-                    };
-                }
-                Change::File { path, after, .. } => match after {
-                    Some(text) => {
-                        m.files.insert(path.clone(), text.clone());
-                    }
-                    None => {
-                        m.files.remove(path);
-                    }
-                },
-                // A running process's limit is not a setting that can drift.
-                Change::Rlimit { .. } => {}
-            }
-        }
-    }
-    m
-}
+use crate::transaction::replay::{self, recently_dropped};
+use crate::transaction::state;
+// Re-exported for metrics, which reads the same replay.
+pub use crate::transaction::replay::{Managed, in_force, managed, within};
 
 /// A managed drop-in whose content is no longer what netprofile wrote.
 #[derive(Debug, Clone)]
@@ -283,23 +234,6 @@ pub(crate) fn systemd_rows(root: &Root, managed: &Managed) -> Result<Vec<Systemd
     }])
 }
 
-/// The `--confirm` generations a reboot dropped (recorded so or not yet) after the last
-/// generation a user's command made that was not dropped: what the user last did and lost.
-fn recently_dropped(all: &[Generation], pending: Option<u64>) -> Vec<u64> {
-    let shown = state::as_shown(all, pending);
-    let since = shown
-        .iter()
-        .filter(|g| g.op != "apply-pending" && g.outcome != state::Outcome::Dropped)
-        .map(|g| g.number)
-        .max()
-        .unwrap_or(0);
-    shown
-        .iter()
-        .filter(|g| g.number > since && g.outcome == state::Outcome::Dropped)
-        .map(|g| g.number)
-        .collect()
-}
-
 /// `netprofile status`: managed keys, files, limits and systemd settings now, and any pending
 /// confirmation. Exit 0: status informs; `check PROFILE` is the monitoring command.
 pub fn status(config: &Config) -> Result<Output> {
@@ -308,37 +242,9 @@ pub fn status(config: &Config) -> Result<Output> {
     let pending_record = state::read_pending(root)?;
     let pending_generation = pending_record.as_ref().map(|p| p.generation);
     let managed = managed(&all, pending_generation);
-    let mut keys = Vec::new();
-    for (key, want) in &managed.sysctl {
-        let name = KeyName::parse(key).map_err(Error::State)?;
-        let now = crate::system::read_sysctl(root, &name)?;
-        let in_sync = now.as_deref().is_some_and(|now| {
-            crate::profile::value::same(key, now, want) || within(managed.bounds.get(key), now)
-        });
-        keys.push(KeyRow {
-            key: key.clone(),
-            live: now,
-            last_set: want.clone(),
-            in_sync,
-        });
-    }
+    let keys = key_rows(root, &managed)?;
     let edits = hand_edits(root, &managed)?;
-    let files: Vec<FileRow> = managed
-        .files
-        .keys()
-        .map(|path| {
-            let edit = edits.iter().find(|e| &e.path == path);
-            FileRow {
-                path: Root::display(path),
-                state: match edit {
-                    None => "ok",
-                    Some(e) if e.now.is_some() => "edited",
-                    Some(_) => "removed",
-                },
-                in_sync: edit.is_none(),
-            }
-        })
-        .collect();
+    let files = file_rows(&managed, &edits);
     let limits = limit_rows(root, &managed)?;
     let systemd = systemd_rows(root, &managed)?;
     let drifted = keys.iter().filter(|r| !r.in_sync).count()
@@ -371,34 +277,83 @@ pub fn status(config: &Config) -> Result<Output> {
             .iter()
             .map(|g| g.number)
             .collect(),
-        overridden: super::overrides::accepted(root)?,
+        overridden: replay::accepted_overrides(root)?,
         processes: super::running::status_json(root)?,
         models: crate::system::versions(root).models(),
     };
     let stdout = if config.json {
         crate::render::json::pretty(&doc)
     } else {
-        let mut text = human(config, &doc, &edits);
-        // Before the closing count line: what is waiting for a module and what still runs with
-        // old limits.
-        let last = text.trim_end_matches('\n').rfind('\n').map_or(0, |i| i + 1);
-        let tail = text.split_off(last);
-        text.push_str(&super::running::pending_section(root)?);
-        text.push_str(&super::running::old_limits_section(root)?);
-        let notes: Vec<String> = doc
-            .models
-            .iter()
-            .map(crate::system::versions::Model::short)
-            .collect();
-        text.push_str(&format!("modelled: {}\n", notes.join(", ")));
-        text.push_str(&tail);
-        text
+        human_with_sections(config, root, &doc, &edits)?
     };
     Ok(Output {
         code: 0,
         stdout,
         stderr: Vec::new(),
     })
+}
+
+/// Each key netprofile last set, its live value, and whether it still holds (a rise above a
+/// recorded min is not drift).
+fn key_rows(root: &Root, managed: &Managed) -> Result<Vec<KeyRow>> {
+    let mut keys = Vec::new();
+    for (key, want) in &managed.sysctl {
+        let name = KeyName::parse(key).map_err(Error::State)?;
+        let now = crate::system::read_sysctl(root, &name)?;
+        let in_sync = now.as_deref().is_some_and(|now| {
+            crate::profile::value::same(key, now, want) || within(managed.bounds.get(key), now)
+        });
+        keys.push(KeyRow {
+            key: key.clone(),
+            live: now,
+            last_set: want.clone(),
+            in_sync,
+        });
+    }
+    Ok(keys)
+}
+
+/// Each managed drop-in: as written, edited by hand or removed.
+fn file_rows(managed: &Managed, edits: &[HandEdit]) -> Vec<FileRow> {
+    managed
+        .files
+        .keys()
+        .map(|path| {
+            let edit = edits.iter().find(|e| &e.path == path);
+            FileRow {
+                path: Root::display(path),
+                state: match edit {
+                    None => "ok",
+                    Some(e) if e.now.is_some() => "edited",
+                    Some(_) => "removed",
+                },
+                in_sync: edit.is_none(),
+            }
+        })
+        .collect()
+}
+
+/// The text of status: the tables, then, before the closing count line, what is waiting for
+/// a module, what still runs with old limits, and the models the values were read with.
+fn human_with_sections(
+    config: &Config,
+    root: &Root,
+    doc: &StatusDoc,
+    edits: &[HandEdit],
+) -> Result<String> {
+    let mut text = human(config, doc, edits);
+    let last = text.trim_end_matches('\n').rfind('\n').map_or(0, |i| i + 1);
+    let tail = text.split_off(last);
+    text.push_str(&super::running::pending_section(root)?);
+    text.push_str(&super::running::old_limits_section(root)?);
+    let notes: Vec<String> = doc
+        .models
+        .iter()
+        .map(crate::system::versions::Model::short)
+        .collect();
+    text.push_str(&format!("modelled: {}\n", notes.join(", ")));
+    text.push_str(&tail);
+    Ok(text)
 }
 
 fn plural(n: usize, one: &str, many: &str) -> String {
@@ -576,10 +531,4 @@ fn human(config: &Config, doc: &StatusDoc, edits: &[HandEdit]) -> String {
         plural(doc.generations, "generation", "generations"),
     ));
     out
-}
-
-/// Whether `now` meets a recorded bound (`>= 4096`, `<= 30`): a later rise above a min is not
-/// drift.
-pub(crate) fn within(bound: Option<&String>, now: &str) -> bool {
-    bound.and_then(|b| state::against_bound(b, now)) == Some(Ok(()))
 }

@@ -5,11 +5,15 @@
 //! so a process killed at any point leaves enough to restore: `recover` finds an open journal
 //! and puts everything back, unless the transaction had already recorded its generation (then
 //! only the journal's removal was interrupted). This module never decides *what* to change;
-//! plan.rs and the commands do. Its steps are private: commands reach them only through
+//! plan/ does, and the submodules turn the generations and the live state into changes
+//! (replay.rs, running.rs, pending.rs). Its steps are private: commands reach them only through
 //! `writer::Writer` (lock, recover, prove, journal, change, commit), the one writer entry.
 
 pub mod atomic;
 pub mod fault;
+pub mod pending;
+pub mod replay;
+pub mod running;
 pub mod state;
 pub mod verify;
 pub mod writer;
