@@ -264,3 +264,32 @@ fn lockout_values_and_oversized_names_are_refused_with_short_errors() {
         .run()
         .code(0);
 }
+
+/// Issue 18: `maxlogins 0` / `maxsyslogins 0` make pam_limits refuse every session they match
+/// (tests/oracle_limits.rs shows it with the real module): `apply` refuses such a profile,
+/// naming the line, and writes nothing; 1 is a limit, not a lockout, and passes.
+#[test]
+fn maxlogins_zero_is_refused_as_a_lockout() {
+    for item in ["maxlogins", "maxsyslogins"] {
+        let text = format!(
+            "[profile]\nname = \"t\"\n\n[[limits]]\ndomain = \"bob\"\ntype = \"-\"\nitem = \
+             \"{item}\"\nvalue = 0\n"
+        );
+        let t = Test::new().profile("lock.toml", &text);
+        let before = snapshot(&t.root());
+        let out = t
+            .args(&["apply", "lock.toml"])
+            .run()
+            .code(2)
+            .stderr_has(&format!(
+                "lock.toml:8: [[limits]] bob - {item}: {item} 0 would lock logins out"
+            ));
+        assert_eq!(snapshot(&out.root()), before, "{item}: root changed");
+        Test::new()
+            .profile("one.toml", &text.replace("value = 0", "value = 1"))
+            .args(&["render", "one.toml"])
+            .run()
+            .code(0)
+            .stdout_has(&format!("bob          -     {item}"));
+    }
+}

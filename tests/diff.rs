@@ -503,3 +503,66 @@ fn diff_never_writes() {
     let out = t.args(&["diff", "small.toml"]).run().code(1);
     assert_eq!(snapshot(&out.root()), before);
 }
+
+/// Issue 18: logins pam_limits refuses today are warnings of diff and check, with the file and
+/// the fix, under the version that refuses them (tests/oracle_limits.rs runs the real module):
+/// a limits.d link that points nowhere fails every session under 1.5 (1.7 skips it), and a
+/// `maxlogins 0` line refuses its domain's sessions under both. They stay after apply: check
+/// in sync (exit 0) still names them.
+#[test]
+fn login_lockouts_are_warnings_of_diff_and_check() {
+    let dangling = "warning: login lockout: /etc/security/limits.d/20-gone.conf does not exist \
+                    (or is a dangling link): pam_limits 1.5 cannot open it and fails every \
+                    session, root's too. Fix: remove /etc/security/limits.d/20-gone.conf or \
+                    point it at a file that exists";
+    let maxlogins = "warning: login lockout: /etc/security/limits.d/30-max.conf:1 sets maxlogins \
+                     0 for @staff: pam_limits refuses the session. Fix: remove that line, or set \
+                     maxlogins to the number of sessions to allow";
+    let host = |pam: &str, link: bool| {
+        let t = Test::new()
+            .file("usr/lib/x86_64-linux-gnu/security/pam_limits.so", "")
+            .file(
+                "var/lib/dpkg/status",
+                &format!("Package: libpam-modules\nStatus: install ok installed\nVersion: {pam}\n"),
+            )
+            .file("etc/security/limits.conf", "# empty\n")
+            .file(
+                "etc/passwd",
+                "root:x:0:0::/root:/bin/sh\nbob:x:1000:1000::/home/bob:/bin/sh\n",
+            )
+            .file("etc/group", "root:x:0:\nstaff:x:1000:bob\n")
+            .file(
+                "etc/security/limits.d/30-max.conf",
+                "@staff - maxlogins 0\n",
+            )
+            .profile("small.toml", SMALL);
+        if link {
+            std::os::unix::fs::symlink(
+                "/nowhere/gone.conf",
+                t.root().join("etc/security/limits.d/20-gone.conf"),
+            )
+            .expect("symlink");
+        }
+        t
+    };
+    // 1.5 stops at the file it cannot open: that is the cause to fix first.
+    let old = host("1.5.2-6+deb12u1", true)
+        .args(&["diff", "small.toml"])
+        .run()
+        .code(1)
+        .stderr_has(dangling);
+    assert!(!old.stderr.contains("maxlogins 0"), "{}", old.stderr);
+    let new = host("1.7.0-5", true)
+        .args(&["diff", "small.toml"])
+        .run()
+        .code(1)
+        .stderr_has(maxlogins);
+    assert!(!new.stderr.contains("20-gone.conf"), "{}", new.stderr);
+    host("1.5.2-6+deb12u1", false)
+        .args(&["apply", "small.toml"])
+        .run()
+        .code(0)
+        .then(&["check", "small.toml"])
+        .code(0)
+        .stderr_has(maxlogins);
+}

@@ -13,6 +13,28 @@ use crate::system::root::Root;
 use crate::system::{self as live, LiveState};
 use std::collections::BTreeMap;
 
+/// Logins that pam_limits refuses on this root today (read by `LiveState` when the profile has
+/// limits): the profile's limits never reach a session that fails, so each cause is a warning
+/// with its file and fix, whether or not the drop-in changes.
+pub(super) fn lockout_warnings(live: &LiveState) -> Vec<String> {
+    let conf = Root::display(Root::LIMITS_CONF);
+    live.login_lockouts
+        .iter()
+        .map(|f| {
+            // pam_limits 1.6 and later skip a missing limits.conf; 1.5 fails every session.
+            if f.file == conf && f.why.contains("does not exist") {
+                format!(
+                    "{conf} is missing: wherever PAM runs pam_limits, it fails every session \
+                     without it, so no login gets these limits and logins through `session \
+                     required pam_limits.so` are refused. Create it (it may be empty)"
+                )
+            } else {
+                format!("login lockout: {}. Fix: {}", f.why, f.fix)
+            }
+        })
+        .collect()
+}
+
 /// Limits files that would override the profile's limits for their own domain, and the logins
 /// in passwd that the drop-in's lines claim but do not reach (a uid range, a group line, a
 /// user's own soft-only line or a `<domain> -` line elsewhere).
@@ -31,18 +53,6 @@ pub(super) fn limit_warnings(
     };
     let entries = live::entries(&all);
     let mut warnings = Vec::new();
-    // pam_limits 1.6 and later skip a missing limits.conf; 1.5 fails every session.
-    if live.pam_limits_installed
-        && live.versions.pam_rules() == crate::system::versions::PamRules::V1_5
-        && live::pam_limits_fails(&all)
-    {
-        warnings.push(format!(
-            "{} is missing: wherever PAM runs pam_limits, it fails every session without it, so \
-             no login gets these limits and logins through `session required pam_limits.so` are \
-             refused. Create it (it may be empty)",
-            Root::display(Root::LIMITS_CONF)
-        ));
-    }
     let mut seen = BTreeMap::new();
     for limit in &profile.limits {
         let (soft, hard) =

@@ -30,7 +30,7 @@ mod sysctl;
 mod systemd;
 
 use files::planned_files;
-use limits::limit_warnings;
+use limits::{limit_warnings, lockout_warnings};
 pub use modules::module_of;
 use modules::pending_warnings;
 pub use overrides::Override;
@@ -321,8 +321,8 @@ pub fn plan(profile: &Profile, live: &LiveState) -> Result<Plan> {
 }
 
 /// What looks past apply, beyond the overrides: the boot unit that holds min/max keys, boot
-/// lines that cancel the drop-in, limits that do not reach their logins, pending keys whose
-/// module does not load at boot.
+/// lines that cancel the drop-in, logins pam_limits refuses, limits that do not reach their
+/// logins, pending keys whose module does not load at boot.
 fn past_apply_warnings(
     profile: &Profile,
     rows: &[SysctlRow],
@@ -332,6 +332,7 @@ fn past_apply_warnings(
 ) -> Vec<String> {
     let mut warnings: Vec<String> = boot_unit_warning(profile, rows, live).into_iter().collect();
     warnings.extend(boot_cancels(profile, rows, live, files));
+    warnings.extend(lockout_warnings(live));
     warnings.extend(limit_warnings(profile, live, files, nr_open));
     warnings.extend(pending_warnings(profile, rows));
     warnings

@@ -226,6 +226,10 @@ impl LimitValue {
                 "nofile {n} would lock logins out: a login needs stdin, stdout, stderr and the \
                  files PAM, NSS and its shell open; give at least {MIN_NOFILE}"
             )),
+            (Item::Maxlogins | Item::Maxsyslogins, LimitValue::Num(0)) => Err(format!(
+                "{item} 0 would lock logins out: pam_limits refuses every session it matches \
+                 (all but root's); give the number of sessions to allow, or leave {item} out"
+            )),
             (Item::Nofile, LimitValue::Unlimited) => Err(
                 "nofile cannot be unlimited: the kernel caps open files at fs.nr_open; give a \
                  number no larger than fs.nr_open"

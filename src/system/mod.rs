@@ -74,6 +74,10 @@ pub struct LiveState {
     /// The systemd and libpam-modules versions of the root (dpkg status): which rules the
     /// models follow.
     pub versions: versions::Versions,
+    /// Why pam_limits would refuse logins on this root today, one per cause (a limits.d link
+    /// it cannot open, a `maxlogins 0` line, limits.conf missing under 1.5); read only when
+    /// the profile has limits and pam_limits is installed.
+    pub login_lockouts: Vec<limits::Failure>,
 }
 
 /// The most netprofile reads from any one file (see `root::MAX_READ`).
@@ -222,7 +226,7 @@ fn read_main(root: &Root, rel: &str) -> Result<Option<BootFile>> {
 
 /// limits.conf, then limits.d/*.conf in name order, as pam_limits reads them (glob(3): no
 /// dotfiles; a directory or /dev/null link reads as nothing). When limits.conf is absent the
-/// list does not start with it: see `pam_limits_fails`.
+/// list does not start with it (`login_lockouts` says what pam_limits does then).
 pub fn limit_files(root: &Root) -> Result<Vec<BootFile>> {
     let mut files: Vec<BootFile> = read_main(root, Root::LIMITS_CONF)?.into_iter().collect();
     for name in conf_names(root, Root::LIMITS_D)? {
@@ -292,6 +296,37 @@ pub fn login_sessions(
         .collect())
 }
 
+/// Why pam_limits refuses logins under the root, one per cause, in the order of the files:
+/// every login of passwd modelled as `login_sessions` does (a session fails for all items at
+/// once, so nofile stands for them).
+pub fn login_lockouts(root: &Root) -> Result<Vec<limits::Failure>> {
+    let item = crate::profile::limit::Item::Nofile;
+    let logins = login_sessions(root, item)?;
+    let failures: Vec<Option<limits::Failure>> = if logins.is_empty() {
+        // No passwd to list: root logs in on every system, and a file pam_limits cannot open
+        // fails its session too.
+        let rules = versions(root).pam_rules();
+        let root_login = limits::Subject {
+            user: Some("root".into()),
+            uid: Some(0),
+            gid: Some(0),
+            groups: vec!["root".into()],
+            group_ids: vec![0],
+        };
+        let entries = session_entries(root, rules)?;
+        vec![limits::session(&entries, &root_login, item, nr_open(root), rules).fails]
+    } else {
+        logins.into_iter().map(|l| l.failure).collect()
+    };
+    let mut out: Vec<limits::Failure> = Vec::new();
+    for f in failures.into_iter().flatten() {
+        if !out.iter().any(|o| o.file == f.file && o.line == f.line) {
+            out.push(f);
+        }
+    }
+    Ok(out)
+}
+
 /// The package versions under the root (dpkg's status file), for the version-aware models.
 #[must_use]
 pub fn versions(root: &Root) -> versions::Versions {
@@ -318,15 +353,6 @@ pub fn pam_limits_installed(root: &Root) -> bool {
         );
     }
     dirs.iter().any(|d| d.join("pam_limits.so").exists())
-}
-
-/// Whether pam_limits fails every session with these files: it refuses to go on without
-/// limits.conf (PAM_SERVICE_ERR), so no limit applies and a `required` line denies the login.
-#[must_use]
-pub fn pam_limits_fails(files: &[BootFile]) -> bool {
-    files
-        .first()
-        .is_none_or(|f| f.path != Root::display(Root::LIMITS_CONF))
 }
 
 /// All limits entries of the given files, in order.
@@ -440,6 +466,9 @@ impl LiveState {
         live.versions = versions(root);
         live.limit_files = limit_files(root)?;
         live.pam_limits_installed = pam_limits_installed(root);
+        if live.pam_limits_installed && !profile.limits.is_empty() {
+            live.login_lockouts = login_lockouts(root)?;
+        }
         // symlink_metadata: the enablement is the link itself, whatever it points to.
         live.boot_unit_enabled =
             std::fs::symlink_metadata(root.path(Root::BOOT_UNIT_WANTS)).is_ok();
