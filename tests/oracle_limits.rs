@@ -57,6 +57,12 @@ staff:x:50:bob,dave
 
 const USERS: &[&str] = &["root", "alice", "bob", "carol", "dave", "erin"];
 
+/// The profile `diff` runs on each tree (written inside it): one limit, so that the limits
+/// section and its lockout warnings are planned.
+const LOCKOUT_PROFILE: &str = "lockout-check.toml";
+const LOCKOUT_PROFILE_TEXT: &str = "[profile]\nname = \"lockout-check\"\n\n[[limits]]\ndomain = \"*\"\ntype = \"-\"\nitem = \
+     \"nofile\"\nvalue = 4096\n";
+
 const DRIVER: &str = r#"
 import ctypes, os, resource, sys
 base = int(sys.argv[1])
@@ -472,6 +478,12 @@ fn write_tree(root: &Path, conf: &str, dropins: &[Node], release: &Release) {
     std::fs::write(root.join("etc/passwd"), latin1_bytes(PASSWD)).expect("write");
     std::fs::write(root.join("etc/group"), GROUP).expect("write");
     std::fs::write(root.join("driver.py"), DRIVER).expect("write");
+    // pam_limits is installed on the tree (where netprofile looks for it), and a profile with a
+    // limit for `diff`: its lockout warnings are compared with the sessions that really fail.
+    let security_dir = root.join("usr/lib/x86_64-linux-gnu/security");
+    std::fs::create_dir_all(&security_dir).expect("mkdir");
+    std::fs::write(security_dir.join("pam_limits.so"), "").expect("write");
+    std::fs::write(root.join(LOCKOUT_PROFILE), LOCKOUT_PROFILE_TEXT).expect("write");
     for node in dropins {
         let dir = security.join("limits.d");
         match node {
@@ -556,6 +568,7 @@ fn pam_limits_agrees_with_the_cli_on_every_tree_and_release() {
         let mut agreed = 0;
         let mut lowered = 0;
         let mut failed_sessions = 0;
+        let mut lockouts_agreed = 0;
         for (name, conf, dropins) in &cases {
             let dir = tempfile::tempdir().expect("tempdir");
             std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))
@@ -609,6 +622,28 @@ exec {} {PYTHON} \"$TREE/driver.py\" {BASE} {}",
                 pam_model, release.pam,
                 "the CLI did not model the root's version"
             );
+            // diff warns of a lockout exactly when some login's session really fails.
+            let profile = dir.path().join(LOCKOUT_PROFILE);
+            let diff = cli_json(dir.path(), &["diff", &profile.to_string_lossy()]);
+            let warned: Vec<String> = diff["warnings"]
+                .as_array()
+                .map(|w| w.iter().map(ToString::to_string).collect())
+                .unwrap_or_default();
+            let cli_lockout = warned
+                .iter()
+                .any(|w| w.contains("login lockout: ") || w.contains("is missing: wherever PAM"));
+            let real_lockout = stdout
+                .lines()
+                .any(|l| l.split('\t').nth(1).is_some_and(|rc| rc != "0"));
+            if cli_lockout == real_lockout {
+                lockouts_agreed += 1;
+            } else {
+                disagreements.push(format!(
+                    "pam_limits {} {name}: a session really fails: {real_lockout}; diff warns \
+                     of a lockout: {cli_lockout} ({warned:?})",
+                    release.pam
+                ));
+            }
             for line in stdout.lines() {
                 let f: Vec<&str> = line.split('\t').collect();
                 let [user, rc, s, h, ps, ph] = f[..] else {
@@ -644,9 +679,11 @@ exec {} {PYTHON} \"$TREE/driver.py\" {BASE} {}",
         }
         summary.push(format!(
             "pam_limits {} ({}): {agreed}/{checked} login x item checks agree ({lowered} \
-             lowered, {failed_sessions} failed sessions), {} trees",
+             lowered, {failed_sessions} failed sessions), {} trees; diff's lockout warning \
+             agrees on {lockouts_agreed}/{} trees",
             release.pam,
             release.suite,
+            cases.len(),
             cases.len()
         ));
         assert!(
