@@ -217,28 +217,6 @@ fn ports_of(root: &Root, pid: u32, inodes: &BTreeMap<u64, u16>) -> Option<Vec<u1
     Some(ports)
 }
 
-/// The processes that hold a listening TCP socket, with their ports.
-pub fn listening(root: &Root) -> Result<Vec<Process>> {
-    let inodes = listener_ports(root)?;
-    if inodes.is_empty() {
-        return Ok(Vec::new());
-    }
-    let mut out = Vec::new();
-    for pid in pids(root) {
-        let Some(ports) = ports_of(root, pid, &inodes) else {
-            continue;
-        };
-        if ports.is_empty() {
-            continue;
-        }
-        if let Some(mut process) = read_process(root, pid) {
-            process.ports = ports;
-            out.push(process);
-        }
-    }
-    Ok(out)
-}
-
 /// The running kernel's fs.nr_open, which bounds what prlimit may set on a real pid.
 #[must_use]
 pub fn kernel_nr_open() -> Option<u64> {
