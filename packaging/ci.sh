@@ -108,21 +108,7 @@ grep -q -- '--dry-run' <<<"$(MANWIDTH=100 man -l /usr/share/man/man8/netprofile-
     || fail "netprofile-apply(8) does not document --dry-run"
 # A diff of a shipped profile against a temporary root: a stock kernel's keys, nothing in /etc.
 tmp=$(mktemp -d)
-while read -r key value; do
-    mkdir -p "$tmp/proc/sys/$(dirname "${key//.//}")"
-    printf '%s\n' "$value" >"$tmp/proc/sys/${key//.//}"
-done <<'KEYS'
-net.core.somaxconn 4096
-net.core.netdev_max_backlog 1000
-net.ipv4.tcp_max_syn_backlog 2048
-net.ipv4.tcp_max_tw_buckets 131072
-net.ipv4.tcp_syncookies 1
-net.ipv4.tcp_tw_reuse 2
-net.ipv4.ip_local_port_range 32768 60999
-net.ipv4.tcp_mem 190863 254485 381726
-fs.file-max 9223372036854775807
-fs.nr_open 1048576
-KEYS
+packaging/stock-root.sh "$tmp"
 set +e
 /usr/bin/netprofile --root "$tmp" diff high-conn >"$tmp.out" 2>&1
 code=$?

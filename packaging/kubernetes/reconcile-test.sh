@@ -13,22 +13,7 @@ work=$(mktemp -d)
 trap 'kill "$pid" 2>/dev/null || true; rm -rf "$work"' EXIT
 pid=""
 root="$work/root"
-while read -r key value; do
-    f="$root/proc/sys/${key//.//}"
-    mkdir -p "$(dirname "$f")"
-    printf '%s\n' "$value" >"$f"
-done <<'KEYS'
-net.core.somaxconn 4096
-net.core.netdev_max_backlog 1000
-net.ipv4.tcp_max_syn_backlog 2048
-net.ipv4.tcp_max_tw_buckets 131072
-net.ipv4.tcp_syncookies 1
-net.ipv4.tcp_tw_reuse 2
-net.ipv4.ip_local_port_range 32768 60999
-net.ipv4.tcp_mem 190863 254485 381726
-fs.file-max 9223372036854775807
-fs.nr_open 1048576
-KEYS
+"$here/../stock-root.sh" "$root"
 mkdir -p "$work/cm" "$work/bin" "$work/sa"
 python3 "$here/check.py" "$here/netprofile-daemonset.yaml" "$work/cm/profile.toml" >/dev/null
 python3 - "$here/netprofile-daemonset.yaml" >"$work/script.sh" <<'PY'
