@@ -578,48 +578,102 @@ impl Lines {
     }
 }
 
-fn convert(raw: RawFile, text: &str, file: &str, problems: &mut Vec<Problem>) -> Layer {
-    let lines = Lines::new(text);
-    let origin = |offset: usize| Origin {
-        file: file.to_string(),
-        line: lines.line(offset.min(text.len())),
-    };
-    let mut problem = |offset: usize, key: String, message: String| {
-        problems.push(Problem {
-            file: file.to_string(),
-            line: Some(lines.line(offset.min(text.len()))),
+/// Where an offset of one file is: the origin of a setting, or a problem naming file, line and
+/// key. Collects the problems of the file being converted.
+struct Locator<'a> {
+    file: &'a str,
+    text: &'a str,
+    lines: Lines,
+    problems: &'a mut Vec<Problem>,
+}
+
+impl Locator<'_> {
+    fn origin(&self, offset: usize) -> Origin {
+        Origin {
+            file: self.file.to_string(),
+            line: self.lines.line(offset.min(self.text.len())),
+        }
+    }
+
+    fn problem(&mut self, offset: usize, key: String, message: String) {
+        self.problems.push(Problem {
+            file: self.file.to_string(),
+            line: Some(self.lines.line(offset.min(self.text.len()))),
             key: Some(key),
             message,
         });
-    };
+    }
+}
 
+fn convert(raw: RawFile, text: &str, file: &str, problems: &mut Vec<Problem>) -> Layer {
+    let mut at = Locator {
+        file,
+        text,
+        lines: Lines::new(text),
+        problems,
+    };
+    let mut sysctl = sysctl_settings(&raw.sysctl, &mut at);
+    if let Some(ports) = &raw.ports {
+        add_port_settings(ports, &mut sysctl, &mut at);
+    }
+    let limits = limit_pairs(&raw.limits, &mut at);
+    let systemd_nofile = raw
+        .systemd
+        .as_ref()
+        .and_then(|s| default_nofile(s, &mut at));
+    let services = service_limits(raw.systemd.as_ref(), &mut at);
+    let modules = module_names(raw.modules.as_ref(), &mut at);
+
+    let (name, description) = raw
+        .profile
+        .map(|m| (m.name, m.description))
+        .unwrap_or_default();
+    Layer {
+        name,
+        description,
+        source: file.to_string(),
+        text: text.to_string(),
+        sysctl,
+        limits,
+        systemd_nofile,
+        services,
+        modules,
+    }
+}
+
+/// `[sysctl]`: each key checked (a name below proc/sys, not removed, not a second spelling of
+/// a key already given) and its value converted.
+fn sysctl_settings(
+    raw: &BTreeMap<Spanned<String>, Spanned<toml::Value>>,
+    at: &mut Locator,
+) -> BTreeMap<KeyName, Setting> {
     let mut sysctl = BTreeMap::new();
     // The same kernel setting under two spellings (`net/core/somaxconn` and
     // `net.core.somaxconn`, or two aliases) would leave which one wins to key order.
     let mut spellings: BTreeMap<String, (usize, String)> = BTreeMap::new();
     // In file order, so that the later of two spellings is the one reported.
-    let mut entries: Vec<_> = raw.sysctl.iter().collect();
+    let mut entries: Vec<_> = raw.iter().collect();
     entries.sort_by_key(|(k, _)| k.span().start);
     for (raw_key, raw_value) in entries {
         let label = format!("[sysctl] {:?}", raw_key.get_ref());
-        let at = raw_key.span().start;
+        let offset = raw_key.span().start;
         let key = match KeyName::parse(raw_key.get_ref()) {
             Ok(key) => key,
             Err(why) => {
-                problem(at, label, why);
+                at.problem(offset, label, why);
                 continue;
             }
         };
         if let Some(why) = keys::removed(key.as_str()) {
-            problem(at, label, why);
+            at.problem(offset, label, why);
             continue;
         }
-        let line = line_of(text, at);
+        let line = line_of(at.text, offset);
         match spellings.entry(keys::canonical(key.as_str()).to_string()) {
             std::collections::btree_map::Entry::Occupied(first) => {
                 let (first_line, first_raw) = first.get();
-                problem(
-                    at,
+                at.problem(
+                    offset,
                     label,
                     format!(
                         "the same setting as {first_raw:?} on line {first_line}; keep one of \
@@ -639,63 +693,72 @@ fn convert(raw: RawFile, text: &str, file: &str, problems: &mut Vec<Problem>) ->
                     Setting {
                         want,
                         optional,
-                        origin: origin(at),
+                        origin: at.origin(offset),
                     },
                 );
             }
-            Err(why) => problem(raw_value.span().start, label, why),
+            Err(why) => at.problem(raw_value.span().start, label, why),
         }
     }
+    sysctl
+}
 
-    if let Some(ports) = &raw.ports {
-        let fields = [
-            (
-                "local_range",
-                "net.ipv4.ip_local_port_range",
-                ports
-                    .local_range
-                    .as_ref()
-                    .map(|r| (r.span().start, local_range(r.get_ref()))),
+/// `[ports]` is two sysctl keys written another way; each is refused when `[sysctl]` sets the
+/// same key.
+fn add_port_settings(ports: &RawPorts, sysctl: &mut BTreeMap<KeyName, Setting>, at: &mut Locator) {
+    let fields = [
+        (
+            "local_range",
+            "net.ipv4.ip_local_port_range",
+            ports
+                .local_range
+                .as_ref()
+                .map(|r| (r.span().start, local_range(r.get_ref()))),
+        ),
+        (
+            "reserved",
+            "net.ipv4.ip_local_reserved_ports",
+            ports
+                .reserved
+                .as_ref()
+                .map(|r| (r.span().start, reserved_ports(r.get_ref()))),
+        ),
+    ];
+    for (field, key, parsed) in fields {
+        let Some((offset, parsed)) = parsed else {
+            continue;
+        };
+        let label = format!("[ports] {field}");
+        let value = match parsed {
+            Ok(value) => value,
+            Err(why) => {
+                at.problem(offset, label, why);
+                continue;
+            }
+        };
+        match sysctl.entry(KeyName::parse(key).expect("valid key")) {
+            std::collections::btree_map::Entry::Occupied(_) => at.problem(
+                offset,
+                label,
+                format!("{key} is also set in [sysctl]; keep one"),
             ),
-            (
-                "reserved",
-                "net.ipv4.ip_local_reserved_ports",
-                ports
-                    .reserved
-                    .as_ref()
-                    .map(|r| (r.span().start, reserved_ports(r.get_ref()))),
-            ),
-        ];
-        for (field, key, parsed) in fields {
-            let Some((at, parsed)) = parsed else { continue };
-            let label = format!("[ports] {field}");
-            let value = match parsed {
-                Ok(value) => value,
-                Err(why) => {
-                    problem(at, label, why);
-                    continue;
-                }
-            };
-            match sysctl.entry(KeyName::parse(key).expect("valid key")) {
-                std::collections::btree_map::Entry::Occupied(_) => problem(
-                    at,
-                    label,
-                    format!("{key} is also set in [sysctl]; keep one"),
-                ),
-                std::collections::btree_map::Entry::Vacant(slot) => {
-                    slot.insert(Setting {
-                        want: Want::Exact(value),
-                        optional: false,
-                        origin: origin(at),
-                    });
-                }
+            std::collections::btree_map::Entry::Vacant(slot) => {
+                slot.insert(Setting {
+                    want: Want::Exact(value),
+                    optional: false,
+                    origin: at.origin(offset),
+                });
             }
         }
     }
+}
 
+/// `[[limits]]`: each entry checked, and the soft and hard halves of a domain and item joined
+/// into one pair; a half given twice is refused.
+fn limit_pairs(raw: &[Spanned<RawLimit>], at: &mut Locator) -> Vec<Limit> {
     let mut limits: Vec<Limit> = Vec::new();
-    for entry in &raw.limits {
-        let at = entry.span().start;
+    for entry in raw {
+        let offset = entry.span().start;
         let e = entry.get_ref();
         let label = format!(
             "[[limits]] {} {} {}",
@@ -703,47 +766,18 @@ fn convert(raw: RawFile, text: &str, file: &str, problems: &mut Vec<Problem>) ->
             e.kind.get_ref(),
             e.item.get_ref()
         );
-        let domain = match Domain::parse(e.domain.get_ref()) {
-            Ok(d) => d,
-            Err(why) => {
-                problem(e.domain.span().start, label, why);
-                continue;
-            }
-        };
-        let item = match Item::parse(e.item.get_ref()) {
-            Ok(i) => i,
-            Err(why) => {
-                problem(e.item.span().start, label, why);
-                continue;
-            }
-        };
-        let (soft, hard) = match e.kind.get_ref().as_str() {
-            "soft" => (true, false),
-            "hard" => (false, true),
-            "-" => (true, true),
-            other => {
-                problem(
-                    e.kind.span().start,
-                    label,
-                    format!("type {other:?} is not one of \"soft\", \"hard\" or \"-\" (both)"),
-                );
-                continue;
-            }
-        };
-        let value = match LimitValue::from_toml(item, e.value.get_ref()) {
-            Ok(v) => v,
-            Err(why) => {
-                problem(e.value.span().start, label, why);
-                continue;
-            }
+        let Some(half) = limit_entry(e, offset, &label, at) else {
+            continue;
         };
         if let Some(existing) = limits
             .iter_mut()
-            .find(|l| l.domain == domain && l.item == item)
+            .find(|l| l.domain == half.domain && l.item == half.item)
         {
-            if (soft && existing.soft.is_some()) || (hard && existing.hard.is_some()) {
-                problem(
-                    at,
+            if (half.soft.is_some() && existing.soft.is_some())
+                || (half.hard.is_some() && existing.hard.is_some())
+            {
+                at.problem(
+                    offset,
                     label,
                     format!(
                         "set twice in this file (first at line {}); keep one",
@@ -752,45 +786,94 @@ fn convert(raw: RawFile, text: &str, file: &str, problems: &mut Vec<Problem>) ->
                 );
                 continue;
             }
-            if soft {
-                existing.soft = Some(value);
+            if half.soft.is_some() {
+                existing.soft = half.soft;
             }
-            if hard {
-                existing.hard = Some(value);
+            if half.hard.is_some() {
+                existing.hard = half.hard;
             }
             // Point later messages at the entry that completed the pair.
-            existing.origin = origin(at);
+            existing.origin = half.origin;
         } else {
-            limits.push(Limit {
-                domain,
-                item,
-                soft: soft.then_some(value),
-                hard: hard.then_some(value),
-                origin: origin(at),
-            });
+            limits.push(half);
         }
     }
+    limits
+}
 
-    let systemd_nofile = raw.systemd.as_ref().and_then(|s| {
-        let v = s.default_limit_nofile.as_ref()?;
-        match nofile_pair(v.get_ref()) {
-            Ok(pair) => Some((pair, origin(v.span().start))),
-            Err(why) => {
-                problem(v.span().start, "[systemd] default_limit_nofile".into(), why);
-                None
-            }
+/// One `[[limits]]` entry as a `Limit` with the halves its type sets (`-` sets both), or
+/// `None` after reporting the field that is wrong.
+fn limit_entry(e: &RawLimit, offset: usize, label: &str, at: &mut Locator) -> Option<Limit> {
+    let domain = match Domain::parse(e.domain.get_ref()) {
+        Ok(d) => d,
+        Err(why) => {
+            at.problem(e.domain.span().start, label.to_string(), why);
+            return None;
         }
-    });
+    };
+    let item = match Item::parse(e.item.get_ref()) {
+        Ok(i) => i,
+        Err(why) => {
+            at.problem(e.item.span().start, label.to_string(), why);
+            return None;
+        }
+    };
+    let (soft, hard) = match e.kind.get_ref().as_str() {
+        "soft" => (true, false),
+        "hard" => (false, true),
+        "-" => (true, true),
+        other => {
+            at.problem(
+                e.kind.span().start,
+                label.to_string(),
+                format!("type {other:?} is not one of \"soft\", \"hard\" or \"-\" (both)"),
+            );
+            return None;
+        }
+    };
+    let value = match LimitValue::from_toml(item, e.value.get_ref()) {
+        Ok(v) => v,
+        Err(why) => {
+            at.problem(e.value.span().start, label.to_string(), why);
+            return None;
+        }
+    };
+    Some(Limit {
+        domain,
+        item,
+        soft: soft.then_some(value),
+        hard: hard.then_some(value),
+        origin: at.origin(offset),
+    })
+}
 
+/// `[systemd] default_limit_nofile`, converted to a pair.
+fn default_nofile(systemd: &RawSystemd, at: &mut Locator) -> Option<(NofilePair, Origin)> {
+    let v = systemd.default_limit_nofile.as_ref()?;
+    match nofile_pair(v.get_ref()) {
+        Ok(pair) => Some((pair, at.origin(v.span().start))),
+        Err(why) => {
+            at.problem(v.span().start, "[systemd] default_limit_nofile".into(), why);
+            None
+        }
+    }
+}
+
+/// `[systemd.services."NAME.service"]`: a unit name netprofile may write a drop-in for, and
+/// its `limit_nofile`.
+fn service_limits(
+    systemd: Option<&RawSystemd>,
+    at: &mut Locator,
+) -> BTreeMap<String, ServiceLimit> {
     let mut services = BTreeMap::new();
-    for (unit, service) in raw.systemd.iter().flat_map(|s| &s.services) {
+    for (unit, service) in systemd.iter().flat_map(|s| &s.services) {
         let label = format!("[systemd.services.{:?}]", unit.get_ref());
         if let Err(why) = unit_name(unit.get_ref()) {
-            problem(unit.span().start, label, why);
+            at.problem(unit.span().start, label, why);
             continue;
         }
         let Some(v) = &service.get_ref().limit_nofile else {
-            problem(
+            at.problem(
                 service.span().start,
                 label,
                 "give limit_nofile = N or \"SOFT:HARD\"".into(),
@@ -803,23 +886,27 @@ fn convert(raw: RawFile, text: &str, file: &str, problems: &mut Vec<Problem>) ->
                     unit.get_ref().clone(),
                     ServiceLimit {
                         nofile,
-                        origin: origin(v.span().start),
+                        origin: at.origin(v.span().start),
                     },
                 );
             }
-            Err(why) => problem(v.span().start, format!("{label} limit_nofile"), why),
+            Err(why) => at.problem(v.span().start, format!("{label} limit_nofile"), why),
         }
     }
+    services
+}
 
-    let mut modules = Vec::new();
-    for module in raw.modules.iter().flat_map(|m| &m.load) {
+/// `[modules] load`: names modprobe accepts, each once, in file order.
+fn module_names(modules: Option<&RawModules>, at: &mut Locator) -> Vec<String> {
+    let mut names = Vec::new();
+    for module in modules.iter().flat_map(|m| &m.load) {
         let name = module.get_ref();
         if name.is_empty()
             || !name
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
         {
-            problem(
+            at.problem(
                 module.span().start,
                 "[modules] load".into(),
                 format!(
@@ -828,7 +915,7 @@ fn convert(raw: RawFile, text: &str, file: &str, problems: &mut Vec<Problem>) ->
                 ),
             );
         } else if name.len() > MAX_MODULE_NAME_LEN {
-            problem(
+            at.problem(
                 module.span().start,
                 "[modules] load".into(),
                 format!(
@@ -838,26 +925,11 @@ fn convert(raw: RawFile, text: &str, file: &str, problems: &mut Vec<Problem>) ->
                     name.len()
                 ),
             );
-        } else if !modules.contains(name) {
-            modules.push(name.clone());
+        } else if !names.contains(name) {
+            names.push(name.clone());
         }
     }
-
-    let (name, description) = raw
-        .profile
-        .map(|m| (m.name, m.description))
-        .unwrap_or_default();
-    Layer {
-        name,
-        description,
-        source: file.to_string(),
-        text: text.to_string(),
-        sysctl,
-        limits,
-        systemd_nofile,
-        services,
-        modules,
-    }
+    names
 }
 
 /// A unit name netprofile may write a drop-in for: `NAME.service`, with the characters systemd
