@@ -382,7 +382,38 @@ fn load_layers(
         Source::File(path) => Source::File(path.canonicalize().unwrap_or_else(|_| path.clone())),
         shipped => shipped.clone(),
     };
-    if stack.iter().any(|(seen, _)| *seen == key) {
+    if !first_visit(source, &key, stack, seen)? {
+        return Ok(Vec::new());
+    }
+    let (text, display) = match source {
+        Source::Shipped(_, text) => ((*text).to_string(), source.display()),
+        Source::File(path) => (read_profile_file(path)?, path.display().to_string()),
+    };
+    let raw: RawFile = parse_toml(&text, &display)?;
+    check_file_bounds(&raw, &display)?;
+    seen.push(key.clone());
+    stack.push((key, display.clone()));
+    let mut layers = Vec::new();
+    if let Some(meta) = &raw.profile {
+        for parent in &meta.extends {
+            let parent_source = extended_source(source, parent, &text, &display)?;
+            layers.extend(load_layers(&parent_source, stack, seen, problems)?);
+        }
+    }
+    stack.pop();
+    layers.push(convert(raw, &text, &display, problems));
+    Ok(layers)
+}
+
+/// Whether `source` (canonical form `key`) is to be read now: an error for a cycle or a chain
+/// nested too deep, `false` when a diamond already read it.
+fn first_visit(
+    source: &Source,
+    key: &Source,
+    stack: &[(Source, String)],
+    seen: &[Source],
+) -> Result<bool> {
+    if stack.iter().any(|(seen, _)| seen == key) {
         let mut chain: Vec<String> = stack.iter().map(|(_, shown)| shown.clone()).collect();
         chain.push(source.display());
         return Err(Error::Usage(format!(
@@ -390,8 +421,8 @@ fn load_layers(
             chain.join(" -> ")
         )));
     }
-    if seen.contains(&key) {
-        return Ok(Vec::new());
+    if seen.contains(key) {
+        return Ok(false);
     }
     if stack.len() >= MAX_EXTENDS_DEPTH {
         return Err(Error::Usage(format!(
@@ -403,11 +434,12 @@ fn load_layers(
                 .map_or_else(String::new, |(_, shown)| shown.clone())
         )));
     }
-    let (text, display) = match source {
-        Source::Shipped(_, text) => ((*text).to_string(), source.display()),
-        Source::File(path) => (read_profile_file(path)?, path.display().to_string()),
-    };
-    let raw: RawFile = parse_toml(&text, &display)?;
+    Ok(true)
+}
+
+/// The checks that refuse a whole file before its sections are read: a name that is not safe
+/// in a drop-in's header, more `[sysctl]` keys than `MAX_KEYS`.
+fn check_file_bounds(raw: &RawFile, display: &str) -> Result<()> {
     if let Some(name) = raw.profile.as_ref().and_then(|m| m.name.as_deref())
         && !valid_name(name)
     {
@@ -423,59 +455,56 @@ fn load_layers(
             raw.sysctl.len()
         )));
     }
-    seen.push(key.clone());
-    stack.push((key, display.clone()));
-    let mut layers = Vec::new();
-    if let Some(meta) = &raw.profile {
-        for parent in &meta.extends {
-            let reference = parent.get_ref();
-            let parent_source = match source {
-                Source::File(path)
-                    if looks_like_path(reference, path.parent().unwrap_or(Path::new("."))) =>
-                {
-                    let dir = path.parent().unwrap_or_else(|| Path::new("."));
-                    let candidate = dir.join(reference);
-                    // Without this, `extends = ["../../etc/passwd"]` read that file as TOML and
-                    // reported its first line as a syntax error.
-                    if !reference.ends_with(".toml") {
-                        return Err(Error::Usage(format!(
-                            "{display}:{}: extends: {reference:?} is not a profile: a profile \
-                             file's name ends in .toml, and a shipped profile is named without \
-                             a '/' (shipped: {})",
-                            line_of(&text, parent.span().start),
-                            SHIPPED
-                                .iter()
-                                .map(|(n, _)| *n)
-                                .collect::<Vec<_>>()
-                                .join(", ")
-                        )));
-                    }
-                    if !candidate.is_file() {
-                        return Err(Error::Usage(format!(
-                            "{display}:{}: extends: no file {} (paths are relative to the \
-                             profile's folder)",
-                            line_of(&text, parent.span().start),
-                            candidate.display()
-                        )));
-                    }
-                    Source::File(candidate)
-                }
-                _ => shipped(reference).ok_or_else(|| {
-                    not_found(
-                        reference,
-                        Some(&format!(
-                            "{display}:{}",
-                            line_of(&text, parent.span().start)
-                        )),
-                    )
-                })?,
-            };
-            layers.extend(load_layers(&parent_source, stack, seen, problems)?);
+    Ok(())
+}
+
+/// What one `extends` entry of `source` names: a `.toml` file next to a profile file, or a
+/// shipped profile.
+fn extended_source(
+    source: &Source,
+    parent: &Spanned<String>,
+    text: &str,
+    display: &str,
+) -> Result<Source> {
+    let reference = parent.get_ref();
+    Ok(match source {
+        Source::File(path)
+            if looks_like_path(reference, path.parent().unwrap_or(Path::new("."))) =>
+        {
+            let dir = path.parent().unwrap_or_else(|| Path::new("."));
+            let candidate = dir.join(reference);
+            // Without this, `extends = ["../../etc/passwd"]` read that file as TOML and
+            // reported its first line as a syntax error.
+            if !reference.ends_with(".toml") {
+                return Err(Error::Usage(format!(
+                    "{display}:{}: extends: {reference:?} is not a profile: a profile \
+                     file's name ends in .toml, and a shipped profile is named without \
+                     a '/' (shipped: {})",
+                    line_of(text, parent.span().start),
+                    SHIPPED
+                        .iter()
+                        .map(|(n, _)| *n)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )));
+            }
+            if !candidate.is_file() {
+                return Err(Error::Usage(format!(
+                    "{display}:{}: extends: no file {} (paths are relative to the \
+                     profile's folder)",
+                    line_of(text, parent.span().start),
+                    candidate.display()
+                )));
+            }
+            Source::File(candidate)
         }
-    }
-    stack.pop();
-    layers.push(convert(raw, &text, &display, problems));
-    Ok(layers)
+        _ => shipped(reference).ok_or_else(|| {
+            not_found(
+                reference,
+                Some(&format!("{display}:{}", line_of(text, parent.span().start))),
+            )
+        })?,
+    })
 }
 
 fn parse_toml(text: &str, display: &str) -> Result<RawFile> {
