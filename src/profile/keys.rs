@@ -168,15 +168,7 @@ impl Kind {
     /// Checks a value (in normal form) that the profile gives. `choices` is what the running
     /// kernel lists for `Choice` and `List` kinds, when known. The error names the valid range.
     pub fn check(self, value: &str, choices: Option<&str>) -> Result<(), String> {
-        let ints = || -> Result<Vec<i64>, String> {
-            value
-                .split_whitespace()
-                .map(|f| {
-                    f.parse::<i64>()
-                        .map_err(|_| format!("{f:?} is not an integer; valid: {}", self.range()))
-                })
-                .collect()
-        };
+        let ints = || self.integers(value);
         let out_of_range = || format!("{value} is out of range; valid: {}", self.range());
         match self {
             Kind::Int { min, max } => match ints()?[..] {
@@ -194,27 +186,7 @@ impl Kind {
                 [_] => Err(out_of_range()),
                 _ => Err(format!("expects one integer, got {value:?}")),
             },
-            Kind::PortRange => match ints()?[..] {
-                [lo, hi] if !(1..=65535).contains(&lo) || !(1..=65535).contains(&hi) => {
-                    Err(format!(
-                        "ports must lie in 1-65535, got {value:?}; valid: {}",
-                        self.range()
-                    ))
-                }
-                [lo, hi] if lo >= hi => Err(format!(
-                    "the first port must be below the last, got {value:?} (the kernel refuses a \
-                     reversed range); write \"{} {}\"",
-                    lo.min(hi),
-                    lo.max(hi)
-                )),
-                [lo, _] if lo < 1024 => Err(format!(
-                    "the range starts at {lo}, among the privileged ports where system services \
-                     listen (the kernel refuses a start below ip_unprivileged_port_start); start \
-                     at 1024 or above"
-                )),
-                [_, _] => Ok(()),
-                _ => Err(format!("expects two ports \"FIRST LAST\", got {value:?}")),
-            },
+            Kind::PortRange => self.check_port_range(value),
             Kind::Triplet { min } => match ints()?[..] {
                 [a, b, c] if a < min || b < min || c < min => Err(out_of_range()),
                 [a, b, c] if a > b || b > c => Err(format!(
@@ -235,23 +207,64 @@ impl Kind {
                 }
             }
             Kind::Choice { from } | Kind::List { from } => {
-                let Some(choices) = choices else {
-                    return Ok(());
-                };
-                let available: Vec<&str> = choices.split_whitespace().collect();
-                let wanted: Vec<&str> = value.split_whitespace().collect();
-                if matches!(self, Kind::Choice { .. }) && wanted.len() != 1 {
-                    return Err(format!("expects one name, got {value:?}"));
-                }
-                match wanted.iter().find(|w| !available.contains(w)) {
-                    None => Ok(()),
-                    Some(missing) => Err(format!(
-                        "{missing:?} is not available on this kernel: {from} lists {}. Load its \
-                         module first (e.g. `modprobe tcp_{missing}`) or choose one of those",
-                        available.join(", ")
-                    )),
-                }
+                self.check_available(from, value, choices)
             }
+        }
+    }
+
+    /// The integers of a value, or an error naming the field that is not one.
+    fn integers(self, value: &str) -> Result<Vec<i64>, String> {
+        value
+            .split_whitespace()
+            .map(|f| {
+                f.parse::<i64>()
+                    .map_err(|_| format!("{f:?} is not an integer; valid: {}", self.range()))
+            })
+            .collect()
+    }
+
+    /// `PortRange`: two ports in order, starting above the privileged ports (the kernel refuses
+    /// the rest).
+    fn check_port_range(self, value: &str) -> Result<(), String> {
+        match self.integers(value)?[..] {
+            [lo, hi] if !(1..=65535).contains(&lo) || !(1..=65535).contains(&hi) => Err(format!(
+                "ports must lie in 1-65535, got {value:?}; valid: {}",
+                self.range()
+            )),
+            [lo, hi] if lo >= hi => Err(format!(
+                "the first port must be below the last, got {value:?} (the kernel refuses a \
+                 reversed range); write \"{} {}\"",
+                lo.min(hi),
+                lo.max(hi)
+            )),
+            [lo, _] if lo < 1024 => Err(format!(
+                "the range starts at {lo}, among the privileged ports where system services \
+                 listen (the kernel refuses a start below ip_unprivileged_port_start); start \
+                 at 1024 or above"
+            )),
+            [_, _] => Ok(()),
+            _ => Err(format!("expects two ports \"FIRST LAST\", got {value:?}")),
+        }
+    }
+
+    /// `Choice` and `List`: every name must be one the running kernel lists in `from` (when
+    /// that list is known); `Choice` takes exactly one.
+    fn check_available(self, from: &str, value: &str, choices: Option<&str>) -> Result<(), String> {
+        let Some(choices) = choices else {
+            return Ok(());
+        };
+        let available: Vec<&str> = choices.split_whitespace().collect();
+        let wanted: Vec<&str> = value.split_whitespace().collect();
+        if matches!(self, Kind::Choice { .. }) && wanted.len() != 1 {
+            return Err(format!("expects one name, got {value:?}"));
+        }
+        match wanted.iter().find(|w| !available.contains(w)) {
+            None => Ok(()),
+            Some(missing) => Err(format!(
+                "{missing:?} is not available on this kernel: {from} lists {}. Load its \
+                 module first (e.g. `modprobe tcp_{missing}`) or choose one of those",
+                available.join(", ")
+            )),
         }
     }
 }
