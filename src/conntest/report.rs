@@ -329,34 +329,84 @@ fn other_failures(r: &Report) -> u64 {
     unmapped(r).map(|f| f.count).sum()
 }
 
+/// How many client connects failed with `errno`.
+fn failed_with(r: &Report, errno: &str) -> u64 {
+    r.failures
+        .iter()
+        .filter(|f| f.errno == errno)
+        .map(|f| f.count)
+        .sum::<u64>()
+}
+
+/// The counter readings the verdict weighs, read once from a report.
+struct Evidence {
+    /// ListenOverflows: accept queues that were full.
+    overflows: u64,
+    /// Packets the CPUs' input queues dropped (softnet_stat).
+    backlog_drops: u64,
+    /// Connects that took 1 s or more or timed out: each one had a SYN retransmitted.
+    retransmitted: u64,
+}
+
+impl Evidence {
+    fn of(r: &Report) -> Self {
+        Evidence {
+            overflows: counter(r, "ListenOverflows").max(0).unsigned_abs(),
+            backlog_drops: counter(r, "softnet.dropped").max(0).unsigned_abs(),
+            retransmitted: r.stalls + failed_with(r, "ETIMEDOUT"),
+        }
+    }
+}
+
 /// Names the limit that stopped the test, from failures, stalls and counters.
 #[must_use]
 pub fn verdict(r: &Report) -> Verdict {
-    let count = |e: &str| {
-        r.failures
-            .iter()
-            .filter(|f| f.errno == e)
-            .map(|f| f.count)
-            .sum::<u64>()
+    let ev = Evidence::of(r);
+    let found = heaviest_limit(r, &ev);
+    if let Some(closed) = server_closed(r, &ev, found.map(|(limit, _)| limit)) {
+        return closed;
+    }
+    let Some((limit, _)) = found else {
+        return no_limit(r);
     };
-    let overflows = counter(r, "ListenOverflows").max(0).unsigned_abs();
-    let backlog_drops = counter(r, "softnet.dropped").max(0).unsigned_abs();
-    let retransmitted = r.stalls + count("ETIMEDOUT");
+    let text = limit_text(r, &ev, limit);
+    let text = if r.cut_by_duration {
+        format!(
+            "{text}. The run was also cut by the time limit: {} of {} connections attempted",
+            r.attempted, r.settings.connections
+        )
+    } else {
+        text
+    };
+    Verdict { limit, text }
+}
+
+/// Where the slow connects lost their SYN, as counts for (accept queue, input backlog,
+/// unexplained SYN retransmits, nothing dropped): all of them go to the first place the
+/// counters show.
+fn slow_connects(r: &Report, ev: &Evidence) -> (u64, u64, u64, u64) {
     // A SYN retransmit means a packet was dropped; the counters say where.
     let syn_retrans = counter(r, "TCPSynRetrans").max(0).unsigned_abs();
-    let (accept_queue, netdev, unexplained, late) = if overflows > 0 {
+    let retransmitted = ev.retransmitted;
+    if ev.overflows > 0 {
         (retransmitted.max(1), 0, 0, 0)
     } else if retransmitted == 0 {
         // softnet_stat is machine-wide: drops without a slow connect are someone else's.
         (0, 0, 0, 0)
-    } else if backlog_drops > 0 {
+    } else if ev.backlog_drops > 0 {
         (0, retransmitted, 0, 0)
-    } else if syn_retrans > 0 || count("ETIMEDOUT") > 0 {
+    } else if syn_retrans > 0 || failed_with(r, "ETIMEDOUT") > 0 {
         (0, 0, retransmitted, 0)
     } else {
         // Slow connects with no SYN retransmitted: the kernel was not dropping anything.
         (0, 0, 0, r.stalls)
-    };
+    }
+}
+
+/// The limit with the most failed or slow connects behind it, and how many.
+fn heaviest_limit(r: &Report, ev: &Evidence) -> Option<(&'static str, u64)> {
+    let count = |e: &str| failed_with(r, e);
+    let (accept_queue, netdev, unexplained, late) = slow_connects(r, ev);
     let searching = port_search(r).is_some();
     let candidates = [
         ("nofile", count("EMFILE")),
@@ -373,85 +423,100 @@ pub fn verdict(r: &Report) -> Verdict {
         ("tcp-mem", count("ENOBUFS") + count("ENOMEM")),
         ("other", other_failures(r)),
     ];
-    let found = candidates
+    candidates
         .iter()
         .filter(|(_, n)| *n > 0)
         .max_by_key(|(_, n)| *n)
-        .copied();
-    // A server that closes or resets held connections right after accepting them is its own
-    // verdict: its queue filling and the SYN retransmits that follow are symptoms of it (a
-    // server at its fd limit or its own connection cap), not of somaxconn. Only a limit of
-    // this client's own side outranks it.
-    let resets = count("ECONNRESET");
+        .copied()
+}
+
+/// A server that closes or resets held connections right after accepting them is its own
+/// verdict: its queue filling and the SYN retransmits that follow are symptoms of it (a
+/// server at its fd limit or its own connection cap), not of somaxconn. Only a limit of
+/// this client's own side (`found`) outranks it.
+fn server_closed(r: &Report, ev: &Evidence, found: Option<&str>) -> Option<Verdict> {
+    let resets = failed_with(r, "ECONNRESET");
     let closed = r.dropped + resets;
     let client_side = matches!(
-        found.map(|(l, _)| l),
+        found,
         Some("nofile" | "file-max" | "ephemeral-ports" | "tcp-mem")
     );
-    if r.settings.mode == Mode::Hold && closed > 0 && !client_side {
-        return Verdict {
-            limit: "server-closed",
-            text: format!(
-                "the server closed or reset connections right after accepting them: {} of {} \
-                 established were closed by it before the hold ended{}{}. The kernel let them \
-                 in; the server let them go: its own connection cap (nginx worker_connections, \
-                 haproxy maxconn, redis maxclients, max_connections) or its open-files limit \
-                 (EMFILE at accept). Run `netprofile doctor` where {} runs: it names the \
-                 process and the setting",
-                r.dropped,
-                r.established,
-                if resets > 0 {
-                    format!(", {resets} connects were reset")
-                } else {
-                    String::new()
-                },
-                if overflows > 0 || retransmitted > 0 {
-                    format!(
-                        "; meanwhile its queue filled ({retransmitted} connects took 1 s or \
-                         more, ListenOverflows +{overflows}), a symptom of the same"
-                    )
-                } else {
-                    String::new()
-                },
-                r.settings.target
-            ),
-        };
+    if r.settings.mode != Mode::Hold || closed == 0 || client_side {
+        return None;
     }
-    let Some((limit, _)) = found else {
-        if r.settings.place == "serve" {
-            return Verdict {
-                limit: "none",
-                text: format!(
-                    "served {} connection{} in {} s, no listen queue overflowed",
-                    r.accepted,
-                    if r.accepted == 1 { "" } else { "s" },
-                    r.seconds
-                ),
-            };
-        }
-        if r.cut_by_duration {
-            return Verdict {
-                limit: "duration",
-                text: cut_text(r),
-            };
-        }
+    let (overflows, retransmitted) = (ev.overflows, ev.retransmitted);
+    Some(Verdict {
+        limit: "server-closed",
+        text: format!(
+            "the server closed or reset connections right after accepting them: {} of {} \
+             established were closed by it before the hold ended{}{}. The kernel let them \
+             in; the server let them go: its own connection cap (nginx worker_connections, \
+             haproxy maxconn, redis maxclients, max_connections) or its open-files limit \
+             (EMFILE at accept). Run `netprofile doctor` where {} runs: it names the \
+             process and the setting",
+            r.dropped,
+            r.established,
+            if resets > 0 {
+                format!(", {resets} connects were reset")
+            } else {
+                String::new()
+            },
+            if overflows > 0 || retransmitted > 0 {
+                format!(
+                    "; meanwhile its queue filled ({retransmitted} connects took 1 s or \
+                     more, ListenOverflows +{overflows}), a symptom of the same"
+                )
+            } else {
+                String::new()
+            },
+            r.settings.target
+        ),
+    })
+}
+
+/// The verdict when no limit was met: a serve run's tally, a run the time limit cut, or a
+/// clean run.
+fn no_limit(r: &Report) -> Verdict {
+    if r.settings.place == "serve" {
         return Verdict {
             limit: "none",
             text: format!(
-                "no limit reached: {} of {} connections established{}, {} connects/s, no \
-                 failures and no connect took 1 s",
-                r.established,
-                r.attempted,
-                if r.settings.mode == Mode::Hold {
-                    format!(", {} held", r.held)
-                } else {
-                    String::new()
-                },
-                r.connects_per_s
+                "served {} connection{} in {} s, no listen queue overflowed",
+                r.accepted,
+                if r.accepted == 1 { "" } else { "s" },
+                r.seconds
             ),
         };
-    };
-    let text = match limit {
+    }
+    if r.cut_by_duration {
+        return Verdict {
+            limit: "duration",
+            text: cut_text(r),
+        };
+    }
+    Verdict {
+        limit: "none",
+        text: format!(
+            "no limit reached: {} of {} connections established{}, {} connects/s, no \
+             failures and no connect took 1 s",
+            r.established,
+            r.attempted,
+            if r.settings.mode == Mode::Hold {
+                format!(", {} held", r.held)
+            } else {
+                String::new()
+            },
+            r.connects_per_s
+        ),
+    }
+}
+
+/// The sentence for the binding `limit`: what was seen and which setting to change.
+fn limit_text(r: &Report, ev: &Evidence, limit: &str) -> String {
+    let count = |e: &str| failed_with(r, e);
+    let (overflows, backlog_drops, retransmitted) =
+        (ev.overflows, ev.backlog_drops, ev.retransmitted);
+    match limit {
         "nofile" => format!(
             "file descriptors: {} connects failed with EMFILE (too many open files) at a \
              per-process limit of {}. Raise nofile (limits.conf, systemd LimitNOFILE) or spread \
@@ -463,62 +528,8 @@ pub fn verdict(r: &Report) -> Verdict {
             "file descriptors machine-wide: {} connects failed with ENFILE; raise fs.file-max",
             count("ENFILE")
         ),
-        "ephemeral-ports" if count("EADDRNOTAVAIL") == 0 => format!(
-            "ephemeral ports: {} connects took 1 s or more with no SYN retransmitted; {}",
-            r.stalls,
-            port_search(r).unwrap_or_default()
-        ),
-        "ephemeral-ports" => {
-            let range = r.facts.port_range.map_or_else(
-                || "the ephemeral range".to_string(),
-                |(lo, hi)| format!("the range {lo}-{hi} ({} ports)", hi - lo + 1),
-            );
-            format!(
-                "ephemeral ports: {} connections succeeded, then {} failed with EADDRNOTAVAIL. \
-                 Each connection to one ip:port needs its own local port, {range} was used up, \
-                 and a closed port stays in TIME_WAIT for 60 s ({} TIME_WAIT sockets now). Widen \
-                 net.ipv4.ip_local_port_range, set net.ipv4.tcp_tw_reuse=1 (outgoing \
-                 connections), or spread over more addresses",
-                r.established,
-                count("EADDRNOTAVAIL"),
-                counter(r, "sockstat.tw")
-            )
-        }
-        "accept-queue" => {
-            let backlog = i64::from(r.settings.backlog);
-            let (holds, advice) = match r.facts.somaxconn.and_then(|s| i64::try_from(s).ok()) {
-                Some(s) if backlog < s => (
-                    format!("min(listen backlog {backlog}, net.core.somaxconn {s}) = {backlog}"),
-                    format!(
-                        "the application's listen backlog ({backlog}) binds, not somaxconn: \
-                         raise the backlog it passes to listen() (up to {s}); raising \
-                         net.core.somaxconn alone changes nothing"
-                    ),
-                ),
-                Some(s) if s < backlog => (
-                    format!("min(listen backlog {backlog}, net.core.somaxconn {s}) = {s}"),
-                    format!(
-                        "net.core.somaxconn ({s}) binds: the kernel cuts the application's \
-                         backlog {backlog} to it; raise net.core.somaxconn"
-                    ),
-                ),
-                Some(s) => (
-                    format!("min(listen backlog {backlog}, net.core.somaxconn {s}) = {s}"),
-                    "both bind: raise net.core.somaxconn and the application's listen \
-                     backlog together"
-                        .to_string(),
-                ),
-                None => (
-                    format!("listen backlog {backlog}"),
-                    "raise the application's listen backlog and net.core.somaxconn".to_string(),
-                ),
-            };
-            format!(
-                "accept queue: {retransmitted} connects took 1 s or more or timed out (SYN \
-                 retransmits: stalls of 1 s, 3 s, 7 s) and the server counted ListenOverflows \
-                 +{overflows}. The queue holds {holds}: {advice}; or accept faster"
-            )
-        }
+        "ephemeral-ports" => ephemeral_ports_text(r),
+        "accept-queue" => accept_queue_text(r, overflows, retransmitted),
         "netdev-backlog" => format!(
             "input backlog: {retransmitted} connects took 1 s or more (SYN retransmits) while \
              the CPUs' input queues dropped {backlog_drops} packets (/proc/net/softnet_stat) and \
@@ -558,16 +569,72 @@ pub fn verdict(r: &Report) -> Verdict {
         _ => {
             "socket memory: connects failed with ENOBUFS/ENOMEM; raise net.ipv4.tcp_mem".to_string()
         }
+    }
+}
+
+/// Ephemeral ports: used up (EADDRNOTAVAIL), or, with no failure, connect()'s search through
+/// a nearly full range.
+fn ephemeral_ports_text(r: &Report) -> String {
+    let unavailable = failed_with(r, "EADDRNOTAVAIL");
+    if unavailable == 0 {
+        return format!(
+            "ephemeral ports: {} connects took 1 s or more with no SYN retransmitted; {}",
+            r.stalls,
+            port_search(r).unwrap_or_default()
+        );
+    }
+    let range = r.facts.port_range.map_or_else(
+        || "the ephemeral range".to_string(),
+        |(lo, hi)| format!("the range {lo}-{hi} ({} ports)", hi - lo + 1),
+    );
+    format!(
+        "ephemeral ports: {} connections succeeded, then {} failed with EADDRNOTAVAIL. \
+         Each connection to one ip:port needs its own local port, {range} was used up, \
+         and a closed port stays in TIME_WAIT for 60 s ({} TIME_WAIT sockets now). Widen \
+         net.ipv4.ip_local_port_range, set net.ipv4.tcp_tw_reuse=1 (outgoing \
+         connections), or spread over more addresses",
+        r.established,
+        unavailable,
+        counter(r, "sockstat.tw")
+    )
+}
+
+/// The accept queue: what it holds (the smaller of the listen backlog and somaxconn) and so
+/// which of the two to raise.
+fn accept_queue_text(r: &Report, overflows: u64, retransmitted: u64) -> String {
+    let backlog = i64::from(r.settings.backlog);
+    let (holds, advice) = match r.facts.somaxconn.and_then(|s| i64::try_from(s).ok()) {
+        Some(s) if backlog < s => (
+            format!("min(listen backlog {backlog}, net.core.somaxconn {s}) = {backlog}"),
+            format!(
+                "the application's listen backlog ({backlog}) binds, not somaxconn: \
+                 raise the backlog it passes to listen() (up to {s}); raising \
+                 net.core.somaxconn alone changes nothing"
+            ),
+        ),
+        Some(s) if s < backlog => (
+            format!("min(listen backlog {backlog}, net.core.somaxconn {s}) = {s}"),
+            format!(
+                "net.core.somaxconn ({s}) binds: the kernel cuts the application's \
+                 backlog {backlog} to it; raise net.core.somaxconn"
+            ),
+        ),
+        Some(s) => (
+            format!("min(listen backlog {backlog}, net.core.somaxconn {s}) = {s}"),
+            "both bind: raise net.core.somaxconn and the application's listen \
+             backlog together"
+                .to_string(),
+        ),
+        None => (
+            format!("listen backlog {backlog}"),
+            "raise the application's listen backlog and net.core.somaxconn".to_string(),
+        ),
     };
-    let text = if r.cut_by_duration {
-        format!(
-            "{text}. The run was also cut by the time limit: {} of {} connections attempted",
-            r.attempted, r.settings.connections
-        )
-    } else {
-        text
-    };
-    Verdict { limit, text }
+    format!(
+        "accept queue: {retransmitted} connects took 1 s or more or timed out (SYN \
+         retransmits: stalls of 1 s, 3 s, 7 s) and the server counted ListenOverflows \
+         +{overflows}. The queue holds {holds}: {advice}; or accept faster"
+    )
 }
 
 fn counter_line(counters: &BTreeMap<String, i64>) -> String {
