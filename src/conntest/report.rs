@@ -136,36 +136,93 @@ fn ms(us: u64) -> f64 {
     (us as f64 / 10.0).round() / 100.0
 }
 
-#[must_use]
-#[allow(clippy::cast_precision_loss)]
-pub fn build(input: Inputs) -> Report {
-    let mut hist = Histogram::default();
-    let mut failures: BTreeMap<String, u64> = BTreeMap::new();
-    let (mut attempted, mut established, mut held, mut dropped, mut stalls) = (0, 0, 0, 0, 0);
-    let mut ramp_ms = 0;
-    let mut elapsed_ms = 0;
-    let mut timeline: BTreeMap<u64, u64> = BTreeMap::new();
-    for c in &input.clients {
-        hist.merge(&Histogram::from(&c.latency));
-        attempted += c.attempted;
-        established += c.established;
-        held += c.held;
-        dropped += c.dropped;
-        stalls += c.stalls;
-        ramp_ms = ramp_ms.max(c.ramp_ms);
-        elapsed_ms = elapsed_ms.max(c.elapsed_ms);
+/// The client workers' results summed: latencies, counts, failures by errno, the longest ramp
+/// and run, and the timeline.
+#[derive(Default)]
+struct ClientTotals {
+    hist: Histogram,
+    failures: BTreeMap<String, u64>,
+    attempted: u64,
+    established: u64,
+    held: u64,
+    dropped: u64,
+    stalls: u64,
+    ramp_ms: u64,
+    elapsed_ms: u64,
+    timeline: BTreeMap<u64, u64>,
+}
+
+fn client_totals(clients: &[WorkerReport]) -> ClientTotals {
+    let mut sum = ClientTotals::default();
+    for c in clients {
+        sum.hist.merge(&Histogram::from(&c.latency));
+        sum.attempted += c.attempted;
+        sum.established += c.established;
+        sum.held += c.held;
+        sum.dropped += c.dropped;
+        sum.stalls += c.stalls;
+        sum.ramp_ms = sum.ramp_ms.max(c.ramp_ms);
+        sum.elapsed_ms = sum.elapsed_ms.max(c.elapsed_ms);
         for (k, v) in &c.failures {
-            *failures.entry(k.clone()).or_default() += v;
+            *sum.failures.entry(k.clone()).or_default() += v;
         }
         // Per worker, the last value in each 100 ms slot; summed across workers.
         let mut own: BTreeMap<u64, u64> = BTreeMap::new();
         for (t, n) in &c.timeline {
             own.insert(t / 100 * 100, *n);
         }
-        for (t, n) in own {
-            *timeline.entry(t).or_default() += n;
+        for (slot, n) in own {
+            *sum.timeline.entry(slot).or_default() += n;
         }
     }
+    sum
+}
+
+/// Moves the MACHINE_WIDE counters out of each host into one map (the largest reading).
+fn take_machine_wide(
+    counters: &mut BTreeMap<String, BTreeMap<String, i64>>,
+) -> BTreeMap<String, i64> {
+    let mut machine: BTreeMap<String, i64> = BTreeMap::new();
+    for host in counters.values_mut() {
+        for name in MACHINE_WIDE {
+            if let Some(v) = host.remove(*name) {
+                let slot = machine.entry((*name).to_string()).or_insert(v);
+                *slot = (*slot).max(v);
+            }
+        }
+    }
+    machine
+}
+
+/// Failures by errno with the limit each points to, most frequent first.
+fn failure_list(failures: &BTreeMap<String, u64>) -> Vec<Failure> {
+    let mut list: Vec<Failure> = failures
+        .iter()
+        .map(|(errno, count)| Failure {
+            limit: limit_of(errno.trim_start_matches("server ")),
+            errno: errno.clone(),
+            count: *count,
+        })
+        .collect();
+    list.sort_by_key(|f| std::cmp::Reverse(f.count));
+    list
+}
+
+#[must_use]
+#[allow(clippy::cast_precision_loss)]
+pub fn build(input: Inputs) -> Report {
+    let ClientTotals {
+        hist,
+        mut failures,
+        attempted,
+        established,
+        held,
+        dropped,
+        stalls,
+        ramp_ms,
+        elapsed_ms,
+        timeline,
+    } = client_totals(&input.clients);
     let accepted = input.servers.iter().map(|s| s.accepted).sum();
     for s in &input.servers {
         for (k, v) in &s.failures {
@@ -181,25 +238,9 @@ pub fn build(input: Inputs) -> Report {
         Mode::Hold => ramp_ms.max(1) as f64 / 1000.0,
         Mode::Churn => elapsed_ms.max(1) as f64 / 1000.0,
     };
-    let mut failure_list: Vec<Failure> = failures
-        .iter()
-        .map(|(errno, count)| Failure {
-            limit: limit_of(errno.trim_start_matches("server ")),
-            errno: errno.clone(),
-            count: *count,
-        })
-        .collect();
-    failure_list.sort_by_key(|f| std::cmp::Reverse(f.count));
+    let failure_list = failure_list(&failures);
     let mut counters = input.counters;
-    let mut machine: BTreeMap<String, i64> = BTreeMap::new();
-    for host in counters.values_mut() {
-        for name in MACHINE_WIDE {
-            if let Some(v) = host.remove(*name) {
-                let slot = machine.entry((*name).to_string()).or_insert(v);
-                *slot = (*slot).max(v);
-            }
-        }
-    }
+    let machine = take_machine_wide(&mut counters);
     let cut_by_duration = !input.clients.is_empty() && attempted < input.settings.connections;
     let seconds = if input.settings.place == "serve" {
         input.settings.duration_ms.max(1) as f64 / 1000.0
