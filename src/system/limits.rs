@@ -506,36 +506,7 @@ pub fn session(
     for entry in entries {
         match entry.kind {
             Kind::Unreadable { missing } if rules == PamRules::V1_5 || !missing => {
-                let why = if missing {
-                    format!(
-                        "{} does not exist (or is a dangling link): pam_limits {} cannot open it \
-                         and fails every session, root's too",
-                        entry.file,
-                        rules.label()
-                    )
-                } else {
-                    format!(
-                        "{} cannot be opened: pam_limits fails every session, root's too",
-                        entry.file
-                    )
-                };
-                let fix = if entry.file
-                    == crate::system::root::Root::display(crate::system::root::Root::LIMITS_CONF)
-                {
-                    format!("create {} (an empty file will do)", entry.file)
-                } else {
-                    format!("remove {} or point it at a file that exists", entry.file)
-                };
-                return Session::untouched(
-                    None,
-                    Some(Failure {
-                        file: entry.file.clone(),
-                        line: 0,
-                        why,
-                        fix,
-                        limits_set: false,
-                    }),
-                );
+                return Session::untouched(None, Some(unreadable(entry, missing, rules)));
             }
             Kind::Stop if stops(&entry.domain, who) => {
                 return Session::untouched(Some((entry.file.clone(), entry.line)), None);
@@ -551,27 +522,7 @@ pub fn session(
         }
     }
     let o = outcome(entries, who, item, nr_open);
-    let mut fails = None;
-    if let Some((_, e)) = logins
-        && e.value == LimitValue::Num(0)
-        && who.uid != Some(0)
-    {
-        let what = if e.kind == (Kind::Logins { sys: true }) {
-            "maxsyslogins"
-        } else {
-            "maxlogins"
-        };
-        fails = Some(Failure {
-            file: e.file.clone(),
-            line: e.line,
-            why: format!(
-                "{}:{} sets {what} 0 for {}: pam_limits refuses the session",
-                e.file, e.line, e.domain
-            ),
-            fix: format!("remove that line, or set {what} to the number of sessions to allow"),
-            limits_set: true,
-        });
-    }
+    let fails = logins.and_then(|(_, e)| refused_login(e, who));
     // setrlimit refuses a hard nofile above fs.nr_open (EPERM), root's too: the item keeps the
     // login's old values. Debian's pam_limits (1.5 and 1.7 alike, as the oracle shows) ignores
     // the error, so the session goes on.
@@ -584,10 +535,76 @@ pub fn session(
         return Session::untouched(None, fails);
     }
     let hard = o.hard.map_or(Half::Inherited, Half::Set);
-    // Debian's 1.5 gives an unset soft nofile the kernel's default (1024, clamped to the hard
-    // value), whether or not a line sets the hard half; 1.7 keeps the soft value the login
-    // had, clamped to the hard one.
-    let soft = match (o.soft, &hard, item, rules) {
+    let soft = soft_half(o.soft, &hard, item, rules);
+    Session {
+        soft,
+        hard,
+        stopped_at: None,
+        fails,
+    }
+}
+
+/// The failure of every session when pam_limits cannot open a limits file (`missing`: it
+/// does not exist).
+fn unreadable(entry: &Entry, missing: bool, rules: PamRules) -> Failure {
+    let why = if missing {
+        format!(
+            "{} does not exist (or is a dangling link): pam_limits {} cannot open it \
+             and fails every session, root's too",
+            entry.file,
+            rules.label()
+        )
+    } else {
+        format!(
+            "{} cannot be opened: pam_limits fails every session, root's too",
+            entry.file
+        )
+    };
+    let fix = if entry.file
+        == crate::system::root::Root::display(crate::system::root::Root::LIMITS_CONF)
+    {
+        format!("create {} (an empty file will do)", entry.file)
+    } else {
+        format!("remove {} or point it at a file that exists", entry.file)
+    };
+    Failure {
+        file: entry.file.clone(),
+        line: 0,
+        why,
+        fix,
+        limits_set: false,
+    }
+}
+
+/// The failure of a session when the `maxlogins`/`maxsyslogins` line that applies to `who`
+/// (`e`) allows 0 sessions; root is never refused.
+fn refused_login(e: &Entry, who: &Subject) -> Option<Failure> {
+    if e.value != LimitValue::Num(0) || who.uid == Some(0) {
+        return None;
+    }
+    let what = if e.kind == (Kind::Logins { sys: true }) {
+        "maxsyslogins"
+    } else {
+        "maxlogins"
+    };
+    Some(Failure {
+        file: e.file.clone(),
+        line: e.line,
+        why: format!(
+            "{}:{} sets {what} 0 for {}: pam_limits refuses the session",
+            e.file, e.line, e.domain
+        ),
+        fix: format!("remove that line, or set {what} to the number of sessions to allow"),
+        limits_set: true,
+    })
+}
+
+/// The soft half a session gets when `soft` is what the lines set and `hard` the hard half.
+/// Debian's 1.5 gives an unset soft nofile the kernel's default (1024, clamped to the hard
+/// value), whether or not a line sets the hard half; 1.7 keeps the soft value the login
+/// had, clamped to the hard one.
+fn soft_half(soft: Option<Resolved>, hard: &Half, item: Item, rules: PamRules) -> Half {
+    match (soft, hard, item, rules) {
         (Some(r), _, _, _) => Half::Set(r),
         (
             None,
@@ -600,12 +617,6 @@ pub fn session(
         ) => Half::Reset(DEBIAN_UNSET_SOFT_NOFILE.min(*h)),
         (None, _, Item::Nofile, PamRules::V1_5) => Half::Reset(DEBIAN_UNSET_SOFT_NOFILE),
         (None, _, _, _) => Half::Inherited,
-    };
-    Session {
-        soft,
-        hard,
-        stopped_at: None,
-        fails,
     }
 }
 
