@@ -120,107 +120,16 @@ pub fn plan(plan: &Plan, command: &str) -> String {
         summary(plan)
     );
     if !plan.sysctl.is_empty() {
-        let rows: Vec<Vec<String>> = plan
-            .sysctl
-            .iter()
-            .map(|r| {
-                vec![
-                    code(r.key.as_str()),
-                    value(r.live.as_deref()),
-                    r.boot.as_ref().map_or_else(
-                        || "-".to_string(),
-                        |b| {
-                            format!(
-                                "{} ({})",
-                                value(Some(&b.value)),
-                                place(&b.source.file, b.source.line)
-                            )
-                        },
-                    ),
-                    value(Some(&r.wanted)),
-                    action(r.action),
-                ]
-            })
-            .collect();
-        table(
-            &mut out,
-            &["sysctl", "live", "at boot", "wanted", "action"],
-            &rows,
-        );
+        sysctl_table(&mut out, plan);
     }
     if !plan.limits.is_empty() {
-        let rows: Vec<Vec<String>> = plan
-            .limits
-            .iter()
-            .map(|r| {
-                vec![
-                    code(&format!("{} {} {}", r.domain, r.half, r.item)),
-                    value(r.live.as_deref()),
-                    r.source
-                        .as_ref()
-                        .map_or_else(|| "-".to_string(), |s| place(&s.file, s.line)),
-                    value(Some(&r.wanted)),
-                    action(r.action),
-                ]
-            })
-            .collect();
-        table(
-            &mut out,
-            &["limit", "live", "set in", "wanted", "action"],
-            &rows,
-        );
+        limits_table(&mut out, plan);
     }
     if !plan.systemd.is_empty() {
-        let rows: Vec<Vec<String>> = plan
-            .systemd
-            .iter()
-            .map(|r| {
-                vec![
-                    code(r.setting),
-                    value(Some(&r.live)),
-                    r.source
-                        .as_ref()
-                        .map_or_else(|| "systemd default".to_string(), |s| place(&s.file, s.line)),
-                    value(Some(&r.wanted)),
-                    action(r.action),
-                ]
-            })
-            .collect();
-        table(
-            &mut out,
-            &["systemd", "live", "set in", "wanted", "action"],
-            &rows,
-        );
+        systemd_table(&mut out, plan);
     }
     if !plan.services.is_empty() {
-        let at = |v: Option<&String>, s: Option<&crate::plan::Source>| match (v, s) {
-            (Some(v), Some(s)) => format!("{} ({})", value(Some(v)), place(&s.file, s.line)),
-            _ => "- (DefaultLimitNOFILE)".to_string(),
-        };
-        let rows: Vec<Vec<String>> = plan
-            .services
-            .iter()
-            .map(|r| {
-                vec![
-                    code(&r.unit),
-                    at(r.live.as_ref(), r.source.as_ref()),
-                    value(Some(&r.wanted)),
-                    at(r.after.as_ref(), r.after_source.as_ref()),
-                    action(r.action),
-                ]
-            })
-            .collect();
-        table(
-            &mut out,
-            &[
-                "service LimitNOFILE",
-                "now",
-                "wanted",
-                "wins after apply",
-                "action",
-            ],
-            &rows,
-        );
+        services_table(&mut out, plan);
     }
     if !plan.warnings.is_empty() {
         out.push('\n');
@@ -236,6 +145,113 @@ pub fn plan(plan: &Plan, command: &str) -> String {
         }
     }
     out
+}
+
+/// The sysctl rows: key, live value, the boot file's value and where, wanted, action.
+fn sysctl_table(out: &mut String, plan: &Plan) {
+    let rows: Vec<Vec<String>> = plan
+        .sysctl
+        .iter()
+        .map(|r| {
+            vec![
+                code(r.key.as_str()),
+                value(r.live.as_deref()),
+                r.boot.as_ref().map_or_else(
+                    || "-".to_string(),
+                    |b| {
+                        format!(
+                            "{} ({})",
+                            value(Some(&b.value)),
+                            place(&b.source.file, b.source.line)
+                        )
+                    },
+                ),
+                value(Some(&r.wanted)),
+                action(r.action),
+            ]
+        })
+        .collect();
+    table(
+        out,
+        &["sysctl", "live", "at boot", "wanted", "action"],
+        &rows,
+    );
+}
+
+/// The limits rows: domain, half and item, live value, the line that sets it, wanted, action.
+fn limits_table(out: &mut String, plan: &Plan) {
+    let rows: Vec<Vec<String>> = plan
+        .limits
+        .iter()
+        .map(|r| {
+            vec![
+                code(&format!("{} {} {}", r.domain, r.half, r.item)),
+                value(r.live.as_deref()),
+                r.source
+                    .as_ref()
+                    .map_or_else(|| "-".to_string(), |s| place(&s.file, s.line)),
+                value(Some(&r.wanted)),
+                action(r.action),
+            ]
+        })
+        .collect();
+    table(out, &["limit", "live", "set in", "wanted", "action"], &rows);
+}
+
+/// The manager's rows (DefaultLimitNOFILE): live value, where it is set, wanted, action.
+fn systemd_table(out: &mut String, plan: &Plan) {
+    let rows: Vec<Vec<String>> = plan
+        .systemd
+        .iter()
+        .map(|r| {
+            vec![
+                code(r.setting),
+                value(Some(&r.live)),
+                r.source
+                    .as_ref()
+                    .map_or_else(|| "systemd default".to_string(), |s| place(&s.file, s.line)),
+                value(Some(&r.wanted)),
+                action(r.action),
+            ]
+        })
+        .collect();
+    table(
+        out,
+        &["systemd", "live", "set in", "wanted", "action"],
+        &rows,
+    );
+}
+
+/// The services' LimitNOFILE rows: now, wanted, and what wins after apply (with where).
+fn services_table(out: &mut String, plan: &Plan) {
+    let at = |v: Option<&String>, s: Option<&crate::plan::Source>| match (v, s) {
+        (Some(v), Some(s)) => format!("{} ({})", value(Some(v)), place(&s.file, s.line)),
+        _ => "- (DefaultLimitNOFILE)".to_string(),
+    };
+    let rows: Vec<Vec<String>> = plan
+        .services
+        .iter()
+        .map(|r| {
+            vec![
+                code(&r.unit),
+                at(r.live.as_ref(), r.source.as_ref()),
+                value(Some(&r.wanted)),
+                at(r.after.as_ref(), r.after_source.as_ref()),
+                action(r.action),
+            ]
+        })
+        .collect();
+    table(
+        out,
+        &[
+            "service LimitNOFILE",
+            "now",
+            "wanted",
+            "wins after apply",
+            "action",
+        ],
+        &rows,
+    );
 }
 
 #[cfg(test)]
