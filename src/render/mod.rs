@@ -152,90 +152,9 @@ pub fn human(plan: &Plan, paint: Paint) -> String {
             .collect();
         let _ = writeln!(out, "modelled: {}", notes.join(", "));
     }
-    if !plan.sysctl.is_empty() {
-        out.push('\n');
-        let rows: Vec<Vec<String>> = plan
-            .sysctl
-            .iter()
-            .map(|r| {
-                vec![
-                    r.key.to_string(),
-                    or_dash(r.live.as_deref()),
-                    r.boot.as_ref().map_or_else(
-                        || "-".to_string(),
-                        |b| {
-                            format!(
-                                "{} ({}:{})",
-                                or_dash(Some(&b.value)),
-                                b.source.file,
-                                b.source.line
-                            )
-                        },
-                    ),
-                    r.wanted.clone(),
-                    match r.module {
-                        Some(module) => paint.yellow(&format!("pending (module {module})")),
-                        None => paint.action(r.action),
-                    },
-                ]
-            })
-            .collect();
-        table(
-            &mut out,
-            &["SYSCTL", "LIVE", "AT BOOT", "WANTED", "ACTION"],
-            &rows,
-            paint,
-        );
-    }
-    if !plan.limits.is_empty() {
-        out.push('\n');
-        let rows: Vec<Vec<String>> = plan
-            .limits
-            .iter()
-            .map(|r| {
-                vec![
-                    format!("{} {} {}", r.domain, r.half, r.item),
-                    or_dash(r.live.as_deref()),
-                    r.source
-                        .as_ref()
-                        .map_or_else(|| "-".to_string(), |s| format!("{}:{}", s.file, s.line)),
-                    r.wanted.clone(),
-                    paint.action(r.action),
-                ]
-            })
-            .collect();
-        table(
-            &mut out,
-            &["LIMIT", "LIVE", "SET IN", "WANTED", "ACTION"],
-            &rows,
-            paint,
-        );
-    }
-    if !plan.systemd.is_empty() {
-        out.push('\n');
-        let rows: Vec<Vec<String>> = plan
-            .systemd
-            .iter()
-            .map(|r| {
-                vec![
-                    r.setting.to_string(),
-                    r.live.clone(),
-                    r.source.as_ref().map_or_else(
-                        || "systemd default".to_string(),
-                        |s| format!("{}:{}", s.file, s.line),
-                    ),
-                    r.wanted.clone(),
-                    paint.action(r.action),
-                ]
-            })
-            .collect();
-        table(
-            &mut out,
-            &["SYSTEMD", "LIVE", "SET IN", "WANTED", "ACTION"],
-            &rows,
-            paint,
-        );
-    }
+    sysctl_table(&mut out, plan, paint);
+    limits_table(&mut out, plan, paint);
+    systemd_table(&mut out, plan, paint);
     services_table(&mut out, plan, paint);
     let changed: Vec<&FileChange> = plan.files.iter().filter(|f| f.changes()).collect();
     for change in &changed {
@@ -246,6 +165,106 @@ pub fn human(plan: &Plan, paint: Paint) -> String {
     out.push_str(&summary(plan));
     out.push('\n');
     out
+}
+
+/// The sysctl rows: key, live value, the boot file's value and where, wanted, action (or
+/// pending on a module).
+fn sysctl_table(out: &mut String, plan: &Plan, paint: Paint) {
+    if plan.sysctl.is_empty() {
+        return;
+    }
+    out.push('\n');
+    let rows: Vec<Vec<String>> = plan
+        .sysctl
+        .iter()
+        .map(|r| {
+            vec![
+                r.key.to_string(),
+                or_dash(r.live.as_deref()),
+                r.boot.as_ref().map_or_else(
+                    || "-".to_string(),
+                    |b| {
+                        format!(
+                            "{} ({}:{})",
+                            or_dash(Some(&b.value)),
+                            b.source.file,
+                            b.source.line
+                        )
+                    },
+                ),
+                r.wanted.clone(),
+                match r.module {
+                    Some(module) => paint.yellow(&format!("pending (module {module})")),
+                    None => paint.action(r.action),
+                },
+            ]
+        })
+        .collect();
+    table(
+        out,
+        &["SYSCTL", "LIVE", "AT BOOT", "WANTED", "ACTION"],
+        &rows,
+        paint,
+    );
+}
+
+/// The limits rows: domain, half and item, live value, the line that sets it, wanted, action.
+fn limits_table(out: &mut String, plan: &Plan, paint: Paint) {
+    if plan.limits.is_empty() {
+        return;
+    }
+    out.push('\n');
+    let rows: Vec<Vec<String>> = plan
+        .limits
+        .iter()
+        .map(|r| {
+            vec![
+                format!("{} {} {}", r.domain, r.half, r.item),
+                or_dash(r.live.as_deref()),
+                r.source
+                    .as_ref()
+                    .map_or_else(|| "-".to_string(), |s| format!("{}:{}", s.file, s.line)),
+                r.wanted.clone(),
+                paint.action(r.action),
+            ]
+        })
+        .collect();
+    table(
+        out,
+        &["LIMIT", "LIVE", "SET IN", "WANTED", "ACTION"],
+        &rows,
+        paint,
+    );
+}
+
+/// The manager's rows (DefaultLimitNOFILE): live value, where it is set, wanted, action.
+fn systemd_table(out: &mut String, plan: &Plan, paint: Paint) {
+    if plan.systemd.is_empty() {
+        return;
+    }
+    out.push('\n');
+    let rows: Vec<Vec<String>> = plan
+        .systemd
+        .iter()
+        .map(|r| {
+            vec![
+                r.setting.to_string(),
+                r.live.clone(),
+                r.source.as_ref().map_or_else(
+                    || "systemd default".to_string(),
+                    |s| format!("{}:{}", s.file, s.line),
+                ),
+                r.wanted.clone(),
+                paint.action(r.action),
+            ]
+        })
+        .collect();
+    table(
+        out,
+        &["SYSTEMD", "LIVE", "SET IN", "WANTED", "ACTION"],
+        &rows,
+        paint,
+    );
 }
 
 /// `[systemd.services]` rows: LimitNOFILE now, wanted, and what wins after apply.
