@@ -304,63 +304,112 @@ fn services_table(out: &mut String, plan: &Plan, paint: Paint) {
     );
 }
 
-/// One line: what differs, or that everything is in sync.
-#[must_use]
-pub fn summary(plan: &Plan) -> String {
-    let set = plan
-        .sysctl
-        .iter()
-        .filter(|r| r.action == Action::Set)
-        .count();
-    // systemd's DefaultLimitNOFILE is a setting of the service manager, not a limits.conf
-    // entry: counted apart so "N limits" means what pam_limits reads.
-    let limits = plan
-        .limits
-        .iter()
-        .filter(|r| r.action == Action::Set)
-        .count();
-    let systemd = plan
-        .systemd
-        .iter()
-        .filter(|r| r.action == Action::Set)
-        .count()
-        + plan
-            .services
+/// How many of a plan's rows change, wait for a module or are skipped, by kind.
+struct Tally {
+    /// sysctl keys to set.
+    set: usize,
+    /// limits.conf entries to set.
+    limits: usize,
+    /// DefaultLimitNOFILE and services' LimitNOFILE to set.
+    systemd: usize,
+    pending: usize,
+    files: usize,
+    skipped: usize,
+}
+
+impl Tally {
+    fn of(plan: &Plan) -> Self {
+        let set = plan
+            .sysctl
             .iter()
             .filter(|r| r.action == Action::Set)
             .count();
-    let pending = plan
-        .sysctl
-        .iter()
-        .filter(|r| r.action == Action::Pending)
-        .count();
-    let files = plan.files.iter().filter(|f| f.changes()).count();
-    let skipped = plan
-        .sysctl
-        .iter()
-        .filter(|r| matches!(r.action, Action::SkipAbsent | Action::SkipGlobal))
-        .count();
-    if !plan.differs() {
-        let wanted = plan.sysctl.len() - skipped - pending;
-        let mut s = format!(
-            "in sync: {wanted} key{} as wanted",
-            if wanted == 1 { "" } else { "s" }
-        );
-        if skipped > 0 {
-            let _ = write!(s, ", {skipped} skipped");
+        // systemd's DefaultLimitNOFILE is a setting of the service manager, not a limits.conf
+        // entry: counted apart so "N limits" means what pam_limits reads.
+        let limits = plan
+            .limits
+            .iter()
+            .filter(|r| r.action == Action::Set)
+            .count();
+        let systemd = plan
+            .systemd
+            .iter()
+            .filter(|r| r.action == Action::Set)
+            .count()
+            + plan
+                .services
+                .iter()
+                .filter(|r| r.action == Action::Set)
+                .count();
+        let pending = plan
+            .sysctl
+            .iter()
+            .filter(|r| r.action == Action::Pending)
+            .count();
+        let files = plan.files.iter().filter(|f| f.changes()).count();
+        let skipped = plan
+            .sysctl
+            .iter()
+            .filter(|r| matches!(r.action, Action::SkipAbsent | Action::SkipGlobal))
+            .count();
+        Tally {
+            set,
+            limits,
+            systemd,
+            pending,
+            files,
+            skipped,
         }
-        if pending > 0 {
-            let _ = write!(s, ", {pending} pending (module not loaded)");
-        }
-        if !plan.overrides.is_empty() {
-            let _ = write!(
-                s,
-                ", {} overridden by other files (accepted)",
-                plan.overrides.len()
-            );
-        }
-        return s;
     }
+}
+
+/// One line: what differs, or that everything is in sync.
+#[must_use]
+pub fn summary(plan: &Plan) -> String {
+    let tally = Tally::of(plan);
+    if plan.differs() {
+        differs_line(plan, &tally)
+    } else {
+        in_sync_line(plan, &tally)
+    }
+}
+
+/// `in sync: N keys as wanted`, with what was skipped, pending or accepted as overridden.
+fn in_sync_line(plan: &Plan, tally: &Tally) -> String {
+    let Tally {
+        pending, skipped, ..
+    } = *tally;
+    let wanted = plan.sysctl.len() - skipped - pending;
+    let mut s = format!(
+        "in sync: {wanted} key{} as wanted",
+        if wanted == 1 { "" } else { "s" }
+    );
+    if skipped > 0 {
+        let _ = write!(s, ", {skipped} skipped");
+    }
+    if pending > 0 {
+        let _ = write!(s, ", {pending} pending (module not loaded)");
+    }
+    if !plan.overrides.is_empty() {
+        let _ = write!(
+            s,
+            ", {} overridden by other files (accepted)",
+            plan.overrides.len()
+        );
+    }
+    s
+}
+
+/// `differs: …`, each kind of change counted.
+fn differs_line(plan: &Plan, tally: &Tally) -> String {
+    let Tally {
+        set,
+        limits,
+        systemd,
+        pending,
+        files,
+        skipped,
+    } = *tally;
     let mut parts = Vec::new();
     if set > 0 {
         parts.push(format!(
