@@ -141,9 +141,9 @@ fn synopsis(cmd: &clap::Command, full_name: &str) -> String {
     format!(".SH SYNOPSIS\n{}\n", words.join(" "))
 }
 
-/// EXAMPLES (per page), then EXIT STATUS, ENVIRONMENT, FILES and SEE ALSO on every page.
-fn sections(name: &str) -> String {
-    let examples: &[(&str, &str)] = match name {
+/// The commands a page shows in its EXAMPLES (a description, then roff lines), by page name.
+fn examples(name: &str) -> &'static [(&'static str, &'static str)] {
+    match name {
         "netprofile" | "netprofile-apply" => &[
             (
                 "Show what the high-conn profile would change, then apply it with a safety net:",
@@ -207,18 +207,11 @@ fn sections(name: &str) -> String {
             ),
         ],
         _ => &[],
-    };
-    let mut out = String::new();
-    if !examples.is_empty() {
-        out.push_str(".SH EXAMPLES\n");
-        for (what, commands) in examples {
-            out.push_str(&format!(
-                ".PP\n{what}\n.PP\n.RS 4\n.nf\n{commands}\n.fi\n.RE\n"
-            ));
-        }
     }
-    out.push_str(
-        r".SH EXIT STATUS
+}
+
+/// EXIT STATUS, ENVIRONMENT, FILES and the start of SEE ALSO: the same on every page.
+const COMMON_SECTIONS: &str = r".SH EXIT STATUS
 .TP
 \fB0\fR
 Success; for diff, check and apply \-\-dry\-run: in sync.
@@ -264,8 +257,21 @@ The writers' lock and a pending \fB\-\-confirm\fR.
 \fI/usr/share/netprofile/profiles/\fR, \fI/usr/share/netprofile/schema/\fR
 The shipped profiles (also built in) and the JSON Schemas of \fB\-\-json\fR output.
 .SH SEE ALSO
-",
-    );
+";
+
+/// EXAMPLES (per page), then EXIT STATUS, ENVIRONMENT, FILES and SEE ALSO on every page.
+fn sections(name: &str) -> String {
+    let examples = examples(name);
+    let mut out = String::new();
+    if !examples.is_empty() {
+        out.push_str(".SH EXAMPLES\n");
+        for (what, commands) in examples {
+            out.push_str(&format!(
+                ".PP\n{what}\n.PP\n.RS 4\n.nf\n{commands}\n.fi\n.RE\n"
+            ));
+        }
+    }
+    out.push_str(COMMON_SECTIONS);
     if name != "netprofile" {
         out.push_str("\\fBnetprofile\\fR(8),\n");
     }
