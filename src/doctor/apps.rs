@@ -201,12 +201,33 @@ fn num(v: &str) -> Option<u64> {
 /// Finds each known server among the listening processes and reads its settings.
 #[must_use]
 pub fn read(root: &Root, snap: &Snapshot) -> Vec<App> {
+    let mut apps = servers(snap);
+    for app in &mut apps {
+        let Some(p) = snap.processes.iter().find(|q| q.pid == app.pid) else {
+            continue;
+        };
+        let workers = u64::try_from(app.pids.len().saturating_sub(1).max(1)).unwrap_or(1);
+        let text = read_config(root, p.pid, &config_candidates(app.kind, p), app);
+        match app.kind {
+            "nginx" => nginx_settings(app, &text, workers),
+            "haproxy" => haproxy_settings(app, &text),
+            "redis" => redis_settings(app, &text, p),
+            "postgresql" => postgresql_settings(app, &text),
+            "mysql" => mysql_settings(app, &text),
+            _ => apache_settings(app, &text),
+        }
+    }
+    apps
+}
+
+/// The known servers among the listening processes: one server, several processes, when
+/// processes of the same kind share a listening port (an nginx master and its workers).
+fn servers(snap: &Snapshot) -> Vec<App> {
     let mut apps: Vec<App> = Vec::new();
     for p in &snap.processes {
         let Some(kind) = kind_of(&p.comm) else {
             continue;
         };
-        // One server, several processes: the same kind sharing a listening port.
         if let Some(app) = apps.iter_mut().find(|a| {
             a.kind == kind
                 && snap
@@ -225,202 +246,225 @@ pub fn read(root: &Root, snap: &Snapshot) -> Vec<App> {
             ..App::default()
         });
     }
-    for app in &mut apps {
-        let Some(p) = snap.processes.iter().find(|q| q.pid == app.pid) else {
-            continue;
-        };
-        let workers = u64::try_from(app.pids.len().saturating_sub(1).max(1)).unwrap_or(1);
-        let candidates: Vec<String> = match app.kind {
-            "nginx" => vec![arg_after(&p.cmdline, "-c").unwrap_or(Root::NGINX_CONF.into())],
-            "haproxy" => {
-                vec![arg_after(&p.cmdline, "-f").unwrap_or(Root::HAPROXY_CONF.into())]
-            }
-            "redis" => {
-                // redis rewrites its command line to its title; a config path may remain.
-                let given = p
-                    .cmdline
-                    .iter()
-                    .skip(1)
-                    .find(|a| a.ends_with(".conf"))
-                    .cloned();
-                vec![given.unwrap_or(Root::REDIS_CONF.into())]
-            }
-            "postgresql" => {
-                let data = arg_after(&p.cmdline, "-D");
-                let mut c = Vec::new();
-                c.extend(arg_after(&p.cmdline, "--config-file").or(arg_after(&p.cmdline, "-c")));
-                c.extend(data.map(|d| format!("{}/postgresql.conf", d.trim_end_matches('/'))));
-                c
-            }
-            "mysql" => vec![
-                arg_after(&p.cmdline, "--defaults-file").unwrap_or(Root::MYSQL_CONFS[0].into()),
-                Root::MYSQL_CONFS[1].into(),
-                Root::MYSQL_CONFS[2].into(),
-            ],
-            _ => vec![
-                arg_after(&p.cmdline, "-f").unwrap_or(Root::APACHE_CONFS[0].into()),
-                Root::APACHE_CONFS[1].into(),
-                Root::APACHE_CONFS[2].into(),
-                Root::APACHE_CONFS[3].into(),
-                Root::APACHE_CONFS[4].into(),
-            ],
-        };
-        let mut text = String::new();
-        for path in &candidates {
-            match read_as(root, p.pid, path) {
-                Ok(Some(t)) => {
-                    if app.config.is_none() {
-                        app.config = Some(path.clone());
-                    }
-                    text.push_str(&t);
-                    text.push('\n');
-                }
-                Ok(None) => {}
-                Err(e) => {
-                    app.config_error.get_or_insert(e);
-                }
-            }
+    apps
+}
+
+/// The configuration files a server of `kind` reads, in the order they are tried: the one its
+/// command line names, else the packaged default path(s).
+fn config_candidates(kind: &str, p: &Process) -> Vec<String> {
+    match kind {
+        "nginx" => vec![arg_after(&p.cmdline, "-c").unwrap_or(Root::NGINX_CONF.into())],
+        "haproxy" => {
+            vec![arg_after(&p.cmdline, "-f").unwrap_or(Root::HAPROXY_CONF.into())]
         }
-        let config_src = app.config.clone().unwrap_or_default();
-        let readable = app.config.is_some();
-        let set = |name: &str, value: Option<u64>, found: bool| Setting {
-            name: name.to_string(),
-            value,
-            source: if found {
-                config_src.clone()
-            } else {
-                "default".to_string()
-            },
-        };
-        match app.kind {
-            "nginx" => {
-                let s = parse_nginx(&text);
-                let get = |n: &str| s.iter().rev().find(|(k, _)| k == n).map(|(_, v)| v.clone());
-                let wc = get("worker_connections").and_then(|v| num(&v));
-                let wp = get("worker_processes")
-                    .and_then(|v| num(&v))
-                    .unwrap_or(workers);
-                let per = wc.unwrap_or(512);
-                app.settings
-                    .push(set("worker_connections", Some(per), wc.is_some()));
-                app.settings.push(set("worker_processes", Some(wp), true));
-                let rl = get("worker_rlimit_nofile").and_then(|v| num(&v));
-                app.settings
-                    .push(set("worker_rlimit_nofile", rl, rl.is_some()));
-                if readable {
-                    app.cap = Some((
-                        format!("worker_connections {per} × {wp} worker(s)"),
-                        per * wp,
-                    ));
+        "redis" => {
+            // redis rewrites its command line to its title; a config path may remain.
+            let given = p
+                .cmdline
+                .iter()
+                .skip(1)
+                .find(|a| a.ends_with(".conf"))
+                .cloned();
+            vec![given.unwrap_or(Root::REDIS_CONF.into())]
+        }
+        "postgresql" => {
+            let data = arg_after(&p.cmdline, "-D");
+            let mut c = Vec::new();
+            c.extend(arg_after(&p.cmdline, "--config-file").or(arg_after(&p.cmdline, "-c")));
+            c.extend(data.map(|d| format!("{}/postgresql.conf", d.trim_end_matches('/'))));
+            c
+        }
+        "mysql" => vec![
+            arg_after(&p.cmdline, "--defaults-file").unwrap_or(Root::MYSQL_CONFS[0].into()),
+            Root::MYSQL_CONFS[1].into(),
+            Root::MYSQL_CONFS[2].into(),
+        ],
+        _ => vec![
+            arg_after(&p.cmdline, "-f").unwrap_or(Root::APACHE_CONFS[0].into()),
+            Root::APACHE_CONFS[1].into(),
+            Root::APACHE_CONFS[2].into(),
+            Root::APACHE_CONFS[3].into(),
+            Root::APACHE_CONFS[4].into(),
+        ],
+    }
+}
+
+/// The text of every candidate that exists, joined; the first one read becomes `app.config`,
+/// the first error `app.config_error`.
+fn read_config(root: &Root, pid: u32, candidates: &[String], app: &mut App) -> String {
+    let mut text = String::new();
+    for path in candidates {
+        match read_as(root, pid, path) {
+            Ok(Some(t)) => {
+                if app.config.is_none() {
+                    app.config = Some(path.clone());
                 }
-                let b = s
-                    .iter()
-                    .filter(|(k, _)| k == "backlog")
-                    .filter_map(|(_, v)| num(v))
-                    .max();
-                app.backlog = Some(b.unwrap_or(511));
+                text.push_str(&t);
+                text.push('\n');
             }
-            "haproxy" => {
-                let s = parse_words(&text, &["maxconn", "backlog"]);
-                let global = s
-                    .iter()
-                    .find(|(k, _, sec)| k == "maxconn" && sec == "global")
-                    .and_then(|(_, v, _)| num(v));
-                let front = s
-                    .iter()
-                    .filter(|(k, _, sec)| k == "maxconn" && sec != "global")
-                    .filter(|(_, _, sec)| !sec.starts_with("backend"))
-                    .filter_map(|(_, v, _)| num(v))
-                    .min();
-                app.settings
-                    .push(set("maxconn (global)", global, global.is_some()));
-                app.settings
-                    .push(set("maxconn (frontend)", front, front.is_some()));
-                let cap = [global, front].into_iter().flatten().min();
-                if let Some(c) = cap {
-                    app.cap = Some((format!("maxconn {c}"), c));
-                }
-                let b = s
-                    .iter()
-                    .filter(|(k, _, _)| k == "backlog")
-                    .find_map(|(_, v, _)| num(v));
-                app.backlog = b.or(front).or(global);
-            }
-            "redis" => {
-                let s = parse_words(&text, &["maxclients", "tcp-backlog"]);
-                let mc = s
-                    .iter()
-                    .rev()
-                    .find(|(k, _, _)| k == "maxclients")
-                    .and_then(|(_, v, _)| num(v));
-                app.settings
-                    .push(set("maxclients", Some(mc.unwrap_or(10_000)), mc.is_some()));
-                // redis lowers maxclients to its open-files limit less 32 when it cannot
-                // raise that limit (adjustOpenFilesLimit).
-                let by_fds = p.nofile_soft.map(|s| s.saturating_sub(32));
-                let configured = mc.unwrap_or(10_000);
-                app.cap = match by_fds {
-                    Some(f) if f < configured => Some((
-                        format!("maxclients (at most its nofile {} - 32 = {f})", f + 32),
-                        f,
-                    )),
-                    _ if readable => Some((format!("maxclients {configured}"), configured)),
-                    _ => None,
-                };
-                let b = s
-                    .iter()
-                    .rev()
-                    .find(|(k, _, _)| k == "tcp-backlog")
-                    .and_then(|(_, v, _)| num(v));
-                app.backlog = Some(b.unwrap_or(511));
-            }
-            "postgresql" => {
-                let mc = parse_assign(&text, "max_connections").and_then(|v| num(&v));
-                app.settings.push(set(
-                    "max_connections",
-                    Some(mc.unwrap_or(100)),
-                    mc.is_some(),
-                ));
-                if readable {
-                    let c = mc.unwrap_or(100);
-                    app.cap = Some((format!("max_connections {c}"), c));
-                }
-            }
-            "mysql" => {
-                let mc = parse_assign(&text, "max_connections").and_then(|v| num(&v));
-                app.settings.push(set(
-                    "max_connections",
-                    Some(mc.unwrap_or(151)),
-                    mc.is_some(),
-                ));
-                if readable {
-                    // One more for an administrator (SUPER / CONNECTION_ADMIN).
-                    let c = mc.unwrap_or(151);
-                    app.cap = Some((format!("max_connections {c}"), c + 1));
-                }
-            }
-            _ => {
-                let s = parse_words(&text, &["MaxRequestWorkers", "MaxClients", "ListenBacklog"]);
-                let mrw = s
-                    .iter()
-                    .rev()
-                    .find(|(k, _, _)| k == "maxrequestworkers" || k == "maxclients")
-                    .and_then(|(_, v, _)| num(v));
-                app.settings
-                    .push(set("MaxRequestWorkers", mrw, mrw.is_some()));
-                if let Some(c) = mrw {
-                    app.cap = Some((format!("MaxRequestWorkers {c}"), c));
-                }
-                let b = s
-                    .iter()
-                    .rev()
-                    .find(|(k, _, _)| k == "listenbacklog")
-                    .and_then(|(_, v, _)| num(v));
-                app.backlog = Some(b.unwrap_or(511));
+            Ok(None) => {}
+            Err(e) => {
+                app.config_error.get_or_insert(e);
             }
         }
     }
-    apps
+    text
+}
+
+impl App {
+    /// A setting as read from its configuration when `found`, else as the server's default.
+    fn setting(&self, name: &str, value: Option<u64>, found: bool) -> Setting {
+        Setting {
+            name: name.to_string(),
+            value,
+            source: if found {
+                self.config.clone().unwrap_or_default()
+            } else {
+                "default".to_string()
+            },
+        }
+    }
+
+    /// Whether its configuration was read (a cap stated from defaults alone would be a guess).
+    fn readable(&self) -> bool {
+        self.config.is_some()
+    }
+}
+
+/// nginx: worker_connections × worker_processes (the workers when it is not set), and the
+/// largest listen backlog (default 511).
+fn nginx_settings(app: &mut App, text: &str, workers: u64) {
+    let s = parse_nginx(text);
+    let get = |n: &str| s.iter().rev().find(|(k, _)| k == n).map(|(_, v)| v.clone());
+    let wc = get("worker_connections").and_then(|v| num(&v));
+    let wp = get("worker_processes")
+        .and_then(|v| num(&v))
+        .unwrap_or(workers);
+    let per = wc.unwrap_or(512);
+    app.settings
+        .push(app.setting("worker_connections", Some(per), wc.is_some()));
+    app.settings
+        .push(app.setting("worker_processes", Some(wp), true));
+    let rl = get("worker_rlimit_nofile").and_then(|v| num(&v));
+    app.settings
+        .push(app.setting("worker_rlimit_nofile", rl, rl.is_some()));
+    if app.readable() {
+        app.cap = Some((
+            format!("worker_connections {per} × {wp} worker(s)"),
+            per * wp,
+        ));
+    }
+    let b = s
+        .iter()
+        .filter(|(k, _)| k == "backlog")
+        .filter_map(|(_, v)| num(v))
+        .max();
+    app.backlog = Some(b.unwrap_or(511));
+}
+
+/// haproxy: the lower of the global maxconn and the frontends' lowest; the backlog set, else
+/// the frontend's maxconn, else the global one.
+fn haproxy_settings(app: &mut App, text: &str) {
+    let s = parse_words(text, &["maxconn", "backlog"]);
+    let global = s
+        .iter()
+        .find(|(k, _, sec)| k == "maxconn" && sec == "global")
+        .and_then(|(_, v, _)| num(v));
+    let front = s
+        .iter()
+        .filter(|(k, _, sec)| k == "maxconn" && sec != "global")
+        .filter(|(_, _, sec)| !sec.starts_with("backend"))
+        .filter_map(|(_, v, _)| num(v))
+        .min();
+    app.settings
+        .push(app.setting("maxconn (global)", global, global.is_some()));
+    app.settings
+        .push(app.setting("maxconn (frontend)", front, front.is_some()));
+    let cap = [global, front].into_iter().flatten().min();
+    if let Some(c) = cap {
+        app.cap = Some((format!("maxconn {c}"), c));
+    }
+    let b = s
+        .iter()
+        .filter(|(k, _, _)| k == "backlog")
+        .find_map(|(_, v, _)| num(v));
+    app.backlog = b.or(front).or(global);
+}
+
+/// redis: maxclients (default 10000), lowered to its open-files limit less 32; tcp-backlog
+/// (default 511).
+fn redis_settings(app: &mut App, text: &str, p: &Process) {
+    let s = parse_words(text, &["maxclients", "tcp-backlog"]);
+    let mc = s
+        .iter()
+        .rev()
+        .find(|(k, _, _)| k == "maxclients")
+        .and_then(|(_, v, _)| num(v));
+    app.settings
+        .push(app.setting("maxclients", Some(mc.unwrap_or(10_000)), mc.is_some()));
+    // redis lowers maxclients to its open-files limit less 32 when it cannot
+    // raise that limit (adjustOpenFilesLimit).
+    let by_fds = p.nofile_soft.map(|s| s.saturating_sub(32));
+    let configured = mc.unwrap_or(10_000);
+    app.cap = match by_fds {
+        Some(f) if f < configured => Some((
+            format!("maxclients (at most its nofile {} - 32 = {f})", f + 32),
+            f,
+        )),
+        _ if app.readable() => Some((format!("maxclients {configured}"), configured)),
+        _ => None,
+    };
+    let b = s
+        .iter()
+        .rev()
+        .find(|(k, _, _)| k == "tcp-backlog")
+        .and_then(|(_, v, _)| num(v));
+    app.backlog = Some(b.unwrap_or(511));
+}
+
+/// PostgreSQL: max_connections (default 100); its backlog is not configurable.
+fn postgresql_settings(app: &mut App, text: &str) {
+    let mc = parse_assign(text, "max_connections").and_then(|v| num(&v));
+    app.settings
+        .push(app.setting("max_connections", Some(mc.unwrap_or(100)), mc.is_some()));
+    if app.readable() {
+        let c = mc.unwrap_or(100);
+        app.cap = Some((format!("max_connections {c}"), c));
+    }
+}
+
+/// MySQL / MariaDB: max_connections (default 151), plus one for an administrator.
+fn mysql_settings(app: &mut App, text: &str) {
+    let mc = parse_assign(text, "max_connections").and_then(|v| num(&v));
+    app.settings
+        .push(app.setting("max_connections", Some(mc.unwrap_or(151)), mc.is_some()));
+    if app.readable() {
+        // One more for an administrator (SUPER / CONNECTION_ADMIN).
+        let c = mc.unwrap_or(151);
+        app.cap = Some((format!("max_connections {c}"), c + 1));
+    }
+}
+
+/// Apache: MaxRequestWorkers (or its old name MaxClients) when set; ListenBacklog (default
+/// 511).
+fn apache_settings(app: &mut App, text: &str) {
+    let s = parse_words(text, &["MaxRequestWorkers", "MaxClients", "ListenBacklog"]);
+    let mrw = s
+        .iter()
+        .rev()
+        .find(|(k, _, _)| k == "maxrequestworkers" || k == "maxclients")
+        .and_then(|(_, v, _)| num(v));
+    app.settings
+        .push(app.setting("MaxRequestWorkers", mrw, mrw.is_some()));
+    if let Some(c) = mrw {
+        app.cap = Some((format!("MaxRequestWorkers {c}"), c));
+    }
+    let b = s
+        .iter()
+        .rev()
+        .find(|(k, _, _)| k == "listenbacklog")
+        .and_then(|(_, v, _)| num(v));
+    app.backlog = Some(b.unwrap_or(511));
 }
 
 fn app_of(apps: &[App], pid: u32) -> Option<&App> {
