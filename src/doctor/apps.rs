@@ -13,8 +13,9 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::findings::{Context, Finding, ProcessRef, Severity, who};
+use super::findings::{Context, Evidence, Finding, ProcessRef, Severity, ev, who};
 use super::proc::{PortStates, Process, Snapshot};
+use super::rates::Rates;
 use crate::system::root::Root;
 
 /// One setting of a server's configuration.
@@ -576,11 +577,24 @@ fn raise_line(app: &App) -> String {
 }
 
 /// Application-cap findings: a known server at its own cap, and the signatures of a cap.
-#[allow(clippy::too_many_lines)]
 pub fn findings(snap: &Snapshot, ctx: &Context, out: &mut Vec<Finding>) {
-    let ev = |name: String, value: String| super::findings::Evidence { name, value };
+    let named = at_own_cap(snap, ctx.apps, out);
+    let Some(rates) = ctx.rates else {
+        return;
+    };
+    // Signatures, from the two samples, for every listening process.
+    for p in &snap.processes {
+        if named.contains(&p.pid) {
+            continue;
+        }
+        out.extend(cap_signature(snap, ctx.apps, rates, p));
+    }
+}
+
+/// A known server that holds 70% or more of its own cap: one finding each; returns their pids.
+fn at_own_cap(snap: &Snapshot, apps: &[App], out: &mut Vec<Finding>) -> Vec<u32> {
     let mut named: Vec<u32> = Vec::new();
-    for app in ctx.apps {
+    for app in apps {
         let Some(p) = snap.processes.iter().find(|q| q.pid == app.pid) else {
             continue;
         };
@@ -610,10 +624,10 @@ pub fn findings(snap: &Snapshot, ctx: &Context, out: &mut Vec<Finding>) {
                 setting_text(app)
             ),
             evidence: vec![
-                ev("established on its ports".into(), used.to_string()),
-                ev("cap".into(), format!("{setting} = {cap}")),
+                ev("established on its ports", used),
+                ev("cap", format!("{setting} = {cap}")),
                 ev(
-                    "configuration".into(),
+                    "configuration",
                     app.config.clone().unwrap_or_else(|| "not readable".into()),
                 ),
             ],
@@ -625,16 +639,25 @@ pub fn findings(snap: &Snapshot, ctx: &Context, out: &mut Vec<Finding>) {
             ..Finding::default()
         });
     }
-    let Some(rates) = ctx.rates else {
-        return;
-    };
-    // Signatures, from the two samples, for every listening process.
-    for p in &snap.processes {
-        if named.contains(&p.pid) {
-            continue;
-        }
-        let app = app_of(ctx.apps, p.pid);
-        let cpu = rates.cpu.get(&p.pid).copied();
+    named
+}
+
+/// One listening process's figures in the two samples, summed over its ports.
+struct TwoSamples {
+    /// Established connections, then and now.
+    before: u64,
+    now: u64,
+    /// Connections it closed (FIN_WAIT, TIME_WAIT), then and now.
+    closed_before: u64,
+    closed_now: u64,
+    /// Its share of one core over the interval.
+    cpu: Option<f64>,
+    /// A listener of it had its accept queue at its backlog in both samples.
+    full_both: bool,
+}
+
+impl TwoSamples {
+    fn of(snap: &Snapshot, rates: &Rates, p: &Process) -> TwoSamples {
         // Sums one per-port count over the process's ports, in a sample's table.
         let sum = |table: &BTreeMap<u16, PortStates>, pick: fn(&PortStates) -> u64| -> u64 {
             p.ports
@@ -643,92 +666,103 @@ pub fn findings(snap: &Snapshot, ctx: &Context, out: &mut Vec<Finding>) {
                 .map(pick)
                 .sum()
         };
-        let now = sum(&snap.states.by_port, |s| s.established);
-        let before = sum(&rates.ports_before, |s| s.established);
-        let closed_now = sum(&snap.states.by_port, |s| s.closed_here);
-        let closed_before = sum(&rates.ports_before, |s| s.closed_here);
-        let full_both = snap.listeners.iter().any(|l| {
-            p.ports.contains(&l.port)
-                && l.backlog.is_some_and(|b| {
-                    l.queue >= b && rates.queue_before.get(&l.inode).is_some_and(|q| *q >= b)
-                })
-        });
-        let idle = cpu.is_some_and(|c| c < 0.05);
-        let flat = now == before;
-        let setting = app.map_or_else(
-            || {
-                "a connection limit in its own configuration (or a loop that stopped \
-                 accepting)"
-                    .to_string()
-            },
-            setting_text,
-        );
-        let fix = app.map_or_else(
-            || "raise the connection limit in the application's configuration".to_string(),
-            raise_line,
-        );
-        let evidence = vec![
+        TwoSamples {
+            before: sum(&rates.ports_before, |s| s.established),
+            now: sum(&snap.states.by_port, |s| s.established),
+            closed_before: sum(&rates.ports_before, |s| s.closed_here),
+            closed_now: sum(&snap.states.by_port, |s| s.closed_here),
+            cpu: rates.cpu.get(&p.pid).copied(),
+            full_both: snap.listeners.iter().any(|l| {
+                p.ports.contains(&l.port)
+                    && l.backlog.is_some_and(|b| {
+                        l.queue >= b && rates.queue_before.get(&l.inode).is_some_and(|q| *q >= b)
+                    })
+            }),
+        }
+    }
+
+    fn evidence(&self, p: &Process, rates: &Rates) -> Vec<Evidence> {
+        vec![
             ev(
-                "established on its ports".into(),
-                format!("{before} then {now} over {} s", rates.seconds),
+                "established on its ports",
+                format!("{} then {} over {} s", self.before, self.now, rates.seconds),
             ),
             ev(
                 format!("pid {} CPU over the interval", p.pid),
-                cpu.map_or("?".into(), |c| format!("{:.1}% of one core", c * 100.0)),
+                self.cpu
+                    .map_or("?".into(), |c| format!("{:.1}% of one core", c * 100.0)),
             ),
             ev(
-                "closed by it on its ports (FIN_WAIT, TIME_WAIT)".into(),
-                format!("{closed_before} then {closed_now}"),
+                "closed by it on its ports (FIN_WAIT, TIME_WAIT)",
+                format!("{} then {}", self.closed_before, self.closed_now),
             ),
-        ];
-        if full_both && idle && flat {
-            out.push(Finding {
-                limit: "app-cap",
-                severity: Severity::Critical,
-                title: format!(
-                    "{} stopped accepting: its accept queue stays at its backlog while it is idle \
-                     and its {now} connections stay {now}: an application cap, not the kernel: \
-                     {setting}",
-                    who(p)
-                ),
-                evidence,
-                capacity: Some(format!("{now} connections")),
-                fix: vec![fix],
-                process_side: true,
-                usage: Some(1.0),
-                process: Some(ProcessRef::of(p)),
-                ..Finding::default()
-            });
-            continue;
-        }
-        // Connections come in (handshakes completed) and are closed by the server at once,
-        // while the ones it keeps stay as many: it accepts and closes (or resets).
-        let opens = rates.change("Tcp.PassiveOpens");
-        let resets = rates.change("TcpExt.TCPAbortOnClose") + rates.change("TcpExt.TCPAbortOnData");
-        let closed = closed_now.saturating_sub(closed_before);
-        let newly = i64::try_from(closed).unwrap_or(i64::MAX).max(resets);
-        if flat && now > 0 && opens >= 20 && newly >= 20 && newly * 2 >= opens {
-            out.push(Finding {
-                limit: "app-closes",
-                severity: Severity::Critical,
-                title: format!(
-                    "{} closes or resets new connections right after accepting them ({} \
-                     handshakes, {newly} closed or reset by it in {} s) while it keeps {now}: \
-                     an application cap ({setting}) or its own fd limit",
-                    who(p),
-                    opens,
-                    rates.seconds
-                ),
-                evidence,
-                capacity: Some(format!("{now} connections")),
-                fix: vec![fix],
-                process_side: true,
-                usage: Some(1.0),
-                process: Some(ProcessRef::of(p)),
-                ..Finding::default()
-            });
-        }
+        ]
     }
+}
+
+/// The signature of an application cap on a listening process, whatever the server: it stopped
+/// accepting (queue at its backlog in both samples, idle, its connections flat), or it accepts
+/// and closes at once while the ones it keeps stay as many.
+fn cap_signature(snap: &Snapshot, apps: &[App], rates: &Rates, p: &Process) -> Option<Finding> {
+    let app = app_of(apps, p.pid);
+    let s = TwoSamples::of(snap, rates, p);
+    let now = s.now;
+    let idle = s.cpu.is_some_and(|c| c < 0.05);
+    let flat = s.now == s.before;
+    let setting = app.map_or_else(
+        || {
+            "a connection limit in its own configuration (or a loop that stopped \
+             accepting)"
+                .to_string()
+        },
+        setting_text,
+    );
+    let fix = app.map_or_else(
+        || "raise the connection limit in the application's configuration".to_string(),
+        raise_line,
+    );
+    let signature = |limit: &'static str, title: String| Finding {
+        limit,
+        severity: Severity::Critical,
+        title,
+        evidence: s.evidence(p, rates),
+        capacity: Some(format!("{now} connections")),
+        fix: vec![fix.clone()],
+        process_side: true,
+        usage: Some(1.0),
+        process: Some(ProcessRef::of(p)),
+        ..Finding::default()
+    };
+    if s.full_both && idle && flat {
+        return Some(signature(
+            "app-cap",
+            format!(
+                "{} stopped accepting: its accept queue stays at its backlog while it is idle \
+                 and its {now} connections stay {now}: an application cap, not the kernel: \
+                 {setting}",
+                who(p)
+            ),
+        ));
+    }
+    // Connections come in (handshakes completed) and are closed by the server at once,
+    // while the ones it keeps stay as many: it accepts and closes (or resets).
+    let opens = rates.change("Tcp.PassiveOpens");
+    let resets = rates.change("TcpExt.TCPAbortOnClose") + rates.change("TcpExt.TCPAbortOnData");
+    let closed = s.closed_now.saturating_sub(s.closed_before);
+    let newly = i64::try_from(closed).unwrap_or(i64::MAX).max(resets);
+    (flat && now > 0 && opens >= 20 && newly >= 20 && newly * 2 >= opens).then(|| {
+        signature(
+            "app-closes",
+            format!(
+                "{} closes or resets new connections right after accepting them ({} \
+                 handshakes, {newly} closed or reset by it in {} s) while it keeps {now}: \
+                 an application cap ({setting}) or its own fd limit",
+                who(p),
+                opens,
+                rates.seconds
+            ),
+        )
+    })
 }
 
 #[cfg(test)]

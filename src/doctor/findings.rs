@@ -132,7 +132,7 @@ pub struct Finding {
     pub rates: Vec<CounterRate>,
 }
 
-fn ev(name: impl Into<String>, value: impl ToString) -> Evidence {
+pub(super) fn ev(name: impl Into<String>, value: impl ToString) -> Evidence {
     Evidence {
         name: name.into(),
         value: value.to_string(),
