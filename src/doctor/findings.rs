@@ -265,7 +265,9 @@ fn restart_line(p: &Process) -> String {
     }
 }
 
-#[allow(clippy::too_many_lines)]
+/// The accept queues: one `accept-queue` finding (somaxconn, the queues, ListenOverflows), a
+/// `listener-restart` for each listener an older somaxconn cut, and an `app-backlog` for the
+/// listeners that ask a small backlog themselves.
 fn accept_queue(snap: &Snapshot, ctx: &Context, out: &mut Vec<Finding>) {
     let Some(somaxconn) = num(snap, "net.core.somaxconn") else {
         return;
@@ -274,74 +276,15 @@ fn accept_queue(snap: &Snapshot, ctx: &Context, out: &mut Vec<Finding>) {
     let (drop_rate, _) = rates::counter(snap, ctx.rates, "TcpExt.ListenDrops");
     let overflows = overflow_rate.since_boot;
     let drops = drop_rate.since_boot;
+    let queues = Queues::of(snap, ctx, somaxconn);
     let mut evidence = vec![
         ev("net.core.somaxconn", somaxconn),
         ev("TcpExt.ListenOverflows", overflows),
         ev("TcpExt.ListenDrops", drops),
         ev("ListenOverflows now", rates::phrase(&overflow_rate)),
     ];
-    let mut worst = 0.0f64;
-    let mut full = Vec::new();
-    let mut capped = Vec::new();
-    let mut low_app = Vec::new();
-    // Listeners whose backlog an older, smaller somaxconn cut at listen() time.
-    let mut stale: Vec<(u16, u64, String)> = Vec::new();
-    for l in &snap.listeners {
-        // Without sock_diag (a tree that is not the running kernel's) the backlog is unknown;
-        // somaxconn is then the most it can be.
-        let backlog = l.backlog.unwrap_or(somaxconn).min(somaxconn).max(1);
-        evidence.push(ev(
-            format!("listener {}:{}", l.address, l.port),
-            match l.backlog {
-                Some(b) => format!("queue {} of backlog {b}", l.queue),
-                None => format!("queue {} (backlog not shown in proc/net/tcp)", l.queue),
-            },
-        ));
-        worst = worst.max(ratio(l.queue, backlog));
-        // The kernel refuses once the queue is above the backlog (sk_acceptq_is_full).
-        if l.queue >= backlog {
-            full.push(l.port);
-        }
-        let asked = super::apps::asked_backlog(ctx.apps, snap, l.port);
-        let generation = ctx
-            .somaxconn_changes
-            .iter()
-            .rev()
-            .find(|(_, before, after)| l.backlog == Some(*before) && *after > *before);
-        match l.backlog {
-            Some(b) if b >= somaxconn => capped.push(l.port),
-            Some(b) if generation.is_some() || asked.is_some_and(|a| a > b) => {
-                let why = match (generation, asked) {
-                    (Some((g, before, after)), _) => format!(
-                        "its backlog {b} is the somaxconn {before} in force before netprofile \
-                         generation {g} raised it to {after}"
-                    ),
-                    (None, Some(a)) => format!(
-                        "it asks a backlog of {a} but has {b}: the somaxconn in force when it \
-                         called listen() was {b}"
-                    ),
-                    (None, None) => String::new(),
-                };
-                stale.push((l.port, b, why));
-            }
-            Some(b) if b < 511 => low_app.push((l.port, b)),
-            _ => {}
-        }
-    }
-    let mut fix = Vec::new();
-    if somaxconn < 65535 {
-        fix.push("[sysctl] \"net.core.somaxconn\" = 65535".to_string());
-        fix.push("[sysctl] \"net.ipv4.tcp_max_syn_backlog\" = { min = 65535 }".to_string());
-        // A new somaxconn reaches a listener only when it calls listen() again.
-        for port in &capped {
-            if let Some(p) = holder(snap, *port) {
-                let line = format!("then {}", restart_line(p));
-                if !fix.contains(&line) {
-                    fix.push(line);
-                }
-            }
-        }
-    }
+    evidence.extend(queues.rows);
+    let (full, capped) = (&queues.full, &queues.capped);
     let severity = if !full.is_empty() {
         Severity::Critical
     } else if when == When::Now || (somaxconn < 4096 && !capped.is_empty()) {
@@ -351,39 +294,15 @@ fn accept_queue(snap: &Snapshot, ctx: &Context, out: &mut Vec<Finding>) {
     } else {
         Severity::Ok
     };
-    let holders: Vec<String> = full
-        .iter()
-        .chain(&capped)
-        .filter_map(|p| holder(snap, *p))
-        .map(who)
-        .collect();
-    let holders = if holders.is_empty() {
-        String::new()
-    } else {
-        format!(" ({})", holders.join("; "))
-    };
-    let title = if !full.is_empty() {
-        format!("accept queue full now on port {}{holders}", join(&full))
-    } else if when == When::Now {
-        format!(
-            "accept queue overflowing now: ListenOverflows {} ({overflows} since boot): \
-             clients' handshakes are dropped and retried after 1 s, 3 s, 7 s",
-            rates::phrase(&overflow_rate)
-        )
-    } else if !capped.is_empty() && severity >= Severity::Warning {
-        format!(
-            "listen() backlog capped at net.core.somaxconn {somaxconn} on port {}{holders}",
-            join(&capped)
-        )
-    } else if overflows > 0 {
-        format!(
-            "accept queue overflowed {overflows} times since boot, {}: a past problem, not \
-             a present one",
-            rates::phrase(&overflow_rate)
-        )
-    } else {
-        "accept queues have room".to_string()
-    };
+    let title = queue_title(
+        snap,
+        full,
+        capped,
+        severity,
+        somaxconn,
+        &overflow_rate,
+        when,
+    );
     let smallest = snap.listeners.iter().filter_map(|l| l.backlog).min();
     let process = full
         .first()
@@ -403,72 +322,232 @@ fn accept_queue(snap: &Snapshot, ctx: &Context, out: &mut Vec<Finding>) {
             None => format!("any listener's backlog is capped at {somaxconn}"),
         }),
         fix: if severity >= Severity::Warning {
-            fix
+            somaxconn_fix(snap, somaxconn, capped)
         } else {
             Vec::new()
         },
         process_side: false,
-        usage: Some(worst),
+        usage: Some(queues.worst),
         process,
         when: Some(when),
         rates: vec![overflow_rate, drop_rate],
     });
-    for (port, backlog, why) in &stale {
-        let p = holder(snap, *port);
-        let name = p.map_or_else(|| format!("the process on port {port}"), who);
-        out.push(Finding {
-            limit: "listener-restart",
-            severity: Severity::Warning,
-            title: format!(
-                "{name} listens with a backlog of {backlog} although net.core.somaxconn is now \
-                 {somaxconn}: {why}; it keeps {backlog} until it listens again"
-            ),
-            evidence: vec![
-                ev(format!("port {port} backlog"), backlog),
-                ev("net.core.somaxconn", somaxconn),
-            ],
-            capacity: Some(format!("a burst of {backlog} connects on port {port}")),
-            fix: vec![p.map_or_else(
-                || format!("restart the server on port {port}"),
-                restart_line,
-            )],
-            process_side: true,
-            usage: None,
-            process: p.map(ProcessRef::of),
-            ..Finding::default()
-        });
+    for (port, backlog, why) in &queues.stale {
+        out.push(listener_restart(snap, somaxconn, *port, *backlog, why));
     }
-    if !low_app.is_empty() {
-        let ports: Vec<String> = low_app
-            .iter()
-            .map(|(p, b)| format!("port {p} backlog {b}"))
-            .collect();
-        let p = holder(snap, low_app[0].0);
-        out.push(Finding {
-            limit: "app-backlog",
-            severity: if when == When::Now {
-                Severity::Warning
-            } else {
-                Severity::Info
-            },
-            title: format!(
-                "{} asks a small listen() backlog ({}); somaxconn {somaxconn} is not what \
-                 limits it: raise the backlog in the application's configuration",
-                p.map_or_else(|| "the application".to_string(), who),
-                ports.join(", ")
-            ),
-            evidence: low_app
+    out.extend(app_backlog(snap, somaxconn, when, &queues.low_app));
+}
+
+/// What each listener's queue and backlog say, against somaxconn.
+#[derive(Default)]
+struct Queues {
+    /// One evidence row per listener: its queue and backlog.
+    rows: Vec<Evidence>,
+    /// The fullest queue, as a share of its backlog.
+    worst: f64,
+    /// Ports whose queue is at its backlog: the kernel refuses new connections there.
+    full: Vec<u16>,
+    /// Ports whose backlog is somaxconn: the sysctl caps what the server asked.
+    capped: Vec<u16>,
+    /// Listeners whose backlog an older, smaller somaxconn cut at listen() time, and why.
+    stale: Vec<(u16, u64, String)>,
+    /// Ports whose own backlog is under 511: the application asks little.
+    low_app: Vec<(u16, u64)>,
+}
+
+impl Queues {
+    fn of(snap: &Snapshot, ctx: &Context, somaxconn: u64) -> Queues {
+        let mut q = Queues::default();
+        for l in &snap.listeners {
+            // Without sock_diag (a tree that is not the running kernel's) the backlog is
+            // unknown; somaxconn is then the most it can be.
+            let backlog = l.backlog.unwrap_or(somaxconn).min(somaxconn).max(1);
+            q.rows.push(ev(
+                format!("listener {}:{}", l.address, l.port),
+                match l.backlog {
+                    Some(b) => format!("queue {} of backlog {b}", l.queue),
+                    None => format!("queue {} (backlog not shown in proc/net/tcp)", l.queue),
+                },
+            ));
+            q.worst = q.worst.max(ratio(l.queue, backlog));
+            // The kernel refuses once the queue is above the backlog (sk_acceptq_is_full).
+            if l.queue >= backlog {
+                q.full.push(l.port);
+            }
+            let asked = super::apps::asked_backlog(ctx.apps, snap, l.port);
+            let generation = ctx
+                .somaxconn_changes
                 .iter()
-                .map(|(p, b)| ev(format!("port {p} backlog"), b))
-                .collect(),
-            capacity: None,
-            fix: super::apps::backlog_setting(p).into_iter().collect(),
-            process_side: true,
-            usage: None,
-            process: p.map(ProcessRef::of),
-            ..Finding::default()
-        });
+                .rev()
+                .find(|(_, before, after)| l.backlog == Some(*before) && *after > *before);
+            match l.backlog {
+                Some(b) if b >= somaxconn => q.capped.push(l.port),
+                Some(b) if generation.is_some() || asked.is_some_and(|a| a > b) => {
+                    q.stale
+                        .push((l.port, b, stale_reason(b, generation, asked)));
+                }
+                Some(b) if b < 511 => q.low_app.push((l.port, b)),
+                _ => {}
+            }
+        }
+        q
     }
+}
+
+/// Why a listener's backlog `b` is stale: the netprofile generation that raised somaxconn
+/// after it listened, else the larger backlog its configuration asks for.
+fn stale_reason(b: u64, generation: Option<&(u64, u64, u64)>, asked: Option<u64>) -> String {
+    match (generation, asked) {
+        (Some((g, before, after)), _) => format!(
+            "its backlog {b} is the somaxconn {before} in force before netprofile \
+             generation {g} raised it to {after}"
+        ),
+        (None, Some(a)) => format!(
+            "it asks a backlog of {a} but has {b}: the somaxconn in force when it \
+             called listen() was {b}"
+        ),
+        (None, None) => String::new(),
+    }
+}
+
+/// The profile lines that raise somaxconn (below 65535), and the restart of each capped
+/// listener's server (a new somaxconn reaches a listener only when it calls listen() again).
+fn somaxconn_fix(snap: &Snapshot, somaxconn: u64, capped: &[u16]) -> Vec<String> {
+    let mut fix = Vec::new();
+    if somaxconn < 65535 {
+        fix.push("[sysctl] \"net.core.somaxconn\" = 65535".to_string());
+        fix.push("[sysctl] \"net.ipv4.tcp_max_syn_backlog\" = { min = 65535 }".to_string());
+        // A new somaxconn reaches a listener only when it calls listen() again.
+        for port in capped {
+            if let Some(p) = holder(snap, *port) {
+                let line = format!("then {}", restart_line(p));
+                if !fix.contains(&line) {
+                    fix.push(line);
+                }
+            }
+        }
+    }
+    fix
+}
+
+/// The accept-queue title: full now, overflowing now, capped by somaxconn, overflowed in the
+/// past, or room.
+fn queue_title(
+    snap: &Snapshot,
+    full: &[u16],
+    capped: &[u16],
+    severity: Severity,
+    somaxconn: u64,
+    overflow_rate: &CounterRate,
+    when: When,
+) -> String {
+    let overflows = overflow_rate.since_boot;
+    let holders: Vec<String> = full
+        .iter()
+        .chain(capped)
+        .filter_map(|p| holder(snap, *p))
+        .map(who)
+        .collect();
+    let holders = if holders.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", holders.join("; "))
+    };
+    if !full.is_empty() {
+        format!("accept queue full now on port {}{holders}", join(full))
+    } else if when == When::Now {
+        format!(
+            "accept queue overflowing now: ListenOverflows {} ({overflows} since boot): \
+             clients' handshakes are dropped and retried after 1 s, 3 s, 7 s",
+            rates::phrase(overflow_rate)
+        )
+    } else if !capped.is_empty() && severity >= Severity::Warning {
+        format!(
+            "listen() backlog capped at net.core.somaxconn {somaxconn} on port {}{holders}",
+            join(capped)
+        )
+    } else if overflows > 0 {
+        format!(
+            "accept queue overflowed {overflows} times since boot, {}: a past problem, not \
+             a present one",
+            rates::phrase(overflow_rate)
+        )
+    } else {
+        "accept queues have room".to_string()
+    }
+}
+
+/// A listener that keeps the backlog an older, smaller somaxconn gave it until it listens
+/// again.
+fn listener_restart(
+    snap: &Snapshot,
+    somaxconn: u64,
+    port: u16,
+    backlog: u64,
+    why: &str,
+) -> Finding {
+    let p = holder(snap, port);
+    let name = p.map_or_else(|| format!("the process on port {port}"), who);
+    Finding {
+        limit: "listener-restart",
+        severity: Severity::Warning,
+        title: format!(
+            "{name} listens with a backlog of {backlog} although net.core.somaxconn is now \
+             {somaxconn}: {why}; it keeps {backlog} until it listens again"
+        ),
+        evidence: vec![
+            ev(format!("port {port} backlog"), backlog),
+            ev("net.core.somaxconn", somaxconn),
+        ],
+        capacity: Some(format!("a burst of {backlog} connects on port {port}")),
+        fix: vec![p.map_or_else(
+            || format!("restart the server on port {port}"),
+            restart_line,
+        )],
+        process_side: true,
+        usage: None,
+        process: p.map(ProcessRef::of),
+        ..Finding::default()
+    }
+}
+
+/// Listeners whose application asks a backlog under 511: somaxconn is not what limits them.
+fn app_backlog(
+    snap: &Snapshot,
+    somaxconn: u64,
+    when: When,
+    low_app: &[(u16, u64)],
+) -> Option<Finding> {
+    let (first, _) = low_app.first()?;
+    let ports: Vec<String> = low_app
+        .iter()
+        .map(|(p, b)| format!("port {p} backlog {b}"))
+        .collect();
+    let p = holder(snap, *first);
+    Some(Finding {
+        limit: "app-backlog",
+        severity: if when == When::Now {
+            Severity::Warning
+        } else {
+            Severity::Info
+        },
+        title: format!(
+            "{} asks a small listen() backlog ({}); somaxconn {somaxconn} is not what \
+             limits it: raise the backlog in the application's configuration",
+            p.map_or_else(|| "the application".to_string(), who),
+            ports.join(", ")
+        ),
+        evidence: low_app
+            .iter()
+            .map(|(p, b)| ev(format!("port {p} backlog"), b))
+            .collect(),
+        capacity: None,
+        fix: super::apps::backlog_setting(p).into_iter().collect(),
+        process_side: true,
+        usage: None,
+        process: p.map(ProcessRef::of),
+        ..Finding::default()
+    })
 }
 
 fn join(ports: &[u16]) -> String {
