@@ -555,10 +555,18 @@ fn join(ports: &[u16]) -> String {
     v.join(", ")
 }
 
+/// The ephemeral ports (`ephemeral-ports`) and, when it overflowed, the TIME_WAIT table
+/// (`time-wait-buckets`); neither without a port range to read.
 fn ephemeral(snap: &Snapshot, ctx: &Context, out: &mut Vec<Finding>) {
     let Some(raw) = snap.sysctl.get("net.ipv4.ip_local_port_range") else {
         return;
     };
+    out.push(ephemeral_ports(snap, raw));
+    out.extend(time_wait_buckets(snap, ctx));
+}
+
+/// The ports one destination ip:port allows, against the busiest destination's use.
+fn ephemeral_ports(snap: &Snapshot, raw: &String) -> Finding {
     let range = port_range(Some(raw));
     let usable = usable_ports(snap);
     let reuse = num(snap, "net.ipv4.tcp_tw_reuse").unwrap_or(2);
@@ -583,7 +591,7 @@ fn ephemeral(snap: &Snapshot, ctx: &Context, out: &mut Vec<Finding>) {
     if reuse != 1 {
         fix.push("[sysctl] \"net.ipv4.tcp_tw_reuse\" = 1".to_string());
     }
-    out.push(Finding {
+    Finding {
         limit: "ephemeral-ports",
         severity,
         title: if severity >= Severity::Warning {
@@ -628,13 +636,18 @@ fn ephemeral(snap: &Snapshot, ctx: &Context, out: &mut Vec<Finding>) {
         process_side: false,
         usage: Some(usage),
         ..Finding::default()
-    });
+    }
+}
+
+/// The TIME_WAIT table, when TCPTimeWaitOverflow rose: now (a warning) or in the past.
+fn time_wait_buckets(snap: &Snapshot, ctx: &Context) -> Option<Finding> {
+    let tw = snap.states.time_wait;
     let (rate, when) = rates::counter(snap, ctx.rates, "TcpExt.TCPTimeWaitOverflow");
     let overflow = rate.since_boot;
     if overflow > 0 {
         let buckets = num(snap, "net.ipv4.tcp_max_tw_buckets").unwrap_or(0);
         let now = when == When::Now;
-        out.push(Finding {
+        Some(Finding {
             limit: "time-wait-buckets",
             severity: if now {
                 Severity::Warning
@@ -669,7 +682,9 @@ fn ephemeral(snap: &Snapshot, ctx: &Context, out: &mut Vec<Finding>) {
             when: Some(when),
             rates: vec![rate],
             ..Finding::default()
-        });
+        })
+    } else {
+        None
     }
 }
 
