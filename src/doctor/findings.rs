@@ -1043,105 +1043,123 @@ fn retransmits(snap: &Snapshot, ctx: &Context, out: &mut Vec<Finding>) {
 /// 1024).
 pub const EPOLL_MATTERS_FDS: u64 = 512;
 
+/// What each listening process is limited by itself, whatever the kernel allows: one thread
+/// (`cpu` when it saturates a core, else `threads`), and a listener outside epoll (`epoll`).
 fn process_side(snap: &Snapshot, out: &mut Vec<Finding>) {
     for p in &snap.processes {
-        let who = who(p);
-        let cpu = p.cpu_now.unwrap_or(0.0).max(p.cpu_lifetime);
-        let mut evidence = vec![
-            ev(format!("pid {} threads", p.pid), p.threads),
-            ev(
-                format!("pid {} CPU since start", p.pid),
-                format!("{:.0}% of one core", p.cpu_lifetime * 100.0),
-            ),
-            ev("CPUs", snap.cpus),
-        ];
-        if let Some(now) = p.cpu_now {
-            evidence.push(ev(
-                format!("pid {} CPU now", p.pid),
-                format!("{:.0}% of one core", now * 100.0),
-            ));
-        }
-        if p.threads == 1 && cpu >= 0.85 {
-            out.push(Finding {
-                limit: "cpu",
-                severity: Severity::Critical,
-                title: format!(
-                    "{who} runs one thread at {:.0}% of a core: it is the limit, not the kernel; \
-                     no sysctl lifts it",
-                    cpu * 100.0
-                ),
-                evidence: evidence.clone(),
-                capacity: Some("what one core accepts and serves".into()),
-                fix: vec![
-                    "run more worker processes or threads (e.g. nginx worker_processes auto; \
-                     SO_REUSEPORT listeners)"
-                        .into(),
-                ],
-                process_side: true,
-                usage: Some(cpu),
-                ..Finding::default()
-            });
-        } else if p.threads == 1 && snap.cpus > 1 {
-            out.push(Finding {
-                limit: "threads",
-                severity: Severity::Info,
-                title: format!("{who} has one thread: it can use one of {} CPUs", snap.cpus),
-                evidence: evidence.clone(),
-                capacity: None,
-                fix: Vec::new(),
-                process_side: true,
-                usage: None,
-                ..Finding::default()
-            });
-        }
-        if !p.epoll {
-            // select() fails at fd 1024 and poll() costs grow with connections: it matters
-            // when the process holds hundreds of fds, not on a developer's idle server.
-            let matters = !p.has_epoll && p.open_fds >= EPOLL_MATTERS_FDS;
-            out.push(Finding {
-                limit: "epoll",
-                severity: if matters {
-                    Severity::Warning
-                } else {
-                    Severity::Info
-                },
-                title: if p.has_epoll {
-                    format!(
-                        "{who} has an epoll instance but its listening socket is not in it \
-                         (accept() in a thread, or another event loop)"
-                    )
-                } else {
-                    format!(
-                        "{who} waits on its listener without epoll (select(), poll() or a \
-                         blocking accept()): select() cannot watch fd 1024 or above, poll() \
-                         costs O(connections) per wake-up; no sysctl changes that{}",
-                        if matters {
-                            format!(" ({} fds open now)", p.open_fds)
-                        } else {
-                            format!(
-                                "; with {} fds open it matters only from several hundred \
-                                 connections on",
-                                p.open_fds
-                            )
-                        }
-                    )
-                },
-                evidence: vec![
-                    ev(format!("pid {} epoll instances", p.pid), p.has_epoll),
-                    ev(
-                        format!("pid {} listener in epoll (fdinfo tfd)", p.pid),
-                        p.epoll,
-                    ),
-                    ev(format!("pid {} threads", p.pid), p.threads),
-                ],
-                capacity: None,
-                fix: Vec::new(),
-                process_side: true,
-                usage: None,
-                ..Finding::default()
-            });
-        }
+        out.extend(one_thread(snap, p));
+        out.extend(without_epoll(p));
     }
+}
+
+/// A single-threaded listener: the limit itself at 85% of a core or more (`cpu`), else a note
+/// that it uses one of several CPUs (`threads`).
+fn one_thread(snap: &Snapshot, p: &Process) -> Option<Finding> {
+    let who = who(p);
+    let cpu = p.cpu_now.unwrap_or(0.0).max(p.cpu_lifetime);
+    let mut evidence = vec![
+        ev(format!("pid {} threads", p.pid), p.threads),
+        ev(
+            format!("pid {} CPU since start", p.pid),
+            format!("{:.0}% of one core", p.cpu_lifetime * 100.0),
+        ),
+        ev("CPUs", snap.cpus),
+    ];
+    if let Some(now) = p.cpu_now {
+        evidence.push(ev(
+            format!("pid {} CPU now", p.pid),
+            format!("{:.0}% of one core", now * 100.0),
+        ));
+    }
+    if p.threads == 1 && cpu >= 0.85 {
+        Some(Finding {
+            limit: "cpu",
+            severity: Severity::Critical,
+            title: format!(
+                "{who} runs one thread at {:.0}% of a core: it is the limit, not the kernel; \
+                 no sysctl lifts it",
+                cpu * 100.0
+            ),
+            evidence,
+            capacity: Some("what one core accepts and serves".into()),
+            fix: vec![
+                "run more worker processes or threads (e.g. nginx worker_processes auto; \
+                 SO_REUSEPORT listeners)"
+                    .into(),
+            ],
+            process_side: true,
+            usage: Some(cpu),
+            ..Finding::default()
+        })
+    } else if p.threads == 1 && snap.cpus > 1 {
+        Some(Finding {
+            limit: "threads",
+            severity: Severity::Info,
+            title: format!("{who} has one thread: it can use one of {} CPUs", snap.cpus),
+            evidence,
+            capacity: None,
+            fix: Vec::new(),
+            process_side: true,
+            usage: None,
+            ..Finding::default()
+        })
+    } else {
+        None
+    }
+}
+
+/// A listener not in an epoll instance: a warning when it has none and holds hundreds of fds
+/// (select() fails at fd 1024, poll() grows with connections), else a note.
+fn without_epoll(p: &Process) -> Option<Finding> {
+    if p.epoll {
+        return None;
+    }
+    let who = who(p);
+    // select() fails at fd 1024 and poll() costs grow with connections: it matters
+    // when the process holds hundreds of fds, not on a developer's idle server.
+    let matters = !p.has_epoll && p.open_fds >= EPOLL_MATTERS_FDS;
+    Some(Finding {
+        limit: "epoll",
+        severity: if matters {
+            Severity::Warning
+        } else {
+            Severity::Info
+        },
+        title: if p.has_epoll {
+            format!(
+                "{who} has an epoll instance but its listening socket is not in it \
+                 (accept() in a thread, or another event loop)"
+            )
+        } else {
+            format!(
+                "{who} waits on its listener without epoll (select(), poll() or a \
+                 blocking accept()): select() cannot watch fd 1024 or above, poll() \
+                 costs O(connections) per wake-up; no sysctl changes that{}",
+                if matters {
+                    format!(" ({} fds open now)", p.open_fds)
+                } else {
+                    format!(
+                        "; with {} fds open it matters only from several hundred \
+                         connections on",
+                        p.open_fds
+                    )
+                }
+            )
+        },
+        evidence: vec![
+            ev(format!("pid {} epoll instances", p.pid), p.has_epoll),
+            ev(
+                format!("pid {} listener in epoll (fdinfo tfd)", p.pid),
+                p.epoll,
+            ),
+            ev(format!("pid {} threads", p.pid), p.threads),
+        ],
+        capacity: None,
+        fix: Vec::new(),
+        process_side: true,
+        usage: None,
+        ..Finding::default()
+    })
 }
 
 fn folklore(snap: &Snapshot, out: &mut Vec<Finding>) {
