@@ -482,6 +482,26 @@ fn piece(fix: &str) -> Piece {
     Piece::Note(fix.to_string())
 }
 
+/// The comment above a finding's lines in the proposal: what bound, where, of which process,
+/// its peak rate and its use.
+fn why(f: &WatchFinding) -> String {
+    let mut why = format!("{} ({})", f.id, f.state);
+    if !f.subject.is_empty() {
+        why.push_str(&format!(" at {}", printable(&f.subject)));
+    }
+    if let Some(p) = &f.process {
+        why.push_str(&format!(" of {}", printable(p)));
+        if let Some(pid) = f.pid {
+            why.push_str(&format!(" (pid {pid})"));
+        }
+    }
+    why.push_str(&format!(": {}/s {} at peak", f.rate_per_s, f.rate_of));
+    if let Some(u) = f.evidence.iter().find(|e| e.name == "use") {
+        why.push_str(&format!("; {}", u.value));
+    }
+    format!("# {}", printable(&why))
+}
+
 /// The profile TOML lifting what bound, each key under a comment with its evidence.
 #[must_use]
 pub fn proposal(found: &[WatchFinding]) -> Option<String> {
@@ -493,21 +513,7 @@ pub fn proposal(found: &[WatchFinding]) -> Option<String> {
     let mut notes: Vec<String> = Vec::new();
     let mut seen: Vec<String> = Vec::new();
     for f in found {
-        let mut why = format!("{} ({})", f.id, f.state);
-        if !f.subject.is_empty() {
-            why.push_str(&format!(" at {}", printable(&f.subject)));
-        }
-        if let Some(p) = &f.process {
-            why.push_str(&format!(" of {}", printable(p)));
-            if let Some(pid) = f.pid {
-                why.push_str(&format!(" (pid {pid})"));
-            }
-        }
-        why.push_str(&format!(": {}/s {} at peak", f.rate_per_s, f.rate_of));
-        if let Some(u) = f.evidence.iter().find(|e| e.name == "use") {
-            why.push_str(&format!("; {}", u.value));
-        }
-        let why = format!("# {}", printable(&why));
+        let why = why(f);
         for fix in &f.fix {
             match piece(fix) {
                 Piece::Key { section, line } => {
