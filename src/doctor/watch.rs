@@ -265,15 +265,7 @@ struct Bound {
 
 /// A machine-wide gauge with nothing measured, for a limit only a counter shows binding.
 fn machine_wide(limit: &'static str) -> Gauge {
-    Gauge {
-        limit,
-        subject: String::new(),
-        process: String::new(),
-        pid: None,
-        used: 0,
-        ceiling: 0,
-        ceiling_from: String::new(),
-    }
+    Gauge::machine_wide(limit, 0, 0, "")
 }
 
 /// From each gauge now and `old` (`dt` seconds before): those approaching their ceiling (from
