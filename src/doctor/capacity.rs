@@ -5,7 +5,7 @@
 
 use serde::Serialize;
 
-use super::findings::usable_ports;
+use super::findings::{num, usable_ports};
 use super::proc::Snapshot;
 
 /// What the user asks about.
@@ -56,10 +56,6 @@ fn limit(
         note: note.into(),
         fix: fix.map(String::from),
     }
-}
-
-fn num(snap: &Snapshot, key: &str) -> Option<u64> {
-    snap.sysctl.get(key)?.trim().parse().ok()
 }
 
 /// Every limit the load meets, the first to bind first (highest need/have).

@@ -157,7 +157,8 @@ fn level(usage: f64) -> Severity {
     }
 }
 
-fn num(snap: &Snapshot, key: &str) -> Option<u64> {
+/// A sysctl of the snapshot as a number.
+pub(super) fn num(snap: &Snapshot, key: &str) -> Option<u64> {
     snap.sysctl.get(key)?.trim().parse().ok()
 }
 
@@ -245,7 +246,7 @@ pub fn findings_in(snap: &Snapshot, ctx: &Context) -> Vec<Finding> {
 }
 
 /// The process that holds listening port `port`.
-fn holder(snap: &Snapshot, port: u16) -> Option<&Process> {
+pub(super) fn holder(snap: &Snapshot, port: u16) -> Option<&Process> {
     snap.processes.iter().find(|p| p.ports.contains(&port))
 }
 

@@ -5,7 +5,7 @@
 
 use serde::Serialize;
 
-use super::findings::usable_ports;
+use super::findings::{holder, num, usable_ports};
 use super::proc::Snapshot;
 
 /// One limit's use and ceiling now.
@@ -63,16 +63,6 @@ impl Gauge {
     pub fn key(&self) -> String {
         format!("{} {}", self.limit, self.subject)
     }
-}
-
-fn num(snap: &Snapshot, key: &str) -> Option<u64> {
-    snap.sysctl.get(key)?.trim().parse().ok()
-}
-
-/// The process that holds the listening socket on `port`, if doctor could read it.
-#[must_use]
-pub fn holder(snap: &Snapshot, port: u16) -> Option<&super::proc::Process> {
-    snap.processes.iter().find(|p| p.ports.contains(&port))
 }
 
 /// Every limit with its use and ceiling now, in a fixed order.
