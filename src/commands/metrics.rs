@@ -221,9 +221,25 @@ fn severity_value(s: Severity) -> f64 {
 
 /// Every family, from the snapshot, its findings and the drift of what is managed.
 #[must_use]
-#[allow(clippy::cast_precision_loss, clippy::too_many_lines)]
 fn families(snap: &Snapshot, drift: &[Drift], in_force: &[u64]) -> Vec<Family> {
-    let mut out = Vec::new();
+    let mut out = drift_families(drift, in_force);
+    out.extend(limit_families(snap));
+    out.extend(judgement_families(snap));
+    out.extend(counter_families(snap));
+    out
+}
+
+/// A gauge family with one unlabelled sample.
+fn single(name: &'static str, help: &'static str, value: f64) -> Family {
+    let mut f = Family::new(name, Kind::Gauge, help);
+    f.add(&[], value);
+    f
+}
+
+/// What is managed: each setting's drift, how many drifted and are managed, and the
+/// generations in force.
+#[allow(clippy::cast_precision_loss)]
+fn drift_families(drift: &[Drift], in_force: &[u64]) -> Vec<Family> {
     let mut per = Family::new(
         "netprofile_drift",
         Kind::Gauge,
@@ -235,36 +251,35 @@ fn families(snap: &Snapshot, drift: &[Drift], in_force: &[u64]) -> Vec<Family> {
             f64::from(u8::from(d.drifted)),
         );
     }
-    out.push(per);
-    let mut total = Family::new(
-        "netprofile_drifted_settings",
-        Kind::Gauge,
-        "Managed settings that no longer hold (what `netprofile status` counts as drifted).",
-    );
-    total.add(&[], drift.iter().filter(|d| d.drifted).count() as f64);
-    out.push(total);
-    let mut managed = Family::new(
-        "netprofile_managed_settings",
-        Kind::Gauge,
-        "Settings the generations in force manage (sysctl keys, files, limits, systemd).",
-    );
-    managed.add(&[], drift.len() as f64);
-    out.push(managed);
-    let mut generation = Family::new(
-        "netprofile_generation",
-        Kind::Gauge,
-        "The newest generation in force (0: none; `netprofile history` lists them).",
-    );
-    generation.add(&[], in_force.last().copied().unwrap_or(0) as f64);
-    out.push(generation);
-    let mut count = Family::new(
-        "netprofile_generations_in_force",
-        Kind::Gauge,
-        "Generations whose changes are in force.",
-    );
-    count.add(&[], in_force.len() as f64);
-    out.push(count);
+    vec![
+        per,
+        single(
+            "netprofile_drifted_settings",
+            "Managed settings that no longer hold (what `netprofile status` counts as drifted).",
+            drift.iter().filter(|d| d.drifted).count() as f64,
+        ),
+        single(
+            "netprofile_managed_settings",
+            "Settings the generations in force manage (sysctl keys, files, limits, systemd).",
+            drift.len() as f64,
+        ),
+        single(
+            "netprofile_generation",
+            "The newest generation in force (0: none; `netprofile history` lists them).",
+            in_force.last().copied().unwrap_or(0) as f64,
+        ),
+        single(
+            "netprofile_generations_in_force",
+            "Generations whose changes are in force.",
+            in_force.len() as f64,
+        ),
+    ]
+}
 
+/// Each limit's use and ceiling (doctor's gauges), two families per limit.
+#[allow(clippy::cast_precision_loss)]
+fn limit_families(snap: &Snapshot) -> Vec<Family> {
+    let mut out = Vec::new();
     let all = gauges::gauges(snap);
     for (id, used_name, ceiling_name, used_help, ceiling_help) in LIMITS {
         let mut used = Family::new(used_name, Kind::Gauge, used_help);
@@ -278,8 +293,11 @@ fn families(snap: &Snapshot, drift: &[Drift], in_force: &[u64]) -> Vec<Family> {
         out.push(used);
         out.push(ceiling);
     }
+    out
+}
 
-    // Doctor's judgement per limit: the worst finding of each id.
+/// Doctor's judgement per limit: the worst finding of each id, and the fullest usage.
+fn judgement_families(snap: &Snapshot) -> Vec<Family> {
     let found = findings::findings(snap);
     let mut severity = Family::new(
         "netprofile_limit_severity",
@@ -302,9 +320,13 @@ fn families(snap: &Snapshot, drift: &[Drift], in_force: &[u64]) -> Vec<Family> {
             usage.add(&[("limit", id)], u);
         }
     }
-    out.push(severity);
-    out.push(usage);
+    vec![severity, usage]
+}
 
+/// The kernel counters, and the connections established now.
+#[allow(clippy::cast_precision_loss)]
+fn counter_families(snap: &Snapshot) -> Vec<Family> {
+    let mut out = Vec::new();
     for (key, name, help) in COUNTERS {
         let mut f = Family::new(name, Kind::Counter, help);
         if let Some(v) = snap.counters.get(*key) {

@@ -13,8 +13,9 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::findings::{Context, Finding, ProcessRef, Severity, who};
+use super::findings::{Context, Evidence, Finding, ProcessRef, Severity, ev, who};
 use super::proc::{PortStates, Process, Snapshot};
+use super::rates::Rates;
 use crate::system::root::Root;
 
 /// One setting of a server's configuration.
@@ -201,12 +202,33 @@ fn num(v: &str) -> Option<u64> {
 /// Finds each known server among the listening processes and reads its settings.
 #[must_use]
 pub fn read(root: &Root, snap: &Snapshot) -> Vec<App> {
+    let mut apps = servers(snap);
+    for app in &mut apps {
+        let Some(p) = snap.processes.iter().find(|q| q.pid == app.pid) else {
+            continue;
+        };
+        let workers = u64::try_from(app.pids.len().saturating_sub(1).max(1)).unwrap_or(1);
+        let text = read_config(root, p.pid, &config_candidates(app.kind, p), app);
+        match app.kind {
+            "nginx" => nginx_settings(app, &text, workers),
+            "haproxy" => haproxy_settings(app, &text),
+            "redis" => redis_settings(app, &text, p),
+            "postgresql" => postgresql_settings(app, &text),
+            "mysql" => mysql_settings(app, &text),
+            _ => apache_settings(app, &text),
+        }
+    }
+    apps
+}
+
+/// The known servers among the listening processes: one server, several processes, when
+/// processes of the same kind share a listening port (an nginx master and its workers).
+fn servers(snap: &Snapshot) -> Vec<App> {
     let mut apps: Vec<App> = Vec::new();
     for p in &snap.processes {
         let Some(kind) = kind_of(&p.comm) else {
             continue;
         };
-        // One server, several processes: the same kind sharing a listening port.
         if let Some(app) = apps.iter_mut().find(|a| {
             a.kind == kind
                 && snap
@@ -225,202 +247,225 @@ pub fn read(root: &Root, snap: &Snapshot) -> Vec<App> {
             ..App::default()
         });
     }
-    for app in &mut apps {
-        let Some(p) = snap.processes.iter().find(|q| q.pid == app.pid) else {
-            continue;
-        };
-        let workers = u64::try_from(app.pids.len().saturating_sub(1).max(1)).unwrap_or(1);
-        let candidates: Vec<String> = match app.kind {
-            "nginx" => vec![arg_after(&p.cmdline, "-c").unwrap_or(Root::NGINX_CONF.into())],
-            "haproxy" => {
-                vec![arg_after(&p.cmdline, "-f").unwrap_or(Root::HAPROXY_CONF.into())]
-            }
-            "redis" => {
-                // redis rewrites its command line to its title; a config path may remain.
-                let given = p
-                    .cmdline
-                    .iter()
-                    .skip(1)
-                    .find(|a| a.ends_with(".conf"))
-                    .cloned();
-                vec![given.unwrap_or(Root::REDIS_CONF.into())]
-            }
-            "postgresql" => {
-                let data = arg_after(&p.cmdline, "-D");
-                let mut c = Vec::new();
-                c.extend(arg_after(&p.cmdline, "--config-file").or(arg_after(&p.cmdline, "-c")));
-                c.extend(data.map(|d| format!("{}/postgresql.conf", d.trim_end_matches('/'))));
-                c
-            }
-            "mysql" => vec![
-                arg_after(&p.cmdline, "--defaults-file").unwrap_or(Root::MYSQL_CONFS[0].into()),
-                Root::MYSQL_CONFS[1].into(),
-                Root::MYSQL_CONFS[2].into(),
-            ],
-            _ => vec![
-                arg_after(&p.cmdline, "-f").unwrap_or(Root::APACHE_CONFS[0].into()),
-                Root::APACHE_CONFS[1].into(),
-                Root::APACHE_CONFS[2].into(),
-                Root::APACHE_CONFS[3].into(),
-                Root::APACHE_CONFS[4].into(),
-            ],
-        };
-        let mut text = String::new();
-        for path in &candidates {
-            match read_as(root, p.pid, path) {
-                Ok(Some(t)) => {
-                    if app.config.is_none() {
-                        app.config = Some(path.clone());
-                    }
-                    text.push_str(&t);
-                    text.push('\n');
-                }
-                Ok(None) => {}
-                Err(e) => {
-                    app.config_error.get_or_insert(e);
-                }
-            }
+    apps
+}
+
+/// The configuration files a server of `kind` reads, in the order they are tried: the one its
+/// command line names, else the packaged default path(s).
+fn config_candidates(kind: &str, p: &Process) -> Vec<String> {
+    match kind {
+        "nginx" => vec![arg_after(&p.cmdline, "-c").unwrap_or(Root::NGINX_CONF.into())],
+        "haproxy" => {
+            vec![arg_after(&p.cmdline, "-f").unwrap_or(Root::HAPROXY_CONF.into())]
         }
-        let config_src = app.config.clone().unwrap_or_default();
-        let readable = app.config.is_some();
-        let set = |name: &str, value: Option<u64>, found: bool| Setting {
-            name: name.to_string(),
-            value,
-            source: if found {
-                config_src.clone()
-            } else {
-                "default".to_string()
-            },
-        };
-        match app.kind {
-            "nginx" => {
-                let s = parse_nginx(&text);
-                let get = |n: &str| s.iter().rev().find(|(k, _)| k == n).map(|(_, v)| v.clone());
-                let wc = get("worker_connections").and_then(|v| num(&v));
-                let wp = get("worker_processes")
-                    .and_then(|v| num(&v))
-                    .unwrap_or(workers);
-                let per = wc.unwrap_or(512);
-                app.settings
-                    .push(set("worker_connections", Some(per), wc.is_some()));
-                app.settings.push(set("worker_processes", Some(wp), true));
-                let rl = get("worker_rlimit_nofile").and_then(|v| num(&v));
-                app.settings
-                    .push(set("worker_rlimit_nofile", rl, rl.is_some()));
-                if readable {
-                    app.cap = Some((
-                        format!("worker_connections {per} × {wp} worker(s)"),
-                        per * wp,
-                    ));
+        "redis" => {
+            // redis rewrites its command line to its title; a config path may remain.
+            let given = p
+                .cmdline
+                .iter()
+                .skip(1)
+                .find(|a| a.ends_with(".conf"))
+                .cloned();
+            vec![given.unwrap_or(Root::REDIS_CONF.into())]
+        }
+        "postgresql" => {
+            let data = arg_after(&p.cmdline, "-D");
+            let mut c = Vec::new();
+            c.extend(arg_after(&p.cmdline, "--config-file").or(arg_after(&p.cmdline, "-c")));
+            c.extend(data.map(|d| format!("{}/postgresql.conf", d.trim_end_matches('/'))));
+            c
+        }
+        "mysql" => vec![
+            arg_after(&p.cmdline, "--defaults-file").unwrap_or(Root::MYSQL_CONFS[0].into()),
+            Root::MYSQL_CONFS[1].into(),
+            Root::MYSQL_CONFS[2].into(),
+        ],
+        _ => vec![
+            arg_after(&p.cmdline, "-f").unwrap_or(Root::APACHE_CONFS[0].into()),
+            Root::APACHE_CONFS[1].into(),
+            Root::APACHE_CONFS[2].into(),
+            Root::APACHE_CONFS[3].into(),
+            Root::APACHE_CONFS[4].into(),
+        ],
+    }
+}
+
+/// The text of every candidate that exists, joined; the first one read becomes `app.config`,
+/// the first error `app.config_error`.
+fn read_config(root: &Root, pid: u32, candidates: &[String], app: &mut App) -> String {
+    let mut text = String::new();
+    for path in candidates {
+        match read_as(root, pid, path) {
+            Ok(Some(t)) => {
+                if app.config.is_none() {
+                    app.config = Some(path.clone());
                 }
-                let b = s
-                    .iter()
-                    .filter(|(k, _)| k == "backlog")
-                    .filter_map(|(_, v)| num(v))
-                    .max();
-                app.backlog = Some(b.unwrap_or(511));
+                text.push_str(&t);
+                text.push('\n');
             }
-            "haproxy" => {
-                let s = parse_words(&text, &["maxconn", "backlog"]);
-                let global = s
-                    .iter()
-                    .find(|(k, _, sec)| k == "maxconn" && sec == "global")
-                    .and_then(|(_, v, _)| num(v));
-                let front = s
-                    .iter()
-                    .filter(|(k, _, sec)| k == "maxconn" && sec != "global")
-                    .filter(|(_, _, sec)| !sec.starts_with("backend"))
-                    .filter_map(|(_, v, _)| num(v))
-                    .min();
-                app.settings
-                    .push(set("maxconn (global)", global, global.is_some()));
-                app.settings
-                    .push(set("maxconn (frontend)", front, front.is_some()));
-                let cap = [global, front].into_iter().flatten().min();
-                if let Some(c) = cap {
-                    app.cap = Some((format!("maxconn {c}"), c));
-                }
-                let b = s
-                    .iter()
-                    .filter(|(k, _, _)| k == "backlog")
-                    .find_map(|(_, v, _)| num(v));
-                app.backlog = b.or(front).or(global);
-            }
-            "redis" => {
-                let s = parse_words(&text, &["maxclients", "tcp-backlog"]);
-                let mc = s
-                    .iter()
-                    .rev()
-                    .find(|(k, _, _)| k == "maxclients")
-                    .and_then(|(_, v, _)| num(v));
-                app.settings
-                    .push(set("maxclients", Some(mc.unwrap_or(10_000)), mc.is_some()));
-                // redis lowers maxclients to its open-files limit less 32 when it cannot
-                // raise that limit (adjustOpenFilesLimit).
-                let by_fds = p.nofile_soft.map(|s| s.saturating_sub(32));
-                let configured = mc.unwrap_or(10_000);
-                app.cap = match by_fds {
-                    Some(f) if f < configured => Some((
-                        format!("maxclients (at most its nofile {} - 32 = {f})", f + 32),
-                        f,
-                    )),
-                    _ if readable => Some((format!("maxclients {configured}"), configured)),
-                    _ => None,
-                };
-                let b = s
-                    .iter()
-                    .rev()
-                    .find(|(k, _, _)| k == "tcp-backlog")
-                    .and_then(|(_, v, _)| num(v));
-                app.backlog = Some(b.unwrap_or(511));
-            }
-            "postgresql" => {
-                let mc = parse_assign(&text, "max_connections").and_then(|v| num(&v));
-                app.settings.push(set(
-                    "max_connections",
-                    Some(mc.unwrap_or(100)),
-                    mc.is_some(),
-                ));
-                if readable {
-                    let c = mc.unwrap_or(100);
-                    app.cap = Some((format!("max_connections {c}"), c));
-                }
-            }
-            "mysql" => {
-                let mc = parse_assign(&text, "max_connections").and_then(|v| num(&v));
-                app.settings.push(set(
-                    "max_connections",
-                    Some(mc.unwrap_or(151)),
-                    mc.is_some(),
-                ));
-                if readable {
-                    // One more for an administrator (SUPER / CONNECTION_ADMIN).
-                    let c = mc.unwrap_or(151);
-                    app.cap = Some((format!("max_connections {c}"), c + 1));
-                }
-            }
-            _ => {
-                let s = parse_words(&text, &["MaxRequestWorkers", "MaxClients", "ListenBacklog"]);
-                let mrw = s
-                    .iter()
-                    .rev()
-                    .find(|(k, _, _)| k == "maxrequestworkers" || k == "maxclients")
-                    .and_then(|(_, v, _)| num(v));
-                app.settings
-                    .push(set("MaxRequestWorkers", mrw, mrw.is_some()));
-                if let Some(c) = mrw {
-                    app.cap = Some((format!("MaxRequestWorkers {c}"), c));
-                }
-                let b = s
-                    .iter()
-                    .rev()
-                    .find(|(k, _, _)| k == "listenbacklog")
-                    .and_then(|(_, v, _)| num(v));
-                app.backlog = Some(b.unwrap_or(511));
+            Ok(None) => {}
+            Err(e) => {
+                app.config_error.get_or_insert(e);
             }
         }
     }
-    apps
+    text
+}
+
+impl App {
+    /// A setting as read from its configuration when `found`, else as the server's default.
+    fn setting(&self, name: &str, value: Option<u64>, found: bool) -> Setting {
+        Setting {
+            name: name.to_string(),
+            value,
+            source: if found {
+                self.config.clone().unwrap_or_default()
+            } else {
+                "default".to_string()
+            },
+        }
+    }
+
+    /// Whether its configuration was read (a cap stated from defaults alone would be a guess).
+    fn readable(&self) -> bool {
+        self.config.is_some()
+    }
+}
+
+/// nginx: worker_connections × worker_processes (the workers when it is not set), and the
+/// largest listen backlog (default 511).
+fn nginx_settings(app: &mut App, text: &str, workers: u64) {
+    let s = parse_nginx(text);
+    let get = |n: &str| s.iter().rev().find(|(k, _)| k == n).map(|(_, v)| v.clone());
+    let wc = get("worker_connections").and_then(|v| num(&v));
+    let wp = get("worker_processes")
+        .and_then(|v| num(&v))
+        .unwrap_or(workers);
+    let per = wc.unwrap_or(512);
+    app.settings
+        .push(app.setting("worker_connections", Some(per), wc.is_some()));
+    app.settings
+        .push(app.setting("worker_processes", Some(wp), true));
+    let rl = get("worker_rlimit_nofile").and_then(|v| num(&v));
+    app.settings
+        .push(app.setting("worker_rlimit_nofile", rl, rl.is_some()));
+    if app.readable() {
+        app.cap = Some((
+            format!("worker_connections {per} × {wp} worker(s)"),
+            per * wp,
+        ));
+    }
+    let b = s
+        .iter()
+        .filter(|(k, _)| k == "backlog")
+        .filter_map(|(_, v)| num(v))
+        .max();
+    app.backlog = Some(b.unwrap_or(511));
+}
+
+/// haproxy: the lower of the global maxconn and the frontends' lowest; the backlog set, else
+/// the frontend's maxconn, else the global one.
+fn haproxy_settings(app: &mut App, text: &str) {
+    let s = parse_words(text, &["maxconn", "backlog"]);
+    let global = s
+        .iter()
+        .find(|(k, _, sec)| k == "maxconn" && sec == "global")
+        .and_then(|(_, v, _)| num(v));
+    let front = s
+        .iter()
+        .filter(|(k, _, sec)| k == "maxconn" && sec != "global")
+        .filter(|(_, _, sec)| !sec.starts_with("backend"))
+        .filter_map(|(_, v, _)| num(v))
+        .min();
+    app.settings
+        .push(app.setting("maxconn (global)", global, global.is_some()));
+    app.settings
+        .push(app.setting("maxconn (frontend)", front, front.is_some()));
+    let cap = [global, front].into_iter().flatten().min();
+    if let Some(c) = cap {
+        app.cap = Some((format!("maxconn {c}"), c));
+    }
+    let b = s
+        .iter()
+        .filter(|(k, _, _)| k == "backlog")
+        .find_map(|(_, v, _)| num(v));
+    app.backlog = b.or(front).or(global);
+}
+
+/// redis: maxclients (default 10000), lowered to its open-files limit less 32; tcp-backlog
+/// (default 511).
+fn redis_settings(app: &mut App, text: &str, p: &Process) {
+    let s = parse_words(text, &["maxclients", "tcp-backlog"]);
+    let mc = s
+        .iter()
+        .rev()
+        .find(|(k, _, _)| k == "maxclients")
+        .and_then(|(_, v, _)| num(v));
+    app.settings
+        .push(app.setting("maxclients", Some(mc.unwrap_or(10_000)), mc.is_some()));
+    // redis lowers maxclients to its open-files limit less 32 when it cannot
+    // raise that limit (adjustOpenFilesLimit).
+    let by_fds = p.nofile_soft.map(|s| s.saturating_sub(32));
+    let configured = mc.unwrap_or(10_000);
+    app.cap = match by_fds {
+        Some(f) if f < configured => Some((
+            format!("maxclients (at most its nofile {} - 32 = {f})", f + 32),
+            f,
+        )),
+        _ if app.readable() => Some((format!("maxclients {configured}"), configured)),
+        _ => None,
+    };
+    let b = s
+        .iter()
+        .rev()
+        .find(|(k, _, _)| k == "tcp-backlog")
+        .and_then(|(_, v, _)| num(v));
+    app.backlog = Some(b.unwrap_or(511));
+}
+
+/// PostgreSQL: max_connections (default 100); its backlog is not configurable.
+fn postgresql_settings(app: &mut App, text: &str) {
+    let mc = parse_assign(text, "max_connections").and_then(|v| num(&v));
+    app.settings
+        .push(app.setting("max_connections", Some(mc.unwrap_or(100)), mc.is_some()));
+    if app.readable() {
+        let c = mc.unwrap_or(100);
+        app.cap = Some((format!("max_connections {c}"), c));
+    }
+}
+
+/// MySQL / MariaDB: max_connections (default 151), plus one for an administrator.
+fn mysql_settings(app: &mut App, text: &str) {
+    let mc = parse_assign(text, "max_connections").and_then(|v| num(&v));
+    app.settings
+        .push(app.setting("max_connections", Some(mc.unwrap_or(151)), mc.is_some()));
+    if app.readable() {
+        // One more for an administrator (SUPER / CONNECTION_ADMIN).
+        let c = mc.unwrap_or(151);
+        app.cap = Some((format!("max_connections {c}"), c + 1));
+    }
+}
+
+/// Apache: MaxRequestWorkers (or its old name MaxClients) when set; ListenBacklog (default
+/// 511).
+fn apache_settings(app: &mut App, text: &str) {
+    let s = parse_words(text, &["MaxRequestWorkers", "MaxClients", "ListenBacklog"]);
+    let mrw = s
+        .iter()
+        .rev()
+        .find(|(k, _, _)| k == "maxrequestworkers" || k == "maxclients")
+        .and_then(|(_, v, _)| num(v));
+    app.settings
+        .push(app.setting("MaxRequestWorkers", mrw, mrw.is_some()));
+    if let Some(c) = mrw {
+        app.cap = Some((format!("MaxRequestWorkers {c}"), c));
+    }
+    let b = s
+        .iter()
+        .rev()
+        .find(|(k, _, _)| k == "listenbacklog")
+        .and_then(|(_, v, _)| num(v));
+    app.backlog = Some(b.unwrap_or(511));
 }
 
 fn app_of(apps: &[App], pid: u32) -> Option<&App> {
@@ -532,11 +577,24 @@ fn raise_line(app: &App) -> String {
 }
 
 /// Application-cap findings: a known server at its own cap, and the signatures of a cap.
-#[allow(clippy::too_many_lines)]
 pub fn findings(snap: &Snapshot, ctx: &Context, out: &mut Vec<Finding>) {
-    let ev = |name: String, value: String| super::findings::Evidence { name, value };
+    let named = at_own_cap(snap, ctx.apps, out);
+    let Some(rates) = ctx.rates else {
+        return;
+    };
+    // Signatures, from the two samples, for every listening process.
+    for p in &snap.processes {
+        if named.contains(&p.pid) {
+            continue;
+        }
+        out.extend(cap_signature(snap, ctx.apps, rates, p));
+    }
+}
+
+/// A known server that holds 70% or more of its own cap: one finding each; returns their pids.
+fn at_own_cap(snap: &Snapshot, apps: &[App], out: &mut Vec<Finding>) -> Vec<u32> {
     let mut named: Vec<u32> = Vec::new();
-    for app in ctx.apps {
+    for app in apps {
         let Some(p) = snap.processes.iter().find(|q| q.pid == app.pid) else {
             continue;
         };
@@ -566,10 +624,10 @@ pub fn findings(snap: &Snapshot, ctx: &Context, out: &mut Vec<Finding>) {
                 setting_text(app)
             ),
             evidence: vec![
-                ev("established on its ports".into(), used.to_string()),
-                ev("cap".into(), format!("{setting} = {cap}")),
+                ev("established on its ports", used),
+                ev("cap", format!("{setting} = {cap}")),
                 ev(
-                    "configuration".into(),
+                    "configuration",
                     app.config.clone().unwrap_or_else(|| "not readable".into()),
                 ),
             ],
@@ -581,16 +639,25 @@ pub fn findings(snap: &Snapshot, ctx: &Context, out: &mut Vec<Finding>) {
             ..Finding::default()
         });
     }
-    let Some(rates) = ctx.rates else {
-        return;
-    };
-    // Signatures, from the two samples, for every listening process.
-    for p in &snap.processes {
-        if named.contains(&p.pid) {
-            continue;
-        }
-        let app = app_of(ctx.apps, p.pid);
-        let cpu = rates.cpu.get(&p.pid).copied();
+    named
+}
+
+/// One listening process's figures in the two samples, summed over its ports.
+struct TwoSamples {
+    /// Established connections, then and now.
+    before: u64,
+    now: u64,
+    /// Connections it closed (FIN_WAIT, TIME_WAIT), then and now.
+    closed_before: u64,
+    closed_now: u64,
+    /// Its share of one core over the interval.
+    cpu: Option<f64>,
+    /// A listener of it had its accept queue at its backlog in both samples.
+    full_both: bool,
+}
+
+impl TwoSamples {
+    fn of(snap: &Snapshot, rates: &Rates, p: &Process) -> TwoSamples {
         // Sums one per-port count over the process's ports, in a sample's table.
         let sum = |table: &BTreeMap<u16, PortStates>, pick: fn(&PortStates) -> u64| -> u64 {
             p.ports
@@ -599,92 +666,103 @@ pub fn findings(snap: &Snapshot, ctx: &Context, out: &mut Vec<Finding>) {
                 .map(pick)
                 .sum()
         };
-        let now = sum(&snap.states.by_port, |s| s.established);
-        let before = sum(&rates.ports_before, |s| s.established);
-        let closed_now = sum(&snap.states.by_port, |s| s.closed_here);
-        let closed_before = sum(&rates.ports_before, |s| s.closed_here);
-        let full_both = snap.listeners.iter().any(|l| {
-            p.ports.contains(&l.port)
-                && l.backlog.is_some_and(|b| {
-                    l.queue >= b && rates.queue_before.get(&l.inode).is_some_and(|q| *q >= b)
-                })
-        });
-        let idle = cpu.is_some_and(|c| c < 0.05);
-        let flat = now == before;
-        let setting = app.map_or_else(
-            || {
-                "a connection limit in its own configuration (or a loop that stopped \
-                 accepting)"
-                    .to_string()
-            },
-            setting_text,
-        );
-        let fix = app.map_or_else(
-            || "raise the connection limit in the application's configuration".to_string(),
-            raise_line,
-        );
-        let evidence = vec![
+        TwoSamples {
+            before: sum(&rates.ports_before, |s| s.established),
+            now: sum(&snap.states.by_port, |s| s.established),
+            closed_before: sum(&rates.ports_before, |s| s.closed_here),
+            closed_now: sum(&snap.states.by_port, |s| s.closed_here),
+            cpu: rates.cpu.get(&p.pid).copied(),
+            full_both: snap.listeners.iter().any(|l| {
+                p.ports.contains(&l.port)
+                    && l.backlog.is_some_and(|b| {
+                        l.queue >= b && rates.queue_before.get(&l.inode).is_some_and(|q| *q >= b)
+                    })
+            }),
+        }
+    }
+
+    fn evidence(&self, p: &Process, rates: &Rates) -> Vec<Evidence> {
+        vec![
             ev(
-                "established on its ports".into(),
-                format!("{before} then {now} over {} s", rates.seconds),
+                "established on its ports",
+                format!("{} then {} over {} s", self.before, self.now, rates.seconds),
             ),
             ev(
                 format!("pid {} CPU over the interval", p.pid),
-                cpu.map_or("?".into(), |c| format!("{:.1}% of one core", c * 100.0)),
+                self.cpu
+                    .map_or("?".into(), |c| format!("{:.1}% of one core", c * 100.0)),
             ),
             ev(
-                "closed by it on its ports (FIN_WAIT, TIME_WAIT)".into(),
-                format!("{closed_before} then {closed_now}"),
+                "closed by it on its ports (FIN_WAIT, TIME_WAIT)",
+                format!("{} then {}", self.closed_before, self.closed_now),
             ),
-        ];
-        if full_both && idle && flat {
-            out.push(Finding {
-                limit: "app-cap",
-                severity: Severity::Critical,
-                title: format!(
-                    "{} stopped accepting: its accept queue stays at its backlog while it is idle \
-                     and its {now} connections stay {now}: an application cap, not the kernel: \
-                     {setting}",
-                    who(p)
-                ),
-                evidence,
-                capacity: Some(format!("{now} connections")),
-                fix: vec![fix],
-                process_side: true,
-                usage: Some(1.0),
-                process: Some(ProcessRef::of(p)),
-                ..Finding::default()
-            });
-            continue;
-        }
-        // Connections come in (handshakes completed) and are closed by the server at once,
-        // while the ones it keeps stay as many: it accepts and closes (or resets).
-        let opens = rates.change("Tcp.PassiveOpens");
-        let resets = rates.change("TcpExt.TCPAbortOnClose") + rates.change("TcpExt.TCPAbortOnData");
-        let closed = closed_now.saturating_sub(closed_before);
-        let newly = i64::try_from(closed).unwrap_or(i64::MAX).max(resets);
-        if flat && now > 0 && opens >= 20 && newly >= 20 && newly * 2 >= opens {
-            out.push(Finding {
-                limit: "app-closes",
-                severity: Severity::Critical,
-                title: format!(
-                    "{} closes or resets new connections right after accepting them ({} \
-                     handshakes, {newly} closed or reset by it in {} s) while it keeps {now}: \
-                     an application cap ({setting}) or its own fd limit",
-                    who(p),
-                    opens,
-                    rates.seconds
-                ),
-                evidence,
-                capacity: Some(format!("{now} connections")),
-                fix: vec![fix],
-                process_side: true,
-                usage: Some(1.0),
-                process: Some(ProcessRef::of(p)),
-                ..Finding::default()
-            });
-        }
+        ]
     }
+}
+
+/// The signature of an application cap on a listening process, whatever the server: it stopped
+/// accepting (queue at its backlog in both samples, idle, its connections flat), or it accepts
+/// and closes at once while the ones it keeps stay as many.
+fn cap_signature(snap: &Snapshot, apps: &[App], rates: &Rates, p: &Process) -> Option<Finding> {
+    let app = app_of(apps, p.pid);
+    let s = TwoSamples::of(snap, rates, p);
+    let now = s.now;
+    let idle = s.cpu.is_some_and(|c| c < 0.05);
+    let flat = s.now == s.before;
+    let setting = app.map_or_else(
+        || {
+            "a connection limit in its own configuration (or a loop that stopped \
+             accepting)"
+                .to_string()
+        },
+        setting_text,
+    );
+    let fix = app.map_or_else(
+        || "raise the connection limit in the application's configuration".to_string(),
+        raise_line,
+    );
+    let signature = |limit: &'static str, title: String| Finding {
+        limit,
+        severity: Severity::Critical,
+        title,
+        evidence: s.evidence(p, rates),
+        capacity: Some(format!("{now} connections")),
+        fix: vec![fix.clone()],
+        process_side: true,
+        usage: Some(1.0),
+        process: Some(ProcessRef::of(p)),
+        ..Finding::default()
+    };
+    if s.full_both && idle && flat {
+        return Some(signature(
+            "app-cap",
+            format!(
+                "{} stopped accepting: its accept queue stays at its backlog while it is idle \
+                 and its {now} connections stay {now}: an application cap, not the kernel: \
+                 {setting}",
+                who(p)
+            ),
+        ));
+    }
+    // Connections come in (handshakes completed) and are closed by the server at once,
+    // while the ones it keeps stay as many: it accepts and closes (or resets).
+    let opens = rates.change("Tcp.PassiveOpens");
+    let resets = rates.change("TcpExt.TCPAbortOnClose") + rates.change("TcpExt.TCPAbortOnData");
+    let closed = s.closed_now.saturating_sub(s.closed_before);
+    let newly = i64::try_from(closed).unwrap_or(i64::MAX).max(resets);
+    (flat && now > 0 && opens >= 20 && newly >= 20 && newly * 2 >= opens).then(|| {
+        signature(
+            "app-closes",
+            format!(
+                "{} closes or resets new connections right after accepting them ({} \
+                 handshakes, {newly} closed or reset by it in {} s) while it keeps {now}: \
+                 an application cap ({setting}) or its own fd limit",
+                who(p),
+                opens,
+                rates.seconds
+            ),
+        )
+    })
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@
 
 use serde::Serialize;
 
-use super::findings::usable_ports;
+use super::findings::{num, usable_ports};
 use super::proc::Snapshot;
 
 /// What the user asks about.
@@ -58,13 +58,22 @@ fn limit(
     }
 }
 
-fn num(snap: &Snapshot, key: &str) -> Option<u64> {
-    snap.sysctl.get(key)?.trim().parse().ok()
-}
-
 /// Every limit the load meets, the first to bind first (highest need/have).
 #[must_use]
 pub fn limits(snap: &Snapshot, q: Question) -> Vec<Limit> {
+    let mut out = process_fd_limits(snap, q);
+    out.extend(machine_fd_limits(snap, q.connections));
+    out.extend(memory_limits(snap, q.connections));
+    out.extend(conntrack_limit(snap, q));
+    out.extend(port_limits(snap, q));
+    out.extend(rate_limits(snap, q));
+    first_to_bind_first(&mut out);
+    out
+}
+
+/// The open-files limits one process meets: its nofile soft and hard limits and fs.nr_open,
+/// for the listener that already holds the most (incoming), else a process of this session.
+fn process_fd_limits(snap: &Snapshot, q: Question) -> Vec<Limit> {
     let n = q.connections;
     let mut out = Vec::new();
     // Per process: the listener that already holds the most, else this session's limit.
@@ -118,6 +127,12 @@ pub fn limits(snap: &Snapshot, q: Question) -> Vec<Limit> {
             Some("[sysctl] \"fs.nr_open\" = { min = 1048576 }"),
         ));
     }
+    out
+}
+
+/// The machine's and the user's file tables: fs.file-max and fs.epoll.max_user_watches.
+fn machine_fd_limits(snap: &Snapshot, n: u64) -> Vec<Limit> {
+    let mut out = Vec::new();
     if let Some((allocated, _, max)) = snap.file_nr {
         out.push(limit(
             "fs.file-max",
@@ -138,6 +153,12 @@ pub fn limits(snap: &Snapshot, q: Question) -> Vec<Limit> {
             Some("[sysctl] \"fs.epoll.max_user_watches\" = { min = 4194304 }"),
         ));
     }
+    out
+}
+
+/// Kernel memory: slab per socket against MemAvailable, and tcp_mem's high mark.
+fn memory_limits(snap: &Snapshot, n: u64) -> Vec<Limit> {
+    let mut out = Vec::new();
     // Kernel memory: slab per socket, plus one page of buffer if each has data queued.
     if let Some(avail) = snap.mem_available_kb {
         let need_kb = n * snap.slab_per_socket / 1024;
@@ -170,6 +191,13 @@ pub fn limits(snap: &Snapshot, q: Question) -> Vec<Limit> {
             Some("[sysctl] \"net.ipv4.tcp_mem\": raise only with the RAM for it"),
         ));
     }
+    out
+}
+
+/// nf_conntrack_max, when conntrack is loaded: each tracked connection is one entry (and a
+/// closed one stays 120 s); not binding in a namespace that tracks nothing.
+fn conntrack_limit(snap: &Snapshot, q: Question) -> Option<Limit> {
+    let n = q.connections;
     let sockets = snap.states.established + snap.states.time_wait;
     if let Some((0, max)) = snap.conntrack
         && sockets > 0
@@ -188,10 +216,10 @@ pub fn limits(snap: &Snapshot, q: Question) -> Vec<Limit> {
             None,
         );
         l.binds = false;
-        out.push(l);
+        Some(l)
     } else if let Some((count, max)) = snap.conntrack {
         let tw = q.rate.unwrap_or(0) * 120;
-        out.push(limit(
+        Some(limit(
             "net.netfilter.nf_conntrack_max",
             count + n + tw,
             max,
@@ -204,8 +232,17 @@ pub fn limits(snap: &Snapshot, q: Question) -> Vec<Limit> {
             Some(
                 "[sysctl] \"net.netfilter.nf_conntrack_max\" = { min = 1048576, optional = true }",
             ),
-        ));
+        ))
+    } else {
+        None
     }
+}
+
+/// Outgoing connections: the ephemeral ports one destination allows, and with a rate the
+/// ports TIME_WAIT holds.
+fn port_limits(snap: &Snapshot, q: Question) -> Vec<Limit> {
+    let n = q.connections;
+    let mut out = Vec::new();
     let usable = usable_ports(snap);
     let reuse = num(snap, "net.ipv4.tcp_tw_reuse").unwrap_or(2);
     if q.outgoing {
@@ -233,6 +270,13 @@ pub fn limits(snap: &Snapshot, q: Question) -> Vec<Limit> {
             ));
         }
     }
+    out
+}
+
+/// With a rate of new connections: the TIME_WAIT buckets, and (incoming) the accept queue a
+/// 100 ms pause in accept() fills.
+fn rate_limits(snap: &Snapshot, q: Question) -> Vec<Limit> {
+    let mut out = Vec::new();
     if let Some(r) = q.rate {
         if let Some(buckets) = num(snap, "net.ipv4.tcp_max_tw_buckets") {
             out.push(limit(
@@ -264,6 +308,12 @@ pub fn limits(snap: &Snapshot, q: Question) -> Vec<Limit> {
             ));
         }
     }
+    out
+}
+
+/// Sorts the limits by need/have, highest first: the first to bind first. The sort is stable,
+/// so limits with the same ratio keep the order above.
+fn first_to_bind_first(out: &mut [Limit]) {
     out.sort_by(|a, b| {
         let r = |l: &Limit| {
             #[allow(clippy::cast_precision_loss)]
@@ -272,5 +322,4 @@ pub fn limits(snap: &Snapshot, q: Question) -> Vec<Limit> {
         };
         r(b).partial_cmp(&r(a)).unwrap_or(std::cmp::Ordering::Equal)
     });
-    out
 }

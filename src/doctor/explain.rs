@@ -265,140 +265,223 @@ fn generation_changes(root: &Root, subject: &Subject) -> Result<Vec<GenerationCh
 /// Explains one subject.
 pub fn explain(root: &Root, subject: &Subject) -> Result<Explanation> {
     let namespace = root.namespace();
-    let mut notes = Vec::new();
-    let mut managers = Vec::new();
-    let mut login = None;
-    let mut logins = Vec::new();
-    let (name, kind, live, live_source, chain, scope, cat) = match subject {
-        Subject::Sysctl(key) => {
-            let live = crate::system::read_sysctl(root, key)?;
-            let chain = chain::sysctl_chain(root, key.as_str())?;
-            let cat = catalogue(key.as_str());
-            if live.is_none() && chain.is_empty() && !cat.known && cat.removed.is_none() {
-                let hint = cat
-                    .suggestion
-                    .as_ref()
-                    .map_or_else(String::new, |s| format!("; did you mean {s}?"));
-                return Err(Error::Usage(format!(
-                    "explain: no key {key} in {} and no file sets it{hint}",
-                    root.sysctl_path(key).display()
-                )));
-            }
-            if live.is_none() {
-                notes.push(format!(
-                    "the running kernel has no {key}{}",
-                    if namespace == Namespace::Private && keys::scope(key) == Scope::Global {
-                        " in this network namespace: global keys exist only in the initial one"
-                    } else {
-                        " (module not loaded, or not this kernel)"
-                    }
-                ));
-            }
-            managers = tuned(root, key.as_str());
-            let scope = keys::scope(key);
-            (
-                key.to_string(),
-                "sysctl",
-                live,
-                Root::display(&Root::sysctl_rel(key)),
-                chain,
-                Some(scope),
-                Some(cat),
-            )
-        }
-        Subject::Limit(item) => {
-            let live = read_optional(root, crate::doctor::proc::SELF_LIMITS)
-                .ok()
-                .flatten()
-                .and_then(|t| live_limit(&t, limits_row(*item)?));
-            let chain = chain::limit_chain(root, *item)?;
-            login = chain::limit_at_login(root, *item)?;
-            logins = crate::system::login_sessions(root, *item)?;
-            let mut seen: Vec<String> = Vec::new();
-            for f in logins.iter().filter_map(|l| l.failure.as_ref()) {
-                let note = format!("login lockout: {}. Fix: {}", f.why, f.fix);
-                if !seen.contains(&note) {
-                    seen.push(note);
-                }
-            }
-            notes.extend(seen);
-            if *item == Item::Nofile {
-                for link in chain::systemd_chain(root)? {
-                    managers.push(Manager {
-                        manager: "systemd".into(),
-                        file: link.file,
-                        line: link.line,
-                        value: format!("DefaultLimitNOFILE={}", link.value),
-                        note: if link.fate == Fate::Wins {
-                            "what services get instead: limits.conf is read by pam_limits at \
-                             login and never reaches a systemd service"
-                                .into()
-                        } else {
-                            "overridden by a later DefaultLimitNOFILE=".into()
-                        },
-                    });
-                }
-            }
-            notes.push(
-                "limits.conf takes effect at the next login (pam_limits); running processes keep \
-                 their limits (see /proc/PID/limits)"
-                    .into(),
-            );
-            (
-                item.to_string(),
-                "limit",
-                live,
-                format!(
-                    "{} (this session)",
-                    Root::display(crate::doctor::proc::SELF_LIMITS)
-                ),
-                chain,
-                None,
-                None,
-            )
-        }
-        Subject::DefaultLimitNofile => {
-            let chain = chain::systemd_chain(root)?;
-            let pid1 = read_optional(root, "proc/1/comm")
-                .ok()
-                .flatten()
-                .map(|c| c.trim().to_string());
-            if pid1.as_deref() != Some("systemd") {
-                notes.push(format!(
-                    "PID 1 is {} here, not systemd: these files take effect only where systemd \
-                     runs",
-                    pid1.as_deref().unwrap_or("unknown")
-                ));
-            }
-            notes.push(
-                "systemd reads it when it starts (or on daemon-reexec); a unit's LimitNOFILE= \
-                 wins over it; limits.conf does not apply to services"
-                    .into(),
-            );
-            if chain.is_empty() {
-                notes.push(
-                    "no file sets it: systemd's built-in default is 1024:524288 (since v240)"
-                        .into(),
-                );
-            }
-            (
-                "DefaultLimitNOFILE".to_string(),
-                "systemd",
-                None,
-                "not readable: each service shows its own in /proc/PID/limits".to_string(),
-                chain,
-                None,
-                None,
-            )
-        }
+    let Reading {
+        name,
+        kind,
+        live,
+        live_source,
+        chain,
+        scope,
+        cat,
+        login,
+        logins,
+        managers,
+        mut notes,
+    } = match subject {
+        Subject::Sysctl(key) => sysctl_reading(root, key, namespace)?,
+        Subject::Limit(item) => limit_reading(root, *item)?,
+        Subject::DefaultLimitNofile => systemd_reading(root)?,
     };
     let boot = if kind == "limit" {
         login
     } else {
         chain.iter().find(|l| l.fate == Fate::Wins).cloned()
     };
-    if let (Some(live), Some(boot), "sysctl") = (&live, &boot, kind)
-        && !crate::profile::value::same(&name, live, &boot.value)
+    notes.extend(shared_notes(
+        &name,
+        kind,
+        live.as_ref(),
+        boot.as_ref(),
+        &chain,
+        namespace,
+    ));
+    Ok(Explanation {
+        subject: name,
+        kind,
+        live,
+        live_source,
+        boot,
+        chain,
+        scope,
+        namespace,
+        managers,
+        generations: generation_changes(root, subject)?,
+        catalogue: cat,
+        notes,
+        models: crate::system::versions(root).models(),
+        logins,
+    })
+}
+
+/// What one subject's own readers say, before the notes every subject shares.
+struct Reading {
+    name: String,
+    kind: &'static str,
+    live: Option<String>,
+    live_source: String,
+    chain: Vec<Link>,
+    scope: Option<Scope>,
+    cat: Option<Catalogue>,
+    /// The assignment a login gets (limits only: their boot value).
+    login: Option<Link>,
+    logins: Vec<crate::system::limits::LoginReport>,
+    managers: Vec<Manager>,
+    notes: Vec<String>,
+}
+
+/// A sysctl key: its live value, the sysctl.d chain, tuned's lines, scope and catalogue entry;
+/// a key nobody knows (not live, not set, not catalogued) is a usage error.
+fn sysctl_reading(root: &Root, key: &KeyName, namespace: Namespace) -> Result<Reading> {
+    let mut notes = Vec::new();
+    let live = crate::system::read_sysctl(root, key)?;
+    let chain = chain::sysctl_chain(root, key.as_str())?;
+    let cat = catalogue(key.as_str());
+    if live.is_none() && chain.is_empty() && !cat.known && cat.removed.is_none() {
+        let hint = cat
+            .suggestion
+            .as_ref()
+            .map_or_else(String::new, |s| format!("; did you mean {s}?"));
+        return Err(Error::Usage(format!(
+            "explain: no key {key} in {} and no file sets it{hint}",
+            root.sysctl_path(key).display()
+        )));
+    }
+    if live.is_none() {
+        notes.push(format!(
+            "the running kernel has no {key}{}",
+            if namespace == Namespace::Private && keys::scope(key) == Scope::Global {
+                " in this network namespace: global keys exist only in the initial one"
+            } else {
+                " (module not loaded, or not this kernel)"
+            }
+        ));
+    }
+    Ok(Reading {
+        name: key.to_string(),
+        kind: "sysctl",
+        live,
+        live_source: Root::display(&Root::sysctl_rel(key)),
+        chain,
+        scope: Some(keys::scope(key)),
+        cat: Some(cat),
+        login: None,
+        logins: Vec::new(),
+        managers: tuned(root, key.as_str()),
+        notes,
+    })
+}
+
+/// A limits item: this session's value, the limits.conf chain, what a login gets and each
+/// passwd login's session (lockouts as notes); for nofile, systemd's DefaultLimitNOFILE lines
+/// (what services get instead).
+fn limit_reading(root: &Root, item: Item) -> Result<Reading> {
+    let live = read_optional(root, crate::doctor::proc::SELF_LIMITS)
+        .ok()
+        .flatten()
+        .and_then(|t| live_limit(&t, limits_row(item)?));
+    let chain = chain::limit_chain(root, item)?;
+    let login = chain::limit_at_login(root, item)?;
+    let logins = crate::system::login_sessions(root, item)?;
+    let mut notes: Vec<String> = Vec::new();
+    for f in logins.iter().filter_map(|l| l.failure.as_ref()) {
+        let note = format!("login lockout: {}. Fix: {}", f.why, f.fix);
+        if !notes.contains(&note) {
+            notes.push(note);
+        }
+    }
+    let mut managers = Vec::new();
+    if item == Item::Nofile {
+        for link in chain::systemd_chain(root)? {
+            managers.push(Manager {
+                manager: "systemd".into(),
+                file: link.file,
+                line: link.line,
+                value: format!("DefaultLimitNOFILE={}", link.value),
+                note: if link.fate == Fate::Wins {
+                    "what services get instead: limits.conf is read by pam_limits at \
+                     login and never reaches a systemd service"
+                        .into()
+                } else {
+                    "overridden by a later DefaultLimitNOFILE=".into()
+                },
+            });
+        }
+    }
+    notes.push(
+        "limits.conf takes effect at the next login (pam_limits); running processes keep \
+         their limits (see /proc/PID/limits)"
+            .into(),
+    );
+    Ok(Reading {
+        name: item.to_string(),
+        kind: "limit",
+        live,
+        live_source: format!(
+            "{} (this session)",
+            Root::display(crate::doctor::proc::SELF_LIMITS)
+        ),
+        chain,
+        scope: None,
+        cat: None,
+        login,
+        logins,
+        managers,
+        notes,
+    })
+}
+
+/// systemd's DefaultLimitNOFILE: the system.conf chain, and whether systemd runs here at all.
+fn systemd_reading(root: &Root) -> Result<Reading> {
+    let mut notes = Vec::new();
+    let chain = chain::systemd_chain(root)?;
+    let pid1 = read_optional(root, "proc/1/comm")
+        .ok()
+        .flatten()
+        .map(|c| c.trim().to_string());
+    if pid1.as_deref() != Some("systemd") {
+        notes.push(format!(
+            "PID 1 is {} here, not systemd: these files take effect only where systemd \
+             runs",
+            pid1.as_deref().unwrap_or("unknown")
+        ));
+    }
+    notes.push(
+        "systemd reads it when it starts (or on daemon-reexec); a unit's LimitNOFILE= \
+         wins over it; limits.conf does not apply to services"
+            .into(),
+    );
+    if chain.is_empty() {
+        notes
+            .push("no file sets it: systemd's built-in default is 1024:524288 (since v240)".into());
+    }
+    Ok(Reading {
+        name: "DefaultLimitNOFILE".to_string(),
+        kind: "systemd",
+        live: None,
+        live_source: "not readable: each service shows its own in /proc/PID/limits".to_string(),
+        chain,
+        scope: None,
+        cat: None,
+        login: None,
+        logins: Vec::new(),
+        managers: Vec::new(),
+        notes,
+    })
+}
+
+/// The notes any subject may need: a sysctl changed since boot, a private network namespace,
+/// a masked file in the chain.
+fn shared_notes(
+    name: &str,
+    kind: &str,
+    live: Option<&String>,
+    boot: Option<&Link>,
+    chain: &[Link],
+    namespace: Namespace,
+) -> Vec<String> {
+    let mut notes = Vec::new();
+    if let (Some(live), Some(boot), "sysctl") = (live, boot, kind)
+        && !crate::profile::value::same(name, live, &boot.value)
     {
         notes.push(format!(
             "live value {live} differs from the boot value {} ({}:{}): changed since boot",
@@ -419,20 +502,5 @@ pub fn explain(root: &Root, subject: &Subject) -> Result<Explanation> {
                 .into(),
         );
     }
-    Ok(Explanation {
-        subject: name,
-        kind,
-        live,
-        live_source,
-        boot,
-        chain,
-        scope,
-        namespace,
-        managers,
-        generations: generation_changes(root, subject)?,
-        catalogue: cat,
-        notes,
-        models: crate::system::versions(root).models(),
-        logins,
-    })
+    notes
 }

@@ -132,7 +132,7 @@ pub struct Finding {
     pub rates: Vec<CounterRate>,
 }
 
-fn ev(name: impl Into<String>, value: impl ToString) -> Evidence {
+pub(super) fn ev(name: impl Into<String>, value: impl ToString) -> Evidence {
     Evidence {
         name: name.into(),
         value: value.to_string(),
@@ -157,7 +157,8 @@ fn level(usage: f64) -> Severity {
     }
 }
 
-fn num(snap: &Snapshot, key: &str) -> Option<u64> {
+/// A sysctl of the snapshot as a number.
+pub(super) fn num(snap: &Snapshot, key: &str) -> Option<u64> {
     snap.sysctl.get(key)?.trim().parse().ok()
 }
 
@@ -245,7 +246,7 @@ pub fn findings_in(snap: &Snapshot, ctx: &Context) -> Vec<Finding> {
 }
 
 /// The process that holds listening port `port`.
-fn holder(snap: &Snapshot, port: u16) -> Option<&Process> {
+pub(super) fn holder(snap: &Snapshot, port: u16) -> Option<&Process> {
     snap.processes.iter().find(|p| p.ports.contains(&port))
 }
 
@@ -265,7 +266,9 @@ fn restart_line(p: &Process) -> String {
     }
 }
 
-#[allow(clippy::too_many_lines)]
+/// The accept queues: one `accept-queue` finding (somaxconn, the queues, ListenOverflows), a
+/// `listener-restart` for each listener an older somaxconn cut, and an `app-backlog` for the
+/// listeners that ask a small backlog themselves.
 fn accept_queue(snap: &Snapshot, ctx: &Context, out: &mut Vec<Finding>) {
     let Some(somaxconn) = num(snap, "net.core.somaxconn") else {
         return;
@@ -274,74 +277,15 @@ fn accept_queue(snap: &Snapshot, ctx: &Context, out: &mut Vec<Finding>) {
     let (drop_rate, _) = rates::counter(snap, ctx.rates, "TcpExt.ListenDrops");
     let overflows = overflow_rate.since_boot;
     let drops = drop_rate.since_boot;
+    let queues = Queues::of(snap, ctx, somaxconn);
     let mut evidence = vec![
         ev("net.core.somaxconn", somaxconn),
         ev("TcpExt.ListenOverflows", overflows),
         ev("TcpExt.ListenDrops", drops),
         ev("ListenOverflows now", rates::phrase(&overflow_rate)),
     ];
-    let mut worst = 0.0f64;
-    let mut full = Vec::new();
-    let mut capped = Vec::new();
-    let mut low_app = Vec::new();
-    // Listeners whose backlog an older, smaller somaxconn cut at listen() time.
-    let mut stale: Vec<(u16, u64, String)> = Vec::new();
-    for l in &snap.listeners {
-        // Without sock_diag (a tree that is not the running kernel's) the backlog is unknown;
-        // somaxconn is then the most it can be.
-        let backlog = l.backlog.unwrap_or(somaxconn).min(somaxconn).max(1);
-        evidence.push(ev(
-            format!("listener {}:{}", l.address, l.port),
-            match l.backlog {
-                Some(b) => format!("queue {} of backlog {b}", l.queue),
-                None => format!("queue {} (backlog not shown in proc/net/tcp)", l.queue),
-            },
-        ));
-        worst = worst.max(ratio(l.queue, backlog));
-        // The kernel refuses once the queue is above the backlog (sk_acceptq_is_full).
-        if l.queue >= backlog {
-            full.push(l.port);
-        }
-        let asked = super::apps::asked_backlog(ctx.apps, snap, l.port);
-        let generation = ctx
-            .somaxconn_changes
-            .iter()
-            .rev()
-            .find(|(_, before, after)| l.backlog == Some(*before) && *after > *before);
-        match l.backlog {
-            Some(b) if b >= somaxconn => capped.push(l.port),
-            Some(b) if generation.is_some() || asked.is_some_and(|a| a > b) => {
-                let why = match (generation, asked) {
-                    (Some((g, before, after)), _) => format!(
-                        "its backlog {b} is the somaxconn {before} in force before netprofile \
-                         generation {g} raised it to {after}"
-                    ),
-                    (None, Some(a)) => format!(
-                        "it asks a backlog of {a} but has {b}: the somaxconn in force when it \
-                         called listen() was {b}"
-                    ),
-                    (None, None) => String::new(),
-                };
-                stale.push((l.port, b, why));
-            }
-            Some(b) if b < 511 => low_app.push((l.port, b)),
-            _ => {}
-        }
-    }
-    let mut fix = Vec::new();
-    if somaxconn < 65535 {
-        fix.push("[sysctl] \"net.core.somaxconn\" = 65535".to_string());
-        fix.push("[sysctl] \"net.ipv4.tcp_max_syn_backlog\" = { min = 65535 }".to_string());
-        // A new somaxconn reaches a listener only when it calls listen() again.
-        for port in &capped {
-            if let Some(p) = holder(snap, *port) {
-                let line = format!("then {}", restart_line(p));
-                if !fix.contains(&line) {
-                    fix.push(line);
-                }
-            }
-        }
-    }
+    evidence.extend(queues.rows);
+    let (full, capped) = (&queues.full, &queues.capped);
     let severity = if !full.is_empty() {
         Severity::Critical
     } else if when == When::Now || (somaxconn < 4096 && !capped.is_empty()) {
@@ -351,39 +295,15 @@ fn accept_queue(snap: &Snapshot, ctx: &Context, out: &mut Vec<Finding>) {
     } else {
         Severity::Ok
     };
-    let holders: Vec<String> = full
-        .iter()
-        .chain(&capped)
-        .filter_map(|p| holder(snap, *p))
-        .map(who)
-        .collect();
-    let holders = if holders.is_empty() {
-        String::new()
-    } else {
-        format!(" ({})", holders.join("; "))
-    };
-    let title = if !full.is_empty() {
-        format!("accept queue full now on port {}{holders}", join(&full))
-    } else if when == When::Now {
-        format!(
-            "accept queue overflowing now: ListenOverflows {} ({overflows} since boot): \
-             clients' handshakes are dropped and retried after 1 s, 3 s, 7 s",
-            rates::phrase(&overflow_rate)
-        )
-    } else if !capped.is_empty() && severity >= Severity::Warning {
-        format!(
-            "listen() backlog capped at net.core.somaxconn {somaxconn} on port {}{holders}",
-            join(&capped)
-        )
-    } else if overflows > 0 {
-        format!(
-            "accept queue overflowed {overflows} times since boot, {}: a past problem, not \
-             a present one",
-            rates::phrase(&overflow_rate)
-        )
-    } else {
-        "accept queues have room".to_string()
-    };
+    let title = queue_title(
+        snap,
+        full,
+        capped,
+        severity,
+        somaxconn,
+        &overflow_rate,
+        when,
+    );
     let smallest = snap.listeners.iter().filter_map(|l| l.backlog).min();
     let process = full
         .first()
@@ -403,72 +323,232 @@ fn accept_queue(snap: &Snapshot, ctx: &Context, out: &mut Vec<Finding>) {
             None => format!("any listener's backlog is capped at {somaxconn}"),
         }),
         fix: if severity >= Severity::Warning {
-            fix
+            somaxconn_fix(snap, somaxconn, capped)
         } else {
             Vec::new()
         },
         process_side: false,
-        usage: Some(worst),
+        usage: Some(queues.worst),
         process,
         when: Some(when),
         rates: vec![overflow_rate, drop_rate],
     });
-    for (port, backlog, why) in &stale {
-        let p = holder(snap, *port);
-        let name = p.map_or_else(|| format!("the process on port {port}"), who);
-        out.push(Finding {
-            limit: "listener-restart",
-            severity: Severity::Warning,
-            title: format!(
-                "{name} listens with a backlog of {backlog} although net.core.somaxconn is now \
-                 {somaxconn}: {why}; it keeps {backlog} until it listens again"
-            ),
-            evidence: vec![
-                ev(format!("port {port} backlog"), backlog),
-                ev("net.core.somaxconn", somaxconn),
-            ],
-            capacity: Some(format!("a burst of {backlog} connects on port {port}")),
-            fix: vec![p.map_or_else(
-                || format!("restart the server on port {port}"),
-                restart_line,
-            )],
-            process_side: true,
-            usage: None,
-            process: p.map(ProcessRef::of),
-            ..Finding::default()
-        });
+    for (port, backlog, why) in &queues.stale {
+        out.push(listener_restart(snap, somaxconn, *port, *backlog, why));
     }
-    if !low_app.is_empty() {
-        let ports: Vec<String> = low_app
-            .iter()
-            .map(|(p, b)| format!("port {p} backlog {b}"))
-            .collect();
-        let p = holder(snap, low_app[0].0);
-        out.push(Finding {
-            limit: "app-backlog",
-            severity: if when == When::Now {
-                Severity::Warning
-            } else {
-                Severity::Info
-            },
-            title: format!(
-                "{} asks a small listen() backlog ({}); somaxconn {somaxconn} is not what \
-                 limits it: raise the backlog in the application's configuration",
-                p.map_or_else(|| "the application".to_string(), who),
-                ports.join(", ")
-            ),
-            evidence: low_app
+    out.extend(app_backlog(snap, somaxconn, when, &queues.low_app));
+}
+
+/// What each listener's queue and backlog say, against somaxconn.
+#[derive(Default)]
+struct Queues {
+    /// One evidence row per listener: its queue and backlog.
+    rows: Vec<Evidence>,
+    /// The fullest queue, as a share of its backlog.
+    worst: f64,
+    /// Ports whose queue is at its backlog: the kernel refuses new connections there.
+    full: Vec<u16>,
+    /// Ports whose backlog is somaxconn: the sysctl caps what the server asked.
+    capped: Vec<u16>,
+    /// Listeners whose backlog an older, smaller somaxconn cut at listen() time, and why.
+    stale: Vec<(u16, u64, String)>,
+    /// Ports whose own backlog is under 511: the application asks little.
+    low_app: Vec<(u16, u64)>,
+}
+
+impl Queues {
+    fn of(snap: &Snapshot, ctx: &Context, somaxconn: u64) -> Queues {
+        let mut q = Queues::default();
+        for l in &snap.listeners {
+            // Without sock_diag (a tree that is not the running kernel's) the backlog is
+            // unknown; somaxconn is then the most it can be.
+            let backlog = l.backlog.unwrap_or(somaxconn).min(somaxconn).max(1);
+            q.rows.push(ev(
+                format!("listener {}:{}", l.address, l.port),
+                match l.backlog {
+                    Some(b) => format!("queue {} of backlog {b}", l.queue),
+                    None => format!("queue {} (backlog not shown in proc/net/tcp)", l.queue),
+                },
+            ));
+            q.worst = q.worst.max(ratio(l.queue, backlog));
+            // The kernel refuses once the queue is above the backlog (sk_acceptq_is_full).
+            if l.queue >= backlog {
+                q.full.push(l.port);
+            }
+            let asked = super::apps::asked_backlog(ctx.apps, snap, l.port);
+            let generation = ctx
+                .somaxconn_changes
                 .iter()
-                .map(|(p, b)| ev(format!("port {p} backlog"), b))
-                .collect(),
-            capacity: None,
-            fix: super::apps::backlog_setting(p).into_iter().collect(),
-            process_side: true,
-            usage: None,
-            process: p.map(ProcessRef::of),
-            ..Finding::default()
-        });
+                .rev()
+                .find(|(_, before, after)| l.backlog == Some(*before) && *after > *before);
+            match l.backlog {
+                Some(b) if b >= somaxconn => q.capped.push(l.port),
+                Some(b) if generation.is_some() || asked.is_some_and(|a| a > b) => {
+                    q.stale
+                        .push((l.port, b, stale_reason(b, generation, asked)));
+                }
+                Some(b) if b < 511 => q.low_app.push((l.port, b)),
+                _ => {}
+            }
+        }
+        q
     }
+}
+
+/// Why a listener's backlog `b` is stale: the netprofile generation that raised somaxconn
+/// after it listened, else the larger backlog its configuration asks for.
+fn stale_reason(b: u64, generation: Option<&(u64, u64, u64)>, asked: Option<u64>) -> String {
+    match (generation, asked) {
+        (Some((g, before, after)), _) => format!(
+            "its backlog {b} is the somaxconn {before} in force before netprofile \
+             generation {g} raised it to {after}"
+        ),
+        (None, Some(a)) => format!(
+            "it asks a backlog of {a} but has {b}: the somaxconn in force when it \
+             called listen() was {b}"
+        ),
+        (None, None) => String::new(),
+    }
+}
+
+/// The profile lines that raise somaxconn (below 65535), and the restart of each capped
+/// listener's server (a new somaxconn reaches a listener only when it calls listen() again).
+fn somaxconn_fix(snap: &Snapshot, somaxconn: u64, capped: &[u16]) -> Vec<String> {
+    let mut fix = Vec::new();
+    if somaxconn < 65535 {
+        fix.push("[sysctl] \"net.core.somaxconn\" = 65535".to_string());
+        fix.push("[sysctl] \"net.ipv4.tcp_max_syn_backlog\" = { min = 65535 }".to_string());
+        // A new somaxconn reaches a listener only when it calls listen() again.
+        for port in capped {
+            if let Some(p) = holder(snap, *port) {
+                let line = format!("then {}", restart_line(p));
+                if !fix.contains(&line) {
+                    fix.push(line);
+                }
+            }
+        }
+    }
+    fix
+}
+
+/// The accept-queue title: full now, overflowing now, capped by somaxconn, overflowed in the
+/// past, or room.
+fn queue_title(
+    snap: &Snapshot,
+    full: &[u16],
+    capped: &[u16],
+    severity: Severity,
+    somaxconn: u64,
+    overflow_rate: &CounterRate,
+    when: When,
+) -> String {
+    let overflows = overflow_rate.since_boot;
+    let holders: Vec<String> = full
+        .iter()
+        .chain(capped)
+        .filter_map(|p| holder(snap, *p))
+        .map(who)
+        .collect();
+    let holders = if holders.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", holders.join("; "))
+    };
+    if !full.is_empty() {
+        format!("accept queue full now on port {}{holders}", join(full))
+    } else if when == When::Now {
+        format!(
+            "accept queue overflowing now: ListenOverflows {} ({overflows} since boot): \
+             clients' handshakes are dropped and retried after 1 s, 3 s, 7 s",
+            rates::phrase(overflow_rate)
+        )
+    } else if !capped.is_empty() && severity >= Severity::Warning {
+        format!(
+            "listen() backlog capped at net.core.somaxconn {somaxconn} on port {}{holders}",
+            join(capped)
+        )
+    } else if overflows > 0 {
+        format!(
+            "accept queue overflowed {overflows} times since boot, {}: a past problem, not \
+             a present one",
+            rates::phrase(overflow_rate)
+        )
+    } else {
+        "accept queues have room".to_string()
+    }
+}
+
+/// A listener that keeps the backlog an older, smaller somaxconn gave it until it listens
+/// again.
+fn listener_restart(
+    snap: &Snapshot,
+    somaxconn: u64,
+    port: u16,
+    backlog: u64,
+    why: &str,
+) -> Finding {
+    let p = holder(snap, port);
+    let name = p.map_or_else(|| format!("the process on port {port}"), who);
+    Finding {
+        limit: "listener-restart",
+        severity: Severity::Warning,
+        title: format!(
+            "{name} listens with a backlog of {backlog} although net.core.somaxconn is now \
+             {somaxconn}: {why}; it keeps {backlog} until it listens again"
+        ),
+        evidence: vec![
+            ev(format!("port {port} backlog"), backlog),
+            ev("net.core.somaxconn", somaxconn),
+        ],
+        capacity: Some(format!("a burst of {backlog} connects on port {port}")),
+        fix: vec![p.map_or_else(
+            || format!("restart the server on port {port}"),
+            restart_line,
+        )],
+        process_side: true,
+        usage: None,
+        process: p.map(ProcessRef::of),
+        ..Finding::default()
+    }
+}
+
+/// Listeners whose application asks a backlog under 511: somaxconn is not what limits them.
+fn app_backlog(
+    snap: &Snapshot,
+    somaxconn: u64,
+    when: When,
+    low_app: &[(u16, u64)],
+) -> Option<Finding> {
+    let (first, _) = low_app.first()?;
+    let ports: Vec<String> = low_app
+        .iter()
+        .map(|(p, b)| format!("port {p} backlog {b}"))
+        .collect();
+    let p = holder(snap, *first);
+    Some(Finding {
+        limit: "app-backlog",
+        severity: if when == When::Now {
+            Severity::Warning
+        } else {
+            Severity::Info
+        },
+        title: format!(
+            "{} asks a small listen() backlog ({}); somaxconn {somaxconn} is not what \
+             limits it: raise the backlog in the application's configuration",
+            p.map_or_else(|| "the application".to_string(), who),
+            ports.join(", ")
+        ),
+        evidence: low_app
+            .iter()
+            .map(|(p, b)| ev(format!("port {p} backlog"), b))
+            .collect(),
+        capacity: None,
+        fix: super::apps::backlog_setting(p).into_iter().collect(),
+        process_side: true,
+        usage: None,
+        process: p.map(ProcessRef::of),
+        ..Finding::default()
+    })
 }
 
 fn join(ports: &[u16]) -> String {
@@ -476,10 +556,18 @@ fn join(ports: &[u16]) -> String {
     v.join(", ")
 }
 
+/// The ephemeral ports (`ephemeral-ports`) and, when it overflowed, the TIME_WAIT table
+/// (`time-wait-buckets`); neither without a port range to read.
 fn ephemeral(snap: &Snapshot, ctx: &Context, out: &mut Vec<Finding>) {
     let Some(raw) = snap.sysctl.get("net.ipv4.ip_local_port_range") else {
         return;
     };
+    out.push(ephemeral_ports(snap, raw));
+    out.extend(time_wait_buckets(snap, ctx));
+}
+
+/// The ports one destination ip:port allows, against the busiest destination's use.
+fn ephemeral_ports(snap: &Snapshot, raw: &String) -> Finding {
     let range = port_range(Some(raw));
     let usable = usable_ports(snap);
     let reuse = num(snap, "net.ipv4.tcp_tw_reuse").unwrap_or(2);
@@ -504,7 +592,7 @@ fn ephemeral(snap: &Snapshot, ctx: &Context, out: &mut Vec<Finding>) {
     if reuse != 1 {
         fix.push("[sysctl] \"net.ipv4.tcp_tw_reuse\" = 1".to_string());
     }
-    out.push(Finding {
+    Finding {
         limit: "ephemeral-ports",
         severity,
         title: if severity >= Severity::Warning {
@@ -549,13 +637,18 @@ fn ephemeral(snap: &Snapshot, ctx: &Context, out: &mut Vec<Finding>) {
         process_side: false,
         usage: Some(usage),
         ..Finding::default()
-    });
+    }
+}
+
+/// The TIME_WAIT table, when TCPTimeWaitOverflow rose: now (a warning) or in the past.
+fn time_wait_buckets(snap: &Snapshot, ctx: &Context) -> Option<Finding> {
+    let tw = snap.states.time_wait;
     let (rate, when) = rates::counter(snap, ctx.rates, "TcpExt.TCPTimeWaitOverflow");
     let overflow = rate.since_boot;
     if overflow > 0 {
         let buckets = num(snap, "net.ipv4.tcp_max_tw_buckets").unwrap_or(0);
         let now = when == When::Now;
-        out.push(Finding {
+        Some(Finding {
             limit: "time-wait-buckets",
             severity: if now {
                 Severity::Warning
@@ -590,7 +683,9 @@ fn ephemeral(snap: &Snapshot, ctx: &Context, out: &mut Vec<Finding>) {
             when: Some(when),
             rates: vec![rate],
             ..Finding::default()
-        });
+        })
+    } else {
+        None
     }
 }
 
@@ -949,105 +1044,123 @@ fn retransmits(snap: &Snapshot, ctx: &Context, out: &mut Vec<Finding>) {
 /// 1024).
 pub const EPOLL_MATTERS_FDS: u64 = 512;
 
+/// What each listening process is limited by itself, whatever the kernel allows: one thread
+/// (`cpu` when it saturates a core, else `threads`), and a listener outside epoll (`epoll`).
 fn process_side(snap: &Snapshot, out: &mut Vec<Finding>) {
     for p in &snap.processes {
-        let who = who(p);
-        let cpu = p.cpu_now.unwrap_or(0.0).max(p.cpu_lifetime);
-        let mut evidence = vec![
-            ev(format!("pid {} threads", p.pid), p.threads),
-            ev(
-                format!("pid {} CPU since start", p.pid),
-                format!("{:.0}% of one core", p.cpu_lifetime * 100.0),
-            ),
-            ev("CPUs", snap.cpus),
-        ];
-        if let Some(now) = p.cpu_now {
-            evidence.push(ev(
-                format!("pid {} CPU now", p.pid),
-                format!("{:.0}% of one core", now * 100.0),
-            ));
-        }
-        if p.threads == 1 && cpu >= 0.85 {
-            out.push(Finding {
-                limit: "cpu",
-                severity: Severity::Critical,
-                title: format!(
-                    "{who} runs one thread at {:.0}% of a core: it is the limit, not the kernel; \
-                     no sysctl lifts it",
-                    cpu * 100.0
-                ),
-                evidence: evidence.clone(),
-                capacity: Some("what one core accepts and serves".into()),
-                fix: vec![
-                    "run more worker processes or threads (e.g. nginx worker_processes auto; \
-                     SO_REUSEPORT listeners)"
-                        .into(),
-                ],
-                process_side: true,
-                usage: Some(cpu),
-                ..Finding::default()
-            });
-        } else if p.threads == 1 && snap.cpus > 1 {
-            out.push(Finding {
-                limit: "threads",
-                severity: Severity::Info,
-                title: format!("{who} has one thread: it can use one of {} CPUs", snap.cpus),
-                evidence: evidence.clone(),
-                capacity: None,
-                fix: Vec::new(),
-                process_side: true,
-                usage: None,
-                ..Finding::default()
-            });
-        }
-        if !p.epoll {
-            // select() fails at fd 1024 and poll() costs grow with connections: it matters
-            // when the process holds hundreds of fds, not on a developer's idle server.
-            let matters = !p.has_epoll && p.open_fds >= EPOLL_MATTERS_FDS;
-            out.push(Finding {
-                limit: "epoll",
-                severity: if matters {
-                    Severity::Warning
-                } else {
-                    Severity::Info
-                },
-                title: if p.has_epoll {
-                    format!(
-                        "{who} has an epoll instance but its listening socket is not in it \
-                         (accept() in a thread, or another event loop)"
-                    )
-                } else {
-                    format!(
-                        "{who} waits on its listener without epoll (select(), poll() or a \
-                         blocking accept()): select() cannot watch fd 1024 or above, poll() \
-                         costs O(connections) per wake-up; no sysctl changes that{}",
-                        if matters {
-                            format!(" ({} fds open now)", p.open_fds)
-                        } else {
-                            format!(
-                                "; with {} fds open it matters only from several hundred \
-                                 connections on",
-                                p.open_fds
-                            )
-                        }
-                    )
-                },
-                evidence: vec![
-                    ev(format!("pid {} epoll instances", p.pid), p.has_epoll),
-                    ev(
-                        format!("pid {} listener in epoll (fdinfo tfd)", p.pid),
-                        p.epoll,
-                    ),
-                    ev(format!("pid {} threads", p.pid), p.threads),
-                ],
-                capacity: None,
-                fix: Vec::new(),
-                process_side: true,
-                usage: None,
-                ..Finding::default()
-            });
-        }
+        out.extend(one_thread(snap, p));
+        out.extend(without_epoll(p));
     }
+}
+
+/// A single-threaded listener: the limit itself at 85% of a core or more (`cpu`), else a note
+/// that it uses one of several CPUs (`threads`).
+fn one_thread(snap: &Snapshot, p: &Process) -> Option<Finding> {
+    let who = who(p);
+    let cpu = p.cpu_now.unwrap_or(0.0).max(p.cpu_lifetime);
+    let mut evidence = vec![
+        ev(format!("pid {} threads", p.pid), p.threads),
+        ev(
+            format!("pid {} CPU since start", p.pid),
+            format!("{:.0}% of one core", p.cpu_lifetime * 100.0),
+        ),
+        ev("CPUs", snap.cpus),
+    ];
+    if let Some(now) = p.cpu_now {
+        evidence.push(ev(
+            format!("pid {} CPU now", p.pid),
+            format!("{:.0}% of one core", now * 100.0),
+        ));
+    }
+    if p.threads == 1 && cpu >= 0.85 {
+        Some(Finding {
+            limit: "cpu",
+            severity: Severity::Critical,
+            title: format!(
+                "{who} runs one thread at {:.0}% of a core: it is the limit, not the kernel; \
+                 no sysctl lifts it",
+                cpu * 100.0
+            ),
+            evidence,
+            capacity: Some("what one core accepts and serves".into()),
+            fix: vec![
+                "run more worker processes or threads (e.g. nginx worker_processes auto; \
+                 SO_REUSEPORT listeners)"
+                    .into(),
+            ],
+            process_side: true,
+            usage: Some(cpu),
+            ..Finding::default()
+        })
+    } else if p.threads == 1 && snap.cpus > 1 {
+        Some(Finding {
+            limit: "threads",
+            severity: Severity::Info,
+            title: format!("{who} has one thread: it can use one of {} CPUs", snap.cpus),
+            evidence,
+            capacity: None,
+            fix: Vec::new(),
+            process_side: true,
+            usage: None,
+            ..Finding::default()
+        })
+    } else {
+        None
+    }
+}
+
+/// A listener not in an epoll instance: a warning when it has none and holds hundreds of fds
+/// (select() fails at fd 1024, poll() grows with connections), else a note.
+fn without_epoll(p: &Process) -> Option<Finding> {
+    if p.epoll {
+        return None;
+    }
+    let who = who(p);
+    // select() fails at fd 1024 and poll() costs grow with connections: it matters
+    // when the process holds hundreds of fds, not on a developer's idle server.
+    let matters = !p.has_epoll && p.open_fds >= EPOLL_MATTERS_FDS;
+    Some(Finding {
+        limit: "epoll",
+        severity: if matters {
+            Severity::Warning
+        } else {
+            Severity::Info
+        },
+        title: if p.has_epoll {
+            format!(
+                "{who} has an epoll instance but its listening socket is not in it \
+                 (accept() in a thread, or another event loop)"
+            )
+        } else {
+            format!(
+                "{who} waits on its listener without epoll (select(), poll() or a \
+                 blocking accept()): select() cannot watch fd 1024 or above, poll() \
+                 costs O(connections) per wake-up; no sysctl changes that{}",
+                if matters {
+                    format!(" ({} fds open now)", p.open_fds)
+                } else {
+                    format!(
+                        "; with {} fds open it matters only from several hundred \
+                         connections on",
+                        p.open_fds
+                    )
+                }
+            )
+        },
+        evidence: vec![
+            ev(format!("pid {} epoll instances", p.pid), p.has_epoll),
+            ev(
+                format!("pid {} listener in epoll (fdinfo tfd)", p.pid),
+                p.epoll,
+            ),
+            ev(format!("pid {} threads", p.pid), p.threads),
+        ],
+        capacity: None,
+        fix: Vec::new(),
+        process_side: true,
+        usage: None,
+        ..Finding::default()
+    })
 }
 
 fn folklore(snap: &Snapshot, out: &mut Vec<Finding>) {

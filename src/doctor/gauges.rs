@@ -5,7 +5,7 @@
 
 use serde::Serialize;
 
-use super::findings::usable_ports;
+use super::findings::{holder, num, usable_ports};
 use super::proc::Snapshot;
 
 /// One limit's use and ceiling now.
@@ -39,6 +39,25 @@ impl Gauge {
         }
     }
 
+    /// A machine-wide limit (no subject, no process).
+    #[must_use]
+    pub fn machine_wide(
+        limit: &'static str,
+        used: u64,
+        ceiling: u64,
+        ceiling_from: impl Into<String>,
+    ) -> Gauge {
+        Gauge {
+            limit,
+            subject: String::new(),
+            process: String::new(),
+            pid: None,
+            used,
+            ceiling,
+            ceiling_from: ceiling_from.into(),
+        }
+    }
+
     /// A stable key for following this gauge from one sample to the next.
     #[must_use]
     pub fn key(&self) -> String {
@@ -46,19 +65,65 @@ impl Gauge {
     }
 }
 
-fn num(snap: &Snapshot, key: &str) -> Option<u64> {
-    snap.sysctl.get(key)?.trim().parse().ok()
-}
-
-/// The process that holds the listening socket on `port`, if doctor could read it.
-#[must_use]
-pub fn holder(snap: &Snapshot, port: u16) -> Option<&super::proc::Process> {
-    snap.processes.iter().find(|p| p.ports.contains(&port))
-}
-
 /// Every limit with its use and ceiling now, in a fixed order.
 #[must_use]
 pub fn gauges(snap: &Snapshot) -> Vec<Gauge> {
+    let mut out = accept_queues(snap);
+    if snap.sysctl.contains_key("net.ipv4.ip_local_port_range") {
+        let (dest, used) = snap.states.busiest_destination.clone().unwrap_or_default();
+        out.push(Gauge {
+            subject: dest,
+            ..Gauge::machine_wide(
+                "ephemeral-ports",
+                used,
+                usable_ports(snap),
+                "net.ipv4.ip_local_port_range",
+            )
+        });
+    }
+    if let Some(buckets) = num(snap, "net.ipv4.tcp_max_tw_buckets") {
+        out.push(Gauge::machine_wide(
+            "time-wait-buckets",
+            snap.states.time_wait,
+            buckets,
+            "net.ipv4.tcp_max_tw_buckets",
+        ));
+    }
+    if let Some((allocated, _, max)) = snap.file_nr {
+        out.push(Gauge::machine_wide(
+            "file-max",
+            allocated,
+            max,
+            "fs.file-max",
+        ));
+    }
+    out.extend(nofiles(snap));
+    if let Some((count, max)) = snap.conntrack {
+        out.push(Gauge::machine_wide(
+            "conntrack",
+            count,
+            max,
+            "net.netfilter.nf_conntrack_max",
+        ));
+    }
+    if let Some(high) = snap
+        .sysctl
+        .get("net.ipv4.tcp_mem")
+        .and_then(|m| m.split_whitespace().nth(2)?.parse().ok())
+    {
+        out.push(Gauge::machine_wide(
+            "tcp-mem",
+            u64::try_from(snap.sockstat.get("TCP.mem").copied().unwrap_or(0)).unwrap_or(0),
+            high,
+            "net.ipv4.tcp_mem (high, pages)",
+        ));
+    }
+    out
+}
+
+/// Each listener's accept queue against the backlog in force: its own listen() backlog, or
+/// somaxconn when that cuts it (or when the backlog is not shown).
+fn accept_queues(snap: &Snapshot) -> Vec<Gauge> {
     let mut out = Vec::new();
     let somaxconn = num(snap, "net.core.somaxconn");
     for l in &snap.listeners {
@@ -80,43 +145,16 @@ pub fn gauges(snap: &Snapshot) -> Vec<Gauge> {
             ceiling_from: from.into(),
         });
     }
-    if snap.sysctl.contains_key("net.ipv4.ip_local_port_range") {
-        let (dest, used) = snap.states.busiest_destination.clone().unwrap_or_default();
-        out.push(Gauge {
-            limit: "ephemeral-ports",
-            subject: dest,
-            process: String::new(),
-            pid: None,
-            used,
-            ceiling: usable_ports(snap),
-            ceiling_from: "net.ipv4.ip_local_port_range".into(),
-        });
-    }
-    if let Some(buckets) = num(snap, "net.ipv4.tcp_max_tw_buckets") {
-        out.push(Gauge {
-            limit: "time-wait-buckets",
-            subject: String::new(),
-            process: String::new(),
-            pid: None,
-            used: snap.states.time_wait,
-            ceiling: buckets,
-            ceiling_from: "net.ipv4.tcp_max_tw_buckets".into(),
-        });
-    }
-    if let Some((allocated, _, max)) = snap.file_nr {
-        out.push(Gauge {
-            limit: "file-max",
-            subject: String::new(),
-            process: String::new(),
-            pid: None,
-            used: allocated,
-            ceiling: max,
-            ceiling_from: "fs.file-max".into(),
-        });
-    }
-    for p in &snap.processes {
-        if let Some(soft) = p.nofile_soft {
-            out.push(Gauge {
+    out
+}
+
+/// Each listening process's open fds against its soft nofile limit, and where that comes from.
+fn nofiles(snap: &Snapshot) -> Vec<Gauge> {
+    snap.processes
+        .iter()
+        .filter_map(|p| {
+            let soft = p.nofile_soft?;
+            Some(Gauge {
                 limit: "nofile",
                 subject: format!("pid {}", p.pid),
                 process: p.comm.clone(),
@@ -127,36 +165,9 @@ pub fn gauges(snap: &Snapshot) -> Vec<Gauge> {
                     Some(unit) => format!("LimitNOFILE of {unit}"),
                     None => "nofile (limits.conf)".into(),
                 },
-            });
-        }
-    }
-    if let Some((count, max)) = snap.conntrack {
-        out.push(Gauge {
-            limit: "conntrack",
-            subject: String::new(),
-            process: String::new(),
-            pid: None,
-            used: count,
-            ceiling: max,
-            ceiling_from: "net.netfilter.nf_conntrack_max".into(),
-        });
-    }
-    if let Some(high) = snap
-        .sysctl
-        .get("net.ipv4.tcp_mem")
-        .and_then(|m| m.split_whitespace().nth(2)?.parse().ok())
-    {
-        out.push(Gauge {
-            limit: "tcp-mem",
-            subject: String::new(),
-            process: String::new(),
-            pid: None,
-            used: u64::try_from(snap.sockstat.get("TCP.mem").copied().unwrap_or(0)).unwrap_or(0),
-            ceiling: high,
-            ceiling_from: "net.ipv4.tcp_mem (high, pages)".into(),
-        });
-    }
-    out
+            })
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@ use std::net::IpAddr;
 
 use crate::error::{Error, Result};
 use crate::profile::keys::KeyName;
+use crate::system::processes::Fds;
 use crate::system::root::{Namespace, Root};
 use crate::system::{read_optional, read_sysctl, sockets};
 
@@ -617,12 +618,11 @@ impl Snapshot {
         // On the running kernel the listeners are this network namespace's: a process in
         // another one (a container's) cannot hold them, so its fds are not read at all.
         let skip_netns = sockets::answers_for(root)
-            .then(|| std::fs::read_link(root.path("proc/self/ns/net")).ok())
+            .then(|| own_netns.clone())
             .flatten();
         for pid in pids {
             if let Some(own) = &skip_netns
-                && let Ok(theirs) = std::fs::read_link(root.path(&format!("proc/{pid}/ns/net")))
-                && &theirs != own
+                && netns(&pid.to_string()).is_some_and(|theirs| &theirs != own)
             {
                 continue;
             }
@@ -632,37 +632,14 @@ impl Snapshot {
                 self.unreadable += 1;
                 continue;
             };
-            let ports: BTreeSet<u16> = fds
-                .sockets
-                .iter()
-                .filter_map(|(_, inode)| by_inode.get(inode).copied())
-                .collect();
-            let listen_fds: Vec<u64> = fds.sockets.iter().map(|(fd, _)| *fd).collect();
-            let epoll_fds = fds.epolls;
-            let open = fds.open;
-            let listening = !ports.is_empty();
-            let mut p = Process {
-                pid,
-                ports: ports.into_iter().collect(),
-                open_fds: open,
-                has_epoll: !epoll_fds.is_empty(),
-                ..Process::default()
-            };
-            if p.ports.is_empty() && open < CLIENT_MIN_FDS {
+            let Some(mut p) = worth_reading(root, pid, &fds, &by_inode) else {
                 continue;
-            }
-            if let Some((soft, hard)) =
-                read_quiet(root, &format!("proc/{pid}/limits")).and_then(|t| parse_nofile(&t))
-            {
-                p.nofile_soft = soft;
-                p.nofile_hard = hard;
-            }
-            if !listening {
+            };
+            if p.ports.is_empty() {
                 // A client near its limit: the same identity, no listener facts.
-                let near = p
-                    .nofile_soft
-                    .is_some_and(|soft| open >= CLIENT_MIN_FDS && open * 10 >= soft * 7)
-                    && (own_netns.is_none() || netns(&pid.to_string()) == own_netns);
+                let near = p.nofile_soft.is_some_and(|soft| {
+                    p.open_fds >= CLIENT_MIN_FDS && p.open_fds * 10 >= soft * 7
+                }) && (own_netns.is_none() || netns(&pid.to_string()) == own_netns);
                 if near {
                     identify(root, &users, &mut p);
                     self.clients.push(p);
@@ -670,19 +647,12 @@ impl Snapshot {
                 continue;
             }
             identify(root, &users, &mut p);
-            p.epoll = epoll_fds
+            let listen_fds: Vec<u64> = fds.sockets.iter().map(|(fd, _)| *fd).collect();
+            p.epoll = fds
+                .epolls
                 .iter()
                 .any(|efd| watches_any(root, pid, *efd, &listen_fds));
-            let stat = read_quiet(root, &format!("proc/{pid}/stat"));
-            if let (Some((used, start)), Some(up)) = (stat.as_deref().and_then(cpu_ticks), uptime) {
-                #[allow(clippy::cast_precision_loss)]
-                let alive = up - start as f64 / ticks as f64;
-                if alive > 0.0 {
-                    #[allow(clippy::cast_precision_loss)]
-                    let share = used as f64 / ticks as f64 / alive;
-                    p.cpu_lifetime = share;
-                }
-                p.cpu_ticks = Some(used);
+            if let Some(used) = lifetime_cpu(root, &mut p, uptime, ticks) {
                 samples.push((self.processes.len(), used));
             }
             if root.is_real() {
@@ -690,8 +660,18 @@ impl Snapshot {
             }
             self.processes.push(p);
         }
-        // On a real machine, also what each listener uses now: from the scheduler's running
-        // average when the kernel shows it, else over a quarter second.
+        self.cpu_over_a_quarter_second(root, samples, ticks);
+        Ok(())
+    }
+
+    /// On a real machine, what each listener in `samples` (index, CPU ticks then) uses now,
+    /// when the scheduler's running average did not say: its ticks over a quarter second.
+    fn cpu_over_a_quarter_second(
+        &mut self,
+        root: &Root,
+        mut samples: Vec<(usize, u64)>,
+        ticks: u64,
+    ) {
         samples.retain(|(index, _)| self.processes[*index].cpu_now.is_none());
         if root.is_real() && !samples.is_empty() {
             let wait = std::time::Duration::from_millis(250);
@@ -708,8 +688,57 @@ impl Snapshot {
                 }
             }
         }
-        Ok(())
     }
+}
+
+/// A process worth doctor's attention, from its fds: a listener (it holds a listening socket
+/// of `by_inode`) or a client with `CLIENT_MIN_FDS` open or more; with its nofile limits.
+fn worth_reading(
+    root: &Root,
+    pid: u32,
+    fds: &Fds,
+    by_inode: &BTreeMap<u64, u16>,
+) -> Option<Process> {
+    let ports: BTreeSet<u16> = fds
+        .sockets
+        .iter()
+        .filter_map(|(_, inode)| by_inode.get(inode).copied())
+        .collect();
+    let mut p = Process {
+        pid,
+        ports: ports.into_iter().collect(),
+        open_fds: fds.open,
+        has_epoll: !fds.epolls.is_empty(),
+        ..Process::default()
+    };
+    if p.ports.is_empty() && fds.open < CLIENT_MIN_FDS {
+        return None;
+    }
+    if let Some((soft, hard)) =
+        read_quiet(root, &format!("proc/{pid}/limits")).and_then(|t| parse_nofile(&t))
+    {
+        p.nofile_soft = soft;
+        p.nofile_hard = hard;
+    }
+    Some(p)
+}
+
+/// A listener's share of one core over its lifetime (proc/PID/stat against the uptime); sets
+/// `cpu_lifetime` and `cpu_ticks` and returns the ticks used, for the sample of now.
+fn lifetime_cpu(root: &Root, p: &mut Process, uptime: Option<f64>, ticks: u64) -> Option<u64> {
+    let stat = read_quiet(root, &format!("proc/{}/stat", p.pid));
+    let (Some((used, start)), Some(up)) = (stat.as_deref().and_then(cpu_ticks), uptime) else {
+        return None;
+    };
+    #[allow(clippy::cast_precision_loss)]
+    let alive = up - start as f64 / ticks as f64;
+    if alive > 0.0 {
+        #[allow(clippy::cast_precision_loss)]
+        let share = used as f64 / ticks as f64 / alive;
+        p.cpu_lifetime = share;
+    }
+    p.cpu_ticks = Some(used);
+    Some(used)
 }
 
 /// The identity of a process: name, threads, uid and user, systemd unit, login uid, command

@@ -137,7 +137,6 @@ impl Watcher {
 
     /// Takes the snapshot read at `t_s` seconds; from the second one on, records an interval.
     /// Returns the new interval's row and the findings that started or stopped binding in it.
-    #[allow(clippy::too_many_lines)]
     pub fn push(&mut self, t_s: f64, snap: &Snapshot) -> Option<&SampleRow> {
         let gauges = gauges::gauges(snap);
         let counters = snap.counters.clone();
@@ -152,121 +151,66 @@ impl Watcher {
             .filter(|c| counters.contains_key(**c))
             .map(|c| ((*c).to_string(), round(per_s(delta(c), dt))))
             .collect();
-        let trend = |g: &Gauge| {
-            let was = old
-                .iter()
-                .find(|o| o.key() == g.key())
-                .map_or(g.used, |o| o.used);
-            #[allow(clippy::cast_precision_loss)]
-            let d = g.used as f64 - was as f64;
-            if dt > 0.0 { d / dt } else { 0.0 }
-        };
-        let mut approaching = Vec::new();
-        let mut bound: Vec<(Gauge, &'static str, f64, String)> = Vec::new();
-        for g in &gauges {
-            let usage = g.usage();
-            let t = trend(g);
-            let binds = g.ceiling > 0 && usage >= BINDS_AT;
-            if !binds && t > 0.0 && usage >= APPROACH_FROM {
-                #[allow(clippy::cast_precision_loss)]
-                let left = (g.ceiling - g.used.min(g.ceiling)) as f64;
-                approaching.push(Approach {
-                    limit: g.limit,
-                    subject: g.subject.clone(),
-                    process: (!g.process.is_empty()).then(|| g.process.clone()),
-                    used: g.used,
-                    ceiling: g.ceiling,
-                    usage: round(usage),
-                    trend_per_s: round(t),
-                    binds_in_s: round(left / t),
-                });
-            }
-            if binds && g.limit != "accept-queue" {
-                bound.push((
-                    g.clone(),
-                    g.limit,
-                    t.max(0.0),
-                    format!("{} growth", g.limit),
-                ));
-            }
-        }
+        let (approaching, mut bound) = approaching_and_bound(&gauges, &old, dt);
         // Accept queues: the overflow counter is the proof; a full queue names the listener.
         let overflows = per_s(delta("TcpExt.ListenOverflows"), dt);
-        let queues: Vec<&Gauge> = gauges
-            .iter()
-            .filter(|g| g.limit == "accept-queue")
-            .collect();
-        let mut full: Vec<&Gauge> = queues
-            .iter()
-            .copied()
-            .filter(|g| g.used >= g.ceiling)
-            .collect();
-        if full.is_empty() && overflows > 0.0 {
-            // Overflowed in the interval but drained by now: the fullest listener then or now.
-            let fullest = queues.iter().copied().max_by(|a, b| {
-                let then = |g: &Gauge| {
-                    old.iter()
-                        .find(|o| o.key() == g.key())
-                        .map_or(0.0, Gauge::usage)
-                        .max(g.usage())
-                };
-                then(a)
-                    .partial_cmp(&then(b))
-                    .unwrap_or(std::cmp::Ordering::Equal)
-            });
-            full.extend(fullest);
-        }
-        if overflows > 0.0 || !full.is_empty() {
-            for g in &full {
-                bound.push((
-                    (*g).clone(),
-                    "accept-queue",
-                    overflows,
-                    "TcpExt.ListenOverflows".into(),
-                ));
-            }
-            if full.is_empty() {
-                let g = Gauge {
-                    limit: "accept-queue",
-                    subject: String::new(),
-                    process: String::new(),
-                    pid: None,
-                    used: 0,
-                    ceiling: 0,
-                    ceiling_from: String::new(),
-                };
-                bound.push((
-                    g,
-                    "accept-queue",
-                    overflows,
-                    "TcpExt.ListenOverflows".into(),
-                ));
-            }
-        }
+        bound.extend(accept_queues_bound(&gauges, &old, overflows));
+        // Limits only a counter shows binding: one machine-wide finding each.
         for (counter, id) in [
             ("TcpExt.TCPTimeWaitOverflow", "time-wait-buckets"),
             ("TcpExt.TCPAbortOnMemory", "tcp-mem"),
         ] {
             let r = per_s(delta(counter), dt);
-            if r > 0.0 && !bound.iter().any(|b| b.1 == id) {
+            if r > 0.0 && !bound.iter().any(|b| b.id == id) {
                 let g = gauges.iter().find(|g| g.limit == id).cloned();
-                let g = g.unwrap_or(Gauge {
-                    limit: id,
-                    subject: String::new(),
-                    process: String::new(),
-                    pid: None,
-                    used: 0,
-                    ceiling: 0,
-                    ceiling_from: String::new(),
+                bound.push(Bound {
+                    gauge: g.unwrap_or_else(|| machine_wide(id)),
+                    id,
+                    rate: r,
+                    rate_of: counter.into(),
                 });
-                bound.push((g, id, r, counter.into()));
             }
         }
+        let mut ids = self.record(bound, snap, &rates, t0, t_s);
+        let now = round(t_s);
+        for f in &mut self.findings {
+            if f.last_s < now {
+                f.state = "past";
+            }
+        }
+        ids.sort();
+        ids.dedup();
+        self.samples.push(SampleRow {
+            t_s: now,
+            rates,
+            approaching,
+            binding: ids,
+        });
+        self.samples.last()
+    }
+
+    /// Records each limit that bound in the interval `t0`..`t_s`: the finding of the same id
+    /// and subject is present again (its peak rate kept, its evidence and fix the latest), or
+    /// a new one starts. Returns the ids that bound.
+    fn record(
+        &mut self,
+        bound: Vec<Bound>,
+        snap: &Snapshot,
+        rates: &BTreeMap<String, f64>,
+        t0: f64,
+        t_s: f64,
+    ) -> Vec<String> {
         let doctor = findings::findings(snap);
         let mut ids = Vec::new();
-        for (g, id, rate, rate_of) in bound {
+        for Bound {
+            gauge: g,
+            id,
+            rate,
+            rate_of,
+        } in bound
+        {
             ids.push(id.to_string());
-            let evidence = evidence(&g, id, &rates);
+            let evidence = evidence(&g, id, rates);
             let fix = fix_for(&g, id, &doctor);
             let process = (!g.process.is_empty()).then(|| g.process.clone());
             match self
@@ -300,21 +244,7 @@ impl Watcher {
                 }),
             }
         }
-        let now = round(t_s);
-        for f in &mut self.findings {
-            if f.last_s < now {
-                f.state = "past";
-            }
-        }
-        ids.sort();
-        ids.dedup();
-        self.samples.push(SampleRow {
-            t_s: now,
-            rates,
-            approaching,
-            binding: ids,
-        });
-        self.samples.last()
+        ids
     }
 
     /// The profile lifting every limit that bound, as TOML to review; `None` when none bound.
@@ -322,6 +252,108 @@ impl Watcher {
     pub fn proposal(&self) -> Option<String> {
         proposal(&self.findings)
     }
+}
+
+/// A limit that bound in an interval: its gauge, its finding id, and the rate that shows it
+/// binding with what that rate is of (a counter, or the gauge's growth).
+struct Bound {
+    gauge: Gauge,
+    id: &'static str,
+    rate: f64,
+    rate_of: String,
+}
+
+/// A machine-wide gauge with nothing measured, for a limit only a counter shows binding.
+fn machine_wide(limit: &'static str) -> Gauge {
+    Gauge::machine_wide(limit, 0, 0, "")
+}
+
+/// From each gauge now and `old` (`dt` seconds before): those approaching their ceiling (from
+/// half of it, growing; with the time to bind at that trend) and those binding (99 % of it;
+/// accept queues aside, the overflow counter decides those).
+fn approaching_and_bound(gauges: &[Gauge], old: &[Gauge], dt: f64) -> (Vec<Approach>, Vec<Bound>) {
+    let trend = |g: &Gauge| {
+        let was = old
+            .iter()
+            .find(|o| o.key() == g.key())
+            .map_or(g.used, |o| o.used);
+        #[allow(clippy::cast_precision_loss)]
+        let d = g.used as f64 - was as f64;
+        if dt > 0.0 { d / dt } else { 0.0 }
+    };
+    let mut approaching = Vec::new();
+    let mut bound = Vec::new();
+    for g in gauges {
+        let usage = g.usage();
+        let t = trend(g);
+        let binds = g.ceiling > 0 && usage >= BINDS_AT;
+        if !binds && t > 0.0 && usage >= APPROACH_FROM {
+            #[allow(clippy::cast_precision_loss)]
+            let left = (g.ceiling - g.used.min(g.ceiling)) as f64;
+            approaching.push(Approach {
+                limit: g.limit,
+                subject: g.subject.clone(),
+                process: (!g.process.is_empty()).then(|| g.process.clone()),
+                used: g.used,
+                ceiling: g.ceiling,
+                usage: round(usage),
+                trend_per_s: round(t),
+                binds_in_s: round(left / t),
+            });
+        }
+        if binds && g.limit != "accept-queue" {
+            bound.push(Bound {
+                gauge: g.clone(),
+                id: g.limit,
+                rate: t.max(0.0),
+                rate_of: format!("{} growth", g.limit),
+            });
+        }
+    }
+    (approaching, bound)
+}
+
+/// The accept queues that bound: each full one, or when the counter rose but every queue has
+/// drained, the fullest then or now; machine-wide when there is no listener to name.
+fn accept_queues_bound(gauges: &[Gauge], old: &[Gauge], overflows: f64) -> Vec<Bound> {
+    let queues: Vec<&Gauge> = gauges
+        .iter()
+        .filter(|g| g.limit == "accept-queue")
+        .collect();
+    let mut full: Vec<&Gauge> = queues
+        .iter()
+        .copied()
+        .filter(|g| g.used >= g.ceiling)
+        .collect();
+    if full.is_empty() && overflows > 0.0 {
+        // Overflowed in the interval but drained by now: the fullest listener then or now.
+        let fullest = queues.iter().copied().max_by(|a, b| {
+            let then = |g: &Gauge| {
+                old.iter()
+                    .find(|o| o.key() == g.key())
+                    .map_or(0.0, Gauge::usage)
+                    .max(g.usage())
+            };
+            then(a)
+                .partial_cmp(&then(b))
+                .unwrap_or(std::cmp::Ordering::Equal)
+        });
+        full.extend(fullest);
+    }
+    let bound = |gauge: Gauge| Bound {
+        gauge,
+        id: "accept-queue",
+        rate: overflows,
+        rate_of: "TcpExt.ListenOverflows".into(),
+    };
+    let mut out = Vec::new();
+    if overflows > 0.0 || !full.is_empty() {
+        out.extend(full.iter().map(|g| bound((*g).clone())));
+        if full.is_empty() {
+            out.push(bound(machine_wide("accept-queue")));
+        }
+    }
+    out
 }
 
 fn evidence(g: &Gauge, id: &str, rates: &BTreeMap<String, f64>) -> Vec<Evidence> {
@@ -442,6 +474,26 @@ fn piece(fix: &str) -> Piece {
     Piece::Note(fix.to_string())
 }
 
+/// The comment above a finding's lines in the proposal: what bound, where, of which process,
+/// its peak rate and its use.
+fn why(f: &WatchFinding) -> String {
+    let mut why = format!("{} ({})", f.id, f.state);
+    if !f.subject.is_empty() {
+        why.push_str(&format!(" at {}", printable(&f.subject)));
+    }
+    if let Some(p) = &f.process {
+        why.push_str(&format!(" of {}", printable(p)));
+        if let Some(pid) = f.pid {
+            why.push_str(&format!(" (pid {pid})"));
+        }
+    }
+    why.push_str(&format!(": {}/s {} at peak", f.rate_per_s, f.rate_of));
+    if let Some(u) = f.evidence.iter().find(|e| e.name == "use") {
+        why.push_str(&format!("; {}", u.value));
+    }
+    format!("# {}", printable(&why))
+}
+
 /// The profile TOML lifting what bound, each key under a comment with its evidence.
 #[must_use]
 pub fn proposal(found: &[WatchFinding]) -> Option<String> {
@@ -453,21 +505,7 @@ pub fn proposal(found: &[WatchFinding]) -> Option<String> {
     let mut notes: Vec<String> = Vec::new();
     let mut seen: Vec<String> = Vec::new();
     for f in found {
-        let mut why = format!("{} ({})", f.id, f.state);
-        if !f.subject.is_empty() {
-            why.push_str(&format!(" at {}", printable(&f.subject)));
-        }
-        if let Some(p) = &f.process {
-            why.push_str(&format!(" of {}", printable(p)));
-            if let Some(pid) = f.pid {
-                why.push_str(&format!(" (pid {pid})"));
-            }
-        }
-        why.push_str(&format!(": {}/s {} at peak", f.rate_per_s, f.rate_of));
-        if let Some(u) = f.evidence.iter().find(|e| e.name == "use") {
-            why.push_str(&format!("; {}", u.value));
-        }
-        let why = format!("# {}", printable(&why));
+        let why = why(f);
         for fix in &f.fix {
             match piece(fix) {
                 Piece::Key { section, line } => {
