@@ -74,6 +74,8 @@ pub enum Generate {
     Man,
     /// bash, zsh and fish completions.
     Completions,
+    /// The JSON Schema of every `--json` document (docs/schema/).
+    Schema,
 }
 
 /// The shells `netprofile completions` writes a script for.
@@ -230,7 +232,8 @@ pub enum Command {
         #[arg(value_enum)]
         shell: CompletionShell,
     },
-    /// Internal: write the man pages or shell completions into DIR (packaging).
+    /// Internal: write the man pages, shell completions (packaging) or JSON Schemas
+    /// (`netprofile __generate schema docs/schema`) into DIR.
     #[command(name = "__generate", hide = true)]
     Generate {
         /// What to write: man pages or shell completions.

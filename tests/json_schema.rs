@@ -210,6 +210,64 @@ fn confirm_pending_then_confirmed() {
     out.then(&["--json", "profiles"]).code(0);
 }
 
+/// The schemas are generated from the report types (`netprofile __generate schema DIR`): the
+/// committed ones must be exactly what the binary generates, and every object in them closed.
+#[test]
+fn the_committed_schemas_are_the_generated_ones_and_closed() {
+    let fresh = tempfile::tempdir().unwrap();
+    let out = netprofile(&["__generate", "schema", &fresh.path().display().to_string()]);
+    assert!(out.status.success(), "{}", text(&out));
+    let committed = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/schema");
+    let names = |dir: &std::path::Path| {
+        let mut v: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(
+        names(&committed),
+        names(fresh.path()),
+        "docs/schema/ is not what `netprofile __generate schema docs/schema` writes"
+    );
+    for name in names(fresh.path()) {
+        let new = std::fs::read_to_string(fresh.path().join(&name)).unwrap();
+        let old = std::fs::read_to_string(committed.join(&name)).unwrap();
+        assert!(
+            new == old,
+            "docs/schema/{name} differs from the generated one: run \
+             `cargo run -- __generate schema docs/schema` and commit the result"
+        );
+        let schema: Value = serde_json::from_str(&new).unwrap();
+        assert_closed(&schema, &name);
+    }
+}
+
+/// Every object schema that lists properties says `additionalProperties: false`.
+fn assert_closed(schema: &Value, at: &str) {
+    match schema {
+        Value::Object(map) => {
+            if map.contains_key("properties") {
+                assert_eq!(
+                    map.get("additionalProperties"),
+                    Some(&Value::Bool(false)),
+                    "{at}: an open object"
+                );
+            }
+            for (key, value) in map {
+                assert_closed(value, &format!("{at}/{key}"));
+            }
+        }
+        Value::Array(items) => {
+            for (i, value) in items.iter().enumerate() {
+                assert_closed(value, &format!("{at}/{i}"));
+            }
+        }
+        _ => {}
+    }
+}
+
 fn netprofile(args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_netprofile"))
         .args(args)

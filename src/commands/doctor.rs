@@ -17,9 +17,10 @@ use crate::system::root::Namespace;
 use crate::transaction::state::{Change, Outcome, generations};
 
 /// `doctor --json`: docs/schema/doctor.json.
-#[derive(Debug, serde::Serialize)]
-struct Document<'a> {
-    schema: u32,
+#[derive(Debug, serde::Serialize, schemars::JsonSchema)]
+pub struct Document<'a> {
+    #[serde(flatten)]
+    envelope: crate::render::json::Envelope,
     namespace: Option<Namespace>,
     findings: &'a [Finding],
     binding: Option<&'static str>,
@@ -36,14 +37,14 @@ struct Document<'a> {
     capacity: Option<CapacityDoc<'a>>,
 }
 
-#[derive(Debug, serde::Serialize)]
-struct Slab {
+#[derive(Debug, serde::Serialize, schemars::JsonSchema)]
+pub struct Slab {
     bytes: u64,
     source: &'static str,
 }
 
-#[derive(Debug, serde::Serialize)]
-struct CapacityDoc<'a> {
+#[derive(Debug, serde::Serialize, schemars::JsonSchema)]
+pub struct CapacityDoc<'a> {
     connections: u64,
     rate: Option<u64>,
     outgoing: bool,
@@ -76,7 +77,7 @@ fn somaxconn_changes(config: &Config) -> Vec<(u64, u64, u64)> {
 }
 
 /// What `--verify` found.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, schemars::JsonSchema)]
 pub struct Verify {
     pub command: String,
     pub attempted: Option<u64>,
@@ -143,7 +144,7 @@ pub fn doctor(
     };
     let stdout = if config.json {
         let doc = Document {
-            schema: 1,
+            envelope: crate::render::json::Envelope::new("doctor", 0),
             namespace: snap.namespace,
             findings: &all,
             binding: top.map(|f| f.limit),
@@ -166,7 +167,7 @@ pub fn doctor(
                 verify: verified.as_ref(),
             }),
         };
-        serde_json::to_string_pretty(&doc).unwrap_or_default() + "\n"
+        crate::render::json::pretty(&doc)
     } else {
         let mut out = String::new();
         if let Some((q, limits)) = &cap {

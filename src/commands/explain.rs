@@ -6,17 +6,26 @@ use crate::cli::Config;
 use crate::doctor::chain::{Fate, Link};
 use crate::doctor::explain::{Explanation, Subject, explain as run};
 use crate::error::Result;
+use crate::render::json::{Envelope, pretty};
+
+/// `explain KEY --json`: docs/schema/explain.json.
+#[derive(Debug, serde::Serialize, schemars::JsonSchema)]
+pub struct Document {
+    #[serde(flatten)]
+    pub envelope: Envelope,
+    #[serde(flatten)]
+    pub explanation: Explanation,
+}
 
 /// `netprofile explain KEY`.
 pub fn explain(config: &Config, raw: &str) -> Result<Output> {
     let subject = Subject::parse(raw)?;
     let e = run(&config.root, &subject)?;
     let stdout = if config.json {
-        let mut doc = serde_json::to_value(&e).unwrap_or_default();
-        if let Some(map) = doc.as_object_mut() {
-            map.insert("schema".into(), serde_json::json!(1));
-        }
-        serde_json::to_string_pretty(&doc).unwrap_or_default() + "\n"
+        pretty(&Document {
+            envelope: Envelope::new("explain", 0),
+            explanation: e,
+        })
     } else {
         human(config, &e)
     };

@@ -1,6 +1,7 @@
-//! `netprofile __generate man|completions DIR` (hidden): the man pages and shell completions the
-//! packages ship, generated from the clap definition in cli.rs so that a new subcommand or flag
-//! appears in them without anyone editing a page. It writes only into DIR and never reads the
+//! `netprofile __generate man|completions|schema DIR` (hidden): the man pages and shell
+//! completions the packages ship, generated from the clap definition in cli.rs so that a new
+//! subcommand or flag appears in them without anyone editing a page, and the JSON Schemas of
+//! docs/schema/, generated from the report types (commands/schema.rs). It writes only into DIR and never reads the
 //! system; packaging/build.sh runs it on the binary it packages, so pages match that binary.
 
 use std::path::Path;
@@ -17,12 +18,24 @@ pub fn generate(what: Generate, dir: &Path) -> Result<Output> {
     let written = match what {
         Generate::Man => man(dir)?,
         Generate::Completions => completions(dir)?,
+        Generate::Schema => schemas(dir)?,
     };
     Ok(Output {
         code: 0,
         stdout: written.iter().map(|p| format!("{p}\n")).collect(),
         stderr: Vec::new(),
     })
+}
+
+/// docs/schema/NAME.json for every `--json` document (commands/schema.rs).
+fn schemas(dir: &Path) -> Result<Vec<String>> {
+    let mut written = Vec::new();
+    for (name, text) in super::schema::files() {
+        let path = dir.join(name);
+        std::fs::write(&path, text).map_err(|e| Error::write(&path, e))?;
+        written.push(path.display().to_string());
+    }
+    Ok(written)
 }
 
 /// netprofile.8, then netprofile-SUB.8 for every visible subcommand (and theirs: test-hold...).

@@ -21,8 +21,7 @@ pub fn history(config: &Config) -> Result<Output> {
         return Ok(Output {
             code: 0,
             stdout: json::pretty(&json::HistoryDoc {
-                schema: json::SCHEMA,
-                command: "history",
+                envelope: json::Envelope::new("history", 0),
                 generations: &all,
             }),
             stderr: Vec::new(),

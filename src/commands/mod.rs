@@ -16,6 +16,7 @@ pub mod recover;
 pub mod render;
 pub mod rollback;
 pub mod running;
+pub mod schema;
 pub mod status;
 pub mod test;
 pub mod watch;

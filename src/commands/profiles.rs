@@ -6,6 +6,35 @@ use super::Output;
 use crate::cli::Config;
 use crate::error::{Error, Result};
 use crate::profile::{self, SHIPPED, keys};
+use crate::render::json::{Envelope, pretty};
+
+/// `profiles --json` (the list) or `profiles NAME --json` (one profile's TOML):
+/// docs/schema/profiles.json.
+#[derive(Debug, serde::Serialize, schemars::JsonSchema)]
+#[serde(untagged)]
+pub enum Document {
+    List {
+        #[serde(flatten)]
+        envelope: Envelope,
+        profiles: Vec<Summary>,
+    },
+    Show {
+        #[serde(flatten)]
+        envelope: Envelope,
+        name: String,
+        /// The shipped file as it is.
+        toml: String,
+    },
+}
+
+/// One shipped profile in the list.
+#[derive(Debug, serde::Serialize, schemars::JsonSchema)]
+pub struct Summary {
+    pub name: String,
+    pub description: String,
+    pub sysctl_keys: usize,
+    pub limits: usize,
+}
 
 /// `netprofile profiles NAME`: the shipped file as it is, so it can be copied and edited.
 fn show(config: &Config, name: &str) -> Result<Output> {
@@ -28,11 +57,11 @@ fn show(config: &Config, name: &str) -> Result<Output> {
         )));
     };
     let stdout = if config.json {
-        serde_json::to_string_pretty(&serde_json::json!({
-            "schema": 1, "name": name, "toml": text,
-        }))
-        .unwrap_or_default()
-            + "\n"
+        pretty(&Document::Show {
+            envelope: Envelope::new("profiles", 0),
+            name: name.to_string(),
+            toml: (*text).to_string(),
+        })
     } else {
         (*text).to_string()
     };
@@ -54,20 +83,18 @@ pub fn profiles(config: &Config, name: Option<&str>) -> Result<Output> {
         list.push((p.name, p.description, p.sysctl.len(), p.limits.len()));
     }
     let stdout = if config.json {
-        let items: Vec<serde_json::Value> = list
-            .iter()
-            .map(|(name, description, keys, limits)| {
-                serde_json::json!({
-                    "name": name, "description": description,
-                    "sysctl_keys": keys, "limits": limits,
+        pretty(&Document::List {
+            envelope: Envelope::new("profiles", 0),
+            profiles: list
+                .iter()
+                .map(|(name, description, keys, limits)| Summary {
+                    name: name.clone(),
+                    description: description.clone(),
+                    sysctl_keys: *keys,
+                    limits: *limits,
                 })
-            })
-            .collect();
-        serde_json::to_string_pretty(
-            &serde_json::json!({ "schema": 1, "command": "profiles", "profiles": items }),
-        )
-        .unwrap_or_default()
-            + "\n"
+                .collect(),
+        })
     } else {
         let width = list.iter().map(|(n, ..)| n.len()).max().unwrap_or(0);
         list.iter()

@@ -9,8 +9,26 @@ use crate::cli::Config;
 use crate::error::Result;
 use crate::plan;
 use crate::profile::{self, Want, keys};
+use crate::render::json::{Envelope, pretty};
 use crate::system::LiveState;
 use crate::system::root::Namespace;
+
+/// `render PROFILE --json`: docs/schema/render.json.
+#[derive(Debug, serde::Serialize, schemars::JsonSchema)]
+pub struct Document {
+    #[serde(flatten)]
+    pub envelope: Envelope,
+    pub profile: String,
+    pub source: String,
+    /// Each file the profile writes, with its whole content.
+    pub files: Vec<RenderedFile>,
+}
+
+#[derive(Debug, serde::Serialize, schemars::JsonSchema)]
+pub struct RenderedFile {
+    pub path: String,
+    pub content: String,
+}
 
 /// `netprofile render PROFILE`: exit 0 and the files, or 2 for a bad profile.
 pub fn render(config: &Config, reference: &str) -> Result<Output> {
@@ -57,19 +75,18 @@ pub fn render(config: &Config, reference: &str) -> Result<Output> {
         .filter_map(|f| Some((f.path.as_str(), f.new.as_deref()?)))
         .collect();
     let stdout = if config.json {
-        let items: Vec<serde_json::Value> = files
-            .iter()
-            .map(|(path, content)| serde_json::json!({ "path": path, "content": content }))
-            .collect();
-        serde_json::to_string_pretty(&serde_json::json!({
-            "schema": 1,
-            "command": "render",
-            "profile": plan.profile,
-            "source": plan.source,
-            "files": items,
-        }))
-        .unwrap_or_default()
-            + "\n"
+        pretty(&Document {
+            envelope: Envelope::new("render", 0),
+            profile: plan.profile.clone(),
+            source: plan.source.clone(),
+            files: files
+                .iter()
+                .map(|(path, content)| RenderedFile {
+                    path: (*path).to_string(),
+                    content: (*content).to_string(),
+                })
+                .collect(),
+        })
     } else {
         files
             .iter()

@@ -2,7 +2,61 @@
 
 use super::Output;
 use crate::cli::Config;
+use crate::conntest::report::{Change, Report};
 use crate::error::Result;
+use crate::render::json::{Envelope, pretty};
+
+/// `test --json`: one run's report, or a `--compare` of two sides: docs/schema/test.json.
+#[derive(Debug, serde::Serialize, schemars::JsonSchema)]
+#[serde(untagged)]
+pub enum Document<'a> {
+    Run(&'a Report),
+    Compare(Compare<'a>),
+}
+
+/// Two sides run alternately `repeat` times; `before` and `after` are each side's median run.
+#[derive(Debug, serde::Serialize, schemars::JsonSchema)]
+pub struct Compare<'a> {
+    #[serde(flatten)]
+    pub envelope: Envelope,
+    pub before: &'a Report,
+    pub after: &'a Report,
+    pub repeat: u32,
+    pub runs: Runs,
+    pub change: Change,
+}
+
+/// Every run of each side, in the order they ran.
+#[derive(Debug, serde::Serialize, schemars::JsonSchema)]
+pub struct Runs {
+    pub before: Vec<RunSummary>,
+    pub after: Vec<RunSummary>,
+}
+
+/// The measures of one run.
+#[derive(Debug, serde::Serialize, schemars::JsonSchema)]
+pub struct RunSummary {
+    pub established: u64,
+    pub held: u64,
+    pub failed: u64,
+    pub stalls: u64,
+    pub connects_per_s: f64,
+    /// The limit the run's verdict names (`none` when none bound).
+    pub verdict: String,
+}
+
+impl RunSummary {
+    fn of(r: &Report) -> Self {
+        RunSummary {
+            established: r.established,
+            held: r.held,
+            failed: r.failed,
+            stalls: r.stalls,
+            connects_per_s: r.connects_per_s,
+            verdict: r.verdict.limit.to_string(),
+        }
+    }
+}
 
 /// `netprofile test hold|churn|serve`.
 pub fn test(config: &Config, what: &crate::cli::TestCommand) -> Result<Output> {
@@ -64,25 +118,17 @@ pub fn test(config: &Config, what: &crate::cli::TestCommand) -> Result<Output> {
         write_plot(path, &conntest::plot::svg(&[before, after]))?;
     }
     let stdout = if config.json {
-        let summary = |runs: &[report::Report]| -> Vec<serde_json::Value> {
-            runs.iter()
-                .map(|r| {
-                    serde_json::json!({
-                        "established": r.established, "held": r.held, "failed": r.failed,
-                        "stalls": r.stalls, "connects_per_s": r.connects_per_s,
-                        "verdict": r.verdict.limit,
-                    })
-                })
-                .collect()
-        };
-        crate::render::json::pretty(&serde_json::json!({
-            "schema": crate::render::json::SCHEMA,
-            "command": "test",
-            "before": before,
-            "after": after,
-            "repeat": args.repeat.max(1),
-            "runs": { "before": summary(&before_runs), "after": summary(&after_runs) },
-            "change": report::change(&before_runs, &after_runs),
+        let summary = |runs: &[Report]| runs.iter().map(RunSummary::of).collect();
+        pretty(&Document::Compare(Compare {
+            envelope: Envelope::new("test", 0),
+            before,
+            after,
+            repeat: args.repeat.max(1),
+            runs: Runs {
+                before: summary(&before_runs),
+                after: summary(&after_runs),
+            },
+            change: report::change(&before_runs, &after_runs),
         }))
     } else {
         report::compare(&before_runs, &after_runs)
@@ -110,7 +156,7 @@ fn test_output(
         write_plot(path, &crate::conntest::plot::svg(&[r]))?;
     }
     let stdout = if config.json {
-        serde_json::to_string_pretty(r).unwrap_or_default() + "\n"
+        pretty(&Document::Run(r))
     } else {
         crate::conntest::report::human(r)
     };

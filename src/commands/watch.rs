@@ -35,7 +35,7 @@ fn catch_signals() {
 }
 
 /// The `--json` document.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct WatchDoc {
     pub schema: u32,
     pub command: &'static str,

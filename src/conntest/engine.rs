@@ -27,7 +27,9 @@ pub const RAMP_CAP: Duration = Duration::from_secs(600);
 /// A connect that takes this long means a SYN was retransmitted (the first retry is at 1 s).
 const STALL: Duration = Duration::from_secs(1);
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema, Deserialize, clap::ValueEnum,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
     /// Open connections and keep them: how many can be held.
@@ -36,14 +38,16 @@ pub enum Mode {
     Churn,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema, Deserialize, clap::ValueEnum,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Closer {
     Client,
     Server,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema, Deserialize)]
 pub struct ClientConfig {
     pub mode: Mode,
     pub targets: Vec<SocketAddrV4>,
@@ -58,7 +62,7 @@ pub struct ClientConfig {
     pub connect_timeout_ms: u64,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema, Deserialize)]
 pub struct ServerConfig {
     pub mode: Mode,
     pub listen: Vec<SocketAddrV4>,
@@ -71,7 +75,7 @@ pub struct ServerConfig {
 }
 
 /// What a worker saw; merged across workers by the orchestrator.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, schemars::JsonSchema, Deserialize)]
 pub struct WorkerReport {
     pub attempted: u64,
     pub established: u64,

@@ -105,7 +105,7 @@ impl Histogram {
 }
 
 /// Sparse wire form: (bucket index, count) pairs and the max.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, schemars::JsonSchema, Deserialize)]
 pub struct Wire {
     pub buckets: Vec<(u32, u64)>,
     pub max: u64,

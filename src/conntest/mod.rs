@@ -62,7 +62,7 @@ pub struct Options {
 }
 
 /// What a worker process is told to do (passed as JSON on its command line).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema, Deserialize)]
 pub enum WorkerTask {
     Client {
         config: ClientConfig,
@@ -77,7 +77,7 @@ pub enum WorkerTask {
 }
 
 /// What a worker prints when it is done.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema, Deserialize)]
 pub struct WorkerOutput {
     pub report: WorkerReport,
     pub nofile: u64,

@@ -24,21 +24,21 @@ pub fn limit_of(errno: &str) -> &'static str {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct Failure {
     pub errno: String,
     pub count: u64,
     pub limit: &'static str,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct Latency {
     pub p50_ms: f64,
     pub p99_ms: f64,
     pub max_ms: f64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct Verdict {
     /// `none`, `nofile`, `file-max`, `ephemeral-ports`, `accept-queue`, `netdev-backlog`,
     /// `syn-retransmits`, `cpu`, `refused`, `tcp-mem`, `server-closed` (a hold whose
@@ -50,7 +50,7 @@ pub struct Verdict {
 }
 
 /// Settings of the hosts that the verdict quotes.
-#[derive(Debug, Clone, Default, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, schemars::JsonSchema, serde::Deserialize)]
 pub struct Facts {
     pub nofile: Option<u64>,
     pub port_range: Option<(u64, u64)>,
@@ -59,7 +59,7 @@ pub struct Facts {
 }
 
 /// What was run: the part of a report that comes from the options, not the results.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct Settings {
     pub mode: Mode,
     /// `loopback`, `sandbox`, `remote` or `serve`.
@@ -91,11 +91,14 @@ pub fn closer_name(closer: Closer) -> &'static str {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct Report {
     pub schema: u32,
     /// Always `test` (docs/json.md: every document names its command).
     pub command: &'static str,
+    /// 0: a run that finished is a report, whatever it found.
+    pub exit_code: i32,
+    pub exit_meaning: &'static str,
     #[serde(flatten)]
     pub settings: Settings,
     pub attempted: u64,
@@ -248,8 +251,10 @@ pub fn build(input: Inputs) -> Report {
         seconds
     };
     let mut report = Report {
-        schema: 1,
+        schema: crate::render::json::SCHEMA,
         command: "test",
+        exit_code: 0,
+        exit_meaning: crate::render::json::exit_meaning(0),
         settings: input.settings,
         attempted,
         established,
@@ -808,7 +813,7 @@ fn counter_rows(r: &Report) -> Vec<(String, String)> {
 }
 
 /// The median and the range of one measure over repeated runs.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct Spread {
     pub median: f64,
     pub min: f64,
@@ -842,7 +847,7 @@ impl Spread {
 }
 
 /// One measure compared across the two sides.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct MetricChange {
     pub metric: &'static str,
     pub before: Spread,
@@ -854,7 +859,7 @@ pub struct MetricChange {
 }
 
 /// What a comparison may claim.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct Change {
     /// Runs of each side.
     pub runs: usize,

@@ -19,7 +19,7 @@ use super::rates::Rates;
 use crate::system::root::Root;
 
 /// One setting of a server's configuration.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Setting {
     pub name: String,
     /// `None` when it is not set (the server's default applies) or could not be read.
@@ -29,7 +29,7 @@ pub struct Setting {
 }
 
 /// A known server and the settings that cap its connections.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct App {
     /// `nginx`, `haproxy`, `redis`, `postgresql`, `mysql`, `apache`.
     pub kind: &'static str,

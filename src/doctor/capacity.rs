@@ -19,7 +19,7 @@ pub struct Question {
 }
 
 /// One limit the load meets.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct Limit {
     pub limit: String,
     /// What the load needs of it, in `unit`.

@@ -17,7 +17,7 @@ use crate::system::sysctld::{self, BootFile};
 use crate::system::{boot_files, entries, limit_files, read_optional, systemd_files};
 
 /// What became of one assignment.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Fate {
     /// The value in force (at boot, or at login).
@@ -31,7 +31,7 @@ pub enum Fate {
 }
 
 /// One assignment in a chain.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Link {
     pub file: String,
     pub line: usize,

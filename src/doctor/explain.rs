@@ -38,7 +38,7 @@ impl Subject {
 }
 
 /// A line of another configuration manager that sets the same thing.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Manager {
     pub manager: String,
     pub file: String,
@@ -48,7 +48,7 @@ pub struct Manager {
 }
 
 /// One generation's change to the subject.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct GenerationChange {
     pub generation: u64,
     pub time: String,
@@ -60,7 +60,7 @@ pub struct GenerationChange {
 }
 
 /// The catalogue's entry for a key.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Catalogue {
     pub known: bool,
     pub shape: Option<String>,
@@ -68,7 +68,7 @@ pub struct Catalogue {
     pub suggestion: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Explanation {
     pub subject: String,
     /// sysctl, limit or systemd.

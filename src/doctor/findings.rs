@@ -19,7 +19,7 @@ pub struct Context<'a> {
 }
 
 /// The process a finding is about, and what started it (which decides the fix).
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct ProcessRef {
     pub pid: u32,
     pub name: String,
@@ -74,7 +74,9 @@ pub fn who(p: &Process) -> String {
 }
 
 /// How close a limit is.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
     /// Nothing to do.
@@ -101,13 +103,13 @@ impl Severity {
 }
 
 /// One value or counter read, by name.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct Evidence {
     pub name: String,
     pub value: String,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct Finding {
     /// Stable id: accept-queue, app-backlog, ephemeral-ports, time-wait-buckets, file-max,
     /// nofile, conntrack, tcp-mem, syn-retrans, cpu, threads, epoll, fin-timeout, tw-reuse.

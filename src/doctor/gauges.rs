@@ -9,7 +9,7 @@ use super::findings::{holder, num, usable_ports};
 use super::proc::Snapshot;
 
 /// One limit's use and ceiling now.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct Gauge {
     /// The doctor finding id this limit belongs to (accept-queue, ephemeral-ports,
     /// time-wait-buckets, file-max, nofile, conntrack, tcp-mem).

@@ -62,7 +62,7 @@ pub const KEYS: &[&str] = &[
 ];
 
 /// One listening TCP socket.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
 pub struct Listener {
     pub address: String,
     pub port: u16,
@@ -75,7 +75,7 @@ pub struct Listener {
 }
 
 /// A process that holds at least one listening socket.
-#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, schemars::JsonSchema)]
 pub struct Process {
     pub pid: u32,
     pub comm: String,

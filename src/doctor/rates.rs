@@ -38,7 +38,7 @@ pub struct Rates {
 }
 
 /// Whether a counter-based problem happens now.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum When {
     /// The counter rose between the two samples.
@@ -50,7 +50,7 @@ pub enum When {
 }
 
 /// One counter: its total since boot and its change over the interval.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct CounterRate {
     pub name: String,
     pub since_boot: i64,

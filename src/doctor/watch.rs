@@ -34,7 +34,7 @@ const BINDS_AT: f64 = 0.99;
 const APPROACH_FROM: f64 = 0.5;
 
 /// A limit that grows toward its ceiling.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct Approach {
     pub limit: &'static str,
     pub subject: String,
@@ -49,7 +49,7 @@ pub struct Approach {
 }
 
 /// One interval: what changed between two snapshots.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct SampleRow {
     /// Seconds since the watch started, at the end of the interval.
     pub t_s: f64,
@@ -64,7 +64,7 @@ pub struct SampleRow {
 pub type Evidence = findings::Evidence;
 
 /// A limit that bound while watching.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct WatchFinding {
     /// The doctor finding id: accept-queue, ephemeral-ports, time-wait-buckets, file-max,
     /// nofile, conntrack, tcp-mem.

@@ -8,7 +8,9 @@
 use std::fmt;
 
 /// A sysctl key such as `net.core.somaxconn`, checked to stay inside `proc/sys`.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, schemars::JsonSchema,
+)]
 #[serde(transparent)]
 pub struct KeyName(String);
 
@@ -69,7 +71,7 @@ impl fmt::Display for KeyName {
 }
 
 /// Whether a key lives in each network namespace or once for the whole machine.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Scope {
     Netns,

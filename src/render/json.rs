@@ -10,7 +10,32 @@ use crate::error::Error;
 use crate::transaction::state::{Change, Generation};
 
 /// The version of every document; raised only when a field is removed or changes meaning.
-pub const SCHEMA: u32 = 1;
+/// 2: one envelope and one vocabulary across commands (docs/json.md, CHANGELOG.md).
+pub const SCHEMA: u32 = 2;
+
+// The fields every document opens with: its shape's version, the command that printed it and
+// the exit code it ended with, spelled out for automation that reads the document instead of
+// the code. (A plain comment: a doc comment would become the description of every document
+// that flattens it into its own fields.)
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
+pub struct Envelope {
+    pub schema: u32,
+    pub command: String,
+    pub exit_code: i32,
+    pub exit_meaning: &'static str,
+}
+
+impl Envelope {
+    #[must_use]
+    pub fn new(command: &str, exit_code: i32) -> Self {
+        Envelope {
+            schema: SCHEMA,
+            command: command.to_string(),
+            exit_code,
+            exit_meaning: exit_meaning(exit_code),
+        }
+    }
+}
 
 /// What an exit code means (DESIGN.md's contract), for automation that reads the document
 /// instead of the code.
@@ -33,7 +58,7 @@ pub fn pretty<T: Serialize>(value: &T) -> String {
 }
 
 /// One key as a transaction set it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct KeyResult {
     pub key: String,
     pub before: String,
@@ -41,7 +66,7 @@ pub struct KeyResult {
 }
 
 /// One file as a transaction wrote it (or will, for a deferred `--confirm`).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct FileResult {
     /// As shown to the user (`/etc/sysctl.d/90-netprofile.conf`).
     pub path: String,
@@ -92,7 +117,7 @@ pub fn split_changes(changes: &[Change], deferred: bool) -> (Vec<KeyResult>, Vec
 }
 
 /// `apply --json` (not `--dry-run`, which prints the plan document).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct ApplyResult {
     pub schema: u32,
     pub command: &'static str,
@@ -119,14 +144,14 @@ pub struct ApplyResult {
     pub summary: String,
 }
 
-#[derive(Debug, Clone, Copy, Serialize)]
+#[derive(Debug, Clone, Copy, Serialize, schemars::JsonSchema)]
 pub struct ConfirmWindow {
     pub seconds: u64,
     pub deadline_ms: u64,
 }
 
 /// `confirm --json`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct ConfirmResult {
     pub schema: u32,
     pub command: &'static str,
@@ -141,7 +166,7 @@ pub struct ConfirmResult {
 }
 
 /// `rollback --json`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct RollbackResult {
     pub schema: u32,
     pub command: &'static str,
@@ -162,15 +187,15 @@ pub struct RollbackResult {
 }
 
 /// `history --json`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct HistoryDoc<'a> {
-    pub schema: u32,
-    pub command: &'static str,
+    #[serde(flatten)]
+    pub envelope: Envelope,
     pub generations: &'a [Generation],
 }
 
 /// What a failed command prints on stdout under `--json`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct ErrorDoc {
     pub schema: u32,
     pub command: String,
@@ -179,7 +204,7 @@ pub struct ErrorDoc {
     pub error: ErrorBody,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct ErrorBody {
     /// `usage`, `read`, `write`, `toml`, `invalid`, `state`, `apply-failed`, `rollback-failed`,
     /// `privilege` or `locked`.
@@ -189,7 +214,7 @@ pub struct ErrorBody {
     pub problems: Vec<ProblemDoc>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct ProblemDoc {
     pub file: String,
     pub line: Option<usize>,

@@ -462,7 +462,7 @@ struct JsonPlan<'a> {
     diffs: Vec<JsonDiff<'a>>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
 struct JsonDiff<'a> {
     path: &'a str,
     action: &'static str,

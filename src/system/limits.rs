@@ -459,7 +459,7 @@ pub enum Half {
 }
 
 /// Why pam_limits fails a session, where, and what to do.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
 pub struct Failure {
     pub file: String,
     pub line: usize,
@@ -621,7 +621,7 @@ fn soft_half(soft: Option<Resolved>, hard: &Half, item: Item, rules: PamRules) -
 }
 
 /// One half of a login's limit as reports show it.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
 pub struct HalfReport {
     /// `set` (a line sets it), `reset` (pam_limits resets it) or `inherited` (the login keeps
     /// what its parent process had).
@@ -636,7 +636,7 @@ pub struct HalfReport {
 }
 
 /// What one login gets for one item at its next session.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
 pub struct LoginReport {
     pub user: String,
     pub uid: Option<u32>,

@@ -44,7 +44,7 @@ pub struct Root {
 /// Whether the target is the machine's initial network namespace, which boot-time files
 /// (sysctl.d) configure, or a private one, where only per-namespace keys exist and nothing is
 /// persisted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Namespace {
     Initial,

@@ -55,7 +55,7 @@ impl SysctlRules {
 }
 
 /// What one model of a reader was built from, as `diff`, `status` and `explain` report it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Model {
     /// `systemd-sysctl` or `pam_limits`.
     pub program: &'static str,

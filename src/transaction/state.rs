@@ -15,7 +15,7 @@ use crate::system::root::{Root, beneath};
 use crate::transaction::atomic;
 
 /// One thing a transaction changes: a sysctl key or a file, with its value before and after.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum Change {
     Sysctl {
@@ -44,7 +44,7 @@ pub enum Change {
 }
 
 /// An open-files limit pair; `u64::MAX` is unlimited.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema, Deserialize)]
 pub struct Nofile {
     pub soft: u64,
     pub hard: u64,
@@ -64,7 +64,7 @@ impl std::fmt::Display for Nofile {
 }
 
 /// A key apply could not set because its module was not loaded (plan's `Action::Pending`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema, Deserialize)]
 pub struct PendingKey {
     pub key: String,
     pub value: String,
@@ -189,7 +189,7 @@ pub fn now() -> String {
 }
 
 /// What a transaction is doing; written before its first change, removed after it commits.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema, Deserialize)]
 pub struct Journal {
     pub generation: u64,
     pub started: String,
@@ -197,14 +197,14 @@ pub struct Journal {
     pub checksum: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema, Deserialize)]
 pub struct ProfileRef {
     pub name: String,
     pub source: String,
     pub sha256: String,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Outcome {
     /// Live values and files changed.
@@ -226,7 +226,7 @@ pub enum Outcome {
 }
 
 /// One entry of `netprofile history`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema, Deserialize)]
 pub struct Generation {
     pub number: u64,
     pub time: String,
@@ -529,7 +529,7 @@ pub fn next_generation(root: &Root) -> Result<u64> {
 }
 
 /// A `--confirm` waiting for `netprofile confirm`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema, Deserialize)]
 pub struct Pending {
     pub generation: u64,
     /// Milliseconds since the epoch after which the watcher reverts.

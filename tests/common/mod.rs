@@ -206,7 +206,7 @@ fn run_in(dir: TempDir, args: &[String], env: &[(String, String)]) -> Outcome {
 /// The subcommands that print a `--json` document, each with docs/schema/NAME.json.
 pub const JSON_COMMANDS: &[&str] = &[
     "diff", "check", "apply", "confirm", "rollback", "history", "status", "test", "profiles",
-    "doctor", "explain", "watch",
+    "doctor", "explain", "watch", "render",
 ];
 
 /// Checks the stdout of `netprofile ARGS` (with --json) against docs/schema/: the command's
