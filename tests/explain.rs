@@ -259,7 +259,7 @@ fn generations_that_changed_the_key_are_listed() {
     // The live change, and the drop-in that persists it.
     assert_eq!(g.len(), 2, "{doc:#}");
     assert_eq!(g[0]["generation"], 1);
-    assert_eq!(g[0]["profile"], "p");
+    assert_eq!(g[0]["profile"]["name"], "p");
     assert_eq!(
         (g[0]["before"].as_str(), g[0]["after"].as_str()),
         (Some("4096"), Some("8192"))

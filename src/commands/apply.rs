@@ -412,7 +412,10 @@ fn verify_after(
                     std::slice::from_ref(&after),
                 ));
             }
-            generation.verify = Some(serde_json::json!({ "before": before, "after": after }));
+            generation.verify = Some(crate::transaction::state::Verify {
+                before: Box::new(before),
+                after: Box::new(after),
+            });
             let _ = writer.record(generation);
         }
         Err(e) => stderr.push(after_commit(

@@ -131,10 +131,10 @@ fn human(config: &Config, e: &Explanation) -> String {
             g.generation,
             g.time,
             g.op,
-            g.outcome,
+            g.outcome.name(),
             g.profile
-                .as_deref()
-                .map_or_else(String::new, |p| format!(", {p}")),
+                .as_ref()
+                .map_or_else(String::new, |p| format!(", {}", p.name)),
             g.before.as_deref().unwrap_or("-"),
             g.after.as_deref().unwrap_or("-")
         ));

@@ -62,10 +62,7 @@ pub fn history(config: &Config) -> Result<Output> {
             g.number,
             g.time,
             op,
-            serde_json::to_value(g.outcome)
-                .ok()
-                .and_then(|v| v.as_str().map(String::from))
-                .unwrap_or_default()
+            g.outcome.name().to_string()
                 + if in_effect.contains(&g.number) {
                     " (in effect)"
                 } else {

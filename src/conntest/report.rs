@@ -24,28 +24,94 @@ pub fn limit_of(errno: &str) -> &'static str {
     }
 }
 
-#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
+/// The names `limit_of` gives, for reading a stored report back.
+const FAILURE_LIMITS: &[&str] = &[
+    "nofile (per-process open files)",
+    "fs.file-max (open files machine-wide)",
+    "ephemeral ports / TIME_WAIT",
+    "SYN retransmits: accept queue or SYN queue overflow",
+    "nothing listening, or the accept queue with tcp_abort_on_overflow",
+    "socket memory (net.ipv4.tcp_mem)",
+    "the server reset the connection",
+    "other",
+];
+
+/// The limits a verdict names (Verdict::limit).
+const VERDICT_LIMITS: &[&str] = &[
+    "none",
+    "nofile",
+    "file-max",
+    "ephemeral-ports",
+    "accept-queue",
+    "netdev-backlog",
+    "syn-retransmits",
+    "cpu",
+    "refused",
+    "tcp-mem",
+    "server-closed",
+    "other",
+    "duration",
+];
+
+/// A report stored in a generation (`apply --verify`) is read back: its names are this
+/// module's own, so each maps back to the static name (an unknown one, from a newer
+/// netprofile, to `other`).
+fn one_of<'de, D: serde::Deserializer<'de>>(
+    d: D,
+    known: &[&'static str],
+) -> Result<&'static str, D::Error> {
+    let name = <String as serde::Deserialize>::deserialize(d)?;
+    Ok(known
+        .iter()
+        .copied()
+        .find(|k| *k == name)
+        .unwrap_or("other"))
+}
+
+/// A name spelled by this module. An alias, not `&'static str` in the struct, because serde's
+/// derive would otherwise borrow it from the input (and refuse any reader but a `'static` one).
+pub type Name = &'static str;
+
+fn failure_limit<'de, D: serde::Deserializer<'de>>(d: D) -> Result<&'static str, D::Error> {
+    one_of(d, FAILURE_LIMITS)
+}
+
+fn verdict_limit<'de, D: serde::Deserializer<'de>>(d: D) -> Result<&'static str, D::Error> {
+    one_of(d, VERDICT_LIMITS)
+}
+
+fn command_test<'de, D: serde::Deserializer<'de>>(d: D) -> Result<&'static str, D::Error> {
+    one_of(d, &["test"])
+}
+
+fn exit_meaning_ok<'de, D: serde::Deserializer<'de>>(d: D) -> Result<&'static str, D::Error> {
+    one_of(d, &[crate::render::json::exit_meaning(0)])
+}
+
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema, serde::Deserialize)]
 pub struct Failure {
     pub errno: String,
     pub count: u64,
-    pub limit: &'static str,
+    #[serde(deserialize_with = "failure_limit")]
+    pub limit: Name,
 }
 
-#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema, serde::Deserialize)]
 pub struct Latency {
     pub p50_ms: f64,
     pub p99_ms: f64,
     pub max_ms: f64,
 }
 
-#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema, serde::Deserialize)]
 pub struct Verdict {
     /// `none`, `nofile`, `file-max`, `ephemeral-ports`, `accept-queue`, `netdev-backlog`,
     /// `syn-retransmits`, `cpu`, `refused`, `tcp-mem`, `server-closed` (a hold whose
     /// connections the server closed or reset), `other` (failures with an errno no
     /// setting explains), or `duration` (the time limit cut the run before all connections
     /// were attempted, and no limit was hit).
-    pub limit: &'static str,
+    #[serde(deserialize_with = "verdict_limit")]
+    pub limit: Name,
     pub text: String,
 }
 
@@ -59,7 +125,7 @@ pub struct Facts {
 }
 
 /// What was run: the part of a report that comes from the options, not the results.
-#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema, serde::Deserialize)]
 pub struct Settings {
     pub mode: Mode,
     /// `loopback`, `sandbox`, `remote` or `serve`.
@@ -91,14 +157,16 @@ pub fn closer_name(closer: Closer) -> &'static str {
     }
 }
 
-#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema, serde::Deserialize)]
 pub struct Report {
     pub schema: u32,
     /// Always `test` (docs/json.md: every document names its command).
-    pub command: &'static str,
+    #[serde(deserialize_with = "command_test")]
+    pub command: Name,
     /// 0: a run that finished is a report, whatever it found.
     pub exit_code: i32,
-    pub exit_meaning: &'static str,
+    #[serde(deserialize_with = "exit_meaning_ok")]
+    pub exit_meaning: Name,
     #[serde(flatten)]
     pub settings: Settings,
     pub attempted: u64,

@@ -53,8 +53,8 @@ pub struct GenerationChange {
     pub generation: u64,
     pub time: String,
     pub op: String,
-    pub outcome: String,
-    pub profile: Option<String>,
+    pub outcome: crate::transaction::state::Outcome,
+    pub profile: Option<crate::transaction::state::ProfileRef>,
     pub before: Option<String>,
     pub after: Option<String>,
 }
@@ -249,11 +249,8 @@ fn generation_changes(root: &Root, subject: &Subject) -> Result<Vec<GenerationCh
                 generation: g.number,
                 time: g.time.clone(),
                 op: g.op.clone(),
-                outcome: serde_json::to_value(g.outcome)
-                    .ok()
-                    .and_then(|v| v.as_str().map(String::from))
-                    .unwrap_or_default(),
-                profile: g.profile.as_ref().map(|p| p.name.clone()),
+                outcome: g.outcome,
+                profile: g.profile.clone(),
                 before,
                 after,
             });

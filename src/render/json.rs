@@ -139,7 +139,7 @@ pub struct ApplyResult {
     pub no_persist: bool,
     pub warnings: Vec<String>,
     /// `--verify`: the connection-test reports before and after.
-    pub verify: Option<serde_json::Value>,
+    pub verify: Option<crate::transaction::state::Verify>,
     /// The one-line summary a person reads.
     pub summary: String,
 }

@@ -225,9 +225,35 @@ pub enum Outcome {
     Dropped,
 }
 
+impl Outcome {
+    /// The name `--json` prints (`rolled-back`).
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Outcome::Applied => "applied",
+            Outcome::Pending => "pending",
+            Outcome::Reverted => "reverted",
+            Outcome::Failed => "failed",
+            Outcome::Recovered => "recovered",
+            Outcome::RolledBack => "rolled-back",
+            Outcome::Dropped => "dropped",
+        }
+    }
+}
+
+/// `apply --verify`: the connection test on this machine before and after the apply.
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema, Deserialize)]
+pub struct Verify {
+    pub before: Box<crate::conntest::report::Report>,
+    pub after: Box<crate::conntest::report::Report>,
+}
+
 /// One entry of `netprofile history`.
 #[derive(Debug, Clone, Serialize, schemars::JsonSchema, Deserialize)]
 pub struct Generation {
+    /// Its number, as every document names a generation (`number` in records written before
+    /// schema 2).
+    #[serde(rename = "generation", alias = "number")]
     pub number: u64,
     pub time: String,
     /// `apply`, `rollback` or `confirm`.
@@ -245,7 +271,7 @@ pub struct Generation {
     pub checksum: String,
     /// `apply --verify`: the connection-test reports before and after.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub verify: Option<serde_json::Value>,
+    pub verify: Option<Verify>,
     /// Keys left pending (module not loaded) after this generation; `apply --pending` sets them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub pending: Vec<PendingKey>,

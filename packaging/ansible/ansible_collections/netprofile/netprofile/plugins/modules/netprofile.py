@@ -356,7 +356,7 @@ def rolled_back(module, np, result):
     status = np.json(["status"], ok=(0, 1))
     in_force = status.get("in_force") or []
     history = np.json(["history"])
-    by_number = dict((g.get("number"), g) for g in history.get("generations") or [])
+    by_number = dict((g.get("generation"), g) for g in history.get("generations") or [])
     profile = module.params["profile"]
     target = None
     for number in reversed(in_force):
@@ -380,7 +380,7 @@ def rolled_back(module, np, result):
         else:
             result["msg"] = "nothing to roll back: no generation is in force"
         return result
-    number = target.get("number")
+    number = target.get("generation")
     undone = []
     for n in in_force:
         if n >= number:
