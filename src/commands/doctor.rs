@@ -96,16 +96,8 @@ pub fn doctor(
     verify: bool,
     interval: Option<std::time::Duration>,
 ) -> Result<Output> {
-    // Two samples on the running kernel; a tree's files do not move, and the capacity
-    // question needs no rates.
     let interval = interval.map_or_else(
-        || {
-            if question.is_none() && crate::doctor::proc::shows_this_kernel(&config.root) {
-                rates::DEFAULT_INTERVAL_S
-            } else {
-                0.0
-            }
-        },
+        || default_interval(config, question.is_some()),
         |d| d.as_secs_f64(),
     );
     let (snap, sampled) = rates::sample(&config.root, interval)?;
@@ -118,32 +110,13 @@ pub fn doctor(
     };
     let all = findings::findings_in(&snap, &ctx);
     let (top, line) = findings::binding(&all);
-    let mut stderr = Vec::new();
-    if config
-        .root
-        .path(crate::transaction::state::JOURNAL)
-        .exists()
-    {
-        stderr.push(
-            "warning: an interrupted netprofile run left its journal; values may be half \
-             applied (`netprofile status` as root restores them)"
-                .to_string(),
-        );
-    }
-    if snap.unreadable > 0 && snap.processes.is_empty() && !snap.listeners.is_empty() {
-        stderr.push(format!(
-            "note: {} processes could not be read; run as root to see which process holds each \
-             listener and its limits",
-            snap.unreadable
-        ));
-    }
     let cap = question.map(|q| (q, capacity::limits(&snap, q)));
     let verified = match (&cap, verify) {
         (Some((q, limits)), true) => Some(run_verify(config, &snap, *q, limits)?),
         _ => None,
     };
     let stdout = if config.json {
-        let doc = Document {
+        crate::render::json::pretty(&Document {
             envelope: crate::render::json::Envelope::new("doctor", 0),
             namespace: snap.namespace,
             findings: &all,
@@ -166,24 +139,55 @@ pub fn doctor(
                 first_binding: limits.iter().find(|l| l.binds).map(|l| l.limit.clone()),
                 verify: verified.as_ref(),
             }),
-        };
-        crate::render::json::pretty(&doc)
+        })
+    } else if let Some((q, limits)) = &cap {
+        capacity_text(config, *q, limits, verified.as_ref())
     } else {
-        let mut out = String::new();
-        if let Some((q, limits)) = &cap {
-            out.push_str(&capacity_text(config, *q, limits, verified.as_ref()));
-        } else {
-            out.push_str(&findings_text(config, &all));
-            out.push_str(&config.paint.bold(&line));
-            out.push('\n');
-        }
-        out
+        format!(
+            "{}{}\n",
+            findings_text(config, &all),
+            config.paint.bold(&line)
+        )
     };
     Ok(Output {
         code: 0,
         stdout,
-        stderr,
+        stderr: notes(config, &snap),
     })
+}
+
+/// Two samples on the running kernel; a tree's files do not move, and the capacity question
+/// needs no rates.
+fn default_interval(config: &Config, capacity: bool) -> f64 {
+    if !capacity && crate::doctor::proc::shows_this_kernel(&config.root) {
+        rates::DEFAULT_INTERVAL_S
+    } else {
+        0.0
+    }
+}
+
+/// What stderr says beside the findings: an open journal, processes it could not read.
+fn notes(config: &Config, snap: &Snapshot) -> Vec<String> {
+    let mut stderr = Vec::new();
+    if config
+        .root
+        .path(crate::transaction::state::JOURNAL)
+        .exists()
+    {
+        stderr.push(
+            "warning: an interrupted netprofile run left its journal; values may be half \
+             applied (`netprofile status` as root restores them)"
+                .to_string(),
+        );
+    }
+    if snap.unreadable > 0 && snap.processes.is_empty() && !snap.listeners.is_empty() {
+        stderr.push(format!(
+            "note: {} processes could not be read; run as root to see which process holds each \
+             listener and its limits",
+            snap.unreadable
+        ));
+    }
+    stderr
 }
 
 fn findings_text(config: &Config, all: &[Finding]) -> String {
@@ -281,10 +285,41 @@ fn capacity_text(config: &Config, q: Question, limits: &[Limit], v: Option<&Veri
 
 /// Runs `netprofile test hold --sandbox -n N` as a child and reads its JSON verdict.
 fn run_verify(config: &Config, snap: &Snapshot, q: Question, limits: &[Limit]) -> Result<Verify> {
-    use std::os::unix::process::CommandExt;
-    let exe = std::env::current_exe()
-        .map_err(|e| Error::State(format!("cannot find the netprofile binary: {e}")))?;
-    // Shard over workers so that no worker passes this session's hard nofile.
+    let args = verify_args(snap, q);
+    let command = format!("netprofile {}", args[1..].join(" "));
+    // Bounded: 30 s plus 2 s per thousand connections, then it is stopped.
+    let limit = std::time::Duration::from_secs(30 + q.connections / 500);
+    let Some((stdout, stderr)) = run_bounded(config, &args, limit)? else {
+        return Err(Error::State(format!(
+            "the connection test ({command}) did not finish in {} s and was stopped",
+            limit.as_secs()
+        )));
+    };
+    let report: crate::conntest::report::Report =
+        serde_json::from_slice(&stdout).map_err(|_| {
+            Error::State(format!(
+                "the connection test failed: {}",
+                String::from_utf8_lossy(&stderr).trim()
+            ))
+        })?;
+    // The test shards over workers, so it sidesteps the per-process limits by design: it
+    // checks the machine-wide ones (file-max, memory, conntrack, ports, namespace keys).
+    let predicted_ok = !limits
+        .iter()
+        .any(|l| l.binds && !l.limit.ends_with("(one process)"));
+    Ok(Verify {
+        command,
+        attempted: Some(report.attempted),
+        held: Some(report.held),
+        verdict: Some(report.verdict.limit.to_string()),
+        verdict_text: Some(report.verdict.text),
+        confirms: (report.held == q.connections) == predicted_ok,
+    })
+}
+
+/// The test's arguments: sharded over workers so that no worker passes this session's hard
+/// nofile, and over destination addresses so that no one runs short of ephemeral ports.
+fn verify_args(snap: &Snapshot, q: Question) -> Vec<String> {
     let hard = snap
         .own_nofile
         .and_then(|(_, h)| h)
@@ -296,19 +331,31 @@ fn run_verify(config: &Config, snap: &Snapshot, q: Question, limits: &[Limit]) -
     // connect() slows once more than half are in use (it scans for a free one): spread over
     // destination addresses, 12 000 connections each.
     let addresses = q.connections.div_ceil(12_000).clamp(1, 200);
-    let n = q.connections.to_string();
-    let w = workers.to_string();
-    let a = addresses.to_string();
-    let mut args: Vec<&str> = vec!["--json", "test", "hold", "--sandbox", "-n", &n];
-    args.extend(["--workers", &w, "--addresses", &a]);
-    args.extend(["--duration", "1", "--connect-timeout", "5s"]);
-    let command = format!("netprofile {}", args[1..].join(" "));
-    // Its own process group, so that a timeout stops its workers and sandbox holders too.
+    let mut args: Vec<String> = ["--json", "test", "hold", "--sandbox", "-n"]
+        .map(String::from)
+        .to_vec();
+    args.push(q.connections.to_string());
+    args.extend(["--workers".into(), workers.to_string()]);
+    args.extend(["--addresses".into(), addresses.to_string()]);
+    args.extend(["--duration", "1", "--connect-timeout", "5s"].map(String::from));
+    args
+}
+
+/// Runs this binary with `args` in its own process group and returns its stdout and stderr;
+/// past `limit` the whole group (workers, sandbox holders) is killed: `None`.
+fn run_bounded(
+    config: &Config,
+    args: &[String],
+    limit: std::time::Duration,
+) -> Result<Option<(Vec<u8>, Vec<u8>)>> {
+    use std::os::unix::process::CommandExt;
+    let exe = std::env::current_exe()
+        .map_err(|e| Error::State(format!("cannot find the netprofile binary: {e}")))?;
     let mut child = std::process::Command::new(exe)
         .process_group(0)
         .arg("--root")
         .arg(config.root.base())
-        .args(&args)
+        .args(args)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -325,8 +372,6 @@ fn run_verify(config: &Config, snap: &Snapshot, q: Question, limits: &[Limit]) -
     };
     let out_reader = drain(child.stdout.take().map(|p| Box::new(p) as _));
     let err_reader = drain(child.stderr.take().map(|p| Box::new(p) as _));
-    // Bounded: 30 s plus 2 s per thousand connections, then it is stopped.
-    let limit = std::time::Duration::from_secs(30 + q.connections / 500);
     let started = std::time::Instant::now();
     while child.try_wait().ok().flatten().is_none() {
         if started.elapsed() > limit {
@@ -335,33 +380,12 @@ fn run_verify(config: &Config, snap: &Snapshot, q: Question, limits: &[Limit]) -
                 unsafe { libc::kill(-pid, libc::SIGKILL) };
             }
             let _ = child.wait();
-            return Err(Error::State(format!(
-                "the connection test ({command}) did not finish in {} s and was stopped",
-                limit.as_secs()
-            )));
+            return Ok(None);
         }
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
-    let stdout = out_reader.join().unwrap_or_default();
-    let stderr = err_reader.join().unwrap_or_default();
-    let doc: serde_json::Value = serde_json::from_slice(&stdout).map_err(|_| {
-        Error::State(format!(
-            "the connection test failed: {}",
-            String::from_utf8_lossy(&stderr).trim()
-        ))
-    })?;
-    let held = doc["held"].as_u64();
-    // The test shards over workers, so it sidesteps the per-process limits by design: it
-    // checks the machine-wide ones (file-max, memory, conntrack, ports, namespace keys).
-    let predicted_ok = !limits
-        .iter()
-        .any(|l| l.binds && !l.limit.ends_with("(one process)"));
-    Ok(Verify {
-        command,
-        attempted: doc["attempted"].as_u64(),
-        held,
-        verdict: doc["verdict"]["limit"].as_str().map(String::from),
-        verdict_text: doc["verdict"]["text"].as_str().map(String::from),
-        confirms: (held == Some(q.connections)) == predicted_ok,
-    })
+    Ok(Some((
+        out_reader.join().unwrap_or_default(),
+        err_reader.join().unwrap_or_default(),
+    )))
 }

@@ -68,6 +68,15 @@ fn fate(config: &Config, link: &Link) -> String {
 
 fn human(config: &Config, e: &Explanation) -> String {
     let mut out = format!("{} ({})\n", e.subject, e.kind);
+    now_and_at_boot(&mut out, e);
+    chain(&mut out, config, e);
+    generations(&mut out, e);
+    catalogue(&mut out, e);
+    out
+}
+
+/// The live value, what boot (or a login) sets, and the key's scope.
+fn now_and_at_boot(out: &mut String, e: &Explanation) {
     out.push_str(&format!(
         "  live:   {}  ({})\n",
         e.live.as_deref().unwrap_or("-"),
@@ -99,6 +108,10 @@ fn human(config: &Config, e: &Explanation) -> String {
             }
         ));
     }
+}
+
+/// Every file that sets it, in the order read, and the other configuration managers.
+fn chain(out: &mut String, config: &Config, e: &Explanation) {
     out.push_str("  chain (in the order read):\n");
     if e.chain.is_empty() {
         out.push_str("    (no file sets it)\n");
@@ -121,6 +134,10 @@ fn human(config: &Config, e: &Explanation) -> String {
             ));
         }
     }
+}
+
+/// netprofile's own generations that changed it.
+fn generations(out: &mut String, e: &Explanation) {
     out.push_str("  netprofile generations:\n");
     if e.generations.is_empty() {
         out.push_str("    none changed it\n");
@@ -139,6 +156,10 @@ fn human(config: &Config, e: &Explanation) -> String {
             g.after.as_deref().unwrap_or("-")
         ));
     }
+}
+
+/// What netprofile's catalogue says of it, the notes, and the rules modelled.
+fn catalogue(out: &mut String, e: &Explanation) {
     if let Some(c) = &e.catalogue {
         let text = if let Some(why) = &c.removed {
             format!("removed: {why}")
@@ -170,5 +191,4 @@ fn human(config: &Config, e: &Explanation) -> String {
     {
         out.push_str(&format!("  modelled: {}\n", m.short()));
     }
-    out
 }

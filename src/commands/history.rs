@@ -35,57 +35,59 @@ pub fn history(config: &Config) -> Result<Output> {
         });
     }
     let in_effect = crate::transaction::state::in_effect_with(&all, pending);
-    let mut out = String::new();
-    for g in &all {
-        let profile = g.profile.as_ref().map_or_else(
-            || "-".to_string(),
-            |p| {
-                format!(
-                    "{} {} sha256:{}",
-                    p.name,
-                    p.source,
-                    &p.sha256[..12.min(p.sha256.len())]
-                )
-            },
-        );
-        let what: Vec<String> = g
-            .changes
-            .iter()
-            .map(crate::transaction::state::Change::label)
-            .collect();
-        let op = match g.rollback_of {
-            Some(n) => format!("{} of {n}", g.op),
-            None => g.op.clone(),
-        };
-        out.push_str(&format!(
-            "{:>4}  {}  {:<14}  {:<10}  {}\n      {}\n",
-            g.number,
-            g.time,
-            op,
-            g.outcome.name().to_string()
-                + if in_effect.contains(&g.number) {
-                    " (in effect)"
-                } else {
-                    ""
-                },
-            profile,
-            if what.is_empty() {
-                "(no changes)".to_string()
-            } else {
-                what.join(", ")
-            }
-        ));
-        if config.verbose > 0 {
-            for change in &g.changes {
-                out.push_str(&format!("        {}\n", describe(change)));
-            }
-        }
-    }
+    let stdout = all
+        .iter()
+        .map(|g| line(g, in_effect.contains(&g.number), config.verbose > 0))
+        .collect();
     Ok(Output {
         code: 0,
-        stdout: out,
+        stdout,
         stderr: Vec::new(),
     })
+}
+
+/// One generation: number, time, operation, outcome, profile, then what it changed (each
+/// change on its own line with -v).
+fn line(g: &crate::transaction::state::Generation, in_effect: bool, verbose: bool) -> String {
+    let profile = g.profile.as_ref().map_or_else(
+        || "-".to_string(),
+        |p| {
+            format!(
+                "{} {} sha256:{}",
+                p.name,
+                p.source,
+                &p.sha256[..12.min(p.sha256.len())]
+            )
+        },
+    );
+    let what: Vec<String> = g
+        .changes
+        .iter()
+        .map(crate::transaction::state::Change::label)
+        .collect();
+    let op = match g.rollback_of {
+        Some(n) => format!("{} of {n}", g.op),
+        None => g.op.clone(),
+    };
+    let mut out = format!(
+        "{:>4}  {}  {:<14}  {:<10}  {}\n      {}\n",
+        g.number,
+        g.time,
+        op,
+        g.outcome.name().to_string() + if in_effect { " (in effect)" } else { "" },
+        profile,
+        if what.is_empty() {
+            "(no changes)".to_string()
+        } else {
+            what.join(", ")
+        }
+    );
+    if verbose {
+        for change in &g.changes {
+            out.push_str(&format!("        {}\n", describe(change)));
+        }
+    }
+    out
 }
 
 fn describe(change: &crate::transaction::state::Change) -> String {

@@ -61,7 +61,7 @@ impl RunSummary {
 /// `netprofile test hold|churn|serve`.
 pub fn test(config: &Config, what: &crate::cli::TestCommand) -> Result<Output> {
     use crate::cli::TestCommand;
-    use crate::conntest::{self, engine::Mode, report};
+    use crate::conntest::{self, engine::Mode};
     use std::io::IsTerminal;
     let progress = !config.quiet && !config.json && std::io::stderr().is_terminal();
     let (mode, args) = match what {
@@ -89,21 +89,34 @@ pub fn test(config: &Config, what: &crate::cli::TestCommand) -> Result<Output> {
         let r = conntest::run(&config.root, &opts)?;
         return test_output(config, &r, args.plot.as_deref());
     };
+    compare(config, args, &opts, before_profile, &after_profile)
+}
+
+/// `--compare A B` (or `--baseline A --profile B`): both sides in the sandbox, alternately,
+/// `--repeat` times; the median run of each side and whether the change beats the spread.
+fn compare(
+    config: &Config,
+    args: &crate::cli::TestArgs,
+    opts: &crate::conntest::Options,
+    before_profile: Option<String>,
+    after_profile: &str,
+) -> Result<Output> {
+    use crate::conntest::{self, report};
     // Alternate the sides, so that a slow minute of a shared machine hits both.
     let before_list: Vec<&str> = before_profile.iter().map(String::as_str).collect();
     let (mut before_runs, mut after_runs) = (Vec::new(), Vec::new());
     for _ in 0..args.repeat.max(1) {
         before_runs.push(conntest::sandbox::run_with(
             &config.root,
-            &opts,
+            opts,
             &before_list,
             before_profile.clone(),
         )?);
         after_runs.push(conntest::sandbox::run_with(
             &config.root,
-            &opts,
-            &[after_profile.as_str()],
-            Some(after_profile.clone()),
+            opts,
+            &[after_profile],
+            Some(after_profile.to_string()),
         )?);
     }
     let (Some(before), Some(after)) = (

@@ -37,10 +37,8 @@ fn catch_signals() {
 /// The `--json` document.
 #[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct WatchDoc {
-    pub schema: u32,
-    pub command: &'static str,
-    pub exit_code: i32,
-    pub exit_meaning: &'static str,
+    #[serde(flatten)]
+    pub envelope: crate::render::json::Envelope,
     pub interval_s: f64,
     /// How long it watched, in seconds.
     pub watched_s: f64,
@@ -167,30 +165,48 @@ pub fn watch(config: &Config, interval: Duration, length: Duration) -> Result<Ou
     catch_signals();
     let start = Instant::now();
     let mut watcher = Watcher::new();
+    sample(config, &mut watcher, start, interval, length)?;
+    let interrupted = STOP.load(Ordering::SeqCst);
+    let watched = start.elapsed().as_secs_f64();
+    Ok(Output {
+        code: 0,
+        stdout: report(config, watcher, interval, watched, interrupted),
+        stderr: Vec::new(),
+    })
+}
+
+/// One snapshot per tick until `length` is over or a signal came; each interval's rates and
+/// findings as they come (to stderr under --json, whose document is stdout's).
+fn sample(
+    config: &Config,
+    watcher: &mut Watcher,
+    start: Instant,
+    interval: Duration,
+    length: Duration,
+) -> Result<()> {
     let header = format!(
         "watching every {} for {} (Ctrl-C ends early with the summary)\n",
         humantime::format_duration(interval),
         humantime::format_duration(length)
     );
+    let say = |text: &str| {
+        if config.quiet {
+            return;
+        }
+        if config.json {
+            let _ = std::io::stderr().lock().write_all(text.as_bytes());
+        } else {
+            emit(text);
+        }
+    };
     let mut tick: u32 = 0;
     loop {
         let t = start.elapsed().as_secs_f64();
         let snap = Snapshot::read(&config.root)?;
         // Ctrl-C during a (slow) read: end with the intervals already complete.
         if STOP.load(Ordering::SeqCst) {
-            break;
+            return Ok(());
         }
-        // With --json the document is stdout's; the progress goes to stderr, as human text does.
-        let say = |text: &str| {
-            if config.quiet {
-                return;
-            }
-            if config.json {
-                let _ = std::io::stderr().lock().write_all(text.as_bytes());
-            } else {
-                emit(text);
-            }
-        };
         if tick == 0 {
             // After the first snapshot: from here on a change is measured (a script starting
             // load may wait for this line).
@@ -208,7 +224,7 @@ pub fn watch(config: &Config, interval: Duration, length: Duration) -> Result<Ou
         }
         let next = interval * tick;
         if next > length || STOP.load(Ordering::SeqCst) {
-            break;
+            return Ok(());
         }
         // Sleep in short steps so Ctrl-C ends the watch at once.
         while start.elapsed() < next && !STOP.load(Ordering::SeqCst) {
@@ -218,19 +234,24 @@ pub fn watch(config: &Config, interval: Duration, length: Duration) -> Result<Ou
             );
         }
         if STOP.load(Ordering::SeqCst) {
-            break;
+            return Ok(());
         }
     }
-    let interrupted = STOP.load(Ordering::SeqCst);
-    let watched = start.elapsed().as_secs_f64();
+}
+
+/// The summary at the end: the document under --json, else findings and the proposal.
+fn report(
+    config: &Config,
+    watcher: Watcher,
+    interval: Duration,
+    watched: f64,
+    interrupted: bool,
+) -> String {
     let proposal = watcher.proposal();
     let summary = summary_line(&watcher.findings, watched);
-    let stdout = if config.json {
-        let doc = WatchDoc {
-            schema: crate::render::json::SCHEMA,
-            command: "watch",
-            exit_code: 0,
-            exit_meaning: crate::render::json::exit_meaning(0),
+    if config.json {
+        return crate::render::json::pretty(&WatchDoc {
+            envelope: crate::render::json::Envelope::new("watch", 0),
             interval_s: interval.as_secs_f64(),
             watched_s: (watched * 1000.0).round() / 1000.0,
             interrupted,
@@ -238,25 +259,18 @@ pub fn watch(config: &Config, interval: Duration, length: Duration) -> Result<Ou
             findings: watcher.findings,
             proposal,
             summary,
-        };
-        crate::render::json::pretty(&doc)
-    } else {
-        let mut out = String::new();
-        if interrupted {
-            out.push_str("interrupted\n");
-        }
-        out.push_str(&findings_text(&watcher.findings));
-        if let Some(p) = &proposal {
-            out.push_str("proposal (review it; watch applied nothing):\n");
-            out.push_str(p);
-        }
-        out.push_str(&config.paint.bold(&summary));
-        out.push('\n');
-        out
-    };
-    Ok(Output {
-        code: 0,
-        stdout,
-        stderr: Vec::new(),
-    })
+        });
+    }
+    let mut out = String::new();
+    if interrupted {
+        out.push_str("interrupted\n");
+    }
+    out.push_str(&findings_text(&watcher.findings));
+    if let Some(p) = &proposal {
+        out.push_str("proposal (review it; watch applied nothing):\n");
+        out.push_str(p);
+    }
+    out.push_str(&config.paint.bold(&summary));
+    out.push('\n');
+    out
 }
