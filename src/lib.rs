@@ -110,55 +110,8 @@ fn command_name(command: &Command) -> &'static str {
 }
 
 fn dispatch(config: &Config, command: &Command) -> error::Result<commands::Output> {
-    // `--root /nonexistent` is a typo, not eight errors about /proc/sys under it.
-    let base = config.root.base();
-    if !config.root.is_real()
-        && !base.is_dir()
-        && !matches!(
-            command,
-            Command::Generate { .. } | Command::Completions { .. } | Command::Worker { .. }
-        )
-    {
-        return Err(error::Error::Usage(format!(
-            "--root {}: {}; give the folder that stands for / (a copy of the system, an image \
-             or a chroot), or leave --root out to act on this machine",
-            base.display(),
-            if base.exists() {
-                "is not a folder"
-            } else {
-                "no such folder"
-            }
-        )));
-    }
-    // What an interrupted run left behind: writers (apply, confirm, rollback, the watcher)
-    // restore it themselves once they hold the writer lock; every other command only reports
-    // it and never takes the lock, so monitoring (diff, check, status, history) keeps working
-    // while an apply runs.
-    let writer = match command {
-        Command::Apply { dry_run, .. } => !dry_run,
-        Command::Confirm | Command::Rollback { .. } => true,
-        _ => false,
-    };
-    if !writer
-        && !matches!(
-            command,
-            Command::Profiles { .. }
-                | Command::Render { .. }
-                | Command::Generate { .. }
-                | Command::ConfirmWatcher { .. }
-                | Command::Completions { .. }
-                | Command::Worker { .. }
-                | Command::Holder
-                // They report an open journal themselves.
-                | Command::Doctor { .. }
-                | Command::Explain { .. }
-        )
-    {
-        let mut stderr = std::io::stderr().lock();
-        for line in commands::recover::report(&config.root) {
-            let _ = writeln!(stderr, "{line}");
-        }
-    }
+    refuse_missing_root(config, command)?;
+    report_interrupted(config, command);
     match command {
         Command::Diff { profile, .. } => commands::diff::diff(config, profile),
         Command::Check { profile, format } => commands::check::check(config, profile, *format),
@@ -224,17 +177,77 @@ fn dispatch(config: &Config, command: &Command) -> error::Result<commands::Outpu
             *interval,
         ),
         Command::Explain { key } => commands::explain::explain(config, key),
-        Command::Worker { task } => {
-            conntest::worker(&config.root, task).map(|stdout| commands::Output {
-                code: 0,
-                stdout,
-                stderr: Vec::new(),
-            })
-        }
+        Command::Worker { task } => worker(config, task),
         Command::Holder => {
             conntest::holder();
             Ok(commands::Output::default())
         }
+    }
+}
+
+/// A connection-test worker (`__worker`): its report is its stdout.
+fn worker(config: &Config, task: &str) -> error::Result<commands::Output> {
+    conntest::worker(&config.root, task).map(|stdout| commands::Output {
+        code: 0,
+        stdout,
+        stderr: Vec::new(),
+    })
+}
+
+/// `--root /nonexistent` is a typo, not eight errors about /proc/sys under it.
+fn refuse_missing_root(config: &Config, command: &Command) -> error::Result<()> {
+    let base = config.root.base();
+    if config.root.is_real()
+        || base.is_dir()
+        || matches!(
+            command,
+            Command::Generate { .. } | Command::Completions { .. } | Command::Worker { .. }
+        )
+    {
+        return Ok(());
+    }
+    Err(error::Error::Usage(format!(
+        "--root {}: {}; give the folder that stands for / (a copy of the system, an image \
+         or a chroot), or leave --root out to act on this machine",
+        base.display(),
+        if base.exists() {
+            "is not a folder"
+        } else {
+            "no such folder"
+        }
+    )))
+}
+
+/// What an interrupted run left behind: writers (apply, confirm, rollback, the watcher)
+/// restore it themselves once they hold the writer lock; every other command only reports it
+/// and never takes the lock, so monitoring (diff, check, status, history) keeps working while
+/// an apply runs.
+fn report_interrupted(config: &Config, command: &Command) {
+    let writer = match command {
+        Command::Apply { dry_run, .. } => !dry_run,
+        Command::Confirm | Command::Rollback { .. } => true,
+        _ => false,
+    };
+    if writer
+        || matches!(
+            command,
+            Command::Profiles { .. }
+                | Command::Render { .. }
+                | Command::Generate { .. }
+                | Command::ConfirmWatcher { .. }
+                | Command::Completions { .. }
+                | Command::Worker { .. }
+                | Command::Holder
+                // They report an open journal themselves.
+                | Command::Doctor { .. }
+                | Command::Explain { .. }
+        )
+    {
+        return;
+    }
+    let mut stderr = std::io::stderr().lock();
+    for line in commands::recover::report(&config.root) {
+        let _ = writeln!(stderr, "{line}");
     }
 }
 
