@@ -340,3 +340,62 @@ fn a_refused_rollback_and_a_live_only_apply_are_documents_too() {
         serde_json::json!(["/etc/sysctl.d/90-netprofile.conf"])
     );
 }
+
+#[test]
+fn profiles_name_and_render_are_documents_with_the_envelope() {
+    let out = Test::new()
+        .args(&["--json", "profiles", "base"])
+        .run()
+        .code(0);
+    let d = doc(&out.stdout);
+    assert_eq!(
+        (&d["command"], &d["exit_code"], &d["name"]),
+        (
+            &Value::from("profiles"),
+            &Value::from(0),
+            &Value::from("base")
+        )
+    );
+    assert!(d["toml"].as_str().unwrap().contains("[profile]"), "{d:#}");
+    let out = setup().args(&["--json", "render", "t.toml"]).run().code(0);
+    let d = doc(&out.stdout);
+    assert_eq!(d["command"], "render");
+    assert_eq!(d["exit_meaning"], "ok");
+    assert_eq!(d["files"][0]["path"], "/etc/sysctl.d/90-netprofile.conf");
+    assert!(
+        d["files"][0]["content"]
+            .as_str()
+            .unwrap()
+            .contains("net.core.somaxconn = 65535"),
+        "{d:#}"
+    );
+}
+
+#[test]
+fn history_shows_a_rolled_back_generation_and_explain_the_same_generation() {
+    let out = setup()
+        .args(&["apply", "-q", "t.toml"])
+        .run()
+        .code(0)
+        .then(&["rollback", "-q"])
+        .code(0)
+        .then(&["--json", "history"])
+        .code(0);
+    let d = doc(&out.stdout);
+    let first = &d["generations"][0];
+    assert_eq!(
+        (&first["generation"], &first["outcome"]),
+        (&Value::from(1), &Value::from("rolled-back"))
+    );
+    assert_eq!(d["generations"][1]["rollback_of"], 1);
+    let out = out
+        .then(&["--json", "explain", "net.core.somaxconn"])
+        .code(0);
+    let e = doc(&out.stdout);
+    assert_eq!(e["command"], "explain");
+    let g = &e["generations"][0];
+    // The same generation as history shows it: number, profile object, outcome.
+    for field in ["generation", "time", "op", "profile", "outcome"] {
+        assert_eq!(g[field], first[field], "{field}: {e:#}");
+    }
+}
