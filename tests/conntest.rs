@@ -397,7 +397,7 @@ fn loopback_churn_and_hold_report_what_happened() {
     ]);
     assert!(out.status.success(), "{}", text(&out));
     let r: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(r["schema"], 1);
+    assert_eq!(r["schema"], 2);
     assert_eq!(r["place"], "loopback");
     assert_eq!(r["attempted"], 3000);
     assert_eq!(r["established"], 3000, "{r:#}");

@@ -106,14 +106,14 @@ fn json_carries_the_same_facts() {
         .run()
         .code(1);
     let doc: serde_json::Value = serde_json::from_str(&out.stdout).expect("valid JSON");
-    assert_eq!(doc["schema"], 1);
+    assert_eq!(doc["schema"], 2);
     assert_eq!(doc["in_sync"], false);
     assert_eq!(doc["namespace"], "initial");
     assert_eq!(doc["sysctl"][0]["key"], "net.core.somaxconn");
     assert_eq!(doc["sysctl"][0]["live"], "4096");
-    assert_eq!(doc["sysctl"][0]["target"], "65535");
+    assert_eq!(doc["sysctl"][0]["wanted"], "65535");
     assert_eq!(doc["sysctl"][0]["action"], "set");
-    assert_eq!(doc["sysctl"][1]["wanted"], ">= 2048");
+    assert_eq!(doc["sysctl"][1]["rule"], ">= 2048");
     assert_eq!(doc["sysctl"][1]["action"], "keep");
     assert_eq!(doc["limits"][0]["type"], "soft");
     assert_eq!(doc["diffs"][0]["path"], "/etc/sysctl.d/90-netprofile.conf");
@@ -477,7 +477,7 @@ fn extends_relative_path_later_wins() {
         .code(1);
     let doc: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
     let rows = doc["sysctl"].as_array().unwrap();
-    let find = |k: &str| rows.iter().find(|r| r["key"] == k).unwrap()["target"].clone();
+    let find = |k: &str| rows.iter().find(|r| r["key"] == k).unwrap()["wanted"].clone();
     assert_eq!(find("net.core.somaxconn"), "2000");
     assert_eq!(find("net.ipv4.tcp_fin_timeout"), "30");
 }

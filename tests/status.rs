@@ -207,7 +207,7 @@ fn limits_show_the_value_in_force_for_a_login_beside_the_configured_one() {
     let doc = json(&out.then(&["--json", "status"]).code(0).stdout);
     let soft = &doc["limits"][0];
     assert_eq!(
-        (&soft["type"], &soft["configured"], &soft["in_force"]),
+        (&soft["type"], &soft["wanted"], &soft["live"]),
         (&"soft".into(), &"65536".into(), &"4096".into())
     );
     assert_eq!(soft["source"]["file"], "/etc/security/limits.d/95-ops.conf");

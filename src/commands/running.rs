@@ -63,7 +63,7 @@ pub fn apply_pending(config: &Config) -> Result<Output> {
     if work.changes.is_empty() {
         return Ok(Output {
             code: 0,
-            stdout: nothing_to_do(&work),
+            stdout: pending_output(config, None, &[], nothing_to_do(&work)),
             stderr,
         });
     }
@@ -75,7 +75,12 @@ pub fn apply_pending(config: &Config) -> Result<Output> {
     writer.run(&generation)?;
     Ok(Output {
         code: 0,
-        stdout: applied(number, &work, generation.bounds.len()),
+        stdout: pending_output(
+            config,
+            Some(number),
+            &work.changes,
+            applied(number, &work, generation.bounds.len()),
+        ),
         stderr,
     })
 }
@@ -134,6 +139,45 @@ fn applied(number: u64, work: &pending::Work, held: usize) -> String {
     }
     stdout.push('\n');
     stdout
+}
+
+/// `apply --pending`'s text, or under --json the apply document (no profile: it holds what
+/// earlier generations recorded), whose summary is the text's last line.
+fn pending_output(
+    config: &Config,
+    number: Option<u64>,
+    changes: &[Change],
+    text: String,
+) -> String {
+    use crate::render::json;
+    if !config.json {
+        return text;
+    }
+    let summary = text.lines().last().unwrap_or_default().to_string();
+    let (keys, files) = json::split_changes(changes, false);
+    json::pretty(&json::ApplyResult {
+        schema: json::SCHEMA,
+        command: "apply",
+        exit_code: 0,
+        exit_meaning: json::exit_meaning(0),
+        dry_run: false,
+        changed: number.is_some(),
+        outcome: if number.is_some() {
+            "applied"
+        } else {
+            "unchanged"
+        },
+        profile: None,
+        source: None,
+        generation: number,
+        keys,
+        files,
+        confirm: None,
+        no_persist: false,
+        warnings: Vec::new(),
+        verify: None,
+        summary,
+    })
 }
 
 fn pair(p: (u64, u64)) -> String {
@@ -239,31 +283,77 @@ pub fn pending_section(root: &Root) -> Result<String> {
     Ok(out)
 }
 
-/// The status sections as JSON: pending keys and the listening processes with old limits.
-pub fn status_json(root: &Root) -> Result<serde_json::Value> {
-    let mut pending = Vec::new();
+/// `status --json`'s `processes`: keys waiting for a module, and the listening processes that
+/// still run with older open-files limits than a fresh start would get.
+#[derive(Debug, serde::Serialize, schemars::JsonSchema)]
+pub struct StatusProcesses {
+    pub pending_keys: Vec<PendingKeyRow>,
+    pub old_limits: Vec<OldLimits>,
+}
+
+#[derive(Debug, serde::Serialize, schemars::JsonSchema)]
+pub struct PendingKeyRow {
+    pub key: String,
+    pub value: String,
+    pub module: String,
+    /// The key exists now: `apply --pending` would set it.
+    pub module_loaded: bool,
+}
+
+#[derive(Debug, serde::Serialize, schemars::JsonSchema)]
+pub struct OldLimits {
+    pub pid: u32,
+    pub comm: String,
+    pub unit: Option<String>,
+    pub ports: Vec<u16>,
+    /// Its open-files limit now.
+    pub nofile: SoftHard,
+    /// What a fresh start would get, from where, and what it takes (a restart, a new login).
+    pub fresh_start: SoftHard,
+    pub source: String,
+    pub needs: String,
+}
+
+#[derive(Debug, serde::Serialize, schemars::JsonSchema)]
+pub struct SoftHard {
+    pub soft: u64,
+    pub hard: u64,
+}
+
+/// The status sections as a document: pending keys and the listening processes with old limits.
+pub fn status_processes(root: &Root) -> Result<StatusProcesses> {
+    let mut pending_keys = Vec::new();
     for p in current_pending(&state::generations(root)?) {
         let key = KeyName::parse(&p.key).map_err(Error::State)?;
-        let present = live::read_sysctl_raw(root, &key)?.is_some();
-        pending.push(serde_json::json!({
-            "key": p.key, "value": p.value, "module": p.module, "module_loaded": present,
-        }));
+        pending_keys.push(PendingKeyRow {
+            module_loaded: live::read_sysctl_raw(root, &key)?.is_some(),
+            key: p.key,
+            value: p.value,
+            module: p.module,
+        });
     }
     let live = LiveState::read(root, &Profile::default())?;
-    let old: Vec<serde_json::Value> = processes::stale(root, &live)?
-        .iter()
-        .map(|s| {
-            serde_json::json!({
-                "pid": s.process.pid,
-                "comm": s.process.comm,
-                "unit": s.process.unit,
-                "ports": s.process.ports,
-                "nofile": { "soft": s.now.0, "hard": s.now.1 },
-                "fresh_start": { "soft": s.fresh.nofile.0, "hard": s.fresh.nofile.1 },
-                "source": s.fresh.source,
-                "needs": s.fresh.needs,
-            })
+    let old_limits = processes::stale(root, &live)?
+        .into_iter()
+        .map(|s| OldLimits {
+            pid: s.process.pid,
+            comm: s.process.comm,
+            unit: s.process.unit,
+            ports: s.process.ports,
+            nofile: SoftHard {
+                soft: s.now.0,
+                hard: s.now.1,
+            },
+            fresh_start: SoftHard {
+                soft: s.fresh.nofile.0,
+                hard: s.fresh.nofile.1,
+            },
+            source: s.fresh.source,
+            needs: s.fresh.needs,
         })
         .collect();
-    Ok(serde_json::json!({ "pending_keys": pending, "old_limits": old }))
+    Ok(StatusProcesses {
+        pending_keys,
+        old_limits,
+    })
 }

@@ -29,11 +29,33 @@ fn schema_for<T: JsonSchema>(title: &str) -> Schema {
     schema
 }
 
+/// `apply --json`: what it did (`apply`, `apply --confirm`, `apply --pending`), or the plan
+/// (`apply --dry-run`). Only a schema: each path prints its own type.
+#[derive(JsonSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+enum Apply {
+    Result(crate::render::json::ApplyResult),
+    Plan(crate::render::JsonPlan<'static>),
+}
+
 /// `(file stem, schema)` for every document, in the order docs/json.md lists them.
 #[must_use]
 pub fn documents() -> Vec<(&'static str, Schema)> {
     use crate::render::json;
     vec![
+        (
+            "diff",
+            schema_for::<crate::render::JsonPlan<'static>>("netprofile diff PROFILE --json"),
+        ),
+        (
+            "check",
+            schema_for::<crate::render::JsonPlan<'static>>("netprofile check PROFILE --json"),
+        ),
+        (
+            "apply",
+            schema_for::<Apply>("netprofile apply PROFILE --json"),
+        ),
         (
             "confirm",
             schema_for::<json::ConfirmResult>("netprofile confirm --json"),
@@ -45,6 +67,10 @@ pub fn documents() -> Vec<(&'static str, Schema)> {
         (
             "history",
             schema_for::<json::HistoryDoc<'static>>("netprofile history --json"),
+        ),
+        (
+            "status",
+            schema_for::<super::status::StatusDoc>("netprofile status --json"),
         ),
         (
             "doctor",

@@ -70,15 +70,16 @@ pub fn hand_edits(root: &Root, managed: &Managed) -> Result<Vec<HandEdit>> {
     Ok(out)
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 struct KeyRow {
     key: String,
     live: Option<String>,
-    last_set: String,
+    /// What the generations in force set.
+    wanted: String,
     in_sync: bool,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 struct FileRow {
     path: String,
     /// `ok`, `edited` (by hand) or `removed`.
@@ -86,48 +87,43 @@ struct FileRow {
     in_sync: bool,
 }
 
-#[derive(Debug, Serialize)]
-struct Where {
-    file: String,
-    line: usize,
-}
+/// A file and line, as plan rows name them.
+type Where = crate::plan::Source;
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub(crate) struct LimitRow {
     pub(crate) domain: String,
     pub(crate) item: String,
     #[serde(rename = "type")]
     pub(crate) half: &'static str,
     /// What the managed drop-in sets.
-    configured: String,
+    wanted: String,
     /// The value pam_limits gives a login of this domain now, and the line it comes from;
     /// `null` when no file sets one (the kernel default stays).
-    in_force: Option<String>,
+    live: Option<String>,
     source: Option<Where>,
     pub(crate) in_sync: bool,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub(crate) struct SystemdRow {
     pub(crate) setting: &'static str,
-    configured: String,
-    in_force: Option<String>,
+    wanted: String,
+    live: Option<String>,
     source: Option<Where>,
     pub(crate) in_sync: bool,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 struct PendingRow {
     generation: u64,
     seconds_left: u64,
 }
 
-#[derive(Debug, Serialize)]
-struct StatusDoc {
-    schema: u32,
-    command: &'static str,
-    exit_code: i32,
-    exit_meaning: &'static str,
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub struct StatusDoc {
+    #[serde(flatten)]
+    envelope: crate::render::json::Envelope,
     /// True when nothing managed has drifted.
     in_sync: bool,
     drifted: usize,
@@ -140,14 +136,15 @@ struct StatusDoc {
     /// in place), since the last change a user made.
     dropped: Vec<u64>,
     open_journal: bool,
-    generations: usize,
+    /// Every recorded generation, as `history` shows it.
+    generations: Vec<state::Generation>,
     /// The generations still in force.
     in_force: Vec<u64>,
     /// Values another file overrides, accepted with `apply --allow-override`: reported as
     /// overridden, not as drift.
     overridden: Vec<crate::plan::Override>,
     /// Keys waiting for a module, and listening processes still on old limits.
-    processes: serde_json::Value,
+    processes: super::running::StatusProcesses,
     /// The systemd-sysctl and pam_limits versions the boot and login values were modelled on.
     models: Vec<crate::system::versions::Model>,
 }
@@ -195,8 +192,8 @@ pub(crate) fn limit_rows(root: &Root, managed: &Managed) -> Result<Vec<LimitRow>
                 domain: entry.domain.clone(),
                 item: entry.item.as_str().to_string(),
                 half,
-                configured: entry.value.to_string(),
-                in_force: now.as_ref().map(|n| n.value.to_string()),
+                wanted: entry.value.to_string(),
+                live: now.as_ref().map(|n| n.value.to_string()),
                 source: now.map(|n| Where {
                     file: n.file,
                     line: n.line,
@@ -225,8 +222,8 @@ pub(crate) fn systemd_rows(root: &Root, managed: &Managed) -> Result<Vec<Systemd
     Ok(vec![SystemdRow {
         setting: "DefaultLimitNOFILE",
         in_sync: now.as_ref().is_some_and(|n| n.value == configured.value),
-        configured: configured.value,
-        in_force: now.as_ref().map(|n| n.value.clone()),
+        wanted: configured.value,
+        live: now.as_ref().map(|n| n.value.clone()),
         source: now.map(|n| Where {
             file: n.file,
             line: n.line,
@@ -259,10 +256,7 @@ pub fn status(config: &Config) -> Result<Output> {
             .div_ceil(1000),
     });
     let doc = StatusDoc {
-        schema: crate::render::json::SCHEMA,
-        command: "status",
-        exit_code: 0,
-        exit_meaning: crate::render::json::exit_meaning(0),
+        envelope: crate::render::json::Envelope::new("status", 0),
         in_sync: drifted == 0,
         drifted,
         managed: keys,
@@ -272,13 +266,13 @@ pub fn status(config: &Config) -> Result<Output> {
         pending,
         dropped: recently_dropped(&all, pending_generation),
         open_journal: root.path(state::JOURNAL).exists(),
-        generations: all.len(),
+        generations: state::as_shown(&all, pending_generation),
         in_force: in_force(&all, pending_generation)
             .iter()
             .map(|g| g.number)
             .collect(),
         overridden: replay::accepted_overrides(root)?,
-        processes: super::running::status_json(root)?,
+        processes: super::running::status_processes(root)?,
         models: crate::system::versions(root).models(),
     };
     let stdout = if config.json {
@@ -306,7 +300,7 @@ fn key_rows(root: &Root, managed: &Managed) -> Result<Vec<KeyRow>> {
         keys.push(KeyRow {
             key: key.clone(),
             live: now,
-            last_set: want.clone(),
+            wanted: want.clone(),
             in_sync,
         });
     }
@@ -385,7 +379,7 @@ fn human(config: &Config, doc: &StatusDoc, edits: &[HandEdit]) -> String {
                 vec![
                     r.key.clone(),
                     r.live.clone().unwrap_or_else(|| "-".into()),
-                    r.last_set.clone(),
+                    r.wanted.clone(),
                     state(r.in_sync, "drifted"),
                 ]
             })
@@ -405,9 +399,9 @@ fn human(config: &Config, doc: &StatusDoc, edits: &[HandEdit]) -> String {
             .map(|r| {
                 vec![
                     format!("{} {} {}", r.domain, r.half, r.item),
-                    r.in_force.clone().unwrap_or_else(|| "-".into()),
+                    r.live.clone().unwrap_or_else(|| "-".into()),
                     place(r.source.as_ref(), "kernel default"),
-                    r.configured.clone(),
+                    r.wanted.clone(),
                     state(r.in_sync, "drifted"),
                 ]
             })
@@ -427,9 +421,9 @@ fn human(config: &Config, doc: &StatusDoc, edits: &[HandEdit]) -> String {
             .map(|r| {
                 vec![
                     r.setting.to_string(),
-                    r.in_force.clone().unwrap_or_else(|| "-".into()),
+                    r.live.clone().unwrap_or_else(|| "-".into()),
                     place(r.source.as_ref(), "systemd default"),
-                    r.configured.clone(),
+                    r.wanted.clone(),
                     state(r.in_sync, "drifted"),
                 ]
             })
@@ -528,7 +522,7 @@ fn human(config: &Config, doc: &StatusDoc, edits: &[HandEdit]) -> String {
         "{}, {} drifted, {}\n",
         plural(doc.managed.len(), "managed key", "managed keys"),
         doc.drifted,
-        plural(doc.generations, "generation", "generations"),
+        plural(doc.generations.len(), "generation", "generations"),
     ));
     out
 }

@@ -38,7 +38,7 @@ use ports::port_warnings;
 use sysctl::{boot_cancels, boot_overrides, boot_unit_warning, effective_nr_open};
 pub use sysctl::{is_bound, persisted};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Action {
     /// Already as wanted.
@@ -71,13 +71,13 @@ impl Action {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Source {
     pub file: String,
     pub line: usize,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct BootValue {
     pub value: String,
     pub source: Source,
@@ -95,7 +95,7 @@ impl From<Assignment> for BootValue {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct SysctlRow {
     pub key: KeyName,
     pub scope: Scope,
@@ -103,9 +103,13 @@ pub struct SysctlRow {
     pub live: Option<String>,
     /// What the boot files set now, if any does.
     pub boot: Option<BootValue>,
+    // In JSON this field is `rule` and `target` is `wanted`, the name every other row gives
+    // the value netprofile sets (docs/json.md, one vocabulary).
     /// What the profile asks for, as written (`65535`, `>= 8192`, `<= 30`).
+    #[serde(rename = "rule")]
     pub wanted: String,
-    /// The value after apply (`None` when skipped).
+    /// The value after apply; `null` when skipped.
+    #[serde(rename = "wanted")]
     pub target: Option<String>,
     pub action: Action,
     /// For a pending key: the module that provides it.
@@ -113,7 +117,7 @@ pub struct SysctlRow {
     pub module: Option<&'static str>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct LimitRow {
     pub domain: String,
     pub item: String,
@@ -126,7 +130,7 @@ pub struct LimitRow {
     pub action: Action,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct SystemdRow {
     pub setting: &'static str,
     pub live: String,
@@ -136,7 +140,7 @@ pub struct SystemdRow {
 }
 
 /// One `[systemd.services."NAME.service"]` entry: what the unit gets now and after apply.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct ServiceRow {
     pub unit: String,
     /// The LimitNOFILE= that wins now (systemd's precedence), `None` when nothing sets it.
@@ -149,7 +153,7 @@ pub struct ServiceRow {
     pub action: Action,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct FileChange {
     /// Root-relative path (`etc/sysctl.d/90-netprofile.conf`).
     #[serde(skip)]
@@ -177,7 +181,7 @@ impl FileChange {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Plan {
     pub profile: String,
     pub source: String,

@@ -12,7 +12,7 @@ use crate::error::Error;
 
 /// A file netprofile does not own that sets a managed setting to another value after
 /// netprofile's drop-in, so the profile's value would not hold at boot, login or service start.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema, serde::Deserialize)]
 pub struct Override {
     /// The key (`net.core.somaxconn`), limit (`* soft nofile`) or `DefaultLimitNOFILE`.
     pub setting: String,
@@ -78,13 +78,12 @@ pub fn refusal(overrides: &[&Override]) -> Error {
 
 /// Overrides as recorded in a generation.
 #[must_use]
-pub fn record(overrides: &[Override]) -> Vec<serde_json::Value> {
+pub fn record(overrides: &[Override]) -> Vec<Override> {
     overrides
         .iter()
         .map(|o| Override {
             accepted: true,
             ..o.clone()
         })
-        .filter_map(|o| serde_json::to_value(o).ok())
         .collect()
 }

@@ -128,8 +128,9 @@ pub struct ApplyResult {
     pub changed: bool,
     /// `applied`, `pending` (waits for `netprofile confirm`) or `unchanged`.
     pub outcome: &'static str,
-    pub profile: String,
-    pub source: String,
+    /// `null` for `apply --pending`, which holds what earlier generations recorded.
+    pub profile: Option<String>,
+    pub source: Option<String>,
     /// The generation recorded; `null` when nothing changed.
     pub generation: Option<u64>,
     pub keys: Vec<KeyResult>,

@@ -448,8 +448,10 @@ fn differs_line(plan: &Plan, tally: &Tally) -> String {
     format!("differs: {}", parts.join(", "))
 }
 
-#[derive(Serialize)]
-struct JsonPlan<'a> {
+/// `diff`, `check` and `apply --dry-run` under --json: docs/schema/diff.json (and check.json,
+/// apply.json).
+#[derive(Serialize, schemars::JsonSchema)]
+pub struct JsonPlan<'a> {
     schema: u32,
     command: &'a str,
     in_sync: bool,
@@ -463,7 +465,7 @@ struct JsonPlan<'a> {
 }
 
 #[derive(Serialize, schemars::JsonSchema)]
-struct JsonDiff<'a> {
+pub struct JsonDiff<'a> {
     path: &'a str,
     action: &'static str,
     diff: String,

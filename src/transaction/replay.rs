@@ -118,14 +118,7 @@ pub fn accepted_overrides(root: &Root) -> Result<Vec<Override>> {
         .iter()
         .rev()
         .find(|g| g.op == "apply" && matches!(g.outcome, Outcome::Applied | Outcome::Pending));
-    Ok(last
-        .map(|g| {
-            g.overridden
-                .iter()
-                .filter_map(|v| serde_json::from_value(v.clone()).ok())
-                .collect()
-        })
-        .unwrap_or_default())
+    Ok(last.map(|g| g.overridden.clone()).unwrap_or_default())
 }
 
 /// Whether `now` meets a recorded bound (`>= 4096`, `<= 30`): a later rise above a min is not

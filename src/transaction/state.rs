@@ -278,7 +278,7 @@ pub struct Generation {
     /// `apply --allow-override`: the settings another file overrides (plan::Override), which
     /// the operator accepted; check and status report them as overridden, not as drift.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub overridden: Vec<serde_json::Value>,
+    pub overridden: Vec<crate::plan::Override>,
     /// Raise-only and lower-only keys of the profile (`>= 4096`, `<= 30`): a later rise above a
     /// `min` (or fall below a `max`) is not drift.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]

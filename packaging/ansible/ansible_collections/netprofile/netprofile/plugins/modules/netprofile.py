@@ -248,7 +248,7 @@ def pending(doc, with_files):
     lines = []
     for row in doc.get("sysctl") or []:
         if row.get("action") == "set":
-            lines.append("sysctl %s: %s -> %s" % (row.get("key"), row.get("live"), row.get("target")))
+            lines.append("sysctl %s: %s -> %s" % (row.get("key"), row.get("live"), row.get("wanted")))
     if not with_files:
         return lines
     for row in doc.get("limits") or []:
@@ -273,7 +273,7 @@ def plan_diff(doc, with_files):
     for row in doc.get("sysctl") or []:
         if row.get("action") == "set":
             before.append("%s = %s\n" % (row.get("key"), row.get("live")))
-            after.append("%s = %s\n" % (row.get("key"), row.get("target")))
+            after.append("%s = %s\n" % (row.get("key"), row.get("wanted")))
     entries = []
     if before:
         entries.append(
