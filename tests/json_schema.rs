@@ -399,3 +399,48 @@ fn history_shows_a_rolled_back_generation_and_explain_the_same_generation() {
         assert_eq!(g[field], first[field], "{field}: {e:#}");
     }
 }
+
+#[test]
+fn apply_pending_is_the_apply_document_unchanged_then_applied() {
+    let out = Test::new()
+        .profile(
+            "b.toml",
+            "[profile]\nname = \"b\"\n[sysctl]\n\"net.core.somaxconn\" = { min = 8192 }\n",
+        )
+        .args(&["apply", "-q", "b.toml"])
+        .run()
+        .code(0)
+        .then(&["--json", "apply", "--pending"])
+        .code(0);
+    let d = doc(&out.stdout);
+    assert_eq!(
+        (
+            &d["command"],
+            &d["outcome"],
+            &d["generation"],
+            &d["profile"]
+        ),
+        (
+            &Value::from("apply"),
+            &Value::from("unchanged"),
+            &Value::Null,
+            &Value::Null
+        )
+    );
+    assert!(
+        d["summary"].as_str().unwrap().starts_with("nothing to do"),
+        "{d:#}"
+    );
+    // Something lowered the key below its bound: apply --pending raises it back.
+    std::fs::write(out.root().join("proc/sys/net/core/somaxconn"), "1024\n").unwrap();
+    let out = out.then(&["--json", "apply", "--pending"]).code(0);
+    let d = doc(&out.stdout);
+    assert_eq!(
+        (&d["outcome"], &d["generation"]),
+        (&Value::from("applied"), &Value::from(2))
+    );
+    assert_eq!(
+        d["keys"][0],
+        serde_json::json!({"key": "net.core.somaxconn", "before": "1024", "after": "8192"})
+    );
+}
