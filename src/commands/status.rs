@@ -355,107 +355,13 @@ fn plural(n: usize, one: &str, many: &str) -> String {
 }
 
 fn human(config: &Config, doc: &StatusDoc, edits: &[HandEdit]) -> String {
-    use crate::render::table;
-    let paint = config.paint;
-    let state = |ok: bool, bad: &str| {
-        if ok {
-            paint.green("ok")
-        } else {
-            paint.yellow(bad)
-        }
-    };
-    let place = |s: Option<&Where>, default: &str| {
-        s.map_or_else(|| default.to_string(), |s| format!("{}:{}", s.file, s.line))
-    };
     let mut out = String::new();
     if doc.managed.is_empty() && doc.files.is_empty() {
         out.push_str("no keys managed yet (no generation in force)\n");
     }
-    if !doc.managed.is_empty() {
-        let rows: Vec<Vec<String>> = doc
-            .managed
-            .iter()
-            .map(|r| {
-                vec![
-                    r.key.clone(),
-                    r.live.clone().unwrap_or_else(|| "-".into()),
-                    r.wanted.clone(),
-                    state(r.in_sync, "drifted"),
-                ]
-            })
-            .collect();
-        table(
-            &mut out,
-            &["SYSCTL", "LIVE", "LAST SET", "STATE"],
-            &rows,
-            paint,
-        );
-    }
-    if !doc.limits.is_empty() {
-        out.push('\n');
-        let rows: Vec<Vec<String>> = doc
-            .limits
-            .iter()
-            .map(|r| {
-                vec![
-                    format!("{} {} {}", r.domain, r.half, r.item),
-                    r.live.clone().unwrap_or_else(|| "-".into()),
-                    place(r.source.as_ref(), "kernel default"),
-                    r.wanted.clone(),
-                    state(r.in_sync, "drifted"),
-                ]
-            })
-            .collect();
-        table(
-            &mut out,
-            &["LIMIT", "IN FORCE", "SET IN", "CONFIGURED", "STATE"],
-            &rows,
-            paint,
-        );
-    }
-    if !doc.systemd.is_empty() {
-        out.push('\n');
-        let rows: Vec<Vec<String>> = doc
-            .systemd
-            .iter()
-            .map(|r| {
-                vec![
-                    r.setting.to_string(),
-                    r.live.clone().unwrap_or_else(|| "-".into()),
-                    place(r.source.as_ref(), "systemd default"),
-                    r.wanted.clone(),
-                    state(r.in_sync, "drifted"),
-                ]
-            })
-            .collect();
-        table(
-            &mut out,
-            &["SYSTEMD", "IN FORCE", "SET IN", "CONFIGURED", "STATE"],
-            &rows,
-            paint,
-        );
-    }
-    if !doc.files.is_empty() {
-        out.push('\n');
-        let rows: Vec<Vec<String>> = doc
-            .files
-            .iter()
-            .map(|r| {
-                vec![
-                    r.path.clone(),
-                    state(
-                        r.in_sync,
-                        if r.state == "removed" {
-                            "drifted (removed by hand)"
-                        } else {
-                            "drifted (edited by hand)"
-                        },
-                    ),
-                ]
-            })
-            .collect();
-        table(&mut out, &["FILE", "STATE"], &rows, paint);
-    }
+    keys_table(&mut out, config, doc);
+    limits_tables(&mut out, config, doc);
+    files_table(&mut out, config, doc);
     if config.verbose > 0 {
         for e in edits {
             out.push('\n');
@@ -465,6 +371,119 @@ fn human(config: &Config, doc: &StatusDoc, edits: &[HandEdit]) -> String {
     if !out.is_empty() && !out.ends_with("\n\n") && !doc.managed.is_empty() {
         out.push('\n');
     }
+    notices(&mut out, doc);
+    counts(&mut out, doc);
+    out
+}
+
+fn state(config: &Config, ok: bool, bad: &str) -> String {
+    if ok {
+        config.paint.green("ok")
+    } else {
+        config.paint.yellow(bad)
+    }
+}
+
+fn place(s: Option<&Where>, default: &str) -> String {
+    s.map_or_else(|| default.to_string(), |s| format!("{}:{}", s.file, s.line))
+}
+
+/// The managed sysctl keys: live, last set, drifted or not.
+fn keys_table(out: &mut String, config: &Config, doc: &StatusDoc) {
+    if doc.managed.is_empty() {
+        return;
+    }
+    let rows: Vec<Vec<String>> = doc
+        .managed
+        .iter()
+        .map(|r| {
+            vec![
+                r.key.clone(),
+                r.live.clone().unwrap_or_else(|| "-".into()),
+                r.wanted.clone(),
+                state(config, r.in_sync, "drifted"),
+            ]
+        })
+        .collect();
+    crate::render::table(
+        out,
+        &["SYSCTL", "LIVE", "LAST SET", "STATE"],
+        &rows,
+        config.paint,
+    );
+}
+
+/// The limits a login gets and systemd's settings, each beside what the drop-in configures.
+fn limits_tables(out: &mut String, config: &Config, doc: &StatusDoc) {
+    let limits: Vec<Vec<String>> = doc
+        .limits
+        .iter()
+        .map(|r| {
+            vec![
+                format!("{} {} {}", r.domain, r.half, r.item),
+                r.live.clone().unwrap_or_else(|| "-".into()),
+                place(r.source.as_ref(), "kernel default"),
+                r.wanted.clone(),
+                state(config, r.in_sync, "drifted"),
+            ]
+        })
+        .collect();
+    let systemd: Vec<Vec<String>> = doc
+        .systemd
+        .iter()
+        .map(|r| {
+            vec![
+                r.setting.to_string(),
+                r.live.clone().unwrap_or_else(|| "-".into()),
+                place(r.source.as_ref(), "systemd default"),
+                r.wanted.clone(),
+                state(config, r.in_sync, "drifted"),
+            ]
+        })
+        .collect();
+    for (first, rows) in [("LIMIT", limits), ("SYSTEMD", systemd)] {
+        if rows.is_empty() {
+            continue;
+        }
+        out.push('\n');
+        crate::render::table(
+            out,
+            &[first, "IN FORCE", "SET IN", "CONFIGURED", "STATE"],
+            &rows,
+            config.paint,
+        );
+    }
+}
+
+/// The managed drop-ins, and whether a hand edited or removed one.
+fn files_table(out: &mut String, config: &Config, doc: &StatusDoc) {
+    if doc.files.is_empty() {
+        return;
+    }
+    out.push('\n');
+    let rows: Vec<Vec<String>> = doc
+        .files
+        .iter()
+        .map(|r| {
+            vec![
+                r.path.clone(),
+                state(
+                    config,
+                    r.in_sync,
+                    if r.state == "removed" {
+                        "drifted (removed by hand)"
+                    } else {
+                        "drifted (edited by hand)"
+                    },
+                ),
+            ]
+        })
+        .collect();
+    crate::render::table(out, &["FILE", "STATE"], &rows, config.paint);
+}
+
+/// A pending confirmation, dropped ones, an open journal and accepted overrides.
+fn notices(out: &mut String, doc: &StatusDoc) {
     if let Some(p) = &doc.pending {
         out.push_str(&format!(
             "pending: generation {} reverts in {} s unless `netprofile confirm`\n",
@@ -487,6 +506,10 @@ fn human(config: &Config, doc: &StatusDoc, edits: &[HandEdit]) -> String {
             o.setting, o.when, o.file, o.line, o.value, o.wanted
         ));
     }
+}
+
+/// The generations in effect and the closing counts.
+fn counts(out: &mut String, doc: &StatusDoc) {
     out.push_str(&if doc.in_force.is_empty() {
         "in effect: no generation\n".to_string()
     } else {
@@ -524,5 +547,4 @@ fn human(config: &Config, doc: &StatusDoc, edits: &[HandEdit]) -> String {
         doc.drifted,
         plural(doc.generations.len(), "generation", "generations"),
     ));
-    out
 }
