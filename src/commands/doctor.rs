@@ -168,18 +168,9 @@ fn default_interval(config: &Config, capacity: bool) -> f64 {
 
 /// What stderr says beside the findings: an open journal, processes it could not read.
 fn notes(config: &Config, snap: &Snapshot) -> Vec<String> {
-    let mut stderr = Vec::new();
-    if config
-        .root
-        .path(crate::transaction::state::JOURNAL)
-        .exists()
-    {
-        stderr.push(
-            "warning: an interrupted netprofile run left its journal; values may be half \
-             applied (`netprofile status` as root restores them)"
-                .to_string(),
-        );
-    }
+    let mut stderr: Vec<String> = super::open_journal_warning(config, "values")
+        .into_iter()
+        .collect();
     if snap.unreadable > 0 && snap.processes.is_empty() && !snap.listeners.is_empty() {
         stderr.push(format!(
             "note: {} processes could not be read; run as root to see which process holds each \

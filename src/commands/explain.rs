@@ -29,18 +29,9 @@ pub fn explain(config: &Config, raw: &str) -> Result<Output> {
     } else {
         human(config, &e)
     };
-    let mut stderr = Vec::new();
-    if config
-        .root
-        .path(crate::transaction::state::JOURNAL)
-        .exists()
-    {
-        stderr.push(
-            "warning: an interrupted netprofile run left its journal; live values may be half \
-             applied (`netprofile status` as root restores them)"
-                .to_string(),
-        );
-    }
+    let stderr: Vec<String> = super::open_journal_warning(config, "live values")
+        .into_iter()
+        .collect();
     Ok(Output {
         code: 0,
         stdout,

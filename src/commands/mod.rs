@@ -73,3 +73,18 @@ pub(super) fn warnings(plan: &plan::Plan) -> Vec<String> {
 }
 
 pub use crate::transaction::writer::require_privileges;
+
+/// The warning of a read-only command that finds an open journal (it never takes the lock to
+/// restore it): `what` may be half applied.
+pub(crate) fn open_journal_warning(config: &Config, what: &str) -> Option<String> {
+    config
+        .root
+        .path(crate::transaction::state::JOURNAL)
+        .exists()
+        .then(|| {
+            format!(
+                "warning: an interrupted netprofile run left its journal; {what} may be half \
+                 applied (`netprofile status` as root restores them)"
+            )
+        })
+}
