@@ -19,17 +19,9 @@ use crate::render;
 use crate::system::LiveState;
 use crate::system::root::Root;
 use crate::transaction;
-use crate::transaction::state::{self, Change, Generation, Outcome, Pending, ProfileRef};
+use crate::transaction::state::{self, Change, Generation, Outcome, Pending};
 use crate::transaction::writer::Writer;
 use crate::transaction::{replay, running};
-
-fn profile_ref(profile: &profile::Profile) -> ProfileRef {
-    ProfileRef {
-        name: profile.name.clone(),
-        source: profile.source.clone(),
-        sha256: state::sha256_hex(profile.text.as_bytes()),
-    }
-}
 
 /// The key changes of a plan, in write order. A key's `before` is the raw text read for the
 /// plan, so that undo restores it byte for byte.
@@ -158,7 +150,6 @@ fn apply_result(
             Some(_) => "applied",
         },
         profile: Some(plan.profile.clone()),
-        source: Some(plan.source.clone()),
         generation: generation.map(|g| g.number),
         keys,
         files,
@@ -321,7 +312,7 @@ fn nothing_to_apply(
         let mut generation = Generation::new(
             writer.next_generation()?,
             "apply",
-            Some(profile_ref(profile)),
+            Some(profile.reference()),
             Vec::new(),
         );
         generation.overridden = plan::overrides::record(&plan.overrides);
@@ -355,7 +346,7 @@ fn run_generation(
     let mut generation = Generation::new(
         number,
         "apply",
-        Some(profile_ref(profile)),
+        Some(profile.reference()),
         prepared.changes.clone(),
     );
     generation.pending = super::running::pending_keys(plan);

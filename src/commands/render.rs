@@ -18,8 +18,7 @@ use crate::system::root::Namespace;
 pub struct Document {
     #[serde(flatten)]
     pub envelope: Envelope,
-    pub profile: String,
-    pub source: String,
+    pub profile: crate::profile::ProfileRef,
     /// Each file the profile writes, with its whole content.
     pub files: Vec<RenderedFile>,
 }
@@ -78,7 +77,6 @@ pub fn render(config: &Config, reference: &str) -> Result<Output> {
         pretty(&Document {
             envelope: Envelope::new("render", 0),
             profile: plan.profile.clone(),
-            source: plan.source.clone(),
             files: files
                 .iter()
                 .map(|(path, content)| RenderedFile {

@@ -168,7 +168,6 @@ fn pending_output(
             "unchanged"
         },
         profile: None,
-        source: None,
         generation: number,
         keys,
         files,

@@ -35,7 +35,7 @@ fn schema_for<T: JsonSchema>(title: &str) -> Schema {
 #[serde(untagged)]
 #[allow(dead_code)]
 enum Apply {
-    Result(crate::render::json::ApplyResult),
+    Result(Box<crate::render::json::ApplyResult>),
     Plan(crate::render::JsonPlan<'static>),
 }
 

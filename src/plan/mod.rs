@@ -183,8 +183,7 @@ impl FileChange {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Plan {
-    pub profile: String,
-    pub source: String,
+    pub profile: crate::profile::ProfileRef,
     pub namespace: Namespace,
     pub sysctl: Vec<SysctlRow>,
     pub limits: Vec<LimitRow>,
@@ -310,8 +309,7 @@ pub fn plan(profile: &Profile, live: &LiveState) -> Result<Plan> {
     }
 
     Ok(Plan {
-        profile: profile.name.clone(),
-        source: profile.source.clone(),
+        profile: profile.reference(),
         namespace,
         sysctl: sysctl.rows,
         limits: limits.rows,

@@ -83,6 +83,15 @@ pub struct ServiceLimit {
     pub origin: Origin,
 }
 
+/// A profile as every `--json` document names it: its name, the file or `shipped:NAME` it was
+/// loaded from, and the SHA-256 of its top-level text (what history records).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, schemars::JsonSchema, Deserialize)]
+pub struct ProfileRef {
+    pub name: String,
+    pub source: String,
+    pub sha256: String,
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Profile {
     pub name: String,
@@ -98,6 +107,22 @@ pub struct Profile {
     pub services: BTreeMap<String, ServiceLimit>,
     /// Kernel modules to load at boot (`[modules] load`), written to modules-load.d.
     pub modules: Vec<String>,
+}
+
+impl Profile {
+    /// How documents and history name this profile.
+    #[must_use]
+    pub fn reference(&self) -> ProfileRef {
+        use sha2::Digest as _;
+        ProfileRef {
+            name: self.name.clone(),
+            source: self.source.clone(),
+            sha256: sha2::Sha256::digest(self.text.as_bytes())
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect(),
+        }
+    }
 }
 
 #[derive(Deserialize)]

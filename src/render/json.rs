@@ -129,8 +129,7 @@ pub struct ApplyResult {
     /// `applied`, `pending` (waits for `netprofile confirm`) or `unchanged`.
     pub outcome: &'static str,
     /// `null` for `apply --pending`, which holds what earlier generations recorded.
-    pub profile: Option<String>,
-    pub source: Option<String>,
+    pub profile: Option<crate::profile::ProfileRef>,
     /// The generation recorded; `null` when nothing changed.
     pub generation: Option<u64>,
     pub keys: Vec<KeyResult>,

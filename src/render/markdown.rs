@@ -114,9 +114,9 @@ pub fn plan(plan: &Plan, command: &str) -> String {
     let _ = writeln!(
         out,
         "### netprofile {command} {}\n\nProfile {} ({}), {ns}: **{}**",
-        code(&plan.profile),
-        code(&plan.profile),
-        code(&plan.source),
+        code(&plan.profile.name),
+        code(&plan.profile.name),
+        code(&plan.profile.source),
         summary(plan)
     );
     if !plan.sysctl.is_empty() {

@@ -143,7 +143,11 @@ pub fn human(plan: &Plan, paint: Paint) -> String {
         Namespace::Initial => "initial network namespace",
         Namespace::Private => "private network namespace",
     };
-    let _ = writeln!(out, "profile {} ({}), {ns}", plan.profile, plan.source);
+    let _ = writeln!(
+        out,
+        "profile {} ({}), {ns}",
+        plan.profile.name, plan.profile.source
+    );
     if !plan.models.is_empty() {
         let notes: Vec<String> = plan
             .models

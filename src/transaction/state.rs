@@ -197,12 +197,9 @@ pub struct Journal {
     pub checksum: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema, Deserialize)]
-pub struct ProfileRef {
-    pub name: String,
-    pub source: String,
-    pub sha256: String,
-}
+/// The profile a generation applied (defined with the profile: every document names a profile
+/// this way).
+pub use crate::profile::ProfileRef;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema, Deserialize)]
 #[serde(rename_all = "kebab-case")]

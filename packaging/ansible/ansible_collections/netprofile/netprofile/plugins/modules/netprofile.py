@@ -278,7 +278,7 @@ def plan_diff(doc, with_files):
     if before:
         entries.append(
             {
-                "before_header": "live sysctl (%s)" % doc.get("profile"),
+                "before_header": "live sysctl (%s)" % (doc.get("profile") or {}).get("name"),
                 "after_header": "live sysctl after apply",
                 "before": "".join(before),
                 "after": "".join(after),
@@ -506,8 +506,8 @@ def with_content(module, np, result):
     finally:
         os.unlink(path)
     # The temporary name means nothing to the operator; the profile's own name is in the plan.
-    if isinstance(result.get("plan"), dict):
-        result["plan"]["source"] = "content"
+    if isinstance(result.get("plan"), dict) and isinstance(result["plan"].get("profile"), dict):
+        result["plan"]["profile"]["source"] = "content"
 
 
 if __name__ == "__main__":
