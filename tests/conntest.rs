@@ -231,9 +231,14 @@ fn workers_pass_a_per_process_nofile() {
         return;
     };
     assert_eq!(four["held"], 3000, "{four:#}");
-    // "cpu" only if a loaded machine made a connect take a second.
+    // "cpu" only if a loaded machine made a connect take a second; "netdev-backlog" only if
+    // the CPUs' input queues really dropped packets then (softnet_stat, machine-wide).
     let limit = four["verdict"]["limit"].as_str().unwrap();
-    assert!(limit == "none" || limit == "cpu", "{four:#}");
+    let softnet_drops = four["machine"]["softnet.dropped"].as_i64().unwrap_or(0);
+    assert!(
+        limit == "none" || limit == "cpu" || (limit == "netdev-backlog" && softnet_drops > 0),
+        "{four:#}"
+    );
     assert_eq!(four["facts"]["nofile"], 1000, "{four:#}");
 }
 

@@ -30,7 +30,7 @@ for _ in range(300):
     held.append(socket.create_connection(("127.0.0.1", 2001)))
     held.append(a.accept()[0])
 print("ready", flush=True)
-time.sleep(60)
+time.sleep(600)
 "#;
 
 #[test]
@@ -39,7 +39,7 @@ fn sock_diag_listeners_are_what_ss_ltn_shows() {
         r#"
         ip link set lo up
         python3 server.py > ready.txt &
-        for _ in $(seq 300); do grep -qs ready ready.txt && break; sleep 0.1; done
+        for _ in $(seq 1200); do grep -qs ready ready.txt && break; sleep 0.1; done
         echo "== ss"
         ss -ltnH
         echo "== doctor"
