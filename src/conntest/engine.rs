@@ -199,26 +199,259 @@ fn drain(fd: &OwnedFd) -> bool {
     }
 }
 
+/// What one client worker keeps while it runs: the connections, the report being built, and
+/// where the round robins over destinations and sources stand.
+struct Client<'a> {
+    config: &'a ClientConfig,
+    poll: Poll,
+    conns: slab::Slab<Conn>,
+    report: WorkerReport,
+    hist: Histogram,
+    payload: Vec<u8>,
+    /// Connects in flight, oldest first, as (slab key, start): the connect-timeout check looks
+    /// only at the front instead of walking every held connection (a hold keeps ~18 000 per
+    /// worker). Entries whose connect settled are skipped when they reach the front.
+    pending: VecDeque<(u32, u32)>,
+    start: Instant,
+    in_flight: u32,
+    backoff_until: Option<Instant>,
+    target_i: usize,
+    source_i: usize,
+}
+
+impl<'a> Client<'a> {
+    fn new(config: &'a ClientConfig) -> std::io::Result<Self> {
+        let start = Instant::now();
+        Ok(Client {
+            config,
+            poll: Poll::new()?,
+            conns: slab::Slab::with_capacity(
+                usize::try_from(config.concurrency.max(1)).unwrap_or(1024),
+            ),
+            report: WorkerReport {
+                started_mono_us: mono_us(),
+                ..WorkerReport::default()
+            },
+            hist: Histogram::default(),
+            payload: vec![b'x'; config.payload],
+            pending: VecDeque::new(),
+            start,
+            in_flight: 0,
+            backoff_until: None,
+            target_i: 0,
+            source_i: 0,
+        })
+    }
+
+    fn fail(&mut self, what: String) {
+        *self.report.failures.entry(what).or_default() += 1;
+    }
+
+    /// Starts connects, bounded per pass and in flight. Returns how many were started.
+    fn start_connects(&mut self, now: Instant, may_start: bool) -> std::io::Result<u32> {
+        let mut started = 0;
+        while may_start
+            && self.report.attempted < self.config.connections
+            && self.in_flight < self.config.concurrency
+            && started < PASS_CAP
+            && self.backoff_until.is_none_or(|t| now >= t)
+        {
+            started += 1;
+            if !self.start_one(now)? {
+                break;
+            }
+        }
+        if self.backoff_until.is_some_and(|t| now >= t) {
+            self.backoff_until = None;
+        }
+        Ok(started)
+    }
+
+    /// Starts one connect (or counts why it could not). Returns false to end this pass.
+    fn start_one(&mut self, now: Instant) -> std::io::Result<bool> {
+        self.report.attempted += 1;
+        let fd = match rustix::net::socket_with(
+            AddressFamily::INET,
+            SocketType::STREAM,
+            SocketFlags::NONBLOCK | SocketFlags::CLOEXEC,
+            None,
+        ) {
+            Ok(fd) => fd,
+            Err(e) => {
+                self.fail(errno_name(e));
+                // Out of descriptors. Churn frees them as connections close: let that catch
+                // up. Hold never frees them: the remaining attempts fail the same way now.
+                if self.config.mode == Mode::Churn {
+                    self.backoff_until = Some(now + Duration::from_millis(1));
+                    return Ok(false);
+                }
+                return Ok(true);
+            }
+        };
+        let sources = &self.config.sources;
+        if !sources.is_empty() {
+            let source = sources[self.source_i % sources.len()];
+            self.source_i += 1;
+            bind_no_port(&fd);
+            if let Err(e) = rustix::net::bind(&fd, &SocketAddrV4::new(source, 0)) {
+                self.fail(errno_name(e));
+                return Ok(true);
+            }
+        }
+        let target = self.config.targets[self.target_i % self.config.targets.len()];
+        self.target_i += 1;
+        match rustix::net::connect(&fd, &target) {
+            Ok(()) | Err(Errno::INPROGRESS) => {}
+            Err(e) => {
+                self.fail(errno_name(e));
+                return Ok(true);
+            }
+        }
+        let entry = self.conns.vacant_entry();
+        let key = entry.key();
+        register(&self.poll, &fd, key, Interest::WRITABLE)?;
+        let start_us = micros_since(self.start);
+        entry.insert(Conn {
+            fd,
+            start_us,
+            phase: Phase::Connecting,
+        });
+        self.pending
+            .push_back((u32::try_from(key).unwrap_or(u32::MAX), start_us));
+        self.in_flight += 1;
+        Ok(true)
+    }
+
+    /// Handles one readiness event of connection `key`.
+    fn on_event(&mut self, key: usize, error: bool, writable: bool) -> std::io::Result<()> {
+        let Some(conn) = self.conns.get(key) else {
+            return Ok(());
+        };
+        match conn.phase {
+            Phase::Connecting => {
+                self.in_flight -= 1;
+                let elapsed_us = u64::from(micros_since(self.start).saturating_sub(conn.start_us));
+                match rustix::net::sockopt::socket_error(&conn.fd) {
+                    Ok(Ok(())) if !error || writable => self.connected(key, elapsed_us)?,
+                    Ok(Err(e)) => {
+                        self.fail(errno_name(e));
+                        self.conns.remove(key);
+                    }
+                    _ => {
+                        self.fail("connect error".into());
+                        self.conns.remove(key);
+                    }
+                }
+            }
+            Phase::AwaitClose => {
+                if drain(&conn.fd) {
+                    self.conns.remove(key);
+                }
+            }
+            Phase::Held => {
+                if drain(&conn.fd) {
+                    self.report.dropped += 1;
+                    self.conns.remove(key);
+                }
+            }
+            Phase::Serving => {}
+        }
+        Ok(())
+    }
+
+    /// A connect of `key` succeeded after `elapsed_us`: count it, send, then close or hold.
+    fn connected(&mut self, key: usize, elapsed_us: u64) -> std::io::Result<()> {
+        self.report.established += 1;
+        self.hist.record(elapsed_us);
+        if elapsed_us >= u64::try_from(STALL.as_micros()).unwrap_or(u64::MAX) {
+            self.report.stalls += 1;
+        }
+        let Some(conn) = self.conns.get_mut(key) else {
+            return Ok(());
+        };
+        if !self.payload.is_empty() {
+            let _ = rustix::io::write(&conn.fd, &self.payload);
+        }
+        match (self.config.mode, self.config.closer) {
+            (Mode::Churn, Closer::Client) => {
+                self.conns.remove(key);
+            }
+            (Mode::Churn, Closer::Server) => {
+                conn.phase = Phase::AwaitClose;
+                reregister(&self.poll, &conn.fd, key, Interest::READABLE)?;
+            }
+            (Mode::Hold, _) => {
+                conn.phase = Phase::Held;
+                reregister(&self.poll, &conn.fd, key, Interest::READABLE)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Fails the connects pending longer than the connect timeout. Events were drained just
+    /// before, so a connect still pending here really is late.
+    fn expire(&mut self) {
+        let timeout = Duration::from_millis(self.config.connect_timeout_ms);
+        let limit = u32::try_from(timeout.as_micros()).unwrap_or(u32::MAX);
+        let now_us = micros_since(self.start);
+        let still_connecting = |conns: &slab::Slab<Conn>, &(key, start_us): &(u32, u32)| {
+            conns
+                .get(key as usize)
+                .is_some_and(|c| c.phase == Phase::Connecting && c.start_us == start_us)
+        };
+        while let Some(&front) = self.pending.front() {
+            if !still_connecting(&self.conns, &front) {
+                self.pending.pop_front();
+            } else if now_us.saturating_sub(front.1) >= limit {
+                self.pending.pop_front();
+                self.conns.remove(front.0 as usize);
+                self.in_flight -= 1;
+                self.fail("ETIMEDOUT".into());
+            } else {
+                break;
+            }
+        }
+        // A stalled connect at the front keeps settled ones behind it: compact now and then
+        // so the queue stays about the size of what is in flight.
+        if self.pending.len() > 4 * self.in_flight as usize + 4096 {
+            let conns = &self.conns;
+            self.pending.retain(|p| still_connecting(conns, p));
+        }
+    }
+
+    fn elapsed_ms(&self) -> u64 {
+        u64::try_from(self.start.elapsed().as_millis()).unwrap_or(0)
+    }
+
+    /// The report once the loop ended: what is held, and what never settled.
+    fn finish(mut self) -> WorkerReport {
+        let count = |phase| self.conns.iter().filter(|(_, c)| c.phase == phase).count() as u64;
+        self.report.held = count(Phase::Held);
+        let pending = count(Phase::Connecting);
+        if pending > 0 {
+            *self.report.failures.entry("ETIMEDOUT".into()).or_default() += pending;
+        }
+        if self.report.ramp_ms == 0 {
+            self.report.ramp_ms = self.elapsed_ms();
+        }
+        self.report.elapsed_ms = self.elapsed_ms();
+        self.report
+            .timeline
+            .push((self.report.elapsed_ms, self.report.established));
+        self.report.latency = Wire::from(&self.hist);
+        self.report
+    }
+}
+
 /// Runs the client side until every connection was attempted and settled, or time runs out.
 /// `progress` is called with (attempted, established) about every 250 ms.
 pub fn run_client(
     config: &ClientConfig,
     progress: &mut dyn FnMut(u64, u64),
 ) -> std::io::Result<WorkerReport> {
-    let mut next_progress = Duration::ZERO;
-    let mut poll = Poll::new()?;
+    let mut c = Client::new(config)?;
     let mut events = Events::with_capacity(1024);
-    let mut conns: slab::Slab<Conn> =
-        slab::Slab::with_capacity(usize::try_from(config.concurrency.max(1)).unwrap_or(1024));
-    let mut report = WorkerReport::default();
-    let mut hist = Histogram::default();
-    let payload = vec![b'x'; config.payload];
-    // Connects in flight, oldest first, as (slab key, start): the connect-timeout check looks
-    // only at the front instead of walking every held connection (a hold keeps ~18 000 per
-    // worker). Entries whose connect settled are skipped when they reach the front.
-    let mut pending: VecDeque<(u32, u32)> = VecDeque::new();
-    let start = Instant::now();
-    report.started_mono_us = mono_us();
+    let start = c.start;
     // Churn stops starting at `duration`; hold ramps for at most RAMP_CAP, then holds for
     // `duration`. Either way the loop ends by itself.
     let ramp_cap = match config.mode {
@@ -227,15 +460,9 @@ pub fn run_client(
     };
     let hard_stop =
         start + ramp_cap + Duration::from_millis(config.duration_ms + config.connect_timeout_ms);
-    let connect_timeout = Duration::from_millis(config.connect_timeout_ms);
-    let mut in_flight: u32 = 0;
-    let mut next_sample = Duration::ZERO;
+    let (mut next_progress, mut next_sample) = (Duration::ZERO, Duration::ZERO);
     let mut hold_until: Option<Instant> = None;
     let mut last_timeout_scan = Instant::now();
-    let mut backoff_until: Option<Instant> = None;
-    let mut target_i = 0usize;
-    let mut source_i = 0usize;
-
     loop {
         let now = Instant::now();
         if now >= hard_stop {
@@ -245,215 +472,48 @@ pub fn run_client(
             Mode::Hold => now < start + RAMP_CAP,
             Mode::Churn => now < start + Duration::from_millis(config.duration_ms),
         };
-        // Start connects, bounded per pass and in flight.
-        let mut started = 0;
-        while may_start
-            && report.attempted < config.connections
-            && in_flight < config.concurrency
-            && started < PASS_CAP
-            && backoff_until.is_none_or(|t| now >= t)
-        {
-            started += 1;
-            report.attempted += 1;
-            let fd = match rustix::net::socket_with(
-                AddressFamily::INET,
-                SocketType::STREAM,
-                SocketFlags::NONBLOCK | SocketFlags::CLOEXEC,
-                None,
-            ) {
-                Ok(fd) => fd,
-                Err(e) => {
-                    *report.failures.entry(errno_name(e)).or_default() += 1;
-                    // Out of descriptors. Churn frees them as connections close: let that catch
-                    // up. Hold never frees them: the remaining attempts fail the same way now.
-                    if config.mode == Mode::Churn {
-                        backoff_until = Some(now + Duration::from_millis(1));
-                        break;
-                    }
-                    continue;
+        let started = c.start_connects(now, may_start)?;
+        let all_attempted = c.report.attempted >= config.connections || !may_start;
+        if all_attempted && c.in_flight == 0 {
+            if c.report.ramp_ms == 0 {
+                // The ramp ends when the last connect settled, as the C reference measures it.
+                c.report.ramp_ms = c.elapsed_ms().max(1);
+            }
+            let done = match config.mode {
+                Mode::Churn => c.conns.is_empty(),
+                Mode::Hold => {
+                    now >= *hold_until
+                        .get_or_insert_with(|| now + Duration::from_millis(config.duration_ms))
                 }
             };
-            if !config.sources.is_empty() {
-                let source = config.sources[source_i % config.sources.len()];
-                source_i += 1;
-                bind_no_port(&fd);
-                if let Err(e) = rustix::net::bind(&fd, &SocketAddrV4::new(source, 0)) {
-                    *report.failures.entry(errno_name(e)).or_default() += 1;
-                    continue;
-                }
-            }
-            let target = config.targets[target_i % config.targets.len()];
-            target_i += 1;
-            match rustix::net::connect(&fd, &target) {
-                Ok(()) | Err(Errno::INPROGRESS) => {}
-                Err(e) => {
-                    *report.failures.entry(errno_name(e)).or_default() += 1;
-                    continue;
-                }
-            }
-            let entry = conns.vacant_entry();
-            let key = entry.key();
-            register(&poll, &fd, key, Interest::WRITABLE)?;
-            let start_us = micros_since(start);
-            entry.insert(Conn {
-                fd,
-                start_us,
-                phase: Phase::Connecting,
-            });
-            pending.push_back((u32::try_from(key).unwrap_or(u32::MAX), start_us));
-            in_flight += 1;
-        }
-        if backoff_until.is_some_and(|t| now >= t) {
-            backoff_until = None;
-        }
-
-        let all_attempted = report.attempted >= config.connections || !may_start;
-        if all_attempted && in_flight == 0 && report.ramp_ms == 0 {
-            // The ramp ends when the last connect settled, as the C reference measures it.
-            report.ramp_ms = u64::try_from(start.elapsed().as_millis())
-                .unwrap_or(0)
-                .max(1);
-        }
-        if all_attempted && in_flight == 0 {
-            match config.mode {
-                Mode::Churn => {
-                    if conns.is_empty() {
-                        break;
-                    }
-                }
-                Mode::Hold => {
-                    let until = *hold_until
-                        .get_or_insert_with(|| now + Duration::from_millis(config.duration_ms));
-                    if now >= until {
-                        break;
-                    }
-                }
+            if done {
+                break;
             }
         }
-
-        let timeout = if started == PASS_CAP || backoff_until.is_some() {
+        let timeout = if started == PASS_CAP || c.backoff_until.is_some() {
             Duration::ZERO
         } else {
             Duration::from_millis(10)
         };
-        poll.poll(&mut events, Some(timeout))?;
+        c.poll.poll(&mut events, Some(timeout))?;
         for event in &events {
-            let key = event.token().0;
-            let Some(conn) = conns.get_mut(key) else {
-                continue;
-            };
-            match conn.phase {
-                Phase::Connecting => {
-                    in_flight -= 1;
-                    let elapsed_us = u64::from(micros_since(start).saturating_sub(conn.start_us));
-                    match rustix::net::sockopt::socket_error(&conn.fd) {
-                        Ok(Ok(())) if !event.is_error() || event.is_writable() => {
-                            report.established += 1;
-                            hist.record(elapsed_us);
-                            if elapsed_us >= u64::try_from(STALL.as_micros()).unwrap_or(u64::MAX) {
-                                report.stalls += 1;
-                            }
-                            if !payload.is_empty() {
-                                let _ = rustix::io::write(&conn.fd, &payload);
-                            }
-                            match (config.mode, config.closer) {
-                                (Mode::Churn, Closer::Client) => {
-                                    conns.remove(key);
-                                }
-                                (Mode::Churn, Closer::Server) => {
-                                    conn.phase = Phase::AwaitClose;
-                                    reregister(&poll, &conn.fd, key, Interest::READABLE)?;
-                                }
-                                (Mode::Hold, _) => {
-                                    conn.phase = Phase::Held;
-                                    reregister(&poll, &conn.fd, key, Interest::READABLE)?;
-                                }
-                            }
-                        }
-                        Ok(Err(e)) => {
-                            *report.failures.entry(errno_name(e)).or_default() += 1;
-                            conns.remove(key);
-                        }
-                        _ => {
-                            *report.failures.entry("connect error".into()).or_default() += 1;
-                            conns.remove(key);
-                        }
-                    }
-                }
-                Phase::AwaitClose => {
-                    if drain(&conn.fd) {
-                        conns.remove(key);
-                    }
-                }
-                Phase::Held => {
-                    if drain(&conn.fd) {
-                        report.dropped += 1;
-                        conns.remove(key);
-                    }
-                }
-                Phase::Serving => {}
-            }
+            c.on_event(event.token().0, event.is_error(), event.is_writable())?;
         }
-
-        let now = Instant::now();
-        if now.duration_since(last_timeout_scan) >= Duration::from_millis(100) {
-            last_timeout_scan = now;
-            // Events were drained above, so a connect still pending here really is late.
-            let limit = u32::try_from(connect_timeout.as_micros()).unwrap_or(u32::MAX);
-            let now_us = micros_since(start);
-            let still_connecting = |conns: &slab::Slab<Conn>, &(key, start_us): &(u32, u32)| {
-                conns
-                    .get(key as usize)
-                    .is_some_and(|c| c.phase == Phase::Connecting && c.start_us == start_us)
-            };
-            while let Some(&front) = pending.front() {
-                if !still_connecting(&conns, &front) {
-                    pending.pop_front();
-                } else if now_us.saturating_sub(front.1) >= limit {
-                    pending.pop_front();
-                    conns.remove(front.0 as usize);
-                    in_flight -= 1;
-                    *report.failures.entry("ETIMEDOUT".into()).or_default() += 1;
-                } else {
-                    break;
-                }
-            }
-            // A stalled connect at the front keeps settled ones behind it: compact now and
-            // then so the queue stays about the size of what is in flight.
-            if pending.len() > 4 * in_flight as usize + 4096 {
-                pending.retain(|p| still_connecting(&conns, p));
-            }
+        if last_timeout_scan.elapsed() >= Duration::from_millis(100) {
+            last_timeout_scan = Instant::now();
+            c.expire();
         }
         if start.elapsed() >= next_progress {
-            progress(report.attempted, report.established);
+            progress(c.report.attempted, c.report.established);
             next_progress += Duration::from_millis(250);
         }
         if start.elapsed() >= next_sample {
-            report.timeline.push((
-                u64::try_from(start.elapsed().as_millis()).unwrap_or(0),
-                report.established,
-            ));
+            let sample = (c.elapsed_ms(), c.report.established);
+            c.report.timeline.push(sample);
             next_sample += Duration::from_millis(100);
         }
     }
-    report.held = conns.iter().filter(|(_, c)| c.phase == Phase::Held).count() as u64;
-    let pending = conns
-        .iter()
-        .filter(|(_, c)| c.phase == Phase::Connecting)
-        .count() as u64;
-    if pending > 0 {
-        *report.failures.entry("ETIMEDOUT".into()).or_default() += pending;
-    }
-    if report.ramp_ms == 0 {
-        report.ramp_ms = u64::try_from(start.elapsed().as_millis()).unwrap_or(0);
-    }
-    report.elapsed_ms = u64::try_from(start.elapsed().as_millis()).unwrap_or(0);
-    report
-        .timeline
-        .push((report.elapsed_ms, report.established));
-    report.latency = Wire::from(&hist);
-    drop(conns);
-    Ok(report)
+    Ok(c.finish())
 }
 
 /// Opens a listening socket with the given backlog (SO_REUSEPORT, so several workers share it).
@@ -471,105 +531,144 @@ pub fn listener(addr: SocketAddrV4, backlog: i32) -> std::io::Result<OwnedFd> {
     Ok(fd)
 }
 
-/// Runs the server side until `stop` becomes readable (its writer closed) or `max_ms` passes.
-pub fn run_server(
-    config: &ServerConfig,
+/// What one server worker keeps while it runs.
+struct Server<'a> {
+    config: &'a ServerConfig,
     listeners: Vec<OwnedFd>,
-    stop: &impl AsFd,
-) -> std::io::Result<WorkerReport> {
-    let mut poll = Poll::new()?;
-    let mut events = Events::with_capacity(1024);
-    let mut conns: slab::Slab<Conn> = slab::Slab::new();
-    let mut report = WorkerReport::default();
-    let start = Instant::now();
-    let deadline = start + Duration::from_millis(config.max_ms);
-    let stop_token = usize::MAX - 1;
-    let listen_base = usize::MAX - 1000;
-    poll.registry().register(
-        &mut SourceFd(&stop.as_fd().as_raw_fd()),
-        Token(stop_token),
-        Interest::READABLE,
-    )?;
-    for (i, l) in listeners.iter().enumerate() {
-        register(&poll, l, listen_base + i, Interest::READABLE)?;
-    }
-    let delay = Duration::from_micros(config.accept_delay_us);
-    let mut next_accept = start;
-    let mut pending_accept = vec![false; listeners.len()];
-    let mut stopping = false;
-    let mut accept_backoff: Option<Instant> = None;
-    while !stopping && Instant::now() < deadline {
-        let now = Instant::now();
-        if accept_backoff.is_some_and(|t| now >= t) {
-            accept_backoff = None;
-        }
-        // Accept: all that are queued, or one per `delay` for a slow server. mio is
-        // edge-triggered, so a listener that may still hold connections is retried here.
-        for (i, l) in listeners.iter().enumerate() {
-            let mut budget = if delay.is_zero() { 1024 } else { 0 };
-            if !delay.is_zero() && now >= next_accept {
+    poll: Poll,
+    conns: slab::Slab<Conn>,
+    report: WorkerReport,
+    delay: Duration,
+    next_accept: Instant,
+    /// Listeners that may still hold queued connections (mio is edge-triggered).
+    pending_accept: Vec<bool>,
+    accept_backoff: Option<Instant>,
+}
+
+/// The token of the stop pipe, and the first of the listeners'.
+const STOP_TOKEN: usize = usize::MAX - 1;
+const LISTEN_BASE: usize = usize::MAX - 1000;
+
+impl Server<'_> {
+    /// Accepts all that are queued, or one per `delay` for a slow server. mio is
+    /// edge-triggered, so a listener that may still hold connections is retried here.
+    fn accept_ready(&mut self, now: Instant) -> std::io::Result<()> {
+        for i in 0..self.listeners.len() {
+            let mut budget = if self.delay.is_zero() { 1024 } else { 0 };
+            if !self.delay.is_zero() && now >= self.next_accept {
                 budget = 1;
             }
-            while pending_accept[i] && budget > 0 && accept_backoff.is_none() {
+            while self.pending_accept[i] && budget > 0 && self.accept_backoff.is_none() {
+                let l = &self.listeners[i];
                 match rustix::net::accept_with(l, SocketFlags::NONBLOCK | SocketFlags::CLOEXEC) {
                     Ok(fd) => {
                         budget -= 1;
-                        report.accepted += 1;
-                        if !delay.is_zero() {
-                            next_accept = now + delay;
+                        self.report.accepted += 1;
+                        if !self.delay.is_zero() {
+                            self.next_accept = now + self.delay;
                         }
-                        let entry = conns.vacant_entry();
-                        let key = entry.key();
-                        register(&poll, &fd, key, Interest::READABLE)?;
+                        let entry = self.conns.vacant_entry();
+                        register(&self.poll, &fd, entry.key(), Interest::READABLE)?;
                         entry.insert(Conn {
                             fd,
                             start_us: 0,
                             phase: Phase::Serving,
                         });
                     }
-                    Err(Errno::AGAIN) => pending_accept[i] = false,
+                    Err(Errno::AGAIN) => self.pending_accept[i] = false,
                     Err(Errno::INTR | Errno::CONNABORTED) => {}
                     Err(e) => {
                         // EMFILE/ENFILE and the like: the connection stays queued; count it and
                         // retry after a pause instead of spinning on a listener that stays
                         // readable.
-                        *report.failures.entry(errno_name(e)).or_default() += 1;
-                        accept_backoff = Some(now + Duration::from_millis(10));
+                        *self.report.failures.entry(errno_name(e)).or_default() += 1;
+                        self.accept_backoff = Some(now + Duration::from_millis(10));
                         break;
                     }
                 }
             }
         }
-        let timeout = if let Some(t) = accept_backoff {
+        Ok(())
+    }
+
+    /// How long the next poll may wait: not past a backoff or the next slow accept, not at
+    /// all while a listener may hold connections, and never over 50 ms.
+    fn poll_timeout(&self) -> Duration {
+        let timeout = if let Some(t) = self.accept_backoff {
             t.saturating_duration_since(Instant::now())
-        } else if pending_accept.iter().any(|p| *p) {
-            if delay.is_zero() {
+        } else if self.pending_accept.iter().any(|p| *p) {
+            if self.delay.is_zero() {
                 Duration::ZERO
             } else {
-                next_accept.saturating_duration_since(Instant::now())
+                self.next_accept.saturating_duration_since(Instant::now())
             }
         } else {
             Duration::from_millis(50)
         };
-        poll.poll(&mut events, Some(timeout.min(Duration::from_millis(50))))?;
+        timeout.min(Duration::from_millis(50))
+    }
+
+    /// Handles one readiness event. Returns true when the stop pipe became readable.
+    fn on_event(&mut self, key: usize) -> bool {
+        if key == STOP_TOKEN {
+            return true;
+        }
+        if key >= LISTEN_BASE {
+            self.pending_accept[key - LISTEN_BASE] = true;
+            return false;
+        }
+        let Some(conn) = self.conns.get(key) else {
+            return false;
+        };
+        let closed = drain(&conn.fd);
+        if closed || (self.config.mode == Mode::Churn && self.config.closer == Closer::Server) {
+            self.conns.remove(key);
+        }
+        false
+    }
+}
+
+/// Runs the server side until `stop` becomes readable (its writer closed) or `max_ms` passes.
+pub fn run_server(
+    config: &ServerConfig,
+    listeners: Vec<OwnedFd>,
+    stop: &impl AsFd,
+) -> std::io::Result<WorkerReport> {
+    let start = Instant::now();
+    let mut s = Server {
+        config,
+        poll: Poll::new()?,
+        conns: slab::Slab::new(),
+        report: WorkerReport::default(),
+        delay: Duration::from_micros(config.accept_delay_us),
+        next_accept: start,
+        pending_accept: vec![false; listeners.len()],
+        listeners,
+        accept_backoff: None,
+    };
+    let mut events = Events::with_capacity(1024);
+    let deadline = start + Duration::from_millis(config.max_ms);
+    s.poll.registry().register(
+        &mut SourceFd(&stop.as_fd().as_raw_fd()),
+        Token(STOP_TOKEN),
+        Interest::READABLE,
+    )?;
+    for (i, l) in s.listeners.iter().enumerate() {
+        register(&s.poll, l, LISTEN_BASE + i, Interest::READABLE)?;
+    }
+    let mut stopping = false;
+    while !stopping && Instant::now() < deadline {
+        let now = Instant::now();
+        if s.accept_backoff.is_some_and(|t| now >= t) {
+            s.accept_backoff = None;
+        }
+        s.accept_ready(now)?;
+        s.poll.poll(&mut events, Some(s.poll_timeout()))?;
         for event in &events {
-            let key = event.token().0;
-            if key == stop_token {
-                stopping = true;
-                continue;
-            }
-            if key >= listen_base {
-                pending_accept[key - listen_base] = true;
-                continue;
-            }
-            let Some(conn) = conns.get(key) else { continue };
-            let closed = drain(&conn.fd);
-            if closed || (config.mode == Mode::Churn && config.closer == Closer::Server) {
-                conns.remove(key);
-            }
+            stopping |= s.on_event(event.token().0);
         }
     }
-    report.held = conns.len() as u64;
-    report.elapsed_ms = u64::try_from(start.elapsed().as_millis()).unwrap_or(0);
-    Ok(report)
+    s.report.held = s.conns.len() as u64;
+    s.report.elapsed_ms = u64::try_from(start.elapsed().as_millis()).unwrap_or(0);
+    Ok(s.report)
 }
