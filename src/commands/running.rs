@@ -223,21 +223,31 @@ pub fn reach_hints(plan: &Plan) -> String {
 /// The listening processes that run with less than a fresh start would get, as a section of
 /// text ("" when there are none).
 pub fn old_limits_section(root: &Root) -> Result<String> {
+    Ok(old_limits_text(root, &old_limits(root)?))
+}
+
+/// The listening processes that run with less than a fresh start would get: one scan of the
+/// processes, which `status` shares between its JSON and its text.
+pub fn old_limits(root: &Root) -> Result<Vec<processes::Stale>> {
     let live = LiveState::read(root, &Profile::default())?;
-    let stale = processes::stale(root, &live)?;
+    processes::stale(root, &live)
+}
+
+/// `old_limits_section` of a list `old_limits` made.
+pub fn old_limits_text(root: &Root, stale: &[processes::Stale]) -> String {
     if stale.is_empty() {
         // Other users' /proc/PID/fd are closed to a non-root reader: say the list is partial.
-        return Ok(if !root.is_real() || rustix::process::geteuid().is_root() {
+        return if !root.is_real() || rustix::process::geteuid().is_root() {
             String::new()
         } else {
             "
 (processes with old open-files limits: only your own are visible; run as root              to see all)
 "
                 .to_string()
-        });
+        };
     }
     let mut out = String::from("\nstill running with old open-files limits (soft:hard):\n");
-    for s in &stale {
+    for s in stale {
         let p = &s.process;
         let ports: Vec<String> = p.ports.iter().map(ToString::to_string).collect();
         let _ = writeln!(
@@ -260,7 +270,7 @@ pub fn old_limits_section(root: &Root) -> Result<String> {
         "  (`netprofile apply PROFILE --running NAME` raises a running process now, within \
          what the kernel allows)"
     );
-    Ok(out)
+    out
 }
 
 /// The keys still pending, and whether their module has appeared ("" when none).
@@ -320,7 +330,7 @@ pub struct SoftHard {
 }
 
 /// The status sections as a document: pending keys and the listening processes with old limits.
-pub fn status_processes(root: &Root) -> Result<StatusProcesses> {
+pub fn status_processes(root: &Root, stale: &[processes::Stale]) -> Result<StatusProcesses> {
     let mut pending_keys = Vec::new();
     for p in current_pending(&state::generations(root)?) {
         let key = KeyName::parse(&p.key).map_err(Error::State)?;
@@ -331,14 +341,13 @@ pub fn status_processes(root: &Root) -> Result<StatusProcesses> {
             module: p.module,
         });
     }
-    let live = LiveState::read(root, &Profile::default())?;
-    let old_limits = processes::stale(root, &live)?
-        .into_iter()
+    let old_limits = stale
+        .iter()
         .map(|s| OldLimits {
             pid: s.process.pid,
-            comm: s.process.comm,
-            unit: s.process.unit,
-            ports: s.process.ports,
+            comm: s.process.comm.clone(),
+            unit: s.process.unit.clone(),
+            ports: s.process.ports.clone(),
             nofile: SoftHard {
                 soft: s.now.0,
                 hard: s.now.1,
@@ -347,8 +356,8 @@ pub fn status_processes(root: &Root) -> Result<StatusProcesses> {
                 soft: s.fresh.nofile.0,
                 hard: s.fresh.nofile.1,
             },
-            source: s.fresh.source,
-            needs: s.fresh.needs,
+            source: s.fresh.source.clone(),
+            needs: s.fresh.needs.clone(),
         })
         .collect();
     Ok(StatusProcesses {

@@ -255,6 +255,7 @@ pub fn status(config: &Config) -> Result<Output> {
             .saturating_sub(state::epoch_millis())
             .div_ceil(1000),
     });
+    let old_limits = super::running::old_limits(root)?;
     let doc = StatusDoc {
         envelope: crate::render::json::Envelope::new("status", 0),
         in_sync: drifted == 0,
@@ -272,13 +273,13 @@ pub fn status(config: &Config) -> Result<Output> {
             .map(|g| g.number)
             .collect(),
         overridden: replay::accepted_overrides(root)?,
-        processes: super::running::status_processes(root)?,
+        processes: super::running::status_processes(root, &old_limits)?,
         models: crate::system::versions(root).models(),
     };
     let stdout = if config.json {
         crate::render::json::pretty(&doc)
     } else {
-        human_with_sections(config, root, &doc, &edits)?
+        human_with_sections(config, root, &doc, &edits, &old_limits)?
     };
     Ok(Output {
         code: 0,
@@ -334,12 +335,13 @@ fn human_with_sections(
     root: &Root,
     doc: &StatusDoc,
     edits: &[HandEdit],
+    old_limits: &[crate::system::processes::Stale],
 ) -> Result<String> {
     let mut text = human(config, doc, edits);
     let last = text.trim_end_matches('\n').rfind('\n').map_or(0, |i| i + 1);
     let tail = text.split_off(last);
     text.push_str(&super::running::pending_section(root)?);
-    text.push_str(&super::running::old_limits_section(root)?);
+    text.push_str(&super::running::old_limits_text(root, old_limits));
     let notes: Vec<String> = doc
         .models
         .iter()

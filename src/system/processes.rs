@@ -344,11 +344,23 @@ pub fn stale(root: &Root, live: &LiveState) -> Result<Vec<Stale>> {
     let mut unit_cache: BTreeMap<String, UnitFiles> = BTreeMap::new();
     let mut inodes: Option<BTreeMap<u64, u16>> = None;
     let mut out = Vec::new();
+    // `proc` opened once and each `proc/PID` once, its files read relative to it: a process
+    // costs an open and a read per file, not a walk of the path per file.
+    let Ok(proc) = root.open_folder("proc") else {
+        return Ok(out);
+    };
     for pid in pids(root) {
+        let Ok(dir) = Root::open_in(&proc, &pid.to_string()) else {
+            continue;
+        };
         // Only what decides the fresh start, cheapest first: the limits, the service, and the
         // user only for a process outside any service; its name only once it is reported.
-        let at = |file: &str| format!("proc/{pid}/{file}");
-        let read = |file: &str| read_optional(root, &at(file)).ok().flatten();
+        let read = |file: &str| {
+            Root::read_in(&dir, file, crate::system::MAX_READ)
+                .ok()
+                .flatten()
+                .map(|b| String::from_utf8_lossy(&b).into_owned())
+        };
         let Some(now) = read("limits").and_then(|l| parse_limits(&l)) else {
             continue;
         };

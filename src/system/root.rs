@@ -300,6 +300,46 @@ impl Root {
         }
     }
 
+    /// Opens the folder `rel_dir` below the root as `read` opens the folders of a path that
+    /// follows no symlink (`beneath::open_dir`), for several reads in it with `read_in`.
+    pub fn open_folder(&self, rel_dir: &str) -> std::io::Result<std::os::fd::OwnedFd> {
+        beneath::open_dir(self, rel_dir, false)
+    }
+
+    /// Opens `name`, one component, in a folder `open_folder` (or this) opened: a folder, no
+    /// symlink followed. What a scan of `proc/PID` folders uses so that each costs one open.
+    pub fn open_in(
+        dir: &std::os::fd::OwnedFd,
+        name: &str,
+    ) -> std::io::Result<std::os::fd::OwnedFd> {
+        use rustix::fs::OFlags;
+        let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        Ok(rustix::fs::openat(
+            dir,
+            one_component(name)?,
+            flags,
+            rustix::fs::Mode::empty(),
+        )?)
+    }
+
+    /// Reads the file `name` (one component) of a folder `open_folder` or `open_in` opened,
+    /// with `read`'s guarantees: non-blocking, no symlink followed, regular files only, at
+    /// most `cap` bytes. `None` when the file is absent.
+    pub fn read_in(
+        dir: &std::os::fd::OwnedFd,
+        name: &str,
+        cap: u64,
+    ) -> std::io::Result<Option<Vec<u8>>> {
+        use rustix::fs::OFlags;
+        let flags =
+            OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        match rustix::fs::openat(dir, one_component(name)?, flags, rustix::fs::Mode::empty()) {
+            Ok(fd) => read_fd(fd, cap).map(Some),
+            Err(rustix::io::Errno::NOENT) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// Reads a file the user named on the command line (a profile, a path outside any root),
     /// following links as a shell would, with the same guarantees as `Root::read`.
     pub fn read_named(path: &Path, cap: u64) -> std::io::Result<Vec<u8>> {
@@ -308,6 +348,17 @@ impl Root {
         let fd = rustix::fs::open(path, flags, rustix::fs::Mode::empty())?;
         read_fd(fd, cap)
     }
+}
+
+/// `name` when it is one path component (not empty, `.`, `..`, nor containing `/`).
+fn one_component(name: &str) -> std::io::Result<&str> {
+    if name.is_empty() || name == "." || name == ".." || name.contains('/') {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("{name:?} is not one path component"),
+        ));
+    }
+    Ok(name)
 }
 
 /// The one bounded read every file read of netprofile ends in, for a descriptor that
@@ -327,19 +378,13 @@ pub fn read_fd(fd: std::os::fd::OwnedFd, cap: u64) -> std::io::Result<Vec<u8>> {
              files: replace it with one",
         ));
     }
-    // procfs reports size 0; read in large blocks (each read() of a socket table walks the
-    // kernel's hash again), at most one byte past the cap to tell "too large" apart.
-    let mut bytes = Vec::with_capacity(usize::try_from(meta.len().min(cap)).unwrap_or(0) + 1);
-    let mut limited = file.take(cap + 1);
-    let mut block = vec![0_u8; 1 << 18];
-    loop {
-        match limited.read(&mut block) {
-            Ok(0) => break,
-            Ok(n) => bytes.extend_from_slice(&block[..n]),
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
+    // procfs reports size 0. Read straight into the result, which grows by doubling, so a
+    // large socket table still takes few read() calls (each walks the kernel's hash again) and
+    // a small proc file costs no zero-filled block (a 256 KiB one per file was most of what
+    // `status` spent per process). At most one byte past the cap, to tell "too large" apart.
+    let first = usize::try_from(meta.len().min(cap)).unwrap_or(0).max(4096);
+    let mut bytes = Vec::with_capacity(first + 1);
+    file.take(cap + 1).read_to_end(&mut bytes)?;
     if bytes.len() as u64 > cap {
         return Err(std::io::Error::other(format!(
             "is larger than {} MiB; netprofile refuses to read more (a link to a device, or a \
