@@ -250,20 +250,27 @@ fn per_worker(hard_nofile: u64) -> u64 {
     (hard_nofile.saturating_sub(32) / 10 * 9).max(1)
 }
 
-/// Connections one destination address is given at most: 80 % of the even half of the
+/// Connections one destination address is given at most: 20 % of the even half of the
 /// ephemeral range. connect() tries even ports first and, once they are used, scans them for
-/// every new connection (see docs/test.md): the rate falls from over 10 000/s to under 1 000/s.
+/// every new connection (see docs/test.md): the rate falls from over 10 000/s to under 1 000/s
+/// near a full half, and each used port it passes costs a lookup well before that. 20 % is
+/// the C reference's best address count at 300 000 (benches/conn_best.sh: 48 destinations
+/// against 12 at 80 %); a destination is only one more listener per server worker.
 fn per_address(port_range: (u64, u64)) -> u64 {
     let size = port_range.1.saturating_sub(port_range.0) + 1;
-    (size / 2 * 4 / 5).max(1)
+    (size / 2 / 5).max(1)
 }
+
+/// Connects in flight per worker in a hold that chose its own workers: what the C reference
+/// runs per process (benches/conn_best.sh), enough that every epoll_wait returns a batch.
+const IN_FLIGHT_PER_WORKER: u32 = 256;
 
 /// Fills in what the user left to netprofile (0 workers, 0 addresses, so that
 /// `test hold -n 1000000` needs no tuning flags): a hold gets enough workers that each fits in
 /// the per-process hard open-files limit (the real one: a limit played with --nofile or a
 /// profile is what the test is about, so it is not worked around), enough destination
-/// addresses that each stays in the fast part of the ephemeral range, and 128 connects in
-/// flight per worker unless --concurrency says more. Churn keeps one of each, as the seed's
+/// addresses that each stays in the fast part of the ephemeral range, and
+/// `IN_FLIGHT_PER_WORKER` connects in flight per worker unless --concurrency says more. Churn keeps one of each, as the seed's
 /// demonstrations of running out of ports need.
 pub fn resolve(root: &Root, opts: &Options) -> Options {
     let mut o = opts.clone();
@@ -280,7 +287,9 @@ pub fn resolve(root: &Root, opts: &Options) -> Options {
             1
         };
         if hold {
-            o.concurrency = o.concurrency.max(o.workers.saturating_mul(128));
+            o.concurrency = o
+                .concurrency
+                .max(o.workers.saturating_mul(IN_FLIGHT_PER_WORKER));
         }
     }
     if o.addresses == 0 {
@@ -586,13 +595,16 @@ mod tests {
     #[test]
     fn a_million_held_fits_this_machines_limits_without_flags() {
         // Hard nofile 20 000: 56 workers of at most 17 964, the server side's hash imbalance
-        // included; the range a profile sets (1024-65535): 39 destinations of at most 25 804.
+        // included; the range a profile sets (1024-65535): 156 destinations of at most 6 451,
+        // 47 for 300 000.
         assert_eq!(per_worker(20_000), 17_964);
         assert_eq!(1_000_000_u64.div_ceil(per_worker(20_000)), 56);
-        assert_eq!(per_address((1024, 65535)), 25_804);
-        assert_eq!(1_000_000_u64.div_ceil(per_address((1024, 65535))), 39);
-        // The kernel's default range needs more addresses.
-        assert_eq!(1_000_000_u64.div_ceil(per_address((32768, 60999))), 89);
+        assert_eq!(per_address((1024, 65535)), 6_451);
+        assert_eq!(1_000_000_u64.div_ceil(per_address((1024, 65535))), 156);
+        assert_eq!(300_000_u64.div_ceil(per_address((1024, 65535))), 47);
+        // The kernel's default range needs more addresses than the 250 allowed: resolve()
+        // clamps to 250, 4 000 per destination, still under 30 % of the even half.
+        assert_eq!(1_000_000_u64.div_ceil(per_address((32768, 60999))), 355);
         // Tiny or unlimited inputs never give 0.
         assert_eq!(per_worker(10), 1);
         assert!(per_worker(u64::MAX) > 1_000_000);
