@@ -121,7 +121,14 @@ fn seed_b_quick_connections_to_one_port_run_out_of_ephemeral_ports() {
     if count(before, "EADDRNOTAVAIL") > 0 {
         // The whole range used within the time limit: the seed's failure, named.
         assert_eq!(limit, "ephemeral-ports", "{before:#}");
-        assert_eq!(before["established"].as_u64().unwrap(), size, "{before:#}");
+        // At least the whole range: with tcp_tw_reuse = 2 (the namespace's default) connect()
+        // may take back a loopback port whose TIME_WAIT is over a second old, so a slow run
+        // (a loaded machine) establishes a few more before a connect finds no port.
+        let established = before["established"].as_u64().unwrap();
+        assert!(
+            (size..size + size / 10).contains(&established),
+            "{before:#}"
+        );
         assert!(text.contains("(28232 ports)"), "{text}");
     } else {
         // A busy machine: the time limit cut the run before the range ran out. The verdict
