@@ -253,6 +253,8 @@ fn confirm_timeout_reverts_even_after_its_terminal_is_killed() {
         kill -9 $terminal
         for i in $(seq 600); do [ "$(dump)" = "$before" ] && break; sleep 0.2; done
         [ "$(dump)" = "$before" ] && echo "reverted=yes" || echo "reverted=no $(dump)"
+        # The watcher writes the values back first, then records the outcome: poll that too.
+        for i in $(seq 300); do np history | grep -q "reverted" && break; sleep 0.2; done
         np history | grep -c "reverted" | sed 's/^/history=/'
         "#,
         &[("p.toml", PROFILE)],
