@@ -32,7 +32,8 @@ fn have(programs: &[&str]) -> bool {
 }
 
 /// Shell functions every scenario may use. Every wait is bounded in count and time, and
-/// generous: the machine may be shared by other builds (CI has 2 cores).
+/// generous: the machine may be shared by other builds (CI has 2 cores); one that runs out
+/// fails the scenario with the servers' logs and the sockets (`fail`).
 /// - `wait_port P`: until something accepts on 127.0.0.1:P (at most 120 s);
 /// - `established P`: the server-side established connections on port P;
 /// - `wait_est P N`: until N are established on port P (at most 300 s);
@@ -42,9 +43,10 @@ fn have(programs: &[&str]) -> bool {
 ///   it;
 /// - `mark NAME VALUE`: prints a small JSON document `{"mark": NAME, "value": VALUE}`.
 const HELPERS: &str = r#"
-wait_port() { local t=$SECONDS; until (exec 3<>/dev/tcp/127.0.0.1/$1) 2>/dev/null; do [ $((SECONDS-t)) -ge 120 ] && { echo "port $1 never opened" >&2; return 1; }; sleep 0.1; done; }
+fail() { echo "$*" >&2; for f in "$D"/*.log; do echo "== $f" >&2; tail -n 20 "$f" >&2; done; ss -tanp >&2; exit 1; }
+wait_port() { local t=$SECONDS; until (exec 3<>/dev/tcp/127.0.0.1/$1) 2>/dev/null; do [ $((SECONDS-t)) -ge 120 ] && fail "port $1 never opened"; sleep 0.1; done; }
 established() { ss -Htn state established "( sport = :$1 )" | wc -l; }
-wait_est() { local t=$SECONDS; until [ "$(established $1)" -ge $2 ]; do [ $((SECONDS-t)) -ge 300 ] && { echo "only $(established $1) of $2 established on port $1" >&2; return 1; }; sleep 0.2; done; }
+wait_est() { local t=$SECONDS; until [ "$(established $1)" -ge $2 ]; do [ $((SECONDS-t)) -ge 300 ] && fail "only $(established $1) of $2 established on port $1"; sleep 0.2; done; }
 doctor_until() {
     local out= flat= t=$SECONDS p
     for _ in $(seq 40); do
@@ -68,6 +70,8 @@ fn scenario(script: &str, files: &[(&str, &str)]) -> Option<Vec<Value>> {
     let script = format!("set -u\nip link set lo up\n{HELPERS}\n{script}\ntrue\n");
     let (out, _dir) = in_private_ns(&script, files, true)?;
     assert!(out.status.success(), "{}", text(&out));
+    // Shown when an assertion on the documents fails.
+    eprintln!("{}", String::from_utf8_lossy(&out.stderr));
     Some(json_docs(&out))
 }
 
@@ -152,11 +156,12 @@ fn until_critical(limit: &str) -> String {
 }
 
 /// nginx in one process (master_process off: a user namespace has one uid, so it cannot
-/// switch user), its temp paths in the scenario's folder, on 127.0.0.1:8090.
+/// switch user), its temp paths in the scenario's folder, on 127.0.0.1:8090. Idle
+/// connections (a hold's, `--payload 0`) are kept 10 minutes, longer than any scenario.
 const NGINX_CONF: &str = "master_process off;\nuser root root;\npid PIDFILE;\nerror_log ERRLOG;\n\
 events { worker_connections 4096; }\nhttp {\n    access_log off;\n    client_body_temp_path D/body;\n\
     proxy_temp_path D/proxy;\n    fastcgi_temp_path D/fastcgi;\n    uwsgi_temp_path D/uwsgi;\n\
-    scgi_temp_path D/scgi;\n    keepalive_timeout 60s;\n    keepalive_requests 100000;\n\
+    scgi_temp_path D/scgi;\n    client_header_timeout 600s;\n    keepalive_timeout 60s;\n    keepalive_requests 100000;\n\
     server { listen 127.0.0.1:8090; location / { return 200 \"ok\\n\"; } }\n}\n";
 
 /// Writes nginx.conf for the folder `$D`; `start_nginx` starts it in the background
@@ -189,6 +194,7 @@ fn nginx_listening_before_somaxconn_was_raised_gets_restart_advice_until_restart
             echo 64 > /proc/sys/net/core/somaxconn
             start_nginx; wait_port 8090
             echo 4096 > /proc/sys/net/core/somaxconn
+            ss -Hltnp >&2
             "$NP" --root "$ROOT" --json doctor --interval 1
             kill $nginx_pid; wait $nginx_pid
             start_nginx; wait_port 8090
@@ -712,7 +718,11 @@ fn nginx_at_its_fd_limit_is_named_with_its_own_setting_and_the_hold_blames_no_so
     );
     assert!(verdict.contains("`netprofile doctor` where 127.0.0.1:8090 runs"));
     assert!(!verdict.contains("backlog 4096"), "{hold:#}");
-    assert!(hold["held"].as_u64() < Some(1000), "{hold:#}");
+    // Connects waited (SYN retransmits) or timed out. How many end up held varies: a SYN
+    // may get in while nginx drops the previous load's connections, and a client counts a
+    // connect whose last ACK the full queue dropped as established.
+    let slow = hold["stalls"].as_u64().unwrap_or(0) + hold["failed"].as_u64().unwrap_or(0);
+    assert!(slow > 0, "{hold:#}");
     // After the cure.
     let g = nofile_of(after, "nginx");
     assert_eq!(g["severity"], "ok", "{g:#}");
