@@ -159,14 +159,15 @@ fn until_critical(limit: &str) -> String {
 /// switch user), its temp paths in the scenario's folder, on 127.0.0.1:8090. Idle
 /// connections (a hold's, `--payload 0`) are kept 10 minutes, longer than any scenario.
 const NGINX_CONF: &str = "master_process off;\nuser root root;\npid PIDFILE;\nerror_log ERRLOG;\n\
-events { worker_connections 4096; }\nhttp {\n    access_log off;\n    client_body_temp_path D/body;\n\
-    proxy_temp_path D/proxy;\n    fastcgi_temp_path D/fastcgi;\n    uwsgi_temp_path D/uwsgi;\n\
-    scgi_temp_path D/scgi;\n    client_header_timeout 600s;\n    keepalive_timeout 60s;\n    keepalive_requests 100000;\n\
+events { worker_connections 4096; }\nhttp {\n    access_log off;\n    client_body_temp_path @D@/body;\n\
+    proxy_temp_path @D@/proxy;\n    fastcgi_temp_path @D@/fastcgi;\n    uwsgi_temp_path @D@/uwsgi;\n\
+    scgi_temp_path @D@/scgi;\n    client_header_timeout 600s;\n    keepalive_timeout 60s;\n    keepalive_requests 100000;\n\
     server { listen 127.0.0.1:8090; location / { return 200 \"ok\\n\"; } }\n}\n";
 
-/// Writes nginx.conf for the folder `$D`; `start_nginx` starts it in the background
-/// (`$nginx_pid`) with the open-files limit of the shell that calls it.
-const START_NGINX: &str = r#"sed -e "s|PIDFILE|$D/nginx.pid|; s|ERRLOG|$D/nginx.log|; s|D/|$D/|g" "$D/nginx.in" > "$D/nginx.conf"
+/// Writes nginx.conf for the folder `$D` (`@D@` in nginx.in: a bare `D/` would also match
+/// the end of a temporary folder's random name, `/tmp/.tmpXXXXXD/`); `start_nginx` starts it
+/// in the background (`$nginx_pid`) with the open-files limit of the shell that calls it.
+const START_NGINX: &str = r#"sed -e "s|PIDFILE|$D/nginx.pid|; s|ERRLOG|$D/nginx.log|; s|@D@|$D|g" "$D/nginx.in" > "$D/nginx.conf"
 start_nginx() { nginx -c "$D/nginx.conf" -e "$D/nginx.log" -g 'daemon off;' & nginx_pid=$!; }
 "#;
 
