@@ -7,7 +7,7 @@ mod common;
 mod doctor_common;
 
 use common::{Test, in_netns, text};
-use doctor_common::assert_schema;
+use doctor_common::{assert_schema, json_docs};
 use serde_json::Value;
 
 const TCP_HEADER: &str = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n";
@@ -685,41 +685,20 @@ fn doctor_never_writes() {
 /// Runs `script` in a fresh private user + network namespace as uid 65534 and returns the
 /// doctor JSON it prints last.
 fn doctor_in_netns(script: &str) -> Option<Value> {
-    let (out, _dir) = in_netns(script, &[])?;
-    assert!(out.status.success(), "{}", text(&out));
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let start = stdout.rfind("\n{\n").map_or(0, |i| i + 1);
-    let doc: Value =
-        serde_json::from_str(&stdout[start..]).unwrap_or_else(|e| panic!("{e}\n{}", text(&out)));
-    assert_schema("doctor.json", &doc);
-    Some(doc)
+    let mut docs = docs_in_netns(script)?;
+    Some(docs.pop().expect("the script printed no doctor document"))
 }
 
-/// Every doctor JSON document `script` printed, in order (each starts with a line `{`).
+/// Every doctor JSON document `script` printed, in order.
 fn docs_in_netns(script: &str) -> Option<Vec<Value>> {
     let (out, _dir) = in_netns(script, &[])?;
     assert!(out.status.success(), "{}", text(&out));
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let mut docs = Vec::new();
-    let mut current = String::new();
-    for line in stdout.lines() {
-        if line == "{" && !current.is_empty() {
-            docs.push(std::mem::take(&mut current));
-        }
-        if line == "{" || !current.is_empty() {
-            current.push_str(line);
-            current.push('\n');
-        }
-    }
-    docs.push(current);
-    let docs: Vec<Value> = docs
-        .iter()
-        .filter(|d| !d.is_empty())
-        .map(|d| serde_json::from_str(d).unwrap_or_else(|e| panic!("{e}\n{}", text(&out))))
-        .collect();
-    for d in &docs {
-        assert_schema("doctor.json", d);
-    }
+    let docs = json_docs(&out);
+    assert!(
+        docs.iter().all(|d| d.get("findings").is_some()),
+        "{}",
+        text(&out)
+    );
     Some(docs)
 }
 

@@ -716,6 +716,21 @@ fn ephemeral_ports_text(r: &Report) -> String {
 /// The accept queue: what it holds (the smaller of the listen backlog and somaxconn) and so
 /// which of the two to raise.
 fn accept_queue_text(r: &Report, overflows: u64, retransmitted: u64) -> String {
+    // Against --target the built-in server's backlog is not the one that filled: the
+    // target's server stopped accepting or accepts too slowly, and only where it runs can the
+    // two be told apart.
+    if r.settings.place == "remote" {
+        return format!(
+            "accept queue of the server at {target}: {retransmitted} connects took 1 s or more \
+             or timed out (SYN retransmits: stalls of 1 s, 3 s, 7 s) and ListenOverflows rose \
+             by {overflows} on this host. Its queue stayed full: the server stopped accepting \
+             (at its open-files limit: EMFILE at accept(), which nginx logs as \"accept4() \
+             failed (24: Too many open files)\"; or at its own connection cap) or accepts too \
+             slowly; raising net.core.somaxconn does not help a server that does not accept. \
+             Run `netprofile doctor` where {target} runs: it names the process and the setting",
+            target = r.settings.target
+        );
+    }
     let backlog = i64::from(r.settings.backlog);
     let (holds, advice) = match r.facts.somaxconn.and_then(|s| i64::try_from(s).ok()) {
         Some(s) if backlog < s => (

@@ -708,14 +708,29 @@ fn cap_signature(snap: &Snapshot, apps: &[App], rates: &Rates, p: &Process) -> O
     let s = TwoSamples::of(snap, rates, p);
     let now = s.now;
     let idle = s.cpu.is_some_and(|c| c < 0.05);
-    let flat = s.now == s.before;
+    // Flat, but for the few connections in flight at either sample (accepted and about to be
+    // closed by it, or a client's next connect): 2, or 2% of what it keeps.
+    let flat = s.now.abs_diff(s.before) <= 2.max(s.before / 50);
+    // At its open-files limit it cannot accept: the nofile finding names that, and the
+    // signatures are its symptom, not an application cap.
+    if p.nofile_soft.is_some_and(|soft| p.open_fds >= soft) {
+        return None;
+    }
     let setting = app.map_or_else(
         || {
             "a connection limit in its own configuration (or a loop that stopped \
              accepting)"
                 .to_string()
         },
-        setting_text,
+        |a| match &a.cap {
+            // The file's cap is not what it keeps: the running value differs.
+            Some((_, cap)) if now < cap * 7 / 10 => format!(
+                "{}, yet it keeps only {now}: the running value differs from the file \
+                 (changed live, or not reloaded)",
+                setting_text(a)
+            ),
+            _ => setting_text(a),
+        },
     );
     let fix = app.map_or_else(
         || "raise the connection limit in the application's configuration".to_string(),

@@ -396,8 +396,20 @@ pub fn system_files(root: &Path) -> Vec<(PathBuf, String)> {
 }
 
 /// Runs `script` with bash in a fresh private user + network namespace as uid 65534.
-/// `$NP` is the netprofile binary and `$ROOT` a temporary root whose `proc` is the real one.
+/// `$NP` is the netprofile binary and `$ROOT` (also `$D`) a temporary root, owned by that uid,
+/// whose `proc` is the real one.
 pub fn in_netns(script: &str, files: &[(&str, &str)]) -> Option<(Output, tempfile::TempDir)> {
+    in_private_ns(script, files, false)
+}
+
+/// `in_netns`, with `own_pids` also in a mount and pid namespace of its own (`unshare -rnm
+/// --pid --fork --mount-proc`): when the script ends, the kernel ends every server and load
+/// generator it started, and their output pipes close; a tmpfs may hide a system folder.
+pub fn in_private_ns(
+    script: &str,
+    files: &[(&str, &str)],
+    own_pids: bool,
+) -> Option<(Output, tempfile::TempDir)> {
     let dir = tempfile::tempdir().expect("tempdir");
     for (name, content) in files {
         std::fs::write(dir.path().join(name), content).expect("write file");
@@ -412,12 +424,19 @@ pub fn in_netns(script: &str, files: &[(&str, &str)]) -> Option<(Output, tempfil
     let np = dir.path().join("netprofile");
     std::fs::copy(env!("CARGO_BIN_EXE_netprofile"), &np).expect("copy binary");
     std::fs::set_permissions(&np, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let unshare: &[&str] = if own_pids {
+        &["unshare", "-rnm", "--pid", "--fork", "--mount-proc"]
+    } else {
+        &["unshare", "-rn"]
+    };
     let run = |script: &str| {
         Command::new("setpriv")
             .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
-            .args(["unshare", "-rn", "bash", "-c", script])
+            .args(unshare)
+            .args(["bash", "-c", script])
             .env("NP", &np)
             .env("ROOT", dir.path())
+            .env("D", dir.path())
             .env(
                 "PATH",
                 format!(

@@ -1,7 +1,8 @@
-//! Shared by tests/doctor.rs and tests/explain.rs: a checker for the subset of JSON Schema
-//! that docs/schema/doctor.json and explain.json use (type, required, properties,
-//! additionalProperties, items, enum), so a test fails when --json and its documented schema
-//! part ways.
+//! Shared by tests/doctor.rs, tests/doctor_servers.rs and tests/explain.rs: a checker for the
+//! subset of JSON Schema that docs/schema/doctor.json and explain.json use (type, required,
+//! properties, additionalProperties, items, enum), so a test fails when --json and its
+//! documented schema part ways; and the reader of the JSON documents a namespace script
+//! printed one after another.
 
 #![allow(dead_code)]
 
@@ -85,4 +86,35 @@ pub fn assert_schema(name: &str, value: &Value) {
         "{name}:\n{}\n{value:#}",
         errors.join("\n")
     );
+}
+
+/// Every JSON document a script printed, in order (each starts with a line `{`), doctor's
+/// checked against docs/schema/doctor.json. Panics with the whole output when one does not
+/// parse.
+pub fn json_docs(out: &std::process::Output) -> Vec<Value> {
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let whole = || format!("{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    let mut docs = Vec::new();
+    let mut current = String::new();
+    for line in stdout.lines() {
+        if line == "{" && !current.is_empty() {
+            docs.push(std::mem::take(&mut current));
+        }
+        if line == "{" || !current.is_empty() {
+            current.push_str(line);
+            current.push('\n');
+        }
+    }
+    docs.push(current);
+    let docs: Vec<Value> = docs
+        .iter()
+        .filter(|d| !d.trim().is_empty())
+        .map(|d| serde_json::from_str(d).unwrap_or_else(|e| panic!("{e}\n{}", whole())))
+        .collect();
+    for doc in &docs {
+        if doc.get("findings").is_some() {
+            assert_schema("doctor.json", doc);
+        }
+    }
+    docs
 }
