@@ -330,7 +330,7 @@ pub fn login_lockouts(root: &Root) -> Result<Vec<limits::Failure>> {
 /// The package versions under the root (dpkg's status file), for the version-aware models.
 #[must_use]
 pub fn versions(root: &Root) -> versions::Versions {
-    match read_optional(root, "var/lib/dpkg/status") {
+    match read_optional(root, Root::DPKG_STATUS) {
         Ok(Some(text)) => versions::Versions::from_dpkg_status(&text),
         _ => versions::Versions::default(),
     }

@@ -181,6 +181,8 @@ impl Root {
 
     pub const SYSCTL_CONF: &'static str = "etc/sysctl.conf";
     pub const LIMITS_CONF: &'static str = "etc/security/limits.conf";
+    /// dpkg's database of installed packages: the versions the models follow (versions.rs).
+    pub const DPKG_STATUS: &'static str = "var/lib/dpkg/status";
     pub const LIMITS_D: &'static str = "etc/security/limits.d";
     pub const SYSTEMD_CONF: &'static str = "etc/systemd/system.conf";
     pub const SYSTEMD_CONF_D: &'static str = "etc/systemd/system.conf.d";

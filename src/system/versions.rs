@@ -87,7 +87,7 @@ pub struct Versions {
     pub systemd: Option<String>,
     pub pam: Option<String>,
     /// Where they were looked for, for the "unknown" note.
-    pub database: Option<&'static str>,
+    pub database: Option<String>,
 }
 
 /// The upstream part of a Debian version: `1:1.5.2-6+deb12u1` → `[1, 5, 2]`.
@@ -106,7 +106,9 @@ impl Versions {
     #[must_use]
     pub fn from_dpkg_status(text: &str) -> Versions {
         let mut found = Versions {
-            database: Some("/var/lib/dpkg/status"),
+            database: Some(crate::system::root::Root::display(
+                crate::system::root::Root::DPKG_STATUS,
+            )),
             ..Versions::default()
         };
         for stanza in text.split("\n\n") {
@@ -150,7 +152,7 @@ impl Versions {
     }
 
     fn note(&self, program: &str, version: Option<&String>, rules: &str) -> String {
-        match (version, self.database) {
+        match (version, &self.database) {
             (Some(v), _) => format!("{program} {v} (rules {rules})"),
             (None, Some(db)) => format!(
                 "{program}: version unknown (its package is not installed in {db}); modelled as \
