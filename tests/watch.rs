@@ -61,9 +61,10 @@ while time.monotonic() < end and total < 3000:
 /// The namespace script: somaxconn `somaxconn`, the slow server with `backlog`; a JSON watch
 /// of 1 s intervals (its progress lines on stderr); once it has taken its first snapshot (its
 /// "watching" line), 6 s of load, then `metrics`; once the watch has taken two more snapshots
-/// after the load, Ctrl-C (SIGINT) ends it with its document. Snapshots can take many seconds
-/// on a loaded machine (proc/net/tcp walks every socket of the host), so the script waits for
-/// them instead of assuming a pace; every wait is bounded (300 s). The outputs land in files
+/// after the load, Ctrl-C (SIGINT) ends it with its document. Snapshots can take seconds on a
+/// loaded, shared machine (the sock_diag dump of the socket tables, the fds of each process
+/// doctor may read), so the script waits for them instead of assuming a pace; every wait is
+/// bounded (300 s). The outputs land in files
 /// of the temporary folder. It runs in a private PID namespace with its own /proc (see `run`).
 fn script(somaxconn: u32, backlog: u32) -> String {
     format!(
