@@ -333,7 +333,10 @@ mod tests {
     fn a_refused_command_line_asks_for_nagios_only_from_check() {
         let cases = [
             ("netprofile check p --format nagios --bogus", true),
-            ("netprofile --root /r --color never check --format=nagios", true),
+            (
+                "netprofile --root /r --color never check --format=nagios",
+                true,
+            ),
             ("netprofile -q check --bogus --format nagios p", true),
             ("netprofile check p --format text --bogus", false),
             ("netprofile check p --bogus", false),

@@ -407,8 +407,9 @@ fn fix_for(g: &Gauge, id: &str, doctor: &[findings::Finding]) -> Vec<String> {
     }
     let of = doctor.iter().filter(|f| f.limit == id);
     let mine = match g.pid {
+        // The finding of this process (its title reads "(pid N)" when nothing else is known).
         Some(pid) if id == "nofile" => of
-            .filter(|f| f.title.contains(&format!("(pid {pid},")))
+            .filter(|f| f.process.as_ref().is_some_and(|p| p.pid == pid))
             .find(|f| !f.fix.is_empty()),
         _ => of.clone().find(|f| !f.fix.is_empty()),
     };
