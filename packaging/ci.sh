@@ -81,6 +81,17 @@ wants=/etc/systemd/system/multi-user.target.wants/netprofile.service
 if command -v deb-systemd-helper >/dev/null 2>&1; then
     [ -L "$wants" ] || fail "the postinst did not enable netprofile.service ($wants is absent)"
 fi
+# The metrics timer is installed, never enabled by the package (the postinst enables only
+# netprofile.service): no link to it under /etc/systemd/system, no deb-systemd-helper state, and
+# systemd itself, reading the installed tree offline, calls it disabled.
+timer_links=$(find /etc/systemd/system /var/lib/systemd/deb-systemd-helper-enabled \
+    -name 'netprofile-metrics.*' 2>/dev/null || true)
+[ -z "$timer_links" ] || fail "installing the .deb enabled the metrics timer: $timer_links"
+if command -v systemctl >/dev/null 2>&1; then
+    timer_state=$(systemctl --root=/ is-enabled netprofile-metrics.timer 2>&1 || true)
+    [ "$timer_state" = disabled ] \
+        || fail "after installing the .deb, systemctl is-enabled netprofile-metrics.timer says '$timer_state', not disabled"
+fi
 for f in /usr/bin/netprofile /usr/share/man/man8/netprofile.8.gz /usr/share/man/man8/netprofile-diff.8.gz \
     /usr/share/netprofile/profiles/high-conn.toml /usr/share/netprofile/schema/apply.json \
     /usr/share/bash-completion/completions/netprofile \
@@ -199,6 +210,20 @@ rpm --root "$rroot" --nodeps --noscripts -i "$rpmfile"
 rpm --root "$rroot" -V --nodeps netprofile || fail "rpm -V reports changes right after install"
 [ -x "$rroot/usr/bin/netprofile" ] || fail "the .rpm did not install /usr/bin/netprofile"
 "$rroot/usr/bin/netprofile" --version >/dev/null || fail "the binary from the .rpm does not run"
+# What %post does on a first install (`systemctl preset`, offline in the throwaway root, which has
+# no distribution preset): the package's 50-netprofile.preset enables netprofile.service and
+# keeps the metrics timer disabled. systemd enables a unit no preset line matches, so the
+# preset must say `disable` itself.
+if command -v systemctl >/dev/null 2>&1; then
+    systemctl --root="$rroot" preset netprofile.service netprofile-metrics.timer >/dev/null 2>&1 \
+        || fail "systemctl --root preset failed on the .rpm's units"
+    presets=$(systemctl --root="$rroot" is-enabled netprofile.service netprofile-metrics.timer 2>&1 \
+        | tr '\n' ' ' || true)
+    [ "$presets" = "enabled disabled " ] \
+        || fail "after the .rpm's preset: netprofile.service, netprofile-metrics.timer are '$presets', wanted 'enabled disabled'"
+    [ ! -e "$rroot/etc/systemd/system/timers.target.wants/netprofile-metrics.timer" ] \
+        || fail "the .rpm's preset linked netprofile-metrics.timer into timers.target.wants"
+fi
 # rpm -V must see a changed file, or its silence above proves nothing.
 echo "# changed" >>"$rroot/usr/share/netprofile/profiles/base.toml"
 ! rpm --root "$rroot" -V --nodeps netprofile >/dev/null 2>&1 || fail "rpm -V missed a changed file"

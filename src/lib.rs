@@ -34,24 +34,18 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> i32 {
     }
     let cli = match Cli::try_parse_from(&args) {
         Ok(cli) => cli,
-        Err(e) => {
-            // --help and --version are not errors; clap knows which is which.
-            let _ = e.print();
-            if !e.use_stderr() {
-                return 0;
-            }
-            // Automation asked for JSON: a refused command line is a document too.
-            if args.iter().skip(1).any(|a| a == "--json") {
-                let text = e.render().to_string();
-                print_stdout(&render::json::usage_error(
-                    text.strip_prefix("error: ").unwrap_or(&text),
-                ));
-            }
-            return 2;
-        }
+        Err(e) => return refused(&args, &e),
     };
     let config = Config::resolve(&cli);
-    let result = dispatch(&config, &cli.command);
+    let result = match dispatch(&config, &cli.command) {
+        // Whatever stopped `check --format nagios` (a missing --root, say) is UNKNOWN.
+        Err(e) if nagios(&config, &cli.command) => {
+            let mut out = commands::check::nagios_unknown(&e.to_string());
+            out.stderr.push(format!("error: {e}"));
+            Ok(out)
+        }
+        other => other,
+    };
     match result {
         Ok(output) => {
             let mut stderr = std::io::stderr().lock();
@@ -82,6 +76,80 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> i32 {
             e.exit_code()
         }
     }
+}
+
+/// A command line clap refused: its message on stderr (help and version on stdout, exit 0);
+/// exit 2, with the JSON error document under `--json`, or UNKNOWN (exit 3) for `check --format
+/// nagios`.
+fn refused(args: &[OsString], e: &clap::Error) -> i32 {
+    let _ = e.print();
+    // --help and --version are not errors; clap knows which is which.
+    if !e.use_stderr() {
+        return 0;
+    }
+    let text = e.render().to_string();
+    let text = text.strip_prefix("error: ").unwrap_or(&text);
+    // Automation asked for JSON: a refused command line is a document too.
+    if args.iter().skip(1).any(|a| a == "--json") {
+        print_stdout(&render::json::usage_error(text));
+    } else if nagios_requested(args) {
+        // A monitoring plugin: UNKNOWN (3), never the 2 Nagios would show as CRITICAL.
+        let out = commands::check::nagios_unknown(&format!(
+            "bad command line: {}",
+            first_paragraph(text)
+        ));
+        print_stdout(&out.stdout);
+        return out.code;
+    }
+    2
+}
+
+/// `check --format nagios` without `--json`: the plugin convention holds.
+fn nagios(config: &Config, command: &Command) -> bool {
+    !config.json
+        && matches!(
+            command,
+            Command::Check {
+                format: cli::CheckFormat::Nagios,
+                ..
+            }
+        )
+}
+
+/// Whether a command line clap refused asked for `check --format nagios`: the first word that is
+/// not an option (or the value of a global `--root` or `--color`) is `check`, and `--format
+/// nagios` (or `--format=nagios`) follows it.
+fn nagios_requested(args: &[OsString]) -> bool {
+    let mut words = args.iter().skip(1).map(|a| a.to_string_lossy());
+    let mut subcommand = None;
+    while let Some(w) = words.next() {
+        if w == "--root" || w == "--color" {
+            words.next();
+        } else if !w.starts_with('-') {
+            subcommand = Some(w);
+            break;
+        }
+    }
+    if subcommand.as_deref() != Some("check") {
+        return false;
+    }
+    let rest: Vec<_> = words.collect();
+    rest.iter().any(|w| w == "--format=nagios")
+        || rest
+            .windows(2)
+            .any(|p| p[0] == "--format" && p[1] == "nagios")
+}
+
+/// clap's message up to its first blank line (before the usage and tips), on one line.
+fn first_paragraph(text: &str) -> String {
+    text.split("\n\n")
+        .next()
+        .unwrap_or_default()
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// The subcommand's name as the user typed it, for the `--json` error document.
@@ -255,4 +323,41 @@ fn report_interrupted(config: &Config, command: &Command) {
 fn print_stdout(text: &str) {
     let mut out = std::io::stdout().lock();
     let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refused_command_line_asks_for_nagios_only_from_check() {
+        let cases = [
+            ("netprofile check p --format nagios --bogus", true),
+            (
+                "netprofile --root /r --color never check --format=nagios",
+                true,
+            ),
+            ("netprofile -q check --bogus --format nagios p", true),
+            ("netprofile check p --format text --bogus", false),
+            ("netprofile check p --bogus", false),
+            // `check` as a value or a profile name is not the subcommand.
+            ("netprofile --root check diff p --format nagios", false),
+            ("netprofile diff check --format nagios", false),
+            ("netprofile --bogus", false),
+        ];
+        for (line, want) in cases {
+            let args: Vec<OsString> = line.split(' ').map(OsString::from).collect();
+            assert_eq!(nagios_requested(&args), want, "{line}");
+        }
+    }
+
+    #[test]
+    fn claps_message_on_one_line() {
+        let text = "the following required arguments were not provided:\n  <PROFILE>\n\n\
+                    Usage: netprofile check --format <FORMAT> <PROFILE>\n";
+        assert_eq!(
+            first_paragraph(text),
+            "the following required arguments were not provided: <PROFILE>"
+        );
+    }
 }

@@ -94,3 +94,53 @@ fn unknown_when_the_check_cannot_run() {
     // Without --format a bad profile is exit 2, as documented.
     out.then(&["check", "bad.toml"]).code(2);
 }
+
+/// The status line of a check that could not run: one `NETPROFILE UNKNOWN - ` line, exit 3.
+fn unknown(out: &common::Outcome, reason: &str) {
+    assert_eq!(out.code, 3, "{}\n{}", out.stdout, out.stderr);
+    assert!(
+        out.stdout.starts_with("NETPROFILE UNKNOWN - ") && out.stdout.contains(reason),
+        "{reason:?} not in {:?}",
+        out.stdout
+    );
+    assert_eq!(out.stdout.lines().count(), 1, "{}", out.stdout);
+}
+
+#[test]
+fn a_bad_command_line_is_unknown_not_critical() {
+    // Nagios shows exit 2 as CRITICAL: a typo in the command definition must say UNKNOWN.
+    let out = Test::new()
+        .profile("t.toml", PROFILE)
+        .args(&["check", "t.toml", "--format", "nagios", "--bogus"])
+        .run();
+    unknown(
+        &out,
+        "bad command line: unexpected argument '--bogus' found",
+    );
+    assert!(out.stderr.contains("--bogus"), "{}", out.stderr);
+    // No profile named; --format=nagios is the same request.
+    let out = out.then(&["check", "--format=nagios"]);
+    unknown(
+        &out,
+        "bad command line: the following required arguments were not provided: <PROFILE>",
+    );
+    // Without --format nagios a bad command line stays exit 2 with nothing on stdout.
+    let out = out.then(&["check", "t.toml", "--bogus"]).code(2);
+    assert_eq!(out.stdout, "");
+}
+
+#[test]
+fn a_missing_root_is_unknown() {
+    let t = Test::new().profile("t.toml", PROFILE);
+    std::fs::remove_dir_all(t.root()).unwrap();
+    let out = t.args(&["check", "t.toml", "--format", "nagios"]).run();
+    unknown(&out, "/root: no such folder");
+    assert!(out.stderr.contains("no such folder"), "{}", out.stderr);
+    // Without --format: exit 2, as documented.
+    let out = out.then(&["check", "t.toml"]).code(2);
+    assert_eq!(out.stdout, "");
+    // --json keeps check's JSON error document and its code.
+    out.then(&["--json", "check", "t.toml", "--format", "nagios"])
+        .code(2)
+        .stdout_has("\"kind\": \"usage\"");
+}

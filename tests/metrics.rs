@@ -116,6 +116,177 @@ fn every_limit_with_its_ceiling_and_the_counters_parse_as_prometheus_text() {
     assert_eq!(value(&f, "netprofile_drifted_settings", &[]), 0.0);
 }
 
+/// `machine()` with 10.0.0.N:443 holding N sockets from local ephemeral ports (N = 1..=12,
+/// alternately ESTABLISHED and TIME_WAIT), and a client `loadgen` (pid 5151, no listener) with
+/// 800 of its 1024 files open.
+fn busy_client_machine() -> Test {
+    let mut tcp = format!(
+        "{TCP_HEADER}   0: 00000000:1F90 00000000:0000 0A 00000000:00000003 00:00000000 00000000     0        0 9001 1\n"
+    );
+    let mut lport = 32768u16;
+    for host in 1..=12u8 {
+        for i in 0..host {
+            let state = if i % 2 == 0 { "01" } else { "06" };
+            tcp.push_str(&format!(
+                "   1: 0100000A:{lport:04X} {host:02X}00000A:01BB {state} 00000000:00000000 00:00000000 00000000     0        0 0 1\n"
+            ));
+            lport += 1;
+        }
+    }
+    let t = machine()
+        .file("proc/net/tcp", &tcp)
+        .file("proc/5151/comm", "loadgen\n")
+        .file(
+            "proc/5151/limits",
+            "Limit                     Soft Limit           Hard Limit           Units\n\
+             Max open files            1024                 1048576              files\n",
+        )
+        .file("proc/5151/status", "Name:\tloadgen\nThreads:\t1\n")
+        .file(
+            "proc/5151/cgroup",
+            "0::/user.slice/user-1000.slice/session-3.scope\n",
+        );
+    let fd = t.root().join("proc/5151/fd");
+    std::fs::create_dir_all(&fd).unwrap();
+    for n in 0..800 {
+        std::os::unix::fs::symlink("/dev/null", fd.join((3 + n).to_string())).unwrap();
+    }
+    t
+}
+
+/// The samples of `name` as (label `label`, value), in the order printed.
+fn samples(f: &[serde_json::Value], name: &str, label: &str) -> Vec<(String, f64)> {
+    family(f, name)["samples"]
+        .as_array()
+        .expect("samples")
+        .iter()
+        .map(|s| {
+            (
+                s["labels"][label].as_str().unwrap_or_default().to_string(),
+                s["value"].as_f64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn ephemeral_ports_per_destination_for_the_ten_most_used_and_busy_clients_nofile() {
+    let out = busy_client_machine().args(&["metrics"]).run().code(0);
+    let Some(f) = parse(&out.stdout) else { return };
+    // The 10 most used destinations, most used first; 10.0.0.1 and .2 are left out.
+    let want: Vec<(String, f64)> = (3..=12u8)
+        .rev()
+        .map(|h| (format!("10.0.0.{h}:443"), f64::from(h)))
+        .collect();
+    assert_eq!(
+        samples(&f, "netprofile_ephemeral_ports_used", "destination"),
+        want
+    );
+    let limits = samples(&f, "netprofile_ephemeral_ports_limit", "destination");
+    assert_eq!(limits.len(), 10);
+    assert!(limits.iter().all(|(_, v)| *v == 28232.0), "{limits:?}");
+    // doctor still judges the busiest destination.
+    let doctor = out.then(&["--json", "doctor"]).code(0);
+    let doc: serde_json::Value = serde_json::from_str(&doctor.stdout).unwrap();
+    let ports = doc["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["limit"] == "ephemeral-ports")
+        .expect("an ephemeral-ports finding");
+    assert!(
+        ports.to_string().contains("10.0.0.12:443")
+            && ports["title"].as_str().unwrap().contains(" 12"),
+        "{ports:#}"
+    );
+    // The client's fds beside the listener's, and doctor's nofile finding names the same pid.
+    let client = [("pid", "5151"), ("process", "loadgen")];
+    assert_eq!(value(&f, "netprofile_process_open_files", &client), 800.0);
+    assert_eq!(
+        value(&f, "netprofile_process_nofile_limit", &client),
+        1024.0
+    );
+    let web = [("pid", "4242"), ("process", "we\"b\\d")];
+    assert_eq!(value(&f, "netprofile_process_open_files", &web), 900.0);
+    assert!(doctor.stdout.contains("pid 5151"), "{}", doctor.stdout);
+}
+
+#[test]
+fn no_ephemeral_port_in_use_keeps_one_sample_with_the_ceiling() {
+    let out = machine()
+        .file("proc/net/tcp", TCP_HEADER)
+        .args(&["metrics"])
+        .run()
+        .code(0);
+    let Some(f) = parse(&out.stdout) else { return };
+    assert_eq!(
+        samples(&f, "netprofile_ephemeral_ports_used", "destination"),
+        [(String::new(), 0.0)]
+    );
+    assert_eq!(
+        samples(&f, "netprofile_ephemeral_ports_limit", "destination"),
+        [(String::new(), 28232.0)]
+    );
+}
+
+#[test]
+fn conntrack_and_each_limits_usage_ratio_agree_with_doctor() {
+    // Without nf_conntrack (no nf_conntrack_count), no conntrack family at all.
+    let out = busy_client_machine().args(&["metrics"]).run().code(0);
+    let Some(f) = parse(&out.stdout) else { return };
+    assert!(
+        !f.iter().any(|f| f["name"]
+            .as_str()
+            .unwrap()
+            .starts_with("netprofile_conntrack")),
+        "{}",
+        out.stdout
+    );
+    let out = busy_client_machine()
+        .sysctl("net.netfilter.nf_conntrack_max", "262144")
+        .file("proc/sys/net/netfilter/nf_conntrack_count", "240000\n")
+        .args(&["metrics"])
+        .run()
+        .code(0);
+    let Some(f) = parse(&out.stdout) else { return };
+    assert_eq!(value(&f, "netprofile_conntrack_entries", &[]), 240000.0);
+    assert_eq!(value(&f, "netprofile_conntrack_limit", &[]), 262144.0);
+    let ratio = |limit: &str| value(&f, "netprofile_limit_usage_ratio", &[("limit", limit)]);
+    // The ratio is use / ceiling of the families above; nofile's is the fullest process's.
+    assert_eq!(ratio("conntrack"), 240000.0 / 262144.0);
+    assert_eq!(
+        value(&f, "netprofile_limit_severity", &[("limit", "conntrack")]),
+        3.0
+    );
+    let used = samples(&f, "netprofile_process_open_files", "pid");
+    let ceiling = samples(&f, "netprofile_process_nofile_limit", "pid");
+    let fullest = used
+        .iter()
+        .zip(&ceiling)
+        .map(|((_, u), (_, c))| u / c)
+        .fold(0.0, f64::max);
+    assert_eq!(used.len(), 2, "{used:?}");
+    assert_eq!(ratio("nofile"), fullest);
+    // Every limit's ratio is the fullest of doctor's findings of that limit.
+    let doctor = out.then(&["--json", "doctor"]).code(0);
+    let doc: serde_json::Value = serde_json::from_str(&doctor.stdout).unwrap();
+    let ratios = samples(&f, "netprofile_limit_usage_ratio", "limit");
+    assert!(ratios.len() >= 4, "{ratios:?}");
+    for (limit, r) in ratios {
+        let of_doctor = doc["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| f["limit"] == limit.as_str())
+            .filter_map(|f| f["usage"].as_f64())
+            .fold(f64::NEG_INFINITY, f64::max);
+        assert!(
+            (r - of_doctor).abs() < 1e-9,
+            "{limit}: metrics {r}, doctor {of_doctor}"
+        );
+    }
+}
+
 const PROFILE: &str = r#"
 [profile]
 name = "t"
@@ -148,10 +319,24 @@ fn drift_per_managed_setting_and_in_total_and_the_generation_in_force() {
     assert_eq!(value(&f, "netprofile_drifted_settings", &[]), 1.0);
     assert_eq!(value(&f, "netprofile_generation", &[]), 1.0);
     assert_eq!(value(&f, "netprofile_generations_in_force", &[]), 1.0);
-    // status counts the same drift.
+    // status counts the same drift, and manages as many settings: its keys, files, limits and
+    // systemd settings, each a netprofile_drift sample.
     let status = out.then(&["--json", "status"]).code(0);
     let doc: serde_json::Value = serde_json::from_str(&status.stdout).unwrap();
     assert_eq!(doc["drifted"], 1);
+    let managed: usize = ["managed", "files", "limits", "systemd"]
+        .iter()
+        .map(|k| doc[k].as_array().map_or(0, Vec::len))
+        .sum();
+    assert_eq!(managed, 3, "{doc:#}");
+    #[allow(clippy::cast_precision_loss)]
+    let managed = managed as f64;
+    assert_eq!(value(&f, "netprofile_managed_settings", &[]), managed);
+    let per = family(&f, "netprofile_drift")["samples"]
+        .as_array()
+        .unwrap()
+        .len();
+    assert_eq!(per, 3);
 }
 
 #[test]

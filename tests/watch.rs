@@ -61,9 +61,10 @@ while time.monotonic() < end and total < 3000:
 /// The namespace script: somaxconn `somaxconn`, the slow server with `backlog`; a JSON watch
 /// of 1 s intervals (its progress lines on stderr); once it has taken its first snapshot (its
 /// "watching" line), 6 s of load, then `metrics`; once the watch has taken two more snapshots
-/// after the load, Ctrl-C (SIGINT) ends it with its document. Snapshots can take many seconds
-/// on a loaded machine (proc/net/tcp walks every socket of the host), so the script waits for
-/// them instead of assuming a pace; every wait is bounded (300 s). The outputs land in files
+/// after the load, Ctrl-C (SIGINT) ends it with its document. Snapshots can take seconds on a
+/// loaded, shared machine (the sock_diag dump of the socket tables, the fds of each process
+/// doctor may read), so the script waits for them instead of assuming a pace; every wait is
+/// bounded (300 s). The outputs land in files
 /// of the temporary folder. It runs in a private PID namespace with its own /proc (see `run`).
 fn script(somaxconn: u32, backlog: u32) -> String {
     format!(
@@ -362,4 +363,87 @@ fn watch_is_bounded() {
     ] {
         Test::new().args(&args).run().code(2).stderr_has("must be");
     }
+}
+
+#[test]
+fn a_client_at_its_nofile_binds_with_its_process_and_a_proposal() {
+    use std::io::{BufRead, BufReader};
+    use std::time::{Duration, Instant};
+    // `loadgen` (pid 5151) holds no listener: doctor's client, 1020 of its 1024 files open.
+    let t = fd_machine(10)
+        .file("proc/5151/comm", "loadgen\n")
+        .file(
+            "proc/5151/limits",
+            "Limit                     Soft Limit           Hard Limit           Units\n\
+             Max open files            1024                 1048576              files\n",
+        )
+        .file("proc/5151/status", "Name:\tloadgen\nThreads:\t1\n")
+        .file("proc/5151/loginuid", "1000\n")
+        .file(
+            "proc/5151/cgroup",
+            "0::/user.slice/user-1000.slice/session-3.scope\n",
+        );
+    let fd = t.root().join("proc/5151/fd");
+    std::fs::create_dir_all(&fd).unwrap();
+    for n in 0..1020 {
+        std::os::unix::fs::symlink("/dev/null", fd.join(n.to_string())).unwrap();
+    }
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_netprofile"))
+        .arg("--root")
+        .arg(t.root())
+        .args(["--json", "watch", "--interval", "0.5s", "--for", "2m"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run netprofile");
+    // The progress on stderr, read by a thread; Ctrl-C once it says the limit binds.
+    let stderr = BufReader::new(child.stderr.take().expect("stderr"));
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let reader = std::thread::spawn(move || {
+        for line in stderr.lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(100);
+    let mut progress = String::new();
+    while !progress.contains("binds: nofile") {
+        assert!(Instant::now() < deadline, "no binding in:\n{progress}");
+        if let Ok(line) = rx.recv_timeout(Duration::from_millis(100)) {
+            progress.push_str(&line);
+            progress.push('\n');
+        }
+    }
+    // SAFETY: kill(2) on the child this test started.
+    let pid = i32::try_from(child.id()).unwrap();
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGINT) }, 0);
+    let out = child.wait_with_output().expect("wait");
+    reader.join().expect("reader");
+    assert!(out.status.success(), "{progress}");
+    assert!(
+        progress.contains("process loadgen (pid 5151)"),
+        "{progress}"
+    );
+    let doc = validate_json(&["--json", "watch"], &String::from_utf8_lossy(&out.stdout));
+    let f = doc["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["id"] == "nofile")
+        .unwrap_or_else(|| panic!("no nofile finding:\n{doc:#}"));
+    assert_eq!(
+        (&f["subject"], &f["process"], &f["pid"], &f["state"]),
+        (
+            &Value::from("pid 5151"),
+            &Value::from("loadgen"),
+            &Value::from(5151),
+            &Value::from("present")
+        ),
+        "{f:#}"
+    );
+    let proposal = doc["proposal"].as_str().expect("a proposal");
+    assert!(
+        proposal.contains("# nofile (present) at pid 5151 of loadgen (pid 5151): "),
+        "{proposal}"
+    );
+    assert!(proposal.contains("item = \"nofile\""), "{proposal}");
 }

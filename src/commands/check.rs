@@ -74,14 +74,7 @@ const NAGIOS_UNKNOWN: i32 = 3;
 fn nagios(config: &Config, reference: &str) -> Output {
     let plan = match plan_for(config, reference) {
         Ok(plan) => plan,
-        Err(e) => {
-            let text = crate::doctor::watch::printable(&e.to_string());
-            return Output {
-                code: NAGIOS_UNKNOWN,
-                stdout: format!("NETPROFILE UNKNOWN - {text}\n"),
-                stderr: Vec::new(),
-            };
-        }
+        Err(e) => return nagios_unknown(&e.to_string()),
     };
     let set = |action: &plan::Action| *action == plan::Action::Set;
     let keys: Vec<&str> = plan
@@ -122,11 +115,27 @@ fn nagios(config: &Config, reference: &str) -> Output {
         plan.systemd.len() + plan.services.len(),
         plan.files.len(),
     );
-    // The status line is one line: nothing from a file may break it or forge perfdata.
-    let text = crate::doctor::watch::printable(&text).replace('|', "/");
     Output {
         code,
-        stdout: format!("NETPROFILE {state} - {text} | {perf}\n"),
+        stdout: format!("NETPROFILE {state} - {} | {perf}\n", status_text(&text)),
         stderr: warnings(&plan),
+    }
+}
+
+/// The status line is one line: nothing from a file or an error may break it or forge
+/// perfdata.
+fn status_text(text: &str) -> String {
+    crate::doctor::watch::printable(text).replace('|', "/")
+}
+
+/// `NETPROFILE UNKNOWN - reason` and exit 3: the plugin convention for a check that could not
+/// run, whatever stopped it (a bad profile, a bad command line, a missing `--root`). Nagios
+/// shows a plugin's exit 2 as CRITICAL, so a failure must never leave with the usual 2.
+#[must_use]
+pub fn nagios_unknown(reason: &str) -> Output {
+    Output {
+        code: NAGIOS_UNKNOWN,
+        stdout: format!("NETPROFILE UNKNOWN - {}\n", status_text(reason)),
+        stderr: Vec::new(),
     }
 }

@@ -85,6 +85,11 @@ const COUNTERS: &[(&str, &str, &str)] = &[
     ),
 ];
 
+// The helps of ephemeral-ports and nofile below say 10 destinations and 100 fds.
+const _: () = assert!(
+    crate::doctor::proc::TOP_DESTINATIONS == 10 && crate::doctor::proc::CLIENT_MIN_FDS == 100
+);
+
 /// Each gauge limit's families: (finding id, use family, ceiling family, helps).
 const LIMITS: &[(&str, &str, &str, &str, &str)] = &[
     (
@@ -98,7 +103,7 @@ const LIMITS: &[(&str, &str, &str, &str, &str)] = &[
         "ephemeral-ports",
         "netprofile_ephemeral_ports_used",
         "netprofile_ephemeral_ports_limit",
-        "Local ephemeral ports in use toward the busiest destination ip:port (established and TIME_WAIT).",
+        "Local ephemeral ports in use toward a destination ip:port (established and TIME_WAIT), for the 10 most used destinations.",
         "Usable ephemeral ports per destination: net.ipv4.ip_local_port_range less reserved ports.",
     ),
     (
@@ -119,7 +124,7 @@ const LIMITS: &[(&str, &str, &str, &str, &str)] = &[
         "nofile",
         "netprofile_process_open_files",
         "netprofile_process_nofile_limit",
-        "Open file descriptors of a process holding a listening socket.",
+        "Open file descriptors of a process holding a listening socket, or of another process with 100 or more open and 70 % of its limit.",
         "That process's soft open-files limit (RLIMIT_NOFILE): EMFILE at this many.",
     ),
     (

@@ -1,7 +1,8 @@
 //! Gauges: each limit's use and its ceiling, as numbers, from a `Snapshot` (accept queues per
-//! listener, ephemeral ports toward the busiest destination, TIME_WAIT, file handles, nofile
-//! per listening process, conntrack, TCP memory). `metrics` exports them and `watch` follows
-//! them over time. Pure: never performs I/O (proc.rs reads).
+//! listener, ephemeral ports per destination for the most used ones, TIME_WAIT, file handles,
+//! nofile per listening process and per client near its limit, conntrack, TCP memory).
+//! `metrics` exports them and `watch` follows them over time. Pure: never performs I/O (proc.rs
+//! reads).
 
 use serde::Serialize;
 
@@ -69,18 +70,7 @@ impl Gauge {
 #[must_use]
 pub fn gauges(snap: &Snapshot) -> Vec<Gauge> {
     let mut out = accept_queues(snap);
-    if snap.sysctl.contains_key("net.ipv4.ip_local_port_range") {
-        let (dest, used) = snap.states.busiest_destination.clone().unwrap_or_default();
-        out.push(Gauge {
-            subject: dest,
-            ..Gauge::machine_wide(
-                "ephemeral-ports",
-                used,
-                usable_ports(snap),
-                "net.ipv4.ip_local_port_range",
-            )
-        });
-    }
+    out.extend(ephemeral_ports(snap));
     if let Some(buckets) = num(snap, "net.ipv4.tcp_max_tw_buckets") {
         out.push(Gauge::machine_wide(
             "time-wait-buckets",
@@ -148,10 +138,39 @@ fn accept_queues(snap: &Snapshot) -> Vec<Gauge> {
     out
 }
 
-/// Each listening process's open fds against its soft nofile limit, and where that comes from.
+/// The ports each of the most used destinations has used of the range (each destination
+/// ip:port has the whole range to itself); one gauge with no destination when none is used, so
+/// the ceiling is there to see.
+fn ephemeral_ports(snap: &Snapshot) -> Vec<Gauge> {
+    if !snap.sysctl.contains_key("net.ipv4.ip_local_port_range") {
+        return Vec::new();
+    }
+    let usable = usable_ports(snap);
+    let gauge = |subject: &str, used: u64| Gauge {
+        subject: subject.to_string(),
+        ..Gauge::machine_wide(
+            "ephemeral-ports",
+            used,
+            usable,
+            "net.ipv4.ip_local_port_range",
+        )
+    };
+    if snap.states.destinations.is_empty() {
+        return vec![gauge("", 0)];
+    }
+    snap.states
+        .destinations
+        .iter()
+        .map(|(dest, used)| gauge(dest, *used))
+        .collect()
+}
+
+/// Each listening process's open fds against its soft nofile limit, and where that comes from;
+/// then each client (no listener) doctor found near its limit (`Snapshot::clients`).
 fn nofiles(snap: &Snapshot) -> Vec<Gauge> {
     snap.processes
         .iter()
+        .chain(&snap.clients)
         .filter_map(|p| {
             let soft = p.nofile_soft?;
             Some(Gauge {
@@ -220,5 +239,50 @@ mod tests {
         );
         let n = g.iter().find(|g| g.limit == "nofile").expect("nofile");
         assert_eq!((n.used, n.ceiling, n.usage()), (512, 1024, 0.5));
+    }
+
+    #[test]
+    fn one_gauge_per_destination_and_clients_near_their_nofile() {
+        let mut snap = Snapshot::default();
+        snap.sysctl
+            .insert("net.ipv4.ip_local_port_range".into(), "32768\t60999".into());
+        let of = |snap: &Snapshot, limit: &str| -> Vec<(String, String, u64, u64)> {
+            gauges(snap)
+                .into_iter()
+                .filter(|g| g.limit == limit)
+                .map(|g| (g.subject, g.ceiling_from, g.used, g.ceiling))
+                .collect()
+        };
+        let range = || "net.ipv4.ip_local_port_range".to_string();
+        // No destination yet: the ceiling alone, with no destination.
+        assert_eq!(
+            of(&snap, "ephemeral-ports"),
+            [(String::new(), range(), 0, 28232)]
+        );
+        snap.states.destinations = vec![("10.0.0.5:443".into(), 30), ("[::1]:80".into(), 2)];
+        assert_eq!(
+            of(&snap, "ephemeral-ports"),
+            [
+                ("10.0.0.5:443".into(), range(), 30, 28232),
+                ("[::1]:80".into(), range(), 2, 28232),
+            ]
+        );
+        snap.clients.push(Process {
+            pid: 9,
+            comm: "loadgen".into(),
+            nofile_soft: Some(1024),
+            open_fds: 1000,
+            service: Some("loadgen.service".into()),
+            ..Process::default()
+        });
+        assert_eq!(
+            of(&snap, "nofile"),
+            [(
+                "pid 9".into(),
+                "LimitNOFILE of loadgen.service".into(),
+                1000,
+                1024
+            )]
+        );
     }
 }

@@ -144,6 +144,9 @@ pub struct Snapshot {
 /// A process without a listener is looked at only from this many open fds on.
 pub const CLIENT_MIN_FDS: u64 = 100;
 
+/// How many destinations `TcpStates::destinations` keeps (the most used).
+pub const TOP_DESTINATIONS: usize = 10;
+
 /// Counts of one local port (a listening port) from the TCP tables.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PortStates {
@@ -163,8 +166,14 @@ pub struct TcpStates {
     /// host closed first, which tcp_tw_reuse (connect() only) never touches.
     pub time_wait_accepted: u64,
     /// The destination ip:port with most sockets (established + TIME_WAIT) from a local
-    /// ephemeral port, and how many: what one destination has used of the port range.
+    /// ephemeral port, and how many: what one destination has used of the port range. The
+    /// first of `destinations`.
     pub busiest_destination: Option<(String, u64)>,
+    /// The `TOP_DESTINATIONS` most used destination ip:ports and their sockets from a local
+    /// ephemeral port, most used first (ties in address order). Each has the whole port range
+    /// to itself; the rest are left out so a host talking to 100 000 destinations does not
+    /// export 100 000 gauges.
+    pub destinations: Vec<(String, u64)>,
     /// Per listening port: its established and locally closed connections.
     pub by_port: BTreeMap<u16, PortStates>,
 }
@@ -280,15 +289,23 @@ impl StateCount {
             .iter()
             .map(|p| (*p, self.local_ports.get(p).copied().unwrap_or_default()))
             .collect();
-        let most = self.per_dest.values().copied().max();
-        self.states.busiest_destination = most.and_then(|most| {
-            self.per_dest
-                .iter()
-                .filter(|(_, n)| **n == most)
-                .map(|((ip, port), _)| format!("{}:{port}", sockets::show(*ip)))
-                .max()
-                .map(|d| (d, most))
-        });
+        // The most used first, in linear time: a host may talk to 100 000s of destinations.
+        let mut top: Vec<(u64, IpAddr, u16)> = self
+            .per_dest
+            .iter()
+            .map(|((ip, port), n)| (*n, *ip, *port))
+            .collect();
+        let order = |d: &(u64, IpAddr, u16)| (std::cmp::Reverse(d.0), d.1, d.2);
+        if top.len() > TOP_DESTINATIONS {
+            top.select_nth_unstable_by_key(TOP_DESTINATIONS - 1, order);
+            top.truncate(TOP_DESTINATIONS);
+        }
+        top.sort_unstable_by_key(order);
+        self.states.destinations = top
+            .into_iter()
+            .map(|(n, ip, port)| (format!("{}:{port}", sockets::show(ip)), n))
+            .collect();
+        self.states.busiest_destination = self.states.destinations.first().cloned();
         self.states
     }
 }
@@ -796,6 +813,32 @@ mod tests {
         assert_eq!(c["IpExt.InOctets"], 99);
         let s = parse_sockstat("sockets: used 33\nTCP: inuse 7 orphan 0 tw 1 alloc 9 mem 3\n");
         assert_eq!((s["TCP.inuse"], s["TCP.tw"], s["sockets.used"]), (7, 1, 33));
+    }
+
+    #[test]
+    fn the_ten_most_used_destinations_are_kept_most_used_first() {
+        // 10.0.0.N:443 has N sockets (N = 1..=12, half of them TIME_WAIT), and 10.0.0.13:443
+        // ties with 10.0.0.12 at 12; one socket from outside the ephemeral range is not counted.
+        let mut tcp = String::from("  sl  local_address rem_address   st\n");
+        let mut lport = 32768u16;
+        for (host, n) in (1..=12u8).map(|h| (h, u16::from(h))).chain([(13, 12)]) {
+            for i in 0..n {
+                let state = if i % 2 == 0 { "01" } else { "06" };
+                tcp.push_str(&format!(
+                    "0: 0100000A:{lport:04X} {host:02X}00000A:01BB {state} 0:0 0 0 0 0 0 0\n"
+                ));
+                lport += 1;
+            }
+        }
+        tcp.push_str("0: 0100000A:0400 0D00000A:01BB 01 0:0 0 0 0 0 0 0\n");
+        let (_, s) = parse_tcp(&[tcp], (32768, 60999));
+        let want: Vec<(String, u64)> = [12u64, 13, 11, 10, 9, 8, 7, 6, 5, 4]
+            .iter()
+            .map(|h| (format!("10.0.0.{h}:443"), if *h == 13 { 12 } else { *h }))
+            .collect();
+        assert_eq!(s.destinations, want);
+        assert_eq!(s.destinations.len(), TOP_DESTINATIONS);
+        assert_eq!(s.busiest_destination, Some(("10.0.0.12:443".into(), 12)));
     }
 
     #[test]

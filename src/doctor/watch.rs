@@ -407,8 +407,9 @@ fn fix_for(g: &Gauge, id: &str, doctor: &[findings::Finding]) -> Vec<String> {
     }
     let of = doctor.iter().filter(|f| f.limit == id);
     let mine = match g.pid {
+        // The finding of this process (its title reads "(pid N)" when nothing else is known).
         Some(pid) if id == "nofile" => of
-            .filter(|f| f.title.contains(&format!("(pid {pid},")))
+            .filter(|f| f.process.as_ref().is_some_and(|p| p.pid == pid))
             .find(|f| !f.fix.is_empty()),
         _ => of.clone().find(|f| !f.fix.is_empty()),
     };
@@ -613,6 +614,49 @@ mod tests {
         );
         // The process name's newline stays inside its comment.
         assert!(p.contains("of slow?srv (pid 42)"), "{p}");
+    }
+
+    #[test]
+    fn every_destination_and_a_client_near_its_nofile_are_followed() {
+        // 100 ports per destination; two destinations grow toward them, and a client (no
+        // listener) reaches its nofile.
+        let snap = |a: u64, b: u64, fds: u64| {
+            let mut s = Snapshot::default();
+            s.sysctl
+                .insert("net.ipv4.ip_local_port_range".into(), "1024\t1123".into());
+            s.states.destinations = vec![("10.0.0.5:443".into(), a), ("10.0.0.6:443".into(), b)];
+            s.states.busiest_destination = s.states.destinations.first().cloned();
+            s.clients.push(Process {
+                pid: 9,
+                comm: "loadgen".into(),
+                nofile_soft: Some(1000),
+                open_fds: fds,
+                ..Process::default()
+            });
+            s
+        };
+        let mut w = Watcher::new();
+        assert!(w.push(0.0, &snap(60, 50, 800)).is_none());
+        let row = w.push(2.0, &snap(70, 60, 1000)).expect("row").clone();
+        let near: Vec<(&str, &str, f64, f64)> = row
+            .approaching
+            .iter()
+            .map(|a| (a.limit, a.subject.as_str(), a.trend_per_s, a.binds_in_s))
+            .collect();
+        assert_eq!(
+            near,
+            [
+                ("ephemeral-ports", "10.0.0.5:443", 5.0, 6.0),
+                ("ephemeral-ports", "10.0.0.6:443", 5.0, 8.0),
+            ]
+        );
+        assert_eq!(row.binding, ["nofile"]);
+        let f = &w.findings[0];
+        assert_eq!(
+            (f.id, f.subject.as_str(), f.process.as_deref(), f.pid),
+            ("nofile", "pid 9", Some("loadgen"), Some(9))
+        );
+        assert_eq!(f.rate_per_s, 100.0);
     }
 
     #[test]
