@@ -271,7 +271,16 @@ pub fn login_sessions(
     root: &Root,
     item: crate::profile::limit::Item,
 ) -> Result<Vec<limits::LoginReport>> {
-    let rules = versions(root).pam_rules();
+    login_sessions_under(root, item, versions(root).pam_rules())
+}
+
+/// `login_sessions` under pam_limits `rules` (a caller that has read the versions already:
+/// dpkg's status file is most of the cost).
+fn login_sessions_under(
+    root: &Root,
+    item: crate::profile::limit::Item,
+    rules: limits::PamRules,
+) -> Result<Vec<limits::LoginReport>> {
     let entries = session_entries(root, rules)?;
     let mut live = LiveState::default();
     live.read_accounts(root)?;
@@ -300,12 +309,16 @@ pub fn login_sessions(
 /// every login of passwd modelled as `login_sessions` does (a session fails for all items at
 /// once, so nofile stands for them).
 pub fn login_lockouts(root: &Root) -> Result<Vec<limits::Failure>> {
+    login_lockouts_under(root, versions(root).pam_rules())
+}
+
+/// `login_lockouts` under pam_limits `rules` (the root's, read by the caller).
+pub fn login_lockouts_under(root: &Root, rules: limits::PamRules) -> Result<Vec<limits::Failure>> {
     let item = crate::profile::limit::Item::Nofile;
-    let logins = login_sessions(root, item)?;
+    let logins = login_sessions_under(root, item, rules)?;
     let failures: Vec<Option<limits::Failure>> = if logins.is_empty() {
         // No passwd to list: root logs in on every system, and a file pam_limits cannot open
         // fails its session too.
-        let rules = versions(root).pam_rules();
         let root_login = limits::Subject {
             user: Some("root".into()),
             uid: Some(0),
@@ -555,7 +568,7 @@ impl LiveState {
         live.limit_files = limit_files(root)?;
         live.pam_limits_installed = pam_limits_installed(root);
         if live.pam_limits_installed && !profile.limits.is_empty() {
-            live.login_lockouts = login_lockouts(root)?;
+            live.login_lockouts = login_lockouts_under(root, live.versions.pam_rules())?;
         }
         // symlink_metadata: the enablement is the link itself, whatever it points to.
         live.boot_unit_enabled =
