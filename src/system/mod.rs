@@ -130,9 +130,13 @@ pub fn read_sysctl(root: &Root, key: &KeyName) -> Result<Option<String>> {
 
 /// `*.conf` names in a folder, dotfiles left out (systemd skips hidden files and glob(3) does
 /// not match them), sorted in C-locale (byte) order. Names are kept as bytes: a Latin-1 name
-/// is listed and read like any other.
+/// is listed and read like any other. A folder that is a symlink (`run/sysctl.d ->
+/// /srv/sysctl.d`) is followed inside the root, as systemd (`chase` with the root as prefix)
+/// and pam_limits on the target follow it, never on the host; a loop lists nothing.
 fn conf_names(root: &Root, rel_dir: &str) -> Result<Vec<OsString>> {
-    let dir = root.path(rel_dir);
+    let Some(dir) = root.resolve(rel_dir) else {
+        return Ok(Vec::new());
+    };
     let entries = match std::fs::read_dir(&dir) {
         Ok(entries) => entries,
         Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Vec::new()),
@@ -181,7 +185,10 @@ fn read_conf(root: &Root, rel_dir: &str, name: &OsStr) -> Result<BootFile> {
         },
         // A name that is not UTF-8 cannot be spelled as a root-relative &str.
         None => {
-            let full = root.path(rel_dir).join(name);
+            let full = root
+                .resolve(rel_dir)
+                .unwrap_or_else(|| root.path(rel_dir))
+                .join(name);
             if std::fs::metadata(&full).is_ok_and(|m| m.is_file()) {
                 root::Root::read_named(&full, MAX_READ)
                     .map(|b| String::from_utf8_lossy(&b).into_owned())
