@@ -96,7 +96,10 @@ fn rpm_database(root: &Path, db: &str, packages: &[(&str, &str, &str)]) {
     }
 }
 
-fn models(doc: &Value) -> Vec<(String, String, Value, String)> {
+/// One printed model: program, package, version (`null` when unknown), rules.
+type Model = (String, String, Value, String);
+
+fn models(doc: &Value) -> Vec<Model> {
     doc["models"]
         .as_array()
         .unwrap_or_else(|| panic!("no models in {doc:#}"))
@@ -118,7 +121,7 @@ fn json(stdout: &str) -> Value {
 
 /// The models `diff --json`, `status --json` and `explain nofile --json` print on `t`'s root,
 /// and the last run (to run more on the same root).
-fn printed_models(t: Test) -> (Vec<Vec<(String, String, Value, String)>>, common::Outcome) {
+fn printed_models(t: Test) -> (Vec<Vec<Model>>, common::Outcome) {
     let diff = t.args(&["--json", "diff", "small.toml"]).run().code(1);
     let diff_models = models(&json(&diff.stdout));
     let status = diff.then(&["--json", "status"]).code(0);
