@@ -223,3 +223,52 @@ fn systemd_settings_are_not_counted_as_limits() {
         .code(1)
         .stdout("differs: 2 limits to set, 1 systemd setting to set, 2 files to write\n");
 }
+
+/// Issue 18: status names the systemd-sysctl and pam_limits versions its boot and login values
+/// were modelled on, in its text (the `modelled:` line before the closing count) as in its
+/// JSON; read from the root's dpkg database, or "unknown (as NEWEST)" without one.
+#[test]
+fn status_says_which_versions_it_modelled() {
+    let dpkg = "Package: systemd\nStatus: install ok installed\nVersion: 252.39-1~deb12u1\n\n\
+                Package: libpam-modules\nStatus: install ok installed\nVersion: 1.5.2-6+deb12u1\n";
+    let text = Test::new()
+        .file("var/lib/dpkg/status", dpkg)
+        .args(&["status"])
+        .run()
+        .code(0);
+    let lines: Vec<&str> = text.stdout.lines().collect();
+    assert_eq!(
+        lines[lines.len() - 2..],
+        [
+            "modelled: systemd-sysctl 252.39-1~deb12u1, pam_limits 1.5.2-6+deb12u1",
+            "0 managed keys, 0 drifted, 0 generations",
+        ],
+        "{}",
+        text.stdout
+    );
+    let doc = json(&text.then(&["--json", "status"]).code(0).stdout);
+    let models: Vec<(&str, &str, &str)> = doc["models"]
+        .as_array()
+        .expect("models")
+        .iter()
+        .map(|m| {
+            (
+                m["package"].as_str().unwrap_or_default(),
+                m["version"].as_str().unwrap_or_default(),
+                m["rules"].as_str().unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        models,
+        [
+            ("systemd", "252.39-1~deb12u1", "252"),
+            ("libpam-modules", "1.5.2-6+deb12u1", "1.5")
+        ]
+    );
+    Test::new()
+        .args(&["status"])
+        .run()
+        .code(0)
+        .stdout_has("\nmodelled: systemd-sysctl unknown (as 257), pam_limits unknown (as 1.7)\n");
+}

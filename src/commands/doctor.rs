@@ -103,10 +103,13 @@ pub fn doctor(
     let (snap, sampled) = rates::sample(&config.root, interval)?;
     let known = apps::read(&config.root, &snap);
     let changes = somaxconn_changes(config);
+    let (lockouts, pam_limits, lockout_note) = login_lockouts(config);
     let ctx = Context {
         rates: sampled.as_ref(),
         apps: &known,
         somaxconn_changes: &changes,
+        lockouts: &lockouts,
+        pam_limits: &pam_limits,
     };
     let all = findings::findings_in(&snap, &ctx);
     let (top, line) = findings::binding(&all);
@@ -149,11 +152,41 @@ pub fn doctor(
             config.paint.bold(&line)
         )
     };
+    let mut stderr = notes(config, &snap);
+    stderr.extend(lockout_note);
     Ok(Output {
         code: 0,
         stdout,
-        stderr: notes(config, &snap),
+        stderr,
     })
+}
+
+/// Why pam_limits refuses logins on the root, whatever profile is in force: the causes
+/// `system::login_lockouts` models (the model diff, check and explain use), the pam_limits
+/// version they were modelled on, and a note when the limits files could not be read. Nothing
+/// when pam_limits is not installed under the root.
+fn login_lockouts(
+    config: &Config,
+) -> (Vec<crate::system::limits::Failure>, String, Option<String>) {
+    let root = &config.root;
+    if !crate::system::pam_limits_installed(root) {
+        return (Vec::new(), String::new(), None);
+    }
+    let versions = crate::system::versions(root);
+    let model = versions
+        .models()
+        .into_iter()
+        .find(|m| m.program == "pam_limits")
+        .map(|m| m.short())
+        .unwrap_or_default();
+    match crate::system::login_lockouts_under(root, versions.pam_rules()) {
+        Ok(found) => (found, model, None),
+        Err(e) => (
+            Vec::new(),
+            model,
+            Some(format!("note: login lockouts not checked: {e}")),
+        ),
+    }
 }
 
 /// Two samples on the running kernel; a tree's files do not move, and the capacity question
@@ -205,6 +238,9 @@ fn findings_text(config: &Config, all: &[Finding]) -> String {
         out.push_str(&format!("          read: {}\n", evidence.join("; ")));
         if let Some(c) = &f.capacity {
             out.push_str(&format!("          capacity: {c}\n"));
+        }
+        if let Some(file) = &f.file {
+            out.push_str(&format!("          file: {file}\n"));
         }
         for fix in &f.fix {
             out.push_str(&format!("          fix: {fix}\n"));

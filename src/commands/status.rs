@@ -256,6 +256,7 @@ pub fn status(config: &Config) -> Result<Output> {
             .div_ceil(1000),
     });
     let old_limits = super::running::old_limits(root)?;
+    let versions = crate::system::versions(root);
     let doc = StatusDoc {
         envelope: crate::render::json::Envelope::new("status", 0),
         in_sync: drifted == 0,
@@ -274,7 +275,7 @@ pub fn status(config: &Config) -> Result<Output> {
             .collect(),
         overridden: replay::accepted_overrides(root)?,
         processes: super::running::status_processes(root, &old_limits)?,
-        models: crate::system::versions(root).models(),
+        models: versions.models(),
     };
     let stdout = if config.json {
         crate::render::json::pretty(&doc)
@@ -284,8 +285,34 @@ pub fn status(config: &Config) -> Result<Output> {
     Ok(Output {
         code: 0,
         stdout,
-        stderr: Vec::new(),
+        stderr: lockout_pointer(root, versions.pam_rules()),
     })
+}
+
+/// One line when pam_limits refuses logins on the root (issue 18), pointing at `doctor`, whose
+/// findings name each cause with its file and fix. It costs what reading passwd, group and the
+/// limits files costs (no process or socket is read); nothing when pam_limits is not
+/// installed, and nothing when those files cannot be read (doctor says why).
+fn lockout_pointer(root: &Root, rules: crate::system::limits::PamRules) -> Vec<String> {
+    if !crate::system::pam_limits_installed(root) {
+        return Vec::new();
+    }
+    let Ok(found) = crate::system::login_lockouts_under(root, rules) else {
+        return Vec::new();
+    };
+    let Some(first) = found.first() else {
+        return Vec::new();
+    };
+    let place = if first.line > 0 {
+        format!("{}:{}", first.file, first.line)
+    } else {
+        first.file.clone()
+    };
+    vec![format!(
+        "warning: pam_limits refuses logins on this root ({}, the first in {place}): run \
+         `netprofile doctor` for each cause and its fix",
+        plural(found.len(), "cause", "causes")
+    )]
 }
 
 /// Each key netprofile last set, its live value, and whether it still holds (a rise above a

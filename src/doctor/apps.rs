@@ -636,6 +636,7 @@ fn at_own_cap(snap: &Snapshot, apps: &[App], out: &mut Vec<Finding>) -> Vec<u32>
             process_side: true,
             usage: Some(usage),
             process: Some(ProcessRef::of(p)),
+            file: app.config.clone(),
             ..Finding::default()
         });
     }

@@ -51,7 +51,10 @@ pub fn sysctl_files(root: &Root) -> Result<Vec<(BootFile, Option<String>)>> {
         .collect();
     let mut out = Vec::new();
     for dir in SYSCTL_DIRS {
-        let path = root.path(dir);
+        // A folder that is a symlink is followed inside the root, as boot_files follows it.
+        let Some(path) = root.resolve(dir) else {
+            continue;
+        };
         let list = match std::fs::read_dir(&path) {
             Ok(list) => list,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,

@@ -7,16 +7,26 @@ use serde::Serialize;
 use super::apps::App;
 use super::proc::{Process, Snapshot, port_range};
 use super::rates::{self, CounterRate, Rates, When};
+use crate::system::limits::Failure;
 
 /// What findings may use beyond the snapshot: the second sample's rates, the applications'
-/// settings (apps.rs) and what netprofile's generations did to somaxconn.
+/// settings (apps.rs), what netprofile's generations did to somaxconn, and why pam_limits
+/// refuses logins on the root.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Context<'a> {
     pub rates: Option<&'a Rates>,
     pub apps: &'a [App],
     /// (generation, somaxconn before, after) for each generation that changed it, oldest first.
     pub somaxconn_changes: &'a [(u64, u64, u64)],
+    /// Each cause of a login pam_limits refuses (`system::login_lockouts`), in file order.
+    pub lockouts: &'a [Failure],
+    /// The pam_limits version those were modelled on (`pam_limits 1.5.2-6+deb12u1`).
+    pub pam_limits: &'a str,
 }
+
+/// The id of a finding about a login that pam_limits refuses: not a connection limit, so
+/// never the binding one.
+pub const LOGIN_LOCKOUT: &str = "login-lockout";
 
 /// The process a finding is about, and what started it (which decides the fix).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, schemars::JsonSchema)]
@@ -112,7 +122,8 @@ pub struct Evidence {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct Finding {
     /// Stable id: accept-queue, app-backlog, ephemeral-ports, time-wait-buckets, file-max,
-    /// nofile, conntrack, tcp-mem, syn-retrans, cpu, threads, epoll, fin-timeout, tw-reuse.
+    /// nofile, conntrack, tcp-mem, syn-retrans, cpu, threads, epoll, fin-timeout, tw-reuse,
+    /// login-lockout (and those of docs/doctor.md).
     pub limit: &'static str,
     pub severity: Severity,
     pub title: String,
@@ -120,7 +131,11 @@ pub struct Finding {
     /// What the limit allows, in connections or connections per second.
     pub capacity: Option<String>,
     /// Profile lines (TOML) that lift it; empty when no sysctl or limit can (`process_side`).
+    /// For a `login-lockout`, the edit of `file` that ends it.
     pub fix: Vec<String>,
+    /// The configuration file the finding is about, with `:LINE` when it is one line
+    /// (`/etc/security/limits.d/30-max.conf:1`); `null` for a finding about live values.
+    pub file: Option<String>,
     /// The cure is in the application or its unit, not in a kernel setting.
     pub process_side: bool,
     /// How full the limit is (0..1+), to rank findings of one severity.
@@ -218,6 +233,7 @@ pub fn findings_in(snap: &Snapshot, ctx: &Context) -> Vec<Finding> {
     process_side(snap, &mut out);
     folklore(snap, &mut out);
     super::apps::findings(snap, ctx, &mut out);
+    lockouts(ctx, &mut out);
     // A full queue behind a server that stopped accepting at its own cap is the symptom, the
     // cap the cause: the cap binds.
     let capped: Vec<u32> = out
@@ -245,6 +261,28 @@ pub fn findings_in(snap: &Snapshot, ctx: &Context) -> Vec<Finding> {
         )
     });
     out
+}
+
+/// Logins pam_limits refuses on this root (issue 18): one critical finding per cause, with the
+/// file (and line) and the fix. A session fails before any limit is set (a file it cannot
+/// open) or is refused (`maxlogins 0`), so no connection limit matters to those logins.
+fn lockouts(ctx: &Context, out: &mut Vec<Finding>) {
+    for f in ctx.lockouts {
+        let file = if f.line > 0 {
+            format!("{}:{}", f.file, f.line)
+        } else {
+            f.file.clone()
+        };
+        out.push(Finding {
+            limit: LOGIN_LOCKOUT,
+            severity: Severity::Critical,
+            title: f.why.clone(),
+            evidence: vec![ev("modelled", ctx.pam_limits)],
+            fix: vec![f.fix.clone()],
+            file: Some(file),
+            ..Finding::default()
+        });
+    }
 }
 
 /// The process that holds listening port `port`.
@@ -334,6 +372,7 @@ fn accept_queue(snap: &Snapshot, ctx: &Context, out: &mut Vec<Finding>) {
         process,
         when: Some(when),
         rates: vec![overflow_rate, drop_rate],
+        file: None,
     });
     for (port, backlog, why) in &queues.stale {
         out.push(listener_restart(snap, somaxconn, *port, *backlog, why));
@@ -1229,7 +1268,9 @@ fn lifted_by_high_conn(limit: &str) -> bool {
 /// The one line doctor ends with: the binding limit and what lifts it.
 #[must_use]
 pub fn binding(all: &[Finding]) -> (Option<&Finding>, String) {
-    let top = all.iter().find(|f| f.severity >= Severity::Warning);
+    let top = all
+        .iter()
+        .find(|f| f.severity >= Severity::Warning && f.limit != LOGIN_LOCKOUT);
     let Some(f) = top else {
         let nearest = all
             .iter()

@@ -71,8 +71,8 @@ pub struct LiveState {
     /// Whether netprofile.service is enabled (its multi-user.target.wants link exists): it
     /// holds `min` and `max` keys at boot, which the sysctl drop-in does not carry.
     pub boot_unit_enabled: bool,
-    /// The systemd and libpam-modules versions of the root (dpkg status): which rules the
-    /// models follow.
+    /// The systemd and pam_limits package versions of the root (dpkg status or rpm): which
+    /// rules the models follow.
     pub versions: versions::Versions,
     /// Why pam_limits would refuse logins on this root today, one per cause (a limits.d link
     /// it cannot open, a `maxlogins 0` line, limits.conf missing under 1.5); read only when
@@ -130,9 +130,13 @@ pub fn read_sysctl(root: &Root, key: &KeyName) -> Result<Option<String>> {
 
 /// `*.conf` names in a folder, dotfiles left out (systemd skips hidden files and glob(3) does
 /// not match them), sorted in C-locale (byte) order. Names are kept as bytes: a Latin-1 name
-/// is listed and read like any other.
+/// is listed and read like any other. A folder that is a symlink (`run/sysctl.d ->
+/// /srv/sysctl.d`) is followed inside the root, as systemd (`chase` with the root as prefix)
+/// and pam_limits on the target follow it, never on the host; a loop lists nothing.
 fn conf_names(root: &Root, rel_dir: &str) -> Result<Vec<OsString>> {
-    let dir = root.path(rel_dir);
+    let Some(dir) = root.resolve(rel_dir) else {
+        return Ok(Vec::new());
+    };
     let entries = match std::fs::read_dir(&dir) {
         Ok(entries) => entries,
         Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Vec::new()),
@@ -181,7 +185,10 @@ fn read_conf(root: &Root, rel_dir: &str, name: &OsStr) -> Result<BootFile> {
         },
         // A name that is not UTF-8 cannot be spelled as a root-relative &str.
         None => {
-            let full = root.path(rel_dir).join(name);
+            let full = root
+                .resolve(rel_dir)
+                .unwrap_or_else(|| root.path(rel_dir))
+                .join(name);
             if std::fs::metadata(&full).is_ok_and(|m| m.is_file()) {
                 root::Root::read_named(&full, MAX_READ)
                     .map(|b| String::from_utf8_lossy(&b).into_owned())
@@ -271,7 +278,16 @@ pub fn login_sessions(
     root: &Root,
     item: crate::profile::limit::Item,
 ) -> Result<Vec<limits::LoginReport>> {
-    let rules = versions(root).pam_rules();
+    login_sessions_under(root, item, versions(root).pam_rules())
+}
+
+/// `login_sessions` under pam_limits `rules` (a caller that has read the versions already:
+/// dpkg's status file is most of the cost).
+fn login_sessions_under(
+    root: &Root,
+    item: crate::profile::limit::Item,
+    rules: limits::PamRules,
+) -> Result<Vec<limits::LoginReport>> {
     let entries = session_entries(root, rules)?;
     let mut live = LiveState::default();
     live.read_accounts(root)?;
@@ -300,12 +316,16 @@ pub fn login_sessions(
 /// every login of passwd modelled as `login_sessions` does (a session fails for all items at
 /// once, so nofile stands for them).
 pub fn login_lockouts(root: &Root) -> Result<Vec<limits::Failure>> {
+    login_lockouts_under(root, versions(root).pam_rules())
+}
+
+/// `login_lockouts` under pam_limits `rules` (the root's, read by the caller).
+pub fn login_lockouts_under(root: &Root, rules: limits::PamRules) -> Result<Vec<limits::Failure>> {
     let item = crate::profile::limit::Item::Nofile;
-    let logins = login_sessions(root, item)?;
+    let logins = login_sessions_under(root, item, rules)?;
     let failures: Vec<Option<limits::Failure>> = if logins.is_empty() {
         // No passwd to list: root logs in on every system, and a file pam_limits cannot open
         // fails its session too.
-        let rules = versions(root).pam_rules();
         let root_login = limits::Subject {
             user: Some("root".into()),
             uid: Some(0),
@@ -327,13 +347,101 @@ pub fn login_lockouts(root: &Root) -> Result<Vec<limits::Failure>> {
     Ok(out)
 }
 
-/// The package versions under the root (dpkg's status file), for the version-aware models.
+/// The package versions under the root, for the version-aware models: dpkg's status file when
+/// it lists systemd or libpam-modules; else, when the root has an rpm database, what `rpm`
+/// says of systemd and pam; else dpkg's answer (not installed) or none.
 #[must_use]
 pub fn versions(root: &Root) -> versions::Versions {
-    match read_optional(root, Root::DPKG_STATUS) {
-        Ok(Some(text)) => versions::Versions::from_dpkg_status(&text),
-        _ => versions::Versions::default(),
+    let dpkg = match read_optional(root, Root::DPKG_STATUS) {
+        Ok(Some(text)) => Some(versions::Versions::from_dpkg_status(&text)),
+        _ => None,
+    };
+    if let Some(found) = dpkg.as_ref().filter(|v| v.found_any()) {
+        return found.clone();
     }
+    match rpm_database(root) {
+        Some(db) => rpm_versions(root, &db),
+        None => dpkg.unwrap_or_default(),
+    }
+}
+
+/// The root's rpm database folder, root-relative and with every symlink resolved inside the
+/// root (Fedora's var/lib/rpm is a link to ../../usr/lib/sysimage/rpm), so that `rpm` opens
+/// exactly that folder and never follows a link out of the root.
+fn rpm_database(root: &Root) -> Option<String> {
+    Root::RPM_DBS.iter().find_map(|rel| {
+        let resolved = root.resolve(rel)?;
+        let inside = resolved
+            .strip_prefix(root.base())
+            .ok()?
+            .to_str()?
+            .to_string();
+        // symlink_metadata: `resolve` leaves no link on the way, and the folder itself must not
+        // be one either.
+        std::fs::symlink_metadata(&resolved)
+            .is_ok_and(|m| m.is_dir())
+            .then_some(inside)
+    })
+}
+
+/// How long `rpm -q` may take before it is stopped and the versions are called unknown (a
+/// query of two packages takes some 20 ms; a database locked or on a hung mount must not hang
+/// `diff`).
+const RPM_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Asks `rpm --root BASE --dbpath /DB -q systemd pam` (no shell: each argument is passed as
+/// it is; the base made absolute so that it can never read as an option). rpm prints a line for
+/// each package and exits 1 when one is not installed, so only its stdout counts.
+fn rpm_versions(root: &Root, db: &str) -> versions::Versions {
+    use std::process::{Command, Stdio};
+    let shown = Root::display(db);
+    let unread = |why: String| versions::Versions {
+        database: Some(shown.clone()),
+        kind: versions::Database::Rpm,
+        unread: Some(why),
+        ..versions::Versions::default()
+    };
+    let Ok(base) = std::path::absolute(root.base()) else {
+        return unread("the root's path cannot be made absolute".into());
+    };
+    let spawned = Command::new("rpm")
+        .arg("--root")
+        .arg(&base)
+        .arg("--dbpath")
+        .arg(&shown)
+        .args(["-q", "--qf", versions::RPM_QUERY_FORMAT])
+        .args(versions::RPM_PACKAGES)
+        .env("LC_ALL", "C")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn();
+    let mut child = match spawned {
+        Ok(child) => child,
+        Err(e) if e.kind() == ErrorKind::NotFound => {
+            return unread("this host has no `rpm` program to read it: install rpm".into());
+        }
+        Err(e) => return unread(format!("`rpm` could not be run: {e}")),
+    };
+    let started = std::time::Instant::now();
+    while matches!(child.try_wait(), Ok(None)) {
+        if started.elapsed() > RPM_TIMEOUT {
+            let _ = child.kill();
+            let _ = child.wait();
+            return unread(format!(
+                "`rpm -q` did not answer within {} s",
+                RPM_TIMEOUT.as_secs()
+            ));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let mut text = String::new();
+    if let Some(mut out) = child.stdout.take() {
+        use std::io::Read;
+        // Two short lines; the cap keeps a runaway rpm from filling memory.
+        let _ = (&mut out).take(64 << 10).read_to_string(&mut text);
+    }
+    versions::Versions::from_rpm_query(&text, &shown)
 }
 
 /// Whether pam_limits.so is installed under the root: in usr/lib/security, usr/lib64/security
@@ -467,7 +575,7 @@ impl LiveState {
         live.limit_files = limit_files(root)?;
         live.pam_limits_installed = pam_limits_installed(root);
         if live.pam_limits_installed && !profile.limits.is_empty() {
-            live.login_lockouts = login_lockouts(root)?;
+            live.login_lockouts = login_lockouts_under(root, live.versions.pam_rules())?;
         }
         // symlink_metadata: the enablement is the link itself, whatever it points to.
         live.boot_unit_enabled =

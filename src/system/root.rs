@@ -183,6 +183,9 @@ impl Root {
     pub const LIMITS_CONF: &'static str = "etc/security/limits.conf";
     /// dpkg's database of installed packages: the versions the models follow (versions.rs).
     pub const DPKG_STATUS: &'static str = "var/lib/dpkg/status";
+    /// rpm's database folders, newest layout first: Fedora 36+ and SUSE keep it in
+    /// usr/lib/sysimage/rpm (with var/lib/rpm a link to it), RHEL 8 and 9 in var/lib/rpm.
+    pub const RPM_DBS: [&'static str; 2] = ["usr/lib/sysimage/rpm", "var/lib/rpm"];
     pub const LIMITS_D: &'static str = "etc/security/limits.d";
     pub const SYSTEMD_CONF: &'static str = "etc/systemd/system.conf";
     pub const SYSTEMD_CONF_D: &'static str = "etc/systemd/system.conf.d";

@@ -1,13 +1,15 @@
-//! Which systemd-sysctl and pam_limits a root runs: the versions of the `systemd` and
-//! `libpam-modules` packages in the root's dpkg database (`var/lib/dpkg/status`), and the
-//! rule set netprofile models for each.
+//! Which systemd-sysctl and pam_limits a root runs: the versions of the packages that ship them
+//! in the root's package database (dpkg's `var/lib/dpkg/status`: `systemd` and
+//! `libpam-modules`; rpm's `usr/lib/sysimage/rpm` or `var/lib/rpm`: `systemd` and `pam`), and
+//! the rule set netprofile models for each.
 //!
 //! What systemd-sysctl and pam_limits do depends on their version (DESIGN.md "Versions are
 //! facts"): pam_limits 1.5.x fails the session when limits.conf is missing or a limits.d
 //! entry cannot be opened, and reads lines of at most 1023 bytes; 1.7.x skips missing files and
-//! reads lines of any length. An unknown version (no dpkg database, an rpm-only root, a package
-//! not installed) is said so and modelled with the newest rules. This module parses text given
-//! to it; it never performs I/O (system/mod.rs reads the database).
+//! reads lines of any length. An unknown version (no package database, an rpm database but no
+//! `rpm` program on this host to read it, a package not installed) is said so and modelled with
+//! the newest rules. This module parses text given to it; it never performs I/O (system/mod.rs
+//! reads dpkg's file and asks `rpm`).
 
 use serde::Serialize;
 
@@ -59,7 +61,7 @@ impl SysctlRules {
 pub struct Model {
     /// `systemd-sysctl` or `pam_limits`.
     pub program: &'static str,
-    /// The package that ships it (`systemd`, `libpam-modules`).
+    /// The package that ships it (`systemd`; `libpam-modules` under dpkg, `pam` under rpm).
     pub package: &'static str,
     /// The installed version from the root's package database; `None` when unknown.
     pub version: Option<String>,
@@ -81,6 +83,27 @@ impl Model {
     }
 }
 
+/// Which package database the versions come from: it decides the package names.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Database {
+    /// Debian, Ubuntu: pam_limits is in `libpam-modules`.
+    #[default]
+    Dpkg,
+    /// RHEL, Fedora, SUSE: pam_limits is in `pam`.
+    Rpm,
+}
+
+impl Database {
+    /// The package that ships pam_limits.so (systemd-sysctl is in `systemd` on both).
+    #[must_use]
+    pub fn pam_package(self) -> &'static str {
+        match self {
+            Database::Dpkg => "libpam-modules",
+            Database::Rpm => "pam",
+        }
+    }
+}
+
 /// The versions found under a root.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Versions {
@@ -88,7 +111,18 @@ pub struct Versions {
     pub pam: Option<String>,
     /// Where they were looked for, for the "unknown" note.
     pub database: Option<String>,
+    pub kind: Database,
+    /// Why the database was found but not read (no `rpm` program on this host); `None` when it
+    /// was read or there is none.
+    pub unread: Option<String>,
 }
+
+/// The `--qf` netprofile asks `rpm -q` for: a tab, so that rpm's own "package pam is not
+/// installed" line (also on stdout) never parses as a version.
+pub const RPM_QUERY_FORMAT: &str = "%{NAME}\t%|EPOCH?{%{EPOCH}:}|%{VERSION}-%{RELEASE}\n";
+
+/// The rpm packages asked for: the ones that ship systemd-sysctl and pam_limits.
+pub const RPM_PACKAGES: [&str; 2] = ["systemd", "pam"];
 
 /// The upstream part of a Debian version: `1:1.5.2-6+deb12u1` → `[1, 5, 2]`.
 fn upstream(version: &str) -> Vec<u64> {
@@ -134,6 +168,38 @@ impl Versions {
         found
     }
 
+    /// Reads what `rpm -q --qf RPM_QUERY_FORMAT systemd pam` printed (`systemd\t252.46-1.el9`
+    /// lines) for the database at `database` (as shown, `/var/lib/rpm`).
+    #[must_use]
+    pub fn from_rpm_query(text: &str, database: &str) -> Versions {
+        let mut found = Versions {
+            database: Some(database.to_string()),
+            kind: Database::Rpm,
+            ..Versions::default()
+        };
+        for line in text.lines() {
+            let Some((name, version)) = line.split_once('\t') else {
+                continue;
+            };
+            let version = version.trim();
+            if version.is_empty() {
+                continue;
+            }
+            match name {
+                "systemd" => found.systemd = Some(version.to_string()),
+                "pam" => found.pam = Some(version.to_string()),
+                _ => {}
+            }
+        }
+        found
+    }
+
+    /// Whether either package was found.
+    #[must_use]
+    pub fn found_any(&self) -> bool {
+        self.systemd.is_some() || self.pam.is_some()
+    }
+
     #[must_use]
     pub fn pam_rules(&self) -> PamRules {
         match self.pam.as_deref().map(upstream).as_deref() {
@@ -152,15 +218,19 @@ impl Versions {
     }
 
     fn note(&self, program: &str, version: Option<&String>, rules: &str) -> String {
-        match (version, &self.database) {
-            (Some(v), _) => format!("{program} {v} (rules {rules})"),
-            (None, Some(db)) => format!(
+        match (version, &self.database, &self.unread) {
+            (Some(v), _, _) => format!("{program} {v} (rules {rules})"),
+            (None, Some(db), Some(why)) => format!(
+                "{program}: version unknown (an rpm database is at {db}, but {why}); modelled as \
+                 the newest known ({rules})"
+            ),
+            (None, Some(db), None) => format!(
                 "{program}: version unknown (its package is not installed in {db}); modelled as \
                  the newest known ({rules})"
             ),
-            (None, None) => format!(
-                "{program}: version unknown (no dpkg database under the root; rpm databases are \
-                 not read); modelled as the newest known ({rules})"
+            (None, None, _) => format!(
+                "{program}: version unknown (no dpkg or rpm database under the root); modelled \
+                 as the newest known ({rules})"
             ),
         }
     }
@@ -180,7 +250,7 @@ impl Versions {
             },
             Model {
                 program: "pam_limits",
-                package: "libpam-modules",
+                package: self.kind.pam_package(),
                 version: self.pam.clone(),
                 rules: pam,
                 note: self.note("pam_limits", self.pam.as_ref(), pam),
@@ -207,12 +277,34 @@ mod tests {
         let newer = Versions {
             pam: Some("1.7.0-8".into()),
             systemd: Some("252.39-1~deb12u2".into()),
-            database: None,
+            ..Versions::default()
         };
         assert_eq!(newer.pam_rules(), PamRules::V1_7);
         assert_eq!(newer.sysctl_rules(), SysctlRules::V252);
         let unknown = Versions::default();
         assert_eq!(unknown.pam_rules(), PamRules::V1_7);
         assert!(unknown.models()[1].note.contains("unknown"));
+    }
+
+    #[test]
+    fn rpm_query() {
+        // What rpm 4.18 prints for an installed systemd and a pam it does not have, and for an
+        // epoch.
+        let v = Versions::from_rpm_query(
+            "systemd\t252.46-1.el9\npackage pam is not installed\n",
+            "/var/lib/rpm",
+        );
+        assert_eq!(v.systemd.as_deref(), Some("252.46-1.el9"));
+        assert_eq!(v.pam, None);
+        assert_eq!(v.sysctl_rules(), SysctlRules::V252);
+        let models = v.models();
+        assert_eq!(models[1].package, "pam");
+        assert!(
+            models[1].note.contains("not installed in /var/lib/rpm"),
+            "{}",
+            models[1].note
+        );
+        let v = Versions::from_rpm_query("pam\t1:1.5.1-22.el9\n", "/usr/lib/sysimage/rpm");
+        assert_eq!(v.pam_rules(), PamRules::V1_5);
     }
 }
