@@ -13,6 +13,7 @@ use std::collections::BTreeMap;
 
 use crate::error::Result;
 use crate::profile::limit::{Domain, Item, LimitValue};
+use crate::system::limits::Kind;
 use crate::system::root::Root;
 use crate::system::units::{self, UnitFiles};
 use crate::system::{LiveState, read_optional};
@@ -275,6 +276,7 @@ pub fn fresh_start(
     nr_open: Option<i64>,
     unit: Option<&UnitFiles>,
     live: &LiveState,
+    entries: &[crate::system::limits::Entry],
 ) -> Option<FreshStart> {
     if let Some(name) = &process.unit {
         if let Some(a) = unit.and_then(UnitFiles::limit_nofile) {
@@ -308,8 +310,7 @@ pub fn fresh_start(
         None => crate::system::limits::Subject::default(),
     };
     subject.uid = subject.uid.or(process.uid);
-    let entries = crate::system::entries(&live.limit_files);
-    let (soft, hard) = crate::system::limits::resolve(&entries, &subject, Item::Nofile, nr_open);
+    let (soft, hard) = crate::system::limits::resolve(entries, &subject, Item::Nofile, nr_open);
     let num = |v: LimitValue| match v {
         LimitValue::Num(n) => u64::try_from(n).ok(),
         LimitValue::Unlimited => Some(u64::MAX),
@@ -341,6 +342,18 @@ pub struct Stale {
 /// the process count costs, not what the connections cost.
 pub fn stale(root: &Root, live: &LiveState) -> Result<Vec<Stale>> {
     let nr_open = super::nr_open(root);
+    let entries = crate::system::entries(&live.limit_files);
+    // pam_limits gives a login's nofile only from a soft and a hard line (fresh_start needs
+    // both): without them no process outside a service can be behind, whoever runs it.
+    let has = |kind: Kind| {
+        entries
+            .iter()
+            .any(|e| e.item == Item::Nofile && (e.kind == kind || e.kind == Kind::Both))
+    };
+    let logins_set_nofile = has(Kind::Soft) && has(Kind::Hard);
+    // Without systemd running (a container, another init) no process is in a service: the
+    // live root's cgroup paths then name scopes of whatever manages it, not units to read.
+    let services = !root.is_real() || root.path("run/systemd/system").is_dir();
     let mut unit_cache: BTreeMap<String, UnitFiles> = BTreeMap::new();
     let mut inodes: Option<BTreeMap<u64, u16>> = None;
     let mut out = Vec::new();
@@ -364,7 +377,14 @@ pub fn stale(root: &Root, live: &LiveState) -> Result<Vec<Stale>> {
         let Some(now) = read("limits").and_then(|l| parse_limits(&l)) else {
             continue;
         };
-        let unit = read("cgroup").and_then(|c| unit_of(&c));
+        let unit = if services {
+            read("cgroup").and_then(|c| unit_of(&c))
+        } else {
+            None
+        };
+        if unit.is_none() && !logins_set_nofile {
+            continue;
+        }
         let uid = if unit.is_none() {
             read("status").and_then(|s| {
                 s.lines()
@@ -391,7 +411,7 @@ pub fn stale(root: &Root, live: &LiveState) -> Result<Vec<Stale>> {
             }
             None => None,
         };
-        let Some(fresh) = fresh_start(&process, nr_open, unit, live) else {
+        let Some(fresh) = fresh_start(&process, nr_open, unit, live, &entries) else {
             continue;
         };
         if now.0 >= fresh.nofile.0 && now.1 >= fresh.nofile.1 {
@@ -473,10 +493,11 @@ Max open files            1024                 524288               files     \n
             nofile: Some((1024, 4096)),
             ports: vec![8080],
         };
-        let got = fresh_start(&process, Some(1_048_576), None, &live).expect("a limit");
+        let entries = crate::system::entries(&live.limit_files);
+        let got = fresh_start(&process, Some(1_048_576), None, &live, &entries).expect("a limit");
         assert_eq!(got.nofile, (1_048_576, 1_048_576));
         // fs.nr_open unreadable: left unlimited rather than guessed.
-        let unknown = fresh_start(&process, None, None, &live).expect("a limit");
+        let unknown = fresh_start(&process, None, None, &live, &entries).expect("a limit");
         assert_eq!(unknown.nofile, (u64::MAX, u64::MAX));
     }
 
