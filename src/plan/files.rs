@@ -16,7 +16,7 @@ use crate::system::sysctld::{BootFile, PORT_FLOOR, PORT_RANGE};
 /// round). At boot both hold the kernel's defaults (1024, "32768 60999") until then, so the
 /// start goes first when it fits under the default range, else last; the file stays the same
 /// on every host.
-fn boot_port_order(values: &mut Vec<(String, String)>) {
+fn boot_port_order(values: &mut [(String, String)]) {
     let at = |name: &str| {
         values
             .iter()

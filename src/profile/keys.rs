@@ -1181,16 +1181,27 @@ pub fn markdown() -> String {
          The AT BOOT value `diff` and `explain` show is what the kernel keeps of the winning \
          line, not its text. Numbers are read as the kernel's `proc_get_long` reads them: \
          leading blanks skipped, base 0 (`0x10` is 16, `010` is 8), no `+`, and the number must \
-         end at a blank (`5junk` is refused, `12 13` keeps 12). A value outside the kernel's own \
-         bounds for the key is refused and the default stays; those bounds were probed on Linux \
-         6.18 in a private namespace and are not always the ranges below (`tcp_syncookies` \
+         end at a blank (`5junk` is refused, `12 13` keeps 12). Every key below has the \
+         kernel's own rule (`KERNEL_RANGES` and `KERNEL_TEXT_RULES` in `src/profile/keys.rs`, \
+         each with its source): a value outside the kernel's bounds is refused and the value \
+         before boot stays. Those bounds are not always the ranges below (`tcp_syncookies` \
          takes 0-255, `tcp_keepalive_time` any jiffies value, negative ones included; an \
-         unsigned key refuses `-1`). `ip_local_port_range` is refused when reversed or when it \
-         starts below `ip_unprivileged_port_start`; a congestion control that is not one name \
-         (`reno # c`: systemd keeps inline `#` text) is refused; a write of fewer integers than \
-         the key holds changes only those (`tcp_rmem = 205 87380` keeps the third field). \
-         `tests/oracle_sysctl.rs` checks this against the real systemd-sysctl of Debian 12, 13 \
-         and sid.\n\n\
+         unsigned key refuses `-1`; `fs.nr_open` takes 64-2147483584, `net.core.rmem_max` at \
+         least 2304 and `wmem_max` at least 4608). Per-namespace bounds were probed on Linux \
+         6.18 and `tests/kernel_values.rs` probes them again on the running kernel; global ones \
+         come from the kernel's source. A write of several integers changes only those it holds \
+         (`tcp_rmem = 205 87380` keeps the third field) and stops at a bad one, keeping the \
+         fields before it (`4000 0 6291456` sets the first field only). A congestion control \
+         that is not one name (`reno # c`: systemd keeps inline `#` text) is refused.\n\n\
+         `ip_local_port_range` is refused when reversed or when it starts below \
+         `ip_unprivileged_port_start`, and `ip_unprivileged_port_start` when it is above the \
+         range's low end, each against the other as the kernel has it at that moment: \
+         systemd-sysctl writes lines in its order, so a file that lowers the start before the \
+         range makes room for it and one after it does not (the value now stands for the value \
+         before boot). A profile whose range and start would not hold together after apply is \
+         refused (exit 2) naming both keys; with both in the profile, `apply` and the drop-in \
+         write them in an order the kernel takes. `tests/oracle_sysctl.rs` checks this against \
+         the real systemd-sysctl of Debian 12, 13 and sid on the running kernel.\n\n\
          ## Keys\n\n",
     );
     out.push_str("| key | type | valid values | unit | scope | since | prevents |\n");
