@@ -11,20 +11,28 @@
 //! the run are the answer: the kernel's own value rules (what it refuses, hex, partial writes)
 //! are part of it. The CLI reads the same tree (the release's versions in var/lib/dpkg/status,
 //! `proc` linked to the running kernel's) and must agree on every key: its boot value, or the
-//! kernel default when it says no file sets the key; `explain` must say what `diff` says; and
-//! the file and line must be the ones that hold the value when it is written once in the tree.
+//! kernel default when it says no file sets the key; `explain` must name the value, file and
+//! line `diff` names; and when the value is written once in the tree (found by reading the
+//! tree's files with plain reads, no netprofile code), that file, or a link to it, and line.
 //! Nothing is expected by hand. Under CI=true a release that cannot run fails.
 
 #[path = "oracle/mod.rs"]
 mod oracle;
 
 use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use netprofile::system::boot_files;
-use netprofile::system::root::{Root, SYSCTL_DIRS};
 use oracle::{Release, Rng, cli_json};
+
+/// The folders systemd-sysctl reads (the script below mounts the tree over them), as written
+/// by hand here so that the oracle shares nothing with the product.
+const SYSCTL_DIRS: [&str; 4] = [
+    "etc/sysctl.d",
+    "run/sysctl.d",
+    "usr/local/lib/sysctl.d",
+    "usr/lib/sysctl.d",
+];
 
 /// Per-namespace keys whose every value 100..999 the kernel takes as written. The per-device
 /// keys are IPv6 ones: writing an IPv4 `conf.default` key also changes every device that has
@@ -52,6 +60,7 @@ const KEYS: &[&str] = &[
     "net.ipv4.tcp_synack_retries",
     "net.ipv4.tcp_syncookies",
     "net.ipv4.tcp_keepalive_probes",
+    "net.ipv4.ip_unprivileged_port_start",
 ];
 
 /// One thing in a tree: folder index into SYSCTL_DIRS (or `ETC` for /etc itself), name, kind.
@@ -555,9 +564,16 @@ const KERNEL_RULE_LINES: &[&str] = &[
     "net.ipv4.ip_local_port_range = 3000 2000",
     "net.ipv4.ip_local_port_range = 2000 3000",
     "net.ipv4.ip_local_port_range = 2500",
+    "net.ipv4.ip_local_port_range = 600 60999",
+    "net.ipv4.ip_local_port_range = 40000 60999",
+    "net.ipv4.ip_unprivileged_port_start = 500",
+    "net.ipv4.ip_unprivileged_port_start = 40000",
+    "net.ipv4.ip_unprivileged_port_start = 0x200",
     "net.ipv4.tcp_rmem = 205 87380",
     "net.ipv4.tcp_wmem = 0x1000 020000",
     "net.ipv4.tcp_rmem = 0 87380 6291456",
+    "net.ipv4.tcp_rmem = 4000 0 6291456",
+    "net.ipv4.tcp_wmem = 4000 5junk 6",
     "net.ipv4.tcp_notsent_lowat = -1",
     "net.ipv4.tcp_notsent_lowat = 0x20",
     "net.ipv4.tcp_synack_retries = 300",
@@ -593,6 +609,36 @@ fn kernel_cases() -> Vec<(String, Vec<Node>)> {
             "net.core.somaxconn = 164\nnet.core.somaxconn = x\n",
         )],
     ));
+    for (name, first, second) in [
+        (
+            "the start lowered before the range",
+            "ip_unprivileged_port_start = 500",
+            "ip_local_port_range = 600 60999",
+        ),
+        (
+            "the range before the start is lowered",
+            "ip_local_port_range = 600 60999",
+            "ip_unprivileged_port_start = 500",
+        ),
+        (
+            "the range raised before the start",
+            "ip_local_port_range = 40000 60999",
+            "ip_unprivileged_port_start = 40000",
+        ),
+        (
+            "the start raised before the range",
+            "ip_unprivileged_port_start = 40000",
+            "ip_local_port_range = 40000 60999",
+        ),
+    ] {
+        cases.push((
+            format!("port rules: {name}"),
+            vec![
+                file(3, "10-a.conf", &format!("net.ipv4.{first}\n")),
+                file(0, "50-b.conf", &format!("net.ipv4.{second}\n")),
+            ],
+        ));
+    }
     cases.push((
         "a line over the reader's limit ends the file".into(),
         vec![
@@ -704,18 +750,70 @@ fn sandbox_available() -> bool {
     ok
 }
 
-/// Where a value is written in the tree, if exactly once: `(display path, line)`.
-fn written_once(root: &Path, value: &str) -> Option<(String, usize)> {
-    let files = boot_files(&Root::new(root)).ok()?;
+/// Every regular file under `dir` (recursively), and every symbolic link with the path it
+/// leads to inside the tree (an absolute target is taken inside the tree, as `--root` does).
+fn walk(root: &Path, dir: &Path, files: &mut Vec<PathBuf>, links: &mut Vec<(PathBuf, PathBuf)>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let Ok(meta) = std::fs::symlink_metadata(&path) else {
+            continue;
+        };
+        if meta.file_type().is_symlink() {
+            let Ok(target) = std::fs::read_link(&path) else {
+                continue;
+            };
+            let to = match target.strip_prefix("/") {
+                Ok(inside) => root.join(inside),
+                Err(_) => path.parent().unwrap_or(dir).join(target),
+            };
+            if let Ok(real) = std::fs::canonicalize(&to) {
+                links.push((path, real));
+            }
+        } else if meta.is_dir() {
+            walk(root, &path, files, links);
+        } else if meta.is_file() {
+            files.push(path);
+        }
+    }
+}
+
+/// Where a value is written in the tree the test made, found with plain file reads: if in
+/// exactly one line of one file, the names systemd-sysctl can read that file by (its own path
+/// and every link in the tree that leads to it, shown from the root) and the line.
+fn written_once(root: &Path, value: &str) -> Option<(Vec<String>, usize)> {
+    let (mut files, mut links) = (Vec::new(), Vec::new());
+    for dir in SYSCTL_DIRS {
+        walk(root, &root.join(dir), &mut files, &mut links);
+    }
+    files.push(root.join("etc/sysctl.conf"));
     let mut places = Vec::new();
-    for f in &files {
-        for (i, line) in f.text.split(['\n', '\r']).enumerate() {
+    for file in &files {
+        let text = String::from_utf8_lossy(&std::fs::read(file).ok()?).into_owned();
+        if text.contains('\r') {
+            return None;
+        }
+        for (i, line) in text.split('\n').enumerate() {
             if line.contains(&format!("= {value}")) || line.contains(&format!("={value}")) {
-                places.push((f.path.clone(), i + 1));
+                places.push((file.clone(), i + 1));
             }
         }
     }
-    (places.len() == 1 && !files.iter().any(|f| f.text.contains('\r'))).then(|| places.remove(0))
+    let [(file, line)] = &places[..] else {
+        return None;
+    };
+    let real = std::fs::canonicalize(file).ok()?;
+    let shown = |p: &Path| format!("/{}", p.strip_prefix(root).unwrap_or(p).display());
+    let mut names = vec![shown(file)];
+    names.extend(
+        links
+            .iter()
+            .filter(|(_, to)| *to == real)
+            .map(|(link, _)| shown(link)),
+    );
+    Some((names, *line))
 }
 
 /// The profile `diff` reads: every key, optional, at a value no case writes.
@@ -835,13 +933,19 @@ fn systemd_sysctl_agrees_with_the_cli_on_every_tree_and_release() {
                     .map(|v| v.split_whitespace().collect::<Vec<_>>().join(" "));
                 // explain for every key the boot files set (diff's "no file" is checked
                 // against the kernel above).
-                let explain_value = if diff_value.is_some() {
+                let (explain_value, explain_at) = if diff_value.is_some() {
                     let explain = cli_json(dir.path(), &["explain", key]);
-                    explain["boot"]["value"]
-                        .as_str()
-                        .map(|v| v.split_whitespace().collect::<Vec<_>>().join(" "))
+                    (
+                        explain["boot"]["value"]
+                            .as_str()
+                            .map(|v| v.split_whitespace().collect::<Vec<_>>().join(" ")),
+                        (
+                            explain["boot"]["file"].as_str().map(str::to_string),
+                            explain["boot"]["line"].as_u64(),
+                        ),
+                    )
                 } else {
-                    None
+                    (None, (None, None))
                 };
                 checked += 1;
                 changed += usize::from(now != default);
@@ -864,20 +968,28 @@ fn systemd_sysctl_agrees_with_the_cli_on_every_tree_and_release() {
                         release.systemd
                     ));
                 }
+                let at = (
+                    boot["source"]["file"].as_str().map(str::to_string),
+                    boot["source"]["line"].as_u64(),
+                );
+                if explain_at != at {
+                    ok = false;
+                    disagreements.push(format!(
+                        "systemd {} {name}: {key}: explain names {explain_at:?}, diff {at:?}",
+                        release.systemd
+                    ));
+                }
                 if now != default
-                    && let Some((file, line)) = written_once(dir.path(), now)
+                    && let Some((names, line)) = written_once(dir.path(), now)
                 {
                     located += 1;
-                    let at = (
-                        boot["source"]["file"].as_str(),
-                        boot["source"]["line"].as_u64(),
-                    );
-                    if at != (Some(file.as_str()), u64::try_from(line).ok()) {
+                    let named = at.0.as_ref().is_some_and(|f| names.contains(f));
+                    if !named || at.1 != u64::try_from(line).ok() {
                         ok = false;
                         disagreements.push(format!(
-                            "systemd {} {name}: {key} = {now}: written at {file}:{line}, diff \
-                             names {:?}",
-                            release.systemd, at
+                            "systemd {} {name}: {key} = {now}: written at {names:?}:{line}, \
+                             diff names {at:?}",
+                            release.systemd
                         ));
                     }
                 }

@@ -61,7 +61,8 @@ fn kernel_refused_values_exit_2_with_the_key_and_its_range() {
         ),
         (
             "\"net/ipv4/ip_local_port_range\" = [80, 1024]",
-            "among the privileged ports",
+            "the range would start at 80, below the live net.ipv4.ip_unprivileged_port_start \
+             (1024): the kernel refuses such a range (EINVAL)",
         ),
         (
             "\"net.ipv4.tcp_keepalive_probes\" = 300",

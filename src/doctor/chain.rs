@@ -125,11 +125,15 @@ pub fn sysctl_chain(root: &Root, key: &str) -> Result<Vec<Link>> {
     let live = crate::profile::keys::KeyName::parse(key)
         .ok()
         .and_then(|k| crate::system::read_sysctl_raw(root, &k).ok().flatten());
+    let peer_live = sysctld::port_peer(key)
+        .and_then(|p| crate::profile::keys::KeyName::parse(p).ok())
+        .and_then(|p| crate::system::read_sysctl_raw(root, &p).ok().flatten());
     let winner = sysctld::boot_value_with(
         &applied,
         key,
         sysctld::ints_of(key, live.as_deref()),
         live.as_deref(),
+        peer_live.as_deref(),
     );
     let order: Vec<&str> = applied.iter().map(|f| f.path.as_str()).collect();
     let mut links = Vec::new();

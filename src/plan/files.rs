@@ -3,20 +3,42 @@
 //! drop-in in its place). Pure.
 
 use super::FileChange;
+use super::ports::floor_first;
 use super::sysctl::{is_bound, persisted};
 use crate::profile::Profile;
 use crate::profile::dropin;
 use crate::system::LiveState;
 use crate::system::root::Root;
-use crate::system::sysctld::BootFile;
+use crate::system::sysctld::{BootFile, PORT_FLOOR, PORT_RANGE};
+
+/// systemd-sysctl writes the drop-in's lines in order, and the kernel checks
+/// `ip_local_port_range` against `ip_unprivileged_port_start` as it is then (and the other way
+/// round). At boot both hold the kernel's defaults (1024, "32768 60999") until then, so the
+/// start goes first when it fits under the default range, else last; the file stays the same
+/// on every host.
+fn boot_port_order(values: &mut [(String, String)]) {
+    let at = |name: &str| {
+        values
+            .iter()
+            .position(|(k, _)| k.trim_start_matches('-') == name)
+    };
+    let (Some(range), Some(floor)) = (at(PORT_RANGE), at(PORT_FLOOR)) else {
+        return;
+    };
+    let first = floor_first(&values[floor].1, Some("32768 60999"));
+    if first != (floor < range) {
+        values.swap(range, floor);
+    }
+}
 
 pub(super) fn planned_files(profile: &Profile, live: &LiveState) -> Vec<FileChange> {
-    let values: Vec<(String, String)> = profile
+    let mut values: Vec<(String, String)> = profile
         .sysctl
         .iter()
         .filter(|(_, setting)| !is_bound(setting))
         .map(|(key, setting)| persisted(key, setting))
         .collect();
+    boot_port_order(&mut values);
     let wanted = [
         (Root::sysctl_dropin(), dropin::sysctl(profile, &values)),
         (

@@ -17,7 +17,7 @@ use crate::profile::keys::{KeyName, Scope};
 use crate::profile::{Origin, Profile};
 use crate::system::LiveState;
 use crate::system::root::Namespace;
-use crate::system::sysctld::Assignment;
+use crate::system::sysctld::{Assignment, PORT_FLOOR, PORT_RANGE};
 
 // The section planners: each a pure function from its part of the profile and the live
 // state to rows, overrides, problems and warnings; `plan` composes them.
@@ -226,6 +226,16 @@ impl Plan {
             "fs.file-max" => 1,
             _ => 2,
         });
+        // The port range and ip_unprivileged_port_start bound each other: write them in the
+        // order the kernel takes (ports::floor_first).
+        let at = |name: &str| rows.iter().position(|r| r.key.as_str() == name);
+        if let (Some(range), Some(floor)) = (at(PORT_RANGE), at(PORT_FLOOR)) {
+            let target = rows[floor].target.as_deref().unwrap_or_default();
+            let want_floor_first = ports::floor_first(target, rows[range].live.as_deref());
+            if want_floor_first != (floor < range) {
+                rows.swap(range, floor);
+            }
+        }
         rows
     }
 }
@@ -276,7 +286,14 @@ pub fn plan(profile: &Profile, live: &LiveState) -> Result<Plan> {
     let manager = systemd::manager(profile, live, &files, nr_open, private);
     let services = systemd::services(profile, live, nr_open, private);
 
+    let mut port_problems: Vec<Problem> = ports::port_floor(profile, &sysctl.rows, live)
+        .into_iter()
+        .collect();
+    if !sysctl.problems.is_empty() {
+        port_problems.clear();
+    }
     let problems = [
+        port_problems,
         sysctl.problems,
         limits.problems,
         manager.problems,

@@ -78,6 +78,13 @@ pub(super) fn effective_nr_open(
     }
 }
 
+/// The value the kernel holds now for `key`'s `port_peer` (the key that bounds it), which
+/// stands for its value before boot writes.
+pub(super) fn peer_live(live: &LiveState, key: &str) -> Option<String> {
+    let peer = KeyName::parse(sysctld::port_peer(key)?).ok()?;
+    live.sysctl.get(&peer).cloned().flatten()
+}
+
 /// Whether an absent key looks like a typo of a known key rather than a real one.
 fn is_typo(key: &KeyName, live: &LiveState) -> bool {
     let siblings: Vec<&str> = live
@@ -174,9 +181,13 @@ pub(super) fn boot_overrides(
             continue;
         }
         let ints = sysctld::ints_of(row.key.as_str(), row.live.as_deref());
-        let Some(at_boot) =
-            sysctld::boot_value_with(&boot, row.key.as_str(), ints, row.live.as_deref())
-        else {
+        let Some(at_boot) = sysctld::boot_value_with(
+            &boot,
+            row.key.as_str(),
+            ints,
+            row.live.as_deref(),
+            peer_live(live, row.key.as_str()).as_deref(),
+        ) else {
             continue;
         };
         let holds = value::same(row.key.as_str(), &at_boot.value, v);
@@ -226,7 +237,14 @@ pub(super) fn boot_cancels(
             continue;
         }
         let ints = sysctld::ints_of(row.key.as_str(), row.live.as_deref());
-        if sysctld::boot_value_with(&boot, row.key.as_str(), ints, row.live.as_deref()).is_none()
+        if sysctld::boot_value_with(
+            &boot,
+            row.key.as_str(),
+            ints,
+            row.live.as_deref(),
+            peer_live(live, row.key.as_str()).as_deref(),
+        )
+        .is_none()
             && let Some((raw, file, line)) = sysctld::explicit_line(&boot, row.key.as_str())
             && file != dropin
         {
@@ -273,8 +291,14 @@ fn row(
         .as_deref()
         .map(|raw| value::of_key(key.as_str(), raw));
     let ints = sysctld::ints_of(key.as_str(), raw_now.as_deref());
-    let boot = sysctld::boot_value_with(&live.boot_files, key.as_str(), ints, raw_now.as_deref())
-        .map(BootValue::from);
+    let boot = sysctld::boot_value_with(
+        &live.boot_files,
+        key.as_str(),
+        ints,
+        raw_now.as_deref(),
+        peer_live(live, key.as_str()).as_deref(),
+    )
+    .map(BootValue::from);
     let wanted = match &setting.want {
         Want::Exact(v) => v.clone(),
         Want::Min(n) => format!(">= {n}"),

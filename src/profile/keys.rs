@@ -154,9 +154,9 @@ impl Kind {
                 .map(|(v, meaning)| format!("{v} ({meaning})"))
                 .collect::<Vec<_>>()
                 .join(", "),
-            Kind::PortRange => {
-                "two ports \"FIRST LAST\", 1024 <= FIRST < LAST <= 65535".to_string()
-            }
+            Kind::PortRange => "two ports \"FIRST LAST\", 1 <= FIRST < LAST <= 65535, FIRST >= \
+                 net.ipv4.ip_unprivileged_port_start"
+                .to_string(),
             Kind::Triplet { min } => {
                 format!("three integers \"MIN DEFAULT MAX\", each >= {min}, not decreasing")
             }
@@ -225,8 +225,9 @@ impl Kind {
             .collect()
     }
 
-    /// `PortRange`: two ports in order, starting above the privileged ports (the kernel refuses
-    /// the rest).
+    /// `PortRange`: two ports in order. Whether the range starts at or above
+    /// `ip_unprivileged_port_start` depends on that key's value, so the plan checks it
+    /// (`plan::ports::port_floor`), not this.
     fn check_port_range(self, value: &str) -> Result<(), String> {
         match self.integers(value)?[..] {
             [lo, hi] if !(1..=65535).contains(&lo) || !(1..=65535).contains(&hi) => Err(format!(
@@ -238,11 +239,6 @@ impl Kind {
                  reversed range); write \"{} {}\"",
                 lo.min(hi),
                 lo.max(hi)
-            )),
-            [lo, _] if lo < 1024 => Err(format!(
-                "the range starts at {lo}, among the privileged ports where system services \
-                 listen (the kernel refuses a start below ip_unprivileged_port_start); start \
-                 at 1024 or above"
             )),
             [_, _] => Ok(()),
             _ => Err(format!("expects two ports \"FIRST LAST\", got {value:?}")),
@@ -579,7 +575,7 @@ pub const CATALOGUE: &[KnownKey] = &[
     k(
         "net.core.wmem_max",
         Global,
-        int(4096, INT),
+        int(4608, INT),
         BYTES,
         OLD,
         "SO_SNDBUF requests silently capped below what the application asked for",
@@ -595,7 +591,7 @@ pub const CATALOGUE: &[KnownKey] = &[
     k(
         "net.core.wmem_default",
         Global,
-        int(4096, INT),
+        int(4608, INT),
         BYTES,
         OLD,
         "non-TCP sockets blocking with a small default send buffer",
@@ -867,7 +863,7 @@ pub const CATALOGUE: &[KnownKey] = &[
     k(
         "net.netfilter.nf_conntrack_buckets",
         Global,
-        int(1, INT),
+        int(1, 268_435_455),
         "buckets",
         "2.6.15",
         "long hash chains slowing every packet when the table is large",
@@ -875,7 +871,7 @@ pub const CATALOGUE: &[KnownKey] = &[
     k(
         "net.netfilter.nf_conntrack_tcp_timeout_time_wait",
         Netns,
-        int(1, INT),
+        int(1, 2_147_483),
         SECONDS,
         "2.6.15",
         "closed connections occupying the conntrack table for two minutes",
@@ -883,7 +879,7 @@ pub const CATALOGUE: &[KnownKey] = &[
     k(
         "net.netfilter.nf_conntrack_tcp_timeout_established",
         Netns,
-        int(1, INT),
+        int(1, 2_147_483),
         SECONDS,
         "2.6.15",
         "idle connections occupying the conntrack table for five days",
@@ -950,15 +946,24 @@ pub fn known(name: &str) -> Option<&'static KnownKey> {
         .find(|key| key.name == name || key.aliases.contains(&name))
 }
 
-/// What the kernel's handler takes for one-integer keys of the catalogue: the smallest and the
-/// largest value a write may hold; outside them the whole write is refused (EINVAL) and the old
-/// value stays. Probed on Linux 6.18 in a private user + network namespace (binary search on
-/// each bound; `tests/kernel_values.rs` probes again and compares): u8 keys take 0-255 whatever
-/// they mean, jiffies keys (`tcp_fin_timeout`, keepalive times) take +-INT_MAX/HZ, several keys
-/// take any int, negative ones included. `ip_unprivileged_port_start` is also bounded by the
-/// low end of `ip_local_port_range` (see `port_range_refused`). Keys not listed (the global ones,
-/// which a namespace cannot probe) take any value of their C type.
-pub const KERNEL_RANGES: &[(&str, i64, i64)] = &[
+/// What the kernel's handler takes for each integer of every integer-valued catalogue key: the
+/// smallest and the largest value one field may hold. A one-integer write outside them is refused
+/// (EINVAL) and the old value stays; a write of several integers (`tcp_rmem`) stores each field
+/// as it is read and stops at the first bad one, so the fields before it are kept, except
+/// `ip_local_port_range`, whose handler checks the pair before storing anything.
+///
+/// Per-namespace keys were probed on Linux 6.18 in a private user + network namespace (binary
+/// search on each bound); `tests/kernel_values.rs` writes each bound and the value past it again
+/// on the running kernel and compares. u8 keys take 0-255 whatever they mean, jiffies keys
+/// (`tcp_fin_timeout`, keepalive times) take +-INT_MAX/HZ (HZ is 250 there; the catalogue's own
+/// ranges stop at INT_MAX/1000, which every HZ takes), several keys take any int. Global keys
+/// cannot be written in a namespace: their bounds are read from the kernel's source (file and
+/// symbol in the comment; `proc_dointvec` is any int, `proc_doulongvec_minmax` refuses a minus
+/// sign). Two rules span two keys and are not bounds (`sysctld::kernel_takes`):
+/// `ip_local_port_range` is refused when its low end is above its high end or below
+/// `ip_unprivileged_port_start`, and `ip_unprivileged_port_start` when it is above the range's
+/// low end (net/ipv4/sysctl_net_ipv4.c: ipv4_local_port_range, ipv4_privileged_ports).
+pub const KERNEL_RANGES: &[(&str, i128, i128)] = &[
     ("net.core.somaxconn", 0, 2147483647),
     ("net.ipv4.tcp_max_syn_backlog", -2147483648, 2147483647),
     ("net.ipv4.tcp_syncookies", 0, 255),
@@ -969,22 +974,51 @@ pub const KERNEL_RANGES: &[(&str, i64, i64)] = &[
     ("net.ipv4.tcp_tw_reuse", 0, 2),
     ("net.ipv4.tcp_fin_timeout", -8589934, 8589934),
     ("net.ipv4.tcp_max_tw_buckets", -2147483648, 2147483647),
-    ("net.ipv4.ip_unprivileged_port_start", 0, 32768),
+    // ipv4_local_port_range: extra1/extra2 ip_local_port_range_min/max {1, 1}/{65535, 65535}.
+    ("net.ipv4.ip_local_port_range", 1, 65535),
+    // ipv4_privileged_ports: extra1/extra2 ip_privileged_port_min/max, 0 and 65535.
+    ("net.ipv4.ip_unprivileged_port_start", 0, 65535),
     ("net.ipv4.tcp_timestamps", 0, 255),
     ("net.ipv4.tcp_orphan_retries", 0, 255),
+    // net/ipv4/sysctl_net_ipv4.c ipv4_table "tcp_max_orphans": proc_dointvec, no bounds.
+    ("net.ipv4.tcp_max_orphans", -2147483648, 2147483647),
     ("net.ipv4.tcp_retries1", 0, 255),
     ("net.ipv4.tcp_retries2", 0, 255),
     ("net.ipv4.tcp_child_ehash_entries", 0, 16777216),
     ("net.ipv4.tcp_keepalive_time", -8589934, 8589934),
     ("net.ipv4.tcp_keepalive_intvl", -8589934, 8589934),
     ("net.ipv4.tcp_keepalive_probes", 0, 255),
+    // "tcp_rmem"/"tcp_wmem": proc_dointvec_minmax, extra1 = SYSCTL_ONE, each of 3 ints.
+    ("net.ipv4.tcp_rmem", 1, 2147483647),
+    ("net.ipv4.tcp_wmem", 1, 2147483647),
+    // ipv4_table "tcp_mem"/"udp_mem": proc_doulongvec_minmax, no extra1/extra2 (unsigned long).
+    ("net.ipv4.tcp_mem", 0, 18446744073709551615),
+    ("net.ipv4.udp_mem", 0, 18446744073709551615),
     ("net.ipv4.udp_rmem_min", 1, 2147483647),
     ("net.ipv4.udp_wmem_min", 1, 2147483647),
+    // net/core/sysctl_net_core.c net_core_table "rmem_max"/"rmem_default": proc_dointvec_minmax,
+    // extra1 = &min_rcvbuf (SOCK_MIN_RCVBUF: 2048 + an aligned struct sk_buff, 2304 on x86-64
+    // and arm64; the test reads it back from SO_RCVBUF 0 on the running kernel).
+    ("net.core.rmem_max", 2304, 2147483647),
+    ("net.core.rmem_default", 2304, 2147483647),
+    // "wmem_max"/"wmem_default": extra1 = &min_sndbuf (SOCK_MIN_SNDBUF, twice that: 4608).
+    ("net.core.wmem_max", 4608, 2147483647),
+    ("net.core.wmem_default", 4608, 2147483647),
     ("net.core.optmem_max", 0, 2147483647),
     ("net.ipv4.tcp_notsent_lowat", 0, 4294967295),
     ("net.ipv4.tcp_moderate_rcvbuf", 0, 255),
     ("net.ipv4.tcp_adv_win_scale", -31, 31),
     ("net.ipv4.tcp_limit_output_bytes", -2147483648, 2147483647),
+    // net_core_table "netdev_max_backlog", "netdev_budget": proc_dointvec, no bounds.
+    ("net.core.netdev_max_backlog", -2147483648, 2147483647),
+    ("net.core.netdev_budget", -2147483648, 2147483647),
+    // "netdev_budget_usecs": proc_dointvec_minmax, extra1 = SYSCTL_ZERO.
+    ("net.core.netdev_budget_usecs", 0, 2147483647),
+    // "dev_weight": proc_do_dev_weight, which calls proc_dointvec (no bounds).
+    ("net.core.dev_weight", -2147483648, 2147483647),
+    // "busy_poll"/"busy_read": proc_dointvec_minmax, extra1 = SYSCTL_ZERO.
+    ("net.core.busy_poll", 0, 2147483647),
+    ("net.core.busy_read", 0, 2147483647),
     ("net.ipv4.tcp_slow_start_after_idle", 0, 255),
     ("net.ipv4.tcp_fastopen", -2147483648, 2147483647),
     ("net.ipv4.tcp_mtu_probing", 0, 255),
@@ -1000,6 +1034,13 @@ pub const KERNEL_RANGES: &[(&str, i64, i64)] = &[
     ("net.ipv4.ip_forward", -2147483648, 2147483647),
     ("net.ipv4.ip_nonlocal_bind", 0, 255),
     ("net.unix.max_dgram_qlen", -2147483648, 2147483647),
+    // net/netfilter/nf_conntrack_standalone.c nf_ct_netfilter_table "nf_conntrack_max":
+    // proc_dointvec_minmax, extra1 = SYSCTL_ZERO, extra2 = SYSCTL_INT_MAX.
+    ("net.netfilter.nf_conntrack_max", 0, 2147483647),
+    // "nf_conntrack_buckets": nf_conntrack_hash_sysctl (proc_dointvec), then
+    // nf_conntrack_hash_resize refuses 0 and nf_ct_alloc_hashtable a table over INT_MAX bytes
+    // (INT_MAX / sizeof(struct hlist_nulls_head) buckets); a refused size is not kept.
+    ("net.netfilter.nf_conntrack_buckets", 1, 268435455),
     (
         "net.netfilter.nf_conntrack_tcp_timeout_time_wait",
         -8589934,
@@ -1010,16 +1051,64 @@ pub const KERNEL_RANGES: &[(&str, i64, i64)] = &[
         -8589934,
         8589934,
     ),
+    // fs/file_table.c fs_stat_sysctls "file-max": proc_doulongvec_minmax,
+    // extra1/extra2 = SYSCTL_LONG_ZERO/SYSCTL_LONG_MAX.
+    ("fs.file-max", 0, 9223372036854775807),
+    // fs_stat_sysctls "nr_open": proc_douintvec_minmax (proc_dointvec_minmax before 6.13),
+    // extra1 = &sysctl_nr_open_min (BITS_PER_LONG), extra2 = &sysctl_nr_open_max
+    // (fs/file.c: min(INT_MAX, ~0 / sizeof(void *)) & -BITS_PER_LONG).
+    ("fs.nr_open", 64, 2147483584),
+    // fs/eventpoll.c epoll_table "max_user_watches": proc_doulongvec_minmax,
+    // extra1/extra2 = &long_zero/&long_max.
+    ("fs.epoll.max_user_watches", 0, 9223372036854775807),
 ];
 
-/// The kernel's bounds for a one-integer key, when known (`KERNEL_RANGES`).
+/// The catalogue keys whose value is not integers, with the kernel handler that decides what a
+/// write keeps (`sysctld::kernel_takes` applies it).
+pub const KERNEL_TEXT_RULES: &[(&str, &str)] = &[
+    (
+        "net.ipv4.ip_local_reserved_ports",
+        "proc_do_large_bitmap: ports 0-65535 and ranges, separated by commas",
+    ),
+    (
+        "net.ipv4.tcp_congestion_control",
+        "proc_tcp_congestion_control: one name, tcp_set_default_congestion_control looks it up",
+    ),
+    (
+        "net.ipv4.tcp_allowed_congestion_control",
+        "proc_allowed_congestion_control: names tcp_set_allowed_congestion_control knows",
+    ),
+    (
+        "net.core.default_qdisc",
+        "set_default_qdisc: one name, qdisc_set_default looks it up",
+    ),
+];
+
+/// The kernel's bounds for each integer of a catalogue key (`KERNEL_RANGES`).
 #[must_use]
-pub fn kernel_range(name: &str) -> Option<(i64, i64)> {
+pub fn kernel_range(name: &str) -> Option<(i128, i128)> {
     let name = canonical(name);
     KERNEL_RANGES
         .iter()
         .find(|(k, _, _)| *k == name)
         .map(|(_, lo, hi)| (*lo, *hi))
+}
+
+/// Why the kernel's handler would refuse `value` (integers separated by spaces) for `name`,
+/// field by field against `KERNEL_RANGES`; `None` when it takes every field or has no bounds.
+#[must_use]
+pub fn kernel_refuses(name: &str, value: &str) -> Option<String> {
+    let (lo, hi) = kernel_range(name)?;
+    value
+        .split_whitespace()
+        .filter_map(|f| f.parse::<i128>().ok())
+        .find(|v| *v < lo || *v > hi)
+        .map(|v| {
+            format!(
+                "the kernel refuses {v} for {}: it takes {lo}-{hi} (each field)",
+                canonical(name)
+            )
+        })
 }
 
 /// The one name of a kernel setting: the catalogue name for an alias, else the name itself.
@@ -1092,16 +1181,27 @@ pub fn markdown() -> String {
          The AT BOOT value `diff` and `explain` show is what the kernel keeps of the winning \
          line, not its text. Numbers are read as the kernel's `proc_get_long` reads them: \
          leading blanks skipped, base 0 (`0x10` is 16, `010` is 8), no `+`, and the number must \
-         end at a blank (`5junk` is refused, `12 13` keeps 12). A value outside the kernel's own \
-         bounds for the key is refused and the default stays; those bounds were probed on Linux \
-         6.18 in a private namespace and are not always the ranges below (`tcp_syncookies` \
+         end at a blank (`5junk` is refused, `12 13` keeps 12). Every key below has the \
+         kernel's own rule (`KERNEL_RANGES` and `KERNEL_TEXT_RULES` in `src/profile/keys.rs`, \
+         each with its source): a value outside the kernel's bounds is refused and the value \
+         before boot stays. Those bounds are not always the ranges below (`tcp_syncookies` \
          takes 0-255, `tcp_keepalive_time` any jiffies value, negative ones included; an \
-         unsigned key refuses `-1`). `ip_local_port_range` is refused when reversed or when it \
-         starts below `ip_unprivileged_port_start`; a congestion control that is not one name \
-         (`reno # c`: systemd keeps inline `#` text) is refused; a write of fewer integers than \
-         the key holds changes only those (`tcp_rmem = 205 87380` keeps the third field). \
-         `tests/oracle_sysctl.rs` checks this against the real systemd-sysctl of Debian 12, 13 \
-         and sid.\n\n\
+         unsigned key refuses `-1`; `fs.nr_open` takes 64-2147483584, `net.core.rmem_max` at \
+         least 2304 and `wmem_max` at least 4608). Per-namespace bounds were probed on Linux \
+         6.18 and `tests/kernel_values.rs` probes them again on the running kernel; global ones \
+         come from the kernel's source. A write of several integers changes only those it holds \
+         (`tcp_rmem = 205 87380` keeps the third field) and stops at a bad one, keeping the \
+         fields before it (`4000 0 6291456` sets the first field only). A congestion control \
+         that is not one name (`reno # c`: systemd keeps inline `#` text) is refused.\n\n\
+         `ip_local_port_range` is refused when reversed or when it starts below \
+         `ip_unprivileged_port_start`, and `ip_unprivileged_port_start` when it is above the \
+         range's low end, each against the other as the kernel has it at that moment: \
+         systemd-sysctl writes lines in its order, so a file that lowers the start before the \
+         range makes room for it and one after it does not (the value now stands for the value \
+         before boot). A profile whose range and start would not hold together after apply is \
+         refused (exit 2) naming both keys; with both in the profile, `apply` and the drop-in \
+         write them in an order the kernel takes. `tests/oracle_sysctl.rs` checks this against \
+         the real systemd-sysctl of Debian 12, 13 and sid on the running kernel.\n\n\
          ## Keys\n\n",
     );
     out.push_str("| key | type | valid values | unit | scope | since | prevents |\n");
@@ -1148,6 +1248,51 @@ pub fn nearest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) ->
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_catalogue_key_has_one_kernel_rule_that_its_range_keeps() {
+        for key in CATALOGUE {
+            let ranges = KERNEL_RANGES
+                .iter()
+                .filter(|(k, _, _)| *k == key.name)
+                .count();
+            let texts = KERNEL_TEXT_RULES
+                .iter()
+                .filter(|(k, _)| *k == key.name)
+                .count();
+            let want = match key.shape {
+                Shape::Int | Shape::Ints(_) => (1, 0),
+                Shape::PortList | Shape::Text => (0, 1),
+            };
+            assert_eq!((ranges, texts), want, "{}: kernel rules", key.name);
+            // What the plan lets through, the kernel takes: the catalogue's range lies inside
+            // the kernel's bounds.
+            let Some((lo, hi)) = kernel_range(key.name) else {
+                continue;
+            };
+            let (min, max) = match key.kind {
+                Kind::Int { min, max } => (min, max),
+                Kind::Bool => (0, 1),
+                Kind::Enum(values) => (
+                    values.iter().map(|v| v.0).min().unwrap_or(0),
+                    values.iter().map(|v| v.0).max().unwrap_or(0),
+                ),
+                Kind::PortRange => (1, 65535),
+                Kind::Triplet { min } => (min, min),
+                _ => continue,
+            };
+            assert!(
+                lo <= i128::from(min) && i128::from(max) <= hi,
+                "{}: catalogue {min}-{max} outside the kernel's {lo}-{hi}",
+                key.name
+            );
+        }
+        assert_eq!(
+            KERNEL_RANGES.len() + KERNEL_TEXT_RULES.len(),
+            CATALOGUE.len(),
+            "a kernel rule for a key outside the catalogue"
+        );
+    }
 
     #[test]
     fn key_names() {
@@ -1272,7 +1417,8 @@ mod tests {
                 Err("write \"1024 60000\""),
             ),
             ("net.ipv4.ip_local_port_range", "1024 70000", Err("1-65535")),
-            ("net.ipv4.ip_local_port_range", "80 1024", Err("privileged")),
+            // The floor is ip_unprivileged_port_start's value: the plan checks it.
+            ("net.ipv4.ip_local_port_range", "80 1024", Ok(())),
             ("net.ipv4.ip_local_port_range", "1024 65535", Ok(())),
             ("net.ipv4.tcp_rmem", "4096 87380 16777216", Ok(())),
             ("net.ipv4.tcp_rmem", "0 2 3", Err("each >= 1")),

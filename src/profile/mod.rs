@@ -1069,6 +1069,9 @@ fn setting(key: &KeyName, raw: &toml::Value) -> Result<(Want, bool), String> {
             };
             format!("{bound}{why}{unit}")
         })?;
+        if let Some(why) = keys::kernel_refuses(key.as_str(), &text) {
+            return Err(format!("{bound}{why}"));
+        }
     }
     Ok((want, optional))
 }
@@ -1111,12 +1114,6 @@ fn local_range(raw: &[i64]) -> Result<String, String> {
     if lo >= hi {
         return Err(format!(
             "the first port must be below the last, got [{lo}, {hi}]"
-        ));
-    }
-    if *lo < 1024 {
-        return Err(format!(
-            "the range starts at {lo}, among the privileged ports where system services listen; \
-             start at 1024 or above"
         ));
     }
     Ok(format!("{lo} {hi}"))
@@ -1395,7 +1392,6 @@ mod tests {
                 "single-integer keys",
             ),
             ("[ports]\nlocal_range = [60000, 1024]", "below the last"),
-            ("[ports]\nlocal_range = [80, 1024]", "privileged ports"),
             ("[ports]\nlocal_range = [1024]", "two ports"),
             ("[ports]\nreserved = [\"70000\"]", "not a port"),
             (

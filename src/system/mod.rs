@@ -553,6 +553,14 @@ impl LiveState {
                     _ => None,
                 }),
         );
+        // The port range and ip_unprivileged_port_start bound each other (sysctld::port_peer).
+        extra.extend(
+            profile
+                .sysctl
+                .keys()
+                .filter_map(|k| sysctld::port_peer(k.as_str()))
+                .filter_map(|k| KeyName::parse(k).ok()),
+        );
         for key in profile.sysctl.keys().chain(extra.iter()) {
             let value = read_sysctl_raw(root, key)?;
             if value.is_none() {

@@ -390,7 +390,7 @@ fn table(files: &[BootFile]) -> Vec<Option_> {
 /// when the key is not numeric), with no key-specific rule; see `kernel_takes`.
 #[must_use]
 pub fn kernel_keeps(text: &str, ints: Option<usize>) -> Option<String> {
-    kernel_takes(None, text, ints, None)
+    kernel_takes(None, text, ints, None, None)
 }
 
 /// The kernel's `proc_get_long`: leading whitespace skipped, an optional `-`, then a number
@@ -429,65 +429,61 @@ fn kernel_int(text: &str) -> Option<(i128, &str)> {
     Some((if negative { -value } else { value }, rest))
 }
 
-/// The bounds of each integer of `key` as the kernel checks them: the probed `kernel_range`
-/// for one-integer keys of the catalogue, at least 1 for `tcp_rmem`/`tcp_wmem` fields, 1-65535
-/// for a port range, else the C type's range (int for the catalogue's int keys, long when
-/// unknown).
+/// The bounds of each integer of `key` as the kernel checks them: the catalogue's
+/// `kernel_range` (every integer key of the catalogue has one), else a long's range for a key
+/// outside the catalogue.
 fn field_bounds(key: Option<&str>) -> (i128, i128) {
-    use crate::profile::keys::{self, Kind};
-    let Some(key) = key else {
-        return (i128::from(i64::MIN), i128::from(u64::MAX));
-    };
-    if let Some((lo, hi)) = keys::kernel_range(key) {
-        return (i128::from(lo), i128::from(hi));
+    key.and_then(crate::profile::keys::kernel_range)
+        .unwrap_or((i128::from(i64::MIN), i128::from(u64::MAX)))
+}
+
+/// The port range's name, and the name of the key that bounds its low end.
+pub const PORT_RANGE: &str = "net.ipv4.ip_local_port_range";
+pub const PORT_FLOOR: &str = "net.ipv4.ip_unprivileged_port_start";
+
+/// The key whose value decides whether the kernel takes a write to `key`: the port range and
+/// `ip_unprivileged_port_start` bound each other.
+#[must_use]
+pub fn port_peer(key: &str) -> Option<&'static str> {
+    match crate::profile::keys::canonical(key) {
+        PORT_RANGE => Some(PORT_FLOOR),
+        PORT_FLOOR => Some(PORT_RANGE),
+        _ => None,
     }
-    match keys::known(key).map(|k| k.kind) {
-        Some(Kind::PortRange) => (1, 65535),
-        Some(Kind::Triplet { .. }) if key.ends_with("mem") && key.contains("tcp_") => {
-            (1, i128::from(i32::MAX))
-        }
-        Some(Kind::Int { max, .. }) if max <= i64::from(i32::MAX) => {
-            (i128::from(i32::MIN), i128::from(i32::MAX))
-        }
-        Some(Kind::Int { max, .. }) if max <= i64::from(u32::MAX) => (0, i128::from(u32::MAX)),
-        _ => (i128::from(i64::MIN), i128::from(u64::MAX)),
-    }
+}
+
+/// The first integer of a value read from the kernel (`"32768 60999"` -> 32768).
+fn first_int(value: &str) -> Option<i128> {
+    value.split_whitespace().next()?.parse().ok()
 }
 
 /// What the kernel keeps of `text` written to `key` (dotted; `None`: no key-specific rule)
 /// whose value is `ints` integers (`None` when not numeric). `live` is the value the kernel
 /// holds before the write: a write of fewer integers than the key holds changes only those
-/// (`tcp_rmem = "205 87380"` keeps the third field). `None` when the kernel refuses the write:
-/// a number it cannot read (`+1`, `5junk`, `-1` for an unsigned key), a value out of the key's
-/// bounds, a reversed port range or one that starts below `ip_unprivileged_port_start` (1024),
-/// a congestion control that is not one name (`reno # c`). Numbers are shown in decimal
-/// (`0x10` is 16). Values of other keys are kept as written, less surrounding whitespace.
+/// (`tcp_rmem = "205 87380"` keeps the third field), and a write that stops at a bad field keeps
+/// the fields before it. `peer` is the value of the key's `port_peer` at the time of the write
+/// (`None`: the kernel's default, 1024 or "32768 60999"). `None` when the kernel refuses the
+/// whole write: a number it cannot read (`+1`, `5junk`, `-1` for an unsigned key) or out of the
+/// key's bounds in the first field, a reversed port range or one that starts below
+/// `ip_unprivileged_port_start`, an `ip_unprivileged_port_start` above the range's low end, a
+/// congestion control that is not one name (`reno # c`). Numbers are shown in decimal (`0x10`
+/// is 16). Values of other keys are kept as written, less surrounding whitespace.
 #[must_use]
 pub fn kernel_takes(
     key: Option<&str>,
     text: &str,
     ints: Option<usize>,
     live: Option<&str>,
+    peer: Option<&str>,
 ) -> Option<String> {
-    use crate::profile::keys::{self, Kind};
     let Some(count) = ints else {
-        let v = crate::profile::value::normalise(text);
-        return match key.and_then(keys::known).map(|k| k.kind) {
-            _ if v.is_empty() => None,
-            Some(Kind::Choice { .. })
-                if !v
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') =>
-            {
-                None
-            }
-            Some(Kind::Names(names)) if !names.contains(&v.as_str()) => None,
-            _ => Some(v),
-        };
+        return kernel_takes_text(key, text);
     };
+    let name = key.map(crate::profile::keys::canonical);
     let (lo, hi) = field_bounds(key);
     let mut kept: Vec<i128> = Vec::new();
     let mut rest = text;
+    let mut stopped = false;
     while kept.len() < count {
         if rest
             .trim_start_matches([' ', '\t', '\n', '\x0b', '\x0c', '\r'])
@@ -495,38 +491,78 @@ pub fn kernel_takes(
         {
             break;
         }
-        let (value, after) = kernel_int(rest)?;
-        if value < lo || value > hi {
-            return None;
+        match kernel_int(rest) {
+            Some((value, after)) if (lo..=hi).contains(&value) => {
+                kept.push(value);
+                rest = after;
+            }
+            _ => {
+                stopped = true;
+                break;
+            }
         }
-        kept.push(value);
-        rest = after;
     }
-    if kept.is_empty() {
+    // ipv4_local_port_range checks the pair in a copy before storing it: all or nothing.
+    if kept.is_empty() || (stopped && name == Some(PORT_RANGE)) {
         return None;
     }
-    if key.is_some_and(|k| keys::canonical(k) == "net.ipv4.ip_local_port_range") {
-        let now: Vec<i128> = live
-            .unwrap_or("32768 60999")
-            .split_whitespace()
-            .filter_map(|w| w.parse().ok())
-            .collect();
-        let low = kept[0];
-        let high = kept.get(1).or(now.get(1)).copied().unwrap_or(low);
-        if high < low || low < 1024 {
-            return None;
-        }
-    }
+    let now: Vec<String> = live
+        .or(if name == Some(PORT_RANGE) {
+            Some("32768 60999")
+        } else {
+            None
+        })
+        .map(|l| l.split_whitespace().map(str::to_string).collect())
+        .unwrap_or_default();
     let mut fields: Vec<String> = kept.iter().map(ToString::to_string).collect();
-    if fields.len() < count
-        && let Some(live) = live
-    {
-        let now: Vec<&str> = live.split_whitespace().collect();
-        if now.len() == count {
-            fields.extend(now[fields.len()..].iter().map(|s| (*s).to_string()));
-        }
+    if fields.len() < count && now.len() == count {
+        fields.extend(now[fields.len()..].iter().cloned());
+    }
+    if !ports_allow(name, &fields, peer) {
+        return None;
     }
     Some(fields.join(" "))
+}
+
+/// The two port rules of net/ipv4/sysctl_net_ipv4.c: ipv4_local_port_range refuses a range
+/// whose high end is below its low end or whose low end is below ip_unprivileged_port_start;
+/// ipv4_privileged_ports refuses a start above the range's low end. `peer` is the other key's
+/// value when the write happens (`None`: the kernel's default).
+fn ports_allow(name: Option<&str>, fields: &[String], peer: Option<&str>) -> bool {
+    let int = |i: usize| fields.get(i).and_then(|f| f.parse::<i128>().ok());
+    match name {
+        Some(PORT_RANGE) => {
+            let floor = peer.and_then(first_int).unwrap_or(1024);
+            match (int(0), int(1)) {
+                (Some(low), Some(high)) => high >= low && low >= floor,
+                _ => false,
+            }
+        }
+        Some(PORT_FLOOR) => {
+            let range_low = peer.and_then(first_int).unwrap_or(32768);
+            int(0).is_some_and(|start| start <= range_low)
+        }
+        _ => true,
+    }
+}
+
+/// What the kernel keeps of a text value: a congestion control must be one name, a name from a
+/// fixed set must be one of them; other text is kept as written, less surrounding whitespace.
+fn kernel_takes_text(key: Option<&str>, text: &str) -> Option<String> {
+    use crate::profile::keys::{self, Kind};
+    let v = crate::profile::value::normalise(text);
+    match key.and_then(keys::known).map(|k| k.kind) {
+        _ if v.is_empty() => None,
+        Some(Kind::Choice { .. })
+            if !v
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') =>
+        {
+            None
+        }
+        Some(Kind::Names(names)) if !names.contains(&v.as_str()) => None,
+        _ => Some(v),
+    }
 }
 
 /// The value `key` (dotted) has after systemd-sysctl ran over `files`, and the line that set
@@ -534,22 +570,31 @@ pub fn kernel_takes(
 /// of integers the key holds (see `kernel_keeps`).
 #[must_use]
 pub fn boot_value(files: &[BootFile], key: &str, ints: Option<usize>) -> Option<Assignment> {
-    boot_value_with(files, key, ints, None)
+    boot_value_with(files, key, ints, None, None)
 }
 
-/// `boot_value` with the key's kernel rules (`kernel_takes`) and the value the kernel holds
-/// before boot writes it (`live`: the fields a partial write keeps).
+/// `boot_value` with the key's kernel rules (`kernel_takes`) and the values the kernel holds
+/// before boot writes: `live`, the key's own (the fields a partial write keeps), and
+/// `peer_live`, that of its `port_peer` (`None`: the kernel's default). systemd-sysctl writes
+/// in its table's order, so the port range is checked against the `ip_unprivileged_port_start`
+/// an earlier line left (or `peer_live`), and the other way round.
 #[must_use]
 pub fn boot_value_with(
     files: &[BootFile],
     key: &str,
     ints: Option<usize>,
     live: Option<&str>,
+    peer_live: Option<&str>,
 ) -> Option<Assignment> {
     let path = to_path(key);
     let table = table(files);
-    let keep = |o: &Option_| {
-        let value = kernel_takes(Some(key), o.value.as_deref()?, ints, live)?;
+    let peer = peer_at(&table, key, live, peer_live);
+    let keep = |(i, o): (usize, &Option_)| {
+        let peer = match &peer {
+            Some((at, written)) if *at < i => written.as_deref(),
+            _ => peer_live,
+        };
+        let value = kernel_takes(Some(key), o.value.as_deref()?, ints, live, peer)?;
         Some(Assignment {
             key: to_dotted(&o.path),
             value,
@@ -557,14 +602,36 @@ pub fn boot_value_with(
             line: o.line,
         })
     };
-    if let Some(explicit) = table.iter().find(|o| o.path == path) {
+    if let Some(explicit) = table.iter().enumerate().find(|(_, o)| o.path == path) {
         return keep(explicit);
     }
     table
         .iter()
+        .enumerate()
         .rev()
-        .filter(|o| is_glob(&o.path) && path_matches(&o.path, &path))
+        .filter(|(_, o)| is_glob(&o.path) && path_matches(&o.path, &path))
         .find_map(keep)
+}
+
+/// Where in systemd-sysctl's table the explicit line of `key`'s `port_peer` is, and what the
+/// kernel keeps of it (`None`: refused, the peer keeps its value before boot). That write is
+/// checked against `key` as it was then: `live`, since a key has one line in the table.
+fn peer_at(
+    table: &[Option_],
+    key: &str,
+    live: Option<&str>,
+    peer_live: Option<&str>,
+) -> Option<(usize, Option<String>)> {
+    let peer = port_peer(key)?;
+    let path = to_path(peer);
+    let (at, line) = table.iter().enumerate().find(|(_, o)| o.path == path)?;
+    let ints = ints_of(peer, peer_live);
+    let written = line
+        .value
+        .as_deref()
+        .and_then(|v| kernel_takes(Some(peer), v, ints, peer_live, live))
+        .or_else(|| peer_live.map(str::to_string));
+    Some((at, written))
 }
 
 /// The explicit line that decides `key` (dotted) after systemd-sysctl parsed `files`: its raw
@@ -758,5 +825,123 @@ mod tests {
         );
         assert_eq!(kernel_keeps(" cubic ", None).as_deref(), Some("cubic"));
         assert_eq!(kernel_keeps("", None), None);
+    }
+
+    #[test]
+    fn kernel_rules_of_catalogue_keys() {
+        let rmem = Some("4096 131072 33554432");
+        let cases: &[(&str, &str, Option<&str>, Option<&str>)] = &[
+            ("fs.nr_open", "10", None, None),
+            ("fs.nr_open", "64", None, Some("64")),
+            ("fs.nr_open", "2147483647", None, None),
+            ("fs.file-max", "-1", None, None),
+            ("fs.file-max", "9223372036854775808", None, None),
+            ("net.core.rmem_max", "2303", None, None),
+            ("net.core.rmem_max", "2304", None, Some("2304")),
+            ("net.core.wmem_max", "4607", None, None),
+            ("net.ipv4.tcp_mem", "-1 2 3", None, None),
+            (
+                "net.ipv4.tcp_mem",
+                "18446744073709551615 2 3",
+                None,
+                Some("18446744073709551615 2 3"),
+            ),
+            ("net.netfilter.nf_conntrack_buckets", "0", None, None),
+            // A vector write stores each field until a bad one: the fields before it stay.
+            (
+                "net.ipv4.tcp_rmem",
+                "4000 0 6291456",
+                rmem,
+                Some("4000 131072 33554432"),
+            ),
+            (
+                "net.ipv4.tcp_rmem",
+                "4000 5junk 6",
+                rmem,
+                Some("4000 131072 33554432"),
+            ),
+            ("net.ipv4.tcp_rmem", "0 87380 6291456", rmem, None),
+            // The port range's pair is checked whole.
+            ("net.ipv4.ip_local_port_range", "2000 0", None, None),
+            (
+                "net.ipv4.ip_local_port_range",
+                "2000 2000",
+                None,
+                Some("2000 2000"),
+            ),
+        ];
+        for (key, text, live, want) in cases {
+            let ints = ints_of(key, *live);
+            assert_eq!(
+                kernel_takes(Some(key), text, ints, *live, None).as_deref(),
+                *want,
+                "{key} = {text}"
+            );
+        }
+    }
+
+    #[test]
+    fn port_range_and_its_floor_bound_each_other_in_table_order() {
+        let range = "net.ipv4.ip_local_port_range";
+        let floor = "net.ipv4.ip_unprivileged_port_start";
+        let value = |text: &str, key: &str, live: &str, peer: &str| {
+            let files = [f("a", text)];
+            boot_value_with(
+                &files,
+                key,
+                ints_of(key, Some(live)),
+                Some(live),
+                Some(peer),
+            )
+            .map(|a| a.value)
+        };
+        let (range_now, floor_now) = ("32768 60999", "1024");
+        // Below the floor now: refused; the floor lowered first: taken; lowered after: refused.
+        assert_eq!(
+            value(
+                "net.ipv4.ip_local_port_range = 1000 60999\n",
+                range,
+                range_now,
+                floor_now
+            ),
+            None
+        );
+        let lowered = "net.ipv4.ip_unprivileged_port_start = 900\nnet.ipv4.ip_local_port_range = 1000 60999\n";
+        assert_eq!(
+            value(lowered, range, range_now, floor_now).as_deref(),
+            Some("1000 60999")
+        );
+        assert_eq!(
+            value(lowered, floor, floor_now, range_now).as_deref(),
+            Some("900")
+        );
+        let late = "net.ipv4.ip_local_port_range = 1000 60999\nnet.ipv4.ip_unprivileged_port_start = 900\n";
+        assert_eq!(value(late, range, range_now, floor_now), None);
+        // The floor above the range's low end: refused, unless the range moved up first.
+        assert_eq!(
+            value(
+                "net.ipv4.ip_unprivileged_port_start = 40000\n",
+                floor,
+                floor_now,
+                range_now
+            ),
+            None
+        );
+        let raised = "net.ipv4.ip_local_port_range = 40000 60999\nnet.ipv4.ip_unprivileged_port_start = 40000\n";
+        assert_eq!(
+            value(raised, floor, floor_now, range_now).as_deref(),
+            Some("40000")
+        );
+        // The floor as it is now decides, not a constant 1024.
+        assert_eq!(
+            value(
+                "net.ipv4.ip_local_port_range = 600 60999\n",
+                range,
+                range_now,
+                "500"
+            )
+            .as_deref(),
+            Some("600 60999")
+        );
     }
 }

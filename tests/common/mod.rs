@@ -21,6 +21,7 @@ pub const STOCK_SYSCTL: &[(&str, &str)] = &[
     ("net.ipv4.tcp_max_tw_buckets", "131072"),
     ("net.ipv4.tcp_fin_timeout", "60"),
     ("net.ipv4.ip_local_port_range", "32768\t60999"),
+    ("net.ipv4.ip_unprivileged_port_start", "1024"),
     ("net.ipv4.ip_local_reserved_ports", ""),
     ("net.ipv4.tcp_rmem", "4096\t131072\t6291456"),
     ("net.ipv4.tcp_wmem", "4096\t16384\t4194304"),
