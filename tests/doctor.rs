@@ -544,15 +544,92 @@ fn folklore_is_corrected_where_it_is_found() {
             .contains("TIME_WAIT still lasts 60 s"),
         "{fin:#}"
     );
+    // tcp_tw_reuse is 1, as the shipped high-conn sets it, and the TIME_WAIT sockets are a
+    // server's: doctor says what the setting is for and that these need nothing. It used to
+    // say "tcp_tw_reuse is 1, but ... it does nothing for a server's side" and advise clients
+    // to close first, contradicting the profile it recommends everywhere else.
     let reuse = finding(&doc, "tw-reuse");
+    let title = reuse["title"].as_str().unwrap();
     assert!(
-        reuse["title"]
-            .as_str()
-            .unwrap()
-            .contains("2 of 2 TIME_WAIT sockets are on accepted connections"),
+        title.starts_with("2 of 2 TIME_WAIT sockets are on accepted connections"),
         "{reuse:#}"
     );
+    assert!(
+        title.contains(
+            "tcp_tw_reuse (1 here, as high-conn sets it) serves this host's own outgoing \
+             connections, and these need nothing"
+        ),
+        "{reuse:#}"
+    );
+    assert!(
+        !title.contains("does nothing") && !title.contains(", but "),
+        "{reuse:#}"
+    );
+    assert_eq!(reuse["severity"], "info", "{reuse:#}");
+    assert_eq!(reuse["fix"], serde_json::json!([]), "{reuse:#}");
+    assert_eq!(reuse["process_side"], false, "{reuse:#}");
     assert_eq!(doc["binding"], Value::Null, "{doc:#}");
+    // "as high-conn sets it": the shipped profile's rendered sysctl file says so.
+    machine()
+        .args(&["render", "high-conn"])
+        .run()
+        .code(0)
+        .stdout_has("net.ipv4.tcp_tw_reuse = 1\n");
+}
+
+#[test]
+fn a_listener_without_epoll_is_a_warning_only_from_512_fds() {
+    // A developer's idle server that waits on its listener without epoll is worth a note,
+    // not "binding limit: epoll"; from EPOLL_MATTERS_FDS (512) open fds on it is a warning
+    // (select() fails at fd 1024). Its fds: the listener (fd 3) and `extra` others.
+    for (extra, severity, binding) in [
+        (8, "info", None),
+        (510, "info", None),
+        (511, "warning", Some("epoll")),
+    ] {
+        let doc = doctor_json(
+            with_process(
+                machine().file(
+                    "proc/net/tcp",
+                    &format!("{TCP_HEADER}{}", listen_row(8000, 0, 9001)),
+                ),
+                &Proc {
+                    epoll: false,
+                    extra,
+                    ..Proc::default()
+                },
+            ),
+            &[],
+        );
+        let fds = extra + 1;
+        let f = finding(&doc, "epoll");
+        assert_eq!(f["severity"], severity, "{fds} fds: {f:#}");
+        assert_eq!(doc["binding"].as_str(), binding, "{fds} fds: {doc:#}");
+        let title = f["title"].as_str().unwrap();
+        assert!(
+            title.starts_with(
+                "webd (pid 4242, uid 1000, port 8000) waits on its listener without epoll"
+            ),
+            "{f:#}"
+        );
+        if severity == "info" {
+            assert!(
+                title.ends_with(&format!(
+                    "; with {fds} fds open it matters only from several hundred connections on"
+                )),
+                "{f:#}"
+            );
+            assert!(
+                doc["summary"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("binding limit: none reached"),
+                "{doc:#}"
+            );
+        } else {
+            assert!(title.ends_with(&format!(" ({fds} fds open now)")), "{f:#}");
+        }
+    }
 }
 
 #[test]
