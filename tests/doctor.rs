@@ -544,15 +544,92 @@ fn folklore_is_corrected_where_it_is_found() {
             .contains("TIME_WAIT still lasts 60 s"),
         "{fin:#}"
     );
+    // tcp_tw_reuse is 1, as the shipped high-conn sets it, and the TIME_WAIT sockets are a
+    // server's: doctor says what the setting is for and that these need nothing. It used to
+    // say "tcp_tw_reuse is 1, but ... it does nothing for a server's side" and advise clients
+    // to close first, contradicting the profile it recommends everywhere else.
     let reuse = finding(&doc, "tw-reuse");
+    let title = reuse["title"].as_str().unwrap();
     assert!(
-        reuse["title"]
-            .as_str()
-            .unwrap()
-            .contains("2 of 2 TIME_WAIT sockets are on accepted connections"),
+        title.starts_with("2 of 2 TIME_WAIT sockets are on accepted connections"),
         "{reuse:#}"
     );
+    assert!(
+        title.contains(
+            "tcp_tw_reuse (1 here, as high-conn sets it) serves this host's own outgoing \
+             connections, and these need nothing"
+        ),
+        "{reuse:#}"
+    );
+    assert!(
+        !title.contains("does nothing") && !title.contains(", but "),
+        "{reuse:#}"
+    );
+    assert_eq!(reuse["severity"], "info", "{reuse:#}");
+    assert_eq!(reuse["fix"], serde_json::json!([]), "{reuse:#}");
+    assert_eq!(reuse["process_side"], false, "{reuse:#}");
     assert_eq!(doc["binding"], Value::Null, "{doc:#}");
+    // "as high-conn sets it": the shipped profile's rendered sysctl file says so.
+    machine()
+        .args(&["render", "high-conn"])
+        .run()
+        .code(0)
+        .stdout_has("net.ipv4.tcp_tw_reuse = 1\n");
+}
+
+#[test]
+fn a_listener_without_epoll_is_a_warning_only_from_512_fds() {
+    // A developer's idle server that waits on its listener without epoll is worth a note,
+    // not "binding limit: epoll"; from EPOLL_MATTERS_FDS (512) open fds on it is a warning
+    // (select() fails at fd 1024). Its fds: the listener (fd 3) and `extra` others.
+    for (extra, severity, binding) in [
+        (8, "info", None),
+        (510, "info", None),
+        (511, "warning", Some("epoll")),
+    ] {
+        let doc = doctor_json(
+            with_process(
+                machine().file(
+                    "proc/net/tcp",
+                    &format!("{TCP_HEADER}{}", listen_row(8000, 0, 9001)),
+                ),
+                &Proc {
+                    epoll: false,
+                    extra,
+                    ..Proc::default()
+                },
+            ),
+            &[],
+        );
+        let fds = extra + 1;
+        let f = finding(&doc, "epoll");
+        assert_eq!(f["severity"], severity, "{fds} fds: {f:#}");
+        assert_eq!(doc["binding"].as_str(), binding, "{fds} fds: {doc:#}");
+        let title = f["title"].as_str().unwrap();
+        assert!(
+            title.starts_with(
+                "webd (pid 4242, uid 1000, port 8000) waits on its listener without epoll"
+            ),
+            "{f:#}"
+        );
+        if severity == "info" {
+            assert!(
+                title.ends_with(&format!(
+                    "; with {fds} fds open it matters only from several hundred connections on"
+                )),
+                "{f:#}"
+            );
+            assert!(
+                doc["summary"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("binding limit: none reached"),
+                "{doc:#}"
+            );
+        } else {
+            assert!(title.ends_with(&format!(" ({fds} fds open now)")), "{f:#}");
+        }
+    }
 }
 
 #[test]
@@ -879,4 +956,368 @@ fn conntrack_is_not_binding_where_nothing_is_tracked() {
         doc["capacity"]["first_binding"],
         "net.netfilter.nf_conntrack_max"
     );
+}
+
+// ---- Application caps read from the servers' own configuration files ----
+
+/// postgresql.conf as Debian 12's postgresql-15 ships it (an excerpt), max_connections 40.
+const PG_DEBIAN_CONF: &str = "\
+# -----------------------------
+# PostgreSQL configuration file
+# -----------------------------
+#
+# This file consists of lines of the form:
+#
+#   name = value
+#
+data_directory = '/var/lib/postgresql/15/main'\t\t# use data in another directory
+\t\t\t\t\t# (change requires restart)
+hba_file = '/etc/postgresql/15/main/pg_hba.conf'\t# host-based authentication file
+\t\t\t\t\t# (change requires restart)
+external_pid_file = '/var/run/postgresql/15-main.pid'\t\t\t# write an extra PID file
+
+# - Connection Settings -
+
+#listen_addresses = 'localhost'\t\t# what IP address(es) to listen on;
+port = 5432\t\t\t\t# (change requires restart)
+max_connections = 40\t\t\t# (change requires restart)
+#superuser_reserved_connections = 3\t# (change requires restart)
+unix_socket_directories = '/var/run/postgresql'\t# comma-separated list of directories
+
+shared_buffers = 128MB\t\t\t# min 128kB
+include_dir = 'conf.d'\t\t\t# include files ending in '.conf' from
+";
+
+/// The data folder's postgresql.auto.conf as initdb writes it (no setting in it).
+const PG_AUTO_CONF: &str = "# Do not edit this file manually!\n\
+# It will be overwritten by the ALTER SYSTEM command.\n";
+
+/// RHEL's postgresql.conf lives in the data folder; max_connections 100.
+const PG_RHEL_CONF: &str = "\
+listen_addresses = '*'
+max_connections = 100\t\t\t# (change requires restart)
+shared_buffers = 128MB\t\t\t# min 128kB
+log_destination = 'stderr'
+";
+
+/// Debian 12's /etc/mysql/my.cnf (the alternative mariadb.cnf): includes only.
+const MARIADB_MY_CNF: &str = "\
+# The MariaDB configuration file
+#
+# The MariaDB/MySQL tools read configuration files in the following order:
+# 0. \"/etc/mysql/my.cnf\" symlinks to this file, reason why all the rest is read.
+# 1. \"/etc/mysql/mariadb.cnf\" (this file) to set global defaults,
+# 2. \"/etc/mysql/conf.d/*.cnf\" to set global options.
+# 3. \"/etc/mysql/mariadb.conf.d/*.cnf\" to set MariaDB-only options.
+#
+# If the same option is defined multiple times, the last one will apply.
+
+[client-server]
+# Port or socket location where to connect
+# port = 3306
+socket = /run/mysqld/mysqld.sock
+
+# Import all .cnf files from configuration directory
+!includedir /etc/mysql/conf.d/
+!includedir /etc/mysql/mariadb.conf.d/
+";
+
+/// Debian 12's mariadb.conf.d/50-server.cnf (an excerpt), max_connections set to 200.
+const MARIADB_SERVER_CNF: &str = "\
+#
+# These groups are read by MariaDB server.
+# Use it for options that only the server (but not clients) should see
+
+# this is read by the standalone daemon and embedded servers
+[server]
+
+# this is only for the mysqld standalone daemon
+[mysqld]
+
+#
+# * Basic Settings
+#
+
+#user                    = mysql
+pid-file                = /run/mysqld/mysqld.pid
+basedir                 = /usr
+#datadir                 = /var/lib/mysql
+
+bind-address            = 127.0.0.1
+
+#
+# * Fine Tuning
+#
+
+#key_buffer_size        = 128M
+#max_allowed_packet     = 1G
+max_connections         = 200
+#table_cache            = 64
+";
+
+/// Ubuntu's /etc/mysql/my.cnf and mysql.conf.d/mysqld.cnf (excerpts), max_connections 120.
+const MYSQL_MY_CNF: &str = "\
+#
+# The MySQL database server configuration file.
+#
+!includedir /etc/mysql/conf.d/
+!includedir /etc/mysql/mysql.conf.d/
+";
+const MYSQL_MYSQLD_CNF: &str = "\
+#
+# The MySQL database server configuration file.
+#
+[mysqld]
+#
+# * Basic Settings
+#
+user\t\t= mysql
+# pid-file\t= /var/run/mysqld/mysqld.pid
+bind-address\t\t= 127.0.0.1
+key_buffer_size\t\t= 16M
+max_connections        = 120
+myisam-recover-options  = BACKUP
+";
+
+/// Debian's apache2.conf (an excerpt: no MaxRequestWorkers; the MPM's file sets it).
+const APACHE2_CONF: &str = "\
+# This is the main Apache server configuration file.  It contains the
+# configuration directives that give the server its instructions.
+DefaultRuntimeDir ${APACHE_RUN_DIR}
+PidFile ${APACHE_PID_FILE}
+Timeout 300
+KeepAlive On
+MaxKeepAliveRequests 100
+KeepAliveTimeout 5
+
+# Include module configuration:
+IncludeOptional mods-enabled/*.load
+IncludeOptional mods-enabled/*.conf
+
+# Include list of ports to listen on
+Include ports.conf
+";
+
+/// Debian's mods-available/mpm_event.conf, as shipped (MaxRequestWorkers 150).
+const APACHE_MPM_EVENT: &str = "\
+# event MPM
+# StartServers: initial number of server processes to start
+# MinSpareThreads: minimum number of worker threads which are kept spare
+# MaxSpareThreads: maximum number of worker threads which are kept spare
+# ThreadsPerChild: constant number of worker threads in each server process
+# MaxRequestWorkers: maximum number of worker threads
+# MaxConnectionsPerChild: maximum number of requests a server process serves
+
+<IfModule mpm_event_module>
+\tStartServers\t\t\t 2
+\tMinSpareThreads\t\t 25
+\tMaxSpareThreads\t\t 75
+\tThreadLimit\t\t\t 64
+\tThreadsPerChild\t\t 25
+\tMaxRequestWorkers\t  150
+\tMaxConnectionsPerChild   0
+</IfModule>
+";
+
+/// A known server on a fixture tree: its process (comm and command line), its files as it
+/// sees them (under proc/PID/root), symlinks among them, and how many connections it holds.
+struct AppCase {
+    name: &'static str,
+    comm: &'static str,
+    cmdline: &'static [&'static str],
+    port: u16,
+    files: &'static [(&'static str, &'static str)],
+    /// (link, target) under proc/PID/root, as the package installs them.
+    links: &'static [(&'static str, &'static str)],
+    /// Established connections at its cap, and well below it.
+    at: u32,
+    below: u32,
+    severity: &'static str,
+    kind: &'static str,
+    /// The cap doctor states, with the file it was read from.
+    cap: &'static str,
+    fix: &'static str,
+}
+
+fn app_tree(case: &AppCase, established: u32) -> Test {
+    let rows: String = (0..established)
+        .map(|i| conn_row(case.port, 40000 + u16::try_from(i).unwrap(), "01"))
+        .collect();
+    let mut t = machine().file(
+        "proc/net/tcp",
+        &format!("{TCP_HEADER}{}{rows}", listen_row(case.port, 0, 9001)),
+    );
+    t = t.file(
+        "proc/4242/cmdline",
+        &case
+            .cmdline
+            .iter()
+            .map(|a| format!("{a}\0"))
+            .collect::<String>(),
+    );
+    for (path, text) in case.files {
+        t = t.file(&format!("proc/4242/root/{path}"), text);
+    }
+    for (link, target) in case.links {
+        let link = t.root().join(format!("proc/4242/root/{link}"));
+        std::fs::create_dir_all(link.parent().unwrap()).unwrap();
+        std::os::unix::fs::symlink(target, link).unwrap();
+    }
+    with_process(
+        t,
+        &Proc {
+            comm: case.comm,
+            ..Proc::default()
+        },
+    )
+}
+
+#[test]
+fn a_database_or_apache_at_its_own_cap_is_named_with_the_setting_and_its_file() {
+    let cases = [
+        AppCase {
+            name: "PostgreSQL on Debian: pg_ctlcluster passes -c config_file=",
+            comm: "postgres",
+            cmdline: &[
+                "/usr/lib/postgresql/15/bin/postgres",
+                "-D",
+                "/var/lib/postgresql/15/main",
+                "-c",
+                "config_file=/etc/postgresql/15/main/postgresql.conf",
+            ],
+            port: 5432,
+            files: &[
+                ("etc/postgresql/15/main/postgresql.conf", PG_DEBIAN_CONF),
+                (
+                    "var/lib/postgresql/15/main/postgresql.auto.conf",
+                    PG_AUTO_CONF,
+                ),
+            ],
+            links: &[],
+            at: 39,
+            below: 20,
+            severity: "critical",
+            kind: "postgresql",
+            cap: "max_connections 40 (from /etc/postgresql/15/main/postgresql.conf)",
+            fix: "raise max_connections in /etc/postgresql/15/main/postgresql.conf (restart needed)",
+        },
+        AppCase {
+            name: "PostgreSQL on RHEL: postgresql.conf in the data folder",
+            comm: "postmaster",
+            cmdline: &["/usr/bin/postmaster", "-D", "/var/lib/pgsql/data"],
+            port: 5432,
+            files: &[("var/lib/pgsql/data/postgresql.conf", PG_RHEL_CONF)],
+            links: &[],
+            at: 80,
+            below: 50,
+            severity: "warning",
+            kind: "postgresql",
+            cap: "max_connections 100 (from /var/lib/pgsql/data/postgresql.conf)",
+            fix: "raise max_connections in /var/lib/pgsql/data/postgresql.conf",
+        },
+        AppCase {
+            name: "MariaDB on Debian: my.cnf only includes, 50-server.cnf sets it",
+            comm: "mariadbd",
+            cmdline: &["/usr/sbin/mariadbd"],
+            port: 3306,
+            files: &[
+                ("etc/mysql/my.cnf", MARIADB_MY_CNF),
+                ("etc/mysql/mariadb.conf.d/50-server.cnf", MARIADB_SERVER_CNF),
+            ],
+            links: &[],
+            at: 199,
+            below: 100,
+            severity: "critical",
+            kind: "mysql",
+            cap: "max_connections 200 (from /etc/mysql/mariadb.conf.d/50-server.cnf)",
+            fix: "raise max_connections in /etc/mysql/mariadb.conf.d/50-server.cnf (SET GLOBAL \
+                  max_connections works live)",
+        },
+        AppCase {
+            name: "MySQL on Ubuntu: mysql.conf.d/mysqld.cnf",
+            comm: "mysqld",
+            cmdline: &["/usr/sbin/mysqld"],
+            port: 3306,
+            files: &[
+                ("etc/mysql/my.cnf", MYSQL_MY_CNF),
+                ("etc/mysql/mysql.conf.d/mysqld.cnf", MYSQL_MYSQLD_CNF),
+            ],
+            links: &[],
+            at: 100,
+            below: 60,
+            severity: "warning",
+            kind: "mysql",
+            cap: "max_connections 120 (from /etc/mysql/mysql.conf.d/mysqld.cnf)",
+            fix: "raise max_connections in /etc/mysql/mysql.conf.d/mysqld.cnf",
+        },
+        AppCase {
+            name: "Apache on Debian: MaxRequestWorkers in the enabled MPM's file (a symlink)",
+            comm: "apache2",
+            cmdline: &["/usr/sbin/apache2", "-k", "start"],
+            port: 80,
+            files: &[
+                ("etc/apache2/apache2.conf", APACHE2_CONF),
+                (
+                    "etc/apache2/mods-available/mpm_event.conf",
+                    APACHE_MPM_EVENT,
+                ),
+            ],
+            links: &[(
+                "etc/apache2/mods-enabled/mpm_event.conf",
+                "../mods-available/mpm_event.conf",
+            )],
+            at: 150,
+            below: 90,
+            severity: "critical",
+            kind: "apache",
+            cap: "MaxRequestWorkers 150 (from /etc/apache2/mods-enabled/mpm_event.conf)",
+            fix: "raise MaxRequestWorkers (and ServerLimit) in \
+                  /etc/apache2/mods-enabled/mpm_event.conf; then apachectl graceful",
+        },
+    ];
+    for case in &cases {
+        let doc = doctor_json(app_tree(case, case.at), &[]);
+        let app = &doc["apps"][0];
+        assert_eq!(app["kind"], case.kind, "{}: {doc:#}", case.name);
+        let f = finding(&doc, "app-cap");
+        assert_eq!(f["severity"], case.severity, "{}: {f:#}", case.name);
+        assert_eq!(f["process"]["name"], case.comm, "{}: {f:#}", case.name);
+        let title = f["title"].as_str().unwrap();
+        assert!(
+            title.starts_with(&format!(
+                "{} (pid 4242, uid 1000, port {}) holds {} connections against its own cap {}",
+                case.comm, case.port, case.at, case.cap
+            )),
+            "{}: {f:#}",
+            case.name
+        );
+        assert!(
+            f["fix"][0].as_str().unwrap().starts_with(case.fix),
+            "{}: {f:#}",
+            case.name
+        );
+        // The setting's own record names the file that sets it, as the title does.
+        let from = case
+            .cap
+            .split("(from ")
+            .nth(1)
+            .unwrap()
+            .trim_end_matches(')');
+        assert_eq!(app["settings"][0]["source"], from, "{}: {app:#}", case.name);
+        if case.severity == "critical" {
+            assert_eq!(doc["binding"], "app-cap", "{}: {doc:#}", case.name);
+        }
+        // Well below its cap the same server is not named.
+        let doc = doctor_json(app_tree(case, case.below), &[]);
+        assert!(
+            !doc["findings"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|f| f["limit"] == "app-cap"),
+            "{}: {doc:#}",
+            case.name
+        );
+        assert_eq!(doc["binding"], Value::Null, "{}: {doc:#}", case.name);
+    }
 }

@@ -37,7 +37,8 @@ pub struct App {
     pub pid: u32,
     /// Every listening process of it (an nginx master and its workers).
     pub pids: Vec<u32>,
-    /// The configuration file read, if one was.
+    /// The configuration file read, if one was; of several (my.cnf and 50-server.cnf,
+    /// apache2.conf and the MPM's file), the one that sets its cap.
     pub config: Option<String>,
     /// Why it could not be read.
     pub config_error: Option<String>,
@@ -208,7 +209,19 @@ pub fn read(root: &Root, snap: &Snapshot) -> Vec<App> {
             continue;
         };
         let workers = u64::try_from(app.pids.len().saturating_sub(1).max(1)).unwrap_or(1);
-        let text = read_config(root, p.pid, &config_candidates(app.kind, p), app);
+        let files = read_config(root, p.pid, &config_candidates(app.kind, p), app);
+        // Of several files (my.cnf and the folders it includes, apache2.conf and the MPM's
+        // file), the one that sets the cap is the one to name and to edit: the last to set
+        // it wins, as the servers read them.
+        if let Some(path) = files
+            .iter()
+            .rev()
+            .find(|(_, t)| sets_cap(app.kind, t))
+            .map(|(path, _)| path)
+        {
+            app.config = Some(path.clone());
+        }
+        let text: String = files.iter().map(|(_, t)| format!("{t}\n")).collect();
         match app.kind {
             "nginx" => nginx_settings(app, &text, workers),
             "haproxy" => haproxy_settings(app, &text),
@@ -269,11 +282,16 @@ fn config_candidates(kind: &str, p: &Process) -> Vec<String> {
             vec![given.unwrap_or(Root::REDIS_CONF.into())]
         }
         "postgresql" => {
+            // config_file when given (Debian's clusters keep it in /etc/postgresql), else
+            // postgresql.conf in the data folder (-D; RHEL, initdb's default).
             let data = arg_after(&p.cmdline, "-D");
-            let mut c = Vec::new();
-            c.extend(arg_after(&p.cmdline, "--config-file").or(arg_after(&p.cmdline, "-c")));
-            c.extend(data.map(|d| format!("{}/postgresql.conf", d.trim_end_matches('/'))));
-            c
+            match pg_option(&p.cmdline, "config_file") {
+                Some(file) => vec![file],
+                None => data
+                    .map(|d| format!("{}/postgresql.conf", d.trim_end_matches('/')))
+                    .into_iter()
+                    .collect(),
+            }
         }
         "mysql" => vec![
             arg_after(&p.cmdline, "--defaults-file").unwrap_or(Root::MYSQL_CONFS[0].into()),
@@ -290,18 +308,22 @@ fn config_candidates(kind: &str, p: &Process) -> Vec<String> {
     }
 }
 
-/// The text of every candidate that exists, joined; the first one read becomes `app.config`,
-/// the first error `app.config_error`.
-fn read_config(root: &Root, pid: u32, candidates: &[String], app: &mut App) -> String {
-    let mut text = String::new();
+/// Every candidate that exists, as (path, text) in the order read; the first one read becomes
+/// `app.config`, the first error `app.config_error`.
+fn read_config(
+    root: &Root,
+    pid: u32,
+    candidates: &[String],
+    app: &mut App,
+) -> Vec<(String, String)> {
+    let mut files = Vec::new();
     for path in candidates {
         match read_as(root, pid, path) {
             Ok(Some(t)) => {
                 if app.config.is_none() {
                     app.config = Some(path.clone());
                 }
-                text.push_str(&t);
-                text.push('\n');
+                files.push((path.clone(), t));
             }
             Ok(None) => {}
             Err(e) => {
@@ -309,7 +331,38 @@ fn read_config(root: &Root, pid: u32, candidates: &[String], app: &mut App) -> S
             }
         }
     }
-    text
+    files
+}
+
+/// Whether a configuration file's text sets the setting that caps a server of `kind`.
+fn sets_cap(kind: &str, text: &str) -> bool {
+    match kind {
+        "postgresql" | "mysql" => parse_assign(text, "max_connections").is_some(),
+        "apache" => !parse_words(text, &["MaxRequestWorkers", "MaxClients"]).is_empty(),
+        // One file each: the one read is the one that sets it.
+        _ => false,
+    }
+}
+
+/// The value of a PostgreSQL setting given on its command line: `-c name=value`,
+/// `-cname=value` or `--name=value` (`-` and `_` alike in the name). Debian's pg_ctlcluster
+/// starts every cluster with `-c config_file=/etc/postgresql/V/C/postgresql.conf`.
+fn pg_option(cmdline: &[String], name: &str) -> Option<String> {
+    let mut args = cmdline.iter().skip(1);
+    let mut found = None;
+    while let Some(a) = args.next() {
+        let assignment = if a == "-c" {
+            args.next().map(String::as_str)
+        } else {
+            a.strip_prefix("--").or_else(|| a.strip_prefix("-c"))
+        };
+        if let Some((k, v)) = assignment.and_then(|x| x.split_once('='))
+            && k.replace('-', "_") == name
+        {
+            found = Some(v.to_string());
+        }
+    }
+    found
 }
 
 impl App {
@@ -811,6 +864,25 @@ mod tests {
             ),
             Some("500".into())
         );
+        let pg = |args: &[&str]| {
+            let args: Vec<String> = args.iter().map(ToString::to_string).collect();
+            pg_option(&args, "config_file")
+        };
+        for (args, want) in [
+            (
+                &["postgres", "-D", "/d", "-c", "config_file=/etc/p.conf"][..],
+                Some("/etc/p.conf"),
+            ),
+            (&["postgres", "-cconfig_file=/a.conf"][..], Some("/a.conf")),
+            (&["postgres", "--config-file=/b.conf"][..], Some("/b.conf")),
+            (
+                &["postgres", "-c", "max_connections=9", "-D", "/d"][..],
+                None,
+            ),
+            (&["postgres", "-D", "/d"][..], None),
+        ] {
+            assert_eq!(pg(args).as_deref(), want, "{args:?}");
+        }
         assert_eq!(kind_of("redis-server"), Some("redis"));
         assert_eq!(kind_of("bash"), None);
     }
