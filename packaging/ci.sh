@@ -214,12 +214,12 @@ rpm_root() { # ARGS...: rpm --root, failing on any message but Debian's rpm's ow
     [ -z "$err" ] || { echo "$err"; fail "rpm $* printed: $err"; }
 }
 logged() { cat "$rroot/systemctl.log" 2>/dev/null || true; }
-units="netprofile.service netprofile-metrics.timer"
+units=(netprofile.service netprofile-metrics.timer)
 wants="$rroot/etc/systemd/system/multi-user.target.wants/netprofile.service"
 # First install ($1 = 1, no systemd running in the root): %post presets both units.
 rpm_root -i "$rpmfile"
-[ "$(logged)" = "--no-reload preset $units" ] || fail "%post ran: [$(logged)], wanted one preset of $units"
-systemctl --root="$rroot" --no-reload preset $units 2>/dev/null || fail "systemctl --root preset $units failed"
+[ "$(logged)" = "--no-reload preset ${units[*]}" ] || fail "%post ran: [$(logged)], wanted one preset of ${units[*]}"
+systemctl --root="$rroot" --no-reload preset "${units[@]}" 2>/dev/null || fail "systemctl --root preset ${units[*]} failed"
 [ -L "$wants" ] || fail "the preset of %post does not enable netprofile.service"
 [ -z "$(find "$rroot/etc/systemd/system" -name 'netprofile-metrics.timer')" ] \
     || fail "the preset of %post enables netprofile-metrics.timer (it must stay disabled)"
@@ -235,15 +235,15 @@ rpm --root "$rroot" -qf /usr/share/netprofile/profiles >/dev/null \
 # An upgrade ($1 = 2 in %post, 1 in the old package's %preun/%postun): no preset again, so an
 # administrator's disable stays; no disable; no reload where systemd does not run.
 rpm_root -U --replacepkgs "$rpmfile"
-[ "$(logged)" = "--no-reload preset $units" ] || fail "an upgrade ran systemctl: [$(logged)]"
+[ "$(logged)" = "--no-reload preset ${units[*]}" ] || fail "an upgrade ran systemctl: [$(logged)]"
 # Erase ($1 = 0) where systemd runs: %preun disables and stops both, %postun reloads.
 mkdir -p "$rroot/run/systemd/system"
 rpm_root -e netprofile
-[ "$(logged)" = "--no-reload preset $units
---no-reload disable --now $units
-daemon-reload" ] || fail "the erase ran: [$(logged)], wanted disable --now of $units, then daemon-reload"
+[ "$(logged)" = "--no-reload preset ${units[*]}
+--no-reload disable --now ${units[*]}
+daemon-reload" ] || fail "the erase ran: [$(logged)], wanted disable --now of ${units[*]}, then daemon-reload"
 # (--now stops units; nothing runs in the throwaway root.)
-systemctl --root="$rroot" --no-reload disable $units >/dev/null 2>&1 || true
+systemctl --root="$rroot" --no-reload disable "${units[@]}" >/dev/null 2>&1 || true
 [ ! -L "$wants" ] || fail "the disable of %preun leaves netprofile.service enabled"
 # Every folder the package created goes with it (nothing else owns them in this root).
 left=$(cd "$rroot" && find usr var -mindepth 1 -not -path 'var/lib/rpm*' -not -path 'usr/lib/sysimage*' 2>/dev/null \
