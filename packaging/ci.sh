@@ -254,7 +254,7 @@ step ".rpm: rpmlint, -qpl, -qpR, owned folders, --root install with scriptlets, 
 
 # --- fleet: Ansible and Kubernetes --------------------------------------------------------------
 NETPROFILE="$PWD/target/packaging/netprofile" packaging/ansible/test.sh
-step "ansible: check mode, two runs, failing profile, rollback, confirm, inline content, overrides"
+step "ansible: check mode, two runs, failing profile, rollback, confirm, inline content, overrides, running, verify"
 # ansible-test fetches its pip bootstrap from ci-files.testing.ansible.com, which CI cannot reach;
 # packaging/ansible/ci/get-pip.py does the same from PyPI (ensurepip, then pip).
 pip_version=$(python3 -c 'import re, ansible_test, os; print(re.search(r"pip=.(\d[\d.]*)", open(os.path.join(os.path.dirname(ansible_test.__file__), "_internal/python_requirements.py")).read()).group(1))')
