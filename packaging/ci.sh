@@ -31,6 +31,8 @@ command -v lintian >/dev/null 2>&1 || need+=(lintian)
 command -v man >/dev/null 2>&1 || need+=(man-db)
 command -v ip >/dev/null 2>&1 || need+=(iproute2)
 command -v curl >/dev/null 2>&1 || need+=(curl)
+# A static shell for the .rpm's scriptlets in a throwaway root (rpm runs them chrooted there).
+dpkg -s busybox-static >/dev/null 2>&1 || need+=(busybox-static)
 # The Python tools live in a venv (Debian 12's python3 refuses a system-wide pip install);
 # ansible-test's own sanity venvs need ensurepip too.
 python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || need+=(python3-venv)
@@ -203,9 +205,35 @@ for d in /usr/share/netprofile /usr/share/netprofile/profiles /usr/share/netprof
     grep -qx "drwxr-xr-x $d" <<<"$modes" || fail "the .rpm does not own the folder $d"
 done
 grep -qx "drwx------ /var/lib/netprofile" <<<"$modes" || fail "the .rpm does not own /var/lib/netprofile (0700)"
+# The scriptlets run for real: rpm runs them chrooted in the root with its /bin/sh, so the root
+# gets a static shell (busybox), /dev/null (they redirect to it) and, in PATH, a systemctl that
+# only logs its arguments (nothing may be enabled or reloaded on this machine). What each logged
+# command does to this package's files is then replayed with the host's `systemctl --root`.
+# A Fedora-like preset policy: every unit disabled unless a preset file enables it.
 rroot=$(mktemp -d)
 rpm --root "$rroot" --initdb
-rpm --root "$rroot" --nodeps --noscripts -i "$rpmfile"
+mkdir -p "$rroot/bin" "$rroot/dev" "$rroot/usr/lib/systemd/system-preset"
+cp /bin/busybox "$rroot/bin/sh"
+mknod -m 666 "$rroot/dev/null" c 1 3
+printf '#!/bin/sh\necho "$*" >>/systemctl.log\n' >"$rroot/bin/systemctl"
+chmod 0755 "$rroot/bin/systemctl"
+echo 'disable *' >"$rroot/usr/lib/systemd/system-preset/99-default-disable.preset"
+rpm_root() { # ARGS...: rpm --root, failing on any message but Debian's rpm's own warning
+    local err
+    err=$(rpm --root "$rroot" --nodeps "$@" 2>&1 >/dev/null) || { echo "$err"; fail "rpm $* exited non-zero"; }
+    err=$(grep -v 'use Alien instead\|assuming you know what you are doing' <<<"$err" || true)
+    [ -z "$err" ] || { echo "$err"; fail "rpm $* printed: $err"; }
+}
+logged() { cat "$rroot/systemctl.log" 2>/dev/null || true; }
+units=(netprofile.service netprofile-metrics.timer)
+wants="$rroot/etc/systemd/system/multi-user.target.wants/netprofile.service"
+# First install ($1 = 1, no systemd running in the root): %post presets both units.
+rpm_root -i "$rpmfile"
+[ "$(logged)" = "--no-reload preset ${units[*]}" ] || fail "%post ran: [$(logged)], wanted one preset of ${units[*]}"
+systemctl --root="$rroot" --no-reload preset "${units[@]}" 2>/dev/null || fail "systemctl --root preset ${units[*]} failed"
+[ -L "$wants" ] || fail "the preset of %post does not enable netprofile.service"
+[ -z "$(find "$rroot/etc/systemd/system" -name 'netprofile-metrics.timer')" ] \
+    || fail "the preset of %post enables netprofile-metrics.timer (it must stay disabled)"
 # --nodeps: the throwaway root has no libc to satisfy the requirements; -V checks every file.
 rpm --root "$rroot" -V --nodeps netprofile || fail "rpm -V reports changes right after install"
 [ -x "$rroot/usr/bin/netprofile" ] || fail "the .rpm did not install /usr/bin/netprofile"
@@ -229,17 +257,29 @@ echo "# changed" >>"$rroot/usr/share/netprofile/profiles/base.toml"
 ! rpm --root "$rroot" -V --nodeps netprofile >/dev/null 2>&1 || fail "rpm -V missed a changed file"
 rpm --root "$rroot" -qf /usr/share/netprofile/profiles >/dev/null \
     || fail "rpm -qf does not name the owner of /usr/share/netprofile/profiles"
-# Erase: every folder the package created goes with it (nothing else owns them in this root).
-rpm --root "$rroot" -e --nodeps --noscripts netprofile
+# An upgrade ($1 = 2 in %post, 1 in the old package's %preun/%postun): no preset again, so an
+# administrator's disable stays; no disable; no reload where systemd does not run.
+rpm_root -U --replacepkgs "$rpmfile"
+[ "$(logged)" = "--no-reload preset ${units[*]}" ] || fail "an upgrade ran systemctl: [$(logged)]"
+# Erase ($1 = 0) where systemd runs: %preun disables and stops both, %postun reloads.
+mkdir -p "$rroot/run/systemd/system"
+rpm_root -e netprofile
+[ "$(logged)" = "--no-reload preset ${units[*]}
+--no-reload disable --now ${units[*]}
+daemon-reload" ] || fail "the erase ran: [$(logged)], wanted disable --now of ${units[*]}, then daemon-reload"
+# (--now stops units; nothing runs in the throwaway root.)
+systemctl --root="$rroot" --no-reload disable "${units[@]}" >/dev/null 2>&1 || true
+[ ! -L "$wants" ] || fail "the disable of %preun leaves netprofile.service enabled"
+# Every folder the package created goes with it (nothing else owns them in this root).
 left=$(cd "$rroot" && find usr var -mindepth 1 -not -path 'var/lib/rpm*' -not -path 'usr/lib/sysimage*' 2>/dev/null \
-    | grep -v '^var/lib$\|^var$\|^usr/lib$\|^usr/share$\|^usr/bin$\|^usr/lib/systemd\|^usr/share/man$\|^usr/share/man/man8$\|^usr/share/doc$\|^usr/share/licenses$\|^usr/lib/.build-id$' || true)
+    | grep -v '^var/lib$\|^var$\|^var/tmp$\|^usr/lib$\|^usr/share$\|^usr/bin$\|^usr/lib/systemd\|^usr/share/man$\|^usr/share/man/man8$\|^usr/share/doc$\|^usr/share/licenses$\|^usr/lib/.build-id$' || true)
 [ -z "$left" ] || fail "rpm -e left: $left"
 rm -rf "$rroot"
-step ".rpm: rpmlint, -qpl, -qpR, owned folders, --root install, -V, -qf, -e"
+step ".rpm: rpmlint, -qpl, -qpR, owned folders, --root install with scriptlets, -V, -qf, upgrade, erase"
 
 # --- fleet: Ansible and Kubernetes --------------------------------------------------------------
 NETPROFILE="$PWD/target/packaging/netprofile" packaging/ansible/test.sh
-step "ansible: check mode, two runs, failing profile, rollback, confirm, inline content, overrides"
+step "ansible: check mode, two runs, failing profile, rollback, confirm, inline content, overrides, running, verify"
 # ansible-test fetches its pip bootstrap from ci-files.testing.ansible.com, which CI cannot reach;
 # packaging/ansible/ci/get-pip.py does the same from PyPI (ensurepip, then pip).
 pip_version=$(python3 -c 'import re, ansible_test, os; print(re.search(r"pip=.(\d[\d.]*)", open(os.path.join(os.path.dirname(ansible_test.__file__), "_internal/python_requirements.py")).read()).group(1))')

@@ -262,11 +262,11 @@ fn worker(config: &Config, task: &str) -> error::Result<commands::Output> {
     })
 }
 
-/// `--root /nonexistent` is a typo, not eight errors about /proc/sys under it.
+/// `--root /nonexistent` is a typo, and `--root` at a folder with no `proc/sys` (an empty
+/// folder, an unmounted image) is not a root tree: one error each, not one per key.
 fn refuse_missing_root(config: &Config, command: &Command) -> error::Result<()> {
     let base = config.root.base();
     if config.root.is_real()
-        || base.is_dir()
         || matches!(
             command,
             Command::Generate { .. } | Command::Completions { .. } | Command::Worker { .. }
@@ -274,16 +274,42 @@ fn refuse_missing_root(config: &Config, command: &Command) -> error::Result<()> 
     {
         return Ok(());
     }
-    Err(error::Error::Usage(format!(
-        "--root {}: {}; give the folder that stands for / (a copy of the system, an image \
-         or a chroot), or leave --root out to act on this machine",
-        base.display(),
-        if base.exists() {
-            "is not a folder"
-        } else {
-            "no such folder"
-        }
-    )))
+    let problem = match std::fs::metadata(base) {
+        Ok(m) if m.is_dir() => None,
+        Ok(_) => Some("is not a folder".to_string()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Some("no such folder".to_string()),
+        Err(e) => Some(format!("cannot be read ({e})")),
+    };
+    if let Some(problem) = problem {
+        return Err(error::Error::Usage(format!(
+            "--root {}: {problem}; give the folder that stands for / (a copy of the system, an \
+             image or a chroot), or leave --root out to act on this machine",
+            base.display(),
+        )));
+    }
+    if reads_the_kernel(command) && !config.root.path("proc/sys").is_dir() {
+        return Err(error::Error::Usage(format!(
+            "--root {}: not a root tree, it has no proc/sys. A root tree stands for /: the \
+             kernel's keys under proc/sys (a copy of /proc/sys, or /proc mounted in an image) \
+             and the configuration under etc/. Give such a folder, or leave --root out to act \
+             on this machine; nothing was read or written",
+            base.display()
+        )));
+    }
+    Ok(())
+}
+
+/// The commands that read live values from the root's `proc/sys`: every one but those that
+/// only print (profiles, render), read netprofile's own history, or are internal.
+fn reads_the_kernel(command: &Command) -> bool {
+    !matches!(
+        command,
+        Command::Profiles { .. }
+            | Command::Render { .. }
+            | Command::History
+            | Command::ConfirmWatcher { .. }
+            | Command::Holder
+    )
 }
 
 /// What an interrupted run left behind: writers (apply, confirm, rollback, the watcher)

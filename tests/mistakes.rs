@@ -47,6 +47,88 @@ fn a_root_that_does_not_exist_is_one_clear_error() {
     );
 }
 
+/// Every path under `dir`, folders included, relative to it.
+fn entries(dir: &std::path::Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).expect("read_dir") {
+            let path = entry.expect("entry").path();
+            out.push(
+                path.strip_prefix(dir)
+                    .expect("under dir")
+                    .display()
+                    .to_string(),
+            );
+            if path.is_dir() && !path.is_symlink() {
+                stack.push(path);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn a_root_that_is_not_a_root_tree_is_one_clear_error() {
+    // An empty folder, and an image whose proc is not mounted (etc/ but an empty proc/).
+    for (what, t) in [
+        ("empty", Test::bare()),
+        (
+            "unmounted image",
+            Test::bare()
+                .file("etc/sysctl.d/10-image.conf", "net.core.somaxconn = 1024\n")
+                .file("proc/.keep", ""),
+        ),
+    ] {
+        let root = t.root();
+        let before = entries(&root);
+        let mut out = t.args(&["render", "high-conn"]).run();
+        for args in [
+            &["diff", "high-conn"][..],
+            &["check", "high-conn"],
+            &["apply", "high-conn"],
+            &["rollback"],
+            &["confirm"],
+            &["status"],
+            &["explain", "net.core.somaxconn"],
+            &["doctor"],
+            &["metrics"],
+        ] {
+            out = out.then(args).code(2);
+            assert_eq!(
+                out.stderr.lines().count(),
+                1,
+                "{what} {args:?}: one error, not one per key: {}",
+                out.stderr
+            );
+            for want in [
+                format!(
+                    "--root {}: not a root tree, it has no proc/sys",
+                    root.display()
+                ),
+                "the kernel's keys under proc/sys".to_string(),
+                "leave --root out".to_string(),
+            ] {
+                assert!(
+                    out.stderr.contains(&want),
+                    "{what} {args:?}: {}",
+                    out.stderr
+                );
+            }
+            assert_eq!(out.stdout, "", "{what} {args:?}");
+            assert_eq!(
+                entries(&root),
+                before,
+                "{what} {args:?} wrote into the folder"
+            );
+        }
+        // What needs no live system still works there.
+        let out = out.then(&["render", "high-conn"]).code(0);
+        assert!(out.stdout.contains("net.core.somaxconn"), "{}", out.stdout);
+    }
+}
+
 #[test]
 fn number_mistakes_say_what_to_write() {
     for (args, want) in [

@@ -160,9 +160,18 @@ fn man_pages_have_the_sections_a_sysadmin_expects_and_render_without_warnings() 
     ] {
         assert!(synopsis.contains(want), "{want} not in {synopsis}");
     }
-    assert!(apply.contains(".SH EXAMPLES\n"), "{apply}");
     for page in listing(&dir) {
         let text = read(&page);
+        // EXAMPLES with at least one command line in it.
+        let examples = text
+            .split(".SH EXAMPLES\n")
+            .nth(1)
+            .and_then(|s| s.split(".SH ").next())
+            .unwrap_or_else(|| panic!("{page} lacks EXAMPLES"));
+        assert!(
+            examples.contains(".nf\n") && examples.contains("\nnetprofile "),
+            "{page}: EXAMPLES without a command: {examples}"
+        );
         for section in [
             ".SH EXIT STATUS\n",
             ".SH ENVIRONMENT\n",
@@ -195,4 +204,87 @@ fn man_pages_have_the_sections_a_sysadmin_expects_and_render_without_warnings() 
             "{page}: man --warnings"
         );
     }
+}
+
+/// The EXIT STATUS section of a page as man(1) renders it, one code or paragraph per entry
+/// (whitespace collapsed).
+fn exit_status(dir: &std::path::Path, page: &str) -> Vec<String> {
+    let man = std::process::Command::new("man")
+        .args(["-l"])
+        .arg(dir.join(page))
+        .env("MANWIDTH", "200")
+        .output()
+        .expect("man(1) from man-db (packaging/ci.sh installs it)");
+    let text = String::from_utf8_lossy(&man.stdout).replace('\u{2010}', "-");
+    let section = text
+        .split("\nEXIT STATUS\n")
+        .nth(1)
+        .and_then(|s| s.split("\nENVIRONMENT\n").next())
+        .unwrap_or_else(|| panic!("{page}: no EXIT STATUS in {text}"));
+    section
+        .split("\n\n")
+        .map(|e| e.split_whitespace().collect::<Vec<_>>().join(" "))
+        .filter(|e| !e.is_empty())
+        .collect()
+}
+
+/// Each page lists the exit codes its command really uses: check's page gives the Nagios codes
+/// that `check --format nagios` exits with, and diff's page no apply failure.
+#[test]
+fn man_pages_give_each_command_its_own_exit_codes() {
+    let out = Test::bare()
+        .args(&["__generate", "man", "man"])
+        .run()
+        .code(0);
+    let dir = out.dir.path().join("man");
+    let check = exit_status(&dir, "netprofile-check.8");
+    let nagios = check
+        .iter()
+        .position(|e| e.contains("--format nagios"))
+        .unwrap_or_else(|| panic!("check's EXIT STATUS does not name --format nagios: {check:?}"));
+    // The real plugin: a stock root against high-conn is CRITICAL, a profile that is not there
+    // is UNKNOWN; the page must say so for the code each one exits with.
+    let critical = Test::new()
+        .args(&["check", "--format", "nagios", "high-conn"])
+        .run();
+    assert!(
+        critical.stdout.starts_with("NETPROFILE CRITICAL - "),
+        "{}",
+        critical.stdout
+    );
+    let critical_code = critical.code;
+    let unknown = critical.then(&["check", "--format", "nagios", "./missing.toml"]);
+    assert!(
+        unknown.stdout.starts_with("NETPROFILE UNKNOWN - "),
+        "{}",
+        unknown.stdout
+    );
+    for (code, state) in [(critical_code, "CRITICAL"), (unknown.code, "UNKNOWN")] {
+        let want = format!("{code} {state}:");
+        assert!(
+            check[nagios..].iter().any(|e| e.starts_with(&want)),
+            "check's page lacks {want:?} after --format nagios: {check:?}"
+        );
+    }
+    for state in ["0 OK:", "1 WARNING:"] {
+        assert!(
+            check[nagios..].iter().any(|e| e.starts_with(state)),
+            "{state} {check:?}"
+        );
+    }
+    assert!(
+        !check
+            .iter()
+            .any(|e| e.contains("apply failed") || e.contains("rolled back")),
+        "check never applies: {check:?}"
+    );
+    let diff = exit_status(&dir, "netprofile-diff.8");
+    let codes: Vec<&str> = diff.iter().filter_map(|e| e.split(' ').next()).collect();
+    assert_eq!(codes, ["0", "1", "2"], "{diff:?}");
+    let apply = exit_status(&dir, "netprofile-apply.8");
+    let codes: Vec<&str> = apply.iter().filter_map(|e| e.split(' ').next()).collect();
+    assert_eq!(codes, ["0", "1", "2", "3", "4"], "{apply:?}");
+    let watch = exit_status(&dir, "netprofile-watch.8");
+    let codes: Vec<&str> = watch.iter().filter_map(|e| e.split(' ').next()).collect();
+    assert_eq!(codes, ["0", "2"], "{watch:?}");
 }

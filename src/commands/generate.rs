@@ -155,50 +155,114 @@ fn synopsis(cmd: &clap::Command, full_name: &str) -> String {
 }
 
 /// The commands a page shows in its EXAMPLES (a description, then roff lines), by page name.
+/// Every page has some (tests/packaging.rs checks it).
 fn examples(name: &str) -> &'static [(&'static str, &'static str)] {
     match name {
-        "netprofile" | "netprofile-apply" => &[
+        "netprofile" => &[
             (
-                "Show what the high-conn profile would change, then apply it with a safety net:",
+                "Show what the high\\-conn profile would change, then apply it with a safety net:",
                 "netprofile diff high\\-conn\nnetprofile apply \\-\\-confirm 5m high\\-conn\nnetprofile confirm",
             ),
             ("Undo the last generation:", "netprofile rollback"),
         ],
-        "netprofile-diff" | "netprofile-check" | "netprofile-render" => &[
+        "netprofile-apply" => &[
             (
-                "Compare a profile file with this machine:",
+                "Review the plan, then apply; it reverts by itself unless confirmed within 5 minutes:",
+                "netprofile apply \\-\\-dry\\-run high\\-conn\nnetprofile apply \\-\\-confirm 5m high\\-conn\nnetprofile confirm",
+            ),
+            (
+                "Apply, measure the gain over loopback, and raise nginx's running processes too:",
+                "netprofile apply \\-\\-verify \\-\\-running nginx.service ./web.toml",
+            ),
+            (
+                "The plan as a comment for a pull request:",
+                "netprofile apply \\-\\-dry\\-run \\-\\-format markdown ./web.toml",
+            ),
+        ],
+        "netprofile-diff" => &[
+            (
+                "Compare a profile file with this machine (exit 1 when they differ):",
                 "netprofile diff ./web.toml",
             ),
+            (
+                "Compare a shipped profile with a mounted image, as JSON:",
+                "netprofile \\-\\-root /mnt/image \\-\\-json diff high\\-conn",
+            ),
+        ],
+        "netprofile-check" => &[
             (
                 "Drift check for monitoring (exit 1 when drifted):",
                 "netprofile check high\\-conn",
             ),
             (
-                "The files a profile writes, for review:",
-                "netprofile render high\\-conn",
+                "As a Nagios or Icinga plugin, e.g. in nrpe.cfg:",
+                "command[netprofile]=/usr/bin/netprofile check \\-\\-format nagios high\\-conn",
             ),
         ],
-        "netprofile-rollback"
-        | "netprofile-history"
-        | "netprofile-status"
-        | "netprofile-confirm" => &[
+        "netprofile-render" => &[(
+            "The files a profile writes, for review (the same on every host):",
+            "netprofile render high\\-conn\nnetprofile render ./web.toml > review.txt",
+        )],
+        "netprofile-confirm" => &[(
+            "Keep an apply made with \\-\\-confirm (files are written now):",
+            "netprofile apply \\-\\-confirm 90s high\\-conn\nnetprofile confirm",
+        )],
+        "netprofile-rollback" => &[
             (
                 "List generations, then undo generation 3 and every later one:",
                 "netprofile history\nnetprofile rollback 3",
             ),
             (
-                "What is managed now, and any pending confirmation:",
-                "netprofile status",
+                "Undo the last generation although a drop\\-in was edited by hand since:",
+                "netprofile rollback \\-\\-force",
             ),
         ],
-        "netprofile-explain" | "netprofile-doctor" => &[
+        "netprofile-history" => &[(
+            "List generations, with every value and file each one changed:",
+            "netprofile history\nnetprofile \\-v history",
+        )],
+        "netprofile-status" => &[(
+            "What is managed now, any drift, and a pending confirmation:",
+            "netprofile status\nnetprofile \\-\\-json status",
+        )],
+        "netprofile-explain" => &[
             (
                 "Where somaxconn comes from now and at boot:",
                 "netprofile explain net.core.somaxconn",
             ),
             (
-                "Which limit 50000 held connections would meet first:",
-                "netprofile doctor \\-\\-connections 50000",
+                "Who sets the open\\-files limit, at login and for services:",
+                "netprofile explain nofile\nnetprofile explain DefaultLimitNOFILE",
+            ),
+        ],
+        "netprofile-doctor" => &[
+            (
+                "Which limit binds first on this machine now:",
+                "netprofile doctor",
+            ),
+            (
+                "Which limits 50000 held connections and 500 new ones per second would meet:",
+                "netprofile doctor \\-\\-connections 50000 \\-\\-rate 500/s",
+            ),
+        ],
+        "netprofile-watch" => &[
+            (
+                "Watch the counters every 5 seconds for a minute, then read the summary:",
+                "netprofile watch",
+            ),
+            (
+                "Watch every second during a 10\\-minute load test (Ctrl\\-C ends early):",
+                "netprofile watch \\-\\-interval 1s \\-\\-for 10m",
+            ),
+        ],
+        "netprofile-metrics" => &[
+            (
+                "Write the metrics for node_exporter's textfile collector:",
+                "netprofile metrics \\-\\-output /var/lib/prometheus/node\\-exporter/netprofile.prom",
+            ),
+            (
+                "Or let the packaged timer do it every minute:",
+                "systemctl enable \\-\\-now netprofile\\-metrics.timer",
             ),
         ],
         "netprofile-completions" => &[(
@@ -206,8 +270,12 @@ fn examples(name: &str) -> &'static [(&'static str, &'static str)] {
             "source <(netprofile completions bash)\nnetprofile completions zsh > \"${fpath[1]}/_netprofile\"",
         )],
         "netprofile-profiles" => &[(
-            "Copy a shipped profile to edit it:",
-            "netprofile profiles high\\-conn > web.toml",
+            "List the shipped profiles, then copy one to edit it:",
+            "netprofile profiles\nnetprofile profiles high\\-conn > web.toml",
+        )],
+        "netprofile-test-serve" => &[(
+            "Serve on one host for 5 minutes, and run the client on another:",
+            "netprofile test serve \\-\\-listen 0.0.0.0:9000 \\-\\-duration 5m\nnetprofile test churn \\-\\-target 192.0.2.10:9000",
         )],
         _ if name.starts_with("netprofile-test") => &[
             (
@@ -216,31 +284,124 @@ fn examples(name: &str) -> &'static [(&'static str, &'static str)] {
             ),
             (
                 "Compare two profiles in a private sandbox:",
-                "netprofile test churn \\-\\-compare legacy\\-defaults high\\-conn",
+                "netprofile test churn \\-\\-sandbox \\-\\-compare legacy\\-defaults high\\-conn",
             ),
         ],
         _ => &[],
     }
 }
 
-/// EXIT STATUS, ENVIRONMENT, FILES and the start of SEE ALSO: the same on every page.
-const COMMON_SECTIONS: &str = r".SH EXIT STATUS
-.TP
-\fB0\fR
-Success; for diff, check and apply \-\-dry\-run: in sync.
-.TP
-\fB1\fR
-Differences found (diff, check, apply \-\-dry\-run).
-.TP
-\fB2\fR
-Bad usage or input (a profile error names its file, line and key); nothing was touched.
-.TP
-\fB3\fR
-apply failed and every change was rolled back.
-.TP
-\fB4\fR
-The rollback failed too; the message lists each key's state.
-.SH ENVIRONMENT
+/// The exit codes a page's command really uses (README's table, docs/json.md), by page name.
+fn exit_codes(name: &str) -> &'static [(&'static str, &'static str)] {
+    const OK: (&str, &str) = ("0", "Success.");
+    const BAD: (&str, &str) = (
+        "2",
+        "Bad usage or input (the error names the file, line or key), or a file it cannot \
+         read; nothing was touched.",
+    );
+    const IN_SYNC: (&str, &str) = ("0", "In sync: the machine matches the profile.");
+    const UNDO_FAILED: (&str, &str) = (
+        "4",
+        "The undo failed too; the message lists each key's state.",
+    );
+    match name {
+        "netprofile" => &[
+            (
+                "0",
+                "Success; for diff, check and apply \\-\\-dry\\-run: in sync.",
+            ),
+            (
+                "1",
+                "Differences found (diff, check, apply \\-\\-dry\\-run).",
+            ),
+            BAD,
+            (
+                "3",
+                "apply (or rollback, confirm) failed and every change was undone.",
+            ),
+            UNDO_FAILED,
+            (
+                "",
+                "\\fBcheck \\-\\-format nagios\\fR follows the plugin convention instead: 0 OK, \
+                 1 WARNING, 2 CRITICAL, 3 UNKNOWN (see \\fBnetprofile\\-check\\fR(8)).",
+            ),
+        ],
+        "netprofile-diff" => &[IN_SYNC, ("1", "The machine differs from the profile."), BAD],
+        "netprofile-check" => &[
+            IN_SYNC,
+            ("1", "Drift: the machine differs from the profile."),
+            BAD,
+            (
+                "",
+                "With \\fB\\-\\-format nagios\\fR (and no \\fB\\-\\-json\\fR), the Nagios/Icinga \
+                 plugin codes instead:",
+            ),
+            (
+                "0",
+                "OK: every value in force is the profile's and will hold.",
+            ),
+            (
+                "1",
+                "WARNING: what is in force is right but would not hold at boot or login (a \
+                 drop\\-in missing or edited, another file overriding).",
+            ),
+            ("2", "CRITICAL: a value in force now is not the profile's."),
+            (
+                "3",
+                "UNKNOWN: the check itself failed (a bad profile, an unreadable file); the \
+                 error is on the status line.",
+            ),
+        ],
+        "netprofile-apply" => &[
+            (
+                "0",
+                "Applied, or nothing to change; with \\-\\-dry\\-run: nothing would change.",
+            ),
+            (
+                "1",
+                "With \\-\\-dry\\-run only: the plan would change something (or raise a running \
+                 process's limits).",
+            ),
+            BAD,
+            ("3", "The apply failed and every change was rolled back."),
+            (
+                "4",
+                "The rollback failed too; the message lists each key's state.",
+            ),
+        ],
+        "netprofile-rollback" | "netprofile-confirm" => &[
+            OK,
+            (
+                "2",
+                "Bad usage, nothing to do, or refused (a managed drop\\-in edited by hand, shown \
+                 as a diff); nothing was touched.",
+            ),
+            (
+                "3",
+                "Writing failed and every change it made was undone; the message lists what \
+                 was restored.",
+            ),
+            UNDO_FAILED,
+        ],
+        _ => &[OK, BAD],
+    }
+}
+
+/// EXIT STATUS from `exit_codes`; an entry without a code is a paragraph between the codes.
+fn exit_status(name: &str) -> String {
+    let mut out = String::from(".SH EXIT STATUS\n");
+    for (code, meaning) in exit_codes(name) {
+        if code.is_empty() {
+            out.push_str(&format!(".PP\n{meaning}\n"));
+        } else {
+            out.push_str(&format!(".TP\n\\fB{code}\\fR\n{meaning}\n"));
+        }
+    }
+    out
+}
+
+/// ENVIRONMENT, FILES and the start of SEE ALSO: the same on every page.
+const COMMON_SECTIONS: &str = r".SH ENVIRONMENT
 .TP
 \fBNO_COLOR\fR
 When set and not empty, \fB\-\-color auto\fR prints no colour.
@@ -272,7 +433,7 @@ The shipped profiles (also built in) and the JSON Schemas of \fB\-\-json\fR outp
 .SH SEE ALSO
 ";
 
-/// EXAMPLES (per page), then EXIT STATUS, ENVIRONMENT, FILES and SEE ALSO on every page.
+/// EXAMPLES and EXIT STATUS (per page), then ENVIRONMENT, FILES and SEE ALSO on every page.
 fn sections(name: &str) -> String {
     let examples = examples(name);
     let mut out = String::new();
@@ -284,6 +445,7 @@ fn sections(name: &str) -> String {
             ));
         }
     }
+    out.push_str(&exit_status(name));
     out.push_str(COMMON_SECTIONS);
     if name != "netprofile" {
         out.push_str("\\fBnetprofile\\fR(8),\n");

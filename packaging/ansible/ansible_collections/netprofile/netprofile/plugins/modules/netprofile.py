@@ -68,6 +68,8 @@ options:
     description:
       - Run netprofile's connection test over loopback before and after the apply
         (C(apply --verify)) and return both reports in RV(verify). Adds tens of seconds.
+      - Only when something is applied; with O(root) it needs a tree whose C(proc) is the
+        running kernel's (netprofile refuses otherwise).
     type: bool
     default: false
   running:
@@ -75,6 +77,8 @@ options:
       - Also raise the open-files limits of running processes matching each pattern (their
         C(/proc/PID/comm), or their service, such as C(nginx.service)) with prlimit(2)
         (C(apply --running)). Recorded with the generation and undone by a rollback.
+      - A process below what the profile gives it is a change even when every setting is in
+        sync (check mode reports it); a pattern that matches no process fails the task.
     type: list
     elements: str
     default: []
@@ -230,11 +234,15 @@ class Netprofile(object):
         )
 
     def json(self, args, ok=(0,)):
+        return self.json_rc(args, ok)[1]
+
+    def json_rc(self, args, ok=(0,)):
+        """The exit code and the parsed --json document; fails the task on another code."""
         rc, out, err = self.run(["--json"] + list(args))
         if rc not in ok:
             self.fail(" ".join(args), rc, out, err)
         try:
-            return json.loads(out)
+            return rc, json.loads(out)
         except ValueError as e:
             self.fail(" ".join(args), rc, out, "%s; not JSON: %s" % (err, e))
 
@@ -302,9 +310,10 @@ def applied(module, np, result, profile):
     # Files are written only at confirm with --confirm, and never with --no-persist.
     with_files = not module.params["no_persist"] and not module.params["confirm"]
     # diff exits 0 in sync, 1 differs, 2 bad profile (nothing touched).
-    before = np.json(["diff", profile], ok=(0, 1))
+    diff_rc, before = np.json_rc(["diff", profile], ok=(0, 1))
     result["plan"] = before
     changes = pending(before, with_files)
+    changes.extend(running_pending(module, np, profile, diff_rc == 0))
     result["changes"] = changes
     if module._diff:
         result["diff"] = plan_diff(before, with_files)
@@ -344,6 +353,28 @@ def applied(module, np, result, profile):
         )
     result["changed"] = True
     return result
+
+
+def running_pending(module, np, profile, in_sync):
+    """A line when O(running) would raise a running process's limits although the plan is in sync.
+
+    `apply --dry-run --running` exits 1 when the plan differs or a matching process is below what
+    the profile gives it, and 2 (refused, nothing touched) when a pattern matches nothing, so it
+    also checks the patterns in check mode. When the plan differs, the apply that follows raises
+    the processes anyway.
+    """
+    patterns = module.params["running"]
+    if not patterns:
+        return []
+    args = ["apply", "--dry-run", profile]
+    for pattern in patterns:
+        args += ["--running", pattern]
+    rc, out, err = np.run(["--quiet"] + args)
+    if rc not in (0, 1):
+        np.fail(" ".join(args), rc, out, err)
+    if rc == 1 and in_sync:
+        return ["open-files limits of running %s: raise" % ", ".join(patterns)]
+    return []
 
 
 def rolled_back(module, np, result):
