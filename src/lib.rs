@@ -48,27 +48,21 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> i32 {
     };
     match result {
         Ok(output) => {
-            let mut stderr = std::io::stderr().lock();
             for line in &output.stderr {
-                let _ = writeln!(
-                    stderr,
-                    "{}",
-                    render::terminal::for_terminal(&error::clip(line))
-                );
+                print_human(Stream::Stderr, &format!("{}\n", error::clip(line)));
             }
             if config.json {
                 // JSON stays exact: serde escapes every control character itself.
                 print_stdout(&output.stdout);
             } else {
-                print_stdout(&render::terminal::for_terminal(&output.stdout));
+                print_human(Stream::Stdout, &output.stdout);
             }
             output.code
         }
         Err(e) => {
-            let _ = writeln!(
-                std::io::stderr().lock(),
-                "{}",
-                render::terminal::for_terminal(&error::clip(&format!("error: {e}")))
+            print_human(
+                Stream::Stderr,
+                &format!("{}\n", error::clip(&format!("error: {e}"))),
             );
             if config.json {
                 print_stdout(&render::json::error(command_name(&cli.command), &e));
@@ -339,10 +333,35 @@ fn report_interrupted(config: &Config, command: &Command) {
     {
         return;
     }
-    let mut stderr = std::io::stderr().lock();
     for line in commands::recover::report(&config.root) {
-        let _ = writeln!(stderr, "{line}");
+        print_human(Stream::Stderr, &format!("{line}\n"));
     }
+}
+
+/// Where `print_human` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Stream {
+    Stdout,
+    Stderr,
+}
+
+/// THE way human text reaches the terminal, the final output of `run` and the live lines of
+/// `watch` alike: through `render::terminal::for_terminal` (every control character from the
+/// system shown visibly, and only `style`'s colour marks made colour), then written and
+/// flushed at once. A closed pipe is not an error. `--json` stdout is the one exception
+/// (`print_stdout`: serde's exact text).
+pub(crate) fn print_human(stream: Stream, text: &str) {
+    let text = render::terminal::for_terminal(text);
+    let _ = match stream {
+        Stream::Stdout => {
+            let mut out = std::io::stdout().lock();
+            out.write_all(text.as_bytes()).and_then(|()| out.flush())
+        }
+        Stream::Stderr => {
+            let mut err = std::io::stderr().lock();
+            err.write_all(text.as_bytes()).and_then(|()| err.flush())
+        }
+    };
 }
 
 /// Writes to stdout; a closed pipe (`netprofile diff x | head`) is not an error.

@@ -94,3 +94,135 @@ fn proc_files_are_never_read_through_a_link() {
         out.stderr
     );
 }
+
+/// A listener, pid 4242 (`webd`), holding the listening socket 0.0.0.0:8080 (inode 9001) as
+/// fd 3 and an epoll instance as fd 4; `fdinfo` is what the test plants at proc/4242/fdinfo/4.
+fn epoll_listener(fdinfo: &dyn Fn(&std::path::Path)) -> Test {
+    let tcp = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n\
+               \x20  0: 00000000:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 9001 1\n";
+    let t = machine()
+        .file("proc/net/tcp", tcp)
+        .file("proc/4242/comm", "webd\n")
+        .file(
+            "proc/4242/limits",
+            "Limit                     Soft Limit           Hard Limit           Units\n\
+             Max open files            1024                 1048576              files\n",
+        )
+        .file("proc/4242/status", "Name:\twebd\nThreads:\t4\n");
+    let fd = t.root().join("proc/4242/fd");
+    std::fs::create_dir_all(&fd).unwrap();
+    std::os::unix::fs::symlink("socket:[9001]", fd.join("3")).unwrap();
+    std::os::unix::fs::symlink("anon_inode:[eventpoll]", fd.join("4")).unwrap();
+    let info = t.root().join("proc/4242/fdinfo/4");
+    std::fs::create_dir_all(info.parent().unwrap()).unwrap();
+    fdinfo(&info);
+    t
+}
+
+/// What one run did: exit code (-1 when it was killed at `LIMIT`), stdout, stderr and its
+/// peak resident memory in KiB (wait4's ru_maxrss of that process alone).
+struct Measured {
+    code: i32,
+    stdout: String,
+    stderr: String,
+    max_rss_kib: i64,
+}
+
+fn run_measured(t: &Test, args: &[&str]) -> Measured {
+    let out_path = t.root().parent().unwrap().join("out.txt");
+    let err_path = t.root().parent().unwrap().join("err.txt");
+    // Reaped by wait4 below, which also gives its peak memory.
+    #[allow(clippy::zombie_processes)]
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_netprofile"))
+        .arg("--root")
+        .arg(t.root())
+        .args(["--color", "never"])
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::fs::File::create(&out_path).unwrap())
+        .stderr(std::fs::File::create(&err_path).unwrap())
+        .spawn()
+        .expect("run netprofile");
+    let pid = i32::try_from(child.id()).unwrap();
+    let end = std::time::Instant::now() + LIMIT;
+    let mut status = 0;
+    // SAFETY: an all-zero rusage is a valid value of that plain C struct.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let mut killed = false;
+    loop {
+        // SAFETY: wait4 on the child this test started, into locals that outlive the call.
+        let got = unsafe { libc::wait4(pid, &raw mut status, libc::WNOHANG, &raw mut usage) };
+        if got == pid {
+            break;
+        }
+        assert_eq!(got, 0, "wait4: {}", std::io::Error::last_os_error());
+        if !killed && std::time::Instant::now() > end {
+            // SAFETY: kill(2) on the child this test started and has not reaped.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            killed = true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let read =
+        |p: &std::path::Path| String::from_utf8_lossy(&std::fs::read(p).unwrap()).into_owned();
+    Measured {
+        code: if killed || !libc::WIFEXITED(status) {
+            -1
+        } else {
+            libc::WEXITSTATUS(status)
+        },
+        stdout: read(&out_path),
+        stderr: read(&err_path),
+        max_rss_kib: usage.ru_maxrss,
+    }
+}
+
+#[test]
+fn a_fifo_or_a_runaway_file_at_an_epoll_fdinfo_is_skipped_at_once_in_little_memory() {
+    // An epoll instance's fdinfo is scanned as a stream (it can hold millions of lines), but
+    // through the same bounded open: a FIFO there is not waited on, and a huge file without a
+    // newline is not held in memory. That fd is skipped: doctor says the listener is not in
+    // an epoll instance it could read, and doctor, metrics and watch all finish.
+    let good = |p: &std::path::Path| {
+        std::fs::write(
+            p,
+            "pos:\t0\nflags:\t02\nmnt_id:\t15\ntfd:        3 events:       19 data:                3  pos:0 ino:2329 sdev:8\n",
+        )
+        .unwrap();
+    };
+    let fifo = |p: &std::path::Path| mkfifo(p);
+    // Sparse: 512 MiB of NUL bytes that take no disk, and no newline in them.
+    let runaway = |p: &std::path::Path| {
+        std::fs::File::create(p)
+            .unwrap()
+            .set_len(512 << 20)
+            .unwrap();
+    };
+    let not_in_epoll = "has an epoll instance but its listening socket is not in it";
+    let control = run_measured(&epoll_listener(&good), &["doctor"]);
+    assert_eq!(control.code, 0, "{}", control.stderr);
+    assert!(control.stdout.contains("webd"), "{}", control.stdout);
+    assert!(!control.stdout.contains(not_in_epoll), "{}", control.stdout);
+    for (what, plant) in [
+        ("a FIFO", &fifo as &dyn Fn(&std::path::Path)),
+        ("a 512 MiB file without a newline", &runaway),
+    ] {
+        for args in [
+            &["doctor"][..],
+            &["metrics"],
+            &["watch", "--interval", "1s", "--for", "1s"],
+        ] {
+            let out = run_measured(&epoll_listener(plant), args);
+            assert_eq!(out.code, 0, "{what}, {args:?}: {}", out.stderr);
+            // The run itself is a few MiB; the old read_line held the whole file.
+            assert!(
+                out.max_rss_kib < 128 << 10,
+                "{what}, {args:?}: peak {} KiB",
+                out.max_rss_kib
+            );
+            if args[0] == "doctor" {
+                assert!(out.stdout.contains(not_in_epoll), "{what}: {}", out.stdout);
+            }
+        }
+    }
+}

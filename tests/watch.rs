@@ -8,7 +8,7 @@
 mod common;
 mod prom_common;
 
-use common::{Test, in_netns, text, validate_json};
+use common::{Test, in_netns, in_private_ns, text, validate_json};
 use serde_json::Value;
 
 /// A slow server: listens on 127.0.0.1 (a free port, written to the file named by argv[1])
@@ -446,4 +446,104 @@ fn a_client_at_its_nofile_binds_with_its_process_and_a_proposal() {
         "{proposal}"
     );
     assert!(proposal.contains("item = \"nofile\""), "{proposal}");
+}
+
+// ---- Live lines are terminal-safe (issue 16) ----
+
+/// A listener on 127.0.0.1 whose process name (its comm, as prctl(PR_SET_NAME) sets it) is
+/// `ESC [2J`, U+202E (right-to-left override), U+200B (zero width space) and `evil`; it lowers
+/// its soft nofile to 64 and holds every fd it may, so that watch says live that nofile binds
+/// at it. It says `ready` (a file) when it is, and exits by itself after 180 s.
+const NAMED_SERVER: &str = r#"
+import os, resource, socket, time
+with open("/proc/self/comm", "wb") as f:
+    f.write(b"\x1b[2J\xe2\x80\xae\xe2\x80\x8bevil")
+resource.setrlimit(resource.RLIMIT_NOFILE, (64, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+s.listen(16)
+held = []
+try:
+    while True:
+        held.append(open("/dev/null"))
+except OSError:
+    pass
+held.pop().close()
+open("ready.tmp", "w").close()
+os.rename("ready.tmp", "ready")
+held.append(open("/dev/null"))
+time.sleep(180)
+"#;
+
+/// In a private user, network and PID namespace: the named server, then `watch --color MODE`
+/// for each mode until its live output says `binds:` (at most 300 s), ended by Ctrl-C. Its
+/// stdout lands in MODE.out.
+const NAMED_SCRIPT: &str = r#"
+set -e
+ip link set lo up
+/usr/bin/python3 named.py &
+srv=$!
+for _ in $(seq 3000); do [ -e ready ] && break; sleep 0.1; done
+for mode in always never; do
+    "$NP" --root "$ROOT" --color $mode watch --interval 0.5s --for 10m > $mode.out 2> $mode.err &
+    watch=$!
+    for _ in $(seq 3000); do grep -q 'binds:' $mode.out && break; sleep 0.1; done
+    kill -INT $watch
+    wait $watch
+done
+kill $srv 2>/dev/null || true
+"#;
+
+/// `text` without the SGR colour sequences (`ESC [ digits ; m`) netprofile emits.
+fn without_colour(text: &str) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(at) = rest.find("\x1b[") {
+        out.push_str(&rest[..at]);
+        let after = &rest[at + 2..];
+        let len = after
+            .find(|c: char| !(c.is_ascii_digit() || c == ';'))
+            .unwrap_or(after.len());
+        if after[len..].starts_with('m') {
+            rest = &after[len + 1..];
+        } else {
+            out.push_str("\x1b[");
+            rest = after;
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+#[test]
+fn live_lines_show_a_hostile_process_name_escaped_and_colour_as_colour() {
+    let Some((out, dir)) = in_private_ns(NAMED_SCRIPT, &[("named.py", NAMED_SERVER)], true) else {
+        return;
+    };
+    assert!(out.status.success(), "{}", text(&out));
+    let shown = r"\e[2J\u{202e}\u{200b}evil";
+    for mode in ["always", "never"] {
+        let stdout = std::fs::read_to_string(dir.path().join(format!("{mode}.out")))
+            .unwrap_or_else(|e| panic!("{mode}: {e}\n{}", text(&out)));
+        // The live line that says it binds names the process, escaped visibly.
+        let live = stdout
+            .lines()
+            .find(|l| l.contains("binds:") && l.contains("nofile"))
+            .unwrap_or_else(|| panic!("--color {mode}: no live binds line in:\n{stdout}"));
+        assert!(live.contains(shown), "--color {mode}: {live:?}");
+        // Nothing of the name reaches the terminal raw, nor a colour mark unresolved.
+        for raw in ['\u{202e}', '\u{200b}', '\u{e000}'] {
+            assert!(
+                !stdout.contains(raw),
+                "--color {mode}: {raw:?} in {stdout:?}"
+            );
+        }
+        let plain = without_colour(&stdout);
+        assert!(!plain.contains('\x1b'), "--color {mode}: {stdout:?}");
+        if mode == "always" {
+            assert!(live.contains("\x1b[31mbinds:\x1b[0m"), "{live:?}");
+        } else {
+            assert_eq!(plain, stdout, "--color never prints no colour");
+        }
+    }
 }

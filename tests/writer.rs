@@ -325,6 +325,59 @@ fn the_watcher_stops_with_a_message_when_another_user_holds_the_lock() {
         .stderr_has("owned by uid 65534");
 }
 
+#[test]
+fn a_stopped_watchers_note_is_shown_only_for_its_own_generation() {
+    // The watcher writes its note without the lock (it stopped because it could not take it),
+    // so a note can outlive its generation: written after a writer cleared the pending record.
+    // Before, such a note was shown as the reason the watcher of the next `--confirm`
+    // generation stopped, while that watcher was running fine.
+    let out = Test::new()
+        .profile("t.toml", PROFILE)
+        .args(&["apply", "-q", "--confirm", "600", "t.toml"])
+        .run()
+        .code(0);
+    let note = out.root().join("run/netprofile/watcher-stopped.txt");
+    for (text, shown) in [
+        (
+            "generation 7: the lock was held by another netprofile\n",
+            false,
+        ),
+        (
+            "a note of an older netprofile, without a generation\n",
+            false,
+        ),
+        (
+            "generation 1: the lock was held by another netprofile\n",
+            true,
+        ),
+    ] {
+        std::fs::write(&note, text).unwrap();
+        std::fs::set_permissions(&note, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let status = Command::new(env!("CARGO_BIN_EXE_netprofile"))
+            .arg("--root")
+            .arg(out.root())
+            .arg("status")
+            .output()
+            .expect("status");
+        let stderr = String::from_utf8_lossy(&status.stderr);
+        assert_eq!(status.status.code(), Some(0), "{stderr}");
+        assert_eq!(
+            stderr.contains("warning: the watcher of generation 1 stopped without reverting it"),
+            shown,
+            "{text:?}: {stderr}"
+        );
+        if shown {
+            assert!(
+                stderr.contains("it: the lock was held by another netprofile\n"),
+                "{stderr}"
+            );
+        }
+    }
+    // Confirmed: the watcher ends, and the note with the pending record.
+    out.then(&["confirm", "-q"]).code(0);
+    assert!(!note.exists());
+}
+
 // Break 11: plan-time refusals under `apply` touch nothing, not even run/ or the lock.
 
 #[test]

@@ -570,11 +570,6 @@ fn prepare(root: &Root, profile: &profile::Profile, opts: &ApplyOptions) -> Resu
     // Processes last: on the real root fs.nr_open is raised before them.
     changes.extend(running);
     // A symlinked drop-in or folder, or a name too long to restore, is refused now.
-    for change in changes.iter().chain(&deferred) {
-        if let Change::File { path, .. } = change {
-            crate::transaction::atomic::refuse_symlinks(root, path)?;
-        }
-    }
     transaction::writer::prove_names(root, changes.iter().chain(&deferred))?;
     Ok(Prepared {
         plan,

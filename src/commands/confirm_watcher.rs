@@ -36,7 +36,7 @@ pub fn confirm_watcher(config: &Config, generation: u64) -> Result<Output> {
         }),
         Err(e) => {
             // Its stderr goes nowhere: leave the reason where `status` looks.
-            let _ = state::note_watcher_stopped(root, &e.to_string());
+            let _ = state::note_watcher_stopped(root, generation, &e.to_string());
             Err(e)
         }
     }

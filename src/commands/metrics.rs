@@ -376,6 +376,6 @@ pub fn metrics(config: &Config, output: Option<&Path>) -> Result<Output> {
     } else {
         dir
     };
-    crate::transaction::atomic::write_file(&Root::new(dir), name, &text, 0o644)?;
+    crate::transaction::write_command_output(dir, name, &text)?;
     Ok(Output::default())
 }

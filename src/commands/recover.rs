@@ -22,11 +22,10 @@ pub fn report(root: &Root) -> Vec<String> {
     }
     match state::read_pending(root) {
         Ok(Some(p)) => {
-            if let Ok(Some(why)) = state::read_state(root, state::WATCHER_STOPPED) {
+            if let Ok(Some(why)) = state::watcher_stopped(root, p.generation) {
                 out.push(format!(
-                    "warning: the watcher of generation {} stopped without reverting it: {}",
-                    p.generation,
-                    why.trim()
+                    "warning: the watcher of generation {} stopped without reverting it: {why}",
+                    p.generation
                 ));
             }
             if state::epoch_millis() > p.deadline_ms + 2000 {

@@ -4,7 +4,6 @@
 //! review. `--json` prints one document at the end instead (the progress then goes to stderr). Read-only: never writes a key or
 //! a file, never takes the writer lock, never applies its proposal.
 
-use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -154,12 +153,6 @@ fn findings_text(found: &[WatchFinding]) -> String {
     out
 }
 
-/// Writes a line to stdout now; a closed pipe is not an error.
-fn emit(text: &str) {
-    let mut out = std::io::stdout().lock();
-    let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
-}
-
 /// `netprofile watch`.
 pub fn watch(config: &Config, interval: Duration, length: Duration) -> Result<Output> {
     catch_signals();
@@ -189,15 +182,17 @@ fn sample(
         humantime::format_duration(interval),
         humantime::format_duration(length)
     );
+    // Live lines pass the same terminal escaping and colour as the final output (lib.rs).
     let say = |text: &str| {
         if config.quiet {
             return;
         }
-        if config.json {
-            let _ = std::io::stderr().lock().write_all(text.as_bytes());
+        let stream = if config.json {
+            crate::Stream::Stderr
         } else {
-            emit(text);
-        }
+            crate::Stream::Stdout
+        };
+        crate::print_human(stream, text);
     };
     let mut tick: u32 = 0;
     loop {

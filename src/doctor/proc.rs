@@ -395,34 +395,35 @@ pub fn epoll_targets(fdinfo: &str) -> Vec<u64> {
         .collect()
 }
 
+/// The longest line of an epoll fdinfo netprofile reads (a real one is under 100 bytes).
+const FDINFO_LINE: u64 = 4096;
+
 /// Whether the epoll instance `efd` of `pid` watches one of `fds`. Its fdinfo has a line per
 /// watched fd (80 MB for a server that holds a million connections), so it is read as a
-/// stream that stops at the first match, not as one bounded file.
+/// stream that stops at the first match, not as one file held whole: through
+/// `Root::read_stream` (non-blocking, no symlink followed, regular files only, at most
+/// `MAX_TABLE_READ` bytes), line by line, each line at most `FDINFO_LINE` bytes. A FIFO,
+/// device, link, runaway file or overlong line is not an epoll instance's: that fd is skipped.
 fn watches_any(root: &Root, pid: u32, efd: u64, fds: &[u64]) -> bool {
-    use std::io::BufRead;
-    let Ok(file) = std::fs::File::open(root.path(&format!("proc/{pid}/fdinfo/{efd}"))) else {
+    use std::io::{BufRead, Read};
+    let rel = format!("proc/{pid}/fdinfo/{efd}");
+    let Ok(Some(file)) = root.read_stream(&rel, crate::system::root::MAX_TABLE_READ) else {
         return false;
     };
-    let Ok(meta) = file.metadata() else {
-        return false;
-    };
-    if !meta.is_file() {
-        return false;
-    }
     let mut reader = std::io::BufReader::with_capacity(1 << 16, file);
-    let mut line = String::new();
-    // Bounded: an epoll instance watches at most fs.nr_open fds, far fewer than this.
-    for _ in 0..(1u64 << 26) {
+    let mut line = Vec::new();
+    loop {
         line.clear();
-        match reader.read_line(&mut line) {
+        match (&mut reader).take(FDINFO_LINE).read_until(b'\n', &mut line) {
             Ok(0) | Err(_) => return false,
+            Ok(n) if n as u64 == FDINFO_LINE && line.last() != Some(&b'\n') => return false,
             Ok(_) => {}
         }
-        if epoll_targets(&line).iter().any(|t| fds.contains(t)) {
+        let text = String::from_utf8_lossy(&line);
+        if epoll_targets(&text).iter().any(|t| fds.contains(t)) {
             return true;
         }
     }
-    false
 }
 
 /// utime + stime and start time (both in clock ticks) from proc/PID/stat.

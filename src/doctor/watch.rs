@@ -111,13 +111,12 @@ fn round(v: f64) -> f64 {
     (v * 1000.0).round() / 1000.0
 }
 
-/// The text of a value from the system inside a TOML comment or a terminal line: control
-/// characters (a newline in a process name would start a live TOML line) become `?`.
+/// The text of a value from the system inside a TOML comment or a terminal line: on one line
+/// (a newline in a process name would start a live TOML line) with every control character,
+/// bidi and zero-width ones included, shown visibly, as `render::terminal` shows them.
 #[must_use]
 pub fn printable(s: &str) -> String {
-    s.chars()
-        .map(|c| if c.is_control() { '?' } else { c })
-        .collect()
+    crate::render::terminal::one_line(s)
 }
 
 fn who(g: &Gauge) -> String {
@@ -612,8 +611,8 @@ mod tests {
             doc["sysctl"]["net.core.somaxconn"].as_integer(),
             Some(65535)
         );
-        // The process name's newline stays inside its comment.
-        assert!(p.contains("of slow?srv (pid 42)"), "{p}");
+        // The process name's newline stays inside its comment, shown as `\n`.
+        assert!(p.contains("of slow\\nsrv (pid 42)"), "{p}");
     }
 
     #[test]

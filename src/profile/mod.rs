@@ -11,7 +11,6 @@ pub mod limit;
 pub mod value;
 
 use std::collections::BTreeMap;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
@@ -262,10 +261,12 @@ pub fn load(reference: &str) -> Result<Profile> {
         // A shipped name means the shipped profile, even when the current folder has a file of
         // that name (a stray `./high-conn` must not silently replace it): say so.
         if Path::new(reference).is_file() {
-            let _ = writeln!(
-                std::io::stderr().lock(),
-                "warning: using the shipped profile {reference:?}, not the file ./{reference} in \
-                 the current folder; write ./{reference} for the file"
+            crate::print_human(
+                crate::Stream::Stderr,
+                &format!(
+                    "warning: using the shipped profile {reference:?}, not the file \
+                     ./{reference} in the current folder; write ./{reference} for the file\n"
+                ),
             );
         }
         source

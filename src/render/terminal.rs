@@ -56,6 +56,27 @@ fn escaped(c: char) -> Option<String> {
     }
 }
 
+/// A value from the system kept on one line and shown visibly: every character `escaped` names,
+/// and newline and tab too (`\n`, `\t`), so a process name can neither start a line of its
+/// own nor hide in one. For a value set into a line (a live line of `watch`) or into a TOML
+/// comment (its proposal); the whole line still passes `for_terminal`, which leaves what this
+/// made as it is.
+#[must_use]
+pub fn one_line(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            c => match escaped(c) {
+                Some(e) => out.push_str(&e),
+                None => out.push(c),
+            },
+        }
+    }
+    out
+}
+
 /// Escapes every control character of `text` visibly (see `escaped`), then turns the colour
 /// marks of `style` into real SGR sequences. The result holds no terminal control that did not
 /// come from `style`.
@@ -125,5 +146,13 @@ mod tests {
         let forged = format!("{MARK}31mX");
         assert!(!for_terminal(&forged).contains('\x1b'));
         assert_eq!(width("\x1b[2J"), 5);
+    }
+
+    #[test]
+    fn a_value_stays_on_one_line_with_the_same_escapes() {
+        let name = "a\x1b[2J\u{202e}\u{200b}b\nc\td";
+        let shown = one_line(name);
+        assert_eq!(shown, "a\\e[2J\\u{202e}\\u{200b}b\\nc\\td");
+        assert_eq!(for_terminal(&shown), shown);
     }
 }

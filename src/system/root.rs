@@ -5,8 +5,8 @@
 //! and a temporary tree in tests (`--root DIR`). Other modules ask `Root` for a path; they never
 //! build an absolute one. This module resolves paths, reads a few identity facts (network
 //! namespace) and owns the one bounded read every file read goes through (`Root::read`,
-//! `Root::read_named`, `read_fd`: non-blocking, no-follow, regular files only, capped); it
-//! never writes.
+//! `Root::read_stream`, `Root::read_named`, `read_fd`: non-blocking, no-follow, regular files
+//! only, capped); it never writes.
 
 use std::path::{Path, PathBuf};
 
@@ -238,6 +238,8 @@ pub const MAX_READ: u64 = 16 << 20;
 
 /// The most netprofile reads from a `/proc/net/tcp{,6}` table: about 150 bytes a socket, so
 /// room for some 3.5 million sockets in one namespace, and a bound on memory for anything else.
+/// Also the most it scans of one epoll instance's fdinfo (`Root::read_stream`, about 80 bytes
+/// a watched fd).
 pub const MAX_TABLE_READ: u64 = 512 << 20;
 
 /// How `Root::read` opens a path. Decided by `Root::read_policy`, in one place.
@@ -284,6 +286,31 @@ impl Root {
     /// on the opened descriptor, so nothing can be swapped in between) of at most `cap`
     /// bytes is read. `None` when the file is absent. Errors name the shown path.
     pub fn read(&self, rel: &str, cap: u64) -> std::io::Result<Option<Vec<u8>>> {
+        match self.open_to_read(rel)? {
+            Some(fd) => read_fd(fd, cap).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// `read` for a file that is scanned as a stream and may stop early, rather than held
+    /// whole (an epoll instance's fdinfo: a line per watched fd, 80 MB for a server holding a
+    /// million connections): the same open (non-blocking, no symlink followed where
+    /// `read_policy` says so) and the same check (a regular file), then a reader that ends
+    /// after `cap` bytes. The caller bounds its own lines. `None` when the file is absent.
+    pub fn read_stream(
+        &self,
+        rel: &str,
+        cap: u64,
+    ) -> std::io::Result<Option<std::io::Take<std::fs::File>>> {
+        use std::io::Read;
+        match self.open_to_read(rel)? {
+            Some(fd) => Ok(Some(regular(fd)?.0.take(cap))),
+            None => Ok(None),
+        }
+    }
+
+    /// The open of `read` and `read_stream`: `None` when the file is absent.
+    fn open_to_read(&self, rel: &str) -> std::io::Result<Option<std::os::fd::OwnedFd>> {
         use rustix::fs::OFlags;
         let flags = OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC;
         let opened = match Self::read_policy(rel) {
@@ -299,7 +326,7 @@ impl Root {
             }),
         };
         match opened {
-            Ok(fd) => read_fd(fd, cap).map(Some),
+            Ok(fd) => Ok(Some(fd)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(e),
         }
@@ -366,12 +393,9 @@ fn one_component(name: &str) -> std::io::Result<&str> {
     Ok(name)
 }
 
-/// The one bounded read every file read of netprofile ends in, for a descriptor that
-/// `Root::read`, `Root::read_named` or a writer's trusted open (transaction/state.rs) made:
-/// a directory is `IsADirectory`, any other non-regular file (FIFO, device, socket) an error,
-/// and more than `cap` bytes an error stating the cap. The caller's error names the path.
-pub fn read_fd(fd: std::os::fd::OwnedFd, cap: u64) -> std::io::Result<Vec<u8>> {
-    use std::io::Read;
+/// The opened file when fstat on its descriptor shows a regular file: a directory is
+/// `IsADirectory`, any other non-regular file (FIFO, device, socket) an error saying so.
+fn regular(fd: std::os::fd::OwnedFd) -> std::io::Result<(std::fs::File, std::fs::Metadata)> {
     let file = std::fs::File::from(fd);
     let meta = file.metadata()?;
     if meta.is_dir() {
@@ -383,6 +407,16 @@ pub fn read_fd(fd: std::os::fd::OwnedFd, cap: u64) -> std::io::Result<Vec<u8>> {
              files: replace it with one",
         ));
     }
+    Ok((file, meta))
+}
+
+/// The one bounded read every file read of netprofile ends in, for a descriptor that
+/// `Root::read`, `Root::read_named` or a writer's trusted open (transaction/state.rs) made:
+/// a directory is `IsADirectory`, any other non-regular file (FIFO, device, socket) an error,
+/// and more than `cap` bytes an error stating the cap. The caller's error names the path.
+pub fn read_fd(fd: std::os::fd::OwnedFd, cap: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let (file, meta) = regular(fd)?;
     // procfs reports size 0. Read straight into the result, which grows by doubling, so a
     // large socket table still takes few read() calls (each walks the kernel's hash again) and
     // a small proc file costs no zero-filled block (a 256 KiB one per file was most of what

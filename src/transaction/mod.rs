@@ -8,8 +8,24 @@
 //! plan/ does, and the submodules turn the generations and the live state into changes
 //! (replay.rs, running.rs, pending.rs). Its steps are private: commands reach them only through
 //! `writer::Writer` (lock, recover, prove, journal, change, commit), the one writer entry.
+//!
+//! The raw writers (atomic.rs: `write_file`, `remove_file`, `put`, `write_sysctl`) are in a
+//! private module, so nothing outside this folder can call them: the one writer entry holds by
+//! construction, checked by the compiler. A command's own output file, which is no tuned
+//! setting (`metrics --output`), has its own function, `write_command_output`. The doctests
+//! below fail the build of the tests if a raw writer becomes reachable from outside again:
+//!
+//! ```compile_fail,E0603
+//! // atomic.rs (write_file, remove_file, put, write_sysctl) is private to the transaction.
+//! use netprofile::transaction::atomic;
+//! ```
+//!
+//! ```compile_fail,E0603
+//! // So are the state writers (journal, generations, pending record).
+//! use netprofile::transaction::state::write_generation;
+//! ```
 
-pub mod atomic;
+mod atomic;
 pub mod fault;
 pub mod pending;
 pub mod replay;
@@ -19,6 +35,7 @@ pub mod verify;
 pub mod writer;
 
 use std::fmt::Write as _;
+use std::path::Path;
 
 use self::state::{Change, Generation, Journal, Outcome};
 use crate::error::{Error, Result};
@@ -26,6 +43,23 @@ use crate::profile::keys::KeyName;
 use crate::profile::value;
 use crate::system as live;
 use crate::system::root::Root;
+
+/// Writes a command's own output file: `metrics --output`'s `.prom` for node_exporter's textfile
+/// collector. That file is no tuned state (not a sysctl, limits, systemd or modules file, nor
+/// netprofile's journal, generations or lock), so it takes no lock, no journal and no
+/// generation: it is written as any file the user asked for, atomically (a temp file in
+/// `dir`, fsync, rename over `dir/name`, fsync `dir`), mode 0644, and never through a
+/// symlink. `dir` is the folder the user named (not under `--root`), `name` one component.
+/// Nothing tuned may be written through this: tuned state goes through `writer::Writer`.
+pub fn write_command_output(dir: &Path, name: &str, text: &str) -> Result<()> {
+    if name.is_empty() || name == "." || name == ".." || name.contains('/') {
+        return Err(Error::Usage(format!(
+            "{}: name a file",
+            dir.join(name).display()
+        )));
+    }
+    atomic::write_file(&Root::new(dir), name, text, 0o644)
+}
 
 /// Performs one change and checks it took effect.
 fn perform(root: &Root, change: &Change, step: &str) -> Result<()> {

@@ -662,13 +662,45 @@ impl Lock {
     }
 }
 
-/// The watcher, which could not become a writer, leaves the reason it stopped for `status`.
-pub fn note_watcher_stopped(root: &Root, why: &str) -> Result<()> {
+/// The watcher of `generation`, which could not become a writer, leaves the reason it stopped
+/// for `status` and every reader (`watcher_stopped`).
+///
+/// The one state file written without the writer lock, by design: the watcher stops because it
+/// could not take or trust that lock. It is safe: the write is `write_file`'s (a temp file with
+/// the watcher's pid in its name, fsync, rename), so a reader sees the old note or the new one,
+/// never half, and never through a symlink; the note changes nothing tuned and no journal,
+/// generation or pending record; it is only ever read to print a warning. Writers remove it
+/// with the pending record (`clear_pending`); a note written after that (the watcher lost a
+/// race with a writer that reverted or confirmed) names a generation that is no longer
+/// pending, so it is never shown for a later one. A writer's cleanup of temp files could
+/// remove the watcher's temp file while it writes: the note is then lost, which is harmless,
+/// since that writer reverts the expired generation itself.
+pub fn note_watcher_stopped(root: &Root, generation: u64, why: &str) -> Result<()> {
     write_state_file(
         root,
         WATCHER_STOPPED,
-        &format!("{}\n", why.replace('\n', " ")),
+        &format!(
+            "{}{}\n",
+            watcher_note_prefix(generation),
+            why.replace('\n', " ")
+        ),
     )
+}
+
+fn watcher_note_prefix(generation: u64) -> String {
+    format!("generation {generation}: ")
+}
+
+/// Why the watcher of `generation` stopped without reverting it, when it left a note for that
+/// generation (`note_watcher_stopped`); a note of another generation is stale and not shown.
+pub fn watcher_stopped(root: &Root, generation: u64) -> Result<Option<String>> {
+    let Some(text) = read_state(root, WATCHER_STOPPED)? else {
+        return Ok(None);
+    };
+    Ok(text
+        .trim()
+        .strip_prefix(&watcher_note_prefix(generation))
+        .map(String::from))
 }
 
 /// Where the `--confirm` watcher says why it stopped without reverting (shown by `status` and

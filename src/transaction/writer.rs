@@ -297,11 +297,12 @@ fn temp_dirs(root: &Root) -> Vec<String> {
     dirs
 }
 
-/// The part of `Writer::prove` that needs no write: every file's name and path fit. Plan-time
-/// callers run it before taking the lock.
+/// The part of `Writer::prove` that needs no write: every file's name and path fit, and no
+/// file or folder on its way is a symlink. Plan-time callers run it before taking the lock.
 pub fn prove_names<'c>(root: &Root, changes: impl IntoIterator<Item = &'c Change>) -> Result<()> {
     for change in changes {
         if let Change::File { path, .. } = change {
+            super::atomic::refuse_symlinks(root, path)?;
             prove_path(root, path)?;
         }
     }
