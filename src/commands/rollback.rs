@@ -5,12 +5,12 @@
 //! the user's last change: the boot unit's `apply-pending` generations after it go with it.
 
 use super::apply::summary;
-use super::status::{HandEdit, hand_edits};
 use crate::cli::Config;
 use crate::commands::Output;
 use crate::error::{Error, Result};
 use crate::system::root::Root;
 use crate::system::sysctld;
+use crate::transaction::drift::{HandEdit, hand_edits};
 use crate::transaction::replay;
 use crate::transaction::state::{self, Change, Generation, Outcome};
 use crate::transaction::writer::{Writer, is_noop, refresh_before};
@@ -164,7 +164,7 @@ fn hand_edits_in_the_way(
     })
     .collect();
     if !edits.is_empty() && !force {
-        let shown: Vec<String> = edits.iter().map(HandEdit::describe).collect();
+        let shown: Vec<String> = edits.iter().map(crate::render::hand_edit).collect();
         return Err(Error::Usage(format!(
             "rollback would overwrite {} edited by hand; keep a copy of the edit, then run \
              `netprofile rollback --force` to overwrite it. Nothing was changed\n{}",

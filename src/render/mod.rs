@@ -135,6 +135,28 @@ pub fn file_diff(change: &FileChange, paint: Paint) -> String {
         + "\n"
 }
 
+/// A managed drop-in edited or removed by hand (transaction/drift.rs): `edited by hand` or
+/// `removed`, with a unified diff of the edit.
+#[must_use]
+pub fn hand_edit(edit: &crate::transaction::drift::HandEdit) -> String {
+    let change = FileChange {
+        rel: edit.path.clone(),
+        path: crate::system::root::Root::display(&edit.path),
+        old: Some(edit.written.clone()),
+        new: edit.now.clone(),
+    };
+    format!(
+        "{} was {} since netprofile wrote it:\n{}",
+        crate::system::root::Root::display(&edit.path),
+        if edit.now.is_some() {
+            "edited by hand"
+        } else {
+            "removed"
+        },
+        file_diff(&change, Paint(false))
+    )
+}
+
 /// The human form of a plan: tables, file diffs and a summary line.
 #[must_use]
 pub fn human(plan: &Plan, paint: Paint) -> String {
