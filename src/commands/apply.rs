@@ -136,16 +136,16 @@ fn apply_result(
     let (keys, mut files) = render::json::split_changes(changes, false);
     files.extend(render::json::split_changes(deferred, true).1);
     render::json::ApplyResult {
-        schema: render::json::SCHEMA,
+        schema: render::json::Version,
         command: "apply",
         exit_code: 0,
         exit_meaning: render::json::exit_meaning(0),
         dry_run: false,
         changed: generation.is_some(),
         outcome: match generation.map(|g| g.outcome) {
-            None => "unchanged",
-            Some(Outcome::Pending) => "pending",
-            Some(_) => "applied",
+            None => render::json::ApplyOutcome::Unchanged,
+            Some(Outcome::Pending) => render::json::ApplyOutcome::Pending,
+            Some(_) => render::json::ApplyOutcome::Applied,
         },
         profile: Some(plan.profile.clone()),
         generation: generation.map(|g| g.number),

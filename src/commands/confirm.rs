@@ -50,7 +50,7 @@ pub fn confirm(config: &Config) -> Result<Output> {
     let _ = writer.clear_pending();
     let files_generation = (!written.changes.is_empty()).then_some(number);
     let doc = json::ConfirmResult {
-        schema: json::SCHEMA,
+        schema: json::Version,
         command: "confirm",
         exit_code: 0,
         exit_meaning: json::exit_meaning(0),

@@ -67,7 +67,7 @@ pub fn rollback(config: &Config, target: Option<u64>, force: bool) -> Result<Out
     }
     let (keys, files) = json::split_changes(&changes, false);
     let doc = json::RollbackResult {
-        schema: json::SCHEMA,
+        schema: json::Version,
         command: "rollback",
         exit_code: 0,
         exit_meaning: json::exit_meaning(0),
@@ -121,7 +121,7 @@ fn nothing_to_roll_back(config: &Config, stderr: Vec<String>) -> Output {
     let line = "nothing to roll back: no generation is in effect (`netprofile \
                 history` lists them); nothing was changed";
     let doc = json::RollbackResult {
-        schema: json::SCHEMA,
+        schema: json::Version,
         command: "rollback",
         exit_code: 0,
         exit_meaning: json::exit_meaning(0),

@@ -141,16 +141,16 @@ fn pending_document(
     use crate::render::json;
     let (keys, files) = json::split_changes(changes, false);
     json::ApplyResult {
-        schema: json::SCHEMA,
+        schema: json::Version,
         command: "apply",
         exit_code: 0,
         exit_meaning: json::exit_meaning(0),
         dry_run: false,
         changed: number.is_some(),
         outcome: if number.is_some() {
-            "applied"
+            json::ApplyOutcome::Applied
         } else {
-            "unchanged"
+            json::ApplyOutcome::Unchanged
         },
         profile: None,
         generation: number,

@@ -478,7 +478,7 @@ fn differs_line(plan: &Plan, tally: &Tally) -> String {
 /// apply.json).
 #[derive(Serialize, schemars::JsonSchema)]
 pub struct JsonPlan<'a> {
-    schema: u32,
+    schema: json::Version,
     command: &'a str,
     in_sync: bool,
     exit_code: i32,
@@ -507,7 +507,7 @@ pub fn json(plan: &Plan, command: &str) -> String {
         None => (command, false),
     };
     let doc = JsonPlan {
-        schema: json::SCHEMA,
+        schema: json::Version,
         command,
         in_sync: !plan.differs(),
         exit_code: code,
