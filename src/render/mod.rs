@@ -497,7 +497,7 @@ pub struct JsonDiff<'a> {
     diff: String,
 }
 
-/// The `--json` form of a plan (schema 1, docs/json.md).
+/// The `--json` form of a plan (docs/json.md).
 #[must_use]
 pub fn json(plan: &Plan, command: &str) -> String {
     let code = i32::from(plan.differs());
