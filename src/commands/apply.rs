@@ -7,8 +7,6 @@
 //! deadline, or a reboot (files are written only at `confirm`) reverts. If the record cannot be
 //! written (a full or symlinked run/), nothing is changed.
 
-use std::fmt::Write as _;
-
 use super::require_privileges;
 use crate::cli::Config;
 use crate::commands::Output;
@@ -138,16 +136,16 @@ fn apply_result(
     let (keys, mut files) = render::json::split_changes(changes, false);
     files.extend(render::json::split_changes(deferred, true).1);
     render::json::ApplyResult {
-        schema: render::json::SCHEMA,
+        schema: render::json::Version,
         command: "apply",
         exit_code: 0,
         exit_meaning: render::json::exit_meaning(0),
         dry_run: false,
         changed: generation.is_some(),
         outcome: match generation.map(|g| g.outcome) {
-            None => "unchanged",
-            Some(Outcome::Pending) => "pending",
-            Some(_) => "applied",
+            None => render::json::ApplyOutcome::Unchanged,
+            Some(Outcome::Pending) => render::json::ApplyOutcome::Pending,
+            Some(_) => render::json::ApplyOutcome::Applied,
         },
         profile: Some(plan.profile.clone()),
         generation: generation.map(|g| g.number),
@@ -224,11 +222,6 @@ pub fn apply(config: &Config, reference: &str, opts: &ApplyOptions) -> Result<Ou
     let mut generation = run_generation(&writer, &profile, &prepared, opts)?;
     // Committed. From here on nothing may turn into "nothing was touched" (exit 2): a step of
     // the report that fails is a warning beside the truth, and the exit stays 0.
-    let mut stdout = if config.quiet || config.json {
-        String::new()
-    } else {
-        render::human(&prepared.plan, config.paint)
-    };
     if let Some(before) = before_test {
         verify_after(
             config,
@@ -236,21 +229,13 @@ pub fn apply(config: &Config, reference: &str, opts: &ApplyOptions) -> Result<Ou
             &profile,
             &mut generation,
             before,
-            &mut stdout,
             &mut stderr,
         );
     }
-    report_applied(
-        config,
-        &prepared,
-        opts,
-        generation.number,
-        &mut stdout,
-        &mut stderr,
-    );
-    if config.json {
-        stdout = json_applied(config, &prepared, opts, &generation, &stdout, &mut stderr);
-    }
+    let doc = applied_document(config, &prepared, opts, &generation, &mut stderr);
+    let stdout = super::render_doc(config, &doc, |doc| {
+        human_applied(config, &prepared, opts, doc, &mut stderr)
+    });
     Ok(Output {
         code: 0,
         stdout,
@@ -321,11 +306,8 @@ fn nothing_to_apply(
         writer.run(&generation)?;
     }
     let summary = format!("nothing to do: {}", render::summary(plan));
-    let stdout = if config.json {
-        render::json::pretty(&apply_result(plan, opts, None, &[], &[], &stderr, summary))
-    } else {
-        summary + "\n"
-    };
+    let doc = apply_result(plan, opts, None, &[], &[], &stderr, summary);
+    let stdout = super::render_doc(config, &doc, human);
     Ok(Output {
         code: 0,
         stdout,
@@ -382,27 +364,20 @@ fn after_commit(number: u64, what: &str, e: &Error) -> String {
     )
 }
 
-/// `apply --verify`: the connection test after the apply, compared with the one before, both
-/// kept in the generation.
+/// `apply --verify`: the connection test after the apply, kept in the generation beside the
+/// one before (the report compares them).
 fn verify_after(
     config: &Config,
     writer: &Writer,
     profile: &profile::Profile,
     generation: &mut Generation,
     mut before: crate::conntest::report::Report,
-    stdout: &mut String,
     stderr: &mut Vec<String>,
 ) {
     match crate::conntest::run(&config.root, &verify_options()) {
         Ok(mut after) => {
             before.settings.profile = Some("before apply".into());
             after.settings.profile = Some(format!("after apply of {}", profile.name));
-            if !config.json {
-                stdout.push_str(&crate::conntest::report::compare(
-                    std::slice::from_ref(&before),
-                    std::slice::from_ref(&after),
-                ));
-            }
             generation.verify = Some(crate::transaction::state::Verify {
                 before: Box::new(before),
                 after: Box::new(after),
@@ -417,70 +392,42 @@ fn verify_after(
     }
 }
 
-/// The lines after a committed apply: what was applied (and the `--confirm` deadline), what it
-/// takes to reach new processes, and the processes still on old limits.
-fn report_applied(
-    config: &Config,
-    prepared: &Prepared,
-    opts: &ApplyOptions,
-    number: u64,
-    stdout: &mut String,
-    stderr: &mut Vec<String>,
-) {
-    let changes = &prepared.changes;
-    if let Some(seconds) = opts.confirm {
-        let _ = writeln!(
-            stdout,
+/// The line that says what a committed apply did (and the `--confirm` deadline): the
+/// document's summary.
+fn applied_line(number: u64, changes: &[Change], confirm: Option<u64>) -> String {
+    match confirm {
+        Some(seconds) => format!(
             "applied generation {number} ({}); run `netprofile confirm` within {seconds} s to \
              keep it and write the files, or it reverts by itself",
             summary(changes)
-        );
-    } else {
-        let _ = writeln!(stdout, "applied generation {number}: {}", summary(changes));
-    }
-    if !config.json && !config.quiet {
-        if opts.confirm.is_none() && !opts.no_persist {
-            stdout.push_str(&super::running::reach_hints(&prepared.plan));
-        }
-        let section = if crate::transaction::fault::fail("report") {
-            Err(Error::State("fault injected at report".into()))
-        } else {
-            super::running::old_limits_section(&config.root)
-        };
-        match section {
-            Ok(text) => stdout.push_str(&text),
-            Err(e) => stderr.push(after_commit(
-                number,
-                "listing the processes with old limits",
-                &e,
-            )),
-        }
+        ),
+        None => format!("applied generation {number}: {}", summary(changes)),
     }
 }
 
-/// The `--json` document of a committed apply; its summary is the last line of `text`.
-fn json_applied(
+/// The document of a committed apply: what it changed, the `--confirm` window, the
+/// `--verify` reports and the warnings so far.
+fn applied_document(
     config: &Config,
     prepared: &Prepared,
     opts: &ApplyOptions,
     generation: &Generation,
-    text: &str,
     stderr: &mut Vec<String>,
-) -> String {
-    let mut result = apply_result(
+) -> render::json::ApplyResult {
+    let mut doc = apply_result(
         &prepared.plan,
         opts,
         Some(generation),
         &prepared.changes,
         &prepared.deferred,
         stderr,
-        text.lines().last().unwrap_or_default().to_string(),
+        applied_line(generation.number, &prepared.changes, opts.confirm),
     );
-    result.verify.clone_from(&generation.verify);
+    doc.verify.clone_from(&generation.verify);
     if let Some(seconds) = opts.confirm {
         match state::read_pending(&config.root) {
             Ok(Some(p)) => {
-                result.confirm = Some(render::json::ConfirmWindow {
+                doc.confirm = Some(render::json::ConfirmWindow {
                     seconds,
                     deadline_ms: p.deadline_ms,
                 });
@@ -493,7 +440,55 @@ fn json_applied(
             )),
         }
     }
-    render::json::pretty(&result)
+    doc
+}
+
+/// The text of an apply's document alone: its summary line.
+fn human(doc: &render::json::ApplyResult) -> String {
+    format!("{}\n", doc.summary)
+}
+
+/// The text of a committed apply: the plan, the `--verify` comparison, the document's
+/// summary, then what it takes to reach new processes and the processes still on old limits.
+fn human_applied(
+    config: &Config,
+    prepared: &Prepared,
+    opts: &ApplyOptions,
+    doc: &render::json::ApplyResult,
+    stderr: &mut Vec<String>,
+) -> String {
+    let mut out = if config.quiet {
+        String::new()
+    } else {
+        render::human(&prepared.plan, config.paint)
+    };
+    if let Some(verify) = &doc.verify {
+        out.push_str(&crate::conntest::report::compare(
+            std::slice::from_ref(verify.before.as_ref()),
+            std::slice::from_ref(verify.after.as_ref()),
+        ));
+    }
+    out.push_str(&human(doc));
+    if config.quiet {
+        return out;
+    }
+    if opts.confirm.is_none() && !opts.no_persist {
+        out.push_str(&super::running::reach_hints(&prepared.plan));
+    }
+    let section = if crate::transaction::fault::fail("report") {
+        Err(Error::State("fault injected at report".into()))
+    } else {
+        super::running::old_limits_section(&config.root)
+    };
+    match section {
+        Ok(text) => out.push_str(&text),
+        Err(e) => stderr.push(after_commit(
+            doc.generation.unwrap_or_default(),
+            "listing the processes with old limits",
+            &e,
+        )),
+    }
+    out
 }
 
 /// A `--confirm` still waiting for `netprofile confirm` stops another apply. Before the lock,

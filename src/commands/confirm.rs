@@ -5,11 +5,10 @@
 //! point leaves the apply pending, so its deadline still reverts it; a kill after it leaves it
 //! kept, files included. Never a mix.
 
-use std::fmt::Write as _;
-
 use crate::cli::Config;
 use crate::commands::Output;
 use crate::error::{Error, Result};
+use crate::render::json;
 use crate::transaction::state::{self, Change, Generation, Outcome};
 use crate::transaction::writer::{Writer, refresh_before};
 
@@ -35,7 +34,6 @@ pub fn confirm(config: &Config) -> Result<Output> {
             pending.generation
         )));
     };
-    let mut stdout = String::new();
     let changes: Vec<Change> = pending
         .files
         .iter()
@@ -45,35 +43,42 @@ pub fn confirm(config: &Config) -> Result<Output> {
     let mut written = Generation::new(number, "confirm", original.profile.clone(), changes);
     written.confirms = Some(original.number);
     writer.run(&written)?;
-    let mut files_generation = None;
-    let mut files = Vec::new();
-    if !written.changes.is_empty() {
-        files = crate::render::json::split_changes(&written.changes, false).1;
-        files_generation = Some(number);
-        let _ = writeln!(stdout, "wrote the files as generation {number}");
-    }
     original.outcome = Outcome::Applied;
     // Both are bookkeeping after the commit point: `in_effect` and `revert_pending` already
     // read the `confirm` generation as the decision.
     let _ = writer.record(&original);
     let _ = writer.clear_pending();
-    let _ = writeln!(stdout, "confirmed generation {}", original.number);
-    if config.json {
-        use crate::render::json;
-        stdout = json::pretty(&json::ConfirmResult {
-            schema: json::SCHEMA,
-            command: "confirm",
-            exit_code: 0,
-            exit_meaning: json::exit_meaning(0),
-            confirmed: original.number,
-            files_generation,
-            files,
-            summary: stdout.lines().collect::<Vec<_>>().join("; "),
-        });
-    }
+    let files_generation = (!written.changes.is_empty()).then_some(number);
+    let doc = json::ConfirmResult {
+        schema: json::Version,
+        command: "confirm",
+        exit_code: 0,
+        exit_meaning: json::exit_meaning(0),
+        confirmed: original.number,
+        files_generation,
+        files: json::split_changes(&written.changes, false).1,
+        summary: lines(original.number, files_generation).join("; "),
+    };
+    let stdout = super::render_doc(config, &doc, human);
     Ok(Output {
         code: 0,
         stdout,
         stderr,
     })
+}
+
+/// What a confirmation did, a line each: the files it wrote (when there were any) and the
+/// generation it kept.
+fn lines(confirmed: u64, files_generation: Option<u64>) -> Vec<String> {
+    let mut lines = Vec::new();
+    if let Some(number) = files_generation {
+        lines.push(format!("wrote the files as generation {number}"));
+    }
+    lines.push(format!("confirmed generation {confirmed}"));
+    lines
+}
+
+/// The text of confirm's document.
+fn human(doc: &json::ConfirmResult) -> String {
+    lines(doc.confirmed, doc.files_generation).join("\n") + "\n"
 }

@@ -136,11 +136,12 @@ fn generations(out: &mut String, e: &Explanation) {
     for g in &e.generations {
         out.push_str(&format!(
             "    #{} {} {} ({}{}): {} -> {}\n",
-            g.generation,
-            g.time,
-            g.op,
-            g.outcome.name(),
-            g.profile
+            g.generation.number,
+            g.generation.time,
+            g.generation.op,
+            g.generation.outcome.name(),
+            g.generation
+                .profile
                 .as_ref()
                 .map_or_else(String::new, |p| format!(", {}", p.name)),
             g.before.as_deref().unwrap_or("-"),

@@ -3,6 +3,7 @@
 use super::Output;
 use crate::cli::Config;
 use crate::error::Result;
+use crate::render::json;
 
 /// `netprofile history`: one line per generation, oldest first.
 pub fn history(config: &Config) -> Result<Output> {
@@ -16,34 +17,30 @@ pub fn history(config: &Config) -> Result<Output> {
         &crate::transaction::state::generations(&config.root)?,
         pending,
     );
-    if config.json {
-        use crate::render::json;
-        return Ok(Output {
-            code: 0,
-            stdout: json::pretty(&json::HistoryDoc {
-                envelope: json::Envelope::new("history", 0),
-                generations: &all,
-            }),
-            stderr: Vec::new(),
-        });
-    }
-    if all.is_empty() {
-        return Ok(Output {
-            code: 0,
-            stdout: "no generations yet\n".into(),
-            stderr: Vec::new(),
-        });
-    }
     let in_effect = crate::transaction::state::in_effect_with(&all, pending);
-    let stdout = all
-        .iter()
-        .map(|g| line(g, in_effect.contains(&g.number), config.verbose > 0))
-        .collect();
+    let doc = json::HistoryDoc {
+        envelope: json::Envelope::new("history", 0),
+        generations: &all,
+    };
+    let stdout = super::render_doc(config, &doc, |doc| {
+        human(doc, &in_effect, config.verbose > 0)
+    });
     Ok(Output {
         code: 0,
         stdout,
         stderr: Vec::new(),
     })
+}
+
+/// The text of history's document: a generation each, or that there is none yet.
+fn human(doc: &json::HistoryDoc<'_>, in_effect: &[u64], verbose: bool) -> String {
+    if doc.generations.is_empty() {
+        return "no generations yet\n".into();
+    }
+    doc.generations
+        .iter()
+        .map(|g| line(g, in_effect.contains(&g.number), verbose))
+        .collect()
 }
 
 /// One generation: number, time, operation, outcome, profile, then what it changed (each

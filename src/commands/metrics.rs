@@ -167,18 +167,18 @@ struct Drift {
 }
 
 /// What the generations in force manage and whether each still holds: status's rules
-/// (commands/status.rs), so metrics, status and check agree.
+/// (transaction/drift.rs), so metrics, status and check agree.
 fn drift(root: &Root) -> Result<(Vec<Drift>, Vec<u64>)> {
     let all = state::generations(root)?;
     let pending = state::read_pending(root)?.map(|p| p.generation);
-    let managed = super::status::managed(&all, pending);
+    let managed = crate::transaction::replay::managed(&all, pending);
     let mut out = Vec::new();
     for (key, want) in &managed.sysctl {
         let name = KeyName::parse(key).map_err(Error::State)?;
         let now = crate::system::read_sysctl(root, &name)?;
         let held = now.as_deref().is_some_and(|now| {
             crate::profile::value::same(key, now, want)
-                || super::status::within(managed.bounds.get(key), now)
+                || crate::transaction::replay::within(managed.bounds.get(key), now)
         });
         out.push(Drift {
             kind: "sysctl",
@@ -186,7 +186,7 @@ fn drift(root: &Root) -> Result<(Vec<Drift>, Vec<u64>)> {
             drifted: !held,
         });
     }
-    let edits = super::status::hand_edits(root, &managed)?;
+    let edits = crate::transaction::drift::hand_edits(root, &managed)?;
     for path in managed.files.keys() {
         out.push(Drift {
             kind: "file",
@@ -194,21 +194,21 @@ fn drift(root: &Root) -> Result<(Vec<Drift>, Vec<u64>)> {
             drifted: edits.iter().any(|e| &e.path == path),
         });
     }
-    for r in super::status::limit_rows(root, &managed)? {
+    for r in crate::transaction::drift::limit_rows(root, &managed)? {
         out.push(Drift {
             kind: "limit",
             name: format!("{} {} {}", r.domain, r.half, r.item),
             drifted: !r.in_sync,
         });
     }
-    for r in super::status::systemd_rows(root, &managed)? {
+    for r in crate::transaction::drift::systemd_rows(root, &managed)? {
         out.push(Drift {
             kind: "systemd",
             name: r.setting.to_string(),
             drifted: !r.in_sync,
         });
     }
-    let in_force = super::status::in_force(&all, pending)
+    let in_force = crate::transaction::replay::in_force(&all, pending)
         .iter()
         .map(|g| g.number)
         .collect();

@@ -65,6 +65,20 @@ pub fn render_plan(config: &Config, plan: &plan::Plan, command: &str) -> Output 
     }
 }
 
+/// A command's one typed document: under `--json` the value serialised, otherwise the text
+/// `human` renders from the same value.
+pub(super) fn render_doc<T: serde::Serialize>(
+    config: &Config,
+    doc: &T,
+    human: impl FnOnce(&T) -> String,
+) -> String {
+    if config.json {
+        crate::render::json::pretty(doc)
+    } else {
+        human(doc)
+    }
+}
+
 pub(super) fn warnings(plan: &plan::Plan) -> Vec<String> {
     plan.warnings
         .iter()

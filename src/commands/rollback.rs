@@ -5,12 +5,13 @@
 //! the user's last change: the boot unit's `apply-pending` generations after it go with it.
 
 use super::apply::summary;
-use super::status::{HandEdit, hand_edits};
 use crate::cli::Config;
 use crate::commands::Output;
 use crate::error::{Error, Result};
+use crate::render::json;
 use crate::system::root::Root;
 use crate::system::sysctld;
+use crate::transaction::drift::{HandEdit, hand_edits};
 use crate::transaction::replay;
 use crate::transaction::state::{self, Change, Generation, Outcome};
 use crate::transaction::writer::{Writer, is_noop, refresh_before};
@@ -64,31 +65,32 @@ pub fn rollback(config: &Config, target: Option<u64>, force: bool) -> Result<Out
                 .join(", ")
         ));
     }
-    let stdout = if config.json {
-        use crate::render::json;
-        let (keys, files) = json::split_changes(&changes, false);
-        json::pretty(&json::RollbackResult {
-            schema: json::SCHEMA,
-            command: "rollback",
-            exit_code: 0,
-            exit_meaning: json::exit_meaning(0),
-            rolled_back: Some(target),
-            generation: Some(number),
-            changed: !changes.is_empty(),
-            keys,
-            files,
-            overwrote_hand_edits: edits.iter().map(|e| Root::display(&e.path)).collect(),
-            ended_pending,
-            summary: line,
-        })
-    } else {
-        line + "\n"
+    let (keys, files) = json::split_changes(&changes, false);
+    let doc = json::RollbackResult {
+        schema: json::Version,
+        command: "rollback",
+        exit_code: 0,
+        exit_meaning: json::exit_meaning(0),
+        rolled_back: Some(target),
+        generation: Some(number),
+        changed: !changes.is_empty(),
+        keys,
+        files,
+        overwrote_hand_edits: edits.iter().map(|e| Root::display(&e.path)).collect(),
+        ended_pending,
+        summary: line,
     };
+    let stdout = super::render_doc(config, &doc, human);
     Ok(Output {
         code: 0,
         stdout,
         stderr,
     })
+}
+
+/// The text of rollback's document: its summary line.
+fn human(doc: &json::RollbackResult) -> String {
+    format!("{}\n", doc.summary)
 }
 
 /// Bookkeeping after the commit point (in_effect already reads the rollback record): the
@@ -118,25 +120,21 @@ fn mark_rolled_back(
 fn nothing_to_roll_back(config: &Config, stderr: Vec<String>) -> Output {
     let line = "nothing to roll back: no generation is in effect (`netprofile \
                 history` lists them); nothing was changed";
-    let stdout = if config.json {
-        use crate::render::json;
-        json::pretty(&json::RollbackResult {
-            schema: json::SCHEMA,
-            command: "rollback",
-            exit_code: 0,
-            exit_meaning: json::exit_meaning(0),
-            rolled_back: None,
-            generation: None,
-            changed: false,
-            keys: Vec::new(),
-            files: Vec::new(),
-            overwrote_hand_edits: Vec::new(),
-            ended_pending: None,
-            summary: line.to_string(),
-        })
-    } else {
-        format!("{line}\n")
+    let doc = json::RollbackResult {
+        schema: json::Version,
+        command: "rollback",
+        exit_code: 0,
+        exit_meaning: json::exit_meaning(0),
+        rolled_back: None,
+        generation: None,
+        changed: false,
+        keys: Vec::new(),
+        files: Vec::new(),
+        overwrote_hand_edits: Vec::new(),
+        ended_pending: None,
+        summary: line.to_string(),
     };
+    let stdout = super::render_doc(config, &doc, human);
     Output {
         code: 0,
         stdout,
@@ -164,7 +162,7 @@ fn hand_edits_in_the_way(
     })
     .collect();
     if !edits.is_empty() && !force {
-        let shown: Vec<String> = edits.iter().map(HandEdit::describe).collect();
+        let shown: Vec<String> = edits.iter().map(crate::render::hand_edit).collect();
         return Err(Error::Usage(format!(
             "rollback would overwrite {} edited by hand; keep a copy of the edit, then run \
              `netprofile rollback --force` to overwrite it. Nothing was changed\n{}",

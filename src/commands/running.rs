@@ -61,9 +61,10 @@ pub fn apply_pending(config: &Config) -> Result<Output> {
     let all = state::generations(root)?;
     let work = pending::changes(root, &all, state::read_pending(root)?.map(|p| p.generation))?;
     if work.changes.is_empty() {
+        let doc = pending_document(None, &[], nothing_to_do(&work));
         return Ok(Output {
             code: 0,
-            stdout: pending_output(config, None, &[], nothing_to_do(&work)),
+            stdout: super::render_doc(config, &doc, pending_text),
             stderr,
         });
     }
@@ -73,14 +74,11 @@ pub fn apply_pending(config: &Config) -> Result<Output> {
     // So that status still reads a later rise above a min as in sync, not drift.
     generation.bounds = work.held();
     writer.run(&generation)?;
+    let summary = applied(number, &work, generation.bounds.len());
+    let doc = pending_document(Some(number), &work.changes, summary);
     Ok(Output {
         code: 0,
-        stdout: pending_output(
-            config,
-            Some(number),
-            &work.changes,
-            applied(number, &work, generation.bounds.len()),
-        ),
+        stdout: super::render_doc(config, &doc, pending_text),
         stderr,
     })
 }
@@ -97,75 +95,62 @@ fn waiting(still: &[PendingKey]) -> String {
 /// Why `apply --pending` changed nothing.
 fn nothing_to_do(work: &pending::Work) -> String {
     if work.pending.is_empty() && work.bounds.is_empty() {
-        "nothing to do: no pending keys\n".to_string()
+        "nothing to do: no pending keys".to_string()
     } else if work.pending.is_empty() {
-        "nothing to do: the min/max keys hold their bounds\n".to_string()
+        "nothing to do: the min/max keys hold their bounds".to_string()
     } else if work.still.is_empty() {
-        "nothing to do: the pending keys already hold their values\n".to_string()
+        "nothing to do: the pending keys already hold their values".to_string()
     } else {
-        format!("nothing to do: still pending: {}\n", waiting(&work.still))
+        format!("nothing to do: still pending: {}", waiting(&work.still))
     }
 }
 
-/// What `apply --pending` set as generation `number`: a line per key, then the count of
-/// pending keys set and of keys brought back to their bound.
+/// What `apply --pending` set as generation `number`: the count of pending keys set and of
+/// keys brought back to their bound, and the keys still waiting.
 fn applied(number: u64, work: &pending::Work, held: usize) -> String {
-    let changes = &work.changes;
-    let mut stdout = String::new();
-    for change in changes {
-        if let Change::Sysctl { key, after, .. } = change {
-            let _ = writeln!(stdout, "set {key} = {after}");
-        }
-    }
-    let set = changes.len() - held;
-    let _ = write!(stdout, "applied generation {number}: ");
+    let set = work.changes.len() - held;
+    let mut line = format!("applied generation {number}: ");
     if set > 0 || held == 0 {
         let _ = write!(
-            stdout,
+            line,
             "{set} pending key{} set",
             if set == 1 { "" } else { "s" }
         );
     }
     if held > 0 {
         let _ = write!(
-            stdout,
+            line,
             "{}{held} key{} brought back to its min/max bound",
             if set > 0 { ", " } else { "" },
             if held == 1 { "" } else { "s" }
         );
     }
     if !work.still.is_empty() {
-        let _ = write!(stdout, "; still pending: {}", waiting(&work.still));
+        let _ = write!(line, "; still pending: {}", waiting(&work.still));
     }
-    stdout.push('\n');
-    stdout
+    line
 }
 
-/// `apply --pending`'s text, or under --json the apply document (no profile: it holds what
-/// earlier generations recorded), whose summary is the text's last line.
-fn pending_output(
-    config: &Config,
+/// `apply --pending`'s document: the apply document with no profile (it holds what earlier
+/// generations recorded).
+fn pending_document(
     number: Option<u64>,
     changes: &[Change],
-    text: String,
-) -> String {
+    summary: String,
+) -> crate::render::json::ApplyResult {
     use crate::render::json;
-    if !config.json {
-        return text;
-    }
-    let summary = text.lines().last().unwrap_or_default().to_string();
     let (keys, files) = json::split_changes(changes, false);
-    json::pretty(&json::ApplyResult {
-        schema: json::SCHEMA,
+    json::ApplyResult {
+        schema: json::Version,
         command: "apply",
         exit_code: 0,
         exit_meaning: json::exit_meaning(0),
         dry_run: false,
         changed: number.is_some(),
         outcome: if number.is_some() {
-            "applied"
+            json::ApplyOutcome::Applied
         } else {
-            "unchanged"
+            json::ApplyOutcome::Unchanged
         },
         profile: None,
         generation: number,
@@ -176,7 +161,16 @@ fn pending_output(
         warnings: Vec::new(),
         verify: None,
         summary,
-    })
+    }
+}
+
+/// The text of `apply --pending`'s document: a line per key set, then its summary.
+fn pending_text(doc: &crate::render::json::ApplyResult) -> String {
+    let mut out = String::new();
+    for k in &doc.keys {
+        let _ = writeln!(out, "set {} = {}", k.key, k.after);
+    }
+    out + &doc.summary + "\n"
 }
 
 fn pair(p: (u64, u64)) -> String {

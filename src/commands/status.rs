@@ -4,115 +4,22 @@
 //! file-only generations count; a generation reverted (an unconfirmed `--confirm`) or undone
 //! by a later `rollback` does not. Drift is any difference: a key's live value, a managed
 //! drop-in edited or removed by hand, a limit whose value in force for a login is not the one
-//! configured, a systemd setting overridden. Limits and systemd settings are reported apart.
+//! configured, a systemd setting overridden (worked out in transaction/drift.rs; this file
+//! assembles the document and renders it). Limits and systemd settings are reported apart.
 //! Read-only: never takes the lock, never writes.
 
 use serde::Serialize;
 
 use super::Output;
 use crate::cli::Config;
-use crate::error::{Error, Result};
-use crate::profile::keys::KeyName;
-use crate::profile::limit::Domain;
-use crate::system::limits::{self as pam, Kind, Subject};
+use crate::error::Result;
 use crate::system::root::Root;
-use crate::transaction::replay::{self, recently_dropped};
+use crate::transaction::drift::{
+    FileRow, HandEdit, KeyRow, LimitRow, SystemdRow, Where, file_rows, hand_edits, key_rows,
+    limit_rows, systemd_rows,
+};
+use crate::transaction::replay::{self, in_force, managed, recently_dropped};
 use crate::transaction::state;
-// Re-exported for metrics, which reads the same replay.
-pub use crate::transaction::replay::{Managed, in_force, managed, within};
-
-/// A managed drop-in whose content is no longer what netprofile wrote.
-#[derive(Debug, Clone)]
-pub struct HandEdit {
-    /// Root-relative path.
-    pub path: String,
-    pub written: String,
-    /// `None`: the file was removed.
-    pub now: Option<String>,
-}
-
-impl HandEdit {
-    /// `edited by hand` or `removed`, with a unified diff of the edit.
-    #[must_use]
-    pub fn describe(&self) -> String {
-        let change = crate::plan::FileChange {
-            rel: self.path.clone(),
-            path: Root::display(&self.path),
-            old: Some(self.written.clone()),
-            new: self.now.clone(),
-        };
-        format!(
-            "{} was {} since netprofile wrote it:\n{}",
-            Root::display(&self.path),
-            if self.now.is_some() {
-                "edited by hand"
-            } else {
-                "removed"
-            },
-            crate::render::file_diff(&change, crate::render::Paint(false))
-        )
-    }
-}
-
-/// The managed drop-ins that differ from what netprofile last wrote.
-pub fn hand_edits(root: &Root, managed: &Managed) -> Result<Vec<HandEdit>> {
-    let mut out = Vec::new();
-    for (path, written) in &managed.files {
-        let now = crate::system::read_optional(root, path)?;
-        if now.as_deref() != Some(written.as_str()) {
-            out.push(HandEdit {
-                path: path.clone(),
-                written: written.clone(),
-                now,
-            });
-        }
-    }
-    Ok(out)
-}
-
-#[derive(Debug, Serialize, schemars::JsonSchema)]
-struct KeyRow {
-    key: String,
-    live: Option<String>,
-    /// What the generations in force set.
-    wanted: String,
-    in_sync: bool,
-}
-
-#[derive(Debug, Serialize, schemars::JsonSchema)]
-struct FileRow {
-    path: String,
-    /// `ok`, `edited` (by hand) or `removed`.
-    state: &'static str,
-    in_sync: bool,
-}
-
-/// A file and line, as plan rows name them.
-type Where = crate::plan::Source;
-
-#[derive(Debug, Serialize, schemars::JsonSchema)]
-pub(crate) struct LimitRow {
-    pub(crate) domain: String,
-    pub(crate) item: String,
-    #[serde(rename = "type")]
-    pub(crate) half: &'static str,
-    /// What the managed drop-in sets.
-    wanted: String,
-    /// The value pam_limits gives a login of this domain now, and the line it comes from;
-    /// `null` when no file sets one (the kernel default stays).
-    live: Option<String>,
-    source: Option<Where>,
-    pub(crate) in_sync: bool,
-}
-
-#[derive(Debug, Serialize, schemars::JsonSchema)]
-pub(crate) struct SystemdRow {
-    pub(crate) setting: &'static str,
-    wanted: String,
-    live: Option<String>,
-    source: Option<Where>,
-    pub(crate) in_sync: bool,
-}
 
 #[derive(Debug, Serialize, schemars::JsonSchema)]
 struct PendingRow {
@@ -147,88 +54,6 @@ pub struct StatusDoc {
     processes: super::running::StatusProcesses,
     /// The systemd-sysctl and pam_limits versions the boot and login values were modelled on.
     models: Vec<crate::system::versions::Model>,
-}
-
-/// A login of a limits domain, as far as the domain names it (a group's members and a user's
-/// groups are not looked up here).
-fn subject(domain: &str) -> Subject {
-    match Domain::parse(domain) {
-        Ok(Domain::User(name)) => Subject {
-            user: Some(name),
-            ..Subject::default()
-        },
-        Ok(Domain::Group(g)) => Subject {
-            groups: vec![g],
-            ..Subject::default()
-        },
-        Ok(Domain::UidRange(lo, hi)) => Subject {
-            uid: lo.or(hi),
-            ..Subject::default()
-        },
-        _ => Subject::default(),
-    }
-}
-
-pub(crate) fn limit_rows(root: &Root, managed: &Managed) -> Result<Vec<LimitRow>> {
-    let rel = Root::limits_dropin();
-    let Some(text) = managed.files.get(&rel) else {
-        return Ok(Vec::new());
-    };
-    let configured = pam::parse(text, &Root::display(&rel));
-    let live = crate::system::entries(&crate::system::limit_files(root)?);
-    let nr_open = crate::system::nr_open(root);
-    let mut rows = Vec::new();
-    for entry in &configured {
-        let (soft, hard) = pam::resolve(&live, &subject(&entry.domain), entry.item, nr_open);
-        for (half, wanted, now) in [
-            ("soft", matches!(entry.kind, Kind::Soft | Kind::Both), soft),
-            ("hard", matches!(entry.kind, Kind::Hard | Kind::Both), hard),
-        ] {
-            if !wanted {
-                continue;
-            }
-            let in_sync = now.as_ref().is_some_and(|n| n.value == entry.value);
-            rows.push(LimitRow {
-                domain: entry.domain.clone(),
-                item: entry.item.as_str().to_string(),
-                half,
-                wanted: entry.value.to_string(),
-                live: now.as_ref().map(|n| n.value.to_string()),
-                source: now.map(|n| Where {
-                    file: n.file,
-                    line: n.line,
-                }),
-                in_sync,
-            });
-        }
-    }
-    Ok(rows)
-}
-
-pub(crate) fn systemd_rows(root: &Root, managed: &Managed) -> Result<Vec<SystemdRow>> {
-    let rel = Root::systemd_dropin();
-    let Some(text) = managed.files.get(&rel) else {
-        return Ok(Vec::new());
-    };
-    let own = crate::system::sysctld::BootFile {
-        path: Root::display(&rel),
-        text: text.clone(),
-    };
-    let Some(configured) = crate::system::systemd::default_limit_nofile(std::slice::from_ref(&own))
-    else {
-        return Ok(Vec::new());
-    };
-    let now = crate::system::systemd::default_limit_nofile(&crate::system::systemd_files(root)?);
-    Ok(vec![SystemdRow {
-        setting: "DefaultLimitNOFILE",
-        in_sync: now.as_ref().is_some_and(|n| n.value == configured.value),
-        wanted: configured.value,
-        live: now.as_ref().map(|n| n.value.clone()),
-        source: now.map(|n| Where {
-            file: n.file,
-            line: n.line,
-        }),
-    }])
 }
 
 /// `netprofile status`: managed keys, files, limits and systemd settings now, and any pending
@@ -315,46 +140,6 @@ fn lockout_pointer(root: &Root, rules: crate::system::limits::PamRules) -> Vec<S
     )]
 }
 
-/// Each key netprofile last set, its live value, and whether it still holds (a rise above a
-/// recorded min is not drift).
-fn key_rows(root: &Root, managed: &Managed) -> Result<Vec<KeyRow>> {
-    let mut keys = Vec::new();
-    for (key, want) in &managed.sysctl {
-        let name = KeyName::parse(key).map_err(Error::State)?;
-        let now = crate::system::read_sysctl(root, &name)?;
-        let in_sync = now.as_deref().is_some_and(|now| {
-            crate::profile::value::same(key, now, want) || within(managed.bounds.get(key), now)
-        });
-        keys.push(KeyRow {
-            key: key.clone(),
-            live: now,
-            wanted: want.clone(),
-            in_sync,
-        });
-    }
-    Ok(keys)
-}
-
-/// Each managed drop-in: as written, edited by hand or removed.
-fn file_rows(managed: &Managed, edits: &[HandEdit]) -> Vec<FileRow> {
-    managed
-        .files
-        .keys()
-        .map(|path| {
-            let edit = edits.iter().find(|e| &e.path == path);
-            FileRow {
-                path: Root::display(path),
-                state: match edit {
-                    None => "ok",
-                    Some(e) if e.now.is_some() => "edited",
-                    Some(_) => "removed",
-                },
-                in_sync: edit.is_none(),
-            }
-        })
-        .collect()
-}
-
 /// The text of status: the tables, then, before the closing count line, what is waiting for
 /// a module, what still runs with old limits, and the models the values were read with.
 fn human_with_sections(
@@ -394,7 +179,7 @@ fn human(config: &Config, doc: &StatusDoc, edits: &[HandEdit]) -> String {
     if config.verbose > 0 {
         for e in edits {
             out.push('\n');
-            out.push_str(&e.describe());
+            out.push_str(&crate::render::hand_edit(e));
         }
     }
     if !out.is_empty() && !out.ends_with("\n\n") && !doc.managed.is_empty() {

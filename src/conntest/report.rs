@@ -159,7 +159,7 @@ pub fn closer_name(closer: Closer) -> &'static str {
 
 #[derive(Debug, Clone, Serialize, schemars::JsonSchema, serde::Deserialize)]
 pub struct Report {
-    pub schema: u32,
+    pub schema: crate::render::json::Version,
     /// Always `test` (docs/json.md: every document names its command).
     #[serde(deserialize_with = "command_test")]
     pub command: Name,
@@ -319,7 +319,7 @@ pub fn build(input: Inputs) -> Report {
         seconds
     };
     let mut report = Report {
-        schema: crate::render::json::SCHEMA,
+        schema: crate::render::json::Version,
         command: "test",
         exit_code: 0,
         exit_meaning: crate::render::json::exit_meaning(0),

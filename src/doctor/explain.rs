@@ -11,7 +11,7 @@ use crate::profile::keys::{self, KeyName, Scope};
 use crate::profile::limit::Item;
 use crate::system::read_optional;
 use crate::system::root::{Namespace, Root};
-use crate::transaction::state::{Change, generations};
+use crate::transaction::state::{self, Change, Generation};
 
 /// What was asked about.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,14 +47,12 @@ pub struct Manager {
     pub note: String,
 }
 
-/// One generation's change to the subject.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+/// One generation's change to the subject: the generation as history shows it (the same type,
+/// its fields at the top level), with the subject's value (or drop-in line) before and after.
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct GenerationChange {
-    pub generation: u64,
-    pub time: String,
-    pub op: String,
-    pub outcome: crate::transaction::state::Outcome,
-    pub profile: Option<crate::transaction::state::ProfileRef>,
+    #[serde(flatten)]
+    pub generation: Generation,
     pub before: Option<String>,
     pub after: Option<String>,
 }
@@ -68,7 +66,7 @@ pub struct Catalogue {
     pub suggestion: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct Explanation {
     pub subject: String,
     /// sysctl, limit or systemd.
@@ -217,8 +215,10 @@ fn generation_changes(root: &Root, subject: &Subject) -> Result<Vec<GenerationCh
                 .map(String::from)
         })
     };
+    // As history shows them: a `--confirm` a reboot dropped says `dropped`.
+    let pending = state::read_pending(root)?.map(|p| p.generation);
     let mut out = Vec::new();
-    for g in generations(root)? {
+    for g in state::as_shown(&state::generations(root)?, pending) {
         for change in &g.changes {
             let (before, after) = match (change, subject) {
                 (Change::Sysctl { key, before, after }, Subject::Sysctl(k))
@@ -246,11 +246,7 @@ fn generation_changes(root: &Root, subject: &Subject) -> Result<Vec<GenerationCh
                 _ => continue,
             };
             out.push(GenerationChange {
-                generation: g.number,
-                time: g.time.clone(),
-                op: g.op.clone(),
-                outcome: g.outcome,
-                profile: g.profile.clone(),
+                generation: g.clone(),
                 before,
                 after,
             });

@@ -13,13 +13,51 @@ use crate::transaction::state::{Change, Generation};
 /// 2: one envelope and one vocabulary across commands (docs/json.md, CHANGELOG.md).
 pub const SCHEMA: u32 = 2;
 
+/// The `schema` field of every document: always `SCHEMA` when printed, and declared as that
+/// constant in the generated schemas, so a document of another version fails validation. A
+/// report read back from an older record (a generation's `--verify`) is printed in today's
+/// shape, so it says today's number too.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Version;
+
+impl Serialize for Version {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_u32(SCHEMA)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Version {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        // Any version a record was written with: it is read into today's types.
+        u32::deserialize(deserializer).map(|_| Version)
+    }
+}
+
+impl schemars::JsonSchema for Version {
+    fn inline_schema() -> bool {
+        true
+    }
+
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Version".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "The version of the document's shape (docs/json.md).",
+            "type": "integer",
+            "const": SCHEMA
+        })
+    }
+}
+
 // The fields every document opens with: its shape's version, the command that printed it and
 // the exit code it ended with, spelled out for automation that reads the document instead of
 // the code. (A plain comment: a doc comment would become the description of every document
 // that flattens it into its own fields.)
 #[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct Envelope {
-    pub schema: u32,
+    pub schema: Version,
     pub command: String,
     pub exit_code: i32,
     pub exit_meaning: &'static str,
@@ -29,7 +67,7 @@ impl Envelope {
     #[must_use]
     pub fn new(command: &str, exit_code: i32) -> Self {
         Envelope {
-            schema: SCHEMA,
+            schema: Version,
             command: command.to_string(),
             exit_code,
             exit_meaning: exit_meaning(exit_code),
@@ -119,15 +157,14 @@ pub fn split_changes(changes: &[Change], deferred: bool) -> (Vec<KeyResult>, Vec
 /// `apply --json` (not `--dry-run`, which prints the plan document).
 #[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct ApplyResult {
-    pub schema: u32,
+    pub schema: Version,
     pub command: &'static str,
     pub exit_code: i32,
     pub exit_meaning: &'static str,
     pub dry_run: bool,
     /// True when a live value or file changed (or will at confirm).
     pub changed: bool,
-    /// `applied`, `pending` (waits for `netprofile confirm`) or `unchanged`.
-    pub outcome: &'static str,
+    pub outcome: ApplyOutcome,
     /// `null` for `apply --pending`, which holds what earlier generations recorded.
     pub profile: Option<crate::profile::ProfileRef>,
     /// The generation recorded; `null` when nothing changed.
@@ -144,6 +181,18 @@ pub struct ApplyResult {
     pub summary: String,
 }
 
+/// What an apply that ran did (a failed one prints the error document instead).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum ApplyOutcome {
+    /// Live values and files changed.
+    Applied,
+    /// Live values changed; waits for `netprofile confirm`, files not yet written.
+    Pending,
+    /// Nothing to do: the machine already holds the profile.
+    Unchanged,
+}
+
 #[derive(Debug, Clone, Copy, Serialize, schemars::JsonSchema)]
 pub struct ConfirmWindow {
     pub seconds: u64,
@@ -153,7 +202,7 @@ pub struct ConfirmWindow {
 /// `confirm --json`.
 #[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct ConfirmResult {
-    pub schema: u32,
+    pub schema: Version,
     pub command: &'static str,
     pub exit_code: i32,
     pub exit_meaning: &'static str,
@@ -168,7 +217,7 @@ pub struct ConfirmResult {
 /// `rollback --json`.
 #[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct RollbackResult {
-    pub schema: u32,
+    pub schema: Version,
     pub command: &'static str,
     pub exit_code: i32,
     pub exit_meaning: &'static str,
@@ -197,7 +246,7 @@ pub struct HistoryDoc<'a> {
 /// What a failed command prints on stdout under `--json`.
 #[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct ErrorDoc {
-    pub schema: u32,
+    pub schema: Version,
     pub command: String,
     pub exit_code: i32,
     pub exit_meaning: &'static str,
@@ -254,7 +303,7 @@ pub fn error(command: &str, e: &Error) -> String {
         _ => Vec::new(),
     };
     pretty(&ErrorDoc {
-        schema: SCHEMA,
+        schema: Version,
         command: command.to_string(),
         exit_code: code,
         exit_meaning: exit_meaning(code),
@@ -270,7 +319,7 @@ pub fn error(command: &str, e: &Error) -> String {
 #[must_use]
 pub fn usage_error(message: &str) -> String {
     pretty(&ErrorDoc {
-        schema: SCHEMA,
+        schema: Version,
         command: "netprofile".into(),
         exit_code: 2,
         exit_meaning: exit_meaning(2),

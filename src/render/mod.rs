@@ -135,6 +135,28 @@ pub fn file_diff(change: &FileChange, paint: Paint) -> String {
         + "\n"
 }
 
+/// A managed drop-in edited or removed by hand (transaction/drift.rs): `edited by hand` or
+/// `removed`, with a unified diff of the edit.
+#[must_use]
+pub fn hand_edit(edit: &crate::transaction::drift::HandEdit) -> String {
+    let change = FileChange {
+        rel: edit.path.clone(),
+        path: crate::system::root::Root::display(&edit.path),
+        old: Some(edit.written.clone()),
+        new: edit.now.clone(),
+    };
+    format!(
+        "{} was {} since netprofile wrote it:\n{}",
+        crate::system::root::Root::display(&edit.path),
+        if edit.now.is_some() {
+            "edited by hand"
+        } else {
+            "removed"
+        },
+        file_diff(&change, Paint(false))
+    )
+}
+
 /// The human form of a plan: tables, file diffs and a summary line.
 #[must_use]
 pub fn human(plan: &Plan, paint: Paint) -> String {
@@ -456,7 +478,7 @@ fn differs_line(plan: &Plan, tally: &Tally) -> String {
 /// apply.json).
 #[derive(Serialize, schemars::JsonSchema)]
 pub struct JsonPlan<'a> {
-    schema: u32,
+    schema: json::Version,
     command: &'a str,
     in_sync: bool,
     exit_code: i32,
@@ -475,7 +497,7 @@ pub struct JsonDiff<'a> {
     diff: String,
 }
 
-/// The `--json` form of a plan (schema 1, docs/json.md).
+/// The `--json` form of a plan (docs/json.md).
 #[must_use]
 pub fn json(plan: &Plan, command: &str) -> String {
     let code = i32::from(plan.differs());
@@ -485,7 +507,7 @@ pub fn json(plan: &Plan, command: &str) -> String {
         None => (command, false),
     };
     let doc = JsonPlan {
-        schema: json::SCHEMA,
+        schema: json::Version,
         command,
         in_sync: !plan.differs(),
         exit_code: code,

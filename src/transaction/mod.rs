@@ -6,8 +6,9 @@
 //! and puts everything back, unless the transaction had already recorded its generation (then
 //! only the journal's removal was interrupted). This module never decides *what* to change;
 //! plan/ does, and the submodules turn the generations and the live state into changes
-//! (replay.rs, running.rs, pending.rs). Its steps are private: commands reach them only through
-//! `writer::Writer` (lock, recover, prove, journal, change, commit), the one writer entry.
+//! (replay.rs, running.rs, pending.rs; drift.rs compares the replay with the machine). Its
+//! steps are private: commands reach them only through `writer::Writer` (lock, recover, prove,
+//! journal, change, commit), the one writer entry.
 //!
 //! The raw writers (atomic.rs: `write_file`, `remove_file`, `put`, `write_sysctl`) are in a
 //! private module, so nothing outside this folder can call them: the one writer entry holds by
@@ -26,6 +27,7 @@
 //! ```
 
 mod atomic;
+pub mod drift;
 pub mod fault;
 pub mod pending;
 pub mod replay;
