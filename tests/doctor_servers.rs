@@ -88,6 +88,43 @@ fn split(docs: &[Value]) -> (Vec<&Value>, Vec<(&str, &Value)>) {
     (doctor, marks)
 }
 
+/// A scenario's output: doctor's two documents (under load, then after it) and its marks.
+struct Run<'a> {
+    docs: &'a [Value],
+    before: &'a Value,
+    after: &'a Value,
+    marks: Vec<(&'a str, &'a Value)>,
+}
+
+impl<'a> Run<'a> {
+    fn of(docs: &'a [Value]) -> Run<'a> {
+        let (doctor, marks) = split(docs);
+        let [before, after] = doctor[..] else {
+            panic!("{docs:#?}")
+        };
+        Run {
+            docs,
+            before,
+            after,
+            marks,
+        }
+    }
+
+    fn mark(&self, name: &str) -> Value {
+        mark_in(self.docs, name)
+    }
+}
+
+/// The value the script marked as `name`.
+fn mark_in(docs: &[Value], name: &str) -> Value {
+    split(docs)
+        .1
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, v)| (*v).clone())
+        .unwrap_or_else(|| panic!("no mark {name}: {docs:#?}"))
+}
+
 fn find<'a>(doc: &'a Value, limit: &str) -> Option<&'a Value> {
     doc["findings"]
         .as_array()
@@ -213,13 +250,11 @@ fn nginx_listening_before_somaxconn_was_raised_gets_restart_advice_until_restart
     ) else {
         return;
     };
-    let (doctor, marks) = split(&docs);
-    let [before, after] = doctor[..] else {
-        panic!("{docs:#?}")
-    };
+    let run = Run::of(&docs);
+    let (before, after) = (run.before, run.after);
     // Its limits are the scenario's, not the runner's (a CI runner's soft 1024 would make
     // nginx's nofile the first warning).
-    assert_eq!(marks, [("nofile", &Value::from("8192 8192"))]);
+    assert_eq!(run.marks, [("nofile", &Value::from("8192 8192"))]);
     assert_binds(before, "listener-restart");
     let f = must(before, "listener-restart");
     assert_eq!(f["process"]["name"], "nginx", "{f:#}");
@@ -381,17 +416,9 @@ fn redis_closing_at_a_maxclients_set_live_is_an_app_closes_finding_until_raised(
     ) else {
         return;
     };
-    let (doctor, marks) = split(&docs);
-    let [before, after] = doctor[..] else {
-        panic!("{docs:#?}")
-    };
-    let mark = |name: &str| {
-        marks
-            .iter()
-            .find(|(n, _)| *n == name)
-            .map(|(_, v)| (*v).clone())
-            .unwrap_or_else(|| panic!("no mark {name}: {docs:#?}"))
-    };
+    let run = Run::of(&docs);
+    let (before, after) = (run.before, run.after);
+    let mark = |name: &str| run.mark(name);
     assert_eq!(mark("cli"), "OKOKmaxclients10000", "{docs:#?}");
     assert_binds(before, "app-closes");
     let f = must(before, "app-closes");
@@ -804,17 +831,9 @@ fn a_server_doctor_does_not_know_that_stopped_accepting_is_its_own_cap() {
     ) else {
         return;
     };
-    let (doctor, marks) = split(&docs);
-    let [before, after] = doctor[..] else {
-        panic!("{docs:#?}")
-    };
-    let mark = |name: &str| {
-        marks
-            .iter()
-            .find(|(n, _)| *n == name)
-            .map(|(_, v)| (*v).clone())
-            .unwrap_or_else(|| panic!("no mark {name}: {docs:#?}"))
-    };
+    let run = Run::of(&docs);
+    let (before, after) = (run.before, run.after);
+    let mark = |name: &str| run.mark(name);
     assert_binds(before, "app-cap");
     let f = must(before, "app-cap");
     assert_eq!(f["severity"], "critical", "{f:#}");
@@ -912,17 +931,10 @@ fn haproxy_whose_configuration_doctor_cannot_read_gets_the_setting_to_check() {
     ) else {
         return;
     };
-    let (doctor, marks) = split(&docs);
-    let [doc] = doctor[..] else {
+    let [doc] = split(&docs).0[..] else {
         panic!("{docs:#?}")
     };
-    let mark = |name: &str| {
-        marks
-            .iter()
-            .find(|(n, _)| *n == name)
-            .map(|(_, v)| (*v).clone())
-            .unwrap_or_else(|| panic!("no mark {name}: {docs:#?}"))
-    };
+    let mark = |name: &str| mark_in(&docs, name);
     assert_eq!(mark("readable"), false, "{docs:#?}");
     let config = mark("config");
     let config = config.as_str().unwrap();
@@ -988,15 +1000,9 @@ fn a_listener_older_than_the_generation_that_raised_somaxconn_is_told_to_restart
     ) else {
         return;
     };
-    let (doctor, marks) = split(&docs);
-    let [before, after] = doctor[..] else {
-        panic!("{docs:#?}")
-    };
-    let pid = marks
-        .iter()
-        .find(|(n, _)| *n == "pid")
-        .map(|(_, v)| (*v).clone())
-        .unwrap();
+    let run = Run::of(&docs);
+    let (before, after) = (run.before, run.after);
+    let pid = run.mark("pid");
     // The generation that raised somaxconn from 128 to 4096, as history shows it.
     let history = docs
         .iter()
