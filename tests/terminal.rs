@@ -138,3 +138,120 @@ fn history_and_status_show_a_profile_path_with_escapes_escaped() {
     no_raw_controls("status stdout", &out.stdout);
     no_raw_controls("status stderr", &out.stderr);
 }
+
+/// A server whose name (its comm, 15 bytes at most) holds a newline: a second line that, raw,
+/// would read as doctor's own closing line. Its soft open-files limit is 64, nearly all used.
+const NEWLINE_SERVER: &str = r#"
+import os, resource, socket, time
+with open("/proc/self/comm", "wb") as f:
+    f.write(b"x\nbinding limit")
+resource.setrlimit(resource.RLIMIT_NOFILE, (64, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+s.listen(16)
+held = []
+try:
+    while True:
+        held.append(open("/dev/null"))
+except OSError:
+    pass
+held.pop().close()
+held.pop().close()
+open("ready.tmp", "w").close()
+os.rename("ready.tmp", "ready")
+time.sleep(180)
+"#;
+
+/// In a private user, network, PID and cgroup namespace (the server in no unit's cgroup, so a
+/// login's limits apply to it): limits.conf of the root gives a new login of root (the
+/// namespace's uid 0; pam_limits never applies `*` to root) 1024 open files, more than the
+/// server's 64, so status lists it as running with old limits. doctor and status run
+/// as text and as JSON, each into its own file.
+const NEWLINE_SCRIPT: &str = r#"
+set -e
+ip link set lo up
+mkdir -p etc/security
+echo 'root:x:0:0:root:/root:/bin/sh' > etc/passwd
+printf 'root soft nofile 1024\nroot hard nofile 1024\n' > etc/security/limits.conf
+unshare -C /usr/bin/python3 newline.py &
+srv=$!
+for _ in $(seq 3000); do [ -e ready ] && break; sleep 0.1; done
+"$NP" --root "$ROOT" doctor --interval 0 > doctor.out 2> doctor.err || true
+"$NP" --root "$ROOT" --json doctor --interval 0 > doctor.json 2>> doctor.err || true
+"$NP" --root "$ROOT" status > status.out 2> status.err || true
+"$NP" --root "$ROOT" --json status > status.json 2>> status.err || true
+kill $srv 2>/dev/null || true
+"#;
+
+#[test]
+fn a_process_name_with_a_newline_cannot_forge_a_line_in_doctor_or_status() {
+    let Some((out, dir)) =
+        common::in_private_ns(NEWLINE_SCRIPT, &[("newline.py", NEWLINE_SERVER)], true)
+    else {
+        return;
+    };
+    assert!(out.status.success(), "{}", common::text(&out));
+    let read = |name: &str| {
+        std::fs::read_to_string(dir.path().join(name))
+            .unwrap_or_else(|e| panic!("{name}: {e}\n{}", common::text(&out)))
+    };
+    let exact = "x\nbinding limit";
+    let shown = r"x\nbinding limit";
+    for (command, key) in [("doctor", "name"), ("status", "comm")] {
+        let human = read(&format!("{command}.out"));
+        let err = read(&format!("{command}.err"));
+        assert!(
+            human.contains(&format!("{shown} (")) || human.contains(&format!("{shown} port")),
+            "{command} should name the process escaped:\n{human}\n{err}"
+        );
+        // The only line that starts "binding limit" is doctor's own ("binding limit: ...").
+        for line in human.lines() {
+            assert!(
+                !line.starts_with("binding limit") || line.starts_with("binding limit: "),
+                "{command}: a forged line {line:?} in\n{human}"
+            );
+        }
+        let json = read(&format!("{command}.json"));
+        assert!(
+            json.contains(&serde_json::to_string(exact).unwrap()),
+            "{command} --json should carry the exact name:\n{json}"
+        );
+        let doc: serde_json::Value = serde_json::from_str(&json).expect(command);
+        let names = doc.to_string();
+        assert!(
+            names.contains(&format!(
+                "\"{key}\":{}",
+                serde_json::to_string(exact).unwrap()
+            )),
+            "{command} --json: `{key}` should be the exact name:\n{json}"
+        );
+    }
+}
+
+#[test]
+fn a_profile_path_with_a_newline_cannot_forge_a_line_in_diff() {
+    // The loader refuses a newline in a value ("a value cannot span lines") and names are
+    // `A-Z a-z 0-9 . _ -`: the path the profile was read from is what can carry one.
+    let name = "p\nprofile forged.toml";
+    let out = Test::new()
+        .profile(name, "[sysctl]\n\"net.core.somaxconn\" = 65535\n")
+        .args(&["diff", name])
+        .run();
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(
+        out.stdout.contains(r"p\nprofile forged.toml"),
+        "the path should be shown escaped:\n{}",
+        out.stdout
+    );
+    assert!(
+        !out.stdout.lines().any(|l| l.starts_with("profile forged")),
+        "a forged line in:\n{}",
+        out.stdout
+    );
+    let out = out.then(&["--json", "diff", name]);
+    assert!(
+        out.stdout.contains(&serde_json::to_string(name).unwrap()),
+        "--json keeps the exact path:\n{}",
+        out.stdout
+    );
+}

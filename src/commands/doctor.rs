@@ -13,6 +13,7 @@ use crate::doctor::findings::{self, Context, Finding, Severity};
 use crate::doctor::proc::{Listener, Process, Snapshot};
 use crate::doctor::rates;
 use crate::error::{Error, Result};
+use crate::render::terminal::{one_line, value};
 use crate::system::root::Namespace;
 use crate::transaction::state::{Change, Outcome, generations};
 
@@ -149,7 +150,7 @@ pub fn doctor(
         format!(
             "{}{}\n",
             findings_text(config, &all),
-            config.paint.bold(&line)
+            config.paint.bold(&one_line(&line))
         )
     };
     let mut stderr = notes(config, &snap);
@@ -226,24 +227,24 @@ fn findings_text(config: &Config, all: &[Finding]) -> String {
         if config.quiet && f.severity < Severity::Warning {
             continue;
         }
-        out.push_str(&format!("{sev}  {}: {}\n", f.limit, f.title));
+        out.push_str(&format!("{sev}  {}: {}\n", f.limit, one_line(&f.title)));
         if f.severity == Severity::Ok && config.verbose == 0 {
             continue;
         }
         let evidence: Vec<String> = f
             .evidence
             .iter()
-            .map(|e| format!("{} = {}", e.name, e.value))
+            .map(|e| format!("{} = {}", one_line(&e.name), value(&e.value)))
             .collect();
         out.push_str(&format!("          read: {}\n", evidence.join("; ")));
         if let Some(c) = &f.capacity {
-            out.push_str(&format!("          capacity: {c}\n"));
+            out.push_str(&format!("          capacity: {}\n", one_line(c)));
         }
         if let Some(file) = &f.file {
-            out.push_str(&format!("          file: {file}\n"));
+            out.push_str(&format!("          file: {}\n", one_line(file)));
         }
         for fix in &f.fix {
-            out.push_str(&format!("          fix: {fix}\n"));
+            out.push_str(&format!("          fix: {}\n", one_line(fix)));
         }
     }
     out
@@ -269,11 +270,11 @@ fn capacity_text(config: &Config, q: Question, limits: &[Limit], v: Option<&Veri
             l.limit, l.need, l.have, l.unit, l.headroom
         ));
         if config.verbose > 0 || l.binds {
-            out.push_str(&format!("        {}\n", l.note));
+            out.push_str(&format!("        {}\n", one_line(&l.note)));
             if l.binds
                 && let Some(fix) = &l.fix
             {
-                out.push_str(&format!("        fix: {fix}\n"));
+                out.push_str(&format!("        fix: {}\n", one_line(fix)));
             }
         }
     }

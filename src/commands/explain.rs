@@ -7,6 +7,7 @@ use crate::doctor::chain::{Fate, Link};
 use crate::doctor::explain::{Explanation, Subject, explain as run};
 use crate::error::Result;
 use crate::render::json::{Envelope, pretty};
+use crate::render::terminal::{one_line, value};
 
 /// `explain KEY --json`: docs/schema/explain.json.
 #[derive(Debug, serde::Serialize, schemars::JsonSchema)]
@@ -40,7 +41,7 @@ pub fn explain(config: &Config, raw: &str) -> Result<Output> {
 }
 
 fn fate(config: &Config, link: &Link) -> String {
-    let by = link.by.as_deref().unwrap_or("");
+    let by = one_line(link.by.as_deref().unwrap_or(""));
     match link.fate {
         Fate::Wins => config.paint.green(&if by.is_empty() {
             "wins".to_string()
@@ -53,7 +54,7 @@ fn fate(config: &Config, link: &Link) -> String {
             format!("overridden by {by}")
         }),
         Fate::Masked => config.paint.yellow(&format!("masked by {by}")),
-        Fate::Elsewhere => by.to_string(),
+        Fate::Elsewhere => by,
     }
 }
 
@@ -70,16 +71,21 @@ fn human(config: &Config, e: &Explanation) -> String {
 fn now_and_at_boot(out: &mut String, e: &Explanation) {
     out.push_str(&format!(
         "  live:   {}  ({})\n",
-        e.live.as_deref().unwrap_or("-"),
-        e.live_source
+        value(e.live.as_deref().unwrap_or("-")),
+        one_line(&e.live_source)
     ));
     match &e.boot {
         Some(b) if e.kind == "limit" => out.push_str(&format!(
             "  login:  {}  ({})\n",
-            b.value,
-            b.by.as_deref().unwrap_or_default()
+            value(&b.value),
+            one_line(b.by.as_deref().unwrap_or_default())
         )),
-        Some(b) => out.push_str(&format!("  boot:   {}  ({}:{})\n", b.value, b.file, b.line)),
+        Some(b) => out.push_str(&format!(
+            "  boot:   {}  ({}:{})\n",
+            value(&b.value),
+            one_line(&b.file),
+            b.line
+        )),
         None => out.push_str(&format!(
             "  boot:   {}\n",
             match e.kind {
@@ -110,9 +116,9 @@ fn chain(out: &mut String, config: &Config, e: &Explanation) {
     for link in &e.chain {
         out.push_str(&format!(
             "    {}:{}  {}  {}\n",
-            link.file,
+            one_line(&link.file),
             link.line,
-            link.value,
+            value(&link.value),
             fate(config, link)
         ));
     }
@@ -121,7 +127,11 @@ fn chain(out: &mut String, config: &Config, e: &Explanation) {
         for m in &e.managers {
             out.push_str(&format!(
                 "    {} {}:{}  {}  ({})\n",
-                m.manager, m.file, m.line, m.value, m.note
+                m.manager,
+                one_line(&m.file),
+                m.line,
+                value(&m.value),
+                one_line(&m.note)
             ));
         }
     }
@@ -143,9 +153,9 @@ fn generations(out: &mut String, e: &Explanation) {
             g.generation
                 .profile
                 .as_ref()
-                .map_or_else(String::new, |p| format!(", {}", p.name)),
-            g.before.as_deref().unwrap_or("-"),
-            g.after.as_deref().unwrap_or("-")
+                .map_or_else(String::new, |p| format!(", {}", one_line(&p.name))),
+            value(g.before.as_deref().unwrap_or("-")),
+            value(g.after.as_deref().unwrap_or("-"))
         ));
     }
 }
@@ -171,7 +181,7 @@ fn catalogue(out: &mut String, e: &Explanation) {
         out.push_str(&format!("  catalogue: {text}\n"));
     }
     for note in &e.notes {
-        out.push_str(&format!("  note: {note}\n"));
+        out.push_str(&format!("  note: {}\n", one_line(note)));
     }
     let program = if e.kind == "sysctl" {
         "systemd-sysctl"

@@ -4,6 +4,7 @@ use super::Output;
 use crate::cli::Config;
 use crate::error::Result;
 use crate::render::json;
+use crate::render::terminal::one_line;
 
 /// `netprofile history`: one line per generation, oldest first.
 pub fn history(config: &Config) -> Result<Output> {
@@ -51,17 +52,13 @@ fn line(g: &crate::transaction::state::Generation, in_effect: bool, verbose: boo
         |p| {
             format!(
                 "{} {} sha256:{}",
-                p.name,
-                p.source,
+                one_line(&p.name),
+                one_line(&p.source),
                 &p.sha256[..12.min(p.sha256.len())]
             )
         },
     );
-    let what: Vec<String> = g
-        .changes
-        .iter()
-        .map(crate::transaction::state::Change::label)
-        .collect();
+    let what: Vec<String> = g.changes.iter().map(|c| one_line(&c.label())).collect();
     let op = match g.rollback_of {
         Some(n) => format!("{} of {n}", g.op),
         None => g.op.clone(),
@@ -98,7 +95,7 @@ fn describe(change: &crate::transaction::state::Change) -> String {
             after,
         } => format!(
             "{}: {}",
-            crate::system::root::Root::display(path),
+            one_line(&crate::system::root::Root::display(path)),
             match (before, after) {
                 (None, Some(_)) => "created",
                 (Some(_), None) => "removed",
@@ -106,7 +103,7 @@ fn describe(change: &crate::transaction::state::Change) -> String {
             }
         ),
         crate::transaction::state::Change::Rlimit { before, after, .. } => {
-            format!("{}: {before} -> {after}", change.label())
+            format!("{}: {before} -> {after}", one_line(&change.label()))
         }
     }
 }

@@ -12,6 +12,7 @@ use crate::commands::Output;
 use crate::error::{Error, Result};
 use crate::plan::{Action, Plan};
 use crate::profile::{Profile, keys::KeyName};
+use crate::render::terminal::{one_line, value};
 use crate::system::processes;
 use crate::system::root::Root;
 use crate::system::{self as live, LiveState};
@@ -26,7 +27,8 @@ pub fn would_raise(changes: &[Change]) -> String {
     let mut out = String::new();
     for change in changes {
         if let Change::Rlimit { before, after, .. } = change {
-            let _ = writeln!(out, "would set {}: {before} -> {after}", change.label());
+            let label = one_line(&change.label());
+            let _ = writeln!(out, "would set {label}: {before} -> {after}");
         }
     }
     out
@@ -248,15 +250,15 @@ pub fn old_limits_text(root: &Root, stale: &[processes::Stale]) -> String {
             out,
             "  pid {} {}{} port {}: has {}, a fresh start gets {} ({}); needs {}",
             p.pid,
-            p.comm,
+            one_line(&p.comm),
             p.unit
                 .as_ref()
-                .map_or_else(String::new, |u| format!(" ({u})")),
+                .map_or_else(String::new, |u| format!(" ({})", one_line(u))),
             ports.join(","),
             pair(s.now),
             pair(s.fresh.nofile),
-            s.fresh.source,
-            s.fresh.needs,
+            one_line(&s.fresh.source),
+            one_line(&s.fresh.needs),
         );
     }
     let _ = writeln!(
@@ -279,9 +281,9 @@ pub fn pending_section(root: &Root) -> Result<String> {
         let state = if live::read_sysctl_raw(root, &key)?.is_some() {
             "module loaded now: run `netprofile apply --pending`".to_string()
         } else {
-            format!("waiting for module {}", p.module)
+            format!("waiting for module {}", one_line(&p.module))
         };
-        let _ = writeln!(out, "  {} = {}: {state}", p.key, p.value);
+        let _ = writeln!(out, "  {} = {}: {state}", one_line(&p.key), value(&p.value));
     }
     Ok(out)
 }

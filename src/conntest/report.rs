@@ -1055,10 +1055,10 @@ pub fn compare(before_runs: &[Report], after_runs: &[Report]) -> String {
         return String::new();
     };
     let label = |r: &Report| {
-        r.settings
-            .profile
-            .clone()
-            .unwrap_or_else(|| "kernel defaults".into())
+        r.settings.profile.as_deref().map_or_else(
+            || "kernel defaults".into(),
+            crate::render::terminal::one_line,
+        )
     };
     let (a, b) = (label(before), label(after));
     let rows_a = body(before);

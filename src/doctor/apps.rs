@@ -16,6 +16,7 @@ use serde::Serialize;
 use super::findings::{Context, Evidence, Finding, ProcessRef, Severity, ev, who};
 use super::proc::{PortStates, Process, Snapshot};
 use super::rates::Rates;
+use crate::render::terminal::one_line;
 use crate::system::root::Root;
 
 /// One setting of a server's configuration.
@@ -571,7 +572,7 @@ pub fn nofile_setting(apps: &[App], pid: u32) -> Option<String> {
         "nginx" => Some(format!(
             "nginx sets its workers' limit itself: worker_rlimit_nofile 65535; in {} (main \
              context), then reload",
-            app.config.as_deref().unwrap_or("nginx.conf")
+            one_line(app.config.as_deref().unwrap_or("nginx.conf"))
         )),
         "haproxy" => Some(
             "haproxy raises its own limit from global maxconn (about 2 × maxconn): check it \
@@ -589,14 +590,14 @@ pub fn nofile_setting(apps: &[App], pid: u32) -> Option<String> {
 
 fn setting_text(app: &App) -> String {
     match (&app.config, &app.cap) {
-        (Some(path), Some((setting, _))) => format!("{setting} (from {path})"),
-        (Some(path), None) => format!("{} (read {path})", setting_names(app.kind)),
+        (Some(path), Some((setting, _))) => format!("{setting} (from {})", one_line(path)),
+        (Some(path), None) => format!("{} (read {})", setting_names(app.kind), one_line(path)),
         (None, _) => format!(
             "{} (its configuration could not be read{}: check it there)",
             setting_names(app.kind),
             app.config_error
                 .as_deref()
-                .map_or_else(String::new, |e| format!(": {e}"))
+                .map_or_else(String::new, |e| format!(": {}", one_line(e)))
         ),
     }
 }
@@ -604,8 +605,8 @@ fn setting_text(app: &App) -> String {
 fn raise_line(app: &App) -> String {
     let file = app
         .config
-        .clone()
-        .unwrap_or_else(|| "its configuration".into());
+        .as_deref()
+        .map_or_else(|| "its configuration".into(), one_line);
     match app.kind {
         "nginx" => format!(
             "raise worker_connections (events block) in {file}, and worker_rlimit_nofile to at \

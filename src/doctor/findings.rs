@@ -7,6 +7,7 @@ use serde::Serialize;
 use super::apps::App;
 use super::proc::{Process, Snapshot, port_range};
 use super::rates::{self, CounterRate, Rates, When};
+use crate::render::terminal::one_line;
 use crate::system::limits::Failure;
 
 /// What findings may use beyond the snapshot: the second sample's rates, the applications'
@@ -65,22 +66,25 @@ impl ProcessRef {
     }
 }
 
-/// "nginx (pid 42, user www-data, nginx.service)": how findings name a process.
+/// "nginx (pid 42, user www-data, nginx.service)": how findings name a process. Its name,
+/// user and unit come from the system (any local user names its process, newline included),
+/// and a title or fix is one line by contract, in `--json` too: they are set in shown
+/// `one_line`, while `process` keeps them exact.
 #[must_use]
 pub fn who(p: &Process) -> String {
     let mut parts = vec![format!("pid {}", p.pid)];
     match (&p.user, p.uid) {
-        (Some(u), _) => parts.push(format!("user {u}")),
+        (Some(u), _) => parts.push(format!("user {}", one_line(u))),
         (None, Some(uid)) => parts.push(format!("uid {uid}")),
         _ => {}
     }
     if let Some(unit) = &p.service {
-        parts.push(unit.clone());
+        parts.push(one_line(unit));
     }
     if !p.ports.is_empty() {
         parts.push(format!("port {}", join(&p.ports)));
     }
-    format!("{} ({})", p.comm, parts.join(", "))
+    format!("{} ({})", one_line(&p.comm), parts.join(", "))
 }
 
 /// How close a limit is.
@@ -294,9 +298,10 @@ pub(super) fn holder(snap: &Snapshot, port: u16) -> Option<&Process> {
 fn restart_line(p: &Process) -> String {
     match &p.service {
         Some(unit) => format!(
-            "restart {} (systemctl restart {unit}): somaxconn is read at listen(), and a reload \
+            "restart {} (systemctl restart {}): somaxconn is read at listen(), and a reload \
              keeps the old listening socket",
-            who(p)
+            who(p),
+            one_line(unit)
         ),
         None => format!(
             "restart {} (stop and start it): somaxconn is read at listen(), and a reload keeps \
@@ -787,12 +792,13 @@ pub fn nofile_fix(p: &Process, need: u64) -> Vec<String> {
             "now, without a restart: netprofile apply high-conn --running {} (only the soft \
              limit binds: it is {soft}, the hard limit {} allows more; prlimit raises it in \
              place)",
-            p.comm,
+            one_line(&p.comm),
             limit_text(hard)
         ));
     }
     match (&p.service, p.login_uid) {
         (Some(unit), _) => {
+            let unit = one_line(unit);
             fix.push("[systemd] default_limit_nofile = 1048576".to_string());
             fix.push(format!(
                 "or for this unit alone: LimitNOFILE=1048576 in a drop-in (systemctl edit \
@@ -817,7 +823,7 @@ pub fn nofile_fix(p: &Process, need: u64) -> Vec<String> {
             ));
             fix.push(format!(
                 "then start {} again from a new login (limits.conf is read at login)",
-                p.comm
+                one_line(&p.comm)
             ));
         }
         (None, None) => {
@@ -826,7 +832,7 @@ pub fn nofile_fix(p: &Process, need: u64) -> Vec<String> {
                  loginuid unset): it inherited its limit from what started it (a container \
                  runtime, an init script, a supervisor); raise nofile there (`ulimit -n` in its \
                  start script, the runtime's --ulimit nofile=) and restart it",
-                p.comm
+                one_line(&p.comm)
             ));
         }
     }
@@ -835,7 +841,7 @@ pub fn nofile_fix(p: &Process, need: u64) -> Vec<String> {
 
 fn started_text(p: &Process) -> String {
     match (&p.service, p.login_uid) {
-        (Some(u), _) => format!("systemd unit {u} (limits.conf does not apply)"),
+        (Some(u), _) => format!("systemd unit {} (limits.conf does not apply)", one_line(u)),
         (None, Some(uid)) => format!("a login session of uid {uid} (limits.conf applies)"),
         (None, None) => {
             "neither a systemd unit nor a login session (loginuid unset): its limit was \

@@ -57,10 +57,17 @@ impl Paint {
 
 /// Lays out rows in columns; the last column is not padded. Widths are what the terminal
 /// shows (`terminal::width`: colour takes none, an escaped control character its escape).
+/// A cell is one line: each is shown as a `terminal::value` (a value, path or unit name from
+/// the system or a profile with a newline in it cannot start a row of its own; a value's own
+/// tabs stay as they were).
 pub fn table(out: &mut String, header: &[&str], rows: &[Vec<String>], paint: Paint) {
     let visible = terminal::width;
+    let rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|row| row.iter().map(|cell| terminal::value(cell)).collect())
+        .collect();
     let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
-    for row in rows {
+    for row in &rows {
         for (i, cell) in row.iter().enumerate() {
             widths[i] = widths[i].max(visible(cell));
         }
@@ -85,7 +92,7 @@ pub fn table(out: &mut String, header: &[&str], rows: &[Vec<String>], paint: Pai
         paint.bold(&line(header.iter().map(|h| (*h).to_string()).collect()))
     );
     for row in rows {
-        let _ = writeln!(out, "{}", line(row.clone()));
+        let _ = writeln!(out, "{}", line(row));
     }
 }
 
@@ -102,13 +109,14 @@ fn or_dash(v: Option<&str>) -> String {
 pub fn file_diff(change: &FileChange, paint: Paint) -> String {
     let old = change.old.as_deref().unwrap_or("");
     let new = change.new.as_deref().unwrap_or("");
+    let path = terminal::one_line(&change.path);
     let a = if change.old.is_some() {
-        change.path.clone()
+        path.clone()
     } else {
         "/dev/null".to_string()
     };
     let b = if change.new.is_some() {
-        change.path.clone()
+        path
     } else {
         "/dev/null".to_string()
     };
@@ -147,7 +155,7 @@ pub fn hand_edit(edit: &crate::transaction::drift::HandEdit) -> String {
     };
     format!(
         "{} was {} since netprofile wrote it:\n{}",
-        crate::system::root::Root::display(&edit.path),
+        terminal::one_line(&crate::system::root::Root::display(&edit.path)),
         if edit.now.is_some() {
             "edited by hand"
         } else {
@@ -168,7 +176,8 @@ pub fn human(plan: &Plan, paint: Paint) -> String {
     let _ = writeln!(
         out,
         "profile {} ({}), {ns}",
-        plan.profile.name, plan.profile.source
+        terminal::one_line(&plan.profile.name),
+        terminal::one_line(&plan.profile.source)
     );
     if !plan.models.is_empty() {
         let notes: Vec<String> = plan

@@ -8,8 +8,11 @@
 //! which shows every control character visibly (`\e`, `\x07`, `\u{9b}`, bidi overrides as
 //! `\u{202e}`). Colour is the one terminal control netprofile emits itself: [`style`] marks it
 //! with a per-run random nonce that system text cannot guess, and only those marks become
-//! escape sequences. `--json` output is never touched (serde escapes it exactly). Pure string
-//! work; never performs I/O.
+//! escape sequences. `for_terminal` sees whole output text and so leaves newlines and tabs
+//! alone: a string from the system set into a line is kept on it where it is formatted, with
+//! [`one_line`] (names, paths, titles) or [`value`] (values whose tabs are their own).
+//! `--json` output is never touched (serde escapes it exactly). Pure string work; never
+//! performs I/O.
 
 use std::fmt::Write as _;
 use std::sync::OnceLock;
@@ -75,6 +78,16 @@ pub fn one_line(text: &str) -> String {
         }
     }
     out
+}
+
+/// A value set into a line of human text whose tabs are its own (the kernel prints
+/// `tcp_rmem` as `4096\t131072\t6291456`; a boot file may separate fields with tabs): only a
+/// newline is shown (`\n`), so the value cannot start a line; tabs stay as `for_terminal`
+/// keeps them, and every other control character is left to it. Names (a process, a unit, a
+/// path) take `one_line`.
+#[must_use]
+pub fn value(text: &str) -> String {
+    text.replace('\n', "\\n")
 }
 
 /// Escapes every control character of `text` visibly (see `escaped`), then turns the colour
@@ -154,5 +167,7 @@ mod tests {
         let shown = one_line(name);
         assert_eq!(shown, "a\\e[2J\\u{202e}\\u{200b}b\\nc\\td");
         assert_eq!(for_terminal(&shown), shown);
+        let v = value("4096\t131072\nbinding limit\x1b");
+        assert_eq!(for_terminal(&v), "4096\t131072\\nbinding limit\\e");
     }
 }
