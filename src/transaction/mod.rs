@@ -113,7 +113,8 @@ fn set_nofile(pid: u32, comm: &str, started: Option<u64>, want: state::Nofile) -
     }
     if started.is_none() {
         return Err(Error::State(format!(
-            "{label}: no start time was recorded, so netprofile cannot tell it from another              process with the same pid and name; its limits were not touched"
+            "{label}: no start time was recorded, so netprofile cannot tell it from another \
+             process with the same pid and name; its limits were not touched"
         )));
     }
     if !same_recorded_process(pid, comm, started) {
@@ -186,7 +187,8 @@ fn undo(root: &Root, done: &[Change]) -> (Vec<String>, bool) {
             && !same_recorded_process(*pid, comm, *started)
         {
             let why = if started.is_none() {
-                "no start time recorded, so it cannot be told from another process with this                  pid and name; left alone"
+                "no start time recorded, so it cannot be told from another process with this \
+                 pid and name; left alone"
             } else {
                 "exited; nothing to restore"
             };

@@ -631,6 +631,16 @@ impl Lock {
             )));
         }
         trusted(&fd, Root::LOCK)?;
+        // flock needs only a descriptor: a lock others can open, others can hold.
+        if meta.st_mode & 0o044 != 0 {
+            return Err(Error::State(format!(
+                "refusing {}: group or others can read it (mode {:o}), so any user could open \
+                 it and hold the lock, blocking every writer. Remove it to continue (netprofile \
+                 makes it 0600); nothing was changed",
+                Root::display(Root::LOCK),
+                meta.st_mode & 0o7777
+            )));
+        }
         let mut file = File::from(fd);
         match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
             Ok(()) => {}
