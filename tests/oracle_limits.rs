@@ -367,7 +367,7 @@ fn rule_cases() -> Vec<(String, String, Vec<Node>)> {
 /// Trees mixing the rules: random domains, types, items and values over limits.conf and two
 /// limits.d files.
 fn generated_cases(count: usize) -> Vec<(String, String, Vec<Node>)> {
-    let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+    let mut rng = Rng::seeded(0x2545_f491_4f6c_dd1d);
     let domains = [
         "*",
         "*",

@@ -439,7 +439,7 @@ fn rule_cases() -> Vec<(String, Vec<Node>)> {
 /// Trees that mix the rules: random names (so masking happens) in random folders, random
 /// lines from a pool of line forms, values unique within a tree.
 fn generated_cases(count: usize) -> Vec<(String, Vec<Node>)> {
-    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let mut rng = Rng::seeded(0x9e37_79b9_7f4a_7c15);
     let names = [
         "10-a.conf",
         "50-b.conf",

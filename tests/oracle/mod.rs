@@ -156,6 +156,22 @@ pub fn cli_json(root: &Path, args: &[&str]) -> serde_json::Value {
 /// A small deterministic generator (xorshift) for the generated cases.
 pub struct Rng(pub u64);
 impl Rng {
+    /// The suite's own seed, or `NETPROFILE_ORACLE_SEED` (decimal or 0x-hex) for trees nobody
+    /// has seen: a reviewer's independent run. The seed in use is printed, so a failing run can
+    /// be repeated.
+    pub fn seeded(default: u64) -> Rng {
+        let seed = std::env::var("NETPROFILE_ORACLE_SEED")
+            .ok()
+            .and_then(|s| match s.strip_prefix("0x") {
+                Some(hex) => u64::from_str_radix(hex, 16).ok(),
+                None => s.parse().ok(),
+            })
+            .filter(|s| *s != 0)
+            .unwrap_or(default);
+        eprintln!("oracle: generated cases from seed {seed:#x}");
+        Rng(seed)
+    }
+
     pub fn next(&mut self) -> u64 {
         self.0 ^= self.0 << 13;
         self.0 ^= self.0 >> 7;
