@@ -118,6 +118,57 @@ fn rule_cases() -> Vec<(String, String, Vec<Node>)> {
         |name: &str, conf: &str, dropins: Vec<Node>| (name.to_string(), conf.to_string(), dropins);
     vec![
         c(
+            "a user's hard raise past the hard limit, then a gid's dash",
+            "root Hard nofile 10500\n",
+            vec![d("20-b.conf", "@:0 - nofile 2744\n")],
+        ),
+        c("a gid alone", "@:0 - nofile 2745\n", vec![]),
+        c(
+            "a user's hard lowering, then a gid's dash",
+            "root hard nofile 9500\n",
+            vec![d("20-b.conf", "@:0 - nofile 2744\n")],
+        ),
+        c(
+            "alice: her own hard line beats her gid's later dash",
+            "alice hard nofile 9500\n",
+            vec![d("20-b.conf", "@:1000 - nofile 2744\n")],
+        ),
+        c(
+            "root: a gid's later hard beats root's own",
+            "root hard nofile 9500\n",
+            vec![d("20-b.conf", "@:0 hard nofile 2744\n")],
+        ),
+        c(
+            "root: a gid range's later dash beats root's own hard",
+            "root hard nofile 9500\n",
+            vec![d("20-b.conf", "@0: - nofile 2744\n")],
+        ),
+        c(
+            "root: root's later hard beats a gid's dash",
+            "@:0 - nofile 2744\n",
+            vec![d("20-b.conf", "root hard nofile 9500\n")],
+        ),
+        c(
+            "root: a named group's dash is not root's",
+            "root hard nofile 9500\n",
+            vec![d("20-b.conf", "@root - nofile 2744\n")],
+        ),
+        c(
+            "root: a default dash is not root's",
+            "root hard nofile 9500\n",
+            vec![d("20-b.conf", "* - nofile 2744\n")],
+        ),
+        c(
+            "alice: her own hard line beats a later default dash",
+            "alice hard nofile 9500\n",
+            vec![d("20-b.conf", "* - nofile 2744\n")],
+        ),
+        c(
+            "a user's hard raise alone",
+            "root hard nofile 10500\n",
+            vec![],
+        ),
+        c(
             "default only",
             "* soft nofile 1001\n* hard nofile 2001\n",
             vec![],
@@ -446,6 +497,27 @@ fn generated_cases(count: usize) -> Vec<(String, String, Vec<Node>)> {
     cases
 }
 
+/// limits.conf and limits.d of a case's tree as text, to repeat a disagreement by hand.
+fn tree_text(root: &Path) -> String {
+    let conf = root.join("etc/security/limits.conf");
+    let mut out = format!(
+        "--- limits.conf\n{}",
+        String::from_utf8_lossy(&std::fs::read(&conf).unwrap_or_default())
+    );
+    let mut names: Vec<_> = std::fs::read_dir(root.join("etc/security/limits.d"))
+        .map(|d| d.filter_map(Result::ok).map(|e| e.path()).collect())
+        .unwrap_or_default();
+    names.sort();
+    for path in names {
+        let body = match std::fs::read_link(&path) {
+            Ok(target) => format!("-> {}\n", target.display()),
+            Err(_) => String::from_utf8_lossy(&std::fs::read(&path).unwrap_or_default()).into(),
+        };
+        out.push_str(&format!("--- {}\n{body}", path.display()));
+    }
+    out
+}
+
 /// Text as Latin-1 bytes (every char of the test texts is below U+0100).
 fn latin1_bytes(text: &str) -> Vec<u8> {
     text.chars()
@@ -670,8 +742,15 @@ exec {} {PYTHON} \"$TREE/driver.py\" {BASE} {}",
                     } else {
                         disagreements.push(format!(
                             "pam_limits {} {name}: {user} {item}: real soft {} hard {} session \
-                             rc {rc}; CLI soft {} hard {} session {} ({})",
-                            release.pam, got.0, got.1, want.0, want.1, login["session"], login
+                             rc {rc}; CLI soft {} hard {} session {} ({})\n{}",
+                            release.pam,
+                            got.0,
+                            got.1,
+                            want.0,
+                            want.1,
+                            login["session"],
+                            login,
+                            tree_text(dir.path())
                         ));
                     }
                 }

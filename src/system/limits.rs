@@ -311,7 +311,12 @@ fn source(domain: &str, who: &Subject) -> Option<u8> {
             Some(Range::Min(lo)) => who.gid.is_some_and(|g| g >= lo),
             Some(Range::Invalid) => false,
         };
-        return member.then_some(GROUP);
+        // For root a gid line that matches ranks with root's own lines (the later wins), as
+        // the real pam_limits 1.5.2 and 1.7.0 do: `root hard nofile 9500` then `@:0 - nofile
+        // 2744` gives root 2744:2744, where alice's own line beats her `@:1000` line
+        // (tests/oracle_limits.rs, "a user's hard lowering, then a gid's dash").
+        let rank = if root && range.is_some() { USER } else { GROUP };
+        return member.then_some(rank);
     }
     if domain.starts_with('%') {
         // Login-count domains: process_limit ignores them for every rlimit.
