@@ -293,3 +293,27 @@ fn maxlogins_zero_is_refused_as_a_lockout() {
             .stdout_has(&format!("bob          -     {item}"));
     }
 }
+
+/// A site file that lowers fs.nr_open at boot: netprofile holds its `min` only from
+/// netprofile.service on, and systemd starts services before that with DefaultLimitNOFILE
+/// above it (every service failed on a Debian 13 guest: tests/vm/README.md). apply refuses,
+/// says why and what to do, and changes nothing; an exact fs.nr_open in the profile (written to
+/// the drop-in, which systemd-sysctl applies after 10-site.conf) is accepted.
+#[test]
+fn a_boot_file_lowering_nr_open_below_default_limit_nofile_is_refused() {
+    let exact = "[profile]\nname = \"exact\"\n\n[sysctl]\n\"fs.nr_open\" = 1048576\n\n\
+                 [systemd]\ndefault_limit_nofile = 1048576\n";
+    let t = Test::new()
+        .file("etc/sysctl.d/10-site.conf", "fs.nr_open = 524288\n")
+        .profile("exact.toml", exact);
+    let before = common::system_files(&t.root());
+    let out = t
+        .args(&["apply", "high-conn"])
+        .run()
+        .code(2)
+        .stderr_has("[systemd] default_limit_nofile: hard 1048576 is above fs.nr_open 524288")
+        .stderr_has("as an exact value where a boot file sets it lower");
+    assert_eq!(out.system_files(), before, "nothing may change");
+    let out = out.then(&["diff", "exact.toml"]).code(1);
+    assert!(!out.stderr.contains("above fs.nr_open"), "{}", out.stderr);
+}

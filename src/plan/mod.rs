@@ -283,8 +283,17 @@ pub fn plan(profile: &Profile, live: &LiveState) -> Result<Plan> {
         Vec::new()
     };
     let limits = limits::plan(profile, live, &files, nr_open, private);
-    let manager = systemd::manager(profile, live, &files, nr_open, private);
-    let services = systemd::services(profile, live, nr_open, private);
+    // Services start before netprofile.service raises a `min` fs.nr_open: their check takes
+    // the lower of the two.
+    let services_nr_open = match (
+        nr_open,
+        sysctl::nr_open_before_the_unit(profile, &sysctl.rows),
+    ) {
+        (Some(n), Some(b)) => Some(n.min(b)),
+        (n, b) => n.or(b),
+    };
+    let manager = systemd::manager(profile, live, &files, services_nr_open, private);
+    let services = systemd::services(profile, live, services_nr_open, private);
 
     let mut port_problems: Vec<Problem> = ports::port_floor(profile, &sysctl.rows, live)
         .into_iter()

@@ -50,6 +50,22 @@ fn unknown_key(key: &KeyName, origin: &Origin, live: &LiveState) -> Problem {
     )
 }
 
+/// fs.nr_open from boot until netprofile.service runs, where the profile holds it with a
+/// `min`: a bound is not written to the drop-in (`is_bound`), so until the unit raises it the
+/// other boot files' value stands, and systemd starts services with their LimitNOFILE against
+/// that (a site file lowering it failed every service on Debian 13, systemd 257:
+/// tests/vm/README.md). `None` when the profile sets it exactly or no boot file sets it.
+pub(super) fn nr_open_before_the_unit(profile: &Profile, rows: &[SysctlRow]) -> Option<i64> {
+    let key = KeyName::parse("fs.nr_open").ok()?;
+    if !profile.sysctl.get(&key).is_some_and(is_bound) {
+        return None;
+    }
+    rows.iter()
+        .find(|r| r.key == key)
+        .and_then(|r| r.boot.as_ref())
+        .and_then(|b| b.value.trim().parse().ok())
+}
+
 /// fs.nr_open as it will be after apply: the profile's target, else the live value.
 /// When the profile sets fs.nr_open, the lower of that and what holds after a reboot: a `min`
 /// is held at boot as its bound (netprofile.service raises it to the bound, no further), so

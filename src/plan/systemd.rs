@@ -36,7 +36,8 @@ fn service_rows(
                 &service.origin,
                 label,
                 format!(
-                    "hard {} is above fs.nr_open {nr_open}; {unit} would fail to start. Lower \
+                    "hard {} is above fs.nr_open {nr_open} (at boot, until netprofile.service \
+                     raises a `min`); {unit} would fail to start. Lower \
                      it, or raise fs.nr_open in [sysctl]",
                     service.nofile.hard
                 ),
@@ -153,7 +154,8 @@ pub(super) fn manager(
             "[systemd] default_limit_nofile".into(),
             format!(
                 "hard {} is above fs.nr_open {nr_open}; services would fail to start. Lower \
-                 it, or raise fs.nr_open in [sysctl]",
+                 it, or raise fs.nr_open in [sysctl] (as an exact value where a boot file sets \
+                 it lower: services start before netprofile.service raises a `min`)",
                 pair.hard
             ),
         ));
