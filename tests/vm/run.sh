@@ -104,14 +104,22 @@ boot_id() { timeout 20 ssh "${sshopts[@]}" root@127.0.0.1 cat /proc/sys/kernel/r
 
 boots=()
 # wait_boot OLD_ID: until ssh answers with a boot id other than OLD_ID and systemd has finished
-# starting (so netprofile.service has run), at most 600 s.
+# starting (so netprofile.service has run), at most 600 s. Fails at once on a kernel panic, or
+# when this boot's console says ssh.service failed (systemd gives up after 5 restarts): no ssh
+# will answer then.
 wait_boot() {
-    local old=$1 start=$SECONDS id=""
+    local old=$1 start=$SECONDS id="" from
+    from=$(($(stat -c %s "$run/console.log" 2>/dev/null || echo 0) + 1))
     while [ $((SECONDS - start)) -lt 600 ]; do
         kill -0 "$qpid" 2>/dev/null || { console_tail; echo "vm: qemu exited" >&2; exit 1; }
         if grep -q 'Kernel panic' "$run/console.log" 2>/dev/null; then
             console_tail
             echo "vm: the guest kernel panicked" >&2
+            exit 1
+        fi
+        if [ "$(tail -c "+$from" "$run/console.log" 2>/dev/null | grep -ac 'Failed to start.*ssh\.service')" -ge 5 ]; then
+            console_tail
+            echo "vm: ssh.service failed to start in the guest, so no ssh can answer (console above)" >&2
             exit 1
         fi
         id=$(boot_id || true)
