@@ -195,9 +195,10 @@ fn root_with_unit(unit_dir: &str) -> Test {
 
 const NOT_ENABLED: &str = "is not enabled";
 
-/// Runs the .deb's postinst as dpkg does, on `root` (deb-systemd-helper honours DPKG_ROOT);
-/// `systemctl` is a no-op stand-in so a host that runs systemd is not reloaded.
-fn postinst(root: &Path, args: &[&str]) {
+/// Runs one of the .deb's maintainer scripts as dpkg does, on `root` (deb-systemd-helper and the
+/// scripts honour DPKG_ROOT); `systemctl` is a no-op stand-in so a host that runs systemd is not
+/// reloaded.
+fn maintscript(root: &Path, script: &str, args: &[&str]) {
     let stubs = tempfile::tempdir().expect("tempdir");
     common::write(&stubs.path().join("systemctl"), "#!/bin/sh\nexit 0\n");
     let _ = Command::new("chmod")
@@ -210,15 +211,78 @@ fn postinst(root: &Path, args: &[&str]) {
         std::env::var("PATH").unwrap_or_default()
     );
     let status = Command::new("sh")
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("packaging/debian/postinst"))
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("packaging/debian/{script}")))
         .args(args)
         .env("DPKG_ROOT", root)
         .env("DPKG_MAINTSCRIPT_PACKAGE", "netprofile")
-        .env("DPKG_MAINTSCRIPT_NAME", "postinst")
+        .env("DPKG_MAINTSCRIPT_NAME", script)
         .env("PATH", path)
         .status()
-        .expect("sh postinst");
-    assert!(status.success(), "postinst {args:?}: {status}");
+        .unwrap_or_else(|e| panic!("sh {script}: {e}"));
+    assert!(status.success(), "{script} {args:?}: {status}");
+}
+
+fn postinst(root: &Path, args: &[&str]) {
+    maintscript(root, "postinst", args);
+}
+
+const UNIT: &str = "lib/systemd/system/netprofile.service";
+
+/// `dpkg -r netprofile` as far as the unit goes: prerm remove, the files go, postrm remove.
+fn dpkg_remove(root: &Path) {
+    maintscript(root, "prerm", &["remove"]);
+    std::fs::remove_file(root.join(UNIT)).expect("remove the unit file");
+    maintscript(root, "postrm", &["remove"]);
+}
+
+/// `dpkg -i` of the package again after a remove: the unit file is back, postinst configure
+/// (no old version: dpkg passes none after a remove that kept only the conffiles).
+fn dpkg_reinstall(root: &Path) {
+    common::write(
+        &root.join(UNIT),
+        &std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("packaging/systemd/netprofile.service"),
+        )
+        .expect("unit"),
+    );
+    postinst(root, &["configure"]);
+}
+
+/// Every file and symlink under `root` (not folders), root-relative.
+fn entries(root: &Path) -> std::collections::BTreeSet<String> {
+    let mut out = std::collections::BTreeSet::new();
+    let mut todo = vec![root.to_path_buf()];
+    while let Some(dir) = todo.pop() {
+        for entry in std::fs::read_dir(&dir).expect("read_dir").flatten() {
+            let path = entry.path();
+            let meta = std::fs::symlink_metadata(&path).expect("metadata");
+            if meta.is_dir() {
+                todo.push(path);
+            } else {
+                let rel = path.strip_prefix(root).expect("under root");
+                out.insert(rel.display().to_string());
+            }
+        }
+    }
+    out
+}
+
+/// Symlinks under `root` whose absolute target is not inside `root` (as the installed system
+/// would resolve it).
+fn dangling(root: &Path) -> Vec<String> {
+    entries(root)
+        .into_iter()
+        .filter(|rel| {
+            let Ok(target) = std::fs::read_link(root.join(rel)) else {
+                return false;
+            };
+            let inside = match target.strip_prefix("/") {
+                Ok(abs) => root.join(abs),
+                Err(_) => root.join(rel).parent().expect("parent").join(&target),
+            };
+            !inside.exists()
+        })
+        .collect()
 }
 
 fn has_deb_systemd_helper() -> bool {
@@ -264,9 +328,86 @@ fn the_deb_enables_the_boot_unit_so_min_keys_hold_after_a_reboot_with_no_extra_s
     assert!(status.success());
     postinst(&out.root(), &["configure", "0.1.0"]);
     assert!(!link.exists(), "an upgrade re-enabled a disabled unit");
+    let out = out
+        .then(&["diff", "t.toml"])
+        .code(1)
+        .stderr_has(NOT_ENABLED);
+    // ... and a remove then a reinstall: the disable is kept until a purge.
+    dpkg_remove(&out.root());
+    dpkg_reinstall(&out.root());
+    assert!(!link.is_symlink(), "a reinstall re-enabled a disabled unit");
     out.then(&["diff", "t.toml"])
         .code(1)
         .stderr_has(NOT_ENABLED);
+}
+
+#[test]
+fn a_reinstall_after_a_remove_enables_the_boot_unit_again_and_a_purge_leaves_no_trace() {
+    if !has_deb_systemd_helper() {
+        eprintln!("skipped: no deb-systemd-helper (init-system-helpers) here");
+        return;
+    }
+    let test = root_with_unit("lib/systemd/system");
+    let before = entries(&test.root());
+    let root = test.root();
+    postinst(&root, &["configure"]);
+    let wants = root.join("etc/systemd/system/multi-user.target.wants/netprofile.service");
+    assert!(
+        wants.is_symlink(),
+        "postinst configure did not enable the unit"
+    );
+    let out = test.args(&["apply", "-q", "t.toml"]).run().code(0);
+    let applied: Vec<String> = entries(&root).difference(&before).cloned().collect();
+    // dpkg -r: no link is left to the removed unit file; netprofile's state stays.
+    dpkg_remove(&root);
+    assert!(!wants.is_symlink(), "dpkg -r left {}", wants.display());
+    assert_eq!(
+        dangling(&root),
+        Vec::<String>::new(),
+        "dangling links after dpkg -r"
+    );
+    assert!(
+        root.join("var/lib/netprofile").is_dir(),
+        "dpkg -r took the state"
+    );
+    // dpkg -i again: enabled as before the remove, so the next boot re-applies; diff agrees.
+    dpkg_reinstall(&root);
+    assert!(
+        wants.is_symlink(),
+        "a reinstall after dpkg -r left the unit disabled"
+    );
+    let out = out.then(&["diff", "t.toml"]).code(0);
+    assert!(!out.stderr.contains(NOT_ENABLED), "{}", out.stderr);
+    // dpkg -P: nothing of the package's is left; the drop-ins `apply` wrote stay (rollback
+    // removes them), the state and deb-systemd-helper's records go.
+    dpkg_remove(&root);
+    maintscript(&root, "postrm", &["purge"]);
+    let after = entries(&root);
+    let kept: Vec<&String> = applied
+        .iter()
+        .filter(|rel| !rel.starts_with("var/lib/netprofile/") && !rel.starts_with("run/"))
+        .filter(|rel| !rel.contains("systemd/system/multi-user.target.wants/"))
+        .filter(|rel| !rel.starts_with("var/lib/systemd/"))
+        .collect();
+    let gone: Vec<&String> = before.difference(&after).collect();
+    let left: Vec<&String> = after.difference(&before).collect();
+    assert_eq!(
+        gone,
+        vec![UNIT],
+        "the purge took more than the package's files"
+    );
+    assert_eq!(
+        left, kept,
+        "the purge left these (only apply's drop-ins may stay)"
+    );
+    for dir in [
+        "var/lib/netprofile",
+        "var/lib/systemd/deb-systemd-helper-enabled",
+        "var/lib/systemd/deb-systemd-helper-masked",
+        "etc/systemd/system/multi-user.target.wants",
+    ] {
+        assert!(!root.join(dir).exists(), "the purge left {dir}");
+    }
 }
 
 #[test]

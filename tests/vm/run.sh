@@ -104,14 +104,22 @@ boot_id() { timeout 20 ssh "${sshopts[@]}" root@127.0.0.1 cat /proc/sys/kernel/r
 
 boots=()
 # wait_boot OLD_ID: until ssh answers with a boot id other than OLD_ID and systemd has finished
-# starting (so netprofile.service has run), at most 600 s.
+# starting (so netprofile.service has run), at most 600 s. Fails at once on a kernel panic, or
+# when this boot's console says ssh.service failed (systemd gives up after 5 restarts): no ssh
+# will answer then.
 wait_boot() {
-    local old=$1 start=$SECONDS id=""
+    local old=$1 start=$SECONDS id="" from
+    from=$(($(stat -c %s "$run/console.log" 2>/dev/null || echo 0) + 1))
     while [ $((SECONDS - start)) -lt 600 ]; do
         kill -0 "$qpid" 2>/dev/null || { console_tail; echo "vm: qemu exited" >&2; exit 1; }
         if grep -q 'Kernel panic' "$run/console.log" 2>/dev/null; then
             console_tail
             echo "vm: the guest kernel panicked" >&2
+            exit 1
+        fi
+        if [ "$(tail -c "+$from" "$run/console.log" 2>/dev/null | grep -ac 'Failed to start.*ssh\.service')" -ge 5 ]; then
+            console_tail
+            echo "vm: ssh.service failed to start in the guest, so no ssh can answer (console above)" >&2
             exit 1
         fi
         id=$(boot_id || true)
@@ -176,8 +184,8 @@ vm true
 log "guest: $(vm '. /etc/os-release; echo "$PRETTY_NAME, kernel $(uname -r), $(systemctl --version | head -n1)"')"
 
 # --- boot 0: install, a boot file that sets a min key higher, two services -----------------------
-timeout 120 ssh "${sshopts[@]}" root@127.0.0.1 'cat >/tmp/netprofile.deb' <"$deb"
-vm 'DEBIAN_FRONTEND=noninteractive dpkg -i /tmp/netprofile.deb' >"$run/dpkg.log" 2>&1 \
+timeout 120 ssh "${sshopts[@]}" root@127.0.0.1 'cat >/root/netprofile.deb' <"$deb"
+vm 'DEBIAN_FRONTEND=noninteractive dpkg -i /root/netprofile.deb' >"$run/dpkg.log" 2>&1 \
     || { cat "$run/dpkg.log"; echo "vm: dpkg -i failed" >&2; exit 1; }
 log "installed $(basename "$deb")"
 check "the package enables netprofile.service" enabled "$(vm 'systemctl is-enabled netprofile.service' || true)"
@@ -202,13 +210,28 @@ load = ["nf_conntrack"]
 [systemd.services."np-svc.service"]
 limit_nofile = "200000:300000"
 EOF
+# A site's own boot file with values against base's (tcp_syncookies = 1, fs.file-max and fs.nr_open
+# raise-only): Debian's stock values already meet the profile, so without it the checks of these
+# keys could not fail. Only netprofile's apply and its boot drop-in or unit can make them pass after
+# a reboot, and a rollback must bring the site's values back. nr_open 524288 still covers the
+# stock hard nofile of services and logins (524288).
+vm 'cat >/etc/sysctl.d/10-site.conf && sysctl -q -p /etc/sysctl.d/10-site.conf' <<'EOF'
+# The site's own settings, against netprofile's base profile.
+net.ipv4.tcp_syncookies = 0
+fs.file-max = 1000000
+fs.nr_open = 524288
+EOF
 keys=(net.core.somaxconn net.ipv4.tcp_max_syn_backlog net.core.netdev_max_backlog
     net.ipv4.tcp_max_tw_buckets net.ipv4.tcp_tw_reuse net.ipv4.ip_local_port_range
     net.ipv4.tcp_syncookies fs.file-max fs.nr_open)
+# "stock": the values before netprofile's first apply (the site file's for its three keys).
 declare -A stock
 for k in "${keys[@]}"; do stock[$k]=$(sysctl_of "$k"); done
 stock_login=$(vm_as tester 'ulimit -Sn; ulimit -Hn' | paste -sd:)
 stock_svc=$(svc_nofile np-demo.service)
+check "site: tcp_syncookies before apply" 0 "${stock[net.ipv4.tcp_syncookies]}"
+check "site: fs.file-max before apply" 1000000 "${stock[fs.file-max]}"
+check "site: fs.nr_open before apply" 524288 "${stock[fs.nr_open]}"
 log "stock: $(for k in "${keys[@]}"; do printf '%s=%s ' "$k" "${stock[$k]}"; done) login=$stock_login service=$stock_svc"
 check "nf_conntrack is not loaded before apply" absent "$(vm 'test -e /proc/sys/net/netfilter/nf_conntrack_max && echo present || echo absent')"
 np apply /root/p/vm.toml >"$run/out" 2>&1 || { cat "$run/out"; echo "vm: apply failed" >&2; exit 1; }
@@ -224,7 +247,9 @@ check "ip_local_port_range" "1024 65535" "$(sysctl_of net.ipv4.ip_local_port_ran
 check "tcp_max_syn_backlog (min 65535, held at boot)" 65535 "$(sysctl_of net.ipv4.tcp_max_syn_backlog)"
 check "tcp_max_tw_buckets (min 262144)" yes "$(v=$(sysctl_of net.ipv4.tcp_max_tw_buckets); [ "$v" -ge 262144 ] && echo yes || echo "no ($v)")"
 check "netdev_max_backlog: the boot file's 50000 stays above the min 16384" 50000 "$(sysctl_of net.core.netdev_max_backlog)"
-check "fs.nr_open (min 1048576)" yes "$(v=$(sysctl_of fs.nr_open); [ "$v" -ge 1048576 ] && echo yes || echo "no ($v)")"
+check "tcp_syncookies (the drop-in's 1 after the site's 0)" 1 "$(sysctl_of net.ipv4.tcp_syncookies)"
+check "fs.file-max (min 2097152, above the site's 1000000)" yes "$(v=$(sysctl_of fs.file-max); [ "$v" -ge 2097152 ] && echo yes || echo "no ($v)")"
+check "fs.nr_open (min 1048576, above the site's 524288)" yes "$(v=$(sysctl_of fs.nr_open); [ "$v" -ge 1048576 ] && echo yes || echo "no ($v)")"
 check "nf_conntrack loaded by [modules] load" present "$(vm 'test -e /proc/sys/net/netfilter/nf_conntrack_max && echo present || echo absent')"
 check "nf_conntrack_max (min 1048576, module key)" yes "$(v=$(sysctl_of net.netfilter.nf_conntrack_max); [ "$v" -ge 1048576 ] && echo yes || echo "no ($v)")"
 check "np-svc.service LimitNOFILE (its own drop-in)" "200000:300000" "$(svc_nofile np-svc.service)"
@@ -274,6 +299,16 @@ np status >"$run/out" 2>&1 || true
 check_grep "status says generation $cgen was dropped" "^dropped: generation $cgen " "$(cat "$run/out")"
 
 # --- reboot 4: the shipped profile, applied as a user would, holds with no extra step --------------
+# ... even after the package was removed and installed again (its state in /var/lib/netprofile
+# kept): the reinstall enables the unit again, and dpkg -r left no link to a removed unit.
+vm 'DEBIAN_FRONTEND=noninteractive dpkg -r netprofile' >"$run/dpkg.log" 2>&1 \
+    || { cat "$run/dpkg.log"; echo "vm: dpkg -r failed" >&2; exit 1; }
+check "dpkg -r: nothing named netprofile* under /etc/systemd (no link, no mask)" none \
+    "$(vm 'find /etc/systemd -name "netprofile*" | grep . || echo none')"
+check "dpkg -r: the state stays" kept "$(vm 'test -n "$(ls -A /var/lib/netprofile)" && echo kept || echo gone')"
+vm 'DEBIAN_FRONTEND=noninteractive dpkg -i /root/netprofile.deb' >"$run/dpkg.log" 2>&1 \
+    || { cat "$run/dpkg.log"; echo "vm: dpkg -i failed" >&2; exit 1; }
+check "dpkg -r, dpkg -i: netprofile.service enabled again" enabled "$(vm 'systemctl is-enabled netprofile.service' || true)"
 np apply high-conn >"$run/out" 2>&1 || true
 check_grep "apply high-conn" '^applied generation [0-9]+' "$(cat "$run/out")"
 reboot_vm "after apply high-conn"
