@@ -18,6 +18,7 @@ use crate::profile::{Origin, Profile};
 use crate::system::LiveState;
 use crate::system::root::Namespace;
 use crate::system::sysctld::{Assignment, PORT_FLOOR, PORT_RANGE};
+use crate::system::versions::SysctlRules;
 
 // The section planners: each a pure function from its part of the profile and the live
 // state to rows, overrides, problems and warnings; `plan` composes them.
@@ -283,12 +284,15 @@ pub fn plan(profile: &Profile, live: &LiveState) -> Result<Plan> {
         Vec::new()
     };
     let limits = limits::plan(profile, live, &files, nr_open, private);
-    // Services start before netprofile.service raises a `min` fs.nr_open: their check takes
-    // the lower of the two.
-    let services_nr_open = match (
-        nr_open,
-        sysctl::nr_open_before_the_unit(profile, &sysctl.rows),
-    ) {
+    // Services start before netprofile.service raises a `min` fs.nr_open: from systemd 257 on
+    // a LimitNOFILE above it fails the service (a Debian 13 guest lost ssh, dbus and udevd;
+    // systemd 252 on Debian 12 started them), so their check takes the lower of the two there.
+    let before_the_unit = if live.versions.sysctl_rules() >= SysctlRules::V257 {
+        sysctl::nr_open_before_the_unit(profile, &sysctl.rows)
+    } else {
+        None
+    };
+    let services_nr_open = match (nr_open, before_the_unit) {
         (Some(n), Some(b)) => Some(n.min(b)),
         (n, b) => n.or(b),
     };
