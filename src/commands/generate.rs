@@ -225,6 +225,14 @@ fn examples(name: &str) -> &'static [(&'static str, &'static str)] {
             "What is managed now, any drift, and a pending confirmation:",
             "netprofile status\nnetprofile \\-\\-json status",
         )],
+        _ => reading_examples(name),
+    }
+}
+
+/// EXAMPLES of the pages of the commands that only read: explain, doctor, watch, metrics,
+/// completions, profiles and the connection test.
+fn reading_examples(name: &str) -> &'static [(&'static str, &'static str)] {
+    match name {
         "netprofile-explain" => &[
             (
                 "Where somaxconn comes from now and at boot:",

@@ -36,9 +36,9 @@ fn service_rows(
                 &service.origin,
                 label,
                 format!(
-                    "hard {} is above fs.nr_open {nr_open} (at boot, until netprofile.service \
-                     raises a `min`); {unit} would fail to start. Lower \
-                     it, or raise fs.nr_open in [sysctl]",
+                    "hard {} is above fs.nr_open {nr_open}; {unit} would fail to start. Lower \
+                     it, or raise fs.nr_open in [sysctl] (as an exact value where a boot file \
+                     sets it lower: services start before netprofile.service raises a `min`)",
                     service.nofile.hard
                 ),
             ));

@@ -334,6 +334,62 @@ pub struct Stale {
     pub fresh: FreshStart,
 }
 
+/// pam_limits gives a login's nofile only from a soft and a hard line (fresh_start needs both):
+/// without them no process outside a service can be behind, whoever runs it.
+fn logins_set_nofile(entries: &[crate::system::limits::Entry]) -> bool {
+    let has = |kind: Kind| {
+        entries
+            .iter()
+            .any(|e| e.item == Item::Nofile && (e.kind == kind || e.kind == Kind::Both))
+    };
+    has(Kind::Soft) && has(Kind::Hard)
+}
+
+/// A file of an opened proc/PID, as text; `None` when it cannot be read.
+fn read_in(dir: &std::os::fd::OwnedFd, file: &str) -> Option<String> {
+    Root::read_in(dir, file, crate::system::MAX_READ)
+        .ok()
+        .flatten()
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+}
+
+/// What decides a process's fresh start, cheapest first: its limits, its service (only where
+/// `services` run), and its user only outside any service (only when `logins` set nofile).
+/// `None` when it cannot be behind or is gone. Its name is read later, once it is reported.
+fn candidate(
+    dir: &std::os::fd::OwnedFd,
+    pid: u32,
+    services: bool,
+    logins: bool,
+) -> Option<Process> {
+    let now = read_in(dir, "limits").and_then(|l| parse_limits(&l))?;
+    let unit = if services {
+        read_in(dir, "cgroup").and_then(|c| unit_of(&c))
+    } else {
+        None
+    };
+    if unit.is_none() && !logins {
+        return None;
+    }
+    let uid = if unit.is_none() {
+        read_in(dir, "status").and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Uid:"))
+                .and_then(|l| l.split_whitespace().next()?.parse().ok())
+        })
+    } else {
+        None
+    };
+    Some(Process {
+        pid,
+        comm: String::new(),
+        uid,
+        unit,
+        nofile: Some(now),
+        ports: Vec::new(),
+    })
+}
+
 /// The listening processes whose nofile limits are below what a fresh start would get.
 ///
 /// A process's limits, service and user are a few small reads; its fds may be a million
@@ -343,14 +399,7 @@ pub struct Stale {
 pub fn stale(root: &Root, live: &LiveState) -> Result<Vec<Stale>> {
     let nr_open = super::nr_open(root);
     let entries = crate::system::entries(&live.limit_files);
-    // pam_limits gives a login's nofile only from a soft and a hard line (fresh_start needs
-    // both): without them no process outside a service can be behind, whoever runs it.
-    let has = |kind: Kind| {
-        entries
-            .iter()
-            .any(|e| e.item == Item::Nofile && (e.kind == kind || e.kind == Kind::Both))
-    };
-    let logins_set_nofile = has(Kind::Soft) && has(Kind::Hard);
+    let logins = logins_set_nofile(&entries);
     // Without systemd running (a container, another init) no process is in a service: the
     // live root's cgroup paths then name scopes of whatever manages it, not units to read.
     let services = !root.is_real() || root.path("run/systemd/system").is_dir();
@@ -366,42 +415,10 @@ pub fn stale(root: &Root, live: &LiveState) -> Result<Vec<Stale>> {
         let Ok(dir) = Root::open_in(&proc, &pid.to_string()) else {
             continue;
         };
-        // Only what decides the fresh start, cheapest first: the limits, the service, and the
-        // user only for a process outside any service; its name only once it is reported.
-        let read = |file: &str| {
-            Root::read_in(&dir, file, crate::system::MAX_READ)
-                .ok()
-                .flatten()
-                .map(|b| String::from_utf8_lossy(&b).into_owned())
-        };
-        let Some(now) = read("limits").and_then(|l| parse_limits(&l)) else {
+        let Some(mut process) = candidate(&dir, pid, services, logins) else {
             continue;
         };
-        let unit = if services {
-            read("cgroup").and_then(|c| unit_of(&c))
-        } else {
-            None
-        };
-        if unit.is_none() && !logins_set_nofile {
-            continue;
-        }
-        let uid = if unit.is_none() {
-            read("status").and_then(|s| {
-                s.lines()
-                    .find_map(|l| l.strip_prefix("Uid:"))
-                    .and_then(|l| l.split_whitespace().next()?.parse().ok())
-            })
-        } else {
-            None
-        };
-        let mut process = Process {
-            pid,
-            comm: String::new(),
-            uid,
-            unit,
-            nofile: Some(now),
-            ports: Vec::new(),
-        };
+        let now = process.nofile.unwrap_or_default();
         let unit = match &process.unit {
             Some(name) => {
                 if !unit_cache.contains_key(name) {
@@ -428,7 +445,9 @@ pub fn stale(root: &Root, live: &LiveState) -> Result<Vec<Stale>> {
             _ => continue,
         }
         // Gone since (or a kernel thread): nothing to report.
-        let Some(comm) = read("comm") else { continue };
+        let Some(comm) = read_in(&dir, "comm") else {
+            continue;
+        };
         process.comm = comm.trim().to_string();
         out.push(Stale {
             process,
