@@ -80,8 +80,11 @@ pub fn status(config: &Config) -> Result<Output> {
             .saturating_sub(state::epoch_millis())
             .div_ceil(1000),
     });
-    let old_limits = super::running::old_limits(root)?;
-    let versions = crate::system::versions(root);
+    // One read of the live state (the dpkg database among it, 0.8 MB here) serves the old
+    // limits, the models and the lockout line.
+    let live = crate::system::LiveState::read(root, &crate::profile::Profile::default())?;
+    let old_limits = crate::system::processes::stale(root, &live)?;
+    let versions = &live.versions;
     let doc = StatusDoc {
         envelope: crate::render::json::Envelope::new("status", 0),
         in_sync: drifted == 0,
