@@ -139,29 +139,6 @@ fn history_and_status_show_a_profile_path_with_escapes_escaped() {
     no_raw_controls("status stderr", &out.stderr);
 }
 
-/// A server whose name (its comm, 15 bytes at most) holds a newline: a second line that, raw,
-/// would read as doctor's own closing line. Its soft open-files limit is 64, nearly all used.
-const NEWLINE_SERVER: &str = r#"
-import os, resource, socket, time
-with open("/proc/self/comm", "wb") as f:
-    f.write(b"x\nbinding limit")
-resource.setrlimit(resource.RLIMIT_NOFILE, (64, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
-s = socket.socket()
-s.bind(("127.0.0.1", 0))
-s.listen(16)
-held = []
-try:
-    while True:
-        held.append(open("/dev/null"))
-except OSError:
-    pass
-held.pop().close()
-held.pop().close()
-open("ready.tmp", "w").close()
-os.rename("ready.tmp", "ready")
-time.sleep(180)
-"#;
-
 /// In a private user, network, PID and cgroup namespace (the server in no unit's cgroup, so a
 /// login's limits apply to it): limits.conf of the root gives a new login of root (the
 /// namespace's uid 0; pam_limits never applies `*` to root) 1024 open files, more than the
@@ -185,9 +162,14 @@ kill $srv 2>/dev/null || true
 
 #[test]
 fn a_process_name_with_a_newline_cannot_forge_a_line_in_doctor_or_status() {
-    let Some((out, dir)) =
-        common::in_private_ns(NEWLINE_SCRIPT, &[("newline.py", NEWLINE_SERVER)], true)
-    else {
+    let Some((out, dir)) = common::in_private_ns(
+        NEWLINE_SCRIPT,
+        &[(
+            "newline.py",
+            &common::named_listener(r#"b"x\nbinding limit""#, 2),
+        )],
+        true,
+    ) else {
         return;
     };
     assert!(out.status.success(), "{}", common::text(&out));

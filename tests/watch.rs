@@ -450,31 +450,6 @@ fn a_client_at_its_nofile_binds_with_its_process_and_a_proposal() {
 
 // ---- Live lines are terminal-safe (issue 16) ----
 
-/// A listener on 127.0.0.1 whose process name (its comm, as prctl(PR_SET_NAME) sets it) is
-/// `ESC [2J`, U+202E (right-to-left override), U+200B (zero width space) and `evil`; it lowers
-/// its soft nofile to 64 and holds every fd it may, so that watch says live that nofile binds
-/// at it. It says `ready` (a file) when it is, and exits by itself after 180 s.
-const NAMED_SERVER: &str = r#"
-import os, resource, socket, time
-with open("/proc/self/comm", "wb") as f:
-    f.write(b"\x1b[2J\xe2\x80\xae\xe2\x80\x8bevil")
-resource.setrlimit(resource.RLIMIT_NOFILE, (64, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
-s = socket.socket()
-s.bind(("127.0.0.1", 0))
-s.listen(16)
-held = []
-try:
-    while True:
-        held.append(open("/dev/null"))
-except OSError:
-    pass
-held.pop().close()
-open("ready.tmp", "w").close()
-os.rename("ready.tmp", "ready")
-held.append(open("/dev/null"))
-time.sleep(180)
-"#;
-
 /// In a private user, network and PID namespace: the named server, then `watch --color MODE`
 /// for each mode until its live output says `binds:` (at most 300 s), ended by Ctrl-C. Its
 /// stdout lands in MODE.out.
@@ -517,7 +492,14 @@ fn without_colour(text: &str) -> String {
 
 #[test]
 fn live_lines_show_a_hostile_process_name_escaped_and_colour_as_colour() {
-    let Some((out, dir)) = in_private_ns(NAMED_SCRIPT, &[("named.py", NAMED_SERVER)], true) else {
+    let Some((out, dir)) = in_private_ns(
+        NAMED_SCRIPT,
+        &[(
+            "named.py",
+            &common::named_listener(r#"b"\x1b[2J\xe2\x80\xae\xe2\x80\x8bevil""#, 0),
+        )],
+        true,
+    ) else {
         return;
     };
     assert!(out.status.success(), "{}", text(&out));

@@ -468,3 +468,37 @@ pub fn text(o: &Output) -> String {
         String::from_utf8_lossy(&o.stderr)
     )
 }
+
+/// A python3 listener on 127.0.0.1 named `comm` (a python bytes literal, as written to
+/// /proc/self/comm: 15 bytes at most) that lowers its soft nofile to 64 and holds every fd but
+/// `spare` of them; it writes `ready` (a file) when it is so and exits by itself after 180 s.
+/// Tests of what a hostile process name does to human output (terminal.rs, watch.rs).
+pub fn named_listener(comm: &str, spare: usize) -> String {
+    let after = if spare == 0 {
+        "held.append(open(\"/dev/null\"))\n"
+    } else {
+        ""
+    };
+    format!(
+        r#"
+import os, resource, socket, time
+with open("/proc/self/comm", "wb") as f:
+    f.write({comm})
+resource.setrlimit(resource.RLIMIT_NOFILE, (64, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+s.listen(16)
+held = []
+try:
+    while True:
+        held.append(open("/dev/null"))
+except OSError:
+    pass
+for _ in range(max({spare}, 1)):
+    held.pop().close()
+open("ready.tmp", "w").close()
+os.rename("ready.tmp", "ready")
+{after}time.sleep(180)
+"#
+    )
+}
