@@ -133,25 +133,7 @@ fn busy_client_machine() -> Test {
             lport += 1;
         }
     }
-    let t = machine()
-        .file("proc/net/tcp", &tcp)
-        .file("proc/5151/comm", "loadgen\n")
-        .file(
-            "proc/5151/limits",
-            "Limit                     Soft Limit           Hard Limit           Units\n\
-             Max open files            1024                 1048576              files\n",
-        )
-        .file("proc/5151/status", "Name:\tloadgen\nThreads:\t1\n")
-        .file(
-            "proc/5151/cgroup",
-            "0::/user.slice/user-1000.slice/session-3.scope\n",
-        );
-    let fd = t.root().join("proc/5151/fd");
-    std::fs::create_dir_all(&fd).unwrap();
-    for n in 0..800 {
-        std::os::unix::fs::symlink("/dev/null", fd.join((3 + n).to_string())).unwrap();
-    }
-    t
+    machine().file("proc/net/tcp", &tcp).busy_client(3..803)
 }
 
 /// The samples of `name` as (label `label`, value), in the order printed.

@@ -371,23 +371,8 @@ fn a_client_at_its_nofile_binds_with_its_process_and_a_proposal() {
     use std::time::{Duration, Instant};
     // `loadgen` (pid 5151) holds no listener: doctor's client, 1020 of its 1024 files open.
     let t = fd_machine(10)
-        .file("proc/5151/comm", "loadgen\n")
-        .file(
-            "proc/5151/limits",
-            "Limit                     Soft Limit           Hard Limit           Units\n\
-             Max open files            1024                 1048576              files\n",
-        )
-        .file("proc/5151/status", "Name:\tloadgen\nThreads:\t1\n")
         .file("proc/5151/loginuid", "1000\n")
-        .file(
-            "proc/5151/cgroup",
-            "0::/user.slice/user-1000.slice/session-3.scope\n",
-        );
-    let fd = t.root().join("proc/5151/fd");
-    std::fs::create_dir_all(&fd).unwrap();
-    for n in 0..1020 {
-        std::os::unix::fs::symlink("/dev/null", fd.join(n.to_string())).unwrap();
-    }
+        .busy_client(0..1020);
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_netprofile"))
         .arg("--root")
         .arg(t.root())

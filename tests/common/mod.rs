@@ -46,6 +46,29 @@ pub struct Outcome {
 }
 
 impl Test {
+    /// A client `loadgen` (pid 5151, no listener, in a login's scope) at a soft nofile of 1024
+    /// with `fds` open (links to /dev/null): doctor's busy client, for metrics and watch.
+    pub fn busy_client(self, fds: std::ops::Range<usize>) -> Self {
+        let t = self
+            .file("proc/5151/comm", "loadgen\n")
+            .file(
+                "proc/5151/limits",
+                "Limit                     Soft Limit           Hard Limit           Units\n\
+                 Max open files            1024                 1048576              files\n",
+            )
+            .file("proc/5151/status", "Name:\tloadgen\nThreads:\t1\n")
+            .file(
+                "proc/5151/cgroup",
+                "0::/user.slice/user-1000.slice/session-3.scope\n",
+            );
+        let fd = t.root().join("proc/5151/fd");
+        std::fs::create_dir_all(&fd).unwrap();
+        for n in fds {
+            std::os::unix::fs::symlink("/dev/null", fd.join(n.to_string())).unwrap();
+        }
+        t
+    }
+
     /// A root with the stock `proc/sys` above.
     pub fn new() -> Self {
         let t = Test::bare();
