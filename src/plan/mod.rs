@@ -292,10 +292,7 @@ pub fn plan(profile: &Profile, live: &LiveState) -> Result<Plan> {
     } else {
         None
     };
-    let services_nr_open = match (nr_open, before_the_unit) {
-        (Some(n), Some(b)) => Some(n.min(b)),
-        (n, b) => n.or(b),
-    };
+    let services_nr_open = nr_open.into_iter().chain(before_the_unit).min();
     let manager = systemd::manager(profile, live, &files, services_nr_open, private);
     let services = systemd::services(profile, live, services_nr_open, private);
 

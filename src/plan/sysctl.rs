@@ -88,10 +88,7 @@ pub(super) fn effective_nr_open(
         .sysctl
         .get(&key)
         .and_then(|setting| persisted(&key, setting).1.trim().parse().ok());
-    match (now, at_boot) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
-    }
+    now.into_iter().chain(at_boot).min()
 }
 
 /// The value the kernel holds now for `key`'s `port_peer` (the key that bounds it), which
