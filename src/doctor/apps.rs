@@ -191,7 +191,7 @@ fn read_as(root: &Root, pid: u32, path: &str) -> Result<Option<String>, String> 
     // otherwise: non-blocking, a regular file only, bounded. A config is read, never trusted.
     let path = root.path(&rel);
     match Root::read_named(&path, crate::system::MAX_READ) {
-        Ok(bytes) => Ok(Some(String::from_utf8_lossy(&bytes).into_owned())),
+        Ok(bytes) => Ok(Some(crate::system::text(bytes))),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(crate::error::Error::read(path, e).to_string()),
     }

@@ -348,30 +348,33 @@ pub fn parse_tcp(tables: &[String], ephemeral: (u16, u16)) -> (Vec<Listener>, Tc
 }
 
 /// Listeners and state counts of the running kernel from sock_diag: one dump of the
-/// listeners, one of the ESTABLISHED, TIME_WAIT and SYN_RECV sockets, each filtered by the
-/// kernel, decoded without text or allocation per socket.
+/// listeners and the ESTABLISHED, TIME_WAIT, SYN_RECV and closing sockets, filtered by the
+/// kernel (one walk of its tables for both families), decoded without text or allocation per
+/// socket.
 fn diag_tcp(ephemeral: (u16, u16)) -> std::io::Result<(Vec<Listener>, TcpStates)> {
-    let mut listeners: Vec<Listener> = sockets::listeners()?
-        .iter()
-        .map(|s| Listener {
-            address: sockets::show(s.local),
-            port: s.local_port,
-            queue: u64::from(s.rqueue),
-            backlog: Some(u64::from(s.wqueue)),
-            inode: s.inode,
-        })
-        .collect();
-    listeners.sort_by(|a, b| (a.port, &a.address).cmp(&(b.port, &b.address)));
+    let mut listeners = Vec::new();
     let mut count = StateCount::default();
-    let states = sockets::mask(sockets::ESTABLISHED)
+    let states = sockets::mask(sockets::LISTEN)
+        | sockets::mask(sockets::ESTABLISHED)
         | sockets::mask(sockets::TIME_WAIT)
         | sockets::mask(sockets::SYN_RECV)
         | sockets::mask(sockets::FIN_WAIT1)
         | sockets::mask(sockets::FIN_WAIT2)
         | sockets::mask(sockets::CLOSING);
     sockets::dump(states, |s| {
-        count.add(s.state, s.local_port, s.remote, s.remote_port, ephemeral);
+        if s.state == sockets::LISTEN {
+            listeners.push(Listener {
+                address: sockets::show(s.local),
+                port: s.local_port,
+                queue: u64::from(s.rqueue),
+                backlog: Some(u64::from(s.wqueue)),
+                inode: s.inode,
+            });
+        } else {
+            count.add(s.state, s.local_port, s.remote, s.remote_port, ephemeral);
+        }
     })?;
+    listeners.sort_by(|a, b| (a.port, &a.address).cmp(&(b.port, &b.address)));
     let states = count.finish(&listeners);
     Ok((listeners, states))
 }

@@ -350,7 +350,7 @@ fn read_in(dir: &std::os::fd::OwnedFd, file: &str) -> Option<String> {
     Root::read_in(dir, file, crate::system::MAX_READ)
         .ok()
         .flatten()
-        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .map(crate::system::text)
 }
 
 /// What decides a process's fresh start, cheapest first: its limits, its service (only where
