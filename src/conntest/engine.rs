@@ -180,17 +180,42 @@ fn register(poll: &Poll, fd: &OwnedFd, key: usize, interest: Interest) -> std::i
         .register(&mut SourceFd(&fd.as_raw_fd()), Token(key), interest)
 }
 
-fn reregister(poll: &Poll, fd: &OwnedFd, key: usize, interest: Interest) -> std::io::Result<()> {
-    poll.registry()
-        .reregister(&mut SourceFd(&fd.as_raw_fd()), Token(key), interest)
+/// What one readiness event said, as the engine uses it.
+#[derive(Clone, Copy)]
+struct Ready {
+    /// EPOLLIN.
+    readable: bool,
+    /// EPOLLOUT.
+    writable: bool,
+    /// EPOLLERR.
+    error: bool,
+    /// EPOLLHUP or EPOLLRDHUP: the peer closed (or the socket failed).
+    closed: bool,
 }
 
-/// Reads until the socket would block. Returns true when the peer closed or failed.
-fn drain(fd: &OwnedFd) -> bool {
+impl Ready {
+    fn of(event: &mio::event::Event) -> Ready {
+        Ready {
+            readable: event.is_readable(),
+            writable: event.is_writable(),
+            error: event.is_error(),
+            closed: event.is_read_closed() || event.is_write_closed(),
+        }
+    }
+}
+
+/// Reads what the socket holds. Returns true when the peer closed or failed. Registrations
+/// are edge-triggered, and every arrival of data or of the peer's FIN after a read starts
+/// raises a new event, so a read shorter than the buffer has emptied the queue: unless the
+/// event said the peer closed (then the read goes on to the end of the stream), there is no
+/// need for the second read that would only say EAGAIN (one syscall per connection).
+fn drain(fd: &OwnedFd, ready: Ready) -> bool {
     let mut buf = [0u8; 4096];
+    let to_end = ready.closed || ready.error;
     loop {
         match rustix::io::read(fd, &mut buf) {
             Ok(0) => return true,
+            Ok(n) if n < buf.len() && !to_end => return false,
             Ok(_) => {}
             Err(Errno::AGAIN) => return false,
             Err(Errno::INTR) => {}
@@ -309,7 +334,15 @@ impl<'a> Client<'a> {
         }
         let entry = self.conns.vacant_entry();
         let key = entry.key();
-        register(&self.poll, &fd, key, Interest::WRITABLE)?;
+        // Readable too from the start: the connection stays registered as it is once
+        // connected (held, or waiting for the server to close), with no epoll_ctl to change
+        // it. Edge-triggered, so a connected socket's writability is reported once.
+        register(
+            &self.poll,
+            &fd,
+            key,
+            Interest::WRITABLE | Interest::READABLE,
+        )?;
         let start_us = micros_since(self.start);
         entry.insert(Conn {
             fd,
@@ -323,33 +356,39 @@ impl<'a> Client<'a> {
     }
 
     /// Handles one readiness event of connection `key`.
-    fn on_event(&mut self, key: usize, error: bool, writable: bool) -> std::io::Result<()> {
+    fn on_event(&mut self, key: usize, ready: Ready) -> std::io::Result<()> {
         let Some(conn) = self.conns.get(key) else {
             return Ok(());
         };
         match conn.phase {
-            Phase::Connecting => {
+            // Writable with no error: the handshake completed (what SO_ERROR would say).
+            // Neither: the socket is still connecting (an edge of no interest here).
+            Phase::Connecting if ready.writable && !ready.error => {
                 self.in_flight -= 1;
                 let elapsed_us = u64::from(micros_since(self.start).saturating_sub(conn.start_us));
-                match rustix::net::sockopt::socket_error(&conn.fd) {
-                    Ok(Ok(())) if !error || writable => self.connected(key, elapsed_us)?,
-                    Ok(Err(e)) => {
-                        self.fail(errno_name(e));
-                        self.conns.remove(key);
-                    }
-                    _ => {
-                        self.fail("connect error".into());
-                        self.conns.remove(key);
-                    }
+                self.connected(key, elapsed_us);
+                // Data or the peer's close came with the handshake: this edge will not be
+                // raised again, so it is handled now, in the connection's new phase.
+                if ready.readable || ready.closed {
+                    return self.on_event(key, ready);
                 }
             }
+            Phase::Connecting if ready.error || ready.closed => {
+                self.in_flight -= 1;
+                match rustix::net::sockopt::socket_error(&conn.fd) {
+                    Ok(Err(e)) => self.fail(errno_name(e)),
+                    _ => self.fail("connect error".into()),
+                }
+                self.conns.remove(key);
+            }
+            Phase::Connecting => {}
             Phase::AwaitClose => {
-                if drain(&conn.fd) {
+                if drain(&conn.fd, ready) {
                     self.conns.remove(key);
                 }
             }
             Phase::Held => {
-                if drain(&conn.fd) {
+                if drain(&conn.fd, ready) {
                     self.report.dropped += 1;
                     self.conns.remove(key);
                 }
@@ -360,14 +399,14 @@ impl<'a> Client<'a> {
     }
 
     /// A connect of `key` succeeded after `elapsed_us`: count it, send, then close or hold.
-    fn connected(&mut self, key: usize, elapsed_us: u64) -> std::io::Result<()> {
+    fn connected(&mut self, key: usize, elapsed_us: u64) {
         self.report.established += 1;
         self.hist.record(elapsed_us);
         if elapsed_us >= u64::try_from(STALL.as_micros()).unwrap_or(u64::MAX) {
             self.report.stalls += 1;
         }
         let Some(conn) = self.conns.get_mut(key) else {
-            return Ok(());
+            return;
         };
         if !self.payload.is_empty() {
             let _ = rustix::io::write(&conn.fd, &self.payload);
@@ -376,16 +415,9 @@ impl<'a> Client<'a> {
             (Mode::Churn, Closer::Client) => {
                 self.conns.remove(key);
             }
-            (Mode::Churn, Closer::Server) => {
-                conn.phase = Phase::AwaitClose;
-                reregister(&self.poll, &conn.fd, key, Interest::READABLE)?;
-            }
-            (Mode::Hold, _) => {
-                conn.phase = Phase::Held;
-                reregister(&self.poll, &conn.fd, key, Interest::READABLE)?;
-            }
+            (Mode::Churn, Closer::Server) => conn.phase = Phase::AwaitClose,
+            (Mode::Hold, _) => conn.phase = Phase::Held,
         }
-        Ok(())
     }
 
     /// Fails the connects pending longer than the connect timeout. Events were drained just
@@ -497,7 +529,7 @@ pub fn run_client(
         };
         c.poll.poll(&mut events, Some(timeout))?;
         for event in &events {
-            c.on_event(event.token().0, event.is_error(), event.is_writable())?;
+            c.on_event(event.token().0, Ready::of(event))?;
         }
         if last_timeout_scan.elapsed() >= Duration::from_millis(100) {
             last_timeout_scan = Instant::now();
@@ -609,7 +641,7 @@ impl Server<'_> {
     }
 
     /// Handles one readiness event. Returns true when the stop pipe became readable.
-    fn on_event(&mut self, key: usize) -> bool {
+    fn on_event(&mut self, key: usize, ready: Ready) -> bool {
         if key == STOP_TOKEN {
             return true;
         }
@@ -620,7 +652,7 @@ impl Server<'_> {
         let Some(conn) = self.conns.get(key) else {
             return false;
         };
-        let closed = drain(&conn.fd);
+        let closed = drain(&conn.fd, ready);
         if closed || (self.config.mode == Mode::Churn && self.config.closer == Closer::Server) {
             self.conns.remove(key);
         }
@@ -665,10 +697,60 @@ pub fn run_server(
         s.accept_ready(now)?;
         s.poll.poll(&mut events, Some(s.poll_timeout()))?;
         for event in &events {
-            stopping |= s.on_event(event.token().0);
+            stopping |= s.on_event(event.token().0, Ready::of(event));
         }
     }
     s.report.held = s.conns.len() as u64;
     s.report.elapsed_ms = u64::try_from(start.elapsed().as_millis()).unwrap_or(0);
     Ok(s.report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    /// The server's side of a loopback connection whose client sent `data` (and closed when
+    /// `close`), registered as the engine registers it, and the one event epoll reports.
+    fn served(data: &[u8], close: bool) -> (OwnedFd, Ready, Option<std::net::TcpStream>) {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut c = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        let (s, _) = l.accept().unwrap();
+        s.set_nonblocking(true).unwrap();
+        let fd = OwnedFd::from(s);
+        let mut poll = Poll::new().unwrap();
+        register(&poll, &fd, 7, Interest::READABLE).unwrap();
+        c.write_all(data).unwrap();
+        let c = if close {
+            drop(c);
+            None
+        } else {
+            Some(c)
+        };
+        // Both the data and the FIN are in before the one poll (loopback delivers in the
+        // sender's call).
+        let mut events = Events::with_capacity(8);
+        poll.poll(&mut events, Some(Duration::from_secs(5)))
+            .unwrap();
+        let event = events.iter().next().expect("an event");
+        (fd, Ready::of(event), c)
+    }
+
+    #[test]
+    fn data_and_close_in_one_edge_are_both_seen() {
+        // One edge for both: a short read of the data alone would miss the close for good.
+        let (fd, ready, _) = served(b"hello world\n", true);
+        assert!(ready.closed);
+        assert!(drain(&fd, ready));
+    }
+
+    #[test]
+    fn data_alone_is_read_in_one_call_and_the_connection_stays() {
+        let (fd, ready, _client) = served(b"hello world\n", false);
+        assert!(!ready.closed);
+        assert!(!drain(&fd, ready));
+        // Nothing was left behind.
+        let mut buf = [0u8; 16];
+        assert_eq!(rustix::io::read(&fd, &mut buf), Err(Errno::AGAIN));
+    }
 }
