@@ -45,9 +45,10 @@ t() {
     t1=$(ms)
     echo $(( (t1 - t0) / $2 ))
 }
-settle() { # until the last scale's sockets are gone, at most 300 s
+settle() { # until the last scale's sockets are gone, TIME_WAIT too (their expiry is kernel
+    # work that would land in the next scale's timings), at most 300 s
     for _ in $(seq 1500); do
-        awk '/^TCP:/ {exit !($3 < 2000)}' /proc/net/sockstat && return; sleep 0.2
+        awk '/^TCP:/ {exit !($3 < 2000 && $7 < 2000)}' /proc/net/sockstat && return; sleep 0.2
     done
 }
 NP="$W/netprofile"

@@ -362,7 +362,8 @@ fn candidate(
     services: bool,
     logins: bool,
 ) -> Option<Process> {
-    let now = read_in(dir, "limits").and_then(|l| parse_limits(&l))?;
+    // The service first: a process in none, when logins do not set nofile, is passed over
+    // without reading its limits (kernel threads, session processes).
     let unit = if services {
         read_in(dir, "cgroup").and_then(|c| unit_of(&c))
     } else {
@@ -371,6 +372,7 @@ fn candidate(
     if unit.is_none() && !logins {
         return None;
     }
+    let now = read_in(dir, "limits").and_then(|l| parse_limits(&l))?;
     let uid = if unit.is_none() {
         read_in(dir, "status").and_then(|s| {
             s.lines()
@@ -406,6 +408,11 @@ pub fn stale(root: &Root, live: &LiveState) -> Result<Vec<Stale>> {
     let mut unit_cache: BTreeMap<String, UnitFiles> = BTreeMap::new();
     let mut inodes: Option<BTreeMap<u64, u16>> = None;
     let mut out = Vec::new();
+    // With no service manager and no login that sets nofile, no process has a fresh start
+    // to compare with: nothing to read.
+    if !services && !logins {
+        return Ok(out);
+    }
     // `proc` opened once and each `proc/PID` once, its files read relative to it: a process
     // costs an open and a read per file, not a walk of the path per file.
     let Ok(proc) = root.open_folder("proc") else {
