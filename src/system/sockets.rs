@@ -209,8 +209,14 @@ pub fn dump(states: u32, mut each: impl FnMut(&Socket)) -> io::Result<()> {
         },
     );
     match both {
-        Err(e) if seen == 0 && matches!(e.raw_os_error(), Some(22 | 95 | 2)) => {
-            // EINVAL, EOPNOTSUPP, ENOENT: no compatible dump here; one per family.
+        Err(e)
+            if seen == 0
+                && matches!(
+                    e.raw_os_error(),
+                    Some(libc::EINVAL | libc::EOPNOTSUPP | libc::ENOENT)
+                ) =>
+        {
+            // No compatible dump on this kernel: one per family.
             for (seq, family) in [(2u32, 2u8), (3, 10)] {
                 exchange(&fd, &request(family, states, seq), &mut buf, &mut each)?;
             }
