@@ -94,7 +94,7 @@ for n in "$@"; do
     cmds=("$NP diff high-conn" "$NP check high-conn" "$NP status")
     for r in $(seq "$rounds"); do
         tools1=$(t "$STD1" $b)
-        declare -A took=()
+        took=()
         for k in 0 1 2; do
             i=$(( (k + r - 1) % 3 ))
             took[$i]=$(t "${cmds[$i]}" $b)

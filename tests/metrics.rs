@@ -14,7 +14,7 @@ const TCP_HEADER: &str = "  sl  local_address rem_address   st tx_queue rx_queue
 /// A machine with a listener on 0.0.0.0:8080 (3 waiting, socket inode 9001) held by a process
 /// whose name has a double quote and a backslash, 900 of 1024 files open.
 fn machine() -> Test {
-    let t = Test::new()
+    Test::new()
         .file(
             "proc/net/netstat",
             "TcpExt: ListenOverflows ListenDrops TCPSynRetrans TCPTimeWaitOverflow TCPAbortOnMemory\n\
@@ -40,21 +40,9 @@ fn machine() -> Test {
         .sysctl("fs.file-nr", "2048\t0\t100000")
         .file("proc/uptime", "1000.00 1900.00\n")
         .file("proc/stat", "cpu  1 2 3\ncpu0 1 1 1\n")
-        .file("proc/4242/comm", "we\"b\\d\n")
-        .file(
-            "proc/4242/limits",
-            "Limit                     Soft Limit           Hard Limit           Units\n\
-             Max open files            1024                 1048576              files\n",
-        )
-        .file("proc/4242/status", "Name:\tweb\nThreads:\t4\n")
-        .file("proc/4242/cgroup", "0::/system.slice/web.service\n");
-    let fd = t.root().join("proc/4242/fd");
-    std::fs::create_dir_all(&fd).unwrap();
-    std::os::unix::fs::symlink("socket:[9001]", fd.join("3")).unwrap();
-    for n in 0..899 {
-        std::os::unix::fs::symlink("/dev/null", fd.join((10 + n).to_string())).unwrap();
-    }
-    t
+        .process(4242, "we\"b\\d", 4, Some("0::/system.slice/web.service"))
+        .fds(4242, [3], "socket:[9001]")
+        .fds(4242, 10..909, "/dev/null")
 }
 
 #[test]

@@ -102,17 +102,9 @@ fn epoll_listener(fdinfo: &dyn Fn(&std::path::Path)) -> Test {
                \x20  0: 00000000:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 9001 1\n";
     let t = machine()
         .file("proc/net/tcp", tcp)
-        .file("proc/4242/comm", "webd\n")
-        .file(
-            "proc/4242/limits",
-            "Limit                     Soft Limit           Hard Limit           Units\n\
-             Max open files            1024                 1048576              files\n",
-        )
-        .file("proc/4242/status", "Name:\twebd\nThreads:\t4\n");
-    let fd = t.root().join("proc/4242/fd");
-    std::fs::create_dir_all(&fd).unwrap();
-    std::os::unix::fs::symlink("socket:[9001]", fd.join("3")).unwrap();
-    std::os::unix::fs::symlink("anon_inode:[eventpoll]", fd.join("4")).unwrap();
+        .process(4242, "webd", 4, None)
+        .fds(4242, [3], "socket:[9001]")
+        .fds(4242, [4], "anon_inode:[eventpoll]");
     let info = t.root().join("proc/4242/fdinfo/4");
     std::fs::create_dir_all(info.parent().unwrap()).unwrap();
     fdinfo(&info);

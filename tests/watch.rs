@@ -223,24 +223,12 @@ fn an_applications_small_backlog_is_not_blamed_on_somaxconn() {
 fn fd_machine(open: u32) -> Test {
     let tcp = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n\
                \x20  0: 00000000:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 9001 1\n";
-    let t = Test::new()
+    Test::new()
         .file("proc/net/netstat", "TcpExt: ListenOverflows\nTcpExt: 0\n")
         .file("proc/net/tcp", tcp)
-        .file("proc/4242/comm", "webd\n")
-        .file(
-            "proc/4242/limits",
-            "Limit                     Soft Limit           Hard Limit           Units\n\
-             Max open files            1024                 1048576              files\n",
-        )
-        .file("proc/4242/status", "Name:\twebd\nThreads:\t4\n")
-        .file("proc/4242/cgroup", "0::/system.slice/web.service\n");
-    let fd = t.root().join("proc/4242/fd");
-    std::fs::create_dir_all(&fd).unwrap();
-    std::os::unix::fs::symlink("socket:[9001]", fd.join("3")).unwrap();
-    for n in 1..open {
-        std::os::unix::fs::symlink("/dev/null", fd.join((10 + n).to_string())).unwrap();
-    }
-    t
+        .process(4242, "webd", 4, Some("0::/system.slice/web.service"))
+        .fds(4242, [3], "socket:[9001]")
+        .fds(4242, 11..10 + open as usize, "/dev/null")
 }
 
 #[test]

@@ -723,14 +723,27 @@ mod tests {
         c.write_all(data).unwrap();
         let c = if close {
             drop(c);
+            // Wait (poll(2), which leaves epoll's edge alone) until the FIN is in too, so
+            // that both are in before the one epoll poll, however loaded the machine is.
+            let mut pfd = [rustix::event::PollFd::new(
+                &fd,
+                rustix::event::PollFlags::RDHUP,
+            )];
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while !pfd[0].revents().contains(rustix::event::PollFlags::RDHUP) {
+                assert!(Instant::now() < deadline, "the FIN never came");
+                let second = rustix::event::Timespec {
+                    tv_sec: 1,
+                    tv_nsec: 0,
+                };
+                rustix::event::poll(&mut pfd, Some(&second)).unwrap();
+            }
             None
         } else {
             Some(c)
         };
-        // Both the data and the FIN are in before the one poll (loopback delivers in the
-        // sender's call).
         let mut events = Events::with_capacity(8);
-        poll.poll(&mut events, Some(Duration::from_secs(5)))
+        poll.poll(&mut events, Some(Duration::from_secs(30)))
             .unwrap();
         let event = events.iter().next().expect("an event");
         (fd, Ready::of(event), c)

@@ -353,8 +353,9 @@ fn read_in(dir: &std::os::fd::OwnedFd, file: &str) -> Option<String> {
         .map(crate::system::text)
 }
 
-/// What decides a process's fresh start, cheapest first: its limits, its service (only where
-/// `services` run), and its user only outside any service (only when `logins` set nofile).
+/// What decides a process's fresh start: its service (only where `services` run), then, for a
+/// process in one or when `logins` set nofile, its limits, and its user only outside any
+/// service. A process that cannot be behind costs one read (its cgroup) or none.
 /// `None` when it cannot be behind or is gone. Its name is read later, once it is reported.
 fn candidate(
     dir: &std::os::fd::OwnedFd,

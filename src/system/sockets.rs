@@ -76,14 +76,20 @@ pub fn answers_for(root: &Root) -> bool {
     std::fs::canonicalize(root.path("proc")).is_ok_and(|p| p == kernel)
 }
 
-/// The request: nlmsghdr + inet_diag_req_v2 for TCP sockets of `family` in the `states` mask.
-fn request(family: u8, states: u32, seq: u32) -> [u8; REQUEST_LEN] {
-    let mut b = [0u8; REQUEST_LEN];
-    #[allow(clippy::cast_possible_truncation)] // 72
-    b[0..4].copy_from_slice(&(REQUEST_LEN as u32).to_ne_bytes());
-    b[4..6].copy_from_slice(&SOCK_DIAG_BY_FAMILY.to_ne_bytes());
+/// A dump request of `N` bytes: its nlmsghdr (length, `kind`, request + dump, `seq`) and a
+/// zeroed body for the caller to fill.
+fn dump_request<const N: usize>(kind: u16, seq: u32) -> [u8; N] {
+    let mut b = [0u8; N];
+    b[0..4].copy_from_slice(&u32::try_from(N).unwrap_or(u32::MAX).to_ne_bytes());
+    b[4..6].copy_from_slice(&kind.to_ne_bytes());
     b[6..8].copy_from_slice(&(NLM_F_REQUEST | NLM_F_DUMP).to_ne_bytes());
     b[8..12].copy_from_slice(&seq.to_ne_bytes());
+    b
+}
+
+/// The request: nlmsghdr + inet_diag_req_v2 for TCP sockets of `family` in the `states` mask.
+fn request(family: u8, states: u32, seq: u32) -> [u8; REQUEST_LEN] {
+    let mut b = dump_request::<REQUEST_LEN>(SOCK_DIAG_BY_FAMILY, seq);
     b[16] = family;
     b[17] = 6; // IPPROTO_TCP
     b[20..24].copy_from_slice(&states.to_ne_bytes());
@@ -92,12 +98,7 @@ fn request(family: u8, states: u32, seq: u32) -> [u8; REQUEST_LEN] {
 
 /// The request for every TCP socket of any family in the `states` mask, in one dump.
 fn compat_request(states: u32, seq: u32) -> [u8; COMPAT_LEN] {
-    let mut b = [0u8; COMPAT_LEN];
-    #[allow(clippy::cast_possible_truncation)] // 76
-    b[0..4].copy_from_slice(&(COMPAT_LEN as u32).to_ne_bytes());
-    b[4..6].copy_from_slice(&TCPDIAG_GETSOCK.to_ne_bytes());
-    b[6..8].copy_from_slice(&(NLM_F_REQUEST | NLM_F_DUMP).to_ne_bytes());
-    b[8..12].copy_from_slice(&seq.to_ne_bytes());
+    let mut b = dump_request::<COMPAT_LEN>(TCPDIAG_GETSOCK, seq);
     b[16 + 52..16 + 56].copy_from_slice(&states.to_ne_bytes());
     b
 }

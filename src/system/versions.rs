@@ -145,9 +145,11 @@ impl Versions {
             )),
             ..Versions::default()
         };
-        // Only the stanzas of the wanted packages are read: a stanza starts at its `Package:`
-        // line (dpkg writes it first), found by a substring search over the whole file (800 KB
-        // on a plain Debian host) rather than by splitting every stanza into lines.
+        // Only the stanzas of the wanted packages are read, each found by a substring search
+        // for its `Package:` line over the whole file (800 KB on a plain Debian host) rather
+        // than by splitting every stanza into lines; the stanza runs from the blank line
+        // before that line (dpkg writes `Package:` first, but nothing here relies on it) to
+        // the blank line after it.
         for (package, slot) in [
             ("systemd", &mut found.systemd),
             ("libpam-modules", &mut found.pam),
@@ -157,8 +159,9 @@ impl Versions {
                 if at > 0 && text.as_bytes()[at - 1] != b'\n' {
                     continue;
                 }
-                let rest = &text[at..];
-                let stanza = &rest[..rest.find("\n\n").unwrap_or(rest.len())];
+                let start = text[..at].rfind("\n\n").map_or(0, |b| b + 2);
+                let end = text[at..].find("\n\n").map_or(text.len(), |e| at + e);
+                let stanza = &text[start..end];
                 let field = |name: &str| {
                     stanza.lines().find_map(|l| {
                         l.strip_prefix(name)
@@ -310,6 +313,12 @@ mod tests {
                                                Version: 1\n",
         );
         assert!(!none.found_any());
+        // Fields before the Package: line are the stanza's too (a hand-written root).
+        let late = Versions::from_dpkg_status(
+            "Package: libc6\nVersion: 2.36\n\nStatus: install ok installed\n\
+             Package: systemd\nVersion: 257.9-1\n",
+        );
+        assert_eq!(late.systemd.as_deref(), Some("257.9-1"));
     }
 
     #[test]

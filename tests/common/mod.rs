@@ -46,27 +46,46 @@ pub struct Outcome {
 }
 
 impl Test {
-    /// A client `loadgen` (pid 5151, no listener, in a login's scope) at a soft nofile of 1024
-    /// with `fds` open (links to /dev/null): doctor's busy client, for metrics and watch.
-    pub fn busy_client(self, fds: std::ops::Range<usize>) -> Self {
+    /// A process at proc/PID as doctor, metrics and watch read it: its `comm`, a soft nofile
+    /// of 1024 (hard 1048576), `threads`, and its cgroup line where it has one.
+    pub fn process(self, pid: u32, comm: &str, threads: u32, cgroup: Option<&str>) -> Self {
         let t = self
-            .file("proc/5151/comm", "loadgen\n")
+            .file(&format!("proc/{pid}/comm"), &format!("{comm}\n"))
             .file(
-                "proc/5151/limits",
+                &format!("proc/{pid}/limits"),
                 "Limit                     Soft Limit           Hard Limit           Units\n\
                  Max open files            1024                 1048576              files\n",
             )
-            .file("proc/5151/status", "Name:\tloadgen\nThreads:\t1\n")
             .file(
-                "proc/5151/cgroup",
-                "0::/user.slice/user-1000.slice/session-3.scope\n",
+                &format!("proc/{pid}/status"),
+                &format!("Name:\t{comm}\nThreads:\t{threads}\n"),
             );
-        let fd = t.root().join("proc/5151/fd");
-        std::fs::create_dir_all(&fd).unwrap();
-        for n in fds {
-            std::os::unix::fs::symlink("/dev/null", fd.join(n.to_string())).unwrap();
+        match cgroup {
+            Some(line) => t.file(&format!("proc/{pid}/cgroup"), &format!("{line}\n")),
+            None => t,
         }
-        t
+    }
+
+    /// Open fds of process `pid`: proc/PID/fd/N links to `target` for each N of `fds`.
+    pub fn fds(self, pid: u32, fds: impl IntoIterator<Item = usize>, target: &str) -> Self {
+        let dir = self.root().join(format!("proc/{pid}/fd"));
+        std::fs::create_dir_all(&dir).unwrap();
+        for n in fds {
+            std::os::unix::fs::symlink(target, dir.join(n.to_string())).unwrap();
+        }
+        self
+    }
+
+    /// A client `loadgen` (pid 5151, no listener, in a login's scope) at a soft nofile of 1024
+    /// with `fds` open (links to /dev/null): doctor's busy client, for metrics and watch.
+    pub fn busy_client(self, fds: std::ops::Range<usize>) -> Self {
+        self.process(
+            5151,
+            "loadgen",
+            1,
+            Some("0::/user.slice/user-1000.slice/session-3.scope"),
+        )
+        .fds(5151, fds, "/dev/null")
     }
 
     /// A root with the stock `proc/sys` above.
